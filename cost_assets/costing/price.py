@@ -1,0 +1,180 @@
+"""Prices for cluster segments: DBU/h and VM $/h per node type, $/DBU per SKU, on half-open windows.
+
+Why segments are cut first: a price row is valid on ``[start, end)``; a segment that straddles a change
+instant would otherwise take one price for its whole length (or, with a naive range join, be dropped).
+After cutting at every change instant inside it, the price valid at a segment's start holds for all of it,
+so an as-of join on the start is exact.
+
+Rules:
+
+* SKU = DbuPrices row with the cluster's (cloud, tier, workload, is_photon), valid at the segment start.
+  Its ``photon_dbu_factor`` multiplies DBU/h (1.0 on non-Photon SKUs; data, never a code constant).
+* ``dbus = hours × photon_dbu_factor × (driver_ready × driver DBU/h + ready_workers × worker DBU/h)``
+  — DBUs are the same for spot and on-demand nodes.
+* ``vm_cost_usd = hours × (driver_provisioned × driver $/h + on_demand_workers × on-demand $/h +
+  spot_workers × spot $/h)``; the driver uses the spot price unless ``driver_on_demand``. A node type
+  with no spot price is charged on-demand (over-estimate rather than $0).
+* ``dbu_list_cost_usd`` / ``dbu_contract_cost_usd`` / ``dbu_cost_usd`` use the list, contract and
+  effective price; ``dbu_cost_usd`` (effective) is the one totals use.
+* Only USD price rows are used (every money column is USD); a price in another currency counts as missing.
+* A segment is ``unpriced`` when a price it needs is missing: the driver node type (cluster segments),
+  the worker node type when it has workers, the SKU when it is DBU-billable. Its ``dbus`` and money are
+  then null — never $0 — and the row is kept.
+"""
+
+import polars as pl
+
+from cost_assets.costing.timeline import Frame, lazy
+
+US_PER_HOUR = 3_600_000_000.0
+MONEY_COLUMNS = ["dbus", "dbu_list_cost_usd", "dbu_contract_cost_usd", "dbu_cost_usd", "vm_cost_usd"]
+PRICE_COLUMNS = [
+    "sku_name", "photon_dbu_factor", "list_price", "contract_price", "effective_price",
+    "driver_dbu_per_hour", "driver_vm_on_demand_per_hour", "driver_vm_spot_per_hour",
+    "worker_dbu_per_hour", "worker_vm_on_demand_per_hour", "worker_vm_spot_per_hour",
+]
+
+
+def _change_instants(instance_types: Frame, dbu_prices: Frame) -> pl.LazyFrame:
+    """Every instant a price starts or stops being valid (any key: an extra cut never changes a cost)."""
+    it, dp = lazy(instance_types), lazy(dbu_prices)
+    return (
+        pl.concat([
+            it.select(pl.col("effective_from").alias("cut")), it.select(pl.col("effective_to").alias("cut")),
+            dp.select(pl.col("price_start_time").alias("cut")), dp.select(pl.col("price_end_time").alias("cut")),
+        ])
+        .drop_nulls()
+        .unique()
+        .filter(pl.col("cut") != pl.col("cut").dt.truncate("1h"))  # segments are already cut at hours
+        .with_columns(pl.col("cut").dt.truncate("1h").alias("hour_start"))
+    )
+
+
+def cut_at_price_changes(segments: pl.LazyFrame, instance_types: Frame, dbu_prices: Frame) -> pl.LazyFrame:
+    """Split segments at price change instants strictly inside them (segments never span an hour)."""
+    seg = segments.with_row_index("_seg")
+    cuts = (
+        seg.select("_seg", "hour_start", "segment_start", "segment_end")
+        .join(_change_instants(instance_types, dbu_prices), on="hour_start", how="inner")
+        .filter((pl.col("cut") > pl.col("segment_start")) & (pl.col("cut") < pl.col("segment_end")))
+        .select("_seg", "cut")
+    )
+    bounds = (
+        pl.concat([seg.select("_seg", pl.col("segment_start").alias("cut")), cuts])
+        .sort(["_seg", "cut"])
+        .with_columns(
+            pl.when(pl.col("_seg") == pl.col("_seg").shift(-1)).then(pl.col("cut").shift(-1)).alias("_next"))
+    )
+    return (
+        seg.join(bounds, on="_seg", how="inner")
+        .with_columns(
+            pl.col("cut").alias("segment_start"),
+            pl.coalesce("_next", "segment_end").alias("segment_end"),
+        )
+        .drop("_seg", "cut", "_next")
+    )
+
+
+def _instance_prices(instance_types: Frame, role: str) -> pl.LazyFrame:
+    return (
+        lazy(instance_types)
+        .filter(pl.col("currency_code") == "USD")
+        .select(
+            "cloud",
+            pl.col("node_type_id").alias(f"{role}_node_type_id"),
+            pl.col("effective_from").alias(f"_{role}_from"),
+            pl.col("effective_to").alias(f"_{role}_to"),
+            pl.col("dbu_per_hour").alias(f"{role}_dbu_per_hour"),
+            pl.col("vm_on_demand_per_hour").alias(f"{role}_vm_on_demand_per_hour"),
+            pl.coalesce("vm_spot_per_hour", "vm_on_demand_per_hour").alias(f"{role}_vm_spot_per_hour"),
+        )
+        .sort(f"_{role}_from")
+    )
+
+
+def _valid(to_col: str) -> pl.Expr:
+    return pl.col(to_col).is_null() | (pl.col("segment_start") < pl.col(to_col))
+
+
+def _asof(seg: pl.LazyFrame, prices: pl.LazyFrame, from_col: str, to_col: str, by: list[str],
+          value_cols: list[str]) -> pl.LazyFrame:
+    """Backward as-of on the segment start, then enforce the half-open window's end."""
+    joined = seg.join_asof(prices, left_on="segment_start", right_on=from_col, by=by, strategy="backward",
+                           check_sortedness=False)
+    return joined.with_columns(
+        pl.when(_valid(to_col)).then(pl.col(c)).alias(c) for c in value_cols
+    ).drop(from_col, to_col)
+
+
+def price_segments_lazy(segments: Frame, instance_types: Frame, dbu_prices: Frame,
+                        tier: str = "PREMIUM") -> pl.LazyFrame:
+    """Lazy form of :func:`price_segments`."""
+    seg = cut_at_price_changes(lazy(segments), instance_types, dbu_prices).sort("segment_start")
+    skus = (
+        lazy(dbu_prices)
+        .filter((pl.col("tier") == tier.upper()) & (pl.col("currency_code") == "USD"))
+        .select("cloud", "workload", "is_photon", "sku_name", "photon_dbu_factor", "list_price",
+                "contract_price", "effective_price", pl.col("price_start_time").alias("_sku_from"),
+                pl.col("price_end_time").alias("_sku_to"))
+        .sort("_sku_from")
+    )
+    seg = _asof(seg, skus, "_sku_from", "_sku_to", ["cloud", "workload", "is_photon"],
+                ["sku_name", "photon_dbu_factor", "list_price", "contract_price", "effective_price"])
+    for role in ("driver", "worker"):
+        seg = seg.rename({"node_type_id": "worker_node_type_id"}) if role == "worker" else seg
+        seg = _asof(seg, _instance_prices(instance_types, role), f"_{role}_from", f"_{role}_to",
+                    ["cloud", f"{role}_node_type_id"],
+                    [f"{role}_dbu_per_hour", f"{role}_vm_on_demand_per_hour", f"{role}_vm_spot_per_hour"])
+    seg = seg.rename({"worker_node_type_id": "node_type_id"})
+    return seg.with_columns(_costs()).with_columns(
+        pl.when(~pl.col("unpriced")).then(pl.col(c)).alias(c) for c in [*MONEY_COLUMNS, "total_cost_usd"]
+    )
+
+
+def _costs() -> list[pl.Expr]:
+    hours = (pl.col("segment_end") - pl.col("segment_start")).dt.total_microseconds() / US_PER_HOUR
+    is_cluster = pl.col("segment_kind") == "cluster"
+    has_workers = (pl.col("provisioned_workers") > 0) | (pl.col("ready_workers") > 0)
+    unpriced = (
+        (is_cluster & pl.col("driver_dbu_per_hour").is_null())
+        | (has_workers & pl.col("worker_dbu_per_hour").is_null())
+        | (pl.col("dbu_billable") & pl.col("sku_name").is_null())
+    )
+
+    def nodes(count: pl.Expr, rate: pl.Expr) -> pl.Expr:
+        """count × rate with 0 × unknown = 0, so a single node never needs a worker price."""
+        return pl.when(count > 0).then(count * rate).otherwise(0.0)
+
+    driver_ready = pl.col("driver_ready").cast(pl.Int64)
+    driver_up = pl.col("driver_provisioned").cast(pl.Int64)
+    node_dbu = (nodes(driver_ready, pl.col("driver_dbu_per_hour"))
+                + nodes(pl.col("ready_workers"), pl.col("worker_dbu_per_hour")))
+    dbus = hours * pl.when(node_dbu == 0).then(0.0).otherwise(node_dbu * pl.col("photon_dbu_factor"))
+    driver_vm = pl.when(pl.col("driver_on_demand")).then(pl.col("driver_vm_on_demand_per_hour")).otherwise(
+        pl.col("driver_vm_spot_per_hour"))
+    vm_rate = (nodes(driver_up, driver_vm)
+               + nodes(pl.col("on_demand_workers"), pl.col("worker_vm_on_demand_per_hour"))
+               + nodes(pl.col("spot_workers"), pl.col("worker_vm_spot_per_hour")))
+    dbu_cost = (dbus * pl.col("effective_price")).fill_null(0.0)
+    vm_cost = hours * vm_rate
+    return [
+        hours.alias("hours"),
+        unpriced.alias("unpriced"),
+        dbus.alias("dbus"),
+        (dbus * pl.col("list_price")).fill_null(0.0).alias("dbu_list_cost_usd"),
+        (dbus * pl.col("contract_price")).fill_null(0.0).alias("dbu_contract_cost_usd"),
+        dbu_cost.alias("dbu_cost_usd"),
+        vm_cost.alias("vm_cost_usd"),
+        (dbu_cost + vm_cost).alias("total_cost_usd"),
+    ]
+
+
+def price_segments(segments: Frame, instance_types: Frame, dbu_prices: Frame,
+                   tier: str = "PREMIUM") -> pl.DataFrame:
+    """Priced segments: the timeline columns plus rates, ``hours``, ``dbus``, money and ``unpriced``.
+
+    Segments are first cut at every price change inside them, so the output may have more rows than
+    the input; the sum of any money column over a cluster is unchanged by the cuts.
+    """
+    return (price_segments_lazy(segments, instance_types, dbu_prices, tier)
+            .sort(["cluster_id", "segment_start"]).collect())

@@ -1,0 +1,28 @@
+"""Price catalog resource: ``ref.instance_types`` and ``ref.dbu_prices`` frames."""
+
+import dagster as dg
+import polars as pl
+
+from cost_assets.prices import PriceSheet, load_price_sheet
+
+
+class PriceCatalog(dg.ConfigurableResource):
+    """Abstract: the node-type and DBU price tables (effective-dated)."""
+
+    def sheet(self) -> PriceSheet:
+        raise NotImplementedError(f"{type(self).__name__} does not provide prices")
+
+    def instance_types(self) -> pl.DataFrame:
+        return self.sheet().instance_types_frame()
+
+    def dbu_prices(self) -> pl.DataFrame:
+        return self.sheet().dbu_prices_frame()
+
+
+class BundledPriceCatalog(PriceCatalog):
+    """The price sheet shipped with the package, plus the overrides file named by COST_ASSETS_PRICES."""
+
+    overrides_path: str | None = None
+
+    def sheet(self) -> PriceSheet:
+        return load_price_sheet(self.overrides_path)

@@ -1,0 +1,403 @@
+"""DuckDB storage for the cost tables: dagster-duckdb's IO manager with the project's own polars handler.
+
+Asset keys ``[layer, table]`` become DuckDB tables ``layer.table``: dagster-duckdb takes the table from the
+last key component and the schema from the one before it (unless the asset's ``schema`` metadata or the IO
+manager's ``schema`` config overrides it), and runs ``CREATE SCHEMA IF NOT EXISTS`` before every write.
+
+Why not ``dagster-duckdb-polars``'s ``DuckDBPolarsIOManager``? Its behaviour, read from the installed
+library and verified (see ``reference/dagster_idioms.md`` §a4), breaks the project's rules:
+
+* ``DbIOManager.handle_output`` runs ``ensure_schema_exists`` → ``delete_table_slice`` → the handler's
+  insert on an autocommit connection. The partition delete and the insert are two transactions, so a
+  failed insert leaves the partition *empty* ("nothing already stored is lost" is violated).
+* The insert is ``INSERT INTO t SELECT * FROM frame``: **positional**. A frame whose columns come in a
+  different order either fails with a conversion error or, worse, silently swaps same-typed columns.
+* An empty frame is skipped with a warning and the table is never created, so a downstream asset that
+  loads an empty first day fails with ``Catalog Error: Table ... does not exist``.
+* Loads call ``relation.arrow()``, which returns a record-batch reader in duckdb 2.0, and both ``.arrow()``
+  and ``.pl()`` need ``pyarrow``, which is not a dependency of this project.
+
+What this module does instead:
+
+* :class:`CostDuckDbClient` keeps the library's connect/schema/select logic but makes
+  ``delete_table_slice`` a no-op, so that the delete can move into the handler's transaction;
+* :class:`PolarsByNameTypeHandler` does, in **one** DuckDB transaction: ``CREATE TABLE IF NOT EXISTS ... AS
+  SELECT * FROM frame LIMIT 0`` (so an empty frame still creates the table), the schema-drift check, the
+  library's own partition ``DELETE`` (``DuckDbClient.delete_table_slice``: same WHERE clause, same
+  escaping as the select used for loads), ``INSERT INTO t BY NAME``, a check that every inserted row lies
+  inside the partition window, then ``COMMIT``; any error ``ROLLBACK``s, leaving the old rows in place.
+  Unpartitioned tables are replaced whole (``CREATE OR REPLACE TABLE ... AS SELECT``, same transaction);
+* frames cross the polars/DuckDB boundary through the Arrow PyCapsule interface
+  (``__arrow_c_stream__``), which polars and duckdb ≥ 1.1 speak natively, so neither direction needs
+  ``pyarrow`` and the same code runs on duckdb 1.x and 2.x.
+
+Concurrency: a DuckDB file has a single writer. Run every asset that uses this IO manager in a Dagster
+pool with limit 1; the library's connect already retries a locked file ten times with backoff.
+"""
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import polars as pl
+from dagster._core.storage.db_io_manager import (  # the same (internal) base classes dagster-duckdb builds on
+    DbIOManager,
+    DbTypeHandler,
+    TableSlice,
+)
+from dagster_duckdb import DuckDBIOManager
+from dagster_duckdb.io_manager import DuckDbClient
+
+__all__ = [
+    "CostDuckDBIOManager",
+    "CostDuckDbClient",
+    "PartitionWindowError",
+    "PolarsByNameTypeHandler",
+    "SchemaDriftError",
+    "WarehouseError",
+    "read_table",
+]
+
+# The name under which the outgoing frame is visible to SQL while it is written. It is registered on the
+# write connection only and is unregistered afterwards.
+_INCOMING = "__cost_assets_incoming"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+
+class WarehouseError(Exception):
+    """A write or read the warehouse refuses; the message names the table and what is wrong."""
+
+
+class SchemaDriftError(WarehouseError, ValueError):
+    """The frame has columns that the existing table lacks (the table is left untouched)."""
+
+
+class PartitionWindowError(WarehouseError, ValueError):
+    """Rows of a partitioned output fall outside the partition being written (the write is rolled back).
+
+    Such rows would survive the next re-materialization of the partition (its DELETE only covers the
+    partition's own window) and be duplicated, so re-running a day would no longer be idempotent.
+    """
+
+
+class _ArrowStream:
+    """Expose a polars frame to DuckDB only through the Arrow PyCapsule interface.
+
+    Registering a ``pl.DataFrame`` directly makes duckdb (1.x and 2.x) call ``DataFrame.to_arrow()``, which
+    needs ``pyarrow``. An object with just ``__arrow_c_stream__`` is read through the C stream instead.
+    duckdb 1.1 reads the stream once per registration, so the frame is re-registered before each statement
+    that scans it (see :func:`_register`).
+    """
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self._frame = frame
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        return self._frame.__arrow_c_stream__(requested_schema)
+
+
+def _register(connection: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> None:
+    connection.register(_INCOMING, _ArrowStream(frame))
+
+
+def _unregister(connection: duckdb.DuckDBPyConnection) -> None:
+    with suppress(duckdb.Error):  # never registered, or the connection is gone: nothing to clean up
+        connection.unregister(_INCOMING)
+
+
+def _to_polars(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    """Fetch a relation as a polars frame on duckdb 1.x and 2.x, without pyarrow.
+
+    ``relation.arrow()`` changed meaning in duckdb 2.0 (a reader, not a table), and ``relation.pl()`` goes
+    through pyarrow on both majors. Relations implement ``__arrow_c_stream__`` (duckdb ≥ 1.1), which the
+    polars constructor consumes directly; ``.pl()`` stays as the fallback for builds without it.
+    """
+    if hasattr(relation, "__arrow_c_stream__"):
+        return pl.DataFrame(relation)
+    return relation.pl()
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _qualified_name(table_slice: TableSlice) -> str:
+    return f"{_quote(table_slice.schema)}.{_quote(table_slice.table)}"
+
+
+def _display_name(table_slice: TableSlice) -> str:
+    return f"{table_slice.schema}.{table_slice.table}"
+
+
+def _table_columns(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, str]:
+    """Column name → DuckDB type of ``schema.table`` in the current database, in table order; {} if absent."""
+    rows = connection.execute(
+        "SELECT column_name, data_type FROM information_schema.columns"
+        " WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?"
+        " ORDER BY ordinal_position",
+        [schema, table],
+    ).fetchall()
+    return {str(name): str(dtype) for name, dtype in rows}
+
+
+def _frame_types(connection: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> dict[str, str]:
+    """Column name → the DuckDB type the frame's column arrives as."""
+    _register(connection, frame)
+    rows = connection.execute(f"DESCRIBE SELECT * FROM {_INCOMING}").fetchall()
+    return {str(row[0]): str(row[1]) for row in rows}
+
+
+def _log_warning(context: dg.OutputContext, message: str) -> None:
+    log = getattr(context, "log", None)
+    if log is not None:
+        log.warning(message)
+
+
+def _window_description(table_slice: TableSlice) -> str:
+    parts = []
+    for dim in table_slice.partition_dimensions or []:
+        if isinstance(dim.partitions, dg.TimeWindow):
+            start, end = (f"{t:%Y-%m-%d %H:%M:%S}" for t in (dim.partitions.start, dim.partitions.end))
+            parts.append(f"{start} <= {dim.partition_expr} < {end}")
+        else:
+            parts.append(f"{dim.partition_expr} in {list(dim.partitions)}")
+    return " and ".join(parts)
+
+
+class PolarsByNameTypeHandler(DbTypeHandler[pl.DataFrame]):
+    """Stores ``pl.DataFrame`` outputs by column name, atomically per partition; loads them back.
+
+    Must be paired with :class:`CostDuckDbClient` (whose ``delete_table_slice`` is a no-op): the delete of
+    the partition window happens here, inside the same transaction as the insert. With the library's
+    ``DuckDbClient`` the window would be deleted twice and the first delete would not be atomic.
+    """
+
+    def handle_output(
+        self,
+        context: dg.OutputContext,
+        table_slice: TableSlice,
+        obj: pl.DataFrame,
+        connection: duckdb.DuckDBPyConnection,
+    ) -> Mapping[str, Any]:
+        name = _display_name(table_slice)
+        if obj.width == 0:
+            raise WarehouseError(
+                f"Refusing to write a frame without columns to {name}: a DuckDB table needs columns. "
+                "Return an empty frame with the table's schema instead (e.g. pl.DataFrame(schema=...))."
+            )
+        connection.begin()
+        try:
+            if table_slice.partition_dimensions:
+                frame = self._replace_partition(context, table_slice, obj, connection)
+            else:
+                frame = self._replace_table(table_slice, obj, connection)
+            stored = _table_columns(connection, table_slice.schema, table_slice.table)
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            _unregister(connection)
+
+        # Dagster's standard table metadata keys (what TableMetadataSet writes): shown in the UI.
+        return {
+            "dagster/row_count": dg.MetadataValue.int(frame.height),
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(name=col, type=dtype) for col, dtype in stored.items()]
+            ),
+        }
+
+    @staticmethod
+    def _replace_table(
+        table_slice: TableSlice, frame: pl.DataFrame, connection: duckdb.DuckDBPyConnection
+    ) -> pl.DataFrame:
+        """Unpartitioned: the frame *is* the table, so the table (rows and columns) is replaced whole."""
+        untyped = [col for col, dtype in frame.schema.items() if dtype == pl.Null]
+        if untyped:
+            raise WarehouseError(
+                f"Cannot create {_display_name(table_slice)}: column(s) {untyped} have polars dtype Null "
+                "(all values None and no type), so the DuckDB column type is unknown. Cast them, e.g. "
+                "pl.col(...).cast(pl.String)."
+            )
+        _register(connection, frame)
+        connection.execute(
+            f"CREATE OR REPLACE TABLE {_qualified_name(table_slice)} AS SELECT * FROM {_INCOMING}"
+        )
+        return frame
+
+    @staticmethod
+    def _replace_partition(
+        context: dg.OutputContext,
+        table_slice: TableSlice,
+        frame: pl.DataFrame,
+        connection: duckdb.DuckDBPyConnection,
+    ) -> pl.DataFrame:
+        """Partitioned: replace the rows of the partition window; other partitions are untouched."""
+        name = _display_name(table_slice)
+        fq = _qualified_name(table_slice)
+        existing = _table_columns(connection, table_slice.schema, table_slice.table)
+        existing_lower = {col.lower(): col for col in existing}
+
+        # A Null-dtype column (all None, no type) has no DuckDB type of its own (and duckdb 2.0 cannot read
+        # it over Arrow). If the table already types it, dropping it is the same as inserting NULLs there.
+        untyped = [col for col, dtype in frame.schema.items() if dtype == pl.Null]
+        untyped_unknown = [col for col in untyped if col.lower() not in existing_lower]
+        if untyped_unknown:
+            raise WarehouseError(
+                f"Cannot write to {name}: column(s) {untyped_unknown} have polars dtype Null (all values "
+                "None and no type) and the table has no such column to take the type from. Cast them, "
+                "e.g. pl.col(...).cast(pl.String)."
+            )
+        frame = frame.drop(untyped)
+
+        if not existing:
+            # Creating from the frame even when it has no rows: an empty day leaves an empty table.
+            _register(connection, frame)
+            connection.execute(f"CREATE TABLE {fq} AS SELECT * FROM {_INCOMING} LIMIT 0")
+        else:
+            new_columns = [col for col in frame.columns if col.lower() not in existing_lower]
+            if new_columns:
+                raise SchemaDriftError(
+                    f"Schema drift in {name}: the frame has column(s) {new_columns} that the table lacks "
+                    f"(table columns: {list(existing)}). Nothing was written. Add the column(s) to the "
+                    f"table (ALTER TABLE {name} ADD COLUMN ...) or drop the table and re-materialize "
+                    "every partition."
+                )
+            frame_lower = {col.lower() for col in frame.columns} | {col.lower() for col in untyped}
+            missing = [col for col in existing if col.lower() not in frame_lower]
+            if missing:
+                _log_warning(context, f"{name}: the frame lacks column(s) {missing}; stored as NULL.")
+            incoming_types = _frame_types(connection, frame)
+            retyped = {
+                col: (existing[existing_lower[col.lower()]], dtype)
+                for col, dtype in incoming_types.items()
+                if dtype != existing[existing_lower[col.lower()]]
+            }
+            if retyped:
+                _log_warning(
+                    context,
+                    f"{name}: column(s) arrive with other types and are cast to the table's "
+                    f"(table type, frame type): {retyped}.",
+                )
+
+        # The library's own DELETE for this window (its WHERE clause is the one loads select with).
+        DuckDbClient.delete_table_slice(context, table_slice, connection)
+        if frame.height:
+            _register(connection, frame)
+            connection.execute(f"INSERT INTO {fq} BY NAME SELECT * FROM {_INCOMING}")
+            # After the delete the window held no rows, so it must now hold exactly the frame's rows;
+            # fewer means some rows lie outside it (or have a NULL partition value).
+            window_select = DuckDbClient.get_select_statement(table_slice._replace(columns=None))
+            row = connection.execute(f"SELECT count(*) FROM ({window_select})").fetchone()
+            in_window = int(row[0]) if row else 0
+            if in_window != frame.height:
+                raise PartitionWindowError(
+                    f"{frame.height - in_window} of {frame.height} rows written to {name} lie outside the "
+                    f"partition being written ({_window_description(table_slice)}) or have a NULL partition "
+                    "value. Nothing was written: filter the frame to its partition."
+                )
+        return frame
+
+    def load_input(
+        self, context: dg.InputContext, table_slice: TableSlice, connection: duckdb.DuckDBPyConnection
+    ) -> pl.DataFrame:
+        """Load the partition window (or the whole table) and the requested ``columns``, as polars."""
+        if not _table_columns(connection, table_slice.schema, table_slice.table):
+            raise WarehouseError(
+                f"Table {_display_name(table_slice)} does not exist in the DuckDB warehouse: materialize "
+                f"its asset ({context.asset_key.to_user_string() if context.has_asset_key else 'upstream'}) "
+                "first."
+            )
+        dims = table_slice.partition_dimensions or []
+        if any(len(dim.partitions) == 0 for dim in dims):
+            # The input maps to no upstream partition (e.g. the first day under a "previous day" mapping).
+            # The library would render an invalid WHERE clause; return no rows, but the table's columns.
+            whole = DuckDbClient.get_select_statement(table_slice._replace(partition_dimensions=None))
+            return _to_polars(connection.sql(f"SELECT * FROM ({whole}) WHERE false"))
+        return _to_polars(connection.sql(DuckDbClient.get_select_statement(table_slice)))
+
+    @property
+    def supported_types(self) -> Sequence[type[object]]:
+        return [pl.DataFrame]
+
+
+class CostDuckDbClient(DuckDbClient):
+    """dagster-duckdb's client, minus the autocommitted partition delete, plus a close on error.
+
+    ``delete_table_slice`` is a no-op because :class:`PolarsByNameTypeHandler` deletes the window itself,
+    inside its transaction. ``connect`` reuses the library's (retry with backoff, user agent,
+    ``connection_config``) but also closes the connection when the write fails; the library's generator
+    skips ``close()`` on an exception, which keeps the file open (and locked) until garbage collection.
+    """
+
+    @staticmethod
+    def delete_table_slice(
+        context: dg.OutputContext, table_slice: TableSlice, connection: duckdb.DuckDBPyConnection
+    ) -> None:
+        return None
+
+    @staticmethod
+    @contextmanager
+    def connect(
+        context: dg.OutputContext | dg.InputContext, table_slice: TableSlice
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        with DuckDbClient.connect(context, table_slice) as connection:
+            try:
+                yield connection
+            finally:
+                connection.close()
+
+
+class CostDuckDBIOManager(DuckDBIOManager):
+    """The project's IO manager: polars frames in DuckDB tables ``layer.table``.
+
+    Config (inherited from ``DuckDBIOManager``): ``database`` (path to the DuckDB file),
+    ``connection_config`` (DuckDB settings) and ``schema`` (forces one schema for every asset; leave it
+    unset so that the key prefix picks the layer).
+
+    Partitioned assets need ``partition_expr`` metadata naming the partition column, ``usage_date`` (a
+    ``DATE``) for the daily tables. A single-run backfill writes its whole range with one delete and one
+    insert. Downstream inputs may restrict columns with ``AssetIn(metadata={"columns": [...]})``.
+    """
+
+    @staticmethod
+    def type_handlers() -> Sequence[DbTypeHandler]:
+        return [PolarsByNameTypeHandler()]
+
+    @staticmethod
+    def default_load_type() -> type | None:
+        return pl.DataFrame
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> DbIOManager:
+        # Same as DuckDBIOManager.create_io_manager, except for the client (which the base hard-codes).
+        return DbIOManager(
+            db_client=CostDuckDbClient(),
+            database=self.database,
+            schema=self.schema_,
+            type_handlers=self.type_handlers(),
+            default_load_type=self.default_load_type(),
+            io_manager_name="CostDuckDBIOManager",
+        )
+
+
+def read_table(database: str, table: str, where: str = "", params: list | None = None) -> pl.DataFrame:
+    """Read ``table`` (``"layer.table"``) from the DuckDB file ``database``, opened read-only.
+
+    ``where`` is a SQL condition appended after ``WHERE`` (it may end with ``ORDER BY ...``); pass values
+    as ``?`` placeholders with ``params`` rather than formatting them into the string. For tests and the
+    CLI: opening read-only fails while another process is writing to the file (DuckDB's single writer).
+    """
+    parts = table.split(".")
+    if not 1 <= len(parts) <= 3 or not all(_IDENTIFIER.match(part) for part in parts):
+        raise ValueError(f"Not a table name: {table!r} (expected 'layer.table').")
+    if database != ":memory:" and not Path(database).exists():
+        raise FileNotFoundError(f"DuckDB database {database!r} does not exist.")
+    query = f"SELECT * FROM {'.'.join(_quote(part) for part in parts)}"
+    if where:
+        query += f" WHERE {where}"
+    with closing(duckdb.connect(database, read_only=True)) as connection:
+        return _to_polars(connection.sql(query, params=params or None))

@@ -1,0 +1,275 @@
+"""Data contracts: one pandera.polars model per table.
+
+Conventions every table follows, so joins never guess:
+- timestamps are naive ``Datetime("us")`` values in UTC (DuckDB ``TIMESTAMP``);
+- every daily table has ``usage_date`` (DuckDB ``DATE``), the IO manager's partition column;
+- ``workspace_id`` is on every workspace-level table (billing spans many workspaces);
+- ids follow the REST API types (``job_id``/``run_id`` are BIGINT, ``cluster_id`` a string);
+- tag maps are stored as canonical JSON strings (sorted keys) because polars has no map type.
+
+``unique`` in each ``Config`` is the key *within one partition*; a partition is replaced whole.
+"""
+
+import datetime as dt
+from typing import Optional
+
+import pandera.polars as pa
+import polars as pl
+
+UTC_TS = pl.Datetime("us")
+
+EVENT_TYPES = [
+    "ADD_NODES_FAILED", "AUTOMATIC_CLUSTER_UPDATE", "AUTOSCALING_BACKOFF", "AUTOSCALING_FAILED",
+    "AUTOSCALING_STATS_REPORT", "CLUSTER_MIGRATED", "CREATING", "DBFS_DOWN", "DECOMMISSION_ENDED",
+    "DECOMMISSION_STARTED", "DEFERRED_POLICY_ENFORCEMENT_FAILED", "DEFERRED_POLICY_ENFORCEMENT_SCHEDULED",
+    "DID_NOT_EXPAND_DISK", "DRIVER_HEALTHY", "DRIVER_NOT_RESPONDING", "DRIVER_UNAVAILABLE", "EDITED",
+    "EXPANDED_DISK", "FAILED_TO_EXPAND_DISK", "INIT_SCRIPTS_FINISHED", "INIT_SCRIPTS_STARTED",
+    "METASTORE_DOWN", "NODES_LOST", "NODE_BLACKLISTED", "NODE_EXCLUDED_DECOMMISSIONED", "PINNED",
+    "RESIZING", "RESTARTING", "RUNNING", "SPARK_EXCEPTION", "STARTING", "TERMINATING",
+    "UC_VOLUME_MISCONFIGURED", "UNPINNED", "UPSIZE_COMPLETED",
+]
+CLOUDS = ["AZURE", "AWS", "GCP"]
+RECORD_TYPES = ["ORIGINAL", "RETRACTION", "RESTATEMENT"]
+BILLING_SOURCES = ["simulated", "csv", "account_api", "system_tables"]
+COMPUTE_TYPES = ["job_cluster", "all_purpose", "new_cluster", "serverless"]
+RUN_TYPES = ["JOB_RUN", "WORKFLOW_RUN", "SUBMIT_RUN"]
+LIFE_CYCLE_STATES = ["QUEUED", "PENDING", "RUNNING", "TERMINATING", "TERMINATED", "SKIPPED",
+                     "INTERNAL_ERROR", "BLOCKED", "WAITING_FOR_RETRY"]
+AVAILABILITIES = ["ON_DEMAND", "SPOT", "SPOT_WITH_FALLBACK", "ON_DEMAND_AZURE", "SPOT_AZURE",
+                  "SPOT_WITH_FALLBACK_AZURE", "ON_DEMAND_GCP", "PREEMPTIBLE_GCP", "PREEMPTIBLE_WITH_FALLBACK_GCP"]
+TIERS = ["STANDARD", "PREMIUM", "ENTERPRISE"]
+
+
+class _Daily(pa.DataFrameModel):
+    usage_date: dt.date = pa.Field(nullable=False)
+
+
+class JobRuns(_Daily):
+    """raw.job_runs: one row per task run overlapping the day (runs started earlier included)."""
+
+    workspace_id: str
+    job_id: pl.Int64 = pa.Field(ge=0)
+    run_id: pl.Int64 = pa.Field(ge=0)
+    task_run_id: pl.Int64 = pa.Field(ge=0)
+    task_key: str
+    attempt_number: pl.Int64 = pa.Field(ge=0)
+    run_name: Optional[str] = pa.Field(nullable=True)
+    run_type: str = pa.Field(isin=RUN_TYPES)
+    trigger: Optional[str] = pa.Field(nullable=True)
+    creator_user_name: Optional[str] = pa.Field(nullable=True)
+    compute_type: str = pa.Field(isin=COMPUTE_TYPES)
+    job_cluster_key: Optional[str] = pa.Field(nullable=True)
+    cluster_id: Optional[str] = pa.Field(nullable=True)
+    run_start_time: UTC_TS
+    run_end_time: UTC_TS = pa.Field(nullable=True)
+    start_time: UTC_TS
+    end_time: UTC_TS = pa.Field(nullable=True)  # null while the task is still active
+    life_cycle_state: str = pa.Field(isin=LIFE_CYCLE_STATES)
+    result_state: Optional[str] = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "task_run_id"]
+
+    @pa.dataframe_check(error="end_time must not be before start_time")
+    def end_after_start(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("end_time").is_null() | (pl.col("end_time") >= pl.col("start_time")))
+
+
+class Jobs(_Daily):
+    """raw.jobs: the jobs seen in the day's runs, with settings.tags and the four standard tag columns."""
+
+    workspace_id: str
+    job_id: pl.Int64 = pa.Field(ge=0)
+    job_name: Optional[str] = pa.Field(nullable=True)
+    creator_user_name: Optional[str] = pa.Field(nullable=True)
+    created_time: UTC_TS = pa.Field(nullable=True)
+    tags: str  # canonical JSON object
+    team: Optional[str] = pa.Field(nullable=True)
+    tenant: Optional[str] = pa.Field(nullable=True)
+    project: Optional[str] = pa.Field(nullable=True)
+    cost_center: Optional[str] = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "job_id"]
+
+
+class Clusters(_Daily):
+    """raw.clusters: clusters/get details for every cluster used or alive on the day."""
+
+    workspace_id: str
+    cloud: str = pa.Field(isin=CLOUDS)
+    cluster_id: str
+    cluster_name: Optional[str] = pa.Field(nullable=True)
+    cluster_source: Optional[str] = pa.Field(nullable=True)
+    node_type_id: str
+    driver_node_type_id: str
+    num_workers: pl.Int64 = pa.Field(nullable=True, ge=0)
+    autoscale_min_workers: pl.Int64 = pa.Field(nullable=True, ge=0)
+    autoscale_max_workers: pl.Int64 = pa.Field(nullable=True, ge=0)
+    is_single_node: bool
+    availability: Optional[str] = pa.Field(nullable=True, isin=AVAILABILITIES)
+    first_on_demand: pl.Int64 = pa.Field(nullable=True, ge=0)
+    spark_version: Optional[str] = pa.Field(nullable=True)
+    runtime_engine: Optional[str] = pa.Field(nullable=True, isin=["STANDARD", "PHOTON"])
+    is_photon: bool
+    instance_pool_id: Optional[str] = pa.Field(nullable=True)
+    driver_instance_pool_id: Optional[str] = pa.Field(nullable=True)
+    custom_tags: str  # canonical JSON object
+    state: Optional[str] = pa.Field(nullable=True)
+    start_time: UTC_TS = pa.Field(nullable=True)
+    terminated_time: UTC_TS = pa.Field(nullable=True)
+    creator_user_name: Optional[str] = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "cluster_id"]
+
+
+class ClusterEvents(_Daily):
+    """raw.cluster_events: events of the day plus the look-back that fixes the state at 00:00."""
+
+    workspace_id: str
+    cluster_id: str
+    timestamp: UTC_TS
+    event_type: str = pa.Field(isin=EVENT_TYPES)
+    current_num_workers: pl.Int64 = pa.Field(nullable=True, ge=0)
+    target_num_workers: pl.Int64 = pa.Field(nullable=True, ge=0)
+    cluster_size_num_workers: pl.Int64 = pa.Field(nullable=True, ge=0)
+    cluster_size_min_workers: pl.Int64 = pa.Field(nullable=True, ge=0)
+    cluster_size_max_workers: pl.Int64 = pa.Field(nullable=True, ge=0)
+    cause: Optional[str] = pa.Field(nullable=True)
+    reason_code: Optional[str] = pa.Field(nullable=True)
+    is_lookback: bool
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "cluster_id", "timestamp", "event_type"]
+
+
+class BillingUsage(_Daily):
+    """raw.billing_usage: every billing source normalized to the system.billing.usage shape.
+
+    ``usage_quantity`` is negative only on RETRACTION rows; the true total is the plain sum.
+    """
+
+    account_id: Optional[str] = pa.Field(nullable=True)
+    workspace_id: Optional[str] = pa.Field(nullable=True)
+    record_id: str
+    record_type: str = pa.Field(isin=RECORD_TYPES)
+    ingestion_date: Optional[dt.date] = pa.Field(nullable=True)
+    cloud: Optional[str] = pa.Field(nullable=True, isin=CLOUDS)
+    sku_name: str
+    usage_start_time: UTC_TS
+    usage_end_time: UTC_TS
+    usage_unit: str
+    usage_quantity: pl.Float64
+    billing_origin_product: Optional[str] = pa.Field(nullable=True)
+    cluster_id: Optional[str] = pa.Field(nullable=True)
+    warehouse_id: Optional[str] = pa.Field(nullable=True)
+    endpoint_name: Optional[str] = pa.Field(nullable=True)
+    instance_pool_id: Optional[str] = pa.Field(nullable=True)
+    node_type: Optional[str] = pa.Field(nullable=True)
+    job_id: pl.Int64 = pa.Field(nullable=True)
+    job_run_id: pl.Int64 = pa.Field(nullable=True)
+    is_photon: Optional[bool] = pa.Field(nullable=True)
+    is_serverless: Optional[bool] = pa.Field(nullable=True)
+    custom_tags: str  # canonical JSON object
+    run_as: Optional[str] = pa.Field(nullable=True)
+    machine_hours: pl.Float64 = pa.Field(nullable=True, ge=0)
+    billing_source: str = pa.Field(isin=BILLING_SOURCES)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "record_id"]
+
+    @pa.dataframe_check(error="usage_end_time must be after usage_start_time")
+    def end_after_start(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("usage_end_time") > pl.col("usage_start_time"))
+
+    @pa.dataframe_check(error="usage_quantity is negative outside a RETRACTION")
+    def negative_only_retractions(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select((pl.col("usage_quantity") >= 0) | (pl.col("record_type") == "RETRACTION"))
+
+
+class ServingUsage(_Daily):
+    """raw.serving_usage: model-serving requests (system.serving.endpoint_usage) with usage_context."""
+
+    workspace_id: str
+    databricks_request_id: str
+    client_request_id: Optional[str] = pa.Field(nullable=True)
+    endpoint_name: str
+    served_entity_id: str
+    entity_name: Optional[str] = pa.Field(nullable=True)
+    requester: Optional[str] = pa.Field(nullable=True)
+    status_code: pl.Int64
+    request_time: UTC_TS
+    input_token_count: pl.Int64 = pa.Field(ge=0)
+    output_token_count: pl.Int64 = pa.Field(ge=0)
+    usage_context: str  # canonical JSON object
+    tenant: Optional[str] = pa.Field(nullable=True)
+    agent: Optional[str] = pa.Field(nullable=True)
+    user: Optional[str] = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "databricks_request_id"]
+
+
+class DbuPrices(pa.DataFrameModel):
+    """ref.dbu_prices: $/DBU per SKU over half-open effective windows [price_start_time, price_end_time).
+
+    ``photon_dbu_factor`` is the DBU/hour multiplier of the SKU's workload (1.0 for non-Photon SKUs);
+    it is price-sheet data, never a constant in code.
+    """
+
+    cloud: str = pa.Field(isin=CLOUDS)
+    sku_name: str
+    tier: str = pa.Field(isin=TIERS)
+    workload: str
+    is_photon: bool
+    photon_dbu_factor: pl.Float64 = pa.Field(gt=0)
+    usage_unit: str
+    currency_code: str
+    price_start_time: UTC_TS
+    price_end_time: UTC_TS = pa.Field(nullable=True)
+    list_price: pl.Float64 = pa.Field(ge=0)
+    contract_discount: pl.Float64 = pa.Field(ge=0, lt=1)
+    contract_price: pl.Float64 = pa.Field(ge=0)
+    effective_price: pl.Float64 = pa.Field(ge=0)
+    source: str
+
+    class Config:
+        strict = True
+        unique = ["cloud", "sku_name", "price_start_time"]
+
+    @pa.dataframe_check(error="price_end_time must be after price_start_time")
+    def window_is_positive(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.col("price_end_time").is_null() | (pl.col("price_end_time") > pl.col("price_start_time")))
+
+
+class InstanceTypes(pa.DataFrameModel):
+    """ref.instance_types: DBU/hour, size and VM $/hour per node type over effective windows."""
+
+    cloud: str = pa.Field(isin=CLOUDS)
+    node_type_id: str
+    vcpus: pl.Float64 = pa.Field(gt=0)
+    memory_gb: pl.Float64 = pa.Field(gt=0)
+    dbu_per_hour: pl.Float64 = pa.Field(gt=0)
+    vm_on_demand_per_hour: pl.Float64 = pa.Field(ge=0)
+    vm_spot_per_hour: pl.Float64 = pa.Field(nullable=True, ge=0)
+    currency_code: str
+    effective_from: UTC_TS
+    effective_to: UTC_TS = pa.Field(nullable=True)
+    source: str
+
+    class Config:
+        strict = True
+        unique = ["cloud", "node_type_id", "effective_from"]
+
+    @pa.dataframe_check(error="effective_to must be after effective_from")
+    def window_is_positive(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.col("effective_to").is_null() | (pl.col("effective_to") > pl.col("effective_from")))

@@ -1,0 +1,146 @@
+"""Ground truth of a simulated world: what every cluster-hour and every run really cost.
+
+Computed from the VMs the generator decided (``world.Node``), not from the events the API shows, so a
+test can measure how close the engine's estimate from events gets to reality. Sharing follows the cost
+model (DESIGN §4): a job cluster's whole cost is its run's; a shared cluster's cost in each elementary
+interval is split equally among the task runs active in it, and intervals with none are ``idle``.
+
+Deliberately written as plain Python loops over a small world (it is the reference, not the fast path).
+"""
+
+import datetime as dt
+from collections import defaultdict
+
+import polars as pl
+
+from cost_assets.prices import PriceSheet
+from cost_assets.simulation.world import DAY, HOUR, Cluster, World
+
+
+def _to_dt(ms: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=ms)
+
+
+def price_cuts(sheet: PriceSheet) -> list[int]:
+    """Instants where any price or DBU rate changes: costs are integrated piecewise between them."""
+    frames = [sheet.instance_types_frame().select(pl.col("effective_from").alias("t")),
+              sheet.instance_types_frame().select(pl.col("effective_to").alias("t")),
+              sheet.dbu_prices_frame().select(pl.col("price_start_time").alias("t")),
+              sheet.dbu_prices_frame().select(pl.col("price_end_time").alias("t"))]
+    instants = pl.concat(frames).drop_nulls().unique()["t"].to_list()
+    return sorted(int((t - dt.datetime(1970, 1, 1)).total_seconds() * 1000) for t in instants)
+
+
+class _Rates:
+    """Cost per hour of one cluster's nodes at an instant (cached per price epoch)."""
+
+    def __init__(self, world: World, sheet: PriceSheet, cuts: list[int]):
+        self.world, self.sheet, self.cuts = world, sheet, cuts
+
+    def sku(self, c: Cluster, t: int):
+        cfg = self.world.config
+        return self.sheet.sku(cfg.cloud, cfg.tier, c.workload, c.photon, _to_dt(t))
+
+    def node(self, node_type: str, t: int):
+        return self.sheet.node(self.world.config.cloud, node_type, _to_dt(t))
+
+
+def _pieces(start: int, end: int, cuts: list[int]):
+    """Split [start, end) at hour boundaries and price-change instants."""
+    points = {start, end}
+    h = (start // HOUR + 1) * HOUR
+    while h < end:
+        points.add(h)
+        h += HOUR
+    points.update(c for c in cuts if start < c < end)
+    ordered = sorted(points)
+    return list(zip(ordered, ordered[1:], strict=False))
+
+
+def cluster_hours(world: World, sheet: PriceSheet) -> pl.DataFrame:
+    """Truth per cluster × hour × SKU: billed DBUs, machine hours, DBU $ (effective price) and VM $."""
+    rates = _Rates(world, sheet, price_cuts(sheet))
+    acc: dict[tuple[str, int, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
+    for cid in sorted(world.clusters):
+        c = world.clusters[cid]
+        for s in c.sessions:
+            for n in s.nodes:
+                # DBUs: ready and the cluster RUNNING/RESIZING (from RUNNING to TERMINATING).
+                for a, b in _pieces(max(n.ready, s.running), min(n.released, s.end), rates.cuts):
+                    sku, node = rates.sku(c, a), rates.node(n.node_type, a)
+                    dbus = node.dbu_per_hour * sku.photon_dbu_factor * (b - a) / HOUR
+                    row = acc[(cid, a // HOUR * HOUR, sku.sku_name)]
+                    row[0] += dbus
+                    row[2] += dbus * sku.effective_price
+                # VMs: from request to release, spot or on-demand price.
+                for a, b in _pieces(n.provisioned, min(n.released, s.end), rates.cuts):
+                    sku, node = rates.sku(c, a), rates.node(n.node_type, a)
+                    price = node.vm_spot_per_hour if n.spot else node.vm_on_demand_per_hour
+                    row = acc[(cid, a // HOUR * HOUR, sku.sku_name)]
+                    row[1] += (b - a) / HOUR
+                    row[3] += price * (b - a) / HOUR
+    rows = [{"cluster_id": k[0], "hour_start": _to_dt(k[1]), "sku_name": k[2], "dbus": v[0],
+             "machine_hours": v[1], "dbu_cost_usd": v[2], "vm_cost_usd": v[3]} for k, v in sorted(acc.items())]
+    return pl.DataFrame(rows, schema={"cluster_id": pl.Utf8, "hour_start": pl.Datetime("us"),
+                                      "sku_name": pl.Utf8, "dbus": pl.Float64, "machine_hours": pl.Float64,
+                                      "dbu_cost_usd": pl.Float64, "vm_cost_usd": pl.Float64})
+
+
+def run_costs(world: World, sheet: PriceSheet) -> pl.DataFrame:
+    """Truth per (job run or idle) × cluster × day: DBUs and dollars under the sharing policy."""
+    rates = _Rates(world, sheet, price_cuts(sheet))
+    tasks_by_cluster: dict[str, list[tuple[int, int, int, int]]] = defaultdict(list)
+    for run in world.runs:
+        for t in run.tasks:
+            tasks_by_cluster[t.cluster_id].append((t.start, t.end, run.run_id, run.job_id))
+    acc: dict[tuple[int, str, int | None, int | None], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for cid in sorted(world.clusters):
+        c = world.clusters[cid]
+        tasks = tasks_by_cluster.get(cid, [])
+        owner = None
+        if c.source == "JOB":
+            owner = next(((r, j) for _, _, r, j in tasks), None)
+        for s in c.sessions:
+            points = {s.start, s.end}
+            for n in s.nodes:
+                points.update((n.provisioned, n.ready, n.released))
+            for t0, t1, _, _ in tasks:
+                points.update((t0, t1))
+            h = (s.start // HOUR + 1) * HOUR
+            while h < s.end:
+                points.add(h)
+                h += HOUR
+            points.update(x for x in rates.cuts if s.start < x < s.end)
+            ordered = sorted(p for p in points if s.start <= p <= s.end)
+            for a, b in zip(ordered, ordered[1:], strict=False):
+                sku = rates.sku(c, a)
+                dbus = vm = 0.0
+                for n in s.nodes:
+                    node = rates.node(n.node_type, a)
+                    if max(n.ready, s.running) <= a and b <= n.released:
+                        dbus += node.dbu_per_hour * sku.photon_dbu_factor * (b - a) / HOUR
+                    if n.provisioned <= a and b <= n.released:
+                        price = node.vm_spot_per_hour if n.spot else node.vm_on_demand_per_hour
+                        vm += price * (b - a) / HOUR
+                if owner is not None:
+                    shares = {owner: 1.0}
+                else:  # equal split per active task run, summed to its job run; nobody → idle
+                    active = [(r, j) for t0, t1, r, j in tasks if t0 <= a and b <= t1]
+                    shares = defaultdict(float)
+                    for x in active:
+                        shares[x] += 1 / len(active)
+                    if not active:
+                        shares[(None, None)] = 1.0
+                for (run_id, job_id), share in shares.items():
+                    row = acc[(a // DAY * DAY, cid, run_id, job_id)]
+                    row[0] += dbus * share
+                    row[1] += dbus * sku.effective_price * share
+                    row[2] += vm * share
+    rows = [{"usage_date": _to_dt(k[0]).date(), "cluster_id": k[1], "run_id": k[2], "job_id": k[3],
+             "consumer": "run" if k[2] is not None else "idle", "dbus": v[0], "dbu_cost_usd": v[1],
+             "vm_cost_usd": v[2], "total_cost_usd": v[1] + v[2]}
+            for k, v in sorted(acc.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0))]
+    return pl.DataFrame(rows, schema={"usage_date": pl.Date, "cluster_id": pl.Utf8, "run_id": pl.Int64,
+                                      "job_id": pl.Int64, "consumer": pl.Utf8, "dbus": pl.Float64,
+                                      "dbu_cost_usd": pl.Float64, "vm_cost_usd": pl.Float64,
+                                      "total_cost_usd": pl.Float64})

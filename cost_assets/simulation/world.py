@@ -1,0 +1,534 @@
+"""A deterministic simulated Databricks workspace: ground truth first, API views derived from it.
+
+The generator decides what *really* happened (every VM of every cluster: when it was requested, when it
+became ready, when it went away, spot or on-demand; every task run on every cluster), and only then
+derives what the Databricks APIs show: Jobs API run objects, clusters/get details, cluster events, the
+bill. The cost engine later sees only the API views; tests compare its estimate with the truth.
+
+Determinism: one ``random.Random(seed)`` drives every choice in a fixed order and every collection is
+iterated in sorted order, so the same config yields byte-identical payloads.
+
+Times are epoch milliseconds (UTC) like the REST APIs.
+"""
+
+import dataclasses
+import datetime as dt
+import hashlib
+import random
+from dataclasses import dataclass, field
+
+MINUTE = 60_000
+HOUR = 3_600_000
+DAY = 86_400_000
+
+TEAMS = ["data-eng", "analytics", "ml", "finance", "growth"]
+TENANTS = ["acme", "globex", "initech", "o'reilly"]
+PROJECTS = ["ingest", "reporting", "forecast", "churn", "search"]
+USERS = ["ana@example.com", "bo@example.com", "chen@example.com", "dara@example.com"]
+
+# Node types the simulated workspace uses, per cloud (all are in the bundled price sheet).
+NODE_TYPES = {
+    "AZURE": ["Standard_DS3_v2", "Standard_DS4_v2", "Standard_E8ds_v4", "Standard_D8ds_v5", "Standard_F4s_v2"],
+    "AWS": ["m5.xlarge", "m5.2xlarge", "i3.xlarge", "r5.xlarge", "c5.2xlarge"],
+}
+AVAILABILITY = {
+    "AZURE": ("ON_DEMAND_AZURE", "SPOT_AZURE", "SPOT_WITH_FALLBACK_AZURE"),
+    "AWS": ("ON_DEMAND", "SPOT", "SPOT_WITH_FALLBACK"),
+}
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big a world is; presets in SCALES, or build one for benchmarks."""
+
+    jobs: int
+    runs_per_day: int
+    shared_clusters: int
+    pools: int
+    endpoints: int
+    requests_per_day: int
+
+
+SCALES = {
+    "tiny": Scale(jobs=4, runs_per_day=6, shared_clusters=1, pools=1, endpoints=1, requests_per_day=24),
+    "small": Scale(jobs=24, runs_per_day=48, shared_clusters=3, pools=1, endpoints=2, requests_per_day=400),
+    "medium": Scale(jobs=200, runs_per_day=600, shared_clusters=12, pools=3, endpoints=3, requests_per_day=4000),
+    "large": Scale(jobs=2000, runs_per_day=8000, shared_clusters=60, pools=8, endpoints=6,
+                   requests_per_day=40000),
+}
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Everything that decides a world. Same config, same bytes."""
+
+    seed: int = 7
+    scale: str | Scale = "small"
+    start: dt.date = dt.date(2026, 1, 1)
+    days: int = 7
+    cloud: str = "AZURE"
+    tier: str = "PREMIUM"
+    workspace_id: str = "1234567890123456"
+    account_id: str = "7f4c6a2e-0d1b-4e8a-9c33-5b2f1e0a9d77"
+    # Imperfections a real workspace has: the bill is corrected later for this share of cluster-hours,
+    # and added workers become ready up to this many seconds before UPSIZE_COMPLETED is logged.
+    correction_rate: float = 0.03
+    ready_jitter_s: int = 45
+    spot_eviction_rate: float = 0.15
+
+    @property
+    def scale_spec(self) -> Scale:
+        return self.scale if isinstance(self.scale, Scale) else SCALES[self.scale]
+
+    @property
+    def start_ms(self) -> int:
+        return _ms(self.start)
+
+    @property
+    def end_ms(self) -> int:
+        return _ms(self.start + dt.timedelta(days=self.days))
+
+
+@dataclass
+class Node:
+    """One VM: requested at ``provisioned``, ready (billing DBUs) from ``ready`` until ``released``."""
+
+    role: str  # "driver" | "worker"
+    node_type: str
+    spot: bool
+    provisioned: int
+    ready: int
+    released: int
+
+
+@dataclass
+class Session:
+    """One life of a cluster, from CREATING/STARTING to TERMINATING."""
+
+    start: int
+    running: int
+    end: int
+    nodes: list[Node] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Cluster:
+    cluster_id: str
+    name: str
+    source: str  # JOB | UI | API
+    node_type: str
+    driver_node_type: str
+    photon: bool
+    single_node: bool
+    num_workers: int | None
+    autoscale: tuple[int, int] | None
+    availability: str
+    first_on_demand: int
+    pool_id: str | None
+    custom_tags: dict[str, str]
+    creator: str
+    sessions: list[Session] = field(default_factory=list)
+
+    @property
+    def workload(self) -> str:
+        return "jobs" if self.source == "JOB" else "all_purpose"
+
+
+@dataclass
+class TaskRun:
+    task_key: str
+    task_run_id: int
+    cluster_id: str
+    job_cluster_key: str | None
+    start: int
+    end: int
+    attempt: int
+    result: str
+    depends_on: list[str] = field(default_factory=list)
+
+
+@dataclass
+class JobRun:
+    job_id: int
+    run_id: int
+    start: int
+    end: int
+    trigger: str
+    tasks: list[TaskRun]
+    job_clusters: dict[str, str]  # job_cluster_key -> cluster_id (last cluster used)
+    repairs: list[tuple[int, int, int]] = field(default_factory=list)  # (repair id, start, end)
+
+
+@dataclass
+class Job:
+    job_id: int
+    name: str
+    tags: dict[str, str]
+    creator: str
+    created: int
+    mode: str  # "job_cluster" | "shared" | "mixed"
+    tasks: list[str]
+    cluster_spec: dict
+    shared_cluster_id: str | None
+
+
+@dataclass
+class Pool:
+    pool_id: str
+    name: str
+    node_type: str
+    min_idle: int
+    custom_tags: dict[str, str]
+
+
+@dataclass
+class Endpoint:
+    name: str
+    endpoint_id: str
+    served_entity_id: str
+    entity_name: str
+    dbu_per_million_tokens: float
+
+
+@dataclass
+class World:
+    """The generated truth. API payloads and the bill are derived views (see ``api`` and ``billing``)."""
+
+    config: WorldConfig
+    jobs: dict[int, Job]
+    clusters: dict[str, Cluster]
+    runs: list[JobRun]
+    pools: dict[str, Pool]
+    endpoints: list[Endpoint]
+    requests: list[dict]
+
+
+def _ms(day: dt.date) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def stable_id(*parts: object, length: int = 8) -> str:
+    """A short hex id that depends only on ``parts`` (never on process state)."""
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:length]
+
+
+def cluster_id_for(created_ms: int, *parts: object) -> str:
+    """Databricks cluster ids look like ``MMDD-HHMMSS-xxxxxxxx`` (creation time + random suffix)."""
+    t = dt.datetime.fromtimestamp(created_ms / 1000, tz=dt.UTC)
+    return f"{t:%m%d-%H%M%S}-{stable_id(created_ms, *parts)}"
+
+
+class _Builder:
+    """Builds a World; one instance per generation so the RNG order is fixed."""
+
+    def __init__(self, config: WorldConfig):
+        self.cfg = config
+        self.rng = random.Random(config.seed)
+        self.scale = config.scale_spec
+        self.clusters: dict[str, Cluster] = {}
+        self.next_run_id = 700_000_000 + 1000 * (config.seed % 1000)
+
+    # -- ids -------------------------------------------------------------------------------------
+    def new_run_id(self) -> int:
+        self.next_run_id += self.rng.randint(1, 9)
+        return self.next_run_id
+
+    # -- clusters --------------------------------------------------------------------------------
+    def cluster_spec(self, pools: list[Pool], shared: bool) -> dict:
+        """A random but plausible cluster configuration (the job's new_cluster or a shared cluster)."""
+        rng, cloud = self.rng, self.cfg.cloud
+        single = (not shared) and rng.random() < 0.1
+        pool = pools[rng.randrange(len(pools))] if pools and not single and rng.random() < 0.2 else None
+        node = pool.node_type if pool else rng.choice(NODE_TYPES[cloud])
+        on_demand, spot, fallback = AVAILABILITY[cloud]
+        availability = rng.choices([on_demand, spot, fallback], weights=[4, 1, 5])[0]
+        autoscale = None
+        num_workers: int | None = 0 if single else rng.randint(1, 6)
+        if not single and rng.random() < (0.8 if shared else 0.4):
+            lo = rng.randint(1, 3)
+            autoscale, num_workers = (lo, lo + rng.randint(2, 6)), None
+        return {
+            "node_type": node,
+            "driver_node_type": node if rng.random() < 0.8 or pool else rng.choice(NODE_TYPES[cloud]),
+            "photon": rng.random() < 0.35,
+            "single_node": single,
+            "num_workers": num_workers,
+            "autoscale": autoscale,
+            "availability": availability,
+            "first_on_demand": 0 if availability == spot else 1,
+            "pool_id": pool.pool_id if pool else None,
+        }
+
+    def make_cluster(self, spec: dict, cluster_id: str, name: str, source: str, tags: dict, creator: str
+                     ) -> Cluster:
+        c = Cluster(cluster_id=cluster_id, name=name, source=source, custom_tags=dict(tags), creator=creator,
+                    node_type=spec["node_type"], driver_node_type=spec["driver_node_type"],
+                    photon=spec["photon"], single_node=spec["single_node"], num_workers=spec["num_workers"],
+                    autoscale=spec["autoscale"], availability=spec["availability"],
+                    first_on_demand=spec["first_on_demand"], pool_id=spec["pool_id"])
+        if c.single_node:
+            c.custom_tags["ResourceClass"] = "SingleNode"
+        self.clusters[cluster_id] = c
+        return c
+
+    def simulate_session(self, c: Cluster, start: int, end: int, first: bool) -> Session:
+        """Decide the VMs of one cluster life and derive its events.
+
+        DBUs accrue for ready nodes from RUNNING to TERMINATING; VMs are paid from request to release.
+        """
+        rng, cfg = self.rng, self.cfg
+        spot_avail = c.availability in AVAILABILITY[cfg.cloud][1:]
+        fallback = c.availability == AVAILABILITY[cfg.cloud][2]
+        setup = rng.randint(20, 50) * 1000 if c.pool_id else rng.randint(150, 330) * 1000
+        running = min(start + setup, end - MINUTE)
+        s = Session(start=start, running=running, end=end)
+        size = {"num_workers": c.num_workers} if c.autoscale is None else {
+            "autoscale": {"min_workers": c.autoscale[0], "max_workers": c.autoscale[1]}}
+        s.events.append(_event(c, start, "CREATING" if first else "STARTING",
+                               {"cluster_size": size, "user": c.creator}))
+        if rng.random() < 0.3:
+            s.events.append(_event(c, start + (running - start) // 2, "INIT_SCRIPTS_STARTED", {}))
+        workers0 = 0 if c.single_node else (c.num_workers if c.autoscale is None else c.autoscale[0])
+        # first_on_demand counts the driver first; with 0 the whole cluster follows `availability`.
+        s.nodes.append(Node("driver", c.driver_node_type, spot_avail and c.first_on_demand == 0, start,
+                            running, end))
+
+        def add_workers(k: int, at: int, ready: int, replacement: bool) -> None:
+            for _ in range(k):
+                position = sum(1 for n in s.nodes if n.released > at)  # driver is position 0
+                spot = spot_avail and position >= c.first_on_demand and not (replacement and fallback)
+                s.nodes.append(Node("worker", c.node_type, spot, at, ready, end))
+
+        add_workers(workers0, start, running, False)
+        s.events.append(_event(c, running, "RUNNING",
+                               {"current_num_workers": workers0, "target_num_workers": workers0}))
+        current, t = workers0, running
+        # Autoscaling and spot evictions while the cluster runs, at least 6 minutes apart.
+        while c.autoscale is not None or (spot_avail and not c.single_node):
+            t += rng.randint(6, 45) * MINUTE
+            if t > end - 8 * MINUTE:
+                break
+            spots = [n for n in s.nodes if n.spot and n.released > t and n.ready <= t]
+            if spots and rng.random() < cfg.spot_eviction_rate:
+                lost = spots[: rng.randint(1, min(2, len(spots)))]
+                for n in lost:
+                    n.released = t
+                current -= len(lost)
+                s.events.append(_event(c, t, "NODES_LOST", {
+                    "current_num_workers": current, "target_num_workers": current + len(lost),
+                    "reason": {"code": "SPOT_INSTANCE_TERMINATION", "type": "CLOUD_FAILURE", "parameters": {}}}))
+                t = self.upsize(c, s, t + 30_000, current, current + len(lost), add_workers, replacement=True)
+                current += len(lost)
+                continue
+            if c.autoscale is None:
+                continue
+            target = rng.randint(c.autoscale[0], c.autoscale[1])
+            if target > current:
+                t = self.upsize(c, s, t, current, target, add_workers, replacement=False)
+            elif target < current:
+                # Downscale: the newest workers are decommissioned at once.
+                alive = [n for n in s.nodes if n.role == "worker" and n.released > t]
+                for n in sorted(alive, key=lambda n: (n.provisioned, n.spot))[target:]:
+                    n.released = t
+                s.events.append(_event(c, t, "RESIZING", {
+                    "current_num_workers": target, "target_num_workers": target, "cause": "AUTOSCALE",
+                    "cluster_size": size}))
+            current = target
+        s.events.append(_event(c, end, "TERMINATING", {"reason": {
+            "code": "JOB_FINISHED" if c.source == "JOB" else "INACTIVITY", "type": "SUCCESS", "parameters": {}}}))
+        return s
+
+    def upsize(self, c: Cluster, s: Session, t: int, current: int, target: int, add_workers,
+               replacement: bool) -> int:
+        """RESIZING → new VMs requested at ``t`` → UPSIZE_COMPLETED when the last one is ready."""
+        done = t + self.rng.randint(60, 200) * 1000
+        s.events.append(_event(c, t, "RESIZING", {
+            "current_num_workers": current, "target_num_workers": target,
+            "cause": "REPLACE_BAD_NODES" if replacement else "AUTOSCALE"}))
+        jitter = self.rng.randint(0, self.cfg.ready_jitter_s) * 1000
+        add_workers(target - current, t, done - jitter, replacement)
+        s.events.append(_event(c, done, "UPSIZE_COMPLETED",
+                               {"current_num_workers": target, "target_num_workers": target}))
+        return done
+
+
+def _event(c: Cluster, ts: int, kind: str, details: dict) -> dict:
+    return {"cluster_id": c.cluster_id, "timestamp": ts, "type": kind, "details": details}
+
+
+def generate_world(config: WorldConfig | None = None) -> World:
+    """Generate the world: shared clusters and pools, jobs, their runs day by day, serving traffic."""
+    cfg = config or WorldConfig()
+    b = _Builder(cfg)
+    rng, scale = b.rng, b.scale
+    horizon0 = cfg.start_ms - DAY  # one day before the window, so runs and sessions cross into it
+
+    pools = [Pool(pool_id=f"{cfg.start:%m%d}-pool-{stable_id(cfg.seed, 'pool', i)}", name=f"pool-{i}",
+                  node_type=rng.choice(NODE_TYPES[cfg.cloud]), min_idle=rng.randint(1, 3),
+                  custom_tags={"pool": f"pool-{i}"}) for i in range(scale.pools)]
+
+    # Shared all-purpose clusters: one 6-10 h session a day from about 07:00; cluster 0 starts at about
+    # 16:00 instead, so its sessions, usage and runs cross midnight.
+    shared: list[Cluster] = []
+    for i in range(scale.shared_clusters):
+        spec = b.cluster_spec(pools, shared=True)
+        tags = {"team": TEAMS[i % len(TEAMS)], "cost_center": f"cc-{100 + i}"}
+        c = b.make_cluster(spec, cluster_id_for(horizon0 + i * MINUTE, cfg.seed, "shared", i),
+                           f"shared-{TEAMS[i % len(TEAMS)]}-{i}", rng.choice(["UI", "API"]), tags,
+                           rng.choice(USERS))
+        for d in range(-1, cfg.days + 1):
+            day0 = cfg.start_ms + d * DAY
+            start = day0 + (16 if i == 0 else 7) * HOUR + rng.randint(0, 90) * MINUTE
+            end = start + rng.randint(6 * 60, 10 * 60) * MINUTE
+            if c.sessions and start <= c.sessions[-1].end:
+                start = c.sessions[-1].end + 30 * MINUTE
+            c.sessions.append(b.simulate_session(c, start, end, first=not c.sessions))
+        shared.append(c)
+
+    jobs: dict[int, Job] = {}
+    for i in range(scale.jobs):
+        job_id = 100_000 + i * 7919 + cfg.seed
+        mode = "shared" if shared and rng.random() < 0.4 else ("mixed" if shared and rng.random() < 0.15
+                                                               else "job_cluster")
+        tags = {"team": rng.choice(TEAMS), "tenant": rng.choice(TENANTS), "project": rng.choice(PROJECTS),
+                "cost_center": f"cc-{rng.randint(1, 9) * 100}"}
+        if rng.random() < 0.1:
+            tags = {}  # an untagged job
+        n_tasks = rng.choice([1, 1, 2, 3, 4])
+        jobs[job_id] = Job(job_id=job_id, name=f"{rng.choice(PROJECTS)}-{i}", tags=tags,
+                           creator=rng.choice(USERS), created=horizon0 - 30 * DAY + i * HOUR, mode=mode,
+                           tasks=[f"task_{k}" for k in range(n_tasks)],
+                           cluster_spec=b.cluster_spec(pools, shared=False),
+                           shared_cluster_id=rng.choice(shared).cluster_id if shared else None)
+
+    runs: list[JobRun] = []
+    job_ids = sorted(jobs)
+    for d in range(-1, cfg.days):
+        day0 = cfg.start_ms + d * DAY
+        for _ in range(scale.runs_per_day):
+            job = jobs[rng.choice(job_ids)]
+            # 10% of runs start late in the evening so they cross midnight.
+            start = day0 + (rng.randint(22 * 60, 23 * 60 + 40) if rng.random() < 0.1
+                            else rng.randint(0, 22 * 60)) * MINUTE + rng.randint(0, 59_999)
+            run = _simulate_run(b, job, start)
+            if run is not None:
+                runs.append(run)
+    runs.sort(key=lambda r: (r.start, r.run_id))
+
+    endpoints = [Endpoint(name=name, endpoint_id=stable_id(cfg.seed, "ep", name, length=32),
+                          served_entity_id=stable_id(cfg.seed, "se", name, length=32), entity_name=model,
+                          dbu_per_million_tokens=rate)
+                 for name, model, rate in [("agent-chat", "databricks-meta-llama-3-3-70b-instruct", 14.0),
+                                           ("support-bot", "databricks-claude-sonnet-4", 40.0),
+                                           ("embeddings", "databricks-gte-large-en", 1.5)][: scale.endpoints]]
+    requests = _serving_requests(b, endpoints)
+    return World(config=cfg, jobs=jobs, clusters=b.clusters, runs=runs, pools={p.pool_id: p for p in pools},
+                 endpoints=endpoints, requests=requests)
+
+
+def _simulate_run(b: _Builder, job: Job, start: int) -> JobRun | None:
+    """One job run: its tasks in order (some in parallel), retries, job clusters and sometimes a repair."""
+    rng = b.rng
+    run_id = b.new_run_id()
+    tasks: list[TaskRun] = []
+    job_clusters: dict[str, str] = {}
+    uses_job_cluster = job.mode in ("job_cluster", "mixed")
+    shared = b.clusters.get(job.shared_cluster_id) if job.shared_cluster_id else None
+    session = None
+    if job.mode == "shared":
+        # A run on a shared cluster only starts while the cluster is up: move it into a session.
+        session = next((s for s in shared.sessions if s.end - 40 * MINUTE > max(start, s.running)), None)
+        if session is None:
+            return None
+        start = max(start, session.running + rng.randint(1, 20) * MINUTE)
+    durations = [rng.randint(4, 70) * MINUTE + rng.randint(0, 59_999) for _ in job.tasks]
+    cluster_ready = start + (rng.randint(150, 330) * 1000 if uses_job_cluster else 2000)
+    t = cluster_ready
+    plan: list[tuple[str, int, int, list[str]]] = []
+    for k, key in enumerate(job.tasks):
+        parallel = k >= 2 and rng.random() < 0.5  # runs beside the previous task, after the same parent
+        t0 = plan[-1][1] if parallel else t
+        t1 = t0 + durations[k]
+        deps = [plan[-1][3][0] if parallel and plan[-1][3] else job.tasks[k - 1]] if k else []
+        plan.append((key, t0, t1, deps))
+        t = max(t, t1) + rng.randint(2, 15) * 1000
+    if session is not None and t > session.end - MINUTE:
+        return None
+    end = t
+    job_cluster = None
+    if uses_job_cluster:
+        cid = cluster_id_for(start, b.cfg.seed, job.job_id, run_id)
+        job_cluster = b.make_cluster(job.cluster_spec, cid, f"job-{job.job_id}-run-{run_id}", "JOB",
+                                     job.tags, job.creator)
+        job_clusters["main"] = cid
+    for k, (key, t0, t1, deps) in enumerate(plan):
+        on_shared = job.mode == "shared" or (job.mode == "mixed" and k % 2 == 1 and any(
+            s.running <= t0 and t1 + 2 * MINUTE <= s.end for s in shared.sessions))
+        cid = shared.cluster_id if on_shared else job_cluster.cluster_id
+        failed = rng.random() < 0.06
+        tasks.append(TaskRun(key, b.new_run_id(), cid, None if on_shared else "main", t0, t1, 0,
+                             "FAILED" if failed else "SUCCESS", deps))
+        if failed and t1 + 3 * MINUTE < end:
+            # A retry on the same cluster, inside the run (the cluster is still up).
+            r0 = t1 + rng.randint(20, 60) * 1000
+            r1 = min(r0 + durations[k] // 2, end - 1000)
+            if r1 > r0:
+                tasks.append(TaskRun(key, b.new_run_id(), cid, None if on_shared else "main", r0, r1, 1,
+                                     "SUCCESS", deps))
+    if job_cluster is not None:
+        job_cluster.sessions.append(b.simulate_session(job_cluster, start, end, first=True))
+    run = JobRun(job_id=job.job_id, run_id=run_id, start=start, end=end, trigger="PERIODIC", tasks=tasks,
+                 job_clusters=job_clusters)
+    if job_cluster is not None and any(tr.result == "FAILED" for tr in tasks) and rng.random() < 0.4:
+        # A repair: the failed tasks run again later on a fresh job cluster with the same key.
+        r_start = end + rng.randint(10, 40) * MINUTE
+        cid = cluster_id_for(r_start, b.cfg.seed, job.job_id, run_id, "repair")
+        rc = b.make_cluster(job.cluster_spec, cid, f"job-{job.job_id}-run-{run_id}", "JOB", job.tags,
+                            job.creator)
+        t = r_start + rng.randint(150, 330) * 1000
+        for tr in [tr for tr in tasks if tr.result == "FAILED" and tr.attempt == 0]:
+            t1 = t + rng.randint(4, 30) * MINUTE
+            tasks.append(TaskRun(tr.task_key, b.new_run_id(), cid, "main", t, t1, 0, "SUCCESS", tr.depends_on))
+            t = t1 + 5000
+        rc.sessions.append(b.simulate_session(rc, r_start, t, first=True))
+        run.repairs.append((b.new_run_id(), r_start, t))
+        run.end = t
+        run.job_clusters["main"] = cid
+    return run
+
+
+def _serving_requests(b: _Builder, endpoints: list[Endpoint]) -> list[dict]:
+    """Model-serving requests with token counts and usage_context tags (tenant, agent, user)."""
+    cfg, rng = b.cfg, b.rng
+    out: list[dict] = []
+    if not endpoints:
+        return out
+    for d in range(cfg.days):
+        day0 = cfg.start_ms + d * DAY
+        for i in range(b.scale.requests_per_day):
+            ep = endpoints[rng.randrange(len(endpoints))]
+            t = day0 + rng.randint(0, DAY - 1)
+            context = {"tenant": rng.choice(TENANTS), "agent": rng.choice(["triage", "writer", "retriever"]),
+                       "user": rng.choice(USERS)}
+            if rng.random() < 0.05:
+                context.pop("tenant")
+            embeddings = ep.entity_name.endswith("-en")
+            out.append({
+                "workspace_id": cfg.workspace_id, "account_id": cfg.account_id,
+                "databricks_request_id": stable_id(cfg.seed, "req", d, i, length=32),
+                "client_request_id": None if rng.random() < 0.5 else f"c-{d}-{i}",
+                "requester": context["user"], "status_code": 200 if rng.random() > 0.02 else 429,
+                "request_time": t, "endpoint_name": ep.name, "served_entity_id": ep.served_entity_id,
+                "entity_name": ep.entity_name,
+                "input_token_count": rng.randint(20, 4000),
+                "output_token_count": 0 if embeddings else rng.randint(10, 1500),
+                "usage_context": context,
+            })
+    out.sort(key=lambda r: (r["request_time"], r["databricks_request_id"]))
+    return out
+
+
+def replace(config: WorldConfig, **changes) -> WorldConfig:
+    """A copy of a config with some fields changed (convenience for tests and the CLI)."""
+    return dataclasses.replace(config, **changes)
