@@ -19,8 +19,12 @@ from cost_assets.resources.warehouse import CostDuckDBIOManager
 
 ASSETS = [raw.workspace_tables, raw.billing_usage, raw.serving_usage, reference.dbu_prices,
           reference.instance_types]
-DAILY_JOB = dg.define_asset_job("daily_pipeline", selection=dg.AssetSelection.groups("raw"),
-                                description="Every daily table for one day or a single-run range of days.")
+DAILY_JOB = dg.define_asset_job(
+    "daily_pipeline", selection=dg.AssetSelection.groups("raw"),
+    description="Every daily table for one day, or for a range of days in one run (single-run backfill).")
+REFERENCE_JOB = dg.define_asset_job(
+    "reference_prices", selection=dg.AssetSelection.groups("ref"),
+    description="The effective-dated price tables (unpartitioned).")
 
 
 class ConfigurationError(ValueError):
@@ -56,7 +60,7 @@ def build_resources(settings: Settings) -> dict:
 def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     """The project's Definitions for an environment (``os.environ`` when not given)."""
     settings = Settings.from_environ(os.environ if environ is None else environ)
-    return dg.Definitions(assets=ASSETS, jobs=[DAILY_JOB], resources=build_resources(settings))
+    return dg.Definitions(assets=ASSETS, jobs=[DAILY_JOB, REFERENCE_JOB], resources=build_resources(settings))
 
 
 defs = build_defs()

@@ -11,7 +11,6 @@ Conventions every table follows, so joins never guess:
 """
 
 import datetime as dt
-from typing import Optional
 
 import pandera.polars as pa
 import polars as pl
@@ -53,19 +52,19 @@ class JobRuns(_Daily):
     task_run_id: pl.Int64 = pa.Field(ge=0)
     task_key: str
     attempt_number: pl.Int64 = pa.Field(ge=0)
-    run_name: Optional[str] = pa.Field(nullable=True)
+    run_name: str | None = pa.Field(nullable=True)
     run_type: str = pa.Field(isin=RUN_TYPES)
-    trigger: Optional[str] = pa.Field(nullable=True)
-    creator_user_name: Optional[str] = pa.Field(nullable=True)
+    trigger: str | None = pa.Field(nullable=True)
+    creator_user_name: str | None = pa.Field(nullable=True)
     compute_type: str = pa.Field(isin=COMPUTE_TYPES)
-    job_cluster_key: Optional[str] = pa.Field(nullable=True)
-    cluster_id: Optional[str] = pa.Field(nullable=True)
+    job_cluster_key: str | None = pa.Field(nullable=True)
+    cluster_id: str | None = pa.Field(nullable=True)
     run_start_time: UTC_TS
     run_end_time: UTC_TS = pa.Field(nullable=True)
     start_time: UTC_TS
     end_time: UTC_TS = pa.Field(nullable=True)  # null while the task is still active
     life_cycle_state: str = pa.Field(isin=LIFE_CYCLE_STATES)
-    result_state: Optional[str] = pa.Field(nullable=True)
+    result_state: str | None = pa.Field(nullable=True)
 
     class Config:
         strict = True
@@ -81,14 +80,14 @@ class Jobs(_Daily):
 
     workspace_id: str
     job_id: pl.Int64 = pa.Field(ge=0)
-    job_name: Optional[str] = pa.Field(nullable=True)
-    creator_user_name: Optional[str] = pa.Field(nullable=True)
+    job_name: str | None = pa.Field(nullable=True)
+    creator_user_name: str | None = pa.Field(nullable=True)
     created_time: UTC_TS = pa.Field(nullable=True)
     tags: str  # canonical JSON object
-    team: Optional[str] = pa.Field(nullable=True)
-    tenant: Optional[str] = pa.Field(nullable=True)
-    project: Optional[str] = pa.Field(nullable=True)
-    cost_center: Optional[str] = pa.Field(nullable=True)
+    team: str | None = pa.Field(nullable=True)
+    tenant: str | None = pa.Field(nullable=True)
+    project: str | None = pa.Field(nullable=True)
+    cost_center: str | None = pa.Field(nullable=True)
 
     class Config:
         strict = True
@@ -101,26 +100,26 @@ class Clusters(_Daily):
     workspace_id: str
     cloud: str = pa.Field(isin=CLOUDS)
     cluster_id: str
-    cluster_name: Optional[str] = pa.Field(nullable=True)
-    cluster_source: Optional[str] = pa.Field(nullable=True)
+    cluster_name: str | None = pa.Field(nullable=True)
+    cluster_source: str | None = pa.Field(nullable=True)
     node_type_id: str
     driver_node_type_id: str
     num_workers: pl.Int64 = pa.Field(nullable=True, ge=0)
     autoscale_min_workers: pl.Int64 = pa.Field(nullable=True, ge=0)
     autoscale_max_workers: pl.Int64 = pa.Field(nullable=True, ge=0)
     is_single_node: bool
-    availability: Optional[str] = pa.Field(nullable=True, isin=AVAILABILITIES)
+    availability: str | None = pa.Field(nullable=True, isin=AVAILABILITIES)
     first_on_demand: pl.Int64 = pa.Field(nullable=True, ge=0)
-    spark_version: Optional[str] = pa.Field(nullable=True)
-    runtime_engine: Optional[str] = pa.Field(nullable=True, isin=["STANDARD", "PHOTON"])
+    spark_version: str | None = pa.Field(nullable=True)
+    runtime_engine: str | None = pa.Field(nullable=True, isin=["STANDARD", "PHOTON"])
     is_photon: bool
-    instance_pool_id: Optional[str] = pa.Field(nullable=True)
-    driver_instance_pool_id: Optional[str] = pa.Field(nullable=True)
+    instance_pool_id: str | None = pa.Field(nullable=True)
+    driver_instance_pool_id: str | None = pa.Field(nullable=True)
     custom_tags: str  # canonical JSON object
-    state: Optional[str] = pa.Field(nullable=True)
+    state: str | None = pa.Field(nullable=True)
     start_time: UTC_TS = pa.Field(nullable=True)
     terminated_time: UTC_TS = pa.Field(nullable=True)
-    creator_user_name: Optional[str] = pa.Field(nullable=True)
+    creator_user_name: str | None = pa.Field(nullable=True)
 
     class Config:
         strict = True
@@ -139,8 +138,8 @@ class ClusterEvents(_Daily):
     cluster_size_num_workers: pl.Int64 = pa.Field(nullable=True, ge=0)
     cluster_size_min_workers: pl.Int64 = pa.Field(nullable=True, ge=0)
     cluster_size_max_workers: pl.Int64 = pa.Field(nullable=True, ge=0)
-    cause: Optional[str] = pa.Field(nullable=True)
-    reason_code: Optional[str] = pa.Field(nullable=True)
+    cause: str | None = pa.Field(nullable=True)
+    reason_code: str | None = pa.Field(nullable=True)
     is_lookback: bool
 
     class Config:
@@ -154,29 +153,29 @@ class BillingUsage(_Daily):
     ``usage_quantity`` is negative only on RETRACTION rows; the true total is the plain sum.
     """
 
-    account_id: Optional[str] = pa.Field(nullable=True)
-    workspace_id: Optional[str] = pa.Field(nullable=True)
+    account_id: str | None = pa.Field(nullable=True)
+    workspace_id: str | None = pa.Field(nullable=True)
     record_id: str
     record_type: str = pa.Field(isin=RECORD_TYPES)
-    ingestion_date: Optional[dt.date] = pa.Field(nullable=True)
-    cloud: Optional[str] = pa.Field(nullable=True, isin=CLOUDS)
+    ingestion_date: dt.date | None = pa.Field(nullable=True)
+    cloud: str | None = pa.Field(nullable=True, isin=CLOUDS)
     sku_name: str
     usage_start_time: UTC_TS
     usage_end_time: UTC_TS
     usage_unit: str
     usage_quantity: pl.Float64
-    billing_origin_product: Optional[str] = pa.Field(nullable=True)
-    cluster_id: Optional[str] = pa.Field(nullable=True)
-    warehouse_id: Optional[str] = pa.Field(nullable=True)
-    endpoint_name: Optional[str] = pa.Field(nullable=True)
-    instance_pool_id: Optional[str] = pa.Field(nullable=True)
-    node_type: Optional[str] = pa.Field(nullable=True)
+    billing_origin_product: str | None = pa.Field(nullable=True)
+    cluster_id: str | None = pa.Field(nullable=True)
+    warehouse_id: str | None = pa.Field(nullable=True)
+    endpoint_name: str | None = pa.Field(nullable=True)
+    instance_pool_id: str | None = pa.Field(nullable=True)
+    node_type: str | None = pa.Field(nullable=True)
     job_id: pl.Int64 = pa.Field(nullable=True)
     job_run_id: pl.Int64 = pa.Field(nullable=True)
-    is_photon: Optional[bool] = pa.Field(nullable=True)
-    is_serverless: Optional[bool] = pa.Field(nullable=True)
+    is_photon: bool | None = pa.Field(nullable=True)
+    is_serverless: bool | None = pa.Field(nullable=True)
     custom_tags: str  # canonical JSON object
-    run_as: Optional[str] = pa.Field(nullable=True)
+    run_as: str | None = pa.Field(nullable=True)
     machine_hours: pl.Float64 = pa.Field(nullable=True, ge=0)
     billing_source: str = pa.Field(isin=BILLING_SOURCES)
 
@@ -198,19 +197,19 @@ class ServingUsage(_Daily):
 
     workspace_id: str
     databricks_request_id: str
-    client_request_id: Optional[str] = pa.Field(nullable=True)
+    client_request_id: str | None = pa.Field(nullable=True)
     endpoint_name: str
     served_entity_id: str
-    entity_name: Optional[str] = pa.Field(nullable=True)
-    requester: Optional[str] = pa.Field(nullable=True)
+    entity_name: str | None = pa.Field(nullable=True)
+    requester: str | None = pa.Field(nullable=True)
     status_code: pl.Int64
     request_time: UTC_TS
     input_token_count: pl.Int64 = pa.Field(ge=0)
     output_token_count: pl.Int64 = pa.Field(ge=0)
     usage_context: str  # canonical JSON object
-    tenant: Optional[str] = pa.Field(nullable=True)
-    agent: Optional[str] = pa.Field(nullable=True)
-    user: Optional[str] = pa.Field(nullable=True)
+    tenant: str | None = pa.Field(nullable=True)
+    agent: str | None = pa.Field(nullable=True)
+    user: str | None = pa.Field(nullable=True)
 
     class Config:
         strict = True

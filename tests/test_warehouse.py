@@ -359,7 +359,7 @@ def test_read_table_binds_parameters_and_opens_read_only(tmp_path: Path) -> None
         assert dg.materialize([daily_usage()], resources=res, partition_key=key).success
 
     assert rows(db, where="usage_date = ? AND cost_usd > ?", params=[D2, 20.0]) == [(D2, "ws-b", "VM", 20.5)]
-    with pytest.raises(duckdb.Error):  # read-only: a write through the same path is refused
+    with pytest.raises(duckdb.Error, match="read-only"):  # a write slipped into `where` is refused
         read_table(str(db), "raw.usage", "true; DELETE FROM raw.usage")
     assert rows(db) == DAY1 + DAY2
     with pytest.raises(ValueError, match="Not a table name"):

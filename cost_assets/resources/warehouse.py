@@ -14,15 +14,18 @@ library and verified (see ``reference/dagster_idioms.md`` §a4), breaks the proj
   different order either fails with a conversion error or, worse, silently swaps same-typed columns.
 * An empty frame is skipped with a warning and the table is never created, so a downstream asset that
   loads an empty first day fails with ``Catalog Error: Table ... does not exist``.
-* Loads call ``relation.arrow()``, which returns a record-batch reader in duckdb 2.0, and both ``.arrow()``
-  and ``.pl()`` need ``pyarrow``, which is not a dependency of this project.
+* Its loads call ``relation.arrow()``, which returns a record-batch reader in duckdb 2.0 (idioms §a4);
+  and here both ``.arrow()`` and ``.pl()`` need ``pyarrow``, which is not a dependency of this project
+  (checked on duckdb 1.1.3, 1.5.6 and 2.0.0: ``ModuleNotFoundError``), as does registering a polars frame.
+* ``DuckDbClient.connect`` does not close the connection when the body raises, so after a failed write the
+  file stays open until garbage collection (a read-only open in the same process is then refused).
 
 What this module does instead:
 
 * :class:`CostDuckDbClient` keeps the library's connect/schema/select logic but makes
   ``delete_table_slice`` a no-op, so that the delete can move into the handler's transaction;
-* :class:`PolarsByNameTypeHandler` does, in **one** DuckDB transaction: ``CREATE TABLE IF NOT EXISTS ... AS
-  SELECT * FROM frame LIMIT 0`` (so an empty frame still creates the table), the schema-drift check, the
+* :class:`PolarsByNameTypeHandler` does, in **one** DuckDB transaction: ``CREATE TABLE ... AS SELECT * FROM
+  frame LIMIT 0`` if the table is new (so an empty frame still creates it), the schema-drift check, the
   library's own partition ``DELETE`` (``DuckDbClient.delete_table_slice``: same WHERE clause, same
   escaping as the select used for loads), ``INSERT INTO t BY NAME``, a check that every inserted row lies
   inside the partition window, then ``COMMIT``; any error ``ROLLBACK``s, leaving the old rows in place.
@@ -394,7 +397,7 @@ def read_table(database: str, table: str, where: str = "", params: list | None =
     parts = table.split(".")
     if not 1 <= len(parts) <= 3 or not all(_IDENTIFIER.match(part) for part in parts):
         raise ValueError(f"Not a table name: {table!r} (expected 'layer.table').")
-    if database != ":memory:" and not Path(database).exists():
+    if not Path(database).exists():
         raise FileNotFoundError(f"DuckDB database {database!r} does not exist.")
     query = f"SELECT * FROM {'.'.join(_quote(part) for part in parts)}"
     if where:

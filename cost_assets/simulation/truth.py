@@ -9,6 +9,7 @@ Deliberately written as plain Python loops over a small world (it is the referen
 """
 
 import datetime as dt
+import itertools
 from collections import defaultdict
 
 import polars as pl
@@ -54,7 +55,7 @@ def _pieces(start: int, end: int, cuts: list[int]):
         h += HOUR
     points.update(c for c in cuts if start < c < end)
     ordered = sorted(points)
-    return list(zip(ordered, ordered[1:], strict=False))
+    return list(itertools.pairwise(ordered))
 
 
 def cluster_hours(world: World, sheet: PriceSheet) -> pl.DataFrame:
@@ -112,7 +113,7 @@ def run_costs(world: World, sheet: PriceSheet) -> pl.DataFrame:
                 h += HOUR
             points.update(x for x in rates.cuts if s.start < x < s.end)
             ordered = sorted(p for p in points if s.start <= p <= s.end)
-            for a, b in zip(ordered, ordered[1:], strict=False):
+            for a, b in itertools.pairwise(ordered):
                 sku = rates.sku(c, a)
                 dbus = vm = 0.0
                 for n in s.nodes:

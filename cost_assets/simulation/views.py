@@ -22,7 +22,6 @@ from cost_assets.simulation.world import DAY, HOUR, Cluster, Job, JobRun, World,
 from cost_assets.simulation.world import stable_id as _sid
 
 
-
 @cache
 def world_for(config: WorldConfig) -> World:
     """Generate once per config per process (generation is deterministic, so caching is safe)."""
@@ -210,13 +209,17 @@ def _cluster_context(world: World) -> dict[str, dict]:
 
 @cache
 def billing_usage_rows(config: WorldConfig) -> tuple[dict, ...]:
+    """The bill of the world generated from ``config`` (cached per config)."""
+    return bill(world_for(config), load_price_sheet())
+
+
+def bill(world: World, sheet: PriceSheet) -> tuple[dict, ...]:
     """``system.billing.usage`` rows (SQL-API value types: strings), with corrections for some hours.
 
     A corrected hour has an ORIGINAL that was wrong by 5–20 %, then, days later, a RETRACTION that
     negates it and a RESTATEMENT with the true quantity. Serving endpoints bill DBUs per hour by tokens.
     """
-    world = world_for(config)
-    sheet = load_price_sheet()
+    config = world.config
     rng = random.Random(config.seed * 7919 + 17)
     ctx = _cluster_context(world)
     rows: list[dict] = []

@@ -309,7 +309,8 @@ class _Builder:
             t += rng.randint(6, 45) * MINUTE
             if t > end - 8 * MINUTE:
                 break
-            spots = [n for n in s.nodes if n.spot and n.released > t and n.ready <= t]
+            # Only spot *workers* are evicted here (losing a spot driver ends the cluster, not modelled).
+            spots = [n for n in s.nodes if n.role == "worker" and n.spot and n.released > t and n.ready <= t]
             if spots and rng.random() < cfg.spot_eviction_rate:
                 lost = spots[: rng.randint(1, min(2, len(spots)))]
                 for n in lost:

@@ -1,0 +1,59 @@
+"""The ``cost-assets`` command."""
+
+import datetime as dt
+import os
+
+import dagster as dg
+import typer
+
+from cost_assets import report
+from cost_assets.config import Settings
+
+# Step-level progress is printed here; Dagster's own debug stream stays in the run's event log.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+app = typer.Typer(help="Databricks cost attribution on Dagster.", no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def main() -> None:
+    """Databricks cost attribution on Dagster: `run` the pipeline, serve a mock workspace, report."""
+
+
+def _instance() -> dg.DagsterInstance:
+    """The instance under DAGSTER_HOME (runs visible in the UI), or a throwaway one without it."""
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+@app.command()
+def run(days: int = typer.Option(7, min=1, help="How many complete UTC days, ending yesterday.")) -> None:
+    """Materialize the whole asset graph for the last DAYS complete UTC days and print a summary."""
+    from cost_assets.definitions import build_defs
+
+    environ = {"COST_ASSETS_SIM_DAYS": str(days), **os.environ}
+    settings = Settings.from_environ(environ)
+    defs = build_defs(environ)
+    last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    first = last - dt.timedelta(days=days - 1)
+    with _instance() as instance:
+        typer.echo(f"reference prices → {settings.duckdb_path}")
+        result = defs.resolve_job_def("reference_prices").execute_in_process(instance=instance, run_config=QUIET)
+        if not result.success:
+            raise typer.Exit(1)
+        typer.echo(f"daily pipeline {first} .. {last} (one run) → {settings.duckdb_path}")
+        result = defs.resolve_job_def("daily_pipeline").execute_in_process(
+            instance=instance, run_config=QUIET, tags={"dagster/asset_partition_range_start": first.isoformat(),
+                                     "dagster/asset_partition_range_end": last.isoformat()})
+        if not result.success:
+            raise typer.Exit(1)
+    typer.echo("\nRows per table")
+    for row in report.table_counts(settings.duckdb_path).iter_rows(named=True):
+        typer.echo(f"  {row['table']:<28}{row['rows']:>10,}")
+    typer.echo("\nBilled per day (all record types, effective $/DBU)")
+    for row in report.billed_by_day(settings.duckdb_path, first, last).iter_rows(named=True):
+        unpriced = f"   unpriced DBUs {row['unpriced_dbus']:,.2f}" if row["unpriced_dbus"] else ""
+        typer.echo(f"  {row['usage_date']}  {row['billed_dbus']:>12,.2f} DBU  ${row['billed_usd'] or 0:>12,.2f}"
+                   f"{unpriced}")
+
+
+if __name__ == "__main__":
+    app()

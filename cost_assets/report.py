@@ -1,0 +1,39 @@
+"""Read-only summaries of the DuckDB warehouse (what `cost-assets run` prints)."""
+
+import duckdb
+import polars as pl
+
+# Billed dollars: every record type summed (corrections included), priced at the SKU's effective $/DBU in
+# force at the usage hour (half-open windows). Records whose SKU has no price are counted apart, never $0.
+BILLED_BY_DAY = """
+select u.usage_date,
+       sum(u.usage_quantity) as billed_dbus,
+       sum(u.usage_quantity * p.effective_price) as billed_usd,
+       sum(case when p.sku_name is null then u.usage_quantity else 0 end) as unpriced_dbus
+from raw.billing_usage u
+left join ref.dbu_prices p
+  on p.sku_name = u.sku_name and (u.cloud is null or p.cloud = u.cloud)
+ and u.usage_start_time >= p.price_start_time
+ and (p.price_end_time is null or u.usage_start_time < p.price_end_time)
+where u.usage_date between ? and ?
+group by u.usage_date order by u.usage_date
+"""
+
+
+def table_counts(database: str) -> pl.DataFrame:
+    """Rows per table in every schema the pipeline writes."""
+    with duckdb.connect(database, read_only=True) as con:
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema in ('raw', 'ref', 'mart') order by 1, 2").fetchall()
+        rows = [{"table": f"{s}.{t}", "rows": con.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0]}
+                for s, t in tables]
+    return pl.DataFrame(rows, schema={"table": pl.Utf8, "rows": pl.Int64})
+
+
+def billed_by_day(database: str, first, last) -> pl.DataFrame:
+    """Billed DBUs and dollars per usage date in [first, last]."""
+    with duckdb.connect(database, read_only=True) as con:
+        rows = con.execute(BILLED_BY_DAY, [first, last]).fetchall()
+    return pl.DataFrame(rows, schema={"usage_date": pl.Date, "billed_dbus": pl.Float64, "billed_usd": pl.Float64,
+                                      "unpriced_dbus": pl.Float64}, orient="row")

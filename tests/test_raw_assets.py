@@ -1,0 +1,123 @@
+"""The raw and reference assets through real Dagster runs into a temporary DuckDB file."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from cost_assets.definitions import build_defs
+from cost_assets.ingest.fetch import WorkspaceDay
+from cost_assets.resources.simulated import SimulatedWorkspace
+from tests.conftest import RAW_TABLES, WORLD_START, run_daily, sim_environ, table
+
+
+def test_a_day_materialized_twice_leaves_the_same_rows(defs, database):
+    assert run_daily(defs, "2026-01-02").success
+    first = {name: table(database, name) for name in RAW_TABLES}
+    assert run_daily(defs, "2026-01-02").success
+    for name in RAW_TABLES:
+        assert first[name].height > 0, name
+        assert_frame_equal(table(database, name), first[name])
+
+
+def test_three_day_single_run_backfill_equals_three_single_day_runs(tmp_path):
+    one_run, three_runs = tmp_path / "one.duckdb", tmp_path / "three.duckdb"
+    result = run_daily(build_defs(sim_environ(one_run)), "2026-01-02", "2026-01-04")
+    assert result.success
+    # single_run(): one run, one step per asset, over the whole range.
+    assert len(result.get_step_success_events()) == 3
+    separate = build_defs(sim_environ(three_runs))
+    for day in ("2026-01-02", "2026-01-03", "2026-01-04"):
+        assert run_daily(separate, day).success
+    for name in RAW_TABLES:
+        assert_frame_equal(table(one_run, name), table(three_runs, name))
+        days = table(one_run, name)["usage_date"].unique().sort().to_list()
+        assert days == [dt.date(2026, 1, 2), dt.date(2026, 1, 3), dt.date(2026, 1, 4)], name
+
+
+def test_an_empty_day_creates_empty_tables(defs, database):
+    # 2025-06-01 is long before the simulated world: no runs, no clusters, no bill.
+    assert run_daily(defs, "2025-06-01").success
+    for name in RAW_TABLES:
+        frame = table(database, name)
+        assert frame.height == 0, name
+        assert "usage_date" in frame.columns
+
+
+def test_job_runs_include_runs_that_started_the_day_before(database):
+    defs = build_defs(sim_environ(database, COST_ASSETS_SIM_SCALE="small"))
+    assert run_daily(defs, "2026-01-03").success
+    runs = table(database, "raw.job_runs")
+    day_start = dt.datetime(2026, 1, 3)
+    earlier = runs.filter(pl.col("start_time") < day_start)
+    assert earlier.height > 0
+    assert (earlier["end_time"] > day_start).all()
+
+
+class BrokenWorkspace(SimulatedWorkspace):
+    """Returns a job_runs frame whose second row repeats the first, and a task ending before it starts."""
+
+    def fetch(self, days: list[dt.date]) -> WorkspaceDay:
+        got = super().fetch(days)
+        runs = got.job_runs
+        bad = pl.concat([runs.head(1), runs]).with_columns(
+            pl.when(pl.int_range(pl.len()) == 3).then(pl.col("start_time") - dt.timedelta(days=2))
+            .otherwise(pl.col("end_time")).alias("end_time"))
+        return WorkspaceDay(job_runs=bad, jobs=got.jobs, clusters=got.clusters, cluster_events=got.cluster_events)
+
+
+def test_a_contract_violation_fails_its_check_names_the_rows_and_writes_nothing(defs, database):
+    assert run_daily(defs, "2026-01-02").success
+    before = table(database, "raw.job_runs")
+    broken = dg.Definitions(assets=defs.assets, jobs=defs.jobs, resources={
+        **defs.resources, "workspace": BrokenWorkspace(world=defs.resources["workspace"].world)})
+    result = run_daily(broken, "2026-01-02", raise_on_error=False)
+    assert not result.success
+    evaluations = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
+    failed = evaluations["raw/job_runs"]
+    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
+    # Rows 0 and 1 share a task_run_id; row 3 ends before it starts.
+    assert failed.metadata["failing_row_numbers"].value == "0, 1, 3"
+    assert "first_failing_rows" in failed.metadata
+    assert evaluations["raw/jobs"].passed
+    assert_frame_equal(table(database, "raw.job_runs"), before)
+
+
+def test_reference_tables_load_and_bad_prices_file_changes_nothing(tmp_path, database):
+    good = build_defs(sim_environ(database))
+    assert good.resolve_job_def("reference_prices").execute_in_process().success
+    before = table(database, "ref.instance_types")
+    assert before.height >= 30 and set(before["cloud"]) >= {"AZURE", "AWS"}
+    prices = tmp_path / "my_prices.yaml"
+    prices.write_text("instance_types:\n  - {cloud: AZURE, node_type_id: Standard_X1, vcpus: 4, memory_gb: 16,"
+                      " dbu_per_hour: 1.0, vm_on_demand_per_hour: -0.5, effective_from: 2026-01-01}\n")
+    bad = build_defs(sim_environ(database, COST_ASSETS_PRICES=str(prices)))
+    result = bad.resolve_job_def("reference_prices").execute_in_process(raise_on_error=False)
+    assert not result.success
+    message = str(result.all_events)
+    assert "my_prices.yaml" in message and "instance_types[0].vm_on_demand_per_hour" in message
+    assert_frame_equal(table(database, "ref.instance_types"), before)
+
+
+def test_overrides_file_adds_a_node_type(tmp_path, database):
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("instance_types:\n  - {cloud: AWS, node_type_id: x9.huge, vcpus: 96, memory_gb: 768,"
+                      " dbu_per_hour: 20.0, vm_on_demand_per_hour: 9.5, vm_spot_per_hour: 3.0,"
+                      " effective_from: 2026-01-01}\n")
+    defs = build_defs(sim_environ(database, COST_ASSETS_PRICES=str(prices)))
+    assert defs.resolve_job_def("reference_prices").execute_in_process().success
+    with duckdb.connect(str(database), read_only=True) as con:
+        row = con.execute("select dbu_per_hour, source from ref.instance_types where node_type_id = ?",
+                          ["x9.huge"]).fetchone()
+    assert row == (20.0, "overrides:prices.yaml")
+
+
+def test_simulated_world_window_defaults_to_the_last_complete_days(tmp_path: Path):
+    defs = build_defs({"COST_ASSETS_DUCKDB": str(tmp_path / "d.duckdb"), "COST_ASSETS_SIM_DAYS": "3"})
+    world = defs.resources["workspace"].world
+    today = dt.datetime.now(dt.UTC).date()
+    assert dt.date.fromisoformat(world.start) == today - dt.timedelta(days=3)
+    assert WORLD_START.isoformat() != world.start
