@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from cost_assets.assets import raw, reference
+from cost_assets.assets import costs, raw, reconciliation, reference, reporting
 from cost_assets.config import Settings
 from cost_assets.resources.billing import CsvBillingSource
 from cost_assets.resources.prices import BundledPriceCatalog
@@ -19,9 +19,10 @@ from cost_assets.resources.warehouse import CostDuckDBIOManager
 from cost_assets.schedules import daily_schedule
 
 ASSETS = [raw.workspace_tables, raw.billing_usage, raw.serving_usage, reference.dbu_prices,
-          reference.instance_types]
+          reference.instance_types, costs.cluster_segments, costs.run_costs, reconciliation.reconcile_and_attribute,
+          reporting.serving_costs, reporting.cost_by_scope]
 DAILY_JOB = dg.define_asset_job(
-    "daily_pipeline", selection=dg.AssetSelection.groups("raw"),
+    "daily_pipeline", selection=dg.AssetSelection.groups("raw", "mart"),
     description="Every daily table for one day, or for a range of days in one run (single-run backfill).")
 REFERENCE_JOB = dg.define_asset_job(
     "reference_prices", selection=dg.AssetSelection.groups("ref"),
@@ -53,7 +54,8 @@ def build_resources(settings: Settings) -> dict:
     return {
         "workspace": SimulatedWorkspace(world=world),
         "billing": billing,
-        "prices": BundledPriceCatalog(overrides_path=settings.prices_path),
+        "prices": BundledPriceCatalog(overrides_path=settings.prices_path, tier=settings.tier,
+                                      cloud=settings.cloud),
         "io_manager": CostDuckDBIOManager(database=settings.duckdb_path),
     }
 

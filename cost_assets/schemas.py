@@ -272,3 +272,206 @@ class InstanceTypes(pa.DataFrameModel):
     def window_is_positive(cls, data) -> pl.LazyFrame:
         return data.lazyframe.select(
             pl.col("effective_to").is_null() | (pl.col("effective_to") > pl.col("effective_from")))
+
+
+# --- mart ------------------------------------------------------------------------------------------------
+
+class ClusterSegments(_Daily):
+    """mart.cluster_segments: each cluster's timeline as elementary segments, clipped to the day and cut
+    at every hour (``segment_kind`` 'pool' rows are idle pool VMs: VM $ but no DBUs)."""
+
+    workspace_id: str | None = pa.Field(nullable=True)
+    cluster_id: str
+    segment_kind: str = pa.Field(isin=["cluster", "pool"])
+    segment_start: UTC_TS
+    segment_end: UTC_TS
+    hour_start: UTC_TS
+    state: str
+    provisioned_workers: pl.Int64 = pa.Field(ge=0)
+    ready_workers: pl.Int64 = pa.Field(ge=0)
+    driver_provisioned: bool
+    driver_ready: bool
+    driver_on_demand: bool
+    on_demand_workers: pl.Int64 = pa.Field(ge=0)
+    spot_workers: pl.Int64 = pa.Field(ge=0)
+    vm_billable: bool
+    dbu_billable: bool
+    is_imputed: bool
+    cloud: str | None = pa.Field(nullable=True)
+    driver_node_type_id: str | None = pa.Field(nullable=True)
+    node_type_id: str | None = pa.Field(nullable=True)
+    cluster_source: str | None = pa.Field(nullable=True)
+    workload: str | None = pa.Field(nullable=True)
+    is_photon: bool | None = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "cluster_id", "segment_kind", "segment_start"]
+
+    @pa.dataframe_check(error="a segment must end after it starts and stay inside its hour")
+    def inside_its_hour(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            (pl.col("segment_end") > pl.col("segment_start")) & (pl.col("segment_start") >= pl.col("hour_start"))
+            & (pl.col("segment_end") <= pl.col("hour_start") + pl.duration(hours=1)))
+
+
+class RunCosts(_Daily):
+    """mart.run_costs: one row per task run × cluster × day, plus one idle row per shared cluster × day."""
+
+    workspace_id: str | None = pa.Field(nullable=True)
+    consumer: str = pa.Field(isin=["run", "idle"])
+    run_id: pl.Int64 = pa.Field(nullable=True)
+    task_run_id: pl.Int64 = pa.Field(nullable=True)
+    job_id: pl.Int64 = pa.Field(nullable=True)
+    task_key: str | None = pa.Field(nullable=True)
+    cluster_id: str
+    sku_name: str | None = pa.Field(nullable=True)
+    is_shared_cluster: bool
+    runtime_hours: pl.Float64 = pa.Field(ge=0)
+    dbus: pl.Float64 = pa.Field(nullable=True, ge=0)
+    dbu_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    vm_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    total_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    currency_code: str
+    unpriced: bool
+    team: str | None = pa.Field(nullable=True)
+    tenant: str | None = pa.Field(nullable=True)
+    project: str | None = pa.Field(nullable=True)
+    cost_center: str | None = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "consumer", "task_run_id", "cluster_id"]
+
+    @pa.dataframe_check(error="run rows carry run_id and task_run_id, idle rows neither")
+    def consumer_ids(cls, data) -> pl.LazyFrame:
+        is_run = pl.col("consumer") == "run"
+        return data.lazyframe.select(is_run == (pl.col("run_id").is_not_null() & pl.col("task_run_id").is_not_null()))
+
+    @pa.dataframe_check(error="money is null exactly on unpriced rows (never a silent $0)")
+    def unpriced_means_null(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("total_cost_usd").is_null() == pl.col("unpriced"))
+
+
+RESOURCE_TYPES = ["cluster", "warehouse", "endpoint", "serverless"]
+RECON_REASONS = ["unpriced", "sku_mismatch", "no_estimate", "no_billing", "correction", "mismatch", "ok"]
+ATTRIBUTION_REASONS = [*RECON_REASONS, "serving", "serverless", "warehouse", "no_share"]
+CONSUMERS = ["run", "idle", "unattributed"]
+SCOPE_DIMENSIONS = ["team", "tenant", "project", "cost_center", "job", "user"]
+
+
+class Reconciliation(_Daily):
+    """mart.reconciliation: estimated vs billed per resource × hour × SKU (costing/reconcile.py)."""
+
+    workspace_id: str | None = pa.Field(nullable=True)
+    resource_type: str = pa.Field(isin=RESOURCE_TYPES)
+    resource_id: str
+    hour_start: UTC_TS
+    sku_name: str | None = pa.Field(nullable=True)  # null only for an estimate with no timeline
+    job_id: pl.Int64 = pa.Field(nullable=True)
+    job_run_id: pl.Int64 = pa.Field(nullable=True)
+    billing_records: pl.Int64 = pa.Field(ge=0)
+    estimated_dbus: pl.Float64 = pa.Field(nullable=True)
+    estimated_cost_usd: pl.Float64 = pa.Field(nullable=True)
+    billed_dbus: pl.Float64
+    billed_cost_usd: pl.Float64 = pa.Field(nullable=True)
+    ratio: pl.Float64 = pa.Field(nullable=True)
+    delta_dbus: pl.Float64 = pa.Field(nullable=True)
+    delta_usd: pl.Float64 = pa.Field(nullable=True)
+    within_tolerance: bool
+    has_correction: bool
+    unpriced: bool
+    estimate_unpriced: bool
+    custom_tags: str | None = pa.Field(nullable=True)
+    currency_code: str
+    reason: str = pa.Field(isin=RECON_REASONS)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "workspace_id", "resource_type", "resource_id", "hour_start", "sku_name"]
+
+    @pa.dataframe_check(error="billed_cost_usd is null exactly when the row is unpriced on the bill side")
+    def null_money_means_unpriced(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("billed_cost_usd").is_null() == pl.col("unpriced"))
+
+    @pa.dataframe_check(error="usage_date must be the date of hour_start")
+    def date_of_hour(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("usage_date") == pl.col("hour_start").dt.date())
+
+
+class AttributedCosts(_Daily):
+    """mart.attributed_costs: the bill handed out per resource × hour × SKU × consumer."""
+
+    hour_start: UTC_TS
+    workspace_id: str | None = pa.Field(nullable=True)
+    resource_type: str = pa.Field(isin=RESOURCE_TYPES)
+    resource_id: str
+    sku_name: str | None = pa.Field(nullable=True)
+    consumer: str = pa.Field(isin=CONSUMERS)
+    run_id: pl.Int64 = pa.Field(nullable=True)
+    task_run_id: pl.Int64 = pa.Field(nullable=True)
+    job_id: pl.Int64 = pa.Field(nullable=True)
+    billed_dbus: pl.Float64
+    billed_cost_usd: pl.Float64 = pa.Field(nullable=True)
+    estimated_cost_usd: pl.Float64 = pa.Field(nullable=True)
+    currency_code: str
+    reason: str = pa.Field(isin=ATTRIBUTION_REASONS)
+    team: str | None = pa.Field(nullable=True)
+    tenant: str | None = pa.Field(nullable=True)
+    project: str | None = pa.Field(nullable=True)
+    cost_center: str | None = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        # task_run_id is null for idle/unattributed and for bill-metadata runs; run_id disambiguates those.
+        unique = ["usage_date", "workspace_id", "resource_type", "resource_id", "hour_start", "sku_name",
+                  "consumer", "run_id", "task_run_id"]
+
+    @pa.dataframe_check(error="a run row needs a run_id or a job_id; idle/unattributed rows have neither")
+    def consumer_ids(cls, data) -> pl.LazyFrame:
+        has_ids = pl.col("run_id").is_not_null() | pl.col("job_id").is_not_null()
+        return data.lazyframe.select((pl.col("consumer") == "run") == has_ids)
+
+
+class CostByScope(_Daily):
+    """mart.cost_by_scope: daily attributed $ per workspace × dimension × value ('(untagged)' included)."""
+
+    workspace_id: str | None = pa.Field(nullable=True)
+    dimension: str = pa.Field(isin=SCOPE_DIMENSIONS)
+    value: str
+    billed_dbus: pl.Float64
+    billed_cost_usd: pl.Float64 = pa.Field(nullable=True)
+    estimated_cost_usd: pl.Float64
+    run_cost_usd: pl.Float64
+    idle_cost_usd: pl.Float64
+    unattributed_cost_usd: pl.Float64
+    serving_cost_usd: pl.Float64
+    currency_code: str
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "workspace_id", "dimension", "value"]
+
+
+class ServingCosts(_Daily):
+    """mart.serving_costs: endpoint bill split over requests by tokens, vs the token-price estimate."""
+
+    workspace_id: str
+    tenant: str
+    agent: str
+    user: str
+    endpoint_name: str
+    model: str
+    calls: pl.Int64 = pa.Field(ge=0)
+    input_tokens: pl.Int64 = pa.Field(ge=0)
+    output_tokens: pl.Int64 = pa.Field(ge=0)
+    estimated_usd: pl.Float64 = pa.Field(nullable=True)
+    actual_usd: pl.Float64 = pa.Field(nullable=True)
+    actual_dbus: pl.Float64
+    delta_usd: pl.Float64 = pa.Field(nullable=True)
+    unpriced_calls: pl.Int64 = pa.Field(ge=0)
+    currency_code: str
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "workspace_id", "tenant", "agent", "user", "endpoint_name", "model"]

@@ -13,6 +13,8 @@ from cost_assets.resources.warehouse import read_table
 WORLD_START = dt.date(2026, 1, 1)
 RAW_TABLES = ["raw.job_runs", "raw.jobs", "raw.clusters", "raw.cluster_events", "raw.billing_usage",
               "raw.serving_usage"]
+MART_TABLES = ["mart.cluster_segments", "mart.run_costs", "mart.reconciliation", "mart.attributed_costs",
+               "mart.serving_costs", "mart.cost_by_scope"]
 # The key of every raw table within a partition (sorting by it makes frames comparable).
 TABLE_KEYS = {
     "raw.job_runs": ["usage_date", "task_run_id"], "raw.jobs": ["usage_date", "job_id"],
@@ -38,12 +40,18 @@ def defs(database: Path) -> dg.Definitions:
     return build_defs(sim_environ(database))
 
 
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 def run_daily(defs: dg.Definitions, first: str, last: str | None = None, **kwargs) -> dg.ExecuteInProcessResult:
-    """One run of the daily job over [first, last] (a single partition when ``last`` is omitted)."""
+    """One run of the daily job over [first, last] (a single partition when ``last`` is omitted), after the
+    unpartitioned reference prices the marts read."""
+    assert defs.resolve_job_def("reference_prices").execute_in_process(run_config=QUIET).success
     job = defs.resolve_job_def("daily_pipeline")
     if last is None:
-        return job.execute_in_process(partition_key=first, instance=dg.DagsterInstance.ephemeral(), **kwargs)
-    return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), tags={
+        return job.execute_in_process(partition_key=first, instance=dg.DagsterInstance.ephemeral(), run_config=QUIET,
+                                      **kwargs)
+    return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config=QUIET, tags={
         "dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}, **kwargs)
 
 

@@ -7,7 +7,13 @@ from cost_assets.prices import PriceSheet, load_price_sheet
 
 
 class PriceCatalog(dg.ConfigurableResource):
-    """Abstract: the node-type and DBU price tables (effective-dated)."""
+    """Abstract: the node-type and DBU price tables (effective-dated), and the account's tier."""
+
+    tier: str = "PREMIUM"  # STANDARD | PREMIUM | ENTERPRISE: with workload and Photon it picks the SKU
+    cloud: str = "AZURE"  # the cloud of bill rows that name none (the legacy CSV has no cloud column)
+
+    def token_prices(self) -> pl.DataFrame:
+        return self.sheet().token_prices_frame()
 
     def sheet(self) -> PriceSheet:
         raise NotImplementedError(f"{type(self).__name__} does not provide prices")

@@ -8,7 +8,7 @@ import polars as pl
 from cost_assets.ingest import fetch, parse
 from cost_assets.resources.billing import BillingSource
 from cost_assets.resources.databricks import DatabricksWorkspace
-from cost_assets.simulation import views
+from cost_assets.simulation import truth, views
 from cost_assets.simulation.api import SimulatedApi
 from cost_assets.simulation.world import WorldConfig
 
@@ -35,6 +35,10 @@ class SimulatedWorkspace(DatabricksWorkspace):
 
     def api(self) -> fetch.WorkspaceApi:
         return SimulatedApi(self.world.world_config())
+
+    def ground_truth_run_costs(self, days: list[dt.date]) -> pl.DataFrame:
+        """What every run really cost on ``days`` (simulated worlds only): the yardstick of the estimate."""
+        return truth.run_costs_for(self.world.world_config()).filter(pl.col("usage_date").is_in(days))
 
 
 class SimulatedBillingSource(BillingSource):

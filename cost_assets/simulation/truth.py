@@ -11,11 +11,12 @@ Deliberately written as plain Python loops over a small world (it is the referen
 import datetime as dt
 import itertools
 from collections import defaultdict
+from functools import cache
 
 import polars as pl
 
-from cost_assets.prices import PriceSheet
-from cost_assets.simulation.world import DAY, HOUR, Cluster, World
+from cost_assets.prices import PriceSheet, load_price_sheet
+from cost_assets.simulation.world import DAY, HOUR, Cluster, World, WorldConfig, world_for
 
 
 def _to_dt(ms: int) -> dt.datetime:
@@ -145,3 +146,9 @@ def run_costs(world: World, sheet: PriceSheet) -> pl.DataFrame:
                                       "job_id": pl.Int64, "consumer": pl.Utf8, "dbus": pl.Float64,
                                       "dbu_cost_usd": pl.Float64, "vm_cost_usd": pl.Float64,
                                       "total_cost_usd": pl.Float64})
+
+
+@cache
+def run_costs_for(config: WorldConfig) -> pl.DataFrame:
+    """Truth run costs of the world generated from ``config`` (cached per config)."""
+    return run_costs(world_for(config), load_price_sheet())

@@ -18,14 +18,8 @@ import polars as pl
 from cost_assets.ingest.parse import LEGACY_CSV_COLUMNS
 from cost_assets.prices import PriceSheet, load_price_sheet
 from cost_assets.simulation import truth
-from cost_assets.simulation.world import DAY, HOUR, Cluster, Job, JobRun, World, WorldConfig, generate_world
+from cost_assets.simulation.world import DAY, HOUR, Cluster, Job, JobRun, World, WorldConfig, world_for
 from cost_assets.simulation.world import stable_id as _sid
-
-
-@cache
-def world_for(config: WorldConfig) -> World:
-    """Generate once per config per process (generation is deterministic, so caching is safe)."""
-    return generate_world(config)
 
 
 def _ts(ms: int) -> str:

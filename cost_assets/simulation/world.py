@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import random
 from dataclasses import dataclass, field
+from functools import cache
 
 MINUTE = 60_000
 HOUR = 3_600_000
@@ -426,6 +427,12 @@ def generate_world(config: WorldConfig | None = None) -> World:
     requests = _serving_requests(b, endpoints)
     return World(config=cfg, jobs=jobs, clusters=b.clusters, runs=runs, pools={p.pool_id: p for p in pools},
                  endpoints=endpoints, requests=requests)
+
+
+@cache
+def world_for(config: WorldConfig) -> World:
+    """Generate once per config per process (generation is deterministic, so caching is safe)."""
+    return generate_world(config)
 
 
 def _simulate_run(b: _Builder, job: Job, start: int) -> JobRun | None:

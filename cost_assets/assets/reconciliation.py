@@ -1,0 +1,103 @@
+"""Reconciliation: the estimate brought to the bill's grain, and the bill handed out to consumers.
+
+One step builds both tables because both need the same hourly estimate (cluster × hour × SKU ×
+consumer shares) and it is the most expensive thing to compute. The conservation check — per day,
+Σ attributed $ = Σ billed $ to the cent — is a blocking ERROR: nothing downstream runs on a ledger
+that does not add up.
+"""
+
+import dagster as dg
+import polars as pl
+
+from cost_assets import schemas
+from cost_assets.assets.costs import RAW_INS
+from cost_assets.assets.raw import BILLING_USAGE, DAILY_ASSET, PARTITIONED
+from cost_assets.checks import contract_result, frame_metadata, markdown_table
+from cost_assets.costing import attribute, engine, reconcile
+from cost_assets.partitions import window_days
+from cost_assets.resources.prices import PriceCatalog
+
+RECONCILIATION = dg.AssetKey(["mart", "reconciliation"])
+ATTRIBUTED_COSTS = dg.AssetKey(["mart", "attributed_costs"])
+
+
+@dg.multi_asset(
+    outs={
+        "reconciliation": dg.AssetOut(
+            key=RECONCILIATION, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED,
+            description="Estimated vs billed DBUs and $ per resource × hour × SKU (billed = plain sum over "
+            "ORIGINAL, RETRACTION and RESTATEMENT), ratio, delta and a reason code: ok, no_estimate, "
+            "no_billing, unpriced, sku_mismatch, correction, mismatch."),
+        "attributed_costs": dg.AssetOut(
+            key=ATTRIBUTED_COSTS, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED,
+            description="The bill handed out: each billed resource-hour's dollars split by the estimate's "
+            "shares among runs and idle; hours without an estimate go to 'unattributed' with the reason. "
+            "Sums to the bill, per day, to the cent."),
+    },
+    ins={**RAW_INS, "billing": dg.AssetIn(BILLING_USAGE)},
+    check_specs=[
+        dg.AssetCheckSpec("contract", asset=RECONCILIATION, blocking=True),
+        dg.AssetCheckSpec("contract", asset=ATTRIBUTED_COSTS, blocking=True),
+        dg.AssetCheckSpec("conserves_the_bill", asset=ATTRIBUTED_COSTS, blocking=True,
+                          description="per day Σ attributed $ = Σ billed $ (to $0.01)"),
+    ],
+    pool="duckdb_writer", **DAILY_ASSET,
+)
+def reconcile_and_attribute(context: dg.AssetExecutionContext, prices: PriceCatalog, billing: pl.DataFrame,
+                            job_runs: pl.DataFrame, jobs: pl.DataFrame, clusters: pl.DataFrame,
+                            events: pl.DataFrame, instance_types: pl.DataFrame, dbu_prices: pl.DataFrame):
+    """Reconcile each day of the window, then attribute; checks judge the whole window."""
+    days = window_days(context.partition_time_window)
+    recon_days, attributed_days = [], []
+    for day in days:
+        estimate = engine.cost_by_cluster_hour(job_runs, jobs, clusters, events, instance_types, dbu_prices, day,
+                                               tier=prices.tier)
+        recon = reconcile.reconciliation(billing.filter(pl.col("usage_date") == day), estimate, dbu_prices,
+                                         prices.cloud)
+        recon_days.append(recon)
+        attributed_days.append(attribute.attributed_costs(recon, estimate, jobs=jobs, clusters=clusters))
+    recon = pl.concat(recon_days, how="vertical_relaxed")
+    attributed = pl.concat(attributed_days, how="vertical_relaxed")
+    quality = attribute.accuracy(recon, attributed)
+    gaps = attribute.conservation_gaps(recon, attributed)
+
+    reasons = dict(recon.group_by("reason").len().iter_rows())
+    yield dg.Output(recon, output_name="reconciliation", metadata=frame_metadata(
+        recon, billed_usd=float(recon["billed_cost_usd"].sum() or 0), billed_dbus=float(recon["billed_dbus"].sum()),
+        estimated_usd=float(recon["estimated_cost_usd"].sum() or 0), reasons=dg.MetadataValue.json(reasons)))
+    yield dg.Output(attributed, output_name="attributed_costs", metadata={
+        **frame_metadata(attributed, attributed_usd=float(attributed["billed_cost_usd"].sum() or 0)),
+        **_accuracy_metadata(quality)})
+    yield contract_result(schemas.Reconciliation, recon, RECONCILIATION)
+    yield contract_result(schemas.AttributedCosts, attributed, ATTRIBUTED_COSTS)
+    bad = gaps.filter(~pl.col("ok"))
+    yield dg.AssetCheckResult(
+        check_name="conserves_the_bill", asset_key=ATTRIBUTED_COSTS, passed=bad.height == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="every day's attributed dollars equal its billed dollars" if not bad.height
+        else f"{bad.height} day(s) where attributed ≠ billed",
+        metadata={"max_abs_gap_usd": float(gaps["gap_usd"].abs().max() or 0.0),
+                  "days": dg.MetadataValue.md(markdown_table(gaps.select(
+                      "usage_date", "billed_cost_usd", "attributed_cost_usd", "gap_usd", "ok"), 31))})
+
+
+def _accuracy_metadata(quality: pl.DataFrame) -> dict:
+    """Per-day accuracy as a small table plus the window's dollar-weighted headline numbers."""
+    if quality.height == 0:
+        return {"accuracy": dg.MetadataValue.md("_no billed usage_")}
+    billed = float(quality["billed_cost_usd"].sum() or 0.0)
+
+    def weighted(column: str) -> float:
+        return round(float((quality[column].fill_null(0) * quality["billed_cost_usd"]).sum() / billed), 4) if billed \
+            else 0.0
+
+    shown = [c for c in ("usage_date", "billed_cost_usd", "matched_share", "cluster_matched_share", "coverage",
+                         "idle_cost_usd", "unattributed_cost_usd", "unpriced_billed_dbus") if c in quality.columns]
+    return {
+        "accuracy/within_5pct_share": weighted("matched_share"),
+        "accuracy/coverage": weighted("coverage"),
+        "accuracy/unattributed_usd": round(float(quality["unattributed_cost_usd"].sum() or 0), 2),
+        "accuracy/unpriced_billed_dbus": round(float(quality["unpriced_billed_dbus"].sum() or 0), 4),
+        "accuracy": dg.MetadataValue.md(markdown_table(quality.select(shown).with_columns(
+            pl.col(pl.Float64).round(4)), 31)),
+    }

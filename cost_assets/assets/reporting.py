@@ -1,0 +1,52 @@
+"""Reporting: the attributed bill rolled up by scope, and model-serving spend by tenant, agent and user."""
+
+import dagster as dg
+import polars as pl
+
+from cost_assets import schemas
+from cost_assets.assets.raw import BILLING_USAGE, CLUSTERS, DAILY_ASSET, JOBS, PARTITIONED, SERVING_USAGE
+from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS, RECONCILIATION
+from cost_assets.checks import contract_result, frame_metadata
+from cost_assets.costing import scope, serving
+from cost_assets.partitions import window_days
+from cost_assets.resources.prices import PriceCatalog
+
+COST_BY_SCOPE = dg.AssetKey(["mart", "cost_by_scope"])
+SERVING_COSTS = dg.AssetKey(["mart", "serving_costs"])
+
+
+@dg.asset(
+    key=SERVING_COSTS, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED,
+    ins={"reconciliation": dg.AssetIn(RECONCILIATION), "serving_usage": dg.AssetIn(SERVING_USAGE)},
+    check_specs=[dg.AssetCheckSpec("contract", asset=SERVING_COSTS, blocking=True)],
+    pool="duckdb_writer", **DAILY_ASSET,
+)
+def serving_costs(context: dg.AssetExecutionContext, prices: PriceCatalog, reconciliation: pl.DataFrame,
+                  serving_usage: pl.DataFrame):
+    """Model-serving (AI) spend: each endpoint's billed DBUs per hour split over its requests by tokens,
+    grouped by day, tenant, agent, user, endpoint and model, next to the token-price estimate."""
+    days = window_days(context.partition_time_window)
+    frame = serving.serving_costs(reconciliation.filter(pl.col("usage_date").is_in(days)), serving_usage,
+                                  prices.token_prices())
+    yield dg.Output(frame, metadata=frame_metadata(
+        frame, calls=int(frame["calls"].sum() or 0), actual_usd=float(frame["actual_usd"].sum() or 0),
+        estimated_usd=float(frame["estimated_usd"].sum() or 0)))
+    yield contract_result(schemas.ServingCosts, frame, SERVING_COSTS)
+
+
+@dg.asset(
+    key=COST_BY_SCOPE, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED,
+    ins={"attributed": dg.AssetIn(ATTRIBUTED_COSTS), "jobs": dg.AssetIn(JOBS), "clusters": dg.AssetIn(CLUSTERS),
+         "billing": dg.AssetIn(BILLING_USAGE), "serving": dg.AssetIn(SERVING_COSTS)},
+    check_specs=[dg.AssetCheckSpec("contract", asset=COST_BY_SCOPE, blocking=True)],
+    pool="duckdb_writer", **DAILY_ASSET,
+)
+def cost_by_scope(context: dg.AssetExecutionContext, attributed: pl.DataFrame, jobs: pl.DataFrame,
+                  clusters: pl.DataFrame, billing: pl.DataFrame, serving: pl.DataFrame):
+    """Daily attributed $ by team, tenant, project, cost_center, job and user ('(untagged)' is a value of
+    its own). Tag precedence: job tags > cluster custom tags > pool tags. Serving spend joins by tenant and
+    user through its token split."""
+    frame = scope.cost_by_scope(attributed, jobs, clusters=clusters, billing=billing, serving_costs=serving)
+    yield dg.Output(frame, metadata=frame_metadata(
+        frame, dimensions=", ".join(sorted(frame["dimension"].unique())) if frame.height else "none"))
+    yield contract_result(schemas.CostByScope, frame, COST_BY_SCOPE)

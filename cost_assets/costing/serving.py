@@ -1,0 +1,160 @@
+"""``mart/serving_costs``: each endpoint's billed DBUs split over its requests by tokens.
+
+Pure polars, no Dagster. The actual side comes from ``mart/reconciliation`` (``resource_type =
+'endpoint'``), so serving dollars are priced exactly once, with the same price join and the same
+correction handling as every other billed row. Per endpoint-hour (workspace, endpoint, hour) the billed
+DBUs and $ are split over the requests of that hour by their share of tokens (input + output): the bill
+itself is per hour and proportional to tokens (reference §4.5), so the token share is the request's
+share. A request's ``usage_context`` names its tenant, agent and user (DESIGN §4 "Serving").
+
+The estimate is ``tokens × token price`` (``PriceSheet.token_prices_frame()``: model, input_per_million,
+output_per_million) by the served model (``entity_name``). A model without a token price makes its
+group's ``estimated_usd`` null (never $0) and is counted in ``unpriced_calls``.
+
+Why the edge cases go where they go:
+
+* an hour whose requests have no tokens at all is split equally per request (the bill still has to go
+  somewhere and nothing says otherwise);
+* a billed endpoint-hour with no request (traffic logs missing, warm-up, provisioned throughput) becomes
+  one row with tenant/agent/user/model :data:`UNTAGGED` and 0 calls, so Σ ``actual_usd`` of the table
+  equals the endpoints' billed $ — nothing is dropped;
+* requests in an hour nothing was billed for (yet) get ``actual_* = 0``;
+* a request without a tenant (or agent) is :data:`UNTAGGED`; a request without a ``user`` in its
+  usage context falls back to its ``requester`` (the identity that called), then :data:`UNTAGGED`.
+
+``delta_usd = actual_usd − estimated_usd`` (positive: the bill is higher than the token-price estimate).
+"""
+
+import polars as pl
+
+from cost_assets.costing.timeline import Frame, lazy
+
+UNTAGGED = "(untagged)"
+CURRENCY = "USD"
+GROUP = ["usage_date", "workspace_id", "tenant", "agent", "user", "endpoint_name", "model"]
+ENDPOINT_HOUR = ["workspace_id", "endpoint_name", "hour_start"]
+SERVING_COSTS_COLUMNS = [
+    *GROUP,
+    "calls",
+    "input_tokens",
+    "output_tokens",
+    "estimated_usd",
+    "actual_usd",
+    "actual_dbus",
+    "delta_usd",
+    "unpriced_calls",
+    "currency_code",
+]
+
+
+def _present(column: str) -> pl.Expr:
+    """The column with blank strings as null (an empty tag is no tag)."""
+    return pl.when(pl.col(column).str.strip_chars() != "").then(pl.col(column))
+
+
+def _endpoint_bill(reconciliation: Frame) -> pl.LazyFrame:
+    """Billed DBUs and $ per endpoint-hour (all SKUs; $ null if any SKU is unpriced)."""
+    return (
+        lazy(reconciliation)
+        .filter((pl.col("resource_type") == "endpoint") & (pl.col("billing_records") > 0))
+        .group_by(pl.col("workspace_id"), pl.col("resource_id").alias("endpoint_name"), "hour_start")
+        .agg(
+            pl.col("billed_dbus").sum().alias("_hour_dbus"),
+            pl.when(pl.col("billed_cost_usd").null_count() == 0)
+            .then(pl.col("billed_cost_usd").sum())
+            .alias("_hour_usd"),
+        )
+    )
+
+
+def _requests(serving_usage: Frame, token_prices: Frame) -> pl.LazyFrame:
+    """Requests with their hour, group keys, tokens, token share weight and estimated $."""
+    prices = lazy(token_prices).select(pl.col("model").alias("_model"), "input_per_million", "output_per_million")
+    tagged = [pl.coalesce(_present(c), pl.lit(UNTAGGED)).alias(c) for c in ("tenant", "agent")]
+    return (
+        lazy(serving_usage)
+        .with_columns(
+            pl.col("request_time").dt.truncate("1h").alias("hour_start"),
+            *tagged,
+            pl.coalesce(_present("user"), _present("requester"), pl.lit(UNTAGGED)).alias("user"),
+            pl.col("entity_name").alias("_model"),
+            pl.col("input_token_count").alias("input_tokens"),
+            pl.col("output_token_count").alias("output_tokens"),
+        )
+        .join(prices, on="_model", how="left")
+        .with_columns(
+            pl.coalesce("_model", pl.lit(UNTAGGED)).alias("model"),
+            (
+                (
+                    pl.col("input_tokens") * pl.col("input_per_million")
+                    + pl.col("output_tokens") * pl.col("output_per_million")
+                )
+                / 1e6
+            ).alias("_estimated"),
+            (pl.col("input_tokens") + pl.col("output_tokens")).cast(pl.Float64).alias("_tokens"),
+        )
+    )
+
+
+def serving_costs(reconciliation: Frame, serving_usage: Frame, token_prices: Frame) -> pl.DataFrame:
+    """``mart/serving_costs`` per day × workspace × tenant × agent × user × endpoint × model.
+
+    ``reconciliation``: ``mart/reconciliation`` (its endpoint rows are the bill); ``serving_usage``:
+    ``raw/serving_usage`` (``schemas.ServingUsage``); ``token_prices``: model, input_per_million,
+    output_per_million. Columns :data:`SERVING_COSTS_COLUMNS`; see the module doc for the rules.
+    """
+    bill = _endpoint_bill(reconciliation)
+    req = _requests(serving_usage, token_prices)
+    tokens_in_hour = pl.col("_tokens").sum().over(ENDPOINT_HOUR)
+    share = (
+        pl.when(tokens_in_hour > 0)
+        .then(pl.col("_tokens") / tokens_in_hour)
+        .otherwise(1.0 / pl.len().over(ENDPOINT_HOUR))
+    )
+    split = (
+        req.join(bill, on=ENDPOINT_HOUR, how="left", nulls_equal=True)
+        .with_columns(share.alias("_share"))
+        .with_columns(
+            (pl.col("_hour_dbus").fill_null(0.0) * pl.col("_share")).alias("_actual_dbus"),
+            # No bill for the hour (yet): $0; a bill whose price is unknown: null.
+            pl.when(pl.col("_hour_dbus").is_null())
+            .then(0.0)
+            .otherwise(pl.col("_hour_usd") * pl.col("_share"))
+            .alias("_actual_usd"),
+            pl.lit(1, pl.Int64).alias("_call"),
+        )
+    )
+    orphan_hours = bill.join(req.select(ENDPOINT_HOUR).unique(), on=ENDPOINT_HOUR, how="anti", nulls_equal=True)
+    orphans = orphan_hours.select(
+        *ENDPOINT_HOUR,
+        *[pl.lit(UNTAGGED).alias(c) for c in ("tenant", "agent", "user", "model")],
+        pl.col("_hour_dbus").alias("_actual_dbus"),
+        pl.col("_hour_usd").alias("_actual_usd"),
+        pl.lit(0, pl.Int64).alias("_call"),
+        pl.lit(0, pl.Int64).alias("input_tokens"),
+        pl.lit(0, pl.Int64).alias("output_tokens"),
+        pl.lit(0.0).alias("_estimated"),
+    )
+    rows = pl.concat([split, orphans], how="diagonal_relaxed").with_columns(
+        pl.col("hour_start").dt.date().alias("usage_date")
+    )
+    unpriced = pl.col("_estimated").is_null() & (pl.col("_call") > 0)
+    return (
+        rows.group_by(GROUP)
+        .agg(
+            pl.col("_call").sum().alias("calls"),
+            pl.col("input_tokens").sum(),
+            pl.col("output_tokens").sum(),
+            pl.when(pl.col("_estimated").null_count() == 0).then(pl.col("_estimated").sum()).alias("estimated_usd"),
+            pl.when(pl.col("_actual_usd").null_count() == 0).then(pl.col("_actual_usd").sum()).alias("actual_usd"),
+            pl.col("_actual_dbus").sum().alias("actual_dbus"),
+            unpriced.sum().cast(pl.Int64).alias("unpriced_calls"),
+        )
+        .with_columns(
+            (pl.col("actual_usd") - pl.col("estimated_usd")).alias("delta_usd"),
+            pl.lit(CURRENCY).alias("currency_code"),
+        )
+        .select(SERVING_COSTS_COLUMNS)
+        .sort(GROUP)
+        .collect()
+    )

@@ -1,0 +1,79 @@
+"""Ad-hoc attribution queries over the warehouse: ``mart.serving_costs`` grouped as the caller asks.
+
+Plain duckdb + polars (no Dagster import, so the CLI and notebooks can use it without the graph). The
+file is opened read-only, so a query can never change stored data.
+"""
+
+import datetime as dt
+from collections.abc import Sequence
+from contextlib import closing
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+TABLE = '"mart"."serving_costs"'
+GROUP_COLUMNS = ("usage_date", "workspace_id", "tenant", "agent", "user", "endpoint_name", "model")
+MEASURES = ("estimated_usd", "actual_usd", "actual_dbus", "delta_usd", "calls")
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _measure(column: str) -> str:
+    """SUM that stays NULL when any summed value is NULL (unknown money is not $0); calls as BIGINT."""
+    if column == "calls":
+        return f"CAST(SUM({_quote(column)}) AS BIGINT) AS {_quote(column)}"
+    q = _quote(column)
+    return f"CASE WHEN COUNT(*) = COUNT({q}) THEN SUM({q}) END AS {q}"
+
+
+def _to_polars(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    """Fetch without pyarrow on duckdb 1.x and 2.x (Arrow PyCapsule stream, as the warehouse does)."""
+    if hasattr(relation, "__arrow_c_stream__"):
+        return pl.DataFrame(relation)
+    return relation.pl()
+
+
+def query_attribution(
+    database: str,
+    tenant_id: str | None = None,
+    *,
+    start_date: dt.date,
+    end_date: dt.date,
+    group_by: Sequence[str] = ("tenant",),
+) -> pl.DataFrame:
+    """Serving cost per group over ``[start_date, end_date]`` (both inclusive), optionally for one tenant.
+
+    Returns the ``group_by`` columns plus ``estimated_usd, actual_usd, actual_dbus, delta_usd, calls``
+    (summed; a money column is null for a group holding any unknown amount). ``tenant_id`` matches the
+    ``tenant`` column exactly, including ``'(untagged)'``. An empty ``group_by`` gives one total row.
+
+    Why values and identifiers are treated differently: the dates and the tenant are **bound
+    parameters** (``?``), so DuckDB never parses them as SQL — a tenant such as ``o'reilly`` (or a
+    hostile string) is just a value. SQL has no placeholders for identifiers, so the ``group_by`` column
+    names have to be written into the statement text; they are therefore checked against the fixed
+    allow-list :data:`GROUP_COLUMNS` (and quoted) before they get anywhere near it.
+    """
+    columns = list(group_by)
+    unknown = [c for c in columns if c not in GROUP_COLUMNS]
+    if unknown:
+        raise ValueError(f"cannot group by {unknown}: allowed columns are {list(GROUP_COLUMNS)}")
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"group_by has a column twice: {columns}")
+    if start_date > end_date:
+        raise ValueError(f"start_date {start_date} is after end_date {end_date}")
+    if not Path(database).exists():
+        raise FileNotFoundError(f"DuckDB database {database!r} does not exist")
+    keys = ", ".join(_quote(c) for c in columns)
+    select = ", ".join([*(_quote(c) for c in columns), *(_measure(m) for m in MEASURES)])
+    sql = f"SELECT {select} FROM {TABLE} WHERE usage_date BETWEEN ? AND ?"
+    params: list[object] = [start_date, end_date]
+    if tenant_id is not None:
+        sql += " AND tenant = ?"
+        params.append(tenant_id)
+    if columns:
+        sql += f" GROUP BY {keys} ORDER BY {keys}"
+    with closing(duckdb.connect(database, read_only=True)) as connection:
+        return _to_polars(connection.sql(sql, params=params))

@@ -1,0 +1,124 @@
+"""Serving costs: an endpoint-hour's billed DBUs split over its requests by tokens."""
+
+import datetime as dt
+import itertools
+from typing import Any
+
+import polars as pl
+import pytest
+from test_reconcile import H10, PRICE, SERVING, WS, no_estimate, prices, usage
+
+from cost_assets import schemas
+from cost_assets.costing.reconcile import reconciliation
+from cost_assets.costing.serving import SERVING_COSTS_COLUMNS, UNTAGGED, serving_costs
+
+LLAMA = "llama"
+TOKEN_PRICES = pl.DataFrame(
+    {"model": [LLAMA], "input_per_million": [2.0], "output_per_million": [6.0], "currency_code": ["USD"]}
+)
+_ids = itertools.count()
+
+
+def requests(*rows: dict[str, Any]) -> pl.DataFrame:
+    """raw.serving_usage rows on endpoint ``chat`` serving ``llama``; give tokens and context."""
+    schema = {name: col.dtype.type for name, col in schemas.ServingUsage.to_schema().columns.items()}
+    out = []
+    for row in rows:
+        r = {
+            "workspace_id": WS,
+            "databricks_request_id": f"q{next(_ids)}",
+            "client_request_id": None,
+            "endpoint_name": "chat",
+            "served_entity_id": "se",
+            "entity_name": LLAMA,
+            "requester": None,
+            "status_code": 200,
+            "request_time": H10 + dt.timedelta(minutes=5),
+            "input_token_count": 0,
+            "output_token_count": 0,
+            "usage_context": "{}",
+            "tenant": "acme",
+            "agent": "triage",
+            "user": "ana",
+            **row,
+        }
+        r["usage_date"] = r["request_time"].date()
+        out.append(r)
+    return schemas.ServingUsage.validate(pl.DataFrame(out, schema=schema, orient="row"))
+
+
+def costs(bill: pl.DataFrame, reqs: pl.DataFrame) -> pl.DataFrame:
+    out = serving_costs(reconciliation(bill, no_estimate(), prices(), "AWS"), reqs, TOKEN_PRICES)
+    assert out.columns == SERVING_COSTS_COLUMNS
+    return out
+
+
+def chat_hour(dbus: float, **extra: Any) -> dict[str, Any]:
+    return {"endpoint_name": "chat", "usage_quantity": dbus, "sku_name": SERVING, **extra}
+
+
+def test_two_requests_three_hundred_and_one_hundred_tokens_split_eight_dbus_six_and_two():
+    reqs = requests(
+        {"input_token_count": 200, "output_token_count": 100, "tenant": "acme"},
+        {"input_token_count": 60, "output_token_count": 40, "tenant": "globex"},
+    )
+    out = costs(usage(chat_hour(8.0)), reqs)
+    acme, globex = out.filter(tenant="acme").to_dicts()[0], out.filter(tenant="globex").to_dicts()[0]
+    assert acme["actual_dbus"] == pytest.approx(8.0 * 300 / 400)
+    assert globex["actual_dbus"] == pytest.approx(8.0 * 100 / 400)
+    assert acme["actual_usd"] == pytest.approx(6.0 * PRICE)
+    assert acme["estimated_usd"] == pytest.approx((200 * 2.0 + 100 * 6.0) / 1e6)
+    assert acme["delta_usd"] == pytest.approx(6.0 * PRICE - (200 * 2.0 + 100 * 6.0) / 1e6)
+    assert (acme["calls"], acme["input_tokens"], acme["output_tokens"]) == (1, 200, 100)
+    assert (acme["endpoint_name"], acme["model"], acme["agent"], acme["user"]) == ("chat", LLAMA, "triage", "ana")
+    assert acme["usage_date"] == H10.date() and acme["currency_code"] == "USD"
+
+
+def test_requests_are_grouped_and_the_corrected_bill_is_used():
+    reqs = requests({"input_token_count": 100}, {"input_token_count": 100}, {"input_token_count": 200, "user": "bo"})
+    bill = usage(chat_hour(3.0), chat_hour(-3.0, record_type="RETRACTION"), chat_hour(4.0, record_type="RESTATEMENT"))
+    out = costs(bill, reqs)
+    ana = out.filter(user="ana").to_dicts()[0]
+    assert ana["calls"] == 2 and ana["actual_dbus"] == pytest.approx(4.0 * 200 / 400)
+
+
+def test_no_tenant_is_untagged_and_no_user_falls_back_to_the_requester():
+    reqs = requests({"input_token_count": 10, "tenant": None, "user": None, "agent": "", "requester": "sp-bot"})
+    row = costs(usage(chat_hour(1.0)), reqs).to_dicts()[0]
+    assert (row["tenant"], row["agent"], row["user"]) == (UNTAGGED, UNTAGGED, "sp-bot")
+    assert row["actual_dbus"] == pytest.approx(1.0)
+
+
+def test_billed_hour_without_requests_stays_visible_and_money_is_conserved():
+    reqs = requests({"input_token_count": 10})
+    bill = usage(chat_hour(2.0), chat_hour(5.0, usage_start_time=H10 + dt.timedelta(hours=1)))
+    out = costs(bill, reqs)
+    orphan = out.filter(calls=0).to_dicts()[0]
+    assert (orphan["tenant"], orphan["model"], orphan["actual_dbus"]) == (UNTAGGED, UNTAGGED, pytest.approx(5.0))
+    assert orphan["estimated_usd"] == 0.0
+    assert out["actual_usd"].sum() == pytest.approx((2.0 + 5.0) * PRICE)
+
+
+def test_request_in_an_unbilled_hour_has_zero_actual_and_its_estimate():
+    row = costs(usage(), requests({"input_token_count": 1000})).to_dicts()[0]
+    assert row["actual_usd"] == 0.0 and row["actual_dbus"] == 0.0
+    assert row["estimated_usd"] == pytest.approx(1000 * 2.0 / 1e6)
+
+
+def test_model_without_token_price_has_unknown_estimate():
+    reqs = requests({"input_token_count": 10, "entity_name": "mystery"}, {"input_token_count": 30, "tenant": "globex"})
+    out = costs(usage(chat_hour(4.0)), reqs)
+    mystery = out.filter(model="mystery").to_dicts()[0]
+    assert mystery["estimated_usd"] is None and mystery["delta_usd"] is None and mystery["unpriced_calls"] == 1
+    assert mystery["actual_dbus"] == pytest.approx(4.0 * 10 / 40)
+
+
+def test_requests_without_tokens_share_the_hour_equally():
+    out = costs(usage(chat_hour(3.0)), requests({"tenant": "a"}, {"tenant": "b"}, {"tenant": "c"}))
+    assert out["actual_dbus"].to_list() == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_unpriced_endpoint_sku_gives_unknown_actual_dollars():
+    bill = usage(chat_hour(2.0, sku_name="PREMIUM_SERVERLESS_REAL_TIME_INFERENCE_US_EAST_2"))
+    row = costs(bill, requests({"input_token_count": 5})).to_dicts()[0]
+    assert row["actual_usd"] is None and row["actual_dbus"] == pytest.approx(2.0)
