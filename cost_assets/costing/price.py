@@ -2,8 +2,11 @@
 
 Why segments are cut first: a price row is valid on ``[start, end)``; a segment that straddles a change
 instant would otherwise take one price for its whole length (or, with a naive range join, be dropped).
-After cutting at every change instant inside it, the price valid at a segment's start holds for all of it,
-so an as-of join on the start is exact.
+After cutting at every change instant inside it, the price valid at a segment's start holds for all of it.
+
+How (fast): the change instants inside the window split it into a few *price epochs*. Prices are looked
+up once per cluster × epoch with as-of joins on that small grid, and each segment finds its epoch by a
+binary search on its start and takes its rates by one hash join — no as-of join over millions of rows.
 
 Rules:
 
@@ -22,60 +25,91 @@ Rules:
   then null — never $0 — and the row is kept.
 """
 
+import datetime as dt
+
 import polars as pl
 
-from cost_assets.costing.timeline import Frame, lazy
+from cost_assets.costing.timeline import ATTRIBUTE_COLUMNS, SEGMENT_COLUMNS, TS, Frame, lazy
 
 US_PER_HOUR = 3_600_000_000.0
 MONEY_COLUMNS = ["dbus", "dbu_list_cost_usd", "dbu_contract_cost_usd", "dbu_cost_usd", "vm_cost_usd"]
 PRICE_COLUMNS = [
-    "sku_name", "photon_dbu_factor", "list_price", "contract_price", "effective_price",
-    "driver_dbu_per_hour", "driver_vm_on_demand_per_hour", "driver_vm_spot_per_hour",
-    "worker_dbu_per_hour", "worker_vm_on_demand_per_hour", "worker_vm_spot_per_hour",
+    "sku_name",
+    "photon_dbu_factor",
+    "list_price",
+    "contract_price",
+    "effective_price",
+    "driver_dbu_per_hour",
+    "driver_vm_on_demand_per_hour",
+    "driver_vm_spot_per_hour",
+    "worker_dbu_per_hour",
+    "worker_vm_on_demand_per_hour",
+    "worker_vm_spot_per_hour",
 ]
+PRICED_COLUMNS = [*SEGMENT_COLUMNS, *PRICE_COLUMNS, "hours", *MONEY_COLUMNS, "total_cost_usd", "unpriced"]
 
 
-def _change_instants(instance_types: Frame, dbu_prices: Frame) -> pl.LazyFrame:
-    """Every instant a price starts or stops being valid (any key: an extra cut never changes a cost)."""
+def change_instants(instance_types: Frame, dbu_prices: Frame, lo: dt.datetime, hi: dt.datetime) -> pl.Series:
+    """Sorted instants in ``(lo, hi)`` where any price starts or stops (an extra cut never changes a cost)."""
     it, dp = lazy(instance_types), lazy(dbu_prices)
+    cuts = pl.concat(
+        [
+            it.select(pl.col("effective_from").alias("cut")),
+            it.select(pl.col("effective_to").alias("cut")),
+            dp.select(pl.col("price_start_time").alias("cut")),
+            dp.select(pl.col("price_end_time").alias("cut")),
+        ]
+    )
     return (
-        pl.concat([
-            it.select(pl.col("effective_from").alias("cut")), it.select(pl.col("effective_to").alias("cut")),
-            dp.select(pl.col("price_start_time").alias("cut")), dp.select(pl.col("price_end_time").alias("cut")),
-        ])
-        .drop_nulls()
+        cuts.drop_nulls()
+        .filter((pl.col("cut") > lo) & (pl.col("cut") < hi))
         .unique()
-        .filter(pl.col("cut") != pl.col("cut").dt.truncate("1h"))  # segments are already cut at hours
-        .with_columns(pl.col("cut").dt.truncate("1h").alias("hour_start"))
+        .sort("cut")
+        .collect()
+        .to_series()
+        .cast(TS)
     )
 
 
-def cut_at_price_changes(segments: pl.LazyFrame, instance_types: Frame, dbu_prices: Frame) -> pl.LazyFrame:
-    """Split segments at price change instants strictly inside them (segments never span an hour)."""
+def cut_at(segments: pl.LazyFrame, cuts: pl.Series) -> pl.LazyFrame:
+    """Split segments at the given instants strictly inside them (segments never span an hour)."""
+    inside_hour = cuts.filter(cuts != cuts.dt.truncate("1h"))  # segments are already cut at hours
+    if inside_hour.is_empty():
+        return segments
+    changes = pl.LazyFrame({"cut": inside_hour}).with_columns(pl.col("cut").dt.truncate("1h").alias("hour_start"))
     seg = segments.with_row_index("_seg")
-    cuts = (
+    extra = (
         seg.select("_seg", "hour_start", "segment_start", "segment_end")
-        .join(_change_instants(instance_types, dbu_prices), on="hour_start", how="inner")
+        .join(changes, on="hour_start", how="inner")
         .filter((pl.col("cut") > pl.col("segment_start")) & (pl.col("cut") < pl.col("segment_end")))
         .select("_seg", "cut")
     )
+    touched = extra.select("_seg").unique()
     bounds = (
-        pl.concat([seg.select("_seg", pl.col("segment_start").alias("cut")), cuts])
-        .sort(["_seg", "cut"])
-        .with_columns(
-            pl.when(pl.col("_seg") == pl.col("_seg").shift(-1)).then(pl.col("cut").shift(-1)).alias("_next"))
-    )
-    return (
-        seg.join(bounds, on="_seg", how="inner")
-        .with_columns(
-            pl.col("cut").alias("segment_start"),
-            pl.coalesce("_next", "segment_end").alias("segment_end"),
+        pl.concat(
+            [seg.join(touched, on="_seg", how="semi").select("_seg", pl.col("segment_start").alias("cut")), extra]
         )
-        .drop("_seg", "cut", "_next")
+        .sort(["_seg", "cut"])
+        .with_columns(pl.when(pl.col("_seg") == pl.col("_seg").shift(-1)).then(pl.col("cut").shift(-1)).alias("_next"))
     )
+    split = (
+        seg.join(bounds, on="_seg", how="inner")
+        .with_columns(pl.col("cut").alias("segment_start"), pl.coalesce("_next", "segment_end").alias("segment_end"))
+        .drop("cut", "_next")
+    )
+    return pl.concat([seg.join(touched, on="_seg", how="anti"), split]).drop("_seg")
 
 
-def _instance_prices(instance_types: Frame, role: str) -> pl.LazyFrame:
+def _asof(frame: pl.LazyFrame, prices: pl.LazyFrame, from_col: str, to_col: str, by: list[str], values: list[str]):
+    """Backward as-of on the epoch start, then enforce the half-open window's end."""
+    joined = frame.join_asof(
+        prices, left_on="_epoch_start", right_on=from_col, by=by, strategy="backward", check_sortedness=False
+    )
+    valid = pl.col(to_col).is_null() | (pl.col("_epoch_start") < pl.col(to_col))
+    return joined.with_columns(pl.when(valid).then(pl.col(c)).alias(c) for c in values).drop(from_col, to_col)
+
+
+def _node_prices(instance_types: Frame, role: str) -> pl.LazyFrame:
     return (
         lazy(instance_types)
         .filter(pl.col("currency_code") == "USD")
@@ -92,43 +126,52 @@ def _instance_prices(instance_types: Frame, role: str) -> pl.LazyFrame:
     )
 
 
-def _valid(to_col: str) -> pl.Expr:
-    return pl.col(to_col).is_null() | (pl.col("segment_start") < pl.col(to_col))
-
-
-def _asof(seg: pl.LazyFrame, prices: pl.LazyFrame, from_col: str, to_col: str, by: list[str],
-          value_cols: list[str]) -> pl.LazyFrame:
-    """Backward as-of on the segment start, then enforce the half-open window's end."""
-    joined = seg.join_asof(prices, left_on="segment_start", right_on=from_col, by=by, strategy="backward",
-                           check_sortedness=False)
-    return joined.with_columns(
-        pl.when(_valid(to_col)).then(pl.col(c)).alias(c) for c in value_cols
-    ).drop(from_col, to_col)
-
-
-def price_segments_lazy(segments: Frame, instance_types: Frame, dbu_prices: Frame,
-                        tier: str = "PREMIUM") -> pl.LazyFrame:
-    """Lazy form of :func:`price_segments`."""
-    seg = cut_at_price_changes(lazy(segments), instance_types, dbu_prices).sort("segment_start")
+def price_table(
+    attributes: Frame, instance_types: Frame, dbu_prices: Frame, tier: str, epoch_starts: list[dt.datetime]
+) -> pl.LazyFrame:
+    """Rates per cluster × price epoch: SKU and $/DBU, Photon factor, DBU/h and VM $/h of driver and worker."""
+    epochs = pl.LazyFrame(
+        {
+            "epoch": pl.Series(range(len(epoch_starts)), dtype=pl.UInt32),
+            "_epoch_start": pl.Series(epoch_starts, dtype=TS),
+        }
+    )
+    grid = (
+        lazy(attributes)
+        .unique("cluster_id", keep="first", maintain_order=False)
+        .join(epochs, how="cross")
+        .rename({"node_type_id": "worker_node_type_id"})
+        .sort("_epoch_start")
+    )
     skus = (
         lazy(dbu_prices)
         .filter((pl.col("tier") == tier.upper()) & (pl.col("currency_code") == "USD"))
-        .select("cloud", "workload", "is_photon", "sku_name", "photon_dbu_factor", "list_price",
-                "contract_price", "effective_price", pl.col("price_start_time").alias("_sku_from"),
-                pl.col("price_end_time").alias("_sku_to"))
+        .select(
+            "cloud",
+            "workload",
+            "is_photon",
+            "sku_name",
+            "photon_dbu_factor",
+            "list_price",
+            "contract_price",
+            "effective_price",
+            pl.col("price_start_time").alias("_sku_from"),
+            pl.col("price_end_time").alias("_sku_to"),
+        )
         .sort("_sku_from")
     )
-    seg = _asof(seg, skus, "_sku_from", "_sku_to", ["cloud", "workload", "is_photon"],
-                ["sku_name", "photon_dbu_factor", "list_price", "contract_price", "effective_price"])
+    grid = _asof(grid, skus, "_sku_from", "_sku_to", ["cloud", "workload", "is_photon"], PRICE_COLUMNS[:5])
     for role in ("driver", "worker"):
-        seg = seg.rename({"node_type_id": "worker_node_type_id"}) if role == "worker" else seg
-        seg = _asof(seg, _instance_prices(instance_types, role), f"_{role}_from", f"_{role}_to",
-                    ["cloud", f"{role}_node_type_id"],
-                    [f"{role}_dbu_per_hour", f"{role}_vm_on_demand_per_hour", f"{role}_vm_spot_per_hour"])
-    seg = seg.rename({"worker_node_type_id": "node_type_id"})
-    return seg.with_columns(_costs()).with_columns(
-        pl.when(~pl.col("unpriced")).then(pl.col(c)).alias(c) for c in [*MONEY_COLUMNS, "total_cost_usd"]
-    )
+        values = [f"{role}_dbu_per_hour", f"{role}_vm_on_demand_per_hour", f"{role}_vm_spot_per_hour"]
+        grid = _asof(
+            grid,
+            _node_prices(instance_types, role),
+            f"_{role}_from",
+            f"_{role}_to",
+            ["cloud", f"{role}_node_type_id"],
+            values,
+        )
+    return grid.select("cluster_id", "epoch", *PRICE_COLUMNS)
 
 
 def _costs() -> list[pl.Expr]:
@@ -147,14 +190,20 @@ def _costs() -> list[pl.Expr]:
 
     driver_ready = pl.col("driver_ready").cast(pl.Int64)
     driver_up = pl.col("driver_provisioned").cast(pl.Int64)
-    node_dbu = (nodes(driver_ready, pl.col("driver_dbu_per_hour"))
-                + nodes(pl.col("ready_workers"), pl.col("worker_dbu_per_hour")))
+    node_dbu = nodes(driver_ready, pl.col("driver_dbu_per_hour")) + nodes(
+        pl.col("ready_workers"), pl.col("worker_dbu_per_hour")
+    )
     dbus = hours * pl.when(node_dbu == 0).then(0.0).otherwise(node_dbu * pl.col("photon_dbu_factor"))
-    driver_vm = pl.when(pl.col("driver_on_demand")).then(pl.col("driver_vm_on_demand_per_hour")).otherwise(
-        pl.col("driver_vm_spot_per_hour"))
-    vm_rate = (nodes(driver_up, driver_vm)
-               + nodes(pl.col("on_demand_workers"), pl.col("worker_vm_on_demand_per_hour"))
-               + nodes(pl.col("spot_workers"), pl.col("worker_vm_spot_per_hour")))
+    driver_vm = (
+        pl.when(pl.col("driver_on_demand"))
+        .then(pl.col("driver_vm_on_demand_per_hour"))
+        .otherwise(pl.col("driver_vm_spot_per_hour"))
+    )
+    vm_rate = (
+        nodes(driver_up, driver_vm)
+        + nodes(pl.col("on_demand_workers"), pl.col("worker_vm_on_demand_per_hour"))
+        + nodes(pl.col("spot_workers"), pl.col("worker_vm_spot_per_hour"))
+    )
     dbu_cost = (dbus * pl.col("effective_price")).fill_null(0.0)
     vm_cost = hours * vm_rate
     return [
@@ -169,12 +218,39 @@ def _costs() -> list[pl.Expr]:
     ]
 
 
-def price_segments(segments: Frame, instance_types: Frame, dbu_prices: Frame,
-                   tier: str = "PREMIUM") -> pl.DataFrame:
+def price_segments_lazy(
+    segments: Frame, instance_types: Frame, dbu_prices: Frame, tier: str = "PREMIUM", attributes: Frame | None = None
+) -> pl.LazyFrame:
+    """Lazy pricing of (materialized) segments; ``attributes`` (per cluster_id: ATTRIBUTE_COLUMNS) is taken
+    from the segments themselves when not given, so the engine can price slim core segments."""
+    seg = segments.collect() if isinstance(segments, pl.LazyFrame) else segments
+    if attributes is None:
+        attributes = seg.select("cluster_id", *ATTRIBUTE_COLUMNS).unique("cluster_id")
+    lo = seg["segment_start"].min() if seg.height else None
+    hi = seg["segment_end"].max() if seg.height else None
+    cuts = change_instants(instance_types, dbu_prices, lo, hi) if seg.height else pl.Series("cut", [], dtype=TS)
+    epoch = pl.lit(cuts).search_sorted(pl.col("segment_start"), side="right") if cuts.len() else pl.lit(0)
+    table = price_table(attributes, instance_types, dbu_prices, tier, [lo or dt.datetime(1970, 1, 1), *cuts])
+    priced = (
+        cut_at(seg.lazy(), cuts)
+        .with_columns(epoch.cast(pl.UInt32).alias("epoch"))
+        .join(table, on=["cluster_id", "epoch"], how="left")
+        .drop("epoch")
+        .with_columns(_costs())
+    )
+    money = [*MONEY_COLUMNS, "total_cost_usd"]
+    return priced.with_columns(pl.when(~pl.col("unpriced")).then(pl.col(c)).alias(c) for c in money)
+
+
+def price_segments(segments: Frame, instance_types: Frame, dbu_prices: Frame, tier: str = "PREMIUM") -> pl.DataFrame:
     """Priced segments: the timeline columns plus rates, ``hours``, ``dbus``, money and ``unpriced``.
 
     Segments are first cut at every price change inside them, so the output may have more rows than
     the input; the sum of any money column over a cluster is unchanged by the cuts.
     """
-    return (price_segments_lazy(segments, instance_types, dbu_prices, tier)
-            .sort(["cluster_id", "segment_start"]).collect())
+    return (
+        price_segments_lazy(segments, instance_types, dbu_prices, tier)
+        .select(PRICED_COLUMNS)
+        .sort(["cluster_id", "segment_start"])
+        .collect()
+    )

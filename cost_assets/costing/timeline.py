@@ -5,6 +5,13 @@ provisioned/ready worker counts and its on-demand/spot split are constant, so co
 times its duration. Segments are clipped to the window ``[day_start, day_end)`` and cut at every hour
 boundary, because the bill is hourly and reconciliation compares hour by hour.
 
+Performance: one sort of the events, then only linear passes. Per-cluster forward-fills, cum-sums and
+shifts use sorted-group expressions (``ffill_within`` …) instead of hash windows, imputed segments are
+built beside the main stream (no re-sort), and only segments that cross an hour are exploded. The
+million-row frames carry no per-row strings but the cluster id: event types and states are small codes
+(``state``/``segment_kind`` are ``Enum`` in the core frame, strings in the public output) and cluster-level
+columns (workspace, node types, …) are joined per cluster at the end.
+
 Rules (DESIGN §4, reference §2.2 and §8 pitfalls 5–7), chosen where the model leaves room:
 
 * **State machine.** CREATING / STARTING / RESTARTING / RUNNING / RESIZING switch the cluster *up*;
@@ -30,8 +37,9 @@ Rules (DESIGN §4, reference §2.2 and §8 pitfalls 5–7), chosen where the mod
   and are on-demand: ``on_demand = min(workers, base_on_demand + clamp(workers − floor, 0, evicted))``.
 * **Imputation** (``is_imputed``). If a cluster's first known event can only happen on an up cluster
   (TERMINATING, RESIZING, UPSIZE_COMPLETED, NODES_LOST) the look-back is missing: the cluster is taken
-  as RUNNING from ``min(first event, day_start)``. If the cluster snapshot says TERMINATED with a
-  ``terminated_time`` but no TERMINATING event closes it, a TERMINATING is imputed there.
+  as RUNNING from ``day_start`` (count: that event's target, else current, else the config). If the
+  cluster snapshot says TERMINATED with a ``terminated_time`` after the last event and no TERMINATING
+  closed it, the last segment ends at ``terminated_time``.
 * **Window end.** A cluster still up at ``day_end`` is closed at ``day_end`` (re-opened next day by
   that day's look-back events).
 * **Pools.** With a ``pools`` frame (instance_pool_id, node_type_id, cloud, usage_date, idle_instances
@@ -43,11 +51,17 @@ import datetime as dt
 
 import polars as pl
 
+from cost_assets.schemas import EVENT_TYPES
+
 Frame = pl.DataFrame | pl.LazyFrame
 
-UP_STATES = ["CREATING", "STARTING", "RESTARTING", "RUNNING", "RESIZING"]
-DBU_STATES = ["RUNNING", "RESIZING"]
-REQUESTING_STATES = ["CREATING", "STARTING", "RESTARTING", "RESIZING"]
+STATE_NAMES = ["TERMINATED", "CREATING", "STARTING", "RESTARTING", "RUNNING", "RESIZING", "POOL_IDLE"]
+STATE = pl.Enum(STATE_NAMES)
+SEGMENT_KIND = pl.Enum(["cluster", "pool_idle"])
+_S = {name: code for code, name in enumerate(STATE_NAMES)}
+UP_STATES = [_S[n] for n in ("CREATING", "STARTING", "RESTARTING", "RUNNING", "RESIZING")]
+DBU_STATES = [_S["RUNNING"], _S["RESIZING"]]
+REQUESTING_STATES = [_S[n] for n in ("CREATING", "STARTING", "RESTARTING", "RESIZING")]
 STATE_OF_EVENT = {
     "CREATING": "CREATING",
     "STARTING": "STARTING",
@@ -58,22 +72,46 @@ STATE_OF_EVENT = {
     "ADD_NODES_FAILED": "RUNNING",
     "TERMINATING": "TERMINATED",
 }
-LIFE_STARTS = ["CREATING", "STARTING"]
-IMPLIES_UP = ["TERMINATING", "RESIZING", "UPSIZE_COMPLETED", "NODES_LOST"]
+# Event types as Int8 codes (their index in the API's list; -1 for a type this code does not know).
+EV = {name: code for code, name in enumerate(EVENT_TYPES)}
+LIFE_STARTS = [EV["CREATING"], EV["STARTING"]]
+IMPLIES_UP = [EV[n] for n in ("TERMINATING", "RESIZING", "UPSIZE_COMPLETED", "NODES_LOST")]
 # Tie-break for events with the same timestamp: the lifecycle order they happen in.
-EVENT_ORDER = {"CREATING": 0, "STARTING": 1, "RESTARTING": 2, "RUNNING": 3, "RESIZING": 4,
-               "UPSIZE_COMPLETED": 5, "ADD_NODES_FAILED": 5, "NODES_LOST": 6, "TERMINATING": 9}
-IMPUTED_OPEN_ORDER = -1
-IMPUTED_CLOSE_ORDER = 10
-
-SEGMENT_COLUMNS = [
-    "workspace_id", "usage_date", "cluster_id", "segment_kind", "segment_start", "segment_end",
-    "hour_start", "state", "provisioned_workers", "ready_workers", "driver_provisioned", "driver_ready",
-    "driver_on_demand", "on_demand_workers", "spot_workers", "vm_billable", "dbu_billable", "is_imputed",
-    "cloud", "driver_node_type_id", "node_type_id", "cluster_source", "workload", "is_photon",
+EVENT_ORDER = {
+    "CREATING": 0,
+    "STARTING": 1,
+    "RESTARTING": 2,
+    "RUNNING": 3,
+    "RESIZING": 4,
+    "UPSIZE_COMPLETED": 5,
+    "ADD_NODES_FAILED": 5,
+    "NODES_LOST": 6,
+    "TERMINATING": 9,
+}
+CORE_COLUMNS = [
+    "usage_date",
+    "cluster_id",
+    "segment_kind",
+    "segment_start",
+    "segment_end",
+    "hour_start",
+    "state",
+    "provisioned_workers",
+    "ready_workers",
+    "driver_provisioned",
+    "driver_ready",
+    "driver_on_demand",
+    "on_demand_workers",
+    "spot_workers",
+    "vm_billable",
+    "dbu_billable",
+    "is_imputed",
 ]
+ATTRIBUTE_COLUMNS = ["cloud", "driver_node_type_id", "node_type_id", "cluster_source", "workload", "is_photon"]
+SEGMENT_COLUMNS = ["workspace_id", *CORE_COLUMNS, *ATTRIBUTE_COLUMNS]
 HOUR = dt.timedelta(hours=1)
 ONE_US = dt.timedelta(microseconds=1)
+TS = pl.Datetime("us")
 
 
 def lazy(frame: Frame) -> pl.LazyFrame:
@@ -81,11 +119,44 @@ def lazy(frame: Frame) -> pl.LazyFrame:
     return frame.lazy() if isinstance(frame, pl.DataFrame) else frame
 
 
+# ---------------------------------------------------------------- sorted-group helpers
+# On rows sorted by group, ``start`` marks each group's first row. These are linear passes (no hashing),
+# and exact for integers; float cum-sums use ``.over`` instead (a global cum-sum would lose precision).
+def group_starts(*keys: str) -> pl.Expr:
+    """True on the first row of each run of equal ``keys`` (data sorted by them)."""
+    changed = pl.any_horizontal(pl.col(k).ne_missing(pl.col(k).shift(1)) for k in keys)
+    return changed.fill_null(True) | (pl.int_range(pl.len()) == 0)
+
+
+def ffill_within(x: pl.Expr, start: pl.Expr) -> pl.Expr:
+    """Forward fill that never crosses into the next group."""
+    idx = pl.int_range(pl.len())
+    last_value_at = pl.when(x.is_not_null()).then(idx).forward_fill()
+    group_from = pl.when(start).then(idx).forward_fill()
+    return pl.when(last_value_at >= group_from).then(x.forward_fill())
+
+
+def cumsum_within(x: pl.Expr, start: pl.Expr) -> pl.Expr:
+    """Integer cum-sum restarting at each group (exact: integers)."""
+    total = x.cum_sum()
+    return total - pl.when(start).then(total - x).forward_fill()
+
+
+def shift_within(x: pl.Expr, start: pl.Expr) -> pl.Expr:
+    """Previous row's value inside the group, null on its first row."""
+    return pl.when(~start).then(x.shift(1))
+
+
+# ---------------------------------------------------------------- cluster attributes
 def workload_of(cluster_source: pl.Expr) -> pl.Expr:
     """SKU workload of a cluster: JOB → jobs, PIPELINE → dlt_core, anything else → all_purpose."""
-    return (pl.when(cluster_source == "JOB").then(pl.lit("jobs"))
-            .when(cluster_source == "PIPELINE").then(pl.lit("dlt_core"))
-            .otherwise(pl.lit("all_purpose")))
+    return (
+        pl.when(cluster_source == "JOB")
+        .then(pl.lit("jobs"))
+        .when(cluster_source == "PIPELINE")
+        .then(pl.lit("dlt_core"))
+        .otherwise(pl.lit("all_purpose"))
+    )
 
 
 def cluster_config(clusters: Frame) -> pl.LazyFrame:
@@ -98,177 +169,201 @@ def cluster_config(clusters: Frame) -> pl.LazyFrame:
         .unique("cluster_id", keep="last", maintain_order=False)
         .select(
             "cluster_id",
-            pl.col("workspace_id").alias("cfg_workspace_id"),
-            "cloud", "node_type_id", "driver_node_type_id", "cluster_source",
+            "workspace_id",
+            "cloud",
+            "node_type_id",
+            "driver_node_type_id",
+            "cluster_source",
             workload_of(pl.col("cluster_source")).alias("workload"),
             # Pitfall 13: Photon from the flag, the runtime engine or the version string.
-            (pl.col("is_photon") | (pl.col("runtime_engine") == "PHOTON").fill_null(False)
-             | pl.col("spark_version").fill_null("").str.contains("-photon-")).alias("is_photon"),
+            (
+                pl.col("is_photon")
+                | (pl.col("runtime_engine") == "PHOTON").fill_null(False)
+                | pl.col("spark_version").fill_null("").str.contains("-photon-")
+            ).alias("is_photon"),
             "is_single_node",
             spot_like.alias("spot_like"),
             avail.str.contains("WITH_FALLBACK").alias("spot_fallback"),
             pl.col("first_on_demand").fill_null(1).alias("first_on_demand"),
             pl.coalesce("num_workers", "autoscale_min_workers", pl.lit(0, pl.Int64)).alias("cfg_workers"),
-            pl.col("state").alias("cfg_state"),
-            "terminated_time",
+            pl.when(pl.col("state") == "TERMINATED").then(pl.col("terminated_time")).alias("close_at"),
         )
     )
 
 
-def _ordered_events(events: Frame, cfg: pl.LazyFrame, day_start: dt.datetime,
-                    day_end: dt.datetime) -> pl.LazyFrame:
-    """Lifecycle-relevant events before ``day_end`` plus imputed open/close events, sorted per cluster."""
+def _pool_rows(pools: Frame, clusters: Frame) -> pl.LazyFrame:
+    p = lazy(pools).sort("usage_date").unique("instance_pool_id", keep="last", maintain_order=False)
+    if "workspace_id" not in p.collect_schema().names():
+        owner = (
+            lazy(clusters)
+            .filter(pl.col("instance_pool_id").is_not_null())
+            .group_by("instance_pool_id")
+            .agg(pl.col("workspace_id").min())
+        )
+        p = p.join(owner, on="instance_pool_id", how="left")
+    return p
+
+
+def cluster_attributes(clusters: Frame, pools: Frame | None = None) -> pl.LazyFrame:
+    """Per cluster (or pool) id: workspace and what prices it (cloud, node types, source, workload, Photon)."""
+    cfg = cluster_config(clusters).select("cluster_id", "workspace_id", *ATTRIBUTE_COLUMNS)
+    if pools is None:
+        return cfg
+    pool = _pool_rows(pools, clusters).select(
+        pl.col("instance_pool_id").alias("cluster_id"),
+        pl.col("workspace_id").cast(pl.String),
+        "cloud",
+        pl.lit(None, pl.String).alias("driver_node_type_id"),
+        "node_type_id",
+        pl.lit(None, pl.String).alias("cluster_source"),
+        pl.lit(None, pl.String).alias("workload"),
+        pl.lit(False).alias("is_photon"),
+    )
+    return pl.concat([cfg, pool], how="vertical_relaxed")
+
+
+# ---------------------------------------------------------------- events → per-event state
+def _sorted_events(events: Frame, day_end: dt.datetime) -> pl.LazyFrame:
+    """Lifecycle-relevant events before ``day_end`` as compact codes, sorted per cluster, deduplicated."""
     has_count = pl.any_horizontal(
-        pl.col(c).is_not_null() for c in ("current_num_workers", "target_num_workers",
-                                           "cluster_size_num_workers", "cluster_size_min_workers"))
+        pl.col(c).is_not_null()
+        for c in ("current_num_workers", "target_num_workers", "cluster_size_num_workers", "cluster_size_min_workers")
+    )
+    kind = pl.col("event_type")
     ev = (
         lazy(events)
         .filter(pl.col("timestamp") < day_end)
-        .filter(pl.col("event_type").is_in(list(STATE_OF_EVENT)) | (pl.col("event_type") == "NODES_LOST")
-                | (has_count & (pl.col("event_type") != "EDITED")))
-        .unique(["cluster_id", "timestamp", "event_type"], keep="first", maintain_order=False)
+        .filter(kind.is_in(list(STATE_OF_EVENT)) | (kind == "NODES_LOST") | (has_count & (kind != "EDITED")))
         .select(
-            "workspace_id", "cluster_id", "timestamp", "event_type", "current_num_workers",
+            "cluster_id",
+            "timestamp",
+            kind.replace_strict(EV, default=-1, return_dtype=pl.Int8).alias("code"),
+            kind.replace_strict(EVENT_ORDER, default=7, return_dtype=pl.Int8).alias("order"),
+            kind.replace_strict(
+                {**{k: _S[v] for k, v in STATE_OF_EVENT.items()}}, default=None, return_dtype=pl.Int8
+            ).alias("state_ev"),
+            "current_num_workers",
             "target_num_workers",
             pl.coalesce("cluster_size_num_workers", "cluster_size_min_workers").alias("size_workers"),
-            "reason_code",
-            pl.col("event_type").replace_strict(EVENT_ORDER, default=7, return_dtype=pl.Int8).alias("order"),
-            pl.lit(False).alias("is_imputed"),
+            ((kind == "NODES_LOST") & (pl.col("reason_code") == "SPOT_INSTANCE_TERMINATION")).alias("spot_loss"),
+            pl.col("workspace_id").cast(pl.Categorical),
         )
+        .sort(["cluster_id", "timestamp", "order", "code"])
     )
-    first = (
-        ev.group_by("cluster_id")
-        .agg(pl.all().sort_by(["timestamp", "order"]).first())
-        .filter(pl.col("event_type").is_in(IMPLIES_UP))
-    )
-    # Missing look-back: the first event implies an up cluster, so open it before that event.
-    opened = first.select(
-        "workspace_id", "cluster_id",
-        pl.min_horizontal("timestamp", pl.lit(day_start, pl.Datetime("us")))
-        .alias("timestamp"),
-        pl.lit("RUNNING").alias("event_type"),
-        pl.lit(None, pl.Int64).alias("current_num_workers"),
-        pl.coalesce("target_num_workers", "current_num_workers").alias("target_num_workers"),
-        pl.col("size_workers"),
-        pl.lit(None, pl.String).alias("reason_code"),
-        pl.lit(IMPUTED_OPEN_ORDER, pl.Int8).alias("order"),
-        pl.lit(True).alias("is_imputed"),
-    )
-    # Snapshot says TERMINATED but no TERMINATING came: close at terminated_time (no-op if already down).
-    closed = (
-        cfg.filter((pl.col("cfg_state") == "TERMINATED") & pl.col("terminated_time").is_not_null()
-                   & (pl.col("terminated_time") < day_end))
-        .join(ev.select("cluster_id").unique(), on="cluster_id", how="semi")
-        .select(
-            pl.col("cfg_workspace_id").alias("workspace_id"), "cluster_id",
-            pl.col("terminated_time").alias("timestamp"),
-            pl.lit("TERMINATING").alias("event_type"),
-            pl.lit(None, pl.Int64).alias("current_num_workers"),
-            pl.lit(None, pl.Int64).alias("target_num_workers"),
-            pl.lit(None, pl.Int64).alias("size_workers"),
-            pl.lit(None, pl.String).alias("reason_code"),
-            pl.lit(IMPUTED_CLOSE_ORDER, pl.Int8).alias("order"),
-            pl.lit(True).alias("is_imputed"),
-        )
-    )
-    return pl.concat([ev, opened, closed], how="vertical_relaxed").sort(["cluster_id", "timestamp", "order"])
+    # Several partitions may repeat an event (look-back of one day = events of the previous day).
+    return ev.filter(group_starts("cluster_id", "timestamp", "code"))
 
 
-def _event_states(ev: pl.LazyFrame, cfg: pl.LazyFrame) -> pl.LazyFrame:
-    """Per event (already sorted): the state and node counts that hold from it to the next event."""
-    life = ["cluster_id", "life"]
-    state = pl.col("state")
-    count = pl.col("count")
-    is_eviction = ((pl.col("event_type") == "NODES_LOST") & (pl.col("reason_code") == "SPOT_INSTANCE_TERMINATION")
-                   & pl.col("spot_fallback").fill_null(False))
-    workers = pl.when(pl.col("is_single_node").fill_null(False)).then(pl.lit(0, pl.Int64))
-    return (
-        ev.join(cfg, on="cluster_id", how="left", maintain_order="left")
-        .with_columns(
-            pl.col("event_type").replace_strict(STATE_OF_EVENT, default=None, return_dtype=pl.String)
-            .forward_fill().over("cluster_id").alias("state"),
-            pl.col("event_type").is_in(LIFE_STARTS).cum_sum().over("cluster_id").alias("life"),
-            pl.coalesce("current_num_workers", "target_num_workers", "size_workers").alias("count_ev"),
-            pl.coalesce("target_num_workers", "current_num_workers", "size_workers").alias("target_ev"),
-        )
-        .with_columns(
-            pl.col("count_ev").forward_fill().over(life).fill_null(pl.col("cfg_workers")).fill_null(0).alias("count"),
-            pl.col("target_ev").forward_fill().over(life).alias("target"),
-        )
-        .with_columns(
-            pl.col("target").fill_null(count),
-            (pl.col("count").shift(1).over(life) - count).clip(lower_bound=0).fill_null(0).alias("lost"),
-        )
-        .with_columns(
-            pl.when(is_eviction).then(pl.col("lost")).otherwise(0).cum_sum().over(life).alias("evicted"),
-            pl.when(is_eviction).then(count).forward_fill().over(life).alias("floor"),
-        )
-        .with_columns(
-            workers.otherwise(count).alias("count"),
-            workers.otherwise(
-                pl.when(state.is_in(REQUESTING_STATES)).then(pl.max_horizontal(count, "target")).otherwise(count)
-            ).alias("provisioned_workers"),
-        )
-        .with_columns(
-            state.is_in(UP_STATES).fill_null(False).alias("vm_billable"),
-            state.is_in(DBU_STATES).fill_null(False).alias("dbu_billable"),
-        )
-        .with_columns(
-            pl.when(pl.col("dbu_billable")).then(count).otherwise(0).alias("ready_workers"),
-            pl.col("vm_billable").alias("driver_provisioned"),
-            pl.col("dbu_billable").alias("driver_ready"),
-            (~pl.col("spot_like").fill_null(False) | (pl.col("first_on_demand") >= 1)).alias("driver_on_demand"),
-        )
-        .with_columns(_on_demand_workers().alias("on_demand_workers"))
-        .with_columns((pl.col("provisioned_workers") - pl.col("on_demand_workers")).alias("spot_workers"))
-    )
-
-
-def _on_demand_workers() -> pl.Expr:
-    """first_on_demand counts the driver first; fallback replacements above the post-eviction floor."""
+def _node_columns() -> list[list[pl.Expr]]:
+    """From state/count/target/evicted/floor: the billing flags and the node split (see module doc)."""
+    state, count, spot = pl.col("state"), pl.col("count"), pl.col("spot_like").fill_null(False)
+    single = pl.col("is_single_node").fill_null(False)
     prov = pl.col("provisioned_workers")
     base = pl.min_horizontal(prov, (pl.col("first_on_demand") - 1).clip(lower_bound=0))
     replaced = pl.min_horizontal((prov - pl.col("floor")).clip(lower_bound=0), pl.col("evicted")).fill_null(0)
-    return (pl.when(~pl.col("spot_like").fill_null(False)).then(prov)
-            .otherwise(pl.min_horizontal(prov, base + replaced)))
+    return [
+        [
+            pl.when(single).then(0).otherwise(count).alias("count"),
+            pl.when(single)
+            .then(0)
+            .when(state.is_in(REQUESTING_STATES))
+            .then(pl.max_horizontal(count, "target"))
+            .otherwise(count)
+            .alias("provisioned_workers"),
+            state.is_in(UP_STATES).fill_null(False).alias("vm_billable"),
+            state.is_in(DBU_STATES).fill_null(False).alias("dbu_billable"),
+        ],
+        [
+            pl.when(pl.col("dbu_billable")).then(count).otherwise(0).alias("ready_workers"),
+            pl.col("vm_billable").alias("driver_provisioned"),
+            pl.col("dbu_billable").alias("driver_ready"),
+            (~spot | (pl.col("first_on_demand") >= 1)).alias("driver_on_demand"),
+            pl.when(~spot).then(prov).otherwise(pl.min_horizontal(prov, base + replaced)).alias("on_demand_workers"),
+        ],
+        [(prov - pl.col("on_demand_workers")).alias("spot_workers")],
+    ]
 
 
+def _with_nodes(frame: pl.LazyFrame) -> pl.LazyFrame:
+    for step in _node_columns():
+        frame = frame.with_columns(step)
+    return frame
+
+
+def _event_states(ev: pl.LazyFrame, cfg: pl.LazyFrame) -> pl.LazyFrame:
+    """Per sorted event: the state and node counts that hold from it to the next event."""
+    code = pl.col("code")
+    new_cluster = pl.col("_new_cluster")
+    life_start = pl.col("_life_start")
+    count = pl.col("count")
+    is_eviction = pl.col("spot_loss") & pl.col("spot_fallback").fill_null(False)
+    state_ff = ffill_within(pl.col("state_ev"), new_cluster)
+    opened = pl.when(new_cluster).then(code).forward_fill().is_in(IMPLIES_UP)
+    frame = (
+        ev.join(cfg, on="cluster_id", how="left", maintain_order="left")
+        .with_columns(group_starts("cluster_id").alias("_new_cluster"))
+        .with_columns(
+            (new_cluster | code.is_in(LIFE_STARTS)).alias("_life_start"),
+            pl.coalesce(state_ff, pl.when(opened).then(pl.lit(_S["RUNNING"], pl.Int8))).alias("state"),
+            (state_ff.is_null() & opened).alias("is_imputed"),
+            pl.coalesce("current_num_workers", "target_num_workers", "size_workers").alias("_count_ev"),
+            pl.coalesce("target_num_workers", "current_num_workers", "size_workers").alias("_target_ev"),
+        )
+        .with_columns(
+            ffill_within(pl.col("_count_ev"), life_start).fill_null(pl.col("cfg_workers")).fill_null(0).alias("count"),
+            ffill_within(pl.col("_target_ev"), life_start).alias("target"),
+        )
+        .with_columns(
+            pl.col("target").fill_null(count),
+            (shift_within(count, life_start) - count).clip(lower_bound=0).fill_null(0).alias("_lost"),
+        )
+        .with_columns(
+            cumsum_within(pl.when(is_eviction).then(pl.col("_lost")).otherwise(0), life_start).alias("evicted"),
+            ffill_within(pl.when(is_eviction).then(count), life_start).alias("floor"),
+        )
+    )
+    return _with_nodes(frame)
+
+
+# ---------------------------------------------------------------- segments
 def split_at_hours(frame: pl.LazyFrame, start: str, end: str) -> pl.LazyFrame:
-    """Cut ``[start, end)`` rows at hour boundaries; adds ``hour_start``. Zero-length rows keep one piece."""
+    """Cut ``[start, end)`` rows at hour boundaries; adds ``hour_start``. Zero-length rows keep one piece.
+
+    Only rows that cross an hour are exploded (most segments and runs do not).
+    """
     first_hour = pl.col(start).dt.truncate("1h")
     last_instant = pl.max_horizontal(pl.col(end) - ONE_US, pl.col(start))
-    return (
-        frame.with_columns(pl.datetime_ranges(first_hour, last_instant, "1h").alias("hour_start"))
+    crosses = first_hour != last_instant.dt.truncate("1h")
+    inside = frame.filter(~crosses).with_columns(first_hour.alias("hour_start"))
+    split = (
+        frame.filter(crosses)
+        .with_columns(pl.datetime_ranges(first_hour, last_instant, "1h").alias("hour_start"))
         .explode("hour_start")
         .with_columns(
             pl.max_horizontal(start, "hour_start").alias(start),
             pl.min_horizontal(end, pl.col("hour_start") + HOUR).alias(end),
         )
     )
+    return pl.concat([inside, split])
 
 
 def _pool_segments(pools: Frame, clusters: Frame, day_start: dt.datetime, day_end: dt.datetime) -> pl.LazyFrame:
     """Idle pool VMs: VM $ but no DBUs, over the whole window, one constant count per pool and day."""
-    p = lazy(pools)
-    names = p.collect_schema().names()
-    if "workspace_id" not in names:
-        owner = (lazy(clusters).filter(pl.col("instance_pool_id").is_not_null())
-                 .group_by("instance_pool_id").agg(pl.col("workspace_id").min()))
-        p = p.join(owner, on="instance_pool_id", how="left")
     hours = pl.LazyFrame({"hour_start": pl.datetime_range(day_start, day_end - HOUR, "1h", eager=True)})
     n = pl.col("idle_instances").round(0).cast(pl.Int64)
     return (
-        p.filter((pl.col("usage_date") >= day_start.date()) & (pl.col("usage_date") < day_end.date()))
+        lazy(pools)
+        .filter((pl.col("usage_date") >= day_start.date()) & (pl.col("usage_date") < day_end.date()))
         .join(hours.with_columns(pl.col("hour_start").dt.date().alias("usage_date")), on="usage_date")
         .filter(n > 0)
         .select(
-            pl.col("workspace_id").cast(pl.String), "usage_date",
+            "usage_date",
             pl.col("instance_pool_id").alias("cluster_id"),
-            pl.lit("pool_idle").alias("segment_kind"),
+            pl.lit("pool_idle", SEGMENT_KIND).alias("segment_kind"),
             pl.col("hour_start").alias("segment_start"),
             (pl.col("hour_start") + HOUR).alias("segment_end"),
             "hour_start",
-            pl.lit("POOL_IDLE").alias("state"),
+            pl.lit("POOL_IDLE", STATE).alias("state"),
             n.alias("provisioned_workers"),
             pl.lit(0, pl.Int64).alias("ready_workers"),
             pl.lit(False).alias("driver_provisioned"),
@@ -279,49 +374,112 @@ def _pool_segments(pools: Frame, clusters: Frame, day_start: dt.datetime, day_en
             pl.lit(True).alias("vm_billable"),
             pl.lit(False).alias("dbu_billable"),
             pl.lit(False).alias("is_imputed"),
-            "cloud",
-            pl.lit(None, pl.String).alias("driver_node_type_id"),
-            "node_type_id",
-            pl.lit(None, pl.String).alias("cluster_source"),
-            pl.lit(None, pl.String).alias("workload"),
-            pl.lit(False).alias("is_photon"),
         )
     )
 
 
-def cluster_segments_lazy(clusters: Frame, events: Frame, day_start: dt.datetime, day_end: dt.datetime,
-                          pools: Frame | None = None) -> pl.LazyFrame:
-    """Lazy form of :func:`cluster_segments`, for composing into the engine's single query plan."""
-    cfg = cluster_config(clusters)
-    ev = _event_states(_ordered_events(events, cfg, day_start, day_end), cfg)
-    same_next = pl.col("cluster_id") == pl.col("cluster_id").shift(-1)
-    seg = (
-        ev.with_columns(
-            pl.max_horizontal("timestamp", pl.lit(day_start, pl.Datetime("us"))).alias("segment_start"),
-            pl.when(same_next).then(pl.col("timestamp").shift(-1)).otherwise(pl.lit(day_end, pl.Datetime("us")))
-            .clip(upper_bound=pl.lit(day_end, pl.Datetime("us"))).alias("segment_end"),
-        )
-        .filter(pl.col("vm_billable") & (pl.col("segment_end") > pl.col("segment_start")))
+def segment_core(
+    clusters: Frame, events: Frame, day_start: dt.datetime, day_end: dt.datetime, pools: Frame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Segments with :data:`CORE_COLUMNS` only, and per cluster seen in the events its first workspace.
+
+    The engine prices these slim rows and joins cluster-level columns per cluster; the second frame
+    (``cluster_id, workspace_id``) also tells which clusters have any lifecycle event at all.
+    """
+    cfg = cluster_config(clusters).select(
+        "cluster_id", "is_single_node", "spot_like", "spot_fallback", "first_on_demand", "cfg_workers", "close_at"
+    )
+    start, end = pl.lit(day_start, TS), pl.lit(day_end, TS)
+    last_of_cluster = pl.col("cluster_id").ne_missing(pl.col("cluster_id").shift(-1))
+    # Snapshot says TERMINATED after the last event but no TERMINATING came: close there.
+    closed_at = (
+        pl.when((pl.col("close_at") > pl.col("timestamp")) & (pl.col("close_at") < end))
+        .then(pl.col("close_at"))
+        .otherwise(end)
+    )
+    keep = [c for c in CORE_COLUMNS if c not in ("hour_start", "usage_date", "segment_kind")]
+    opener_inputs = ["_new_cluster", "code", "timestamp", "target_num_workers", "current_num_workers"]
+    opener_inputs += ["size_workers", "cfg_workers", "is_single_node", "spot_like", "first_on_demand"]
+    # Materialized once: the main segments, the imputed openers and the workspaces all read it.
+    ev = (
+        _event_states(_sorted_events(events, day_end), cfg)
         .with_columns(
-            pl.coalesce("workspace_id", "cfg_workspace_id").alias("workspace_id"),
-            pl.lit("cluster").alias("segment_kind"),
+            pl.max_horizontal("timestamp", start).alias("segment_start"),
+            pl.when(last_of_cluster)
+            .then(closed_at)
+            .otherwise(pl.col("timestamp").shift(-1))
+            .clip(upper_bound=end)
+            .alias("segment_end"),
+            (pl.col("is_imputed") | (last_of_cluster & (closed_at < end))).alias("is_imputed"),
         )
+        .select(*keep, *[c for c in opener_inputs if c not in keep], "workspace_id")
+        .collect()
     )
-    seg = split_at_hours(seg, "segment_start", "segment_end").with_columns(
-        pl.col("hour_start").dt.date().alias("usage_date"))
-    seg = seg.select(SEGMENT_COLUMNS)
+    workspaces = ev.filter(pl.col("_new_cluster")).select("cluster_id", pl.col("workspace_id").cast(pl.String))
+    seg = ev.lazy().filter(pl.col("vm_billable") & (pl.col("segment_end") > pl.col("segment_start")))
+    # Missing look-back: the first event implies an up cluster → RUNNING from day_start until it.
+    opener = (
+        ev.lazy()
+        .filter(pl.col("_new_cluster") & pl.col("code").is_in(IMPLIES_UP) & (pl.col("timestamp") > start))
+        .with_columns(
+            start.alias("segment_start"),
+            pl.col("timestamp").alias("segment_end"),
+            pl.lit(_S["RUNNING"], pl.Int8).alias("state"),
+            pl.coalesce("target_num_workers", "current_num_workers", "size_workers", "cfg_workers", pl.lit(0))
+            .cast(pl.Int64)
+            .alias("count"),
+            pl.lit(0, pl.Int64).alias("evicted"),
+            pl.lit(None, pl.Int64).alias("floor"),
+            pl.lit(True).alias("is_imputed"),
+        )
+        .with_columns(pl.col("count").alias("target"))
+        .pipe(_with_nodes)
+    )
+    seg = pl.concat([seg.select(keep), opener.select(keep)]).collect()
+    del ev
+    core = (
+        split_at_hours(seg.lazy(), "segment_start", "segment_end")
+        .with_columns(
+            pl.col("hour_start").dt.date().alias("usage_date"),
+            pl.lit("cluster", SEGMENT_KIND).alias("segment_kind"),
+            pl.col("state").replace_strict(dict(enumerate(STATE_NAMES)), return_dtype=STATE),
+        )
+        .select(CORE_COLUMNS)
+    )
     if pools is not None:
-        seg = pl.concat([seg, _pool_segments(pools, clusters, day_start, day_end).select(SEGMENT_COLUMNS)],
-                        how="vertical_relaxed")
-    return seg
+        core = pl.concat([core, _pool_segments(pools, clusters, day_start, day_end)], how="vertical_relaxed")
+    return core.collect(), workspaces
 
 
-def cluster_segments(clusters: Frame, events: Frame, day_start: dt.datetime, day_end: dt.datetime,
-                     pools: Frame | None = None) -> pl.DataFrame:
+def cluster_segments_lazy(
+    clusters: Frame, events: Frame, day_start: dt.datetime, day_end: dt.datetime, pools: Frame | None = None
+) -> pl.LazyFrame:
+    """:func:`cluster_segments` as a LazyFrame (the timeline itself is computed eagerly)."""
+    core, workspaces = segment_core(clusters, events, day_start, day_end, pools)
+    attrs = cluster_attributes(clusters, pools).rename({"workspace_id": "_cfg_ws"})
+    return (
+        core.lazy()
+        .join(attrs, on="cluster_id", how="left")
+        .join(workspaces.lazy(), on="cluster_id", how="left")
+        .with_columns(
+            pl.coalesce("_cfg_ws", "workspace_id").alias("workspace_id"),
+            pl.col("state").cast(pl.String),
+            pl.col("segment_kind").cast(pl.String),
+        )
+        .select(SEGMENT_COLUMNS)
+    )
+
+
+def cluster_segments(
+    clusters: Frame, events: Frame, day_start: dt.datetime, day_end: dt.datetime, pools: Frame | None = None
+) -> pl.DataFrame:
     """Elementary segments per cluster over ``[day_start, day_end)``, cut at every hour (see module doc).
 
     ``clusters`` and ``events`` follow ``schemas.Clusters`` / ``schemas.ClusterEvents``; events before
-    ``day_start`` (the look-back) fix the state at the window start.
+    ``day_start`` (the look-back) fix the state at the window start. Columns: :data:`SEGMENT_COLUMNS`.
     """
-    return (cluster_segments_lazy(clusters, events, day_start, day_end, pools)
-            .sort(["cluster_id", "segment_start"]).collect())
+    return (
+        cluster_segments_lazy(clusters, events, day_start, day_end, pools)
+        .sort(["cluster_id", "segment_start"])
+        .collect()
+    )

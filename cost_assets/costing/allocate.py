@@ -1,0 +1,268 @@
+"""Share each cluster's cost among the task runs on it: a vectorized elementary-interval sweep.
+
+Why a sweep and not Overwatch's pairwise formula: the pairwise share (runtime in interval ÷ sum of
+runtimes, capped at 1) does not conserve money when runs overlap partially. Here each cluster's
+timeline is conceptually cut at every segment change and every run start/end (runs are also cut at
+hours, so the result has an hourly grain for reconciliation). Inside one elementary interval the cost
+rate and the set of active runs are constant, so the interval's cost is split exactly: run *i* gets
+``weight_i / Σ active weights`` of it, and an interval with no active run is ``idle``.
+
+Implementation (no Python loop per run or event, and the elementary intervals are never materialized):
+per cluster, the run boundaries alone give two monotone functions, ``G(t) = ∫ 1/W`` over time with runs
+(W = Σ active weights) and ``A(t) = ∫ 1{runs active}``; both are piecewise linear, so a small table of
+run boundaries plus one as-of join evaluates them anywhere. A segment ``[a, b)`` with money ``m`` (a
+constant rate) hands ``m × (G(b) − G(a)) / (b − a)`` per unit of weight to the runs and
+``m × ((b − a) − (A(b) − A(a))) / (b − a)`` to idle. With ``S`` the per-cluster cum-sum of the first
+over segments, a run piece ``[s, e)`` gets ``w × (F(e) − F(s))`` where
+``F(t) = S_before(seg(t)) + rate × (min(G(t), G(b)) − G(a))`` (G is non-decreasing). Clusters are keyed by
+a dense integer for the sorts, as-of joins and windows (string keys cost 2–3× more).
+
+Job clusters (not shared) belong to their runs: their run-free time (start-up, tear-down, gaps) is
+handed to the cluster's runs in proportion to each run's weighted run time on the cluster that day
+(equal split if all run times are zero). A job cluster with cost but no run that day (e.g. the
+tear-down after midnight of a run that ended the day before) keeps an ``idle`` row: money is never
+dropped. Invariant (tested): Σ run shares + idle = the cluster's cost, per cluster and hour.
+"""
+
+import polars as pl
+
+from cost_assets.costing.price import MONEY_COLUMNS, US_PER_HOUR
+from cost_assets.costing.timeline import Frame, lazy, split_at_hours
+
+JOB_COMPUTE_TYPES = ["job_cluster", "new_cluster"]
+ALLOCATION_COLUMNS = [
+    "consumer",
+    "task_run_id",
+    "cluster_id",
+    "hour_start",
+    "runtime_hours",
+    *MONEY_COLUMNS,
+    "unpriced",
+]
+_UNP = "_unpriced_us"
+_SUMMED = [*MONEY_COLUMNS, _UNP]
+
+
+def shared_cluster_flags(segments: Frame, runs: Frame, clusters: Frame | None = None) -> pl.LazyFrame:
+    """``is_shared_cluster`` per cluster: cluster_source ≠ JOB; unknown source → decided by its runs.
+
+    Pools are shared (their VMs outlive any run). A cluster whose source is unknown (no segment and no
+    ``clusters`` row says it) is a job cluster only if every run on it has ``compute_type``
+    job_cluster/new_cluster.
+    """
+    seg = lazy(segments)
+    names = seg.collect_schema().names()
+    source = pl.col("cluster_source") if "cluster_source" in names else pl.lit(None, pl.String)
+    sources = [
+        seg.select("cluster_id", (pl.col("segment_kind") == "pool_idle").alias("_pool"), source.alias("cluster_source"))
+    ]
+    if clusters is not None:
+        sources.append(lazy(clusters).select("cluster_id", pl.lit(False).alias("_pool"), "cluster_source"))
+    known = (
+        pl.concat(sources)
+        .group_by("cluster_id")
+        .agg(pl.col("_pool").any(), pl.col("cluster_source").drop_nulls().first())
+    )
+    runs = lazy(runs)
+    job_only = (
+        pl.col("compute_type").is_in(JOB_COMPUTE_TYPES).all()
+        if "compute_type" in runs.collect_schema().names()
+        else pl.lit(False)
+    )
+    by_runs = runs.group_by("cluster_id").agg(job_only.alias("_job_only"))
+    return known.join(by_runs, on="cluster_id", how="full", coalesce=True).select(
+        "cluster_id",
+        pl.when(pl.col("_pool").fill_null(False))
+        .then(True)
+        .when(pl.col("cluster_source").is_not_null())
+        .then(pl.col("cluster_source") != "JOB")
+        .otherwise(~pl.col("_job_only").fill_null(False))
+        .alias("is_shared_cluster"),
+    )
+
+
+def _run_table(runs: pl.LazyFrame) -> pl.LazyFrame:
+    """Per cluster key and run boundary ``t``: G and A at ``t`` and their slopes until the next boundary."""
+    active = pl.col("active_runs") > 0
+    g_slope = pl.when(active & (pl.col("active_weight") > 0)).then(1.0 / pl.col("active_weight")).otherwise(0.0)
+    a_slope = active.cast(pl.Float64)
+    starts = runs.select("ck", pl.col("run_start").alias("t"), pl.col("weight").alias("_dw"), pl.lit(1).alias("_dn"))
+    ends = runs.select("ck", pl.col("run_end").alias("t"), (-pl.col("weight")).alias("_dw"), pl.lit(-1).alias("_dn"))
+    span = (
+        pl.when(pl.col("ck") == pl.col("ck").shift(-1))
+        .then((pl.col("t").shift(-1) - pl.col("t")).dt.total_microseconds())
+        .otherwise(0)
+        .cast(pl.Float64)
+    )
+    return (
+        pl.concat([starts, ends])
+        .group_by(["ck", "t"])
+        .agg(pl.col("_dw").sum(), pl.col("_dn").sum())
+        .sort(["ck", "t"])
+        .with_columns(
+            pl.col("_dw").cum_sum().over("ck").alias("active_weight"),
+            pl.col("_dn").cum_sum().over("ck").alias("active_runs"),
+            span.alias("_span"),
+        )
+        .with_columns(g_slope.alias("g_slope"), a_slope.alias("a_slope"))
+        .with_columns(
+            # Values at t (exclusive cum-sums of the pieces before it).
+            ((pl.col("g_slope") * pl.col("_span")).cum_sum().over("ck") - pl.col("g_slope") * pl.col("_span")).alias(
+                "G"
+            ),
+            ((pl.col("a_slope") * pl.col("_span")).cum_sum().over("ck") - pl.col("a_slope") * pl.col("_span")).alias(
+                "A"
+            ),
+        )
+        .select("ck", pl.col("t").alias("_tk"), "G", "A", "g_slope", "a_slope")
+    )
+
+
+def _eval_at(frame: pl.LazyFrame, table: pl.LazyFrame, at: str, suffix: str) -> pl.LazyFrame:
+    """Add ``G{suffix}``, ``A{suffix}`` = G and A at column ``at`` (frame sorted by ck, ``at``)."""
+    since = (pl.col(at) - pl.col("_tk")).dt.total_microseconds().cast(pl.Float64)
+    return (
+        frame.join_asof(table, left_on=at, right_on="_tk", by="ck", strategy="backward", check_sortedness=False)
+        .with_columns(
+            (pl.col("G") + since * pl.col("g_slope")).fill_null(0.0).alias(f"G{suffix}"),
+            (pl.col("A") + since * pl.col("a_slope")).fill_null(0.0).alias(f"A{suffix}"),
+        )
+        .drop("_tk", "G", "A", "g_slope", "a_slope")
+    )
+
+
+def _segment_sums(seg: pl.LazyFrame, table: pl.LazyFrame) -> pl.LazyFrame:
+    """Per segment: shared money per unit weight, idle money and time, and per-cluster running sums."""
+    dur = (pl.col("segment_end") - pl.col("segment_start")).dt.total_microseconds().cast(pl.Float64)
+    seg = seg.filter(dur > 0).sort(["ck", "segment_start"])
+    seg = _eval_at(_eval_at(seg, table, "segment_start", "a"), table, "segment_end", "b")
+    active_w = pl.col("Gb") - pl.col("Ga")
+    active_t = pl.col("Ab") - pl.col("Aa")
+    idle_t = (dur - active_t).clip(lower_bound=0.0)
+    return seg.with_columns(
+        *[(pl.col(m) / dur).alias(f"_rate{m}") for m in _SUMMED],
+        *[(pl.col(m) * active_w / dur).alias(f"_sh{m}") for m in MONEY_COLUMNS],
+        (pl.col(_UNP) * active_t / dur).alias(f"_sh{_UNP}"),  # unpriced µs are counted, not shared
+        *[(pl.col(m) * idle_t / dur).alias(f"_idle{m}") for m in _SUMMED],
+        idle_t.alias("_idle_us"),
+    ).with_columns((pl.col(f"_sh{c}").cum_sum().over("ck") - pl.col(f"_sh{c}")).alias(f"_before{c}") for c in _SUMMED)
+
+
+def _run_shares(sums: pl.DataFrame, table: pl.LazyFrame, pieces: pl.LazyFrame) -> pl.LazyFrame:
+    """Run piece shares ``w × (F(end) − F(start))`` from the segment running sums."""
+    lookup = sums.lazy().select(
+        "ck",
+        pl.col("segment_start").alias("_a"),
+        "Ga",
+        "Gb",
+        "Aa",
+        "Ab",
+        *[pl.col(f"_before{c}") for c in _SUMMED],
+        *[pl.col(f"_rate{c}") for c in _SUMMED],
+    )
+
+    def f_at(frame: pl.LazyFrame, at: str, tag: str) -> pl.LazyFrame:
+        frame = _eval_at(frame.sort(["ck", at]), table, at, "t")
+        frame = frame.join_asof(lookup, left_on=at, right_on="_a", by="ck", strategy="backward", check_sortedness=False)
+        g = pl.min_horizontal("Gt", "Gb") - pl.col("Ga")
+        a = pl.min_horizontal("At", "Ab") - pl.col("Aa")
+        return frame.with_columns(
+            *[
+                (pl.col(f"_before{m}") + pl.col(f"_rate{m}") * g).fill_null(0.0).alias(f"{tag}{m}")
+                for m in MONEY_COLUMNS
+            ],
+            (pl.col(f"_before{_UNP}") + pl.col(f"_rate{_UNP}") * a).fill_null(0.0).alias(f"{tag}{_UNP}"),
+        ).drop(
+            "_a", "Ga", "Gb", "Aa", "Ab", "Gt", "At", *[f"_before{c}" for c in _SUMMED], *[f"_rate{c}" for c in _SUMMED]
+        )
+
+    ends = f_at(f_at(pieces, "run_start", "_f0"), "run_end", "_f1")
+    return ends.select(
+        pl.lit("run").alias("consumer"),
+        "task_run_id",
+        "ck",
+        "hour_start",
+        ((pl.col("run_end") - pl.col("run_start")).dt.total_microseconds() / US_PER_HOUR).alias("runtime_hours"),
+        # A difference of running sums can round to -1e-18 on a zero-cost piece: money is >= 0.
+        *[
+            (pl.col("weight") * (pl.col(f"_f1{m}") - pl.col(f"_f0{m}"))).clip(lower_bound=0.0).alias(m)
+            for m in MONEY_COLUMNS
+        ],
+        ((pl.col(f"_f1{_UNP}") - pl.col(f"_f0{_UNP}")) > 0.5).alias("unpriced"),
+    )
+
+
+def allocate(segments: Frame, runs: Frame, flags: Frame | None = None) -> pl.DataFrame:
+    """Hourly allocation rows: ``consumer ('run'|'idle'), task_run_id, cluster_id, hour_start, runtime_hours``,
+    the money columns and ``unpriced``.
+
+    ``segments``: priced segments (``price.price_segments``; at least cluster_id, segment_start/end, the
+    money columns and unpriced). ``runs``: one row per task run on a cluster with ``cluster_id,
+    task_run_id, run_start, run_end`` clipped to the window, optional ``weight`` (default 1.0, > 0) and
+    ``compute_type``. ``flags``: ``cluster_id, is_shared_cluster`` (default :func:`shared_cluster_flags`).
+    Money is filled with 0 where unpriced; ``unpriced`` says the row touched an unpriced segment (the
+    engine nulls its money). Runs outside every segment get zero money (the cluster was down).
+    """
+    seg, runs = lazy(segments), lazy(runs)
+    if "weight" not in runs.collect_schema().names():
+        runs = runs.with_columns(pl.lit(1.0).alias("weight"))
+    flags = lazy(flags) if flags is not None else shared_cluster_flags(seg, runs)
+    keys = (
+        pl.concat([seg.select("cluster_id"), runs.select("cluster_id")]).unique().with_row_index("ck").collect().lazy()
+    )
+    dur = (pl.col("segment_end") - pl.col("segment_start")).dt.total_microseconds().cast(pl.Float64)
+    seg = seg.join(keys, on="cluster_id").select(
+        "ck",
+        "segment_start",
+        "segment_end",
+        *[pl.col(m).fill_null(0.0) for m in MONEY_COLUMNS],
+        (pl.col("unpriced").cast(pl.Float64) * dur).alias(_UNP),
+    )
+    runs = runs.join(keys, on="cluster_id").select("ck", "task_run_id", "run_start", "run_end", "weight")
+    pieces = split_at_hours(runs, "run_start", "run_end").collect().lazy()
+    table = _run_table(runs).collect().lazy()
+    sums = _segment_sums(seg, table).collect()
+    shares = _run_shares(sums, table, pieces)
+    idle = (
+        sums.lazy()
+        .filter(pl.col("_idle_us") > 0)
+        .group_by("ck", pl.col("segment_start").dt.truncate("1h").alias("hour_start"))
+        .agg(pl.col("_idle_us").sum().alias("up_us"), *[pl.col(f"_idle{m}").sum().alias(m) for m in _SUMMED])
+    )
+    # Job clusters: run-free time goes to the cluster's runs by weighted run time (equal if all zero).
+    job_keys = keys.join(flags.filter(~pl.col("is_shared_cluster")), on="cluster_id", how="semi").select("ck")
+    run_time = (
+        pieces.join(job_keys, on="ck", how="semi")
+        .group_by("ck", "task_run_id")
+        .agg(((pl.col("run_end") - pl.col("run_start")).dt.total_microseconds() * pl.col("weight")).sum().alias("_rt"))
+        .with_columns(
+            pl.when(pl.col("_rt").sum().over("ck") > 0)
+            .then(pl.col("_rt") / pl.col("_rt").sum().over("ck"))
+            .otherwise(1.0 / pl.len().over("ck"))
+            .alias("_frac")
+        )
+    )
+    handed = idle.join(run_time, on="ck", how="inner").select(
+        pl.lit("run").alias("consumer"),
+        "task_run_id",
+        "ck",
+        "hour_start",
+        pl.lit(0.0).alias("runtime_hours"),
+        *[(pl.col(m) * pl.col("_frac")).alias(m) for m in MONEY_COLUMNS],
+        (pl.col(_UNP) > 0.5).alias("unpriced"),
+    )
+    kept_idle = idle.join(run_time.select("ck").unique(), on="ck", how="anti").select(
+        pl.lit("idle").alias("consumer"),
+        pl.lit(None, pl.Int64).alias("task_run_id"),
+        "ck",
+        "hour_start",
+        (pl.col("up_us") / US_PER_HOUR).alias("runtime_hours"),
+        *MONEY_COLUMNS,
+        (pl.col(_UNP) > 0.5).alias("unpriced"),
+    )
+    return (
+        pl.concat([shares, handed, kept_idle], how="vertical_relaxed")
+        .join(keys, on="ck", how="left")
+        .select(ALLOCATION_COLUMNS)
+        .collect()
+    )

@@ -1,0 +1,317 @@
+"""The cost engine's entry points: raw + reference frames for one day → ``mart`` tables.
+
+Pure polars, no Dagster: assets call these functions and store what they return.
+
+* :func:`segments_for_day` → ``mart/cluster_segments`` (the timeline, see ``timeline.py``);
+* :func:`run_costs` → ``mart/run_costs``: one row per task run × cluster × day, plus one ``idle`` row per
+  shared cluster (and per pool) × day;
+* :func:`cost_by_cluster_hour` → the hourly grain reconciliation hands the bill out with: cluster × hour
+  × SKU × consumer, with each consumer's share of the cluster-hour.
+
+Input handling (why): frames may hold more than the day (a backfill reads a range), so every input is
+reduced to the day by *time* rather than trusting one partition: task runs overlapping the day are
+clipped to it and de-duplicated by ``task_run_id``; events before the day's end are all used (look-back
+included) and de-duplicated; ``clusters``/``jobs`` take the snapshot nearest the day. Task runs
+without a cluster (serverless, ``cluster_id`` null) are not in ``run_costs``: serverless cost is
+attributed from the bill's usage metadata, never through a cluster timeline. A task run on a cluster
+that has no event at all (no timeline can be built) is ``unpriced`` with null money: its cost is
+unknown, not $0.
+"""
+
+import datetime as dt
+
+import polars as pl
+
+from cost_assets.costing.allocate import allocate, shared_cluster_flags
+from cost_assets.costing.price import MONEY_COLUMNS, price_segments_lazy
+from cost_assets.costing.timeline import Frame, cluster_attributes, cluster_segments_lazy, lazy, segment_core
+
+RUN_COSTS_COLUMNS = [
+    "usage_date",
+    "workspace_id",
+    "consumer",
+    "run_id",
+    "task_run_id",
+    "job_id",
+    "task_key",
+    "cluster_id",
+    "sku_name",
+    "is_shared_cluster",
+    "runtime_hours",
+    "dbus",
+    "dbu_cost_usd",
+    "vm_cost_usd",
+    "total_cost_usd",
+    "currency_code",
+    "unpriced",
+    "team",
+    "tenant",
+    "project",
+    "cost_center",
+]
+HOURLY_COLUMNS = [
+    "usage_date",
+    "workspace_id",
+    "cluster_id",
+    "hour_start",
+    "sku_name",
+    "is_shared_cluster",
+    "consumer",
+    "run_id",
+    "task_run_id",
+    "job_id",
+    "runtime_hours",
+    *MONEY_COLUMNS,
+    "total_cost_usd",
+    "currency_code",
+    "unpriced",
+    "cluster_dbus",
+    "cluster_total_cost_usd",
+    "dbu_share",
+    "cost_share",
+]
+TAGS = ["team", "tenant", "project", "cost_center"]
+RUN_ATTRS = ["task_run_id", "run_id", "job_id", "task_key", "workspace_id"]
+SLIM_COLUMNS = [
+    "cluster_id",
+    "segment_kind",
+    "segment_start",
+    "segment_end",
+    "hour_start",
+    "sku_name",
+    *MONEY_COLUMNS,
+    "unpriced",
+]
+
+
+def day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """``[00:00, next 00:00)`` of a UTC day as naive datetimes."""
+    start = dt.datetime.combine(day, dt.time())
+    return start, start + dt.timedelta(days=1)
+
+
+def _nearest_snapshot(frame: Frame, key: list[str], day: dt.date) -> pl.LazyFrame:
+    """One row per key: the snapshot whose usage_date is nearest the day (the day itself if present)."""
+    distance = (pl.col("usage_date") - pl.lit(day)).dt.total_days().abs()
+    return lazy(frame).sort(distance, descending=True).unique(key, keep="last", maintain_order=False)
+
+
+def _day_runs(job_runs: Frame, clusters: pl.LazyFrame, day: dt.date) -> pl.DataFrame:
+    """Task runs on a cluster overlapping the day, clipped to it, with a validated ``weight``."""
+    start, end = day_window(day)
+    runs = lazy(job_runs)
+    has_weight = "weight" in runs.collect_schema().names()
+    run_end = pl.coalesce("end_time", pl.lit(end, pl.Datetime("us")))
+    clipped_start = pl.max_horizontal("start_time", pl.lit(start, pl.Datetime("us")))
+    clipped_end = pl.min_horizontal(run_end, pl.lit(end, pl.Datetime("us")))
+    out = (
+        runs.filter(pl.col("cluster_id").is_not_null() & (pl.col("compute_type") != "serverless"))
+        .filter(
+            (clipped_end > clipped_start)
+            | ((pl.col("start_time") == run_end) & (pl.col("start_time") >= start) & (pl.col("start_time") < end))
+        )
+        .sort("usage_date")
+        .unique("task_run_id", keep="last", maintain_order=False)
+        .join(clusters.select("cluster_id", "cluster_source"), on="cluster_id", how="left")
+        .select(
+            *RUN_ATTRS,
+            "cluster_id",
+            "compute_type",
+            "cluster_source",
+            clipped_start.alias("run_start"),
+            clipped_end.alias("run_end"),
+            (pl.col("weight").cast(pl.Float64) if has_weight else pl.lit(1.0)).alias("weight"),
+        )
+        .collect()
+    )
+    bad = out.filter(~(pl.col("weight") > 0))
+    if bad.height:
+        raise ValueError(f"job_runs.weight must be > 0 (task_run_id {bad['task_run_id'].head(10).to_list()})")
+    return out
+
+
+class _Day:
+    """Everything the public functions share for one day, built once (segments, prices, allocations)."""
+
+    def __init__(
+        self,
+        job_runs: Frame,
+        jobs: Frame,
+        clusters: Frame,
+        events: Frame,
+        instance_types: Frame,
+        dbu_prices: Frame,
+        day: dt.date,
+        tier: str,
+        pools: Frame | None,
+    ) -> None:
+        self.day = day
+        start, end = day_window(day)
+        self.clusters = _nearest_snapshot(clusters, ["cluster_id"], day).collect().lazy()
+        self.jobs = _nearest_snapshot(jobs, ["workspace_id", "job_id"], day)
+        # Slim path: the million-row frames carry only what the money needs; cluster-level attributes
+        # (cloud, node types, workload, Photon) are joined per cluster × price epoch inside the pricing.
+        core, seen = segment_core(self.clusters, events, start, end, pools)
+        attributes = cluster_attributes(self.clusters, pools).collect()
+        self.priced = (
+            price_segments_lazy(core, instance_types, dbu_prices, tier, attributes=attributes)
+            .select(SLIM_COLUMNS)
+            .collect()
+        )
+        del core
+        # Workspace per cluster: the snapshot's, else the events'.
+        self.workspaces = (
+            attributes.lazy()
+            .select("cluster_id", "workspace_id")
+            .join(seen.lazy().rename({"workspace_id": "_ev_ws"}), on="cluster_id", how="full", coalesce=True)
+            .select("cluster_id", pl.coalesce("workspace_id", "_ev_ws").alias("workspace_id"))
+            .collect()
+        )
+        self.runs = _day_runs(job_runs, self.clusters, day)
+        self.flags = shared_cluster_flags(self.priced, self.runs, self.clusters).collect()
+        # A cluster with no lifecycle event at all has no timeline: its runs' cost is unknown, not $0.
+        no_timeline = ~pl.col("cluster_id").is_in(seen["cluster_id"].implode())
+        self.alloc = allocate(self.priced, self.runs, self.flags).with_columns(
+            pl.col("unpriced") | ((pl.col("consumer") == "run") & no_timeline)
+        )
+
+    def cluster_attrs(self) -> pl.LazyFrame:
+        """Per cluster: workspace, SKU of the day (first priced one), shared flag and custom-tag columns."""
+        tag_struct = pl.Struct({t: pl.String for t in TAGS})
+        tags = self.clusters.select(
+            "cluster_id", pl.col("custom_tags").str.json_decode(tag_struct).alias("_tags")
+        ).unnest("_tags")
+        # The day's SKU of a cluster (one SKU per cluster unless the sheet renames it mid-day: then the min).
+        seg = (
+            self.priced.lazy()
+            .group_by("cluster_id")
+            .agg(pl.col("sku_name").drop_nulls().min())
+            .join(self.workspaces.lazy(), on="cluster_id", how="left")
+        )
+        return seg.join(self.flags.lazy(), on="cluster_id", how="full", coalesce=True).join(
+            tags, on="cluster_id", how="left"
+        )
+
+
+def _finish_money(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Null every money column of an unpriced row (never $0) and add the total."""
+    priced = ~pl.col("unpriced")
+    return frame.with_columns(
+        *[pl.when(priced).then(pl.col(m)).alias(m) for m in MONEY_COLUMNS],
+        pl.when(priced).then(pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")).alias("total_cost_usd"),
+        pl.lit("USD").alias("currency_code"),
+    )
+
+
+def segments_for_day(clusters: Frame, events: Frame, day: dt.date, pools: Frame | None = None) -> pl.DataFrame:
+    """``mart/cluster_segments`` for one day: the hour-cut cluster (and pool) timeline."""
+    start, end = day_window(day)
+    snapshot = _nearest_snapshot(clusters, ["cluster_id"], day)
+    return cluster_segments_lazy(snapshot, events, start, end, pools).sort(["cluster_id", "segment_start"]).collect()
+
+
+def run_costs(
+    job_runs: Frame,
+    jobs: Frame,
+    clusters: Frame,
+    events: Frame,
+    instance_types: Frame,
+    dbu_prices: Frame,
+    day: dt.date,
+    tier: str = "PREMIUM",
+    pools: Frame | None = None,
+) -> pl.DataFrame:
+    """``mart/run_costs`` for one day (columns :data:`RUN_COSTS_COLUMNS`, see module doc)."""
+    d = _Day(job_runs, jobs, clusters, events, instance_types, dbu_prices, day, tier, pools)
+    attrs = d.cluster_attrs()
+    sums = [pl.col(c).sum() for c in ["runtime_hours", *MONEY_COLUMNS]]
+    alloc = d.alloc.lazy()
+    run_rows = (
+        alloc.filter(pl.col("consumer") == "run")
+        .group_by("cluster_id", "task_run_id")
+        .agg(*sums, pl.col("unpriced").any())
+        .join(d.runs.lazy().select(*RUN_ATTRS, "cluster_id"), on=["cluster_id", "task_run_id"], how="left")
+        .join(attrs.select("cluster_id", "sku_name", "is_shared_cluster"), on="cluster_id", how="left")
+        .join(d.jobs.select("workspace_id", "job_id", *TAGS), on=["workspace_id", "job_id"], how="left")
+        .with_columns(pl.lit("run").alias("consumer"))
+    )
+    idle_sums = alloc.filter(pl.col("consumer") == "idle").group_by("cluster_id").agg(*sums, pl.col("unpriced").any())
+    with_cost = d.priced.lazy().select("cluster_id").unique()
+    has_runs = d.runs.lazy().select("cluster_id").unique().with_columns(pl.lit(True).alias("_has_runs"))
+    # Shared clusters always get their idle row; a job cluster only when no run of the day took its cost.
+    idle_rows = (
+        attrs.join(with_cost, on="cluster_id", how="semi")
+        .join(has_runs, on="cluster_id", how="left")
+        .filter(pl.col("is_shared_cluster").fill_null(True) | pl.col("_has_runs").is_null())
+        .join(idle_sums, on="cluster_id", how="left")
+        .with_columns(
+            *[pl.col(c).fill_null(0.0) for c in ["runtime_hours", *MONEY_COLUMNS]],
+            pl.col("unpriced").fill_null(False),
+            pl.lit("idle").alias("consumer"),
+            *[pl.lit(None, pl.Int64).alias(c) for c in ["run_id", "task_run_id", "job_id"]],
+            pl.lit(None, pl.String).alias("task_key"),
+        )
+    )
+    out = pl.concat([run_rows.pipe(_finish_money), idle_rows.pipe(_finish_money)], how="diagonal_relaxed")
+    return (
+        out.with_columns(pl.lit(d.day).alias("usage_date"), pl.col("is_shared_cluster").fill_null(True))
+        .select(RUN_COSTS_COLUMNS)
+        .sort(["cluster_id", "consumer", "task_run_id"], nulls_last=True)
+        .collect()
+    )
+
+
+def cost_by_cluster_hour(
+    job_runs: Frame,
+    jobs: Frame,
+    clusters: Frame,
+    events: Frame,
+    instance_types: Frame,
+    dbu_prices: Frame,
+    day: dt.date,
+    tier: str = "PREMIUM",
+    pools: Frame | None = None,
+) -> pl.DataFrame:
+    """Cluster × hour × SKU × consumer: estimated DBUs and $ and each consumer's share of the hour.
+
+    ``dbu_share`` / ``cost_share`` are the consumer's part of the cluster-hour's DBUs / total $ (null when
+    the hour has none); reconciliation multiplies the billed amount of that cluster-hour by them.
+    Money columns are null on unpriced rows; shares use the priced part only.
+    """
+    d = _Day(job_runs, jobs, clusters, events, instance_types, dbu_prices, day, tier, pools)
+    sku_hour = (
+        d.priced.lazy()
+        .group_by("cluster_id", "hour_start")
+        .agg(pl.col("sku_name").drop_nulls().min())
+        .join(d.workspaces.lazy(), on="cluster_id", how="left")
+    )
+    total = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")
+    hour = ["cluster_id", "hour_start"]
+    rows = (
+        d.alloc.lazy()
+        .group_by(*hour, "consumer", "task_run_id")
+        .agg(*[pl.col(c).sum() for c in ["runtime_hours", *MONEY_COLUMNS]], pl.col("unpriced").any())
+        .with_columns(
+            pl.col("dbus").sum().over(hour).alias("cluster_dbus"),
+            total.sum().over(hour).alias("cluster_total_cost_usd"),
+        )
+        .with_columns(
+            pl.when(pl.col("cluster_dbus") > 0).then(pl.col("dbus") / pl.col("cluster_dbus")).alias("dbu_share"),
+            pl.when(pl.col("cluster_total_cost_usd") > 0)
+            .then(total / pl.col("cluster_total_cost_usd"))
+            .alias("cost_share"),
+        )
+        .join(sku_hour, on=hour, how="left")
+        .join(
+            d.runs.lazy().select("task_run_id", "run_id", "job_id", pl.col("workspace_id").alias("_run_ws")),
+            on="task_run_id",
+            how="left",
+        )
+        .join(d.flags.lazy(), on="cluster_id", how="left")
+        .with_columns(
+            pl.coalesce("workspace_id", "_run_ws").alias("workspace_id"),
+            pl.col("hour_start").dt.date().alias("usage_date"),
+        )
+        .pipe(_finish_money)
+    )
+    return rows.select(HOURLY_COLUMNS).sort([*hour, "consumer", "task_run_id"], nulls_last=True).collect()
