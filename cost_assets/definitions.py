@@ -17,6 +17,7 @@ from cost_assets.resources.prices import BundledPriceCatalog
 from cost_assets.resources.simulated import SimulatedBillingSource, SimulatedWorkspace, SimulatedWorld
 from cost_assets.resources.warehouse import CostDuckDBIOManager
 from cost_assets.schedules import daily_schedule
+from cost_assets.sensors import late_billing_sensor
 
 ASSETS = [raw.workspace_tables, raw.billing_usage, raw.serving_usage, reference.dbu_prices,
           reference.instance_types, costs.cluster_segments, costs.run_costs, reconciliation.reconcile_and_attribute,
@@ -64,7 +65,8 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     """The project's Definitions for an environment (``os.environ`` when not given)."""
     settings = Settings.from_environ(os.environ if environ is None else environ)
     return dg.Definitions(assets=ASSETS, jobs=[DAILY_JOB, REFERENCE_JOB],
-                          schedules=[daily_schedule(DAILY_JOB)], resources=build_resources(settings))
+                          schedules=[daily_schedule(DAILY_JOB)], sensors=[late_billing_sensor],
+                          resources=build_resources(settings))
 
 
 defs = build_defs()

@@ -7,7 +7,7 @@ check (ERROR, first failing rows in the metadata) and the step, so stored partit
 import dagster as dg
 import polars as pl
 
-from cost_assets import schemas
+from cost_assets import schemas, watermarks
 from cost_assets.checks import ContractBroken, contract_result, contract_spec, frame_metadata
 from cost_assets.partitions import DAILY, window_days
 from cost_assets.resources.billing import BillingSource
@@ -84,9 +84,10 @@ def billing_usage(context: dg.AssetExecutionContext, billing: BillingSource):
     frame = billing.usage(days)
     yield from contract_gate(context, [contract_result(schemas.BillingUsage, frame, BILLING_USAGE)])
     corrections = frame.filter(pl.col("record_type") != "ORIGINAL").height
-    yield dg.Output(frame, metadata=frame_metadata(
+    yield dg.Output(frame, metadata={**frame_metadata(
         frame, billed_dbus=float(frame["usage_quantity"].sum()), correction_records=corrections,
-        source=frame["billing_source"].first() if frame.height else "none"))
+        source=frame["billing_source"].first() if frame.height else "none"),
+        watermarks.METADATA_KEY: dg.MetadataValue.json(watermarks.ingestion_watermarks(frame, days))})
 
 
 @dg.asset(
