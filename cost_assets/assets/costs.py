@@ -49,11 +49,15 @@ def cluster_segments(context: dg.AssetExecutionContext, clusters: pl.DataFrame, 
     yield contract_result(schemas.ClusterSegments, frame, CLUSTER_SEGMENTS)
 
 
-def _unpriced_check(frame: pl.DataFrame) -> dg.AssetCheckResult:
-    """WARN when rows have no price: names the clusters/SKUs and their hours (never a silent $0)."""
+def _unpriced_check(frame: pl.DataFrame, clusters: pl.DataFrame) -> dg.AssetCheckResult:
+    """WARN when rows have no price: names the node types / SKUs and their hours (never a silent $0)."""
     bad = frame.filter(pl.col("unpriced"))
-    detail = (bad.group_by("cluster_id", "sku_name").agg(pl.col("runtime_hours").sum().round(3).alias("hours"),
-                                                          pl.len().alias("rows")).sort("hours", descending=True))
+    node_types = clusters.unique("cluster_id", keep="last").select("cluster_id", "node_type_id", "driver_node_type_id")
+    detail = (bad.join(node_types, on="cluster_id", how="left")
+              .group_by("node_type_id", "driver_node_type_id", "sku_name")
+              .agg(pl.col("runtime_hours").sum().round(3).alias("run_hours"), pl.col("cluster_id").n_unique()
+                   .alias("clusters"), pl.len().alias("rows"))
+              .sort("run_hours", descending=True))
     return dg.AssetCheckResult(
         check_name="priced", asset_key=RUN_COSTS, passed=bad.height == 0, severity=dg.AssetCheckSeverity.WARN,
         description=f"{bad.height} unpriced row(s)" if bad.height else "every row has a price",
@@ -148,5 +152,5 @@ def run_costs(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace,
         meta.update(truth_accuracy(frame, workspace.ground_truth_run_costs(days)))
     yield dg.Output(frame, metadata=meta)
     yield contract_result(schemas.RunCosts, frame, RUN_COSTS)
-    yield _unpriced_check(frame)
+    yield _unpriced_check(frame, clusters)
     yield from _sanity_checks(context, frame, job_runs, days)
