@@ -24,7 +24,7 @@ DUCKDB1_VERSION ?= 1.5.6
 DUCKDB1_DIR := $(VENV)/duckdb1
 DUCKDB1_STAMP := $(DUCKDB1_DIR)/.installed-$(DUCKDB1_VERSION)
 
-.PHONY: help .venv install run ui test test-duckdb1 system-deps lint lock clean clean-data
+.PHONY: help .venv install run mock ui test test-duckdb1 system-deps lint lock clean clean-data
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z0-9_.-]+:.*?## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,9 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 run: install ## set up, then materialize the last 7 complete UTC days of the simulated workspace and print a summary
 	mkdir -p $(DAGSTER_HOME_DIR)
 	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/cost-assets run --days $(DAYS)
+
+mock: install ## the simulated workspace over the Databricks APIs on 127.0.0.1:8765 (prints the variables to export)
+	$(BIN)/cost-assets mock-server --days $(DAYS)
 
 ui: install ## Dagster UI + daemon on http://127.0.0.1:3000 (instance in .dagster_home, shared with make run)
 	mkdir -p $(DAGSTER_HOME_DIR)

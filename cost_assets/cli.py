@@ -55,5 +55,14 @@ def run(days: int = typer.Option(7, min=1, help="How many complete UTC days, end
                    f"{unpriced}")
 
 
+@app.command("mock-server", add_help_option=False,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def mock_server(ctx: typer.Context) -> None:
+    """Serve the simulated workspace over the Databricks APIs on 127.0.0.1 (options: --help)."""
+    from cost_assets import mock_server as server
+
+    raise typer.Exit(server.main(ctx.args))
+
+
 if __name__ == "__main__":
     app()

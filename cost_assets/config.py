@@ -18,8 +18,15 @@ class Settings(BaseModel):
 
     databricks_host: str | None = Field(None, validation_alias=AliasChoices(
         "DATABRICKS_HOST", "DATABRICKS_WORKSPACE_URL"))
-    has_token: bool = False
-    billing_source: str = Field("simulated", validation_alias="COST_ASSETS_BILLING_SOURCE")
+    token_variable: str | None = None
+    has_client_credentials: bool = False
+    databricks_workspace_id: str | None = Field(None, validation_alias="DATABRICKS_WORKSPACE_ID")
+    databricks_warehouse_id: str | None = Field(None, validation_alias="DATABRICKS_WAREHOUSE_ID")
+    databricks_account_id: str | None = Field(None, validation_alias="DATABRICKS_ACCOUNT_ID")
+    databricks_account_host: str | None = Field(None, validation_alias="DATABRICKS_ACCOUNT_HOST")
+    databricks_rate_limit: float = Field(20.0, ge=0, validation_alias="DATABRICKS_RATE_LIMIT")
+    # None: system_tables for a live workspace with a SQL warehouse, simulated without DATABRICKS_HOST.
+    billing_source: str | None = Field(None, validation_alias="COST_ASSETS_BILLING_SOURCE")
     cloud: Literal["AZURE", "AWS", "GCP"] = Field("AZURE", validation_alias="COST_ASSETS_CLOUD")
     tier: Literal["STANDARD", "PREMIUM", "ENTERPRISE"] = Field("PREMIUM", validation_alias="COST_ASSETS_TIER")
     prices_path: str | None = Field(None, validation_alias="COST_ASSETS_PRICES")
@@ -35,9 +42,10 @@ class Settings(BaseModel):
         for key in ("COST_ASSETS_CLOUD", "COST_ASSETS_TIER"):
             if key in upper:
                 upper[key] = upper[key].upper()
-        has_token = any(k in upper for k in ("DATABRICKS_TOKEN", "DATABRICKS_ACCESS_TOKEN",
-                                             "DATABRICKS_CLIENT_SECRET"))
-        return cls.model_validate({**upper, "has_token": has_token})
+        token_variable = next((k for k in ("DATABRICKS_TOKEN", "DATABRICKS_ACCESS_TOKEN") if k in upper), None)
+        has_client_credentials = "DATABRICKS_CLIENT_ID" in upper and "DATABRICKS_CLIENT_SECRET" in upper
+        return cls.model_validate({**upper, "token_variable": token_variable,
+                                   "has_client_credentials": has_client_credentials})
 
     @property
     def simulated_start(self) -> dt.date:

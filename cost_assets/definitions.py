@@ -12,7 +12,13 @@ import dagster as dg
 
 from cost_assets.assets import costs, raw, reconciliation, reference, reporting
 from cost_assets.config import Settings
-from cost_assets.resources.billing import CsvBillingSource
+from cost_assets.resources.billing import (
+    AccountApiBillingSource,
+    BillingSource,
+    CsvBillingSource,
+    SystemTablesBillingSource,
+)
+from cost_assets.resources.databricks import DatabricksConnection, LiveWorkspace
 from cost_assets.resources.prices import BundledPriceCatalog
 from cost_assets.resources.simulated import SimulatedBillingSource, SimulatedWorkspace, SimulatedWorld
 from cost_assets.resources.warehouse import CostDuckDBIOManager
@@ -34,29 +40,68 @@ class ConfigurationError(ValueError):
     """A setting the project cannot act on, naming the variable to fix."""
 
 
-def build_resources(settings: Settings) -> dict:
-    """Resources for the settings: simulated unless a live workspace / billing source is configured."""
-    if settings.databricks_host:
+ACCOUNT_HOSTS = {"AZURE": "https://accounts.azuredatabricks.net", "AWS": "https://accounts.cloud.databricks.com",
+                 "GCP": "https://accounts.gcp.databricks.com"}
+
+
+def _connection(settings: Settings, host: str, where: str) -> DatabricksConnection:
+    """Host and limits as plain config (shown in the UI); secrets as dg.EnvVar, read when a run starts."""
+    if settings.token_variable:
+        secrets = {"token": dg.EnvVar(settings.token_variable)}
+    elif settings.has_client_credentials:
+        secrets = {"client_id": dg.EnvVar("DATABRICKS_CLIENT_ID"),
+                   "client_secret": dg.EnvVar("DATABRICKS_CLIENT_SECRET")}
+    else:
+        raise ConfigurationError(f"{where} is set but there are no credentials: set DATABRICKS_TOKEN, or "
+                                 "DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (OAuth M2M)")
+    return DatabricksConnection(host=host, max_requests_per_second=settings.databricks_rate_limit, **secrets)
+
+
+def _billing(settings: Settings, world: SimulatedWorld, workspace: DatabricksConnection | None) -> BillingSource:
+    source = settings.billing_source or ("simulated" if workspace is None else
+                                         "system_tables" if settings.databricks_warehouse_id else None)
+    if source is None:
         raise ConfigurationError(
-            "DATABRICKS_HOST is set but the live Databricks client is not available in this version; "
-            "unset DATABRICKS_HOST (and DATABRICKS_TOKEN) to use the simulated workspace")
+            "DATABRICKS_HOST is set, so the bill must come from the same account: set DATABRICKS_WAREHOUSE_ID "
+            "(system.billing.usage), or COST_ASSETS_BILLING_SOURCE=account_api (with DATABRICKS_ACCOUNT_ID) "
+            "or csv:<path or glob>")
+    if source == "simulated":
+        return SimulatedBillingSource(world=world)
+    if source.startswith("csv:"):
+        return CsvBillingSource(path=source.removeprefix("csv:"))
+    if source == "system_tables":
+        if workspace is None or not settings.databricks_warehouse_id:
+            raise ConfigurationError("COST_ASSETS_BILLING_SOURCE=system_tables needs DATABRICKS_HOST, credentials "
+                                     "and DATABRICKS_WAREHOUSE_ID (a SQL warehouse that can read system.billing)")
+        return SystemTablesBillingSource(connection=workspace, warehouse_id=settings.databricks_warehouse_id)
+    if source == "account_api":
+        if not settings.databricks_account_id:
+            raise ConfigurationError("COST_ASSETS_BILLING_SOURCE=account_api needs DATABRICKS_ACCOUNT_ID "
+                                     "(and account-level credentials)")
+        host = settings.databricks_account_host or ACCOUNT_HOSTS[settings.cloud]
+        return AccountApiBillingSource(connection=_connection(settings, host, "DATABRICKS_ACCOUNT_ID"),
+                                       account_id=settings.databricks_account_id)
+    raise ConfigurationError(f"COST_ASSETS_BILLING_SOURCE={source!r} is unknown; use simulated, "
+                             "csv:<path or glob>, account_api or system_tables")
+
+
+def build_resources(settings: Settings) -> dict:
+    """Resources for the settings: the live workspace when DATABRICKS_HOST is set, else the simulated one."""
     world = SimulatedWorld(seed=settings.sim_seed, scale=settings.sim_scale,
                            start=settings.simulated_start.isoformat(), days=settings.sim_days,
                            cloud=settings.cloud, tier=settings.tier)
-    source = settings.billing_source
-    if source == "simulated":
-        billing = SimulatedBillingSource(world=world)
-    elif source.startswith("csv:"):
-        billing = CsvBillingSource(path=source.removeprefix("csv:"))
+    if settings.databricks_host:
+        connection = _connection(settings, settings.databricks_host, "DATABRICKS_HOST")
+        workspace = LiveWorkspace(connection=connection, cloud=settings.cloud,
+                                  workspace_id=settings.databricks_workspace_id,
+                                  warehouse_id=settings.databricks_warehouse_id)
     else:
-        raise ConfigurationError(
-            f"COST_ASSETS_BILLING_SOURCE={source!r} is not available here; use 'simulated' or 'csv:<path or glob>'")
+        connection, workspace = None, SimulatedWorkspace(world=world)
     Path(settings.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
     return {
-        "workspace": SimulatedWorkspace(world=world),
-        "billing": billing,
-        "prices": BundledPriceCatalog(overrides_path=settings.prices_path, tier=settings.tier,
-                                      cloud=settings.cloud),
+        "workspace": workspace,
+        "billing": _billing(settings, world, connection),
+        "prices": BundledPriceCatalog(overrides_path=settings.prices_path, tier=settings.tier, cloud=settings.cloud),
         "io_manager": CostDuckDBIOManager(database=settings.duckdb_path),
     }
 

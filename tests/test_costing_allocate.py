@@ -175,7 +175,11 @@ def world(draw):
     return cluster_rows, event_rows, run_rows
 
 
-@settings(max_examples=int(__import__("os").environ.get("COSTING_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(__import__("os").environ.get("COSTING_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(world())
 def test_conservation_property(w):
     cluster_rows, event_rows, run_rows = w
@@ -193,3 +197,13 @@ def test_conservation_property(w):
     # Job clusters with runs have no idle.
     job_with_runs = {r[0] for r in run_rows} & {c["cluster_id"] for c in cluster_rows if c["cluster_source"] == "JOB"}
     assert not set(alloc.filter(pl.col("consumer") == "idle")["cluster_id"]) & job_with_runs
+
+
+def test_unsorted_input_gives_the_same_split_and_overlap_is_an_error():
+    segs = priced(SHARED, SHARED_EVENTS)
+    r = runs(("c", 1, 0, 100), ("c", 2, 10, 30), ("c", 3, 20, 90))
+    want = shares(allocate(segs, r))
+    assert shares(allocate(segs.reverse(), r)) == pytest.approx(want, rel=1e-12)
+    overlapping = pl.concat([segs, segs.head(1)])
+    with pytest.raises(ValueError, match="overlap on cluster c"):
+        allocate(overlapping, r)

@@ -188,6 +188,9 @@ def test_shared_cluster_idle_row_takes_cluster_tags():
         assert row["team"] == team and row["is_shared_cluster"] is True
     idle = one(out, consumer="idle")
     assert idle["cost_center"] == "cc-9" and idle["task_run_id"] is None and idle["job_id"] is None
+    # A malformed tag map must not fail the day: the idle row just has no tags.
+    broken = costs(jr, cl.with_columns(pl.lit("{not json").alias("custom_tags")), ev, jb=jb)
+    assert one(broken, consumer="idle")["team"] is None
     assert out["total_cost_usd"].sum() == pytest.approx(100 * (0.1 * 0.15 + 0.0096))
 
 

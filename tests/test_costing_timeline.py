@@ -190,3 +190,11 @@ def test_segments_never_cross_an_hour(minute):
     assert (out["segment_start"] >= out["hour_start"]).all()
     hours = ((out["segment_end"] - out["segment_start"]).dt.total_microseconds().sum()) / 3.6e9
     assert hours == pytest.approx((min(minute + 200, 1440) - max(minute, 0)) / 60)
+
+
+def test_events_repeated_across_partitions_count_once():
+    # The look-back of one day repeats events of the day before: duplicates must not change anything.
+    cl = clusters({"cluster_id": "c"})
+    ev = events(("c", 0, "RUNNING", 2, 2), ("c", 30, "NODES_LOST", 1, 2), ("c", 90, "TERMINATING", None, None))
+    twice = pl.concat([ev, ev.with_columns(pl.lit(DAY - dt.timedelta(days=1)).alias("usage_date"))])
+    assert segs(cl, twice).equals(segs(cl, ev))

@@ -27,7 +27,7 @@ dropped. Invariant (tested): Σ run shares + idle = the cluster's cost, per clus
 import polars as pl
 
 from cost_assets.costing.price import MONEY_COLUMNS, US_PER_HOUR
-from cost_assets.costing.timeline import Frame, lazy, split_at_hours
+from cost_assets.costing.timeline import Frame, group_starts, lazy, split_at_hours
 
 JOB_COMPUTE_TYPES = ["job_cluster", "new_cluster"]
 ALLOCATION_COLUMNS = [
@@ -131,35 +131,111 @@ def _eval_at(frame: pl.LazyFrame, table: pl.LazyFrame, at: str, suffix: str) -> 
     )
 
 
-def _segment_sums(seg: pl.LazyFrame, table: pl.LazyFrame) -> pl.LazyFrame:
-    """Per segment: shared money per unit weight, idle money and time, and per-cluster running sums."""
+def _keyed_segments(segments: pl.LazyFrame, runs: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Segments with a dense cluster key ``ck`` in (ck, time) order, and the key map (runs' clusters too).
+
+    The timeline emits segments grouped by cluster and ordered in time, so the key is a cum-sum of group
+    starts and no sort is needed; anything else (hand-made input, price cuts) is sorted first. Segments
+    of one cluster must not overlap (the sweep's arithmetic assumes it).
+    """
     dur = (pl.col("segment_end") - pl.col("segment_start")).dt.total_microseconds().cast(pl.Float64)
-    seg = seg.filter(dur > 0).sort(["ck", "segment_start"])
+    seg = (
+        segments.select(
+            "cluster_id",
+            "segment_start",
+            "segment_end",
+            *[pl.col(m).fill_null(0.0) for m in MONEY_COLUMNS],
+            (pl.col("unpriced").cast(pl.Float64) * dur).alias(_UNP),
+        )
+        .filter(dur > 0)
+        .collect()
+    )
+    new = group_starts("cluster_id")
+    overlap = ~new & (pl.col("segment_start") < pl.col("segment_end").shift(1))
+
+    def keyed(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        frame = frame.with_columns((new.cum_sum() - 1).cast(pl.UInt32).alias("ck"))
+        return frame, frame.filter(new).select("cluster_id", "ck")
+
+    seg, first = keyed(seg)
+    if not first["cluster_id"].is_unique().all() or seg.select(overlap.any()).item():
+        seg, first = keyed(seg.drop("ck").sort("cluster_id", "segment_start"))
+        bad = seg.filter(overlap)
+        if bad.height:
+            raise ValueError(f"segments overlap on cluster {bad['cluster_id'][0]} at {bad['segment_start'][0]}")
+    extra = (
+        runs.select("cluster_id")
+        .unique()
+        .join(first.lazy(), on="cluster_id", how="anti")
+        .with_row_index("ck", offset=first.height)
+        .with_columns(pl.col("ck").cast(pl.UInt32))
+    )
+    keys = pl.concat([first.lazy(), extra.select("cluster_id", "ck")]).collect().lazy()
+    return seg.drop("cluster_id").lazy(), keys
+
+
+def _segment_base(seg: pl.LazyFrame, table: pl.LazyFrame) -> pl.DataFrame:
+    """Segments (ck, time order) with money, duration and G, A at both ends (the only wide frame kept)."""
+    dur = (pl.col("segment_end") - pl.col("segment_start")).dt.total_microseconds().cast(pl.Float64)
     seg = _eval_at(_eval_at(seg, table, "segment_start", "a"), table, "segment_end", "b")
-    active_w = pl.col("Gb") - pl.col("Ga")
-    active_t = pl.col("Ab") - pl.col("Aa")
-    idle_t = (dur - active_t).clip(lower_bound=0.0)
-    return seg.with_columns(
-        *[(pl.col(m) / dur).alias(f"_rate{m}") for m in _SUMMED],
-        *[(pl.col(m) * active_w / dur).alias(f"_sh{m}") for m in MONEY_COLUMNS],
-        (pl.col(_UNP) * active_t / dur).alias(f"_sh{_UNP}"),  # unpriced µs are counted, not shared
-        *[(pl.col(m) * idle_t / dur).alias(f"_idle{m}") for m in _SUMMED],
-        idle_t.alias("_idle_us"),
-    ).with_columns((pl.col(f"_sh{c}").cum_sum().over("ck") - pl.col(f"_sh{c}")).alias(f"_before{c}") for c in _SUMMED)
+    return seg.with_columns(dur.alias("_dur")).drop("segment_end").collect()
 
 
-def _run_shares(sums: pl.DataFrame, table: pl.LazyFrame, pieces: pl.LazyFrame) -> pl.LazyFrame:
-    """Run piece shares ``w × (F(end) − F(start))`` from the segment running sums."""
-    lookup = sums.lazy().select(
-        "ck",
-        pl.col("segment_start").alias("_a"),
+def _idle(base: pl.DataFrame) -> pl.LazyFrame:
+    """Money and time of each segment's run-free part, per cluster key and hour."""
+    idle_t = (pl.col("_dur") - (pl.col("Ab") - pl.col("Aa"))).clip(lower_bound=0.0)
+    return (
+        base.lazy()
+        .with_columns(idle_t.alias("_idle_us"))
+        .filter(pl.col("_idle_us") > 0)
+        .group_by("ck", pl.col("segment_start").dt.truncate("1h").alias("hour_start"))
+        .agg(
+            pl.col("_idle_us").sum().alias("up_us"),
+            *[(pl.col(m) * pl.col("_idle_us") / pl.col("_dur")).sum().alias(m) for m in _SUMMED],
+        )
+    )
+
+
+def _lookup(base: pl.DataFrame) -> pl.DataFrame:
+    """Running sums before each *active* segment (one that overlaps a run) and its rates.
+
+    Inactive segments hand nothing to runs, so ``F`` is flat across them: ``F(t)`` only needs the last
+    active segment starting at or before ``t`` (``min(G(t), G(b))`` covers a ``t`` past its end).
+    """
+    shared = {m: pl.col(m) * (pl.col("Gb") - pl.col("Ga")) / pl.col("_dur") for m in MONEY_COLUMNS}
+    shared[_UNP] = pl.col(_UNP) * (pl.col("Ab") - pl.col("Aa")) / pl.col("_dur")  # unpriced µs: counted
+    return (
+        base.lazy()
+        .filter(pl.col("Ab") > pl.col("Aa"))
+        .with_columns((shared[c].cum_sum().over("ck") - shared[c]).alias(f"_before{c}") for c in _SUMMED)
+        .select(
+            "ck",
+            pl.col("segment_start").alias("_a"),
+            "Ga",
+            "Gb",
+            "Aa",
+            "Ab",
+            *[f"_before{c}" for c in _SUMMED],
+            *[(pl.col(c) / pl.col("_dur")).alias(f"_rate{c}") for c in _SUMMED],
+        )
+        .collect()
+    )
+
+
+def _run_shares(lookup: pl.DataFrame, table: pl.LazyFrame, pieces: pl.LazyFrame) -> pl.LazyFrame:
+    """Run piece shares ``w × (F(end) − F(start))``, ``F(t) = before + rate × (min(G(t), G(b)) − G(a))``."""
+    lookup = lookup.lazy()
+    drop = [
+        "_a",
         "Ga",
         "Gb",
         "Aa",
         "Ab",
-        *[pl.col(f"_before{c}") for c in _SUMMED],
-        *[pl.col(f"_rate{c}") for c in _SUMMED],
-    )
+        "Gt",
+        "At",
+        *[f"_before{c}" for c in _SUMMED],
+        *[f"_rate{c}" for c in _SUMMED],
+    ]
 
     def f_at(frame: pl.LazyFrame, at: str, tag: str) -> pl.LazyFrame:
         frame = _eval_at(frame.sort(["ck", at]), table, at, "t")
@@ -172,11 +248,10 @@ def _run_shares(sums: pl.DataFrame, table: pl.LazyFrame, pieces: pl.LazyFrame) -
                 for m in MONEY_COLUMNS
             ],
             (pl.col(f"_before{_UNP}") + pl.col(f"_rate{_UNP}") * a).fill_null(0.0).alias(f"{tag}{_UNP}"),
-        ).drop(
-            "_a", "Ga", "Gb", "Aa", "Ab", "Gt", "At", *[f"_before{c}" for c in _SUMMED], *[f"_rate{c}" for c in _SUMMED]
-        )
+        ).drop(drop)
 
     ends = f_at(f_at(pieces, "run_start", "_f0"), "run_end", "_f1")
+    share = {m: pl.col("weight") * (pl.col(f"_f1{m}") - pl.col(f"_f0{m}")) for m in MONEY_COLUMNS}
     return ends.select(
         pl.lit("run").alias("consumer"),
         "task_run_id",
@@ -184,10 +259,7 @@ def _run_shares(sums: pl.DataFrame, table: pl.LazyFrame, pieces: pl.LazyFrame) -
         "hour_start",
         ((pl.col("run_end") - pl.col("run_start")).dt.total_microseconds() / US_PER_HOUR).alias("runtime_hours"),
         # A difference of running sums can round to -1e-18 on a zero-cost piece: money is >= 0.
-        *[
-            (pl.col("weight") * (pl.col(f"_f1{m}") - pl.col(f"_f0{m}"))).clip(lower_bound=0.0).alias(m)
-            for m in MONEY_COLUMNS
-        ],
+        *[share[m].clip(lower_bound=0.0).alias(m) for m in MONEY_COLUMNS],
         ((pl.col(f"_f1{_UNP}") - pl.col(f"_f0{_UNP}")) > 0.5).alias("unpriced"),
     )
 
@@ -207,28 +279,14 @@ def allocate(segments: Frame, runs: Frame, flags: Frame | None = None) -> pl.Dat
     if "weight" not in runs.collect_schema().names():
         runs = runs.with_columns(pl.lit(1.0).alias("weight"))
     flags = lazy(flags) if flags is not None else shared_cluster_flags(seg, runs)
-    keys = (
-        pl.concat([seg.select("cluster_id"), runs.select("cluster_id")]).unique().with_row_index("ck").collect().lazy()
-    )
-    dur = (pl.col("segment_end") - pl.col("segment_start")).dt.total_microseconds().cast(pl.Float64)
-    seg = seg.join(keys, on="cluster_id").select(
-        "ck",
-        "segment_start",
-        "segment_end",
-        *[pl.col(m).fill_null(0.0) for m in MONEY_COLUMNS],
-        (pl.col("unpriced").cast(pl.Float64) * dur).alias(_UNP),
-    )
+    seg, keys = _keyed_segments(seg, runs)
     runs = runs.join(keys, on="cluster_id").select("ck", "task_run_id", "run_start", "run_end", "weight")
     pieces = split_at_hours(runs, "run_start", "run_end").collect().lazy()
     table = _run_table(runs).collect().lazy()
-    sums = _segment_sums(seg, table).collect()
-    shares = _run_shares(sums, table, pieces)
-    idle = (
-        sums.lazy()
-        .filter(pl.col("_idle_us") > 0)
-        .group_by("ck", pl.col("segment_start").dt.truncate("1h").alias("hour_start"))
-        .agg(pl.col("_idle_us").sum().alias("up_us"), *[pl.col(f"_idle{m}").sum().alias(m) for m in _SUMMED])
-    )
+    base = _segment_base(seg, table)
+    shares = _run_shares(_lookup(base), table, pieces)
+    idle = _idle(base).collect().lazy()
+    del base
     # Job clusters: run-free time goes to the cluster's runs by weighted run time (equal if all zero).
     job_keys = keys.join(flags.filter(~pl.col("is_shared_cluster")), on="cluster_id", how="semi").select("ck")
     run_time = (

@@ -24,7 +24,14 @@ import polars as pl
 
 from cost_assets.costing.allocate import allocate, shared_cluster_flags
 from cost_assets.costing.price import MONEY_COLUMNS, price_segments_lazy
-from cost_assets.costing.timeline import Frame, cluster_attributes, cluster_segments_lazy, lazy, segment_core
+from cost_assets.costing.timeline import (
+    Frame,
+    cluster_attributes,
+    cluster_segments_lazy,
+    group_starts,
+    lazy,
+    segment_core,
+)
 
 RUN_COSTS_COLUMNS = [
     "usage_date",
@@ -96,7 +103,7 @@ def _nearest_snapshot(frame: Frame, key: list[str], day: dt.date) -> pl.LazyFram
     return lazy(frame).sort(distance, descending=True).unique(key, keep="last", maintain_order=False)
 
 
-def _day_runs(job_runs: Frame, clusters: pl.LazyFrame, day: dt.date) -> pl.DataFrame:
+def _day_runs(job_runs: Frame, day: dt.date) -> pl.DataFrame:
     """Task runs on a cluster overlapping the day, clipped to it, with a validated ``weight``."""
     start, end = day_window(day)
     runs = lazy(job_runs)
@@ -112,12 +119,10 @@ def _day_runs(job_runs: Frame, clusters: pl.LazyFrame, day: dt.date) -> pl.DataF
         )
         .sort("usage_date")
         .unique("task_run_id", keep="last", maintain_order=False)
-        .join(clusters.select("cluster_id", "cluster_source"), on="cluster_id", how="left")
         .select(
             *RUN_ATTRS,
             "cluster_id",
             "compute_type",
-            "cluster_source",
             clipped_start.alias("run_start"),
             clipped_end.alias("run_end"),
             (pl.col("weight").cast(pl.Float64) if has_weight else pl.lit(1.0)).alias("weight"),
@@ -167,26 +172,31 @@ class _Day:
             .select("cluster_id", pl.coalesce("workspace_id", "_ev_ws").alias("workspace_id"))
             .collect()
         )
-        self.runs = _day_runs(job_runs, self.clusters, day)
-        self.flags = shared_cluster_flags(self.priced, self.runs, self.clusters).collect()
+        self.runs = _day_runs(job_runs, day)
+        # Segments arrive grouped by cluster and ordered in time: first rows are per-cluster facts
+        # (the day's first SKU, "has cost"), found by a linear pass instead of a group-by.
+        self.first = self._first_rows(["cluster_id"])
+        self.flags = shared_cluster_flags(self.first, self.runs, self.clusters).collect()
         # A cluster with no lifecycle event at all has no timeline: its runs' cost is unknown, not $0.
         no_timeline = ~pl.col("cluster_id").is_in(seen["cluster_id"].implode())
         self.alloc = allocate(self.priced, self.runs, self.flags).with_columns(
             pl.col("unpriced") | ((pl.col("consumer") == "run") & no_timeline)
         )
 
+    def _first_rows(self, keys: list[str]) -> pl.DataFrame:
+        """First priced segment of each ``keys`` group (unique keys even if the order were broken)."""
+        firsts = self.priced.filter(group_starts(*keys)).select(*keys, "segment_kind", "sku_name")
+        return firsts.unique(keys, keep="first", maintain_order=True)
+
     def cluster_attrs(self) -> pl.LazyFrame:
         """Per cluster: workspace, SKU of the day (first priced one), shared flag and custom-tag columns."""
-        tag_struct = pl.Struct({t: pl.String for t in TAGS})
+        # json_path_match, not json_decode: one malformed tag map must not fail the whole day.
         tags = self.clusters.select(
-            "cluster_id", pl.col("custom_tags").str.json_decode(tag_struct).alias("_tags")
-        ).unnest("_tags")
-        # The day's SKU of a cluster (one SKU per cluster unless the sheet renames it mid-day: then the min).
+            "cluster_id", *[pl.col("custom_tags").str.json_path_match(f"$.{t}").alias(t) for t in TAGS]
+        )
+        # The day's SKU of a cluster is its first segment's (a cluster has one SKU unless the sheet renames it).
         seg = (
-            self.priced.lazy()
-            .group_by("cluster_id")
-            .agg(pl.col("sku_name").drop_nulls().min())
-            .join(self.workspaces.lazy(), on="cluster_id", how="left")
+            self.first.lazy().select("cluster_id", "sku_name").join(self.workspaces.lazy(), on="cluster_id", how="left")
         )
         return seg.join(self.flags.lazy(), on="cluster_id", how="full", coalesce=True).join(
             tags, on="cluster_id", how="left"
@@ -236,7 +246,7 @@ def run_costs(
         .with_columns(pl.lit("run").alias("consumer"))
     )
     idle_sums = alloc.filter(pl.col("consumer") == "idle").group_by("cluster_id").agg(*sums, pl.col("unpriced").any())
-    with_cost = d.priced.lazy().select("cluster_id").unique()
+    with_cost = d.first.lazy().select("cluster_id")
     has_runs = d.runs.lazy().select("cluster_id").unique().with_columns(pl.lit(True).alias("_has_runs"))
     # Shared clusters always get their idle row; a job cluster only when no run of the day took its cost.
     idle_rows = (
@@ -280,9 +290,9 @@ def cost_by_cluster_hour(
     """
     d = _Day(job_runs, jobs, clusters, events, instance_types, dbu_prices, day, tier, pools)
     sku_hour = (
-        d.priced.lazy()
-        .group_by("cluster_id", "hour_start")
-        .agg(pl.col("sku_name").drop_nulls().min())
+        d._first_rows(["cluster_id", "hour_start"])
+        .lazy()
+        .select("cluster_id", "hour_start", "sku_name")
         .join(d.workspaces.lazy(), on="cluster_id", how="left")
     )
     total = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")

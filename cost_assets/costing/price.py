@@ -97,7 +97,8 @@ def cut_at(segments: pl.LazyFrame, cuts: pl.Series) -> pl.LazyFrame:
         .with_columns(pl.col("cut").alias("segment_start"), pl.coalesce("_next", "segment_end").alias("segment_end"))
         .drop("cut", "_next")
     )
-    return pl.concat([seg.join(touched, on="_seg", how="anti"), split]).drop("_seg")
+    kept = seg.join(touched, on="_seg", how="anti", maintain_order="left")
+    return pl.concat([kept, split]).sort("_seg", "segment_start").drop("_seg")
 
 
 def _asof(frame: pl.LazyFrame, prices: pl.LazyFrame, from_col: str, to_col: str, by: list[str], values: list[str]):
@@ -234,7 +235,7 @@ def price_segments_lazy(
     priced = (
         cut_at(seg.lazy(), cuts)
         .with_columns(epoch.cast(pl.UInt32).alias("epoch"))
-        .join(table, on=["cluster_id", "epoch"], how="left")
+        .join(table, on=["cluster_id", "epoch"], how="left", maintain_order="left")
         .drop("epoch")
         .with_columns(_costs())
     )

@@ -229,28 +229,33 @@ def _sorted_events(events: Frame, day_end: dt.datetime) -> pl.LazyFrame:
         pl.col(c).is_not_null()
         for c in ("current_num_workers", "target_num_workers", "cluster_size_num_workers", "cluster_size_min_workers")
     )
-    kind = pl.col("event_type")
+    code = pl.col("code")
+    relevant = code.is_in([EV[k] for k in (*STATE_OF_EVENT, "NODES_LOST")]) | (has_count & (code != EV["EDITED"]))
+    state_of_code = {EV[k]: _S[v] for k, v in STATE_OF_EVENT.items()}
     ev = (
         lazy(events)
         .filter(pl.col("timestamp") < day_end)
-        .filter(kind.is_in(list(STATE_OF_EVENT)) | (kind == "NODES_LOST") | (has_count & (kind != "EDITED")))
+        # One string lookup per event; everything after works on the Int8 code.
+        .with_columns(pl.col("event_type").replace_strict(EV, default=-1, return_dtype=pl.Int8).alias("code"))
+        .filter(relevant)
         .select(
             "cluster_id",
             "timestamp",
-            kind.replace_strict(EV, default=-1, return_dtype=pl.Int8).alias("code"),
-            kind.replace_strict(EVENT_ORDER, default=7, return_dtype=pl.Int8).alias("order"),
-            kind.replace_strict(
-                {**{k: _S[v] for k, v in STATE_OF_EVENT.items()}}, default=None, return_dtype=pl.Int8
-            ).alias("state_ev"),
+            "code",
+            code.replace_strict({EV[k]: v for k, v in EVENT_ORDER.items()}, default=7, return_dtype=pl.Int8).alias(
+                "order"
+            ),
+            code.replace_strict(state_of_code, default=None, return_dtype=pl.Int8).alias("state_ev"),
             "current_num_workers",
             "target_num_workers",
             pl.coalesce("cluster_size_num_workers", "cluster_size_min_workers").alias("size_workers"),
-            ((kind == "NODES_LOST") & (pl.col("reason_code") == "SPOT_INSTANCE_TERMINATION")).alias("spot_loss"),
+            ((code == EV["NODES_LOST"]) & (pl.col("reason_code") == "SPOT_INSTANCE_TERMINATION")).alias("spot_loss"),
             pl.col("workspace_id").cast(pl.Categorical),
         )
-        .sort(["cluster_id", "timestamp", "order", "code"])
+        .sort(["cluster_id", "timestamp", "order"])
     )
-    # Several partitions may repeat an event (look-back of one day = events of the previous day).
+    # Several partitions may repeat an event (look-back of one day = events of the previous day). A repeat
+    # that is not adjacent (same instant, another type in between) only yields an empty, dropped segment.
     return ev.filter(group_starts("cluster_id", "timestamp", "code"))
 
 
@@ -329,22 +334,23 @@ def _event_states(ev: pl.LazyFrame, cfg: pl.LazyFrame) -> pl.LazyFrame:
 def split_at_hours(frame: pl.LazyFrame, start: str, end: str) -> pl.LazyFrame:
     """Cut ``[start, end)`` rows at hour boundaries; adds ``hour_start``. Zero-length rows keep one piece.
 
-    Only rows that cross an hour are exploded (most segments and runs do not).
+    Row order is kept (pieces of a row follow each other in time), so a frame sorted by group and time
+    stays sorted; only rows that cross an hour build a range.
     """
     first_hour = pl.col(start).dt.truncate("1h")
     last_instant = pl.max_horizontal(pl.col(end) - ONE_US, pl.col(start))
     crosses = first_hour != last_instant.dt.truncate("1h")
-    inside = frame.filter(~crosses).with_columns(first_hour.alias("hour_start"))
-    split = (
-        frame.filter(crosses)
-        .with_columns(pl.datetime_ranges(first_hour, last_instant, "1h").alias("hour_start"))
+    hours = (
+        pl.when(crosses).then(pl.datetime_ranges(first_hour, last_instant, "1h")).otherwise(pl.concat_list(first_hour))
+    )
+    return (
+        frame.with_columns(hours.alias("hour_start"))
         .explode("hour_start")
         .with_columns(
             pl.max_horizontal(start, "hour_start").alias(start),
             pl.min_horizontal(end, pl.col("hour_start") + HOUR).alias(end),
         )
     )
-    return pl.concat([inside, split])
 
 
 def _pool_segments(pools: Frame, clusters: Frame, day_start: dt.datetime, day_end: dt.datetime) -> pl.LazyFrame:
@@ -356,6 +362,7 @@ def _pool_segments(pools: Frame, clusters: Frame, day_start: dt.datetime, day_en
         .filter((pl.col("usage_date") >= day_start.date()) & (pl.col("usage_date") < day_end.date()))
         .join(hours.with_columns(pl.col("hour_start").dt.date().alias("usage_date")), on="usage_date")
         .filter(n > 0)
+        .sort("instance_pool_id", "hour_start")
         .select(
             "usage_date",
             pl.col("instance_pool_id").alias("cluster_id"),
@@ -382,6 +389,9 @@ def segment_core(
     clusters: Frame, events: Frame, day_start: dt.datetime, day_end: dt.datetime, pools: Frame | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Segments with :data:`CORE_COLUMNS` only, and per cluster seen in the events its first workspace.
+
+    Rows come grouped by cluster and ordered in time (pools last), which the allocation relies on to
+    skip a sort.
 
     The engine prices these slim rows and joins cluster-level columns per cluster; the second frame
     (``cluster_id, workspace_id``) also tells which clusters have any lifecycle event at all.
@@ -435,10 +445,12 @@ def segment_core(
         .with_columns(pl.col("count").alias("target"))
         .pipe(_with_nodes)
     )
-    seg = pl.concat([seg.select(keep), opener.select(keep)]).collect()
-    del ev
+    opener = opener.select(keep).collect()
+    seg = seg.select(keep)
+    if opener.height:  # rare (missing look-back): put the openers in front of their cluster's rows
+        seg = pl.concat([opener.lazy(), seg]).sort("cluster_id", "segment_start", maintain_order=True)
     core = (
-        split_at_hours(seg.lazy(), "segment_start", "segment_end")
+        split_at_hours(seg, "segment_start", "segment_end")
         .with_columns(
             pl.col("hour_start").dt.date().alias("usage_date"),
             pl.lit("cluster", SEGMENT_KIND).alias("segment_kind"),

@@ -1,4 +1,9 @@
-"""Billing sources: every bill format normalized into the one ``raw.billing_usage`` schema."""
+"""Billing sources: every bill format normalized into the one ``raw.billing_usage`` schema.
+
+Legacy CSV files, the Account API download (the same CSV over HTTP) and ``system.billing.usage``
+through a SQL warehouse all go through the shared parsers in ``cost_assets.ingest.parse``, so a record
+looks the same whichever source delivered it (only ``billing_source`` says where it came from).
+"""
 
 import datetime as dt
 import glob
@@ -8,6 +13,17 @@ import dagster as dg
 import polars as pl
 
 from cost_assets.ingest import parse
+from cost_assets.ingest.sql import Param, StatementClient
+from cost_assets.resources.databricks import DatabricksConnection
+
+# The columns the shared parser reads; structs and maps arrive as JSON text.
+USAGE_SQL = """
+SELECT record_id, account_id, workspace_id, record_type, ingestion_date, cloud, sku_name,
+       usage_start_time, usage_end_time, usage_date, usage_unit, usage_quantity, billing_origin_product,
+       usage_metadata, identity_metadata, product_features, custom_tags
+FROM system.billing.usage
+WHERE usage_date BETWEEN :first_day AND :last_day
+"""
 
 
 class BillingSource(dg.ConfigurableResource):
@@ -29,3 +45,44 @@ class CsvBillingSource(BillingSource):
         frames = [parse.legacy_csv_frame(Path(f).read_text(encoding="utf-8"), f) for f in files]
         frame = pl.concat(frames)
         return frame.filter(pl.col("usage_date").is_in(days)).unique("record_id", keep="last", maintain_order=True)
+
+
+class AccountApiBillingSource(BillingSource):
+    """The Account API billable-usage download (the legacy CSV, reference §3): one call per month range.
+
+    Needs account-level credentials (an account admin's token, or an OAuth service principal of the
+    account) against the account host, e.g. ``https://accounts.azuredatabricks.net``.
+    """
+
+    connection: DatabricksConnection
+    account_id: str
+
+    def usage(self, days: list[dt.date]) -> pl.DataFrame:
+        first, last = min(days), max(days)
+        start_month, end_month = f"{first:%Y-%m}", f"{last:%Y-%m}"
+        with self.connection.client("account", self.account_id) as client:
+            text = client.get_text(f"/api/2.0/accounts/{self.account_id}/usage/download",
+                                   {"start_month": start_month, "end_month": end_month, "personal_data": "false"})
+        frame = parse.legacy_csv_frame(text, f"Account API usage download {start_month}..{end_month}",
+                                       source="account_api")
+        return frame.filter(pl.col("usage_date").is_in(days)).unique("record_id", keep="last", maintain_order=True)
+
+
+class SystemTablesBillingSource(BillingSource):
+    """``system.billing.usage`` through a SQL warehouse (SQL Statement Execution API), every record type.
+
+    One parameterized statement per call (the days are DATE parameters, never spliced into the text).
+    """
+
+    connection: DatabricksConnection
+    warehouse_id: str
+    wait_timeout_s: int = 30
+    timeout_s: float = 900.0
+
+    def usage(self, days: list[dt.date]) -> pl.DataFrame:
+        with self.connection.client() as client:
+            rows = StatementClient(client, self.warehouse_id, wait_timeout_s=self.wait_timeout_s,
+                                   timeout_s=self.timeout_s).query(USAGE_SQL, [
+                                       Param("first_day", min(days).isoformat(), "DATE"),
+                                       Param("last_day", max(days).isoformat(), "DATE")])
+        return parse.system_usage_frame(rows, "system_tables").filter(pl.col("usage_date").is_in(days))

@@ -1,16 +1,262 @@
 """The workspace resource: jobs, runs, clusters, events and serving usage of one Databricks workspace.
 
 Assets annotate the abstract ``DatabricksWorkspace``; the simulated subclass answers in-process from a
-generated world (``resources/simulated.py``), and a live subclass talks HTTP. Both hand their payloads
-to the same parsers through ``cost_assets.ingest.fetch``.
+generated world (``resources/simulated.py``), and :class:`LiveWorkspace` talks HTTP (to a real workspace
+or to ``cost_assets.mock_server``). Both hand their payloads to the same parsers through
+``cost_assets.ingest.fetch``.
+
+:class:`RestWorkspaceApi` implements ``WorkspaceApi`` over the REST APIs with every paging scheme
+they use (reference §8.2): ``runs/list`` page tokens (25 per page), 2.2 ``runs/get``/``jobs/get`` array
+pages for objects with more than 100 tasks, ``clusters/list`` page tokens, ``clusters/events``
+``next_page`` request bodies, and SQL result chunks. Per day it makes ceil(runs/25) ``runs/list`` calls,
+one ``clusters/get`` per job cluster (all-purpose clusters come from ``clusters/list``), the events pages,
+one ``jobs/get`` per distinct job, and ``runs/get`` only for runs whose arrays were capped. A backfill
+of several days in one run lists clusters once and gets each job and cluster once.
 """
 
 import datetime as dt
+from collections.abc import Iterator
+from typing import Any, Literal
 
 import dagster as dg
 import polars as pl
 
-from cost_assets.ingest import fetch, parse
+from cost_assets.ingest import parse
+from cost_assets.ingest.fetch import WorkspaceApi, WorkspaceDay, fetch_days
+from cost_assets.ingest.http import (
+    ApiClient,
+    ApiError,
+    Credentials,
+    OAuthM2MCredentials,
+    PatCredentials,
+    RetryPolicy,
+    normalize_host,
+)
+from cost_assets.ingest.sql import Param, StatementClient
+
+# Cluster sources other than JOB: fetch only takes all-purpose-like clusters from clusters/list (job
+# clusters come one by one through clusters/get), so listing job clusters would only cost pages.
+NON_JOB_SOURCES = ["UI", "API", "PIPELINE", "PIPELINE_MAINTENANCE", "MODELS", "SQL"]
+# Arrays that Jobs API 2.2 pages (100 per page) on runs/get, and on jobs/get under ``settings``.
+RUN_ARRAYS = ("job_clusters", "job_parameters", "repair_history")
+JOB_ARRAYS = ("tasks", "job_clusters", "parameters", "environments")
+SECRET_FIELDS = frozenset({"token", "client_secret"})
+
+SERVING_SQL = """
+SELECT u.workspace_id, u.account_id, u.client_request_id, u.databricks_request_id, u.requester,
+       u.status_code, u.request_time, u.input_token_count, u.output_token_count, u.usage_context,
+       u.served_entity_id, e.endpoint_name, e.entity_name
+FROM system.serving.endpoint_usage AS u
+LEFT JOIN (
+  SELECT served_entity_id, endpoint_name, entity_name
+  FROM system.serving.served_entities
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY served_entity_id ORDER BY change_time DESC) = 1
+) AS e ON u.served_entity_id = e.served_entity_id
+WHERE u.workspace_id = :workspace_id
+  AND u.request_time >= :start_time AND u.request_time < :end_time
+"""
+
+
+class DatabricksConnection(dg.Config):
+    """Where a workspace (or the account console) is and how to authenticate; secrets via ``dg.EnvVar``.
+
+    A PAT (``token``) wins over OAuth M2M (``client_id`` + ``client_secret``). ``repr`` never shows a
+    secret, so the object can appear in logs and errors safely.
+    """
+
+    host: str
+    token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    timeout_s: float = 30.0
+    max_requests_per_second: float = 20.0  # client-side limit (0: none); Databricks reads allow ~30/s
+    max_attempts: int = 6
+    retry_timeout_s: float = 300.0
+    backoff_s: float = 1.0
+    jitter_s: float = 1.0
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, ("<redacted>" if name in SECRET_FIELDS and value else value)
+
+    def client(self, kind: Literal["workspace", "account"] = "workspace", account_id: str | None = None
+               ) -> ApiClient:
+        """A keep-alive client with this connection's credentials, retries and rate limit."""
+        return ApiClient(self.host, self.credentials(kind, account_id), timeout_s=self.timeout_s,
+                         max_requests_per_second=self.max_requests_per_second,
+                         retry=RetryPolicy(max_attempts=self.max_attempts, retry_timeout_s=self.retry_timeout_s,
+                                           backoff_s=self.backoff_s, jitter_s=self.jitter_s))
+
+    def credentials(self, kind: Literal["workspace", "account"], account_id: str | None) -> Credentials:
+        where = "DATABRICKS_HOST" if kind == "workspace" else "DATABRICKS_ACCOUNT_HOST and DATABRICKS_ACCOUNT_ID"
+        if self.token:
+            return PatCredentials(self.token, hint=f"DATABRICKS_TOKEN (or DATABRICKS_ACCESS_TOKEN) and {where}")
+        if self.client_id and self.client_secret:
+            path = "/oidc/v1/token" if kind == "workspace" else f"/oidc/accounts/{account_id}/v1/token"
+            return OAuthM2MCredentials(token_url=normalize_host(self.host) + path, client_id=self.client_id,
+                                       client_secret=self.client_secret,
+                                       hint=f"DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET and {where}")
+        raise ValueError(f"no Databricks credentials for {where}: set DATABRICKS_TOKEN, or "
+                         "DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET")
+
+
+def _query(params: dict[str, Any]) -> dict[str, Any]:
+    """Booleans as ``true``/``false`` (httpx would send ``True``); None values dropped."""
+    return {k: ("true" if v else "false") if isinstance(v, bool) else v for k, v in params.items() if v is not None}
+
+
+class RestWorkspaceApi:
+    """``WorkspaceApi`` over HTTP. Jobs API 2.2, falling back to 2.1 once if 2.2 is not served."""
+
+    def __init__(self, client: ApiClient, *, cloud: str, workspace_id: str | None = None,
+                 warehouse_id: str | None = None, runs_page_size: int = 25, events_page_size: int = 500,
+                 clusters_page_size: int = 100):
+        if not 1 <= runs_page_size <= 25:
+            raise ValueError("runs_page_size must be 1..25 (runs/list rejects larger pages)")
+        if not 1 <= events_page_size <= 500:
+            raise ValueError("events_page_size must be 1..500 (clusters/events rejects larger pages)")
+        self.client, self.cloud = client, cloud.upper()
+        self.warehouse_id = warehouse_id
+        self.runs_page_size, self.events_page_size = runs_page_size, events_page_size
+        self.clusters_page_size = clusters_page_size
+        self.jobs_version = "2.2"
+        self._workspace_id = workspace_id
+        # One materialization (possibly a backfill of many days) asks for the same jobs and clusters each day;
+        # their details do not change within it, so each is fetched once per instance.
+        self._jobs_seen: dict[int, dict] = {}
+        self._clusters_seen: dict[str, dict] = {}
+        self._listed: list[dict] | None = None
+
+    def __enter__(self) -> "RestWorkspaceApi":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+
+    @property
+    def workspace_id(self) -> str:
+        """Configured, or the ``X-Databricks-Org-Id`` header every workspace response carries."""
+        if self._workspace_id is None:
+            org = self.client.response_headers.get("x-databricks-org-id")
+            if org is None:
+                self.client.get_json("/api/2.0/preview/scim/v2/Me")
+                org = self.client.response_headers.get("x-databricks-org-id")
+            if not org:
+                raise ValueError("the workspace did not say its id (no X-Databricks-Org-Id header): "
+                                 "set DATABRICKS_WORKSPACE_ID")
+            self._workspace_id = org
+        return self._workspace_id
+
+    def stats(self) -> dict[str, float]:
+        return {**self.client.stats(), "jobs_api_2_1_fallback": int(self.jobs_version == "2.1")}
+
+    # --- Jobs API ------------------------------------------------------------------------------------
+
+    def _jobs(self, name: str, params: dict[str, Any]) -> dict:
+        """GET /api/{2.2|2.1}/jobs/<name>; a 404 that is not about a missing object means 2.2 is absent."""
+        try:
+            return self.client.get_json(f"/api/{self.jobs_version}/jobs/{name}", _query(params))
+        except ApiError as e:
+            if self.jobs_version == "2.2" and e.status == 404 and e.error_code != "RESOURCE_DOES_NOT_EXIST":
+                self.jobs_version = "2.1"
+                return self.client.get_json(f"/api/2.1/jobs/{name}", _query(params))
+            raise
+
+    def list_runs(self, start_time_from: int, start_time_to: int) -> Iterator[dict]:
+        params: dict[str, Any] = {"start_time_from": start_time_from, "start_time_to": start_time_to,
+                                  "expand_tasks": True, "limit": self.runs_page_size}
+        while True:
+            page = self._jobs("runs/list", params)
+            for run in page.get("runs") or []:
+                yield self._complete_run(run) if run.get("has_more") else run
+            token = page.get("next_page_token")
+            if not token or not page.get("has_more", True):
+                return
+            params["page_token"] = token
+
+    def _complete_run(self, run: dict) -> dict:
+        """A listed run whose arrays were capped at 100: take the arrays from the paged runs/get."""
+        full = self.get_run(run["run_id"])
+        merged = {k: v for k, v in run.items() if k not in ("has_more", "tasks", "iterations", *RUN_ARRAYS)}
+        merged.update({k: full[k] for k in ("tasks", "iterations", *RUN_ARRAYS) if full.get(k)})
+        return merged
+
+    def get_run(self, run_id: int) -> dict:
+        """runs/get with every 2.2 array page merged (tasks or for-each iterations, and RUN_ARRAYS)."""
+        params: dict[str, Any] = {"run_id": run_id, "include_history": True}
+        run = self._jobs("runs/get", params)
+        paged = "iterations" if run.get("iterations") else "tasks"
+        while token := run.pop("next_page_token", None):
+            page = self._jobs("runs/get", {**params, "page_token": token})
+            for key in (paged, *RUN_ARRAYS):
+                if page.get(key):
+                    run.setdefault(key, []).extend(page[key])
+            run["next_page_token"] = page.get("next_page_token")
+        run.pop("next_page_token", None)
+        return run
+
+    def get_job(self, job_id: int) -> dict:
+        if job_id not in self._jobs_seen:
+            self._jobs_seen[job_id] = self._fetch_job(job_id)
+        return self._jobs_seen[job_id]
+
+    def _fetch_job(self, job_id: int) -> dict:
+        job = self._jobs("get", {"job_id": job_id})
+        while token := job.pop("next_page_token", None):
+            page = self._jobs("get", {"job_id": job_id, "page_token": token})
+            settings = job.setdefault("settings", {})
+            for key in JOB_ARRAYS:
+                if (page.get("settings") or {}).get(key):
+                    settings.setdefault(key, []).extend(page["settings"][key])
+            job["next_page_token"] = page.get("next_page_token")
+        job.pop("next_page_token", None)
+        job.pop("has_more", None)
+        return job
+
+    # --- Clusters API --------------------------------------------------------------------------------
+
+    def get_cluster(self, cluster_id: str) -> dict:
+        if cluster_id not in self._clusters_seen:
+            self._clusters_seen[cluster_id] = self.client.get_json("/api/2.1/clusters/get", {"cluster_id": cluster_id})
+        return self._clusters_seen[cluster_id]
+
+    def list_clusters(self) -> list[dict]:
+        """The non-job clusters (see NON_JOB_SOURCES), every page; listed once per instance."""
+        if self._listed is None:
+            self._listed = self._list_clusters()
+        return self._listed
+
+    def _list_clusters(self) -> list[dict]:
+        params: dict[str, Any] = {"page_size": self.clusters_page_size, "filter_by.cluster_sources": NON_JOB_SOURCES}
+        out: list[dict] = []
+        while True:
+            page = self.client.get_json("/api/2.1/clusters/list", params)
+            out.extend(page.get("clusters") or [])
+            if not page.get("next_page_token"):
+                return out
+            params["page_token"] = page["next_page_token"]
+
+    def cluster_events(self, cluster_id: str, start_time: int, end_time: int) -> list[dict]:
+        body: dict | None = {"cluster_id": cluster_id, "start_time": start_time, "end_time": end_time,
+                             "order": "ASC", "limit": self.events_page_size}
+        out: list[dict] = []
+        while body:
+            page = self.client.post_json("/api/2.1/clusters/events", body)
+            out.extend(page.get("events") or [])
+            body = page.get("next_page")
+        return out
+
+    # --- system tables -------------------------------------------------------------------------------
+
+    def serving_requests(self, start_time: int, end_time: int) -> list[dict]:
+        if not self.warehouse_id:
+            raise ValueError("serving usage of a live workspace comes from system.serving.endpoint_usage through "
+                             "a SQL warehouse: set DATABRICKS_WAREHOUSE_ID")
+        fmt = "%Y-%m-%d %H:%M:%S.%f"  # naive UTC: SQL warehouses run in UTC unless the session says otherwise
+        return StatementClient(self.client, self.warehouse_id).query(SERVING_SQL, [
+            Param("workspace_id", self.workspace_id),
+            Param("start_time", parse.ms_to_dt(start_time).strftime(fmt), "TIMESTAMP"),
+            Param("end_time", parse.ms_to_dt(end_time).strftime(fmt), "TIMESTAMP")])
 
 
 class DatabricksWorkspace(dg.ConfigurableResource):
@@ -19,20 +265,54 @@ class DatabricksWorkspace(dg.ConfigurableResource):
     run_lookback_days: int = 2  # runs/list filters on start time: look back this far for long runs
     event_lookback_days: int = 2  # cluster events before 00:00 to know each cluster's state at 00:00
 
-    def api(self) -> fetch.WorkspaceApi:
+    def api(self) -> WorkspaceApi:
         raise NotImplementedError(f"{type(self).__name__} does not provide a workspace API")
 
-    def fetch(self, days: list[dt.date]) -> fetch.WorkspaceDay:
+    def fetch(self, days: list[dt.date]) -> WorkspaceDay:
         """The four workspace tables for ``days`` (runs overlapping each day, their jobs and clusters)."""
-        return fetch.fetch_days(self.api(), days, run_lookback_days=self.run_lookback_days,
-                                event_lookback_days=self.event_lookback_days)
+        return self._fetch_with(self.api(), days)
 
     def serving_usage(self, days: list[dt.date]) -> pl.DataFrame:
         """Model-serving requests (system.serving.endpoint_usage) of ``days``."""
-        api = self.api()
+        return self._serving_with(self.api(), days)
+
+    def _fetch_with(self, api: WorkspaceApi, days: list[dt.date]) -> WorkspaceDay:
+        return fetch_days(api, days, run_lookback_days=self.run_lookback_days,
+                                event_lookback_days=self.event_lookback_days)
+
+    @staticmethod
+    def _serving_with(api: WorkspaceApi, days: list[dt.date]) -> pl.DataFrame:
         frames = []
         for day in days:
             lo, hi = parse.day_bounds(day)
             rows = api.serving_requests(parse.to_ms(lo), parse.to_ms(hi))
             frames.append(parse.serving_usage_frame(rows, day, api.workspace_id))
         return pl.concat(frames)
+
+
+class LiveWorkspace(DatabricksWorkspace):
+    """A real workspace (or the mock server) over HTTPS. Call statistics go into ``WorkspaceDay.stats``,
+    which the raw asset writes to the materialization metadata under ``api/``."""
+
+    connection: DatabricksConnection
+    cloud: str = "AZURE"  # used when a cluster has no cloud-specific attributes
+    workspace_id: str | None = None  # default: the X-Databricks-Org-Id response header
+    warehouse_id: str | None = None  # SQL warehouse for system.serving.endpoint_usage
+    runs_page_size: int = 25
+    events_page_size: int = 500
+    clusters_page_size: int = 100
+
+    def api(self) -> RestWorkspaceApi:
+        return RestWorkspaceApi(self.connection.client(), cloud=self.cloud, workspace_id=self.workspace_id,
+                                warehouse_id=self.warehouse_id, runs_page_size=self.runs_page_size,
+                                events_page_size=self.events_page_size, clusters_page_size=self.clusters_page_size)
+
+    def fetch(self, days: list[dt.date]) -> WorkspaceDay:
+        with self.api() as api:
+            got = self._fetch_with(api, days)
+            got.stats.update(api.stats())
+        return got
+
+    def serving_usage(self, days: list[dt.date]) -> pl.DataFrame:
+        with self.api() as api:
+            return self._serving_with(api, days)
