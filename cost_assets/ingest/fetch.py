@@ -52,7 +52,7 @@ class WorkspaceDay:
     jobs: pl.DataFrame
     clusters: pl.DataFrame
     cluster_events: pl.DataFrame
-    stats: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)  # call counts, retries, throttled seconds
 
 
 def _alive_all_purpose(cluster: dict, lo_ms: int, hi_ms: int) -> bool:
@@ -98,7 +98,7 @@ def fetch_days(api: WorkspaceApi, days: list[dt.date], **kwargs: int) -> Workspa
     parts = [fetch_day(api, d, **kwargs) for d in days]
     if not parts:
         raise ValueError("fetch_days needs at least one day")
-    stats: dict[str, int] = {}
+    stats: dict[str, float] = {}
     for p in parts:
         for k, v in p.stats.items():
             stats[k] = stats.get(k, 0) + v

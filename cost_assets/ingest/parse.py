@@ -270,7 +270,8 @@ def legacy_csv_frame(text: str, file_name: str, source: str = "csv") -> pl.DataF
                          f"expected {','.join(LEGACY_CSV_COLUMNS)}")
     index = {name: header.index(name) for name in LEGACY_CSV_COLUMNS}
     rows = []
-    for line_no, cells in enumerate(reader, start=2):
+    for cells in reader:
+        line_no = reader.line_num  # the physical line the record ends on (quoted cells may hold newlines)
         if not cells:
             continue
         if len(cells) != len(header):
