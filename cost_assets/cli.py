@@ -53,6 +53,11 @@ def run(days: int = typer.Option(7, min=1, help="How many complete UTC days, end
         unpriced = f"   unpriced DBUs {row['unpriced_dbus']:,.2f}" if row["unpriced_dbus"] else ""
         typer.echo(f"  {row['usage_date']}  {row['billed_dbus']:>12,.2f} DBU  ${row['billed_usd'] or 0:>12,.2f}"
                    f"{unpriced}")
+    typer.echo("\nThe bill handed out (billed DBU $), and the estimate of runs + idle (DBU + VM $)")
+    typer.echo(f"  {'day':<10}  {'to runs':>12}  {'to idle':>12}  {'unattributed':>12}  {'estimated':>12}")
+    for row in report.ledger_by_day(settings.duckdb_path, first, last).iter_rows(named=True):
+        cells = [row[k] or 0.0 for k in ("runs_usd", "idle_usd", "unattributed_usd", "estimated_usd")]
+        typer.echo(f"  {row['usage_date']}  " + "  ".join(f"${v:>11,.2f}" for v in cells))
 
 
 @app.command("mock-server", add_help_option=False,

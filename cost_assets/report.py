@@ -37,3 +37,27 @@ def billed_by_day(database: str, first, last) -> pl.DataFrame:
         rows = con.execute(BILLED_BY_DAY, [first, last]).fetchall()
     return pl.DataFrame(rows, schema={"usage_date": pl.Date, "billed_dbus": pl.Float64, "billed_usd": pl.Float64,
                                       "unpriced_dbus": pl.Float64}, orient="row")
+
+
+# The ledger per day: estimated run + idle cost (DBU + VM), billed $ handed to runs, idle and unattributed.
+LEDGER_BY_DAY = """
+with est as (
+  select usage_date, sum(total_cost_usd) as estimated_usd from mart.run_costs
+  where usage_date between ? and ? group by usage_date),
+led as (
+  select usage_date,
+         sum(case when consumer = 'run' then billed_cost_usd else 0 end) as runs_usd,
+         sum(case when consumer = 'idle' then billed_cost_usd else 0 end) as idle_usd,
+         sum(case when consumer = 'unattributed' then billed_cost_usd else 0 end) as unattributed_usd
+  from mart.attributed_costs where usage_date between ? and ? group by usage_date)
+select coalesce(est.usage_date, led.usage_date) as usage_date, estimated_usd, runs_usd, idle_usd, unattributed_usd
+from est full join led on est.usage_date = led.usage_date order by 1
+"""
+
+
+def ledger_by_day(database: str, first, last) -> pl.DataFrame:
+    """Per day: the estimate (DBU + VM $) and where the billed DBU dollars went."""
+    with duckdb.connect(database, read_only=True) as con:
+        rows = con.execute(LEDGER_BY_DAY, [first, last, first, last]).fetchall()
+    return pl.DataFrame(rows, schema={"usage_date": pl.Date, "estimated_usd": pl.Float64, "runs_usd": pl.Float64,
+                                      "idle_usd": pl.Float64, "unattributed_usd": pl.Float64}, orient="row")
