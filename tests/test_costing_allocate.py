@@ -101,6 +101,13 @@ def test_job_cluster_startup_and_teardown_belong_to_its_runs():
     assert per[1] == pytest.approx(0.47925, rel=1e-12)
     assert per[2] == pytest.approx(1.04475, rel=1e-12)
     assert per[1] + per[2] == pytest.approx(0.048 + 1.476, rel=1e-12)
+    # The daily hand-off (what run_costs uses) gives the same totals in fewer rows.
+    daily = allocate(
+        segs, runs(("j", 1, 10, 40, 1.0, "job_cluster"), ("j", 2, 10, 60, 1.0, "job_cluster")), None, False
+    )
+    usd = daily.with_columns((pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")).alias("usd"))
+    assert dict(usd.group_by("task_run_id").agg(pl.col("usd").sum()).iter_rows()) == pytest.approx(per, rel=1e-12)
+    assert daily.height < alloc.height
 
 
 def test_job_cluster_without_runs_keeps_an_idle_row():
@@ -186,10 +193,12 @@ def test_conservation_property(w):
     cl = clusters(*cluster_rows)
     segs = priced(cl, events(*event_rows))
     clipped = runs(*[(c, t, max(s, 0), max(e, 0), wt, ct) for c, t, s, e, wt, ct in run_rows])
-    alloc = allocate(segs, clipped, shared_cluster_flags(segs, clipped, cl))
-    for grain in (["cluster_id"], ["cluster_id", "hour_start"]):
+    flags = shared_cluster_flags(segs, clipped, cl)
+    alloc = allocate(segs, clipped, flags)
+    daily = allocate(segs, clipped, flags, hourly_handoff=False)
+    for grain, frame in ((["cluster_id"], alloc), (["cluster_id", "hour_start"], alloc), (["cluster_id"], daily)):
         want = segs.group_by(grain).agg(pl.col(m).fill_null(0).sum() for m in MONEY_COLUMNS)
-        got = alloc.group_by(grain).agg(pl.col(m).sum().alias(f"got_{m}") for m in MONEY_COLUMNS)
+        got = frame.group_by(grain).agg(pl.col(m).sum().alias(f"got_{m}") for m in MONEY_COLUMNS)
         both = want.join(got, on=grain, how="full", coalesce=True).fill_null(0.0)
         for m in MONEY_COLUMNS:
             for expected, actual in both.select(m, f"got_{m}").iter_rows():

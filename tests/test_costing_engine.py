@@ -24,6 +24,8 @@ from costing_builders import (
     standard_prices,
 )
 
+from cost_assets import schemas
+from cost_assets.costing import engine as engine_module
 from cost_assets.costing.engine import RUN_COSTS_COLUMNS, cost_by_cluster_hour, run_costs, segments_for_day
 from cost_assets.schemas import CLOUDS, UTC_TS, _Daily
 
@@ -36,7 +38,7 @@ class ClusterSegments(_Daily):
 
     workspace_id: str | None = pa.Field(nullable=True)
     cluster_id: str
-    segment_kind: str = pa.Field(isin=["cluster", "pool_idle"])
+    segment_kind: str = pa.Field(isin=["cluster", "pool"])
     segment_start: UTC_TS
     segment_end: UTC_TS
     hour_start: UTC_TS
@@ -131,7 +133,8 @@ IT, DP = standard_prices()
 
 def costs(jr, cl, ev, *, jb=None, it=IT, dp=DP, day=DAY, **kw) -> pl.DataFrame:
     out = run_costs(jr, jb if jb is not None else jobs({"job_id": 1}), cl, ev, it, dp, day, **kw)
-    RunCosts.validate(out)
+    RunCosts.validate(out)  # the stricter proposal below
+    schemas.RunCosts.validate(out)  # the project's contract
     return out
 
 
@@ -388,6 +391,7 @@ def test_segments_for_day_matches_the_proposed_contract():
     )
     seg = segments_for_day(cl, ev, DAY, pools=pools({"instance_pool_id": "p", "idle_instances": 1}))
     ClusterSegments.validate(seg)
+    schemas.ClusterSegments.validate(seg)
     assert set(seg["cluster_id"]) == {"c", "s", "ghost", "p"}
 
 
@@ -423,3 +427,37 @@ def test_cost_by_cluster_hour_reconciles_with_run_costs():
     # Hour 00: run 1 alone 0–50, with run 2 50–60 → run 1 = (50 + 5)/60, run 2 = 5/60.
     h0 = {r["task_run_id"]: r["dbu_share"] for r in hourly.filter(pl.col("hour_start") == at(0)).to_dicts()}
     assert h0 == pytest.approx({1: 55 / 60, 2: 5 / 60})
+
+
+def test_batches_of_clusters_give_the_same_result(monkeypatch):
+    # Shared, job and single-node clusters plus a pool; forcing tiny batches must not change a number.
+    cl = clusters(
+        {"cluster_id": "c", "custom_tags": '{"team":"t"}'},
+        {"cluster_id": "j", "cluster_source": "JOB", "availability": "SPOT_WITH_FALLBACK", "first_on_demand": 1},
+        {"cluster_id": "s", "is_single_node": True, "num_workers": 0},
+    )
+    ev = events(
+        ("c", -30, "RUNNING", 2, 2),
+        ("c", 300, "TERMINATING", None, None),
+        ("j", 10, "CREATING", None, 3),
+        ("j", 14, "RUNNING", 3, 3),
+        ("j", 50, "NODES_LOST", 2, 3, {"reason_code": "SPOT_INSTANCE_TERMINATION"}),
+        ("j", 51, "RESIZING", 2, 3),
+        ("j", 53, "UPSIZE_COMPLETED", 3, 3),
+        ("j", 130, "TERMINATING", None, None),
+        ("s", 100, "RUNNING", 0, 0),
+    )
+    jr = job_runs(
+        {"task_run_id": 1, "cluster_id": "c", "start_time": at(0), "end_time": at(100)},
+        {"task_run_id": 2, "cluster_id": "c", "start_time": at(50), "end_time": None},
+        {"task_run_id": 3, "cluster_id": "j", "start_time": at(12), "end_time": at(120), "compute_type": "job_cluster"},
+        {"task_run_id": 4, "cluster_id": "j", "start_time": at(20), "end_time": at(90), "compute_type": "job_cluster"},
+        {"task_run_id": 5, "cluster_id": "s", "start_time": at(110), "end_time": at(200)},
+    )
+    pool = pools({"instance_pool_id": "p", "idle_instances": 3})
+    whole = costs(jr, cl, ev, pools=pool)
+    hourly = cost_by_cluster_hour(jr, jobs({"job_id": 1}), cl, ev, IT, DP, DAY, pools=pool)
+    monkeypatch.setattr(engine_module, "EVENTS_PER_BATCH", 1)
+    assert costs(jr, cl, ev, pools=pool).equals(whole)
+    assert cost_by_cluster_hour(jr, jobs({"job_id": 1}), cl, ev, IT, DP, DAY, pools=pool).equals(hourly)
+    assert set(whole["cluster_id"]) == {"c", "j", "s", "p"}

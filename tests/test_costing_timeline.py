@@ -170,7 +170,7 @@ def test_pool_idle_segments():
     out = segs(cl, events(), pools=pools({"instance_pool_id": "pool-1", "idle_instances": 2}))
     assert out.height == 24
     assert out["cluster_id"].unique().to_list() == ["pool-1"]
-    assert out["segment_kind"].unique().to_list() == ["pool_idle"]
+    assert out["segment_kind"].unique().to_list() == ["pool"]
     assert out["provisioned_workers"].unique().to_list() == [2]
     assert out["on_demand_workers"].unique().to_list() == [2]
     assert not out["dbu_billable"].any() and out["vm_billable"].all() and not out["driver_provisioned"].any()

@@ -14,8 +14,10 @@ run boundaries plus one as-of join evaluates them anywhere. A segment ``[a, b)``
 constant rate) hands ``m × (G(b) − G(a)) / (b − a)`` per unit of weight to the runs and
 ``m × ((b − a) − (A(b) − A(a))) / (b − a)`` to idle. With ``S`` the per-cluster cum-sum of the first
 over segments, a run piece ``[s, e)`` gets ``w × (F(e) − F(s))`` where
-``F(t) = S_before(seg(t)) + rate × (min(G(t), G(b)) − G(a))`` (G is non-decreasing). Clusters are keyed by
-a dense integer for the sorts, as-of joins and windows (string keys cost 2–3× more).
+``F(t) = S_before(seg(t)) + rate × (min(G(t), G(b)) − G(a))`` (G is non-decreasing), ``seg(t)`` being the
+last segment overlapping a run that starts at or before ``t`` (others hand nothing to runs). Clusters are
+keyed by a dense integer taken from the segments' grouped order (no sort, no join); input that is not
+grouped and time-ordered is sorted first, and overlapping segments of one cluster are an error.
 
 Job clusters (not shared) belong to their runs: their run-free time (start-up, tear-down, gaps) is
 handed to the cluster's runs in proportion to each run's weighted run time on the cluster that day
@@ -27,7 +29,7 @@ dropped. Invariant (tested): Σ run shares + idle = the cluster's cost, per clus
 import polars as pl
 
 from cost_assets.costing.price import MONEY_COLUMNS, US_PER_HOUR
-from cost_assets.costing.timeline import Frame, group_starts, lazy, split_at_hours
+from cost_assets.costing.timeline import ENGINE, Frame, group_starts, lazy, split_at_hours
 
 JOB_COMPUTE_TYPES = ["job_cluster", "new_cluster"]
 ALLOCATION_COLUMNS = [
@@ -54,7 +56,7 @@ def shared_cluster_flags(segments: Frame, runs: Frame, clusters: Frame | None = 
     names = seg.collect_schema().names()
     source = pl.col("cluster_source") if "cluster_source" in names else pl.lit(None, pl.String)
     sources = [
-        seg.select("cluster_id", (pl.col("segment_kind") == "pool_idle").alias("_pool"), source.alias("cluster_source"))
+        seg.select("cluster_id", (pl.col("segment_kind") == "pool").alias("_pool"), source.alias("cluster_source"))
     ]
     if clusters is not None:
         sources.append(lazy(clusters).select("cluster_id", pl.lit(False).alias("_pool"), "cluster_source"))
@@ -148,7 +150,7 @@ def _keyed_segments(segments: pl.LazyFrame, runs: pl.LazyFrame) -> tuple[pl.Lazy
             (pl.col("unpriced").cast(pl.Float64) * dur).alias(_UNP),
         )
         .filter(dur > 0)
-        .collect()
+        .collect(engine=ENGINE)
     )
     new = group_starts("cluster_id")
     overlap = ~new & (pl.col("segment_start") < pl.col("segment_end").shift(1))
@@ -170,7 +172,7 @@ def _keyed_segments(segments: pl.LazyFrame, runs: pl.LazyFrame) -> tuple[pl.Lazy
         .with_row_index("ck", offset=first.height)
         .with_columns(pl.col("ck").cast(pl.UInt32))
     )
-    keys = pl.concat([first.lazy(), extra.select("cluster_id", "ck")]).collect().lazy()
+    keys = pl.concat([first.lazy(), extra.select("cluster_id", "ck")]).collect(engine=ENGINE).lazy()
     return seg.drop("cluster_id").lazy(), keys
 
 
@@ -178,7 +180,7 @@ def _segment_base(seg: pl.LazyFrame, table: pl.LazyFrame) -> pl.DataFrame:
     """Segments (ck, time order) with money, duration and G, A at both ends (the only wide frame kept)."""
     dur = (pl.col("segment_end") - pl.col("segment_start")).dt.total_microseconds().cast(pl.Float64)
     seg = _eval_at(_eval_at(seg, table, "segment_start", "a"), table, "segment_end", "b")
-    return seg.with_columns(dur.alias("_dur")).drop("segment_end").collect()
+    return seg.with_columns(dur.alias("_dur")).drop("segment_end").collect(engine=ENGINE)
 
 
 def _idle(base: pl.DataFrame) -> pl.LazyFrame:
@@ -218,7 +220,7 @@ def _lookup(base: pl.DataFrame) -> pl.DataFrame:
             *[f"_before{c}" for c in _SUMMED],
             *[(pl.col(c) / pl.col("_dur")).alias(f"_rate{c}") for c in _SUMMED],
         )
-        .collect()
+        .collect(engine=ENGINE)
     )
 
 
@@ -264,7 +266,7 @@ def _run_shares(lookup: pl.DataFrame, table: pl.LazyFrame, pieces: pl.LazyFrame)
     )
 
 
-def allocate(segments: Frame, runs: Frame, flags: Frame | None = None) -> pl.DataFrame:
+def allocate(segments: Frame, runs: Frame, flags: Frame | None = None, hourly_handoff: bool = True) -> pl.DataFrame:
     """Hourly allocation rows: ``consumer ('run'|'idle'), task_run_id, cluster_id, hour_start, runtime_hours``,
     the money columns and ``unpriced``.
 
@@ -274,6 +276,10 @@ def allocate(segments: Frame, runs: Frame, flags: Frame | None = None) -> pl.Dat
     ``compute_type``. ``flags``: ``cluster_id, is_shared_cluster`` (default :func:`shared_cluster_flags`).
     Money is filled with 0 where unpriced; ``unpriced`` says the row touched an unpriced segment (the
     engine nulls its money). Runs outside every segment get zero money (the cluster was down).
+
+    ``hourly_handoff=False`` hands a job cluster's run-free money to its runs once per day (rows with
+    ``hour_start`` null) instead of once per idle hour × run: same totals per run, far fewer rows when
+    only the daily grain is needed (``run_costs``).
     """
     seg, runs = lazy(segments), lazy(runs)
     if "weight" not in runs.collect_schema().names():
@@ -281,11 +287,11 @@ def allocate(segments: Frame, runs: Frame, flags: Frame | None = None) -> pl.Dat
     flags = lazy(flags) if flags is not None else shared_cluster_flags(seg, runs)
     seg, keys = _keyed_segments(seg, runs)
     runs = runs.join(keys, on="cluster_id").select("ck", "task_run_id", "run_start", "run_end", "weight")
-    pieces = split_at_hours(runs, "run_start", "run_end").collect().lazy()
-    table = _run_table(runs).collect().lazy()
+    pieces = split_at_hours(runs, "run_start", "run_end").collect(engine=ENGINE).lazy()
+    table = _run_table(runs).collect(engine=ENGINE).lazy()
     base = _segment_base(seg, table)
     shares = _run_shares(_lookup(base), table, pieces)
-    idle = _idle(base).collect().lazy()
+    idle = _idle(base).collect(engine=ENGINE).lazy()
     del base
     # Job clusters: run-free time goes to the cluster's runs by weighted run time (equal if all zero).
     job_keys = keys.join(flags.filter(~pl.col("is_shared_cluster")), on="cluster_id", how="semi").select("ck")
@@ -300,7 +306,14 @@ def allocate(segments: Frame, runs: Frame, flags: Frame | None = None) -> pl.Dat
             .alias("_frac")
         )
     )
-    handed = idle.join(run_time, on="ck", how="inner").select(
+    to_hand = (
+        idle
+        if hourly_handoff
+        else idle.group_by("ck").agg(
+            pl.lit(None, pl.Datetime("us")).alias("hour_start"), pl.sum("up_us"), *[pl.sum(m) for m in _SUMMED]
+        )
+    )
+    handed = to_hand.join(run_time, on="ck", how="inner").select(
         pl.lit("run").alias("consumer"),
         "task_run_id",
         "ck",
@@ -322,5 +335,5 @@ def allocate(segments: Frame, runs: Frame, flags: Frame | None = None) -> pl.Dat
         pl.concat([shares, handed, kept_idle], how="vertical_relaxed")
         .join(keys, on="ck", how="left")
         .select(ALLOCATION_COLUMNS)
-        .collect()
+        .collect(engine=ENGINE)
     )

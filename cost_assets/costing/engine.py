@@ -16,6 +16,12 @@ without a cluster (serverless, ``cluster_id`` null) are not in ``run_costs``: se
 attributed from the bill's usage metadata, never through a cluster timeline. A task run on a cluster
 that has no event at all (no timeline can be built) is ``unpriced`` with null money: its cost is
 unknown, not $0.
+
+Scale: the day is processed in batches of clusters above :data:`EVENTS_PER_BATCH` events (clusters are
+independent, so the result is the same and peak memory follows the batch). ``run_costs`` hands job
+clusters' run-free money to runs once per day; ``cost_by_cluster_hour`` does it per hour (same totals).
+See ``benchmarks/RESULTS.md``: ~2.5–3× the bare polars sweep floor and ~0.7 GB peak at 100k task runs,
+10k clusters and 1M events on 2 threads.
 """
 
 import datetime as dt
@@ -25,6 +31,7 @@ import polars as pl
 from cost_assets.costing.allocate import allocate, shared_cluster_flags
 from cost_assets.costing.price import MONEY_COLUMNS, price_segments_lazy
 from cost_assets.costing.timeline import (
+    ENGINE,
     Frame,
     cluster_attributes,
     cluster_segments_lazy,
@@ -78,6 +85,8 @@ HOURLY_COLUMNS = [
     "cost_share",
 ]
 TAGS = ["team", "tenant", "project", "cost_center"]
+# Clusters are processed in batches of about this many events (bounded memory, same result).
+EVENTS_PER_BATCH = 1_500_000
 RUN_ATTRS = ["task_run_id", "run_id", "job_id", "task_key", "workspace_id"]
 SLIM_COLUMNS = [
     "cluster_id",
@@ -127,7 +136,7 @@ def _day_runs(job_runs: Frame, day: dt.date) -> pl.DataFrame:
             clipped_end.alias("run_end"),
             (pl.col("weight").cast(pl.Float64) if has_weight else pl.lit(1.0)).alias("weight"),
         )
-        .collect()
+        .collect(engine=ENGINE)
     )
     bad = out.filter(~(pl.col("weight") > 0))
     if bad.height:
@@ -136,7 +145,14 @@ def _day_runs(job_runs: Frame, day: dt.date) -> pl.DataFrame:
 
 
 class _Day:
-    """Everything the public functions share for one day, built once (segments, prices, allocations)."""
+    """Everything the public functions share for one day, built once.
+
+    Clusters are independent (a cluster's cost only depends on its own events, prices and runs), so the
+    day is processed in a few batches of clusters (by hash of the id): peak memory follows the batch,
+    not the day, and the result is identical. Only small results are kept per batch: the hourly
+    allocation rows, the first priced segment per cluster and per cluster-hour (SKU, kind), and the
+    clusters seen in the events.
+    """
 
     def __init__(
         self,
@@ -149,49 +165,78 @@ class _Day:
         day: dt.date,
         tier: str,
         pools: Frame | None,
+        events_per_batch: int | None = None,
+        hourly_handoff: bool = True,
     ) -> None:
         self.day = day
         start, end = day_window(day)
-        self.clusters = _nearest_snapshot(clusters, ["cluster_id"], day).collect().lazy()
+        self.clusters = _nearest_snapshot(clusters, ["cluster_id"], day).collect(engine=ENGINE)
         self.jobs = _nearest_snapshot(jobs, ["workspace_id", "job_id"], day)
-        # Slim path: the million-row frames carry only what the money needs; cluster-level attributes
-        # (cloud, node types, workload, Photon) are joined per cluster × price epoch inside the pricing.
-        core, seen = segment_core(self.clusters, events, start, end, pools)
-        attributes = cluster_attributes(self.clusters, pools).collect()
-        self.priced = (
-            price_segments_lazy(core, instance_types, dbu_prices, tier, attributes=attributes)
-            .select(SLIM_COLUMNS)
-            .collect()
+        self.runs = _day_runs(job_runs, day)
+        attributes = cluster_attributes(self.clusters, pools).collect(engine=ENGINE)
+        events = lazy(events).filter(pl.col("timestamp") < end)
+        n_events = events.select(pl.len()).collect(engine=ENGINE).item()
+        batches = max(1, -(-n_events // (events_per_batch or EVENTS_PER_BATCH)))
+        parts: dict[str, list[pl.DataFrame]] = {"alloc": [], "first": [], "first_hour": [], "seen": [], "flags": []}
+        for k in range(batches):
+            mine = _in_batch("cluster_id", k, batches)
+            part = self._batch(
+                runs=self.runs.filter(mine),
+                clusters=self.clusters.filter(mine),
+                events=events.filter(mine),
+                pools=None if pools is None else lazy(pools).filter(_in_batch("instance_pool_id", k, batches)),
+                attributes=attributes.filter(mine),
+                prices=(instance_types, dbu_prices, tier),
+                window=(start, end),
+                hourly_handoff=hourly_handoff,
+            )
+            for name, frame in part.items():
+                parts[name].append(frame)
+        self.alloc, self.first, self.first_hour, seen, self.flags = (
+            pl.concat(parts[n], how="vertical_relaxed") for n in ("alloc", "first", "first_hour", "seen", "flags")
         )
-        del core
         # Workspace per cluster: the snapshot's, else the events'.
         self.workspaces = (
             attributes.lazy()
             .select("cluster_id", "workspace_id")
             .join(seen.lazy().rename({"workspace_id": "_ev_ws"}), on="cluster_id", how="full", coalesce=True)
             .select("cluster_id", pl.coalesce("workspace_id", "_ev_ws").alias("workspace_id"))
-            .collect()
-        )
-        self.runs = _day_runs(job_runs, day)
-        # Segments arrive grouped by cluster and ordered in time: first rows are per-cluster facts
-        # (the day's first SKU, "has cost"), found by a linear pass instead of a group-by.
-        self.first = self._first_rows(["cluster_id"])
-        self.flags = shared_cluster_flags(self.first, self.runs, self.clusters).collect()
-        # A cluster with no lifecycle event at all has no timeline: its runs' cost is unknown, not $0.
-        no_timeline = ~pl.col("cluster_id").is_in(seen["cluster_id"].implode())
-        self.alloc = allocate(self.priced, self.runs, self.flags).with_columns(
-            pl.col("unpriced") | ((pl.col("consumer") == "run") & no_timeline)
+            .collect(engine=ENGINE)
         )
 
-    def _first_rows(self, keys: list[str]) -> pl.DataFrame:
-        """First priced segment of each ``keys`` group (unique keys even if the order were broken)."""
-        firsts = self.priced.filter(group_starts(*keys)).select(*keys, "segment_kind", "sku_name")
-        return firsts.unique(keys, keep="first", maintain_order=True)
+    @staticmethod
+    def _batch(runs, clusters, events, pools, attributes, prices, window, hourly_handoff) -> dict[str, pl.DataFrame]:
+        """Timeline → prices → sweep for one batch of clusters; returns only the small results."""
+        core, seen = segment_core(clusters, events, *window, pools)
+        # Slim path: the million-row frames carry only what the money needs; cluster-level attributes
+        # (cloud, node types, workload, Photon) are joined per cluster × price epoch inside the pricing.
+        priced = (
+            price_segments_lazy(core, *prices[:2], prices[2], attributes=attributes)
+            .select(SLIM_COLUMNS)
+            .collect(engine=ENGINE)
+        )
+        del core
+        # Segments arrive grouped by cluster and ordered in time: first rows are per-cluster facts
+        # (the day's first SKU, "has cost"), found by a linear pass instead of a group-by.
+        first, first_hour = _first_rows(priced)
+        flags = shared_cluster_flags(first, runs, clusters).collect(engine=ENGINE)
+        # A cluster with no lifecycle event at all has no timeline: its runs' cost is unknown, not $0.
+        no_timeline = ~pl.col("cluster_id").is_in(seen["cluster_id"].implode())
+        alloc = allocate(priced, runs, flags, hourly_handoff).with_columns(
+            pl.col("unpriced") | ((pl.col("consumer") == "run") & no_timeline)
+        )
+        return {
+            "alloc": alloc,
+            "first": first,
+            "first_hour": first_hour,
+            "seen": seen,
+            "flags": flags,
+        }
 
     def cluster_attrs(self) -> pl.LazyFrame:
         """Per cluster: workspace, SKU of the day (first priced one), shared flag and custom-tag columns."""
         # json_path_match, not json_decode: one malformed tag map must not fail the whole day.
-        tags = self.clusters.select(
+        tags = self.clusters.lazy().select(
             "cluster_id", *[pl.col("custom_tags").str.json_path_match(f"$.{t}").alias(t) for t in TAGS]
         )
         # The day's SKU of a cluster is its first segment's (a cluster has one SKU unless the sheet renames it).
@@ -201,6 +246,25 @@ class _Day:
         return seg.join(self.flags.lazy(), on="cluster_id", how="full", coalesce=True).join(
             tags, on="cluster_id", how="left"
         )
+
+
+def _in_batch(column: str, k: int, batches: int) -> pl.Expr:
+    """Stable batch of an id (same id → same batch in every frame of the process)."""
+    return pl.lit(True) if batches == 1 else (pl.col(column).hash(seed=7) % batches) == k
+
+
+def _first_rows(priced: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """First priced segment of each cluster and of each cluster-hour (one string comparison pass).
+
+    ``unique`` keeps the keys unique even if the grouped order were ever broken.
+    """
+    cols = ["cluster_id", "hour_start", "segment_kind", "sku_name"]
+    marks = priced.select(*cols, group_starts("cluster_id").alias("_c")).with_columns(
+        (pl.col("_c") | group_starts("hour_start")).alias("_h")
+    )
+    first = marks.filter("_c").select(cols).unique("cluster_id", keep="first", maintain_order=True)
+    first_hour = marks.filter("_h").select(cols).unique(["cluster_id", "hour_start"], keep="first", maintain_order=True)
+    return first, first_hour
 
 
 def _finish_money(frame: pl.LazyFrame) -> pl.LazyFrame:
@@ -217,7 +281,11 @@ def segments_for_day(clusters: Frame, events: Frame, day: dt.date, pools: Frame 
     """``mart/cluster_segments`` for one day: the hour-cut cluster (and pool) timeline."""
     start, end = day_window(day)
     snapshot = _nearest_snapshot(clusters, ["cluster_id"], day)
-    return cluster_segments_lazy(snapshot, events, start, end, pools).sort(["cluster_id", "segment_start"]).collect()
+    return (
+        cluster_segments_lazy(snapshot, events, start, end, pools)
+        .sort(["cluster_id", "segment_start"])
+        .collect(engine=ENGINE)
+    )
 
 
 def run_costs(
@@ -232,7 +300,7 @@ def run_costs(
     pools: Frame | None = None,
 ) -> pl.DataFrame:
     """``mart/run_costs`` for one day (columns :data:`RUN_COSTS_COLUMNS`, see module doc)."""
-    d = _Day(job_runs, jobs, clusters, events, instance_types, dbu_prices, day, tier, pools)
+    d = _Day(job_runs, jobs, clusters, events, instance_types, dbu_prices, day, tier, pools, hourly_handoff=False)
     attrs = d.cluster_attrs()
     sums = [pl.col(c).sum() for c in ["runtime_hours", *MONEY_COLUMNS]]
     alloc = d.alloc.lazy()
@@ -267,7 +335,7 @@ def run_costs(
         out.with_columns(pl.lit(d.day).alias("usage_date"), pl.col("is_shared_cluster").fill_null(True))
         .select(RUN_COSTS_COLUMNS)
         .sort(["cluster_id", "consumer", "task_run_id"], nulls_last=True)
-        .collect()
+        .collect(engine=ENGINE)
     )
 
 
@@ -290,8 +358,7 @@ def cost_by_cluster_hour(
     """
     d = _Day(job_runs, jobs, clusters, events, instance_types, dbu_prices, day, tier, pools)
     sku_hour = (
-        d._first_rows(["cluster_id", "hour_start"])
-        .lazy()
+        d.first_hour.lazy()
         .select("cluster_id", "hour_start", "sku_name")
         .join(d.workspaces.lazy(), on="cluster_id", how="left")
     )
@@ -324,4 +391,4 @@ def cost_by_cluster_hour(
         )
         .pipe(_finish_money)
     )
-    return rows.select(HOURLY_COLUMNS).sort([*hour, "consumer", "task_run_id"], nulls_last=True).collect()
+    return rows.select(HOURLY_COLUMNS).sort([*hour, "consumer", "task_run_id"], nulls_last=True).collect(engine=ENGINE)

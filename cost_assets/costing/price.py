@@ -5,8 +5,9 @@ instant would otherwise take one price for its whole length (or, with a naive ra
 After cutting at every change instant inside it, the price valid at a segment's start holds for all of it.
 
 How (fast): the change instants inside the window split it into a few *price epochs*. Prices are looked
-up once per cluster × epoch with as-of joins on that small grid, and each segment finds its epoch by a
-binary search on its start and takes its rates by one hash join — no as-of join over millions of rows.
+up once per cluster × epoch with as-of joins on that small grid; each segment finds its epoch by a binary
+search on its start and gathers its rates from the grid by (cluster group, epoch) index — no as-of or
+hash join over millions of rows.
 
 Rules:
 
@@ -29,7 +30,7 @@ import datetime as dt
 
 import polars as pl
 
-from cost_assets.costing.timeline import ATTRIBUTE_COLUMNS, SEGMENT_COLUMNS, TS, Frame, lazy
+from cost_assets.costing.timeline import ATTRIBUTE_COLUMNS, ENGINE, SEGMENT_COLUMNS, TS, Frame, group_starts, lazy
 
 US_PER_HOUR = 3_600_000_000.0
 MONEY_COLUMNS = ["dbus", "dbu_list_cost_usd", "dbu_contract_cost_usd", "dbu_cost_usd", "vm_cost_usd"]
@@ -65,7 +66,7 @@ def change_instants(instance_types: Frame, dbu_prices: Frame, lo: dt.datetime, h
         .filter((pl.col("cut") > lo) & (pl.col("cut") < hi))
         .unique()
         .sort("cut")
-        .collect()
+        .collect(engine=ENGINE)
         .to_series()
         .cast(TS)
     )
@@ -219,26 +220,44 @@ def _costs() -> list[pl.Expr]:
     ]
 
 
+def _rates(seg: pl.DataFrame, table: pl.LazyFrame, n_epochs: int) -> list[pl.Series]:
+    """Each segment's rates, gathered from a small (cluster group × epoch) grid instead of a hash join.
+
+    Segments come grouped by cluster, so a group index (cum-sum of group starts) and the epoch address
+    the grid directly. Any order works (a cluster seen twice is two groups), only speed relies on it.
+    """
+    starts = group_starts("cluster_id")
+    group = seg.select((starts.cum_sum() - 1).cast(pl.UInt32)).to_series()
+    grid = (
+        seg.lazy()
+        .filter(starts)
+        .select("cluster_id")
+        .with_row_index("_g")
+        .join(pl.LazyFrame({"epoch": pl.Series(range(n_epochs), dtype=pl.UInt32)}), how="cross")
+        .join(table, on=["cluster_id", "epoch"], how="left")
+        .sort("_g", "epoch")
+        .collect(engine=ENGINE)
+    )
+    index = group.cast(pl.UInt64) * n_epochs + seg["epoch"].cast(pl.UInt64)
+    return [grid[c].gather(index) for c in PRICE_COLUMNS]
+
+
 def price_segments_lazy(
     segments: Frame, instance_types: Frame, dbu_prices: Frame, tier: str = "PREMIUM", attributes: Frame | None = None
 ) -> pl.LazyFrame:
     """Lazy pricing of (materialized) segments; ``attributes`` (per cluster_id: ATTRIBUTE_COLUMNS) is taken
     from the segments themselves when not given, so the engine can price slim core segments."""
-    seg = segments.collect() if isinstance(segments, pl.LazyFrame) else segments
+    seg = segments.collect(engine=ENGINE) if isinstance(segments, pl.LazyFrame) else segments
     if attributes is None:
         attributes = seg.select("cluster_id", *ATTRIBUTE_COLUMNS).unique("cluster_id")
     lo = seg["segment_start"].min() if seg.height else None
     hi = seg["segment_end"].max() if seg.height else None
     cuts = change_instants(instance_types, dbu_prices, lo, hi) if seg.height else pl.Series("cut", [], dtype=TS)
     epoch = pl.lit(cuts).search_sorted(pl.col("segment_start"), side="right") if cuts.len() else pl.lit(0)
-    table = price_table(attributes, instance_types, dbu_prices, tier, [lo or dt.datetime(1970, 1, 1), *cuts])
-    priced = (
-        cut_at(seg.lazy(), cuts)
-        .with_columns(epoch.cast(pl.UInt32).alias("epoch"))
-        .join(table, on=["cluster_id", "epoch"], how="left", maintain_order="left")
-        .drop("epoch")
-        .with_columns(_costs())
-    )
+    epoch_starts = [lo or dt.datetime(1970, 1, 1), *cuts]
+    table = price_table(attributes, instance_types, dbu_prices, tier, epoch_starts)
+    seg = cut_at(seg.lazy(), cuts).with_columns(epoch.cast(pl.UInt32).alias("epoch")).collect(engine=ENGINE)
+    priced = seg.with_columns(_rates(seg, table, len(epoch_starts))).lazy().drop("epoch").with_columns(_costs())
     money = [*MONEY_COLUMNS, "total_cost_usd"]
     return priced.with_columns(pl.when(~pl.col("unpriced")).then(pl.col(c)).alias(c) for c in money)
 
@@ -253,5 +272,5 @@ def price_segments(segments: Frame, instance_types: Frame, dbu_prices: Frame, ti
         price_segments_lazy(segments, instance_types, dbu_prices, tier)
         .select(PRICED_COLUMNS)
         .sort(["cluster_id", "segment_start"])
-        .collect()
+        .collect(engine=ENGINE)
     )
