@@ -276,9 +276,11 @@ class InstanceTypes(pa.DataFrameModel):
 
 # --- mart ------------------------------------------------------------------------------------------------
 
+SEGMENT_STATES = ["CREATING", "STARTING", "RESTARTING", "RUNNING", "RESIZING", "POOL_IDLE"]
+
+
 class ClusterSegments(_Daily):
-    """mart.cluster_segments: each cluster's timeline as elementary segments, clipped to the day and cut
-    at every hour (``segment_kind`` 'pool' rows are idle pool VMs: VM $ but no DBUs)."""
+    """mart.cluster_segments: cluster (or pool) × elementary interval of constant state and node counts."""
 
     workspace_id: str | None = pa.Field(nullable=True)
     cluster_id: str
@@ -286,7 +288,7 @@ class ClusterSegments(_Daily):
     segment_start: UTC_TS
     segment_end: UTC_TS
     hour_start: UTC_TS
-    state: str
+    state: str = pa.Field(isin=SEGMENT_STATES)
     provisioned_workers: pl.Int64 = pa.Field(ge=0)
     ready_workers: pl.Int64 = pa.Field(ge=0)
     driver_provisioned: bool
@@ -297,7 +299,7 @@ class ClusterSegments(_Daily):
     vm_billable: bool
     dbu_billable: bool
     is_imputed: bool
-    cloud: str | None = pa.Field(nullable=True)
+    cloud: str | None = pa.Field(nullable=True, isin=CLOUDS)
     driver_node_type_id: str | None = pa.Field(nullable=True)
     node_type_id: str | None = pa.Field(nullable=True)
     cluster_source: str | None = pa.Field(nullable=True)
@@ -306,23 +308,32 @@ class ClusterSegments(_Daily):
 
     class Config:
         strict = True
-        unique = ["usage_date", "cluster_id", "segment_kind", "segment_start"]
+        unique = ["usage_date", "cluster_id", "segment_start"]
 
-    @pa.dataframe_check(error="a segment must end after it starts and stay inside its hour")
-    def inside_its_hour(cls, data) -> pl.LazyFrame:
+    @pa.dataframe_check(error="segment must be non-empty and inside its hour")
+    def inside_hour(cls, data) -> pl.LazyFrame:
         return data.lazyframe.select(
-            (pl.col("segment_end") > pl.col("segment_start")) & (pl.col("segment_start") >= pl.col("hour_start"))
-            & (pl.col("segment_end") <= pl.col("hour_start") + pl.duration(hours=1)))
+            (pl.col("segment_end") > pl.col("segment_start"))
+            & (pl.col("segment_start") >= pl.col("hour_start"))
+            & (pl.col("segment_end") <= pl.col("hour_start") + pl.duration(hours=1))
+        )
+
+    @pa.dataframe_check(error="on_demand_workers + spot_workers must equal provisioned_workers >= ready_workers")
+    def node_split(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            (pl.col("on_demand_workers") + pl.col("spot_workers") == pl.col("provisioned_workers"))
+            & (pl.col("ready_workers") <= pl.col("provisioned_workers"))
+        )
 
 
 class RunCosts(_Daily):
-    """mart.run_costs: one row per task run × cluster × day, plus one idle row per shared cluster × day."""
+    """mart.run_costs: task run × cluster × day, plus one idle row per shared cluster (or pool) × day."""
 
     workspace_id: str | None = pa.Field(nullable=True)
     consumer: str = pa.Field(isin=["run", "idle"])
-    run_id: pl.Int64 = pa.Field(nullable=True)
-    task_run_id: pl.Int64 = pa.Field(nullable=True)
-    job_id: pl.Int64 = pa.Field(nullable=True)
+    run_id: pl.Int64 = pa.Field(nullable=True, ge=0)
+    task_run_id: pl.Int64 = pa.Field(nullable=True, ge=0)
+    job_id: pl.Int64 = pa.Field(nullable=True, ge=0)
     task_key: str | None = pa.Field(nullable=True)
     cluster_id: str
     sku_name: str | None = pa.Field(nullable=True)
@@ -332,7 +343,7 @@ class RunCosts(_Daily):
     dbu_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
     vm_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
     total_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
-    currency_code: str
+    currency_code: str = pa.Field(isin=["USD"])
     unpriced: bool
     team: str | None = pa.Field(nullable=True)
     tenant: str | None = pa.Field(nullable=True)
@@ -341,16 +352,25 @@ class RunCosts(_Daily):
 
     class Config:
         strict = True
-        unique = ["usage_date", "consumer", "task_run_id", "cluster_id"]
+        unique = ["usage_date", "consumer", "cluster_id", "task_run_id"]
 
-    @pa.dataframe_check(error="run rows carry run_id and task_run_id, idle rows neither")
-    def consumer_ids(cls, data) -> pl.LazyFrame:
+    @pa.dataframe_check(error="run rows need run ids; idle rows have none")
+    def ids_match_consumer(cls, data) -> pl.LazyFrame:
         is_run = pl.col("consumer") == "run"
-        return data.lazyframe.select(is_run == (pl.col("run_id").is_not_null() & pl.col("task_run_id").is_not_null()))
+        return data.lazyframe.select(
+            pl.when(is_run)
+            .then(pl.col("task_run_id").is_not_null() & pl.col("run_id").is_not_null())
+            .otherwise(pl.col("task_run_id").is_null() & pl.col("job_id").is_null())
+        )
 
-    @pa.dataframe_check(error="money is null exactly on unpriced rows (never a silent $0)")
-    def unpriced_means_null(cls, data) -> pl.LazyFrame:
-        return data.lazyframe.select(pl.col("total_cost_usd").is_null() == pl.col("unpriced"))
+    @pa.dataframe_check(error="unpriced rows have null money, priced rows have all of it (total = dbu + vm)")
+    def unpriced_is_null(cls, data) -> pl.LazyFrame:
+        total = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")
+        return data.lazyframe.select(
+            pl.when(pl.col("unpriced"))
+            .then(pl.col("total_cost_usd").is_null() & pl.col("dbus").is_null())
+            .otherwise((pl.col("total_cost_usd") - total).abs() <= 1e-9 * total.abs() + 1e-12)
+        )
 
 
 RESOURCE_TYPES = ["cluster", "warehouse", "endpoint", "serverless"]
