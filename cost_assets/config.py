@@ -30,6 +30,8 @@ class Settings(BaseModel):
     cloud: Literal["AZURE", "AWS", "GCP"] = Field("AZURE", validation_alias="COST_ASSETS_CLOUD")
     tier: Literal["STANDARD", "PREMIUM", "ENTERPRISE"] = Field("PREMIUM", validation_alias="COST_ASSETS_TIER")
     prices_path: str | None = Field(None, validation_alias="COST_ASSETS_PRICES")
+    azure_region: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_REGION")
+    azure_prices_url: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_PRICES_URL")
     duckdb_path: str = Field("data/cost_assets.duckdb", validation_alias="COST_ASSETS_DUCKDB")
     sim_seed: int = Field(7, validation_alias="COST_ASSETS_SIM_SEED")
     sim_scale: str = Field("small", validation_alias="COST_ASSETS_SIM_SCALE")

@@ -19,7 +19,7 @@ from cost_assets.resources.billing import (
     SystemTablesBillingSource,
 )
 from cost_assets.resources.databricks import DatabricksConnection, LiveWorkspace
-from cost_assets.resources.prices import BundledPriceCatalog
+from cost_assets.resources.prices import AzureRetailPriceCatalog, BundledPriceCatalog
 from cost_assets.resources.simulated import SimulatedBillingSource, SimulatedWorkspace, SimulatedWorld
 from cost_assets.resources.warehouse import CostDuckDBIOManager
 from cost_assets.schedules import daily_schedule
@@ -85,6 +85,15 @@ def _billing(settings: Settings, world: SimulatedWorld, workspace: DatabricksCon
                              "csv:<path or glob>, account_api or system_tables")
 
 
+def _prices(settings: Settings) -> BundledPriceCatalog:
+    """The bundled sheet (+ overrides); with COST_ASSETS_AZURE_REGION, Azure VM prices from the Retail API."""
+    common = {"overrides_path": settings.prices_path, "tier": settings.tier, "cloud": settings.cloud}
+    if settings.azure_region:
+        url = {"prices_url": settings.azure_prices_url} if settings.azure_prices_url else {}
+        return AzureRetailPriceCatalog(region=settings.azure_region, **url, **common)
+    return BundledPriceCatalog(**common)
+
+
 def build_resources(settings: Settings) -> dict:
     """Resources for the settings: the live workspace when DATABRICKS_HOST is set, else the simulated one."""
     world = SimulatedWorld(seed=settings.sim_seed, scale=settings.sim_scale,
@@ -101,7 +110,7 @@ def build_resources(settings: Settings) -> dict:
     return {
         "workspace": workspace,
         "billing": _billing(settings, world, connection),
-        "prices": BundledPriceCatalog(overrides_path=settings.prices_path, tier=settings.tier, cloud=settings.cloud),
+        "prices": _prices(settings),
         "io_manager": CostDuckDBIOManager(database=settings.duckdb_path),
     }
 

@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from cost_assets.definitions import build_defs
 from cost_assets.ingest.azure_prices import (
     SOURCE,
     AzurePriceError,
@@ -27,6 +28,8 @@ from cost_assets.ingest.azure_prices import (
     with_vm_prices,
 )
 from cost_assets.prices import load_price_sheet
+from cost_assets.resources.warehouse import read_table
+from tests.conftest import QUIET, sim_environ
 
 FIXTURES = Path(__file__).parent / "fixtures" / "azure_prices"
 
@@ -120,3 +123,18 @@ def test_prices_overlay_the_instance_types_of_azure_only():
     assert (ds3["vm_on_demand_per_hour"], ds3["vm_spot_per_hour"], ds3["source"]) == (0.3, None, SOURCE)
     untouched = merged.filter(pl.col("node_type_id") != "Standard_DS3_v2")
     assert_frame_equal(untouched, sheet.filter(pl.col("node_type_id") != "Standard_DS3_v2"))
+
+
+def test_azure_region_feeds_ref_instance_types(prices_server, tmp_path):
+    """COST_ASSETS_AZURE_REGION: ref/instance_types takes Azure VM prices from the Retail Prices API."""
+    database = tmp_path / "w.duckdb"
+    defs = build_defs(sim_environ(database, COST_ASSETS_AZURE_REGION="eastus",
+                                  COST_ASSETS_AZURE_PRICES_URL=f"{prices_server.base}/api/retail/prices"))
+    assert defs.resolve_job_def("reference_prices").execute_in_process(run_config=QUIET).success
+    rows = read_table(str(database), "ref.instance_types")
+    ds3 = rows.filter(pl.col("node_type_id") == "Standard_DS3_v2").row(0, named=True)
+    # From fixtures/azure_prices/page1.json: Linux on-demand 0.229, Spot 0.0458; DBU/h stays the sheet's 0.75.
+    assert (ds3["vm_on_demand_per_hour"], ds3["vm_spot_per_hour"], ds3["dbu_per_hour"]) == (0.229, 0.0458, 0.75)
+    assert ds3["source"] == "azure_retail_prices"
+    m5 = rows.filter(pl.col("node_type_id") == "m5.xlarge").row(0, named=True)
+    assert (m5["vm_on_demand_per_hour"], m5["source"]) == (0.192, "bundled")  # AWS rows untouched

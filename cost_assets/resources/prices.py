@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from cost_assets.ingest.azure_prices import AZURE_PRICES_URL, vm_prices, with_vm_prices
 from cost_assets.prices import PriceSheet, load_price_sheet
 
 
@@ -32,3 +33,16 @@ class BundledPriceCatalog(PriceCatalog):
 
     def sheet(self) -> PriceSheet:
         return load_price_sheet(self.overrides_path)
+
+
+class AzureRetailPriceCatalog(BundledPriceCatalog):
+    """The price sheet with Azure VM $/hour (on-demand and spot) from the Azure Retail Prices API for one
+    region; DBU/hour and every other cloud stay from the sheet (the API has no DBU rates)."""
+
+    region: str  # an armRegionName, e.g. "eastus"
+    prices_url: str = AZURE_PRICES_URL
+
+    def instance_types(self) -> pl.DataFrame:
+        sheet = super().instance_types()
+        azure = sheet.filter(pl.col("cloud") == "AZURE")["node_type_id"].unique().to_list()
+        return with_vm_prices(sheet, vm_prices(self.region, azure, base_url=self.prices_url))
