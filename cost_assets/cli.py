@@ -1,6 +1,7 @@
 """The ``cost-assets`` command."""
 
 import datetime as dt
+import warnings
 import os
 
 import dagster as dg
@@ -27,6 +28,8 @@ def _instance() -> dg.DagsterInstance:
 @app.command()
 def run(days: int = typer.Option(7, min=1, help="How many complete UTC days, ending yesterday.")) -> None:
     """Materialize the whole asset graph for the last DAYS complete UTC days and print a summary."""
+    # Beta notices about backfill_policy are for developers, not for someone running the pipeline.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
     from cost_assets.definitions import build_defs
 
     environ = {"COST_ASSETS_SIM_DAYS": str(days), **os.environ}
