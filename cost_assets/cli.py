@@ -1,8 +1,8 @@
 """The ``cost-assets`` command."""
 
 import datetime as dt
-import warnings
 import os
+import warnings
 
 import dagster as dg
 import typer
