@@ -41,15 +41,17 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-run: install ## set up, then materialize the last 7 complete UTC days of the simulated workspace and print a summary
+$(DAGSTER_HOME_DIR)/dagster.yaml: deploy/local-dagster.yaml
 	mkdir -p $(DAGSTER_HOME_DIR)
+	cp deploy/local-dagster.yaml $@
+
+run: install $(DAGSTER_HOME_DIR)/dagster.yaml ## set up, then materialize the last 7 complete UTC days of the simulated workspace and print a summary
 	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/cost-assets run --days $(DAYS)
 
 mock: install ## the simulated workspace over the Databricks APIs on 127.0.0.1:8765 (prints the variables to export)
 	$(BIN)/cost-assets mock-server --days $(DAYS)
 
-ui: install ## Dagster UI + daemon on http://127.0.0.1:3000 (instance in .dagster_home, shared with make run)
-	mkdir -p $(DAGSTER_HOME_DIR)
+ui: install $(DAGSTER_HOME_DIR)/dagster.yaml ## Dagster UI + daemon on http://127.0.0.1:3000 (instance in .dagster_home, shared with make run)
 	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
 
 # Every test runs against a throwaway PostgreSQL server (scripts/pg.sh: started on a free port of
