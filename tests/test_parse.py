@@ -133,3 +133,46 @@ def test_system_usage_rows_keep_corrections_and_string_values():
     assert frame["usage_quantity"].sum() == pytest.approx(3.75 - 3.75 + 3.25)
     assert frame["job_id"].to_list() == [11223344] * 3
     assert frame.filter(pl.col("record_type") == "RETRACTION")["ingestion_date"].item() == dt.date(2024, 6, 23)
+
+
+def test_two_rows_of_one_cluster_hour_both_count_and_an_identical_row_collapses(tmp_path):
+    from cost_assets.resources.billing import CsvBillingSource
+
+    header = ",".join(parse.LEGACY_CSV_COLUMNS)
+    first = '1,2024-06-19T21:59:59.999Z,c1,n,i3.xlarge,o,"{""team"":""a""}",PREMIUM_JOBS_COMPUTE,3.0,3.0,,{}'
+    second = '1,2024-06-19T21:59:59.999Z,c1,n,i3.xlarge,o,"{""team"":""b""}",PREMIUM_JOBS_COMPUTE,2.0,2.0,,{}'
+    (tmp_path / "june.csv").write_text(f"{header}\n{first}\n{second}\n")
+    (tmp_path / "june-again.csv").write_text(f"{header}\n{first}\n")  # an overlapping download
+    frame = CsvBillingSource(path=str(tmp_path / "*.csv")).usage([DAY])
+    # Tags changed within the hour: 3.0 + 2.0 DBU, both rows kept; the repeated first row counts once.
+    assert frame.height == 2 and frame["usage_quantity"].sum() == 3.0 + 2.0
+
+
+@pytest.mark.parametrize(("cells", "where"), [
+    ("nan,1", "column dbus: not a finite number: 'nan'"),
+    ("1e400,1", "column dbus: not a finite number: '1e400'"),
+    ("1,inf", "column machineHours: not a finite number: 'inf'"),
+])
+def test_legacy_csv_rejects_non_finite_numbers(cells, where):
+    header = ",".join(parse.LEGACY_CSV_COLUMNS)
+    text = f"{header}\n1,2024-06-19T21:59:59.999Z,c,n,t,o,{{}},SKU,{cells},,{{}}\n"
+    with pytest.raises(parse.InputError, match=f"bill.csv: line 2: {where}"):
+        parse.legacy_csv_frame(text, "bill.csv")
+
+
+def test_legacy_csv_tags_must_be_a_json_object():
+    header = ",".join(parse.LEGACY_CSV_COLUMNS)
+    text = f'{header}\n1,2024-06-19T21:59:59.999Z,c,n,t,o,"[1,2]",SKU,1,1,,{{}}\n'
+    with pytest.raises(parse.InputError, match="bill.csv: line 2: column clusterCustomTags: not a JSON object"):
+        parse.legacy_csv_frame(text, "bill.csv")
+
+
+def test_system_usage_errors_name_the_row_and_record():
+    good = {"record_id": "a", "sku_name": "S", "usage_start_time": "2024-06-19T22:00:00Z",
+            "usage_end_time": "2024-06-19T23:00:00Z", "usage_quantity": "1.5"}
+    with pytest.raises(parse.InputError, match=r"row 1 \(record 'b'\): could not convert string to float"):
+        parse.system_usage_frame([good, {**good, "record_id": "b", "usage_quantity": "lots"}], "system_tables")
+    with pytest.raises(parse.InputError, match=r"row 0 \(record None\): missing field 'record_id'"):
+        parse.system_usage_frame([{k: v for k, v in good.items() if k != "record_id"}], "system_tables")
+    with pytest.raises(parse.InputError, match="is not a finite number"):
+        parse.system_usage_frame([{**good, "usage_quantity": "NaN"}], "system_tables")

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import math
 from collections.abc import Iterable, Mapping
 
 import polars as pl
@@ -220,31 +221,47 @@ def _int_or_none(value: object) -> int | None:
     return None if value in (None, "") else int(value)
 
 
+def _usage_row(r: Mapping, source: str) -> dict:
+    """One ``system.billing.usage`` row → a ``raw.billing_usage`` row (raises on a bad field)."""
+    meta = _tags(r.get("usage_metadata"))
+    features = _tags(r.get("product_features"))
+    identity = _tags(r.get("identity_metadata"))
+    start = _parse_ts(r["usage_start_time"])
+    ingestion = r.get("ingestion_date")
+    return {
+        "usage_date": start.date(), "account_id": r.get("account_id"), "workspace_id": r.get("workspace_id"),
+        "record_id": r["record_id"], "record_type": r.get("record_type") or "ORIGINAL",
+        "ingestion_date": dt.date.fromisoformat(str(ingestion)[:10]) if ingestion else None,
+        "cloud": (r.get("cloud") or "").upper() or None, "sku_name": r["sku_name"],
+        "usage_start_time": start, "usage_end_time": _parse_ts(r["usage_end_time"]),
+        "usage_unit": r.get("usage_unit") or "DBU", "usage_quantity": float(r["usage_quantity"]),
+        "billing_origin_product": r.get("billing_origin_product"), "cluster_id": meta.get("cluster_id"),
+        "warehouse_id": meta.get("warehouse_id"), "endpoint_name": meta.get("endpoint_name"),
+        "instance_pool_id": meta.get("instance_pool_id"), "node_type": meta.get("node_type"),
+        "job_id": _int_or_none(meta.get("job_id")), "job_run_id": _int_or_none(meta.get("job_run_id")),
+        "is_photon": _bool_or_none(features.get("is_photon")),
+        "is_serverless": _bool_or_none(features.get("is_serverless")),
+        "custom_tags": canonical_json(_tags(r.get("custom_tags"))), "run_as": identity.get("run_as"),
+        "machine_hours": None, "billing_source": source,
+    }
+
+
 def system_usage_frame(rows: Iterable[Mapping], source: str) -> pl.DataFrame:
-    """``system.billing.usage`` rows (structs as dicts or JSON text, values possibly strings)."""
+    """``system.billing.usage`` rows (structs as dicts or JSON text, values possibly strings).
+
+    A bad row fails the whole batch with its position, record id and field, so nothing half-read is stored.
+    """
     out = []
-    for r in rows:
-        meta = _tags(r.get("usage_metadata"))
-        features = _tags(r.get("product_features"))
-        identity = _tags(r.get("identity_metadata"))
-        start = _parse_ts(r["usage_start_time"])
-        ingestion = r.get("ingestion_date")
-        out.append({
-            "usage_date": start.date(), "account_id": r.get("account_id"), "workspace_id": r.get("workspace_id"),
-            "record_id": r["record_id"], "record_type": r.get("record_type") or "ORIGINAL",
-            "ingestion_date": dt.date.fromisoformat(str(ingestion)[:10]) if ingestion else None,
-            "cloud": (r.get("cloud") or "").upper() or None, "sku_name": r["sku_name"],
-            "usage_start_time": start, "usage_end_time": _parse_ts(r["usage_end_time"]),
-            "usage_unit": r.get("usage_unit") or "DBU", "usage_quantity": float(r["usage_quantity"]),
-            "billing_origin_product": r.get("billing_origin_product"), "cluster_id": meta.get("cluster_id"),
-            "warehouse_id": meta.get("warehouse_id"), "endpoint_name": meta.get("endpoint_name"),
-            "instance_pool_id": meta.get("instance_pool_id"), "node_type": meta.get("node_type"),
-            "job_id": _int_or_none(meta.get("job_id")), "job_run_id": _int_or_none(meta.get("job_run_id")),
-            "is_photon": _bool_or_none(features.get("is_photon")),
-            "is_serverless": _bool_or_none(features.get("is_serverless")),
-            "custom_tags": canonical_json(_tags(r.get("custom_tags"))), "run_as": identity.get("run_as"),
-            "machine_hours": None, "billing_source": source,
-        })
+    for i, r in enumerate(rows):
+        try:
+            out.append(_usage_row(r, source))
+        except KeyError as e:
+            raise InputError(f"{source} usage: row {i} (record {r.get('record_id')!r}): missing field {e}") from None
+        except (ValueError, TypeError, json.JSONDecodeError) as e:
+            raise InputError(f"{source} usage: row {i} (record {r.get('record_id')!r}): {e}") from None
+        if not math.isfinite(out[-1]["usage_quantity"]):
+            raise InputError(f"{source} usage: row {i} (record {r.get('record_id')!r}): usage_quantity "
+                             f"{r['usage_quantity']!r} is not a finite number")
     return _frame(out, schemas.BillingUsage).sort(["usage_start_time", "record_id"])
 
 
@@ -290,24 +307,22 @@ def legacy_csv_frame(text: str, file_name: str, source: str = "csv") -> pl.DataF
         start = end.replace(minute=0, second=0, microsecond=0)
         if end == start:  # a stamp exactly on the hour closes the previous hour
             start -= dt.timedelta(hours=1)
-        try:
-            dbus = float(cell("dbus"))
-        except ValueError:
-            raise fail("dbus", f"not a number: {cell('dbus')!r}") from None
-        try:
-            machine = float(cell("machineHours")) if cell("machineHours") else None
-        except ValueError:
-            raise fail("machineHours", f"not a number: {cell('machineHours')!r}") from None
+        dbus = _finite(cell("dbus"), lambda problem: fail("dbus", problem))
+        machine = _finite(cell("machineHours"), lambda problem: fail("machineHours", problem)) \
+            if cell("machineHours") else None
         for name in ("clusterCustomTags", "tags"):
             try:
-                _tags(cell(name))
+                if not isinstance(_tags(cell(name)), dict):
+                    raise fail(name, f"not a JSON object: {cell(name)[:40]!r}")
             except json.JSONDecodeError as e:
                 raise fail(name, f"not a JSON object: {e.msg}") from None
         if dbus < 0:
             raise fail("dbus", f"negative quantity {dbus} (the legacy CSV has no retractions)")
         cluster_id, sku = cell("clusterId"), cell("sku")
-        record_id = hashlib.sha256(
-            f"{cell('workspaceId')}|{start.isoformat()}|{cluster_id}|{sku}".encode()).hexdigest()[:32]
+        # The legacy CSV has no record id: derive one from the whole row, so only an identical row (the
+        # same hour downloaded twice in overlapping files) collapses; two rows of one cluster-hour-SKU that
+        # differ (e.g. tags changed within the hour) both count.
+        record_id = hashlib.sha256("\x1f".join(cells).encode()).hexdigest()[:32]
         rows.append({
             "usage_date": start.date(), "account_id": None, "workspace_id": cell("workspaceId"),
             "record_id": record_id, "record_type": "ORIGINAL", "ingestion_date": None, "cloud": None,
@@ -324,6 +339,17 @@ def legacy_csv_frame(text: str, file_name: str, source: str = "csv") -> pl.DataF
             "machine_hours": machine, "billing_source": source,
         })
     return _frame(rows, schemas.BillingUsage).sort(["usage_start_time", "record_id"])
+
+
+def _finite(text: str, fail) -> float:
+    """A finite number, or the error ``fail(problem)`` builds (NaN and infinity are not quantities)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise fail(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise fail(f"not a finite number: {text!r}")
+    return value
 
 
 def _origin_from_sku(sku: str) -> str | None:
