@@ -83,7 +83,8 @@ def test_a_correction_rematerializes_exactly_its_day(setup):
     _write(bill, [*original, _row("r1", DAY, "RETRACTION", -10.0, later), _row("s1", DAY, "RESTATEMENT", 12.0, later)])
     requests = _tick(defs, instance).run_requests
     assert [r.partition_key for r in requests] == [DAY.isoformat()]  # exactly the affected day
-    assert requests[0].run_key == f"late-billing:{DAY.isoformat()}:{later.isoformat()}"
+    assert requests[0].run_key.startswith(f"late-billing:{DAY.isoformat()}:")
+    assert requests[0].run_key.endswith(":12.0")  # the day's new net quantity: 10 − 10 + 12
 
     _materialize(defs, instance, DAY, downstream)
     recon = read_table(str(database), "mart.reconciliation").filter(pl.col("usage_date") == DAY)
@@ -95,3 +96,17 @@ def test_a_correction_rematerializes_exactly_its_day(setup):
     assert sorted(raw["record_type"].to_list()) == ["ORIGINAL", "RESTATEMENT", "RETRACTION"]
     # The other day kept its single materialization; after the re-run nothing is pending.
     assert not _tick(defs, instance).run_requests
+
+
+def test_records_ingested_later_on_the_same_date_are_noticed(setup):
+    """A correction ingested on the date the day was last read still changes the day's fingerprint."""
+    defs, bill, _ = setup
+    ingested = DAY + dt.timedelta(days=1)
+    original = [_row("o1", DAY, "ORIGINAL", 10.0, ingested)]
+    _write(bill, original)
+    instance = dg.DagsterInstance.ephemeral()
+    assert defs.resolve_job_def("reference_prices").execute_in_process(instance=instance, run_config=QUIET).success
+    _materialize(defs, instance, DAY, dg.AssetSelection.groups("raw", "mart"))
+    _write(bill, [*original, _row("r1", DAY, "RETRACTION", -10.0, ingested),
+                  _row("s1", DAY, "RESTATEMENT", 12.0, ingested)])
+    assert [r.partition_key for r in _tick(defs, instance).run_requests] == [DAY.isoformat()]

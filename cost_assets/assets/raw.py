@@ -87,7 +87,7 @@ def billing_usage(context: dg.AssetExecutionContext, billing: BillingSource):
     yield dg.Output(frame, metadata={**frame_metadata(
         frame, billed_dbus=float(frame["usage_quantity"].sum()), correction_records=corrections,
         source=frame["billing_source"].first() if frame.height else "none"),
-        watermarks.METADATA_KEY: dg.MetadataValue.json(watermarks.ingestion_watermarks(frame, days))})
+        watermarks.METADATA_KEY: dg.MetadataValue.json(watermarks.bill_fingerprints(frame, days))})
 
 
 @dg.asset(
