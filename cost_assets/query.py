@@ -5,12 +5,15 @@ file is opened read-only, so a query can never change stored data.
 """
 
 import datetime as dt
+import os
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 
 import duckdb
 import polars as pl
+
+from cost_assets.config import Settings
 
 TABLE = '"mart"."serving_costs"'
 GROUP_COLUMNS = ("usage_date", "workspace_id", "tenant", "agent", "user", "endpoint_name", "model")
@@ -37,14 +40,16 @@ def _to_polars(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
 
 
 def query_attribution(
-    database: str,
     tenant_id: str | None = None,
-    *,
-    start_date: dt.date,
-    end_date: dt.date,
+    start_date: dt.date | str | None = None,
+    end_date: dt.date | str | None = None,
     group_by: Sequence[str] = ("tenant",),
+    database: str | None = None,
 ) -> pl.DataFrame:
     """Serving cost per group over ``[start_date, end_date]`` (both inclusive), optionally for one tenant.
+
+    ``start_date``/``end_date`` are required (dates or ISO strings); ``database`` defaults to the
+    ``COST_ASSETS_DUCKDB`` file the pipeline writes.
 
     Returns the ``group_by`` columns plus ``estimated_usd, actual_usd, actual_dbus, delta_usd, calls``
     (summed; a money column is null for a group holding any unknown amount). ``tenant_id`` matches the
@@ -56,6 +61,11 @@ def query_attribution(
     names have to be written into the statement text; they are therefore checked against the fixed
     allow-list :data:`GROUP_COLUMNS` (and quoted) before they get anywhere near it.
     """
+    if start_date is None or end_date is None:
+        raise TypeError("query_attribution needs start_date and end_date")
+    start_date, end_date = (d if isinstance(d, dt.date) else dt.date.fromisoformat(d) for d in (start_date, end_date))
+    if database is None:
+        database = Settings.from_environ(os.environ).duckdb_path
     columns = list(group_by)
     unknown = [c for c in columns if c not in GROUP_COLUMNS]
     if unknown:

@@ -41,7 +41,8 @@ def database(tmp_path: Path) -> str:
 
 
 def test_tenant_with_a_quote_returns_exactly_its_rows(database):
-    out = query_attribution(database, "o'reilly", start_date=D1, end_date=D2, group_by=["tenant"])
+    out = query_attribution(tenant_id="o'reilly", start_date=D1, end_date=D2, group_by=["tenant"],
+                            database=database)
     assert out.to_dicts() == [
         {
             "tenant": "o'reilly",
@@ -55,24 +56,24 @@ def test_tenant_with_a_quote_returns_exactly_its_rows(database):
 
 
 def test_an_injection_shaped_tenant_is_only_a_value(database):
-    out = query_attribution(database, "o'reilly' OR '1'='1", start_date=D1, end_date=D3, group_by=["tenant"])
+    out = query_attribution("o'reilly' OR '1'='1", database=database, start_date=D1, end_date=D3, group_by=["tenant"])
     assert out["tenant"].to_list() == ["o'reilly' OR '1'='1"] and out["calls"].to_list() == [8]
 
 
 def test_group_by_agent_and_day_over_an_inclusive_range(database):
-    out = query_attribution(database, "o'reilly", start_date=D1, end_date=D3, group_by=["usage_date", "agent"])
+    out = query_attribution("o'reilly", database=database, start_date=D1, end_date=D3, group_by=["usage_date", "agent"])
     got = {(r["usage_date"], r["agent"]): r["actual_usd"] for r in out.to_dicts()}
     assert got == pytest.approx({(D1, "triage"): 1.5, (D1, "writer"): 2.5, (D2, "triage"): 3.0, (D3, "triage"): 17.0})
 
 
 def test_all_tenants_and_unknown_money_stays_unknown(database):
-    out = query_attribution(database, start_date=D2, end_date=D2, group_by=["tenant"])
+    out = query_attribution(database=database, start_date=D2, end_date=D2, group_by=["tenant"])
     got = {r["tenant"]: (r["estimated_usd"], r["actual_usd"]) for r in out.to_dicts()}
     assert got == {"(untagged)": (None, 0.5), "o'reilly": (4.0, 3.0)}
 
 
 def test_empty_group_by_gives_one_total(database):
-    out = query_attribution(database, start_date=D1, end_date=D1, group_by=[])
+    out = query_attribution(database=database, start_date=D1, end_date=D1, group_by=[])
     assert out.height == 1 and out["calls"][0] == 3 + 4 + 6 + 8
     assert out["actual_dbus"][0] == pytest.approx(10.0 + 20.0 + 40.0 + 60.0)
 
@@ -82,17 +83,25 @@ def test_empty_group_by_gives_one_total(database):
 )
 def test_group_by_outside_the_allow_list_is_refused(database, bad):
     with pytest.raises(ValueError, match="group"):
-        query_attribution(database, start_date=D1, end_date=D3, group_by=bad)
-    assert query_attribution(database, start_date=D1, end_date=D3, group_by=["tenant"]).height == 4
+        query_attribution(database=database, start_date=D1, end_date=D3, group_by=bad)
+    assert query_attribution(database=database, start_date=D1, end_date=D3, group_by=["tenant"]).height == 4
 
 
 def test_user_column_and_every_allowed_column_can_be_grouped(database):
-    out = query_attribution(database, "acme", start_date=D1, end_date=D3, group_by=list(GROUP_COLUMNS))
+    out = query_attribution("acme", database=database, start_date=D1, end_date=D3, group_by=list(GROUP_COLUMNS))
     assert out.height == 1 and out["user"][0] == "ana"
 
 
 def test_bad_dates_and_missing_file(database, tmp_path):
     with pytest.raises(ValueError, match="after"):
-        query_attribution(database, start_date=D3, end_date=D1)
+        query_attribution(database=database, start_date=D3, end_date=D1)
     with pytest.raises(FileNotFoundError):
-        query_attribution(str(tmp_path / "nope.duckdb"), start_date=D1, end_date=D1)
+        query_attribution(database=str(tmp_path / "nope.duckdb"), start_date=D1, end_date=D1)
+
+
+def test_issue_signature_positional_and_default_database(database, monkeypatch):
+    """query_attribution(tenant_id, start_date, end_date, group_by) reads COST_ASSETS_DUCKDB by default."""
+    monkeypatch.setenv("COST_ASSETS_DUCKDB", database)
+    by_keyword = query_attribution(tenant_id="o'reilly", start_date=D1, end_date=D3, group_by=["agent"])
+    positional = query_attribution("o'reilly", D1.isoformat(), D3.isoformat(), ["agent"])
+    assert by_keyword.equals(positional) and by_keyword.height > 0
