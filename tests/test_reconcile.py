@@ -389,3 +389,12 @@ def test_legacy_csv_rows_are_matched_at_the_hour_their_stamp_closes():
 def test_empty_inputs_give_an_empty_table_with_the_contract_columns():
     out = reconcile(usage(), no_estimate())
     assert out.height == 0 and out.columns == RECONCILIATION_COLUMNS
+
+
+def test_only_dbu_quantities_count_as_billed_dbus():
+    bill = usage({"cluster_id": "c", "usage_quantity": 4.0},
+                 {"cluster_id": "c", "usage_quantity": 2.0, "usage_unit": "GPU_HOUR"})
+    row = one(reconcile(bill, no_estimate()), resource_id="c")
+    assert row["billed_dbus"] == 4.0  # the 2 GPU hours are not DBUs
+    # No price per GPU hour in the table: the hour's dollars are unknown, never $0.
+    assert row["unpriced"] and row["billed_cost_usd"] is None

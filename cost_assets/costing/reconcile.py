@@ -168,7 +168,8 @@ def billed_grain(billing: Frame, dbu_prices: Frame, default_cloud: str) -> pl.La
         _priced_usage(billing, dbu_prices, default_cloud)
         .group_by(GRAIN)
         .agg(
-            pl.col("usage_quantity").sum().alias("billed_dbus"),
+            # Only DBU quantities are DBUs; other units (GPU_HOUR, DSU, ...) still count in the dollars.
+            pl.col("usage_quantity").filter(pl.col("usage_unit") == "DBU").sum().alias("billed_dbus"),
             pl.len().cast(pl.Int64).alias("billing_records"),
             pl.col("usage_cost_usd").sum().alias("_billed_cost"),
             (pl.col("usage_cost_usd").is_null() & (pl.col("usage_quantity") != 0)).any().alias("unpriced"),
