@@ -90,6 +90,8 @@ def test_shared_cluster_idle_row_takes_cluster_tags():
         assert row["team"] == team and row["is_shared_cluster"] is True
     idle = one(out, consumer="idle")
     assert idle["cost_center"] == "cc-9" and idle["task_run_id"] is None and idle["job_id"] is None
+    # Precedence per key, as in the attributed bill: the jobs set `team`, the cluster fills `cost_center`.
+    assert one(out, consumer="run", task_run_id=1)["cost_center"] == "cc-9"
     # A malformed tag map must not fail the day: the idle row just has no tags.
     broken = costs(jr, cl.with_columns(pl.lit("{not json").alias("custom_tags")), ev, jb=jb)
     assert one(broken, consumer="idle")["team"] is None

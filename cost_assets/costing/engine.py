@@ -30,6 +30,7 @@ import polars as pl
 
 from cost_assets.costing.allocate import allocate, shared_cluster_flags
 from cost_assets.costing.price import MONEY_COLUMNS, price_segments_lazy
+from cost_assets.costing.scope import resolve_tags
 from cost_assets.costing.timeline import (
     ENGINE,
     Frame,
@@ -310,7 +311,6 @@ def run_costs(
         .agg(*sums, pl.col("unpriced").any())
         .join(d.runs.lazy().select(*RUN_ATTRS, "cluster_id"), on=["cluster_id", "task_run_id"], how="left")
         .join(attrs.select("cluster_id", "sku_name", "is_shared_cluster"), on="cluster_id", how="left")
-        .join(d.jobs.select("workspace_id", "job_id", *TAGS), on=["workspace_id", "job_id"], how="left")
         .with_columns(pl.lit("run").alias("consumer"))
     )
     idle_sums = alloc.filter(pl.col("consumer") == "idle").group_by("cluster_id").agg(*sums, pl.col("unpriced").any())
@@ -330,9 +330,13 @@ def run_costs(
             pl.lit(None, pl.String).alias("task_key"),
         )
     )
-    out = pl.concat([run_rows.pipe(_finish_money), idle_rows.pipe(_finish_money)], how="diagonal_relaxed")
+    out = pl.concat([run_rows.pipe(_finish_money), idle_rows.drop(TAGS, strict=False).pipe(_finish_money)],
+                    how="diagonal_relaxed").with_columns(pl.lit(d.day).alias("usage_date"))
+    # The same tag precedence as the attributed bill (job > cluster > pool), so both tables agree.
+    pool_tags = pools if pools is not None and "custom_tags" in lazy(pools).collect_schema().names() else None
+    out = resolve_tags(out, jobs=jobs, clusters=clusters, pools=pool_tags)
     return (
-        out.with_columns(pl.lit(d.day).alias("usage_date"), pl.col("is_shared_cluster").fill_null(True))
+        out.with_columns(pl.col("is_shared_cluster").fill_null(True))
         .select(RUN_COSTS_COLUMNS)
         .sort(["cluster_id", "consumer", "task_run_id"], nulls_last=True)
         .collect(engine=ENGINE)

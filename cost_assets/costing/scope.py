@@ -42,7 +42,6 @@ COST_BY_SCOPE_COLUMNS = [
     "serving_cost_usd",
     "currency_code",
 ]
-_TAG_STRUCT = pl.Struct({t: pl.String for t in TAG_DIMENSIONS})
 
 
 def _blank_to_null(expr: pl.Expr) -> pl.Expr:
@@ -50,9 +49,12 @@ def _blank_to_null(expr: pl.Expr) -> pl.Expr:
 
 
 def tags_from_json(column: str, prefix: str) -> list[pl.Expr]:
-    """The tag dimensions decoded from a canonical-JSON tag map column, as ``<prefix><dimension>``."""
-    decoded = pl.col(column).fill_null("{}").str.json_decode(_TAG_STRUCT)
-    return [_blank_to_null(decoded.struct.field(t)).alias(f"{prefix}{t}") for t in TAG_DIMENSIONS]
+    """The tag dimensions read from a JSON tag map column, as ``<prefix><dimension>``.
+
+    Path matching rather than decoding: a malformed map yields no tags instead of failing the day.
+    """
+    source = pl.col(column).fill_null("{}")
+    return [_blank_to_null(source.str.json_path_match(f"$.{t}")).alias(f"{prefix}{t}") for t in TAG_DIMENSIONS]
 
 
 def _nearest(frame: pl.LazyFrame, snapshots: pl.LazyFrame, by: list[str]) -> pl.LazyFrame:
