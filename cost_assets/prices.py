@@ -86,12 +86,12 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from cost_assets.schemas import CLOUDS, TIERS, UTC_TS
+from cost_assets.schemas import CURRENCY as CURRENCY_CODE
 
 WORKLOADS = (
     "jobs", "all_purpose", "jobs_light", "dlt_core", "dlt_pro", "dlt_advanced",
     "sql_classic", "sql_pro", "sql_serverless", "serverless_jobs", "model_serving",
 )
-CURRENCY_CODE = "USD"
 USAGE_UNIT = "DBU"
 PHOTON_SUFFIX = "_(PHOTON)"
 BUNDLED_FILE = "cost_assets/data/prices.yaml"

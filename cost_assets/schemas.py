@@ -16,6 +16,9 @@ import pandera.polars as pa
 import polars as pl
 
 UTC_TS = pl.Datetime("us")
+CURRENCY = "USD"  # every money column is USD today; `currency_code` sits next to each
+# The standard tag dimensions read from job, cluster and pool tags (and billing custom_tags).
+TAG_COLUMNS = ["team", "tenant", "project", "cost_center"]
 
 EVENT_TYPES = [
     "ADD_NODES_FAILED", "AUTOMATIC_CLUSTER_UPDATE", "AUTOSCALING_BACKOFF", "AUTOSCALING_FAILED",

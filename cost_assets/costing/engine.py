@@ -40,6 +40,8 @@ from cost_assets.costing.timeline import (
     lazy,
     segment_core,
 )
+from cost_assets.schemas import TAG_COLUMNS
+from cost_assets.timeutil import day_bounds
 
 RUN_COSTS_COLUMNS = [
     "usage_date",
@@ -85,7 +87,6 @@ HOURLY_COLUMNS = [
     "dbu_share",
     "cost_share",
 ]
-TAGS = ["team", "tenant", "project", "cost_center"]
 # Clusters are processed in batches of about this many events (bounded memory, same result).
 EVENTS_PER_BATCH = 1_500_000
 RUN_ATTRS = ["task_run_id", "run_id", "job_id", "task_key", "workspace_id"]
@@ -101,12 +102,6 @@ SLIM_COLUMNS = [
 ]
 
 
-def day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """``[00:00, next 00:00)`` of a UTC day as naive datetimes."""
-    start = dt.datetime.combine(day, dt.time())
-    return start, start + dt.timedelta(days=1)
-
-
 def _nearest_snapshot(frame: Frame, key: list[str], day: dt.date) -> pl.LazyFrame:
     """One row per key: the snapshot whose usage_date is nearest the day (the day itself if present)."""
     distance = (pl.col("usage_date") - pl.lit(day)).dt.total_days().abs()
@@ -115,7 +110,7 @@ def _nearest_snapshot(frame: Frame, key: list[str], day: dt.date) -> pl.LazyFram
 
 def _day_runs(job_runs: Frame, day: dt.date) -> pl.DataFrame:
     """Task runs on a cluster overlapping the day, clipped to it, with a validated ``weight``."""
-    start, end = day_window(day)
+    start, end = day_bounds(day)
     runs = lazy(job_runs)
     has_weight = "weight" in runs.collect_schema().names()
     run_end = pl.coalesce("end_time", pl.lit(end, pl.Datetime("us")))
@@ -170,7 +165,7 @@ class _Day:
         hourly_handoff: bool = True,
     ) -> None:
         self.day = day
-        start, end = day_window(day)
+        start, end = day_bounds(day)
         self.clusters = _nearest_snapshot(clusters, ["cluster_id"], day).collect(engine=ENGINE)
         self.jobs = _nearest_snapshot(jobs, ["workspace_id", "job_id"], day)
         self.runs = _day_runs(job_runs, day)
@@ -238,7 +233,7 @@ class _Day:
         """Per cluster: workspace, SKU of the day (first priced one), shared flag and custom-tag columns."""
         # json_path_match, not json_decode: one malformed tag map must not fail the whole day.
         tags = self.clusters.lazy().select(
-            "cluster_id", *[pl.col("custom_tags").str.json_path_match(f"$.{t}").alias(t) for t in TAGS]
+            "cluster_id", *[pl.col("custom_tags").str.json_path_match(f"$.{t}").alias(t) for t in TAG_COLUMNS]
         )
         # The day's SKU of a cluster is its first segment's (a cluster has one SKU unless the sheet renames it).
         seg = (
@@ -280,7 +275,7 @@ def _finish_money(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 def segments_for_day(clusters: Frame, events: Frame, day: dt.date, pools: Frame | None = None) -> pl.DataFrame:
     """``mart/cluster_segments`` for one day: the hour-cut cluster (and pool) timeline."""
-    start, end = day_window(day)
+    start, end = day_bounds(day)
     snapshot = _nearest_snapshot(clusters, ["cluster_id"], day)
     return (
         cluster_segments_lazy(snapshot, events, start, end, pools)
@@ -330,7 +325,7 @@ def run_costs(
             pl.lit(None, pl.String).alias("task_key"),
         )
     )
-    out = pl.concat([run_rows.pipe(_finish_money), idle_rows.drop(TAGS, strict=False).pipe(_finish_money)],
+    out = pl.concat([run_rows.pipe(_finish_money), idle_rows.drop(TAG_COLUMNS, strict=False).pipe(_finish_money)],
                     how="diagonal_relaxed").with_columns(pl.lit(d.day).alias("usage_date"))
     # The same tag precedence as the attributed bill (job > cluster > pool), so both tables agree.
     pool_tags = pools if pools is not None and "custom_tags" in lazy(pools).collect_schema().names() else None

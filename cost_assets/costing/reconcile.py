@@ -65,9 +65,9 @@ import datetime as dt
 import polars as pl
 
 from cost_assets.costing.timeline import Frame, lazy
+from cost_assets.schemas import CURRENCY
 
 TOLERANCE = 0.05
-CURRENCY = "USD"
 ONE_US = dt.timedelta(microseconds=1)
 RESOURCE_TYPES = ["cluster", "warehouse", "endpoint", "serverless"]
 REASONS = ["unpriced", "sku_mismatch", "no_estimate", "no_billing", "correction", "mismatch", "ok"]

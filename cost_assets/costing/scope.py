@@ -23,11 +23,11 @@ value for a dimension counts under :data:`UNTAGGED` so every dimension sums to t
 import polars as pl
 
 from cost_assets.costing.timeline import Frame, lazy
+from cost_assets.schemas import CURRENCY, TAG_COLUMNS
 
-TAG_DIMENSIONS = ["team", "tenant", "project", "cost_center"]
+TAG_DIMENSIONS = TAG_COLUMNS
 SCOPE_DIMENSIONS = [*TAG_DIMENSIONS, "job", "user"]
 UNTAGGED = "(untagged)"
-CURRENCY = "USD"
 COST_BY_SCOPE_COLUMNS = [
     "usage_date",
     "workspace_id",

@@ -28,9 +28,9 @@ Why the edge cases go where they go:
 import polars as pl
 
 from cost_assets.costing.timeline import Frame, lazy
+from cost_assets.schemas import CURRENCY
 
 UNTAGGED = "(untagged)"
-CURRENCY = "USD"
 GROUP = ["usage_date", "workspace_id", "tenant", "agent", "user", "endpoint_name", "model"]
 ENDPOINT_HOUR = ["workspace_id", "endpoint_name", "hour_start"]
 SERVING_COSTS_COLUMNS = [

@@ -16,9 +16,8 @@ from collections.abc import Iterable, Mapping
 import polars as pl
 
 from cost_assets import schemas
+from cost_assets.timeutil import day_bounds, ms_to_dt, to_ms  # noqa: F401 (parse.to_ms etc. are used by callers)
 
-EPOCH = dt.datetime(1970, 1, 1)
-STANDARD_TAGS = ("team", "tenant", "project", "cost_center")
 LIFECYCLE_EVENTS = ("CREATING", "STARTING", "RESTARTING", "TERMINATING")
 # The documented column order of the legacy billable-usage CSV.
 LEGACY_CSV_COLUMNS = ["workspaceId", "timestamp", "clusterId", "clusterName", "clusterNodeType",
@@ -33,20 +32,6 @@ class InputError(ValueError):
 def canonical_json(value: Mapping | None) -> str:
     """Tag maps as stable JSON text (sorted keys), the form every table stores them in."""
     return json.dumps(dict(value or {}), sort_keys=True, separators=(",", ":"))
-
-
-def ms_to_dt(ms: int | None) -> dt.datetime | None:
-    """Epoch ms → naive UTC datetime; 0 and None mean 'not set' (e.g. end_time of an active run)."""
-    return EPOCH + dt.timedelta(milliseconds=int(ms)) if ms else None
-
-
-def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    start = dt.datetime(day.year, day.month, day.day)
-    return start, start + dt.timedelta(days=1)
-
-
-def to_ms(t: dt.datetime) -> int:
-    return int((t - EPOCH).total_seconds() * 1000)
 
 
 def _frame(rows: list[dict], model: type) -> pl.DataFrame:
@@ -117,7 +102,7 @@ def jobs_frame(jobs: Iterable[Mapping], day: dt.date, workspace_id: str) -> pl.D
         rows.append({"usage_date": day, "workspace_id": workspace_id, "job_id": job["job_id"],
                      "job_name": settings.get("name"), "creator_user_name": job.get("creator_user_name"),
                      "created_time": ms_to_dt(job.get("created_time")), "tags": canonical_json(tags),
-                     **{k: tags.get(k) for k in STANDARD_TAGS}})
+                     **{k: tags.get(k) for k in schemas.TAG_COLUMNS}})
     return _frame(rows, schemas.Jobs).sort("job_id")
 
 
