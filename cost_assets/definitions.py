@@ -6,7 +6,6 @@ Nothing reads the environment at import except the one module-level ``defs = bui
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 import dagster as dg
 
@@ -106,7 +105,6 @@ def build_resources(settings: Settings) -> dict:
                                   warehouse_id=settings.databricks_warehouse_id)
     else:
         connection, workspace = None, SimulatedWorkspace(world=world)
-    Path(settings.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
     return {
         "workspace": workspace,
         "billing": _billing(settings, world, connection),

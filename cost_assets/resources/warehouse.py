@@ -348,6 +348,10 @@ class CostDuckDbClient(DuckDbClient):
     def connect(
         context: dg.OutputContext | dg.InputContext, table_slice: TableSlice
     ) -> Iterator[duckdb.DuckDBPyConnection]:
+        # The file's folder is created on first use (not when the definitions are built: no work at import).
+        database = context.resource_config["database"]
+        if database != ":memory:" and not database.startswith("md:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         with DuckDbClient.connect(context, table_slice) as connection:
             try:
                 yield connection
