@@ -24,7 +24,7 @@ DUCKDB1_VERSION ?= 1.5.6
 DUCKDB1_DIR := $(VENV)/duckdb1
 DUCKDB1_STAMP := $(DUCKDB1_DIR)/.installed-$(DUCKDB1_VERSION)
 
-.PHONY: help .venv install run mock ui test test-duckdb1 system-deps lint lock clean clean-data
+.PHONY: help .venv install run mock ui bench test test-duckdb1 system-deps lint lock clean clean-data
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z0-9_.-]+:.*?## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -84,6 +84,9 @@ system-deps: ## install Debian's postgresql-15 and chromium when missing (apt-ge
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+
+bench: install ## engine benchmark: S/M/L vs the floor, original calculator, accuracy, Dagster day (rewrites benchmarks/RESULTS.md)
+	POLARS_MAX_THREADS=2 $(BIN)/python benchmarks/bench_engine.py
 
 lint: install ## ruff check
 	$(BIN)/ruff check .

@@ -20,7 +20,7 @@ unknown, not $0.
 Scale: the day is processed in batches of clusters above :data:`EVENTS_PER_BATCH` events (clusters are
 independent, so the result is the same and peak memory follows the batch). ``run_costs`` hands job
 clusters' run-free money to runs once per day; ``cost_by_cluster_hour`` does it per hour (same totals).
-See ``benchmarks/RESULTS.md``: ~2.5–3× the bare polars sweep floor and ~0.7 GB peak at 100k task runs,
+See ``benchmarks/RESULTS.md``: ~2–2.3× the bare polars sweep floor and ~0.7 GB peak at 100k task runs,
 10k clusters and 1M events on 2 threads.
 """
 
