@@ -43,6 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 import duckdb
 
 from cost_assets.prices import load_price_sheet
+from cost_assets.schemas import EVENT_TYPES
 from cost_assets.simulation import views
 from cost_assets.simulation.world import DAY, JobRun, WorldConfig
 
@@ -80,6 +81,11 @@ class MockOptions:
     sql_chunk_rows: int = 5000
     statement_delay_s: float = 0.0  # statements stay PENDING this long
     unknown_fields: bool = False  # add fields (and a CSV column) no parser knows
+    # World objects shown differently from the world: jobs deleted since their runs (jobs/get answers 404
+    # RESOURCE_DOES_NOT_EXIST; runs stay listed), and runs still active (end_time 0, RUNNING) – the world
+    # is otherwise seen after its last day, when every run has completed.
+    deleted_jobs: tuple[int, ...] = ()
+    active_runs: tuple[int, ...] = ()
     faults: Faults = field(default_factory=Faults)
 
 
@@ -633,8 +639,10 @@ class MockWorkspace:
             raise _bad("active_only and completed_only cannot both be true")
         lo, hi = query.int("start_time_from", 0), query.int("start_time_to", 2**62)
         job_id, run_type = query.int("job_id"), query.str("run_type")
-        runs = [] if query.bool("active_only") or run_type not in (None, "JOB_RUN") else [
-            r for r in self.runs_newest_first if lo <= r.start <= hi and job_id in (None, r.job_id)]
+        active_only, completed_only = query.bool("active_only"), query.bool("completed_only")
+        runs = [] if run_type not in (None, "JOB_RUN") else [
+            r for r in self.runs_newest_first if lo <= r.start <= hi and job_id in (None, r.job_id)
+            and not (active_only and not self._active(r)) and not (completed_only and self._active(r))]
         token = query.str("page_token")
         offset = _untoken(token, "offset") if token else query.int("offset", 0)
         page = runs[offset:offset + limit]
@@ -647,8 +655,24 @@ class MockWorkspace:
             out["prev_page_token"] = _token(offset=max(0, offset - limit))
         return _json(200, self._mark(out))
 
-    def _listed_run(self, run: JobRun, version: str, expand: bool) -> dict:
+    def _active(self, run: JobRun) -> bool:
+        return run.run_id in self.options.active_runs
+
+    def _run_payload(self, run: JobRun) -> dict:
+        """The run object; an active run (MockOptions.active_runs) has end_time 0 and its last task(s)
+        still RUNNING."""
         payload = views.run_payload(self.world, run)
+        if self._active(run):
+            running = {"life_cycle_state": "RUNNING", "state_message": ""}
+            payload.update(end_time=0, run_duration=0, state=running, status={"state": "RUNNING"})
+            last = max(t["end_time"] for t in payload["tasks"])
+            for task in payload["tasks"]:
+                if task["end_time"] == last:
+                    task.update(end_time=0, execution_duration=0, state=running, status={"state": "RUNNING"})
+        return payload
+
+    def _listed_run(self, run: JobRun, version: str, expand: bool) -> dict:
+        payload = self._run_payload(run)
         if not expand:
             payload.pop("tasks", None)
             payload.pop("job_clusters", None)
@@ -669,7 +693,7 @@ class MockWorkspace:
             raise _bad("Missing required field: run_id")
         if run_id not in self.runs_by_id:
             raise MockError(404, "RESOURCE_DOES_NOT_EXIST", f"Run {run_id} does not exist.")
-        payload = views.run_payload(self.world, self.runs_by_id[run_id])
+        payload = self._run_payload(self.runs_by_id[run_id])
         if not query.bool("include_history"):
             payload.pop("repair_history", None)
         if version == "2.2":
@@ -694,7 +718,7 @@ class MockWorkspace:
         job_id = query.int("job_id")
         if job_id is None:
             raise _bad("Missing required field: job_id")
-        if job_id not in self.world.jobs:
+        if job_id not in self.world.jobs or job_id in self.options.deleted_jobs:
             raise MockError(404, "RESOURCE_DOES_NOT_EXIST", f"Job {job_id} does not exist.")
         payload = views.job_payload(self.world, self.world.jobs[job_id])
         if version == "2.2":
@@ -743,6 +767,8 @@ class MockWorkspace:
             raise _bad(f"order must be ASC or DESC, got {order!r}")
         lo, hi = request.get("start_time") or 0, request.get("end_time") or 2**62
         types = set(request.get("event_types") or [])
+        if unknown := sorted(map(str, types - set(EVENT_TYPES))):
+            raise _bad(f"event_types: unknown event type(s) {', '.join(unknown)}")
         events = [self._mark({**e, "details": self._mark(dict(e.get("details") or {}))})
                   for e in views.cluster_events(self.world, cluster_id)
                   if lo <= e["timestamp"] <= hi and (not types or e["type"] in types)]

@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from cost_assets import schemas
 from cost_assets.assets import raw
 from cost_assets.ingest import fetch, parse
 from cost_assets.ingest.http import ApiClient, OAuthM2MCredentials
@@ -58,6 +59,18 @@ def calls(server: MockServer, key: str) -> int:
     return server.mock.calls[key]
 
 
+def listed_runs(day: dt.date) -> list[dict]:
+    """The runs fetch_day lists for ``day``: started in the two days before it or on it."""
+    lo = parse.to_ms(parse.day_bounds(day)[0])
+    return list(SimulatedApi(CFG).list_runs(lo - 2 * DAY, lo + DAY - 1))
+
+
+def job_clusters_of(runs: list[dict]) -> set[str]:
+    """Every job cluster of the runs' tasks: each is looked at once (clusters/get) to see whether it was
+    up during the day, whether or not one of its tasks overlaps the day (tear-down across midnight)."""
+    return {t["cluster_instance"]["cluster_id"] for r in runs for t in r["tasks"] if "existing_cluster_id" not in t}
+
+
 @pytest.mark.parametrize("day", DAYS)
 def test_workspace_tables_equal_with_every_paging_path(small_limits, day):
     expected = fetch.fetch_day(SimulatedApi(CFG), day)
@@ -76,7 +89,8 @@ def test_workspace_tables_equal_with_every_paging_path(small_limits, day):
     jobs = [sim.get_job(j) for j in expected.jobs["job_id"]]
     assert made["GET /api/2.2/jobs/get"] == sum(pages(len(j["settings"]["tasks"]), 2) for j in jobs)
     job_clusters = expected.clusters.filter(cluster_source="JOB")["cluster_id"].to_list()
-    assert made["GET /api/2.1/clusters/get"] == len(job_clusters)
+    assert set(job_clusters) <= job_clusters_of(runs)
+    assert made["GET /api/2.1/clusters/get"] == len(job_clusters_of(runs))
     assert made["GET /api/2.1/clusters/list"] == 1  # one all-purpose cluster: one page of 2
     asked = sorted(set(expected.clusters["cluster_id"]) | {"1231-000000-4a5b9613"})
     assert made["POST /api/2.1/clusters/events"] == sum(
@@ -95,7 +109,9 @@ def test_a_day_costs_the_planned_calls_at_real_limits(real_limits):
     assert dict(made) == {
         "GET /api/2.2/jobs/runs/list": 1,  # ceil(runs / 25) with fewer than 25 runs
         "GET /api/2.1/clusters/list": 1,
-        "GET /api/2.1/clusters/get": job_clusters,  # one per job cluster; all-purpose ones come listed
+        # One per job cluster of the listed runs (those of the day's tasks, and those of tasks that ended
+        # before 00:00: up after midnight?); all-purpose ones come listed.
+        "GET /api/2.1/clusters/get": len(job_clusters_of(listed_runs(day))),
         "POST /api/2.1/clusters/events": job_clusters + 1,  # one page per cluster (+ the shared one)
         "GET /api/2.2/jobs/get": expected.jobs.height,  # one per distinct job; no runs/get at all
     }
@@ -110,7 +126,7 @@ def test_backfill_of_several_days_equals_days_alone_and_gets_each_object_once(re
     assert_same_tables(got, expected)
     made = real_limits.mock.calls - before
     assert made["GET /api/2.2/jobs/get"] == expected.jobs["job_id"].n_unique()
-    assert made["GET /api/2.1/clusters/get"] == expected.clusters.filter(cluster_source="JOB")["cluster_id"].n_unique()
+    assert made["GET /api/2.1/clusters/get"] == len(set().union(*(job_clusters_of(listed_runs(d)) for d in DAYS)))
     assert made["GET /api/2.1/clusters/list"] == 1 and made["GET /api/2.2/jobs/runs/list"] == len(DAYS)
 
 
@@ -121,6 +137,21 @@ def test_jobs_api_2_1_fallback_on_older_workspaces():
         assert calls(server, "GET /api/2.2/jobs/runs/list") == 1  # the one 404, then 2.1 for good
         assert calls(server, "GET /api/2.2/jobs/get") == 0
         assert got.stats["jobs_api_2_1_fallback"] == 1
+
+
+def test_a_deleted_job_is_a_stub_on_both_paths():
+    """jobs/get 404 RESOURCE_DOES_NOT_EXIST (a job deleted after its runs) does not fail the day."""
+    day = DAYS[1]
+    gone = fetch.fetch_day(SimulatedApi(CFG), day).jobs["job_id"][0]
+    with MockServer(MockOptions(world=CFG, deleted_jobs=(gone,))) as server:
+        got = LiveWorkspace(connection=connection(server)).fetch([day])
+        schemas.Jobs.validate(got.jobs)
+    expected = fetch.fetch_day(SimulatedApi(CFG, deleted_jobs=[gone]), day)
+    assert_same_tables(got, expected)
+    assert got.stats["jobs_missing"] == expected.stats["jobs_missing"] == 1
+    stub = expected.jobs.filter(job_id=gone).row(0, named=True)
+    assert (stub["job_name"], stub["tags"], stub["team"]) == (None, "{}", None)
+    assert gone in expected.job_runs["job_id"].to_list()  # its runs are still there to cost
 
 
 def test_parsers_ignore_unknown_fields():

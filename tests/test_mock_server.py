@@ -113,6 +113,34 @@ def test_active_only_with_completed_only_is_400(http):
     assert len(http.get("/api/2.2/jobs/runs/list", params={"completed_only": "true"}).json()["runs"]) == 18
 
 
+def test_completed_only_and_active_only_filter_on_end_time():
+    active = runs_of_world()[4].run_id
+    with MockServer(MockOptions(world=CFG, active_runs=(active,))) as s, \
+            httpx.Client(base_url=s.url, headers=AUTH) as c:
+        def listed(**flags) -> dict[int, dict]:
+            body = c.get("/api/2.2/jobs/runs/list", params={"limit": 25, "expand_tasks": "true", **flags}).json()
+            return {r["run_id"]: r for r in body.get("runs", [])}
+
+        every = listed()
+        assert len(every) == 18 and every[active]["end_time"] == 0  # still running: end_time 0
+        assert every[active]["state"]["life_cycle_state"] == "RUNNING"
+        assert any(t["end_time"] == 0 for t in every[active]["tasks"])
+        assert all(r["end_time"] > 0 for rid, r in every.items() if rid != active)
+        assert set(listed(completed_only="true")) == set(every) - {active}
+        assert set(listed(active_only="true")) == {active}
+        assert c.get("/api/2.2/jobs/runs/get", params={"run_id": active}).json()["end_time"] == 0
+
+
+def test_deleted_job_is_404_but_its_runs_stay_listed():
+    run = runs_of_world()[0]
+    with MockServer(MockOptions(world=CFG, deleted_jobs=(run.job_id,))) as s, \
+            httpx.Client(base_url=s.url, headers=AUTH) as c:
+        r = c.get("/api/2.2/jobs/get", params={"job_id": run.job_id})
+        assert (r.status_code, r.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+        listed = c.get("/api/2.2/jobs/runs/list", params={"limit": 25}).json()["runs"]
+        assert run.run_id in {x["run_id"] for x in listed}
+
+
 def _five_task_run() -> int:
     return next(r.run_id for r in runs_of_world() if len(r.tasks) == 5)
 
@@ -206,6 +234,30 @@ def test_cluster_events_window_is_inclusive(http):
     window = http.post("/api/2.1/clusters/events", json={
         "cluster_id": cid, "start_time": t, "end_time": t, "limit": 500}).json()["events"]
     assert [e["timestamp"] for e in window] == [t] * sum(1 for e in all_events if e["timestamp"] == t)
+
+
+def test_cluster_events_desc_before_end_time_of_some_types_pages_newest_first(http):
+    """The walk back to a cluster's state at an instant: order DESC, end_time, event_types, next_page."""
+    cid = "1231-000000-4a5b9613"
+    kinds = ["RUNNING", "TERMINATING", "STARTING"]
+    everything = views.cluster_events(views.world_for(CFG), cid)
+    end = sorted(e["timestamp"] for e in everything)[60]
+    wanted = [(e["timestamp"], e["type"]) for e in reversed(everything) if e["timestamp"] <= end and e["type"] in kinds]
+    assert len(wanted) == 7  # three sessions' worth before end_time, out of 61 events
+    body = {"cluster_id": cid, "order": "DESC", "end_time": end, "event_types": kinds, "limit": 2}
+    events, calls = [], 0
+    while body:
+        page = http.post("/api/2.1/clusters/events", json=body).json()
+        events += page.get("events", [])
+        calls += 1
+        if page.get("next_page"):
+            assert {k: page["next_page"][k] for k in ("order", "end_time", "event_types")} == {
+                "order": "DESC", "end_time": end, "event_types": kinds}
+        body = page.get("next_page")
+    assert [(e["timestamp"], e["type"]) for e in events] == wanted  # newest first, none after end_time
+    assert calls == math.ceil(len(wanted) / 2)
+    r = http.post("/api/2.1/clusters/events", json={"cluster_id": cid, "event_types": ["TERMINATED"]})
+    assert (r.status_code, r.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")  # not an event type
 
 
 def test_cluster_events_page_token_scheme(http):

@@ -1,14 +1,30 @@
 """What to ask a workspace for one day, whoever answers (live HTTP client or simulated world).
 
-The plan is the same for both: runs started in the look-back window up to the day's end (runs/list
-filters on *start* time only, so runs that began earlier but ran into the day need the look-back), their
-tasks overlapping the day, the jobs of those runs, every cluster they ran on plus the all-purpose
-clusters that were alive (idle clusters cost money too), and each cluster's events over the day with a
-look-back that fixes its state at 00:00.
+The plan is the same for both:
+
+* runs started in the look-back window up to the day's end (runs/list filters on *start* time only, so
+  runs that began earlier but ran into the day need the look-back), and their tasks overlapping the day;
+* the jobs of those runs; a job that no longer exists (deleted, or the anonymous job of a runs/submit
+  run: jobs/get answers 404 ``RESOURCE_DOES_NOT_EXIST``) becomes a stub without name or tags and is
+  counted in ``stats["jobs_missing"]``; any other failure still fails the day;
+* the clusters: every cluster the day's tasks ran on, the all-purpose clusters that may have been alive
+  (idle clusters cost money too), and the other job clusters of the listed runs that were up during the
+  day by clusters/get (``start_time`` before 24:00, ``terminated_time`` absent or at/after 00:00): above
+  all those of task runs that ended before 00:00 but whose tear-down crossed midnight (their VMs still
+  cost), and those created before 24:00 for tasks that only started after it;
+* each cluster's events over the day with a look-back that fixes its state at 00:00: the fixed window of
+  ``event_lookback_days`` first; when that window holds no lifecycle event before 00:00 (a cluster up
+  longer than the window, e.g. a fixed-size shared cluster with no events for days) the state at
+  midnight is asked for directly, newest first, until the last lifecycle event (see
+  :func:`_walk_back`).
+
+A listed all-purpose cluster is kept when it was up at 00:00 (its look-back is not empty) or has events
+during the day; clusters the day's tasks ran on are always kept.
 """
 
 import datetime as dt
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,6 +33,17 @@ import polars as pl
 from cost_assets.ingest import parse
 
 DAY_MS = 86_400_000
+# The event types that fix a cluster's state and size at an instant (lifecycle + resize), asked for when
+# walking back from 00:00; parse.LIFECYCLE_EVENTS among them end the walk.
+STATE_EVENT_TYPES = ("CREATING", "STARTING", "RESTARTING", "RUNNING", "RESIZING", "UPSIZE_COMPLETED",
+                     "NODES_LOST", "TERMINATING")
+WALK_BACK_PAGE = 25  # events per clusters/events page when walking back (most walks end on the first page)
+WALK_BACK_MAX_EVENTS = 500  # at most 20 pages per cluster; past that the look-back is kept as found
+
+
+class NotFound(LookupError):
+    """The object does not exist (any more). ``WorkspaceApi.get_job`` raises it for a job id jobs/get does
+    not know (HTTP 404 ``RESOURCE_DOES_NOT_EXIST``); fetching tolerates it, and nothing else."""
 
 
 class WorkspaceApi(Protocol):
@@ -29,7 +56,9 @@ class WorkspaceApi(Protocol):
         """runs/list?expand_tasks=true over [from, to] (inclusive, epoch ms), every page, arrays complete."""
         ...
 
-    def get_job(self, job_id: int) -> dict: ...
+    def get_job(self, job_id: int) -> dict:
+        """jobs/get, every page; raises :class:`NotFound` if the job does not exist (any more)."""
+        ...
 
     def get_cluster(self, cluster_id: str) -> dict: ...
 
@@ -37,6 +66,13 @@ class WorkspaceApi(Protocol):
 
     def cluster_events(self, cluster_id: str, start_time: int, end_time: int) -> list[dict]:
         """clusters/events over [start, end] (inclusive, epoch ms), oldest first, every page."""
+        ...
+
+    def cluster_events_before(self, cluster_id: str, end_time: int, event_types: Iterable[str], limit: int
+                              ) -> Iterator[dict]:
+        """clusters/events of ``event_types`` at or before ``end_time`` (epoch ms), **newest first**
+        (``order=DESC``), ``limit`` per page. Lazy: the caller stops when it has seen enough, and pages
+        it does not reach are never requested."""
         ...
 
     def serving_requests(self, start_time: int, end_time: int) -> list[dict]:
@@ -64,33 +100,107 @@ def _alive_all_purpose(cluster: dict, lo_ms: int, hi_ms: int) -> bool:
     return started < hi_ms and (not terminated or terminated >= lo_ms or cluster.get("state") == "RUNNING")
 
 
+def _job_clusters_of(runs: Iterable[Mapping]) -> set[str]:
+    """The clusters the runs' tasks ran on, except existing (all-purpose) ones: job clusters."""
+    out: set[str] = set()
+    for run in runs:
+        # A legacy single-task run has no ``tasks``: its cluster is at the top (cluster_spec + cluster_instance).
+        for task in run.get("tasks") or [{**(run.get("cluster_spec") or {}),
+                                          "cluster_instance": run.get("cluster_instance")}]:
+            cluster_id = (task.get("cluster_instance") or {}).get("cluster_id")
+            if cluster_id and not task.get("existing_cluster_id"):
+                out.add(cluster_id)
+    return out
+
+
+def _up_during(cluster: Mapping, lo_ms: int, hi_ms: int) -> bool:
+    """By the clusters/get snapshot, up at some time in [lo, hi): started before hi, and not terminated
+    yet or terminated at or after lo (a job cluster has a single life)."""
+    terminated = cluster.get("terminated_time") or 0
+    return (cluster.get("start_time") or 0) < hi_ms and (not terminated or terminated >= lo_ms)
+
+
+def _walk_back(api: WorkspaceApi, cluster_id: str, end_time: int) -> tuple[list[dict] | None, int]:
+    """The state-fixing events at or before ``end_time`` from the last lifecycle event on, oldest first, or
+    None if that event is TERMINATING (the cluster was down); and how many events were read.
+
+    Newest first, stopping at the first lifecycle event or after WALK_BACK_MAX_EVENTS (then the events
+    found are kept: they still show an up cluster, best effort like ``parse.trim_lookback``)."""
+    found: list[dict] = []
+    newest_first = api.cluster_events_before(cluster_id, end_time, STATE_EVENT_TYPES, WALK_BACK_PAGE)
+    for event in itertools.islice(newest_first, WALK_BACK_MAX_EVENTS):
+        found.append(event)
+        if event.get("type") in parse.LIFECYCLE_EVENTS:
+            break
+    if found and found[-1].get("type") == "TERMINATING":
+        return None, len(found)
+    return found[::-1], len(found)
+
+
+def _events_with_lookback(api: WorkspaceApi, cluster_id: str, window_lo: int, lo_ms: int, hi_ms: int,
+                          stats: dict[str, float]) -> list[dict]:
+    """The cluster's events of the day plus the look-back that fixes its state at 00:00 (``lo_ms``)."""
+    raw = api.cluster_events(cluster_id, window_lo, hi_ms - 1)
+    lifecycle_before = any(e["timestamp"] < lo_ms and e.get("type") in parse.LIFECYCLE_EVENTS for e in raw)
+    # CREATING is a cluster's very first event: with it in the window there is nothing older to find.
+    if lifecycle_before or any(e.get("type") == "CREATING" for e in raw):
+        return parse.trim_lookback(raw, lo_ms)
+    # No lifecycle event in the window before 00:00: the cluster's state at midnight was set earlier.
+    # Walk back from just before the window (its own events are already here) to the last lifecycle event.
+    older, read = _walk_back(api, cluster_id, window_lo - 1)
+    stats["clusters_walked_back"] += 1
+    stats["events_walked_back"] += read
+    if older is None:  # down before the window and no lifecycle event since: down at 00:00, no look-back
+        return [e for e in raw if e["timestamp"] >= lo_ms]
+    return older + raw  # the window's events in full (no lifecycle event before 00:00 to trim at)
+
+
 def fetch_day(api: WorkspaceApi, day: dt.date, run_lookback_days: int = 2, event_lookback_days: int = 2
               ) -> WorkspaceDay:
     """Fetch one UTC day: runs overlapping it, their jobs, the clusters involved and their events."""
     lo, _ = parse.day_bounds(day)
     lo_ms = parse.to_ms(lo)
     hi_ms = lo_ms + DAY_MS
+    window_lo = lo_ms - event_lookback_days * DAY_MS
+    stats: dict[str, float] = {"jobs_missing": 0, "job_clusters_up_without_tasks": 0,
+                               "clusters_walked_back": 0, "events_walked_back": 0}
     runs = list(api.list_runs(lo_ms - run_lookback_days * DAY_MS, hi_ms - 1))
     job_runs = parse.job_runs_frame(runs, day, api.workspace_id)
 
     listed = {c["cluster_id"]: c for c in api.list_clusters() if _alive_all_purpose(c, lo_ms, hi_ms)}
     used = set(job_runs["cluster_id"].drop_nulls().to_list())
-    details = [listed[cid] if cid in listed else api.get_cluster(cid) for cid in sorted(used | set(listed))]
+    details = {cid: listed[cid] if cid in listed else api.get_cluster(cid) for cid in sorted(used | set(listed))}
+    # The listed runs' other job clusters (their tasks ended before 00:00, or start after 24:00) that were
+    # up during the day anyway, e.g. a tear-down that crossed midnight: their VMs cost money on this day.
+    for cid in sorted(_job_clusters_of(runs) - details.keys()):
+        cluster = api.get_cluster(cid)
+        if _up_during(cluster, lo_ms, hi_ms):
+            details[cid] = cluster
+            stats["job_clusters_up_without_tasks"] += 1
 
     events: list[dict] = []
-    for c in details:
-        raw = api.cluster_events(c["cluster_id"], lo_ms - event_lookback_days * DAY_MS, hi_ms - 1)
-        events.extend(parse.trim_lookback(raw, lo_ms))
+    for cid in sorted(details):
+        events.extend(_events_with_lookback(api, cid, window_lo, lo_ms, hi_ms, stats))
     events_frame = parse.cluster_events_frame(events, day, api.workspace_id)
-    # A listed all-purpose cluster without a single event near the day was not up: leave it out.
-    with_events = set(events_frame["cluster_id"].to_list()) | used
-    clusters = parse.clusters_frame([c for c in details if c["cluster_id"] in with_events], day,
+    # Kept: clusters the day's tasks ran on, and the others when they have a row: an event during the
+    # day or a look-back (up at 00:00). A listed cluster that was down all day has neither.
+    kept = set(events_frame["cluster_id"].to_list()) | used
+    clusters = parse.clusters_frame([c for cid, c in sorted(details.items()) if cid in kept], day,
                                     api.workspace_id, api.cloud)
-    job_ids = sorted(set(job_runs["job_id"].to_list()))
-    jobs = parse.jobs_frame([api.get_job(j) for j in job_ids], day, api.workspace_id)
+    jobs = parse.jobs_frame([_job_or_stub(api, j, stats) for j in sorted(set(job_runs["job_id"].to_list()))],
+                            day, api.workspace_id)
     return WorkspaceDay(job_runs=job_runs, jobs=jobs, clusters=clusters, cluster_events=events_frame,
                         stats={"runs_listed": len(runs), "clusters": clusters.height, "jobs": jobs.height,
-                               "events": events_frame.height})
+                               "events": events_frame.height, **stats})
+
+
+def _job_or_stub(api: WorkspaceApi, job_id: int, stats: dict[str, float]) -> dict:
+    """jobs/get, or for a job that no longer exists a stub: no name, no tags (its runs stay costed)."""
+    try:
+        return api.get_job(job_id)
+    except NotFound:
+        stats["jobs_missing"] += 1
+        return {"job_id": job_id, "settings": {}}
 
 
 def fetch_days(api: WorkspaceApi, days: list[dt.date], **kwargs: int) -> WorkspaceDay:

@@ -8,21 +8,25 @@ or to ``cost_assets.mock_server``). Both hand their payloads to the same parsers
 :class:`RestWorkspaceApi` implements ``WorkspaceApi`` over the REST APIs with every paging scheme
 they use (reference §8.2): ``runs/list`` page tokens (25 per page), 2.2 ``runs/get``/``jobs/get`` array
 pages for objects with more than 100 tasks, ``clusters/list`` page tokens, ``clusters/events``
-``next_page`` request bodies, and SQL result chunks. Per day it makes ceil(runs/25) ``runs/list`` calls,
-one ``clusters/get`` per job cluster (all-purpose clusters come from ``clusters/list``), the events pages,
-one ``jobs/get`` per distinct job, and ``runs/get`` only for runs whose arrays were capped. A backfill
-of several days in one run lists clusters once and gets each job and cluster once.
+``next_page`` request bodies, and SQL result chunks. Per day it makes ceil(runs/25) ``runs/list`` calls;
+one ``clusters/get`` per job cluster of the day's tasks and per job cluster of the look-back's task runs
+that ended before 00:00 (whose tear-down may have crossed midnight; all-purpose clusters come from
+``clusters/list``); the events pages (ascending over the day and its look-back window, plus, for a
+cluster whose window holds no lifecycle event before 00:00, a few descending pages back to its last
+lifecycle event); one ``jobs/get`` per distinct job (a 404 ``RESOURCE_DOES_NOT_EXIST`` is
+``fetch.NotFound``: the job becomes a stub); and ``runs/get`` only for runs whose arrays were capped.
+A backfill of several days in one run lists clusters once and gets each job and cluster once.
 """
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 import dagster as dg
 import polars as pl
 
 from cost_assets.ingest import parse
-from cost_assets.ingest.fetch import WorkspaceApi, WorkspaceDay, fetch_days
+from cost_assets.ingest.fetch import NotFound, WorkspaceApi, WorkspaceDay, fetch_days
 from cost_assets.ingest.http import (
     ApiClient,
     ApiError,
@@ -100,6 +104,11 @@ class DatabricksConnection(dg.Config):
                          "DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET")
 
 
+def _does_not_exist(error: ApiError) -> bool:
+    """HTTP 404 ``RESOURCE_DOES_NOT_EXIST``: the object is gone (not a missing endpoint, not auth)."""
+    return error.status == 404 and error.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
 def _query(params: dict[str, Any]) -> dict[str, Any]:
     """Booleans as ``true``/``false`` (httpx would send ``True``); None values dropped."""
     return {k: ("true" if v else "false") if isinstance(v, bool) else v for k, v in params.items() if v is not None}
@@ -123,7 +132,7 @@ class RestWorkspaceApi:
         self._workspace_id = workspace_id
         # One materialization (possibly a backfill of many days) asks for the same jobs and clusters each day;
         # their details do not change within it, so each is fetched once per instance.
-        self._jobs_seen: dict[int, dict] = {}
+        self._jobs_seen: dict[int, dict | None] = {}  # None: jobs/get said RESOURCE_DOES_NOT_EXIST
         self._clusters_seen: dict[str, dict] = {}
         self._listed: list[dict] | None = None
 
@@ -196,9 +205,19 @@ class RestWorkspaceApi:
         return run
 
     def get_job(self, job_id: int) -> dict:
+        """jobs/get with every 2.2 array page merged; :class:`NotFound` on 404 ``RESOURCE_DOES_NOT_EXIST``
+        (a deleted job, or the anonymous job of a runs/submit run). Other errors propagate."""
         if job_id not in self._jobs_seen:
-            self._jobs_seen[job_id] = self._fetch_job(job_id)
-        return self._jobs_seen[job_id]
+            try:
+                self._jobs_seen[job_id] = self._fetch_job(job_id)
+            except ApiError as e:
+                if not _does_not_exist(e):
+                    raise
+                self._jobs_seen[job_id] = None
+        job = self._jobs_seen[job_id]
+        if job is None:
+            raise NotFound(f"jobs/get: job {job_id} does not exist (HTTP 404 RESOURCE_DOES_NOT_EXIST)")
+        return job
 
     def _fetch_job(self, job_id: int) -> dict:
         job = self._jobs("get", {"job_id": job_id})
@@ -237,14 +256,24 @@ class RestWorkspaceApi:
             params["page_token"] = page["next_page_token"]
 
     def cluster_events(self, cluster_id: str, start_time: int, end_time: int) -> list[dict]:
-        body: dict | None = {"cluster_id": cluster_id, "start_time": start_time, "end_time": end_time,
-                             "order": "ASC", "limit": self.events_page_size}
-        out: list[dict] = []
+        body = {"cluster_id": cluster_id, "start_time": start_time, "end_time": end_time, "order": "ASC",
+                "limit": self.events_page_size}
+        return list(self._events_pages(body))
+
+    def cluster_events_before(self, cluster_id: str, end_time: int, event_types: Iterable[str], limit: int
+                              ) -> Iterator[dict]:
+        """Newest first (``order=DESC``, no ``start_time``), ``limit`` per page (capped at
+        ``events_page_size``); lazy, so a caller that stops early never requests the later pages."""
+        body = {"cluster_id": cluster_id, "end_time": end_time, "order": "DESC", "event_types": list(event_types),
+                "limit": max(1, min(limit, self.events_page_size))}
+        return self._events_pages(body)
+
+    def _events_pages(self, body: dict | None) -> Iterator[dict]:
+        """POST clusters/events, following each response's ``next_page`` request body."""
         while body:
             page = self.client.post_json("/api/2.1/clusters/events", body)
-            out.extend(page.get("events") or [])
+            yield from page.get("events") or []
             body = page.get("next_page")
-        return out
 
     # --- system tables -------------------------------------------------------------------------------
 
@@ -263,7 +292,9 @@ class DatabricksWorkspace(dg.ConfigurableResource):
     """Abstract: subclasses provide ``api()``."""
 
     run_lookback_days: int = 2  # runs/list filters on start time: look back this far for long runs
-    event_lookback_days: int = 2  # cluster events before 00:00 to know each cluster's state at 00:00
+    # Cluster events before 00:00 fetched with the day to know each cluster's state at 00:00; a cluster
+    # without a lifecycle event in them is walked back further (newest first) to its last one.
+    event_lookback_days: int = 2
 
     def api(self) -> WorkspaceApi:
         raise NotImplementedError(f"{type(self).__name__} does not provide a workspace API")

@@ -5,21 +5,27 @@ the live parsers are still what reads them.
 """
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 
+from cost_assets.ingest.fetch import NotFound
 from cost_assets.simulation import views
 from cost_assets.simulation.world import WorldConfig
 
 
 class SimulatedApi:
-    """`cost_assets.ingest.fetch.WorkspaceApi` over a generated world."""
+    """`cost_assets.ingest.fetch.WorkspaceApi` over a generated world.
 
-    def __init__(self, config: WorldConfig):
+    ``deleted_jobs``: job ids jobs/get no longer knows (their runs are still listed), as after a job was
+    deleted; the mock server's ``MockOptions.deleted_jobs`` is the same knob over HTTP.
+    """
+
+    def __init__(self, config: WorldConfig, deleted_jobs: Iterable[int] = ()):
         self.config = config
         self.world = views.world_for(config)
         self.workspace_id = config.workspace_id
         self.cloud = config.cloud
+        self.deleted_jobs = frozenset(deleted_jobs)
 
     @cached_property
     def _runs_by_start(self) -> tuple[list[int], list]:
@@ -34,6 +40,8 @@ class SimulatedApi:
             yield views.run_payload(self.world, run)
 
     def get_job(self, job_id: int) -> dict:
+        if job_id not in self.world.jobs or job_id in self.deleted_jobs:
+            raise NotFound(f"Job {job_id} does not exist.")
         return views.job_payload(self.world, self.world.jobs[job_id])
 
     def get_cluster(self, cluster_id: str) -> dict:
@@ -44,6 +52,13 @@ class SimulatedApi:
 
     def cluster_events(self, cluster_id: str, start_time: int, end_time: int) -> list[dict]:
         return [e for e in views.cluster_events(self.world, cluster_id) if start_time <= e["timestamp"] <= end_time]
+
+    def cluster_events_before(self, cluster_id: str, end_time: int, event_types: Iterable[str], limit: int
+                              ) -> Iterator[dict]:
+        """Newest first, like clusters/events with ``order=DESC`` (no pages in-process: ``limit`` unused)."""
+        kinds = frozenset(event_types)
+        events = views.cluster_events(self.world, cluster_id)
+        return (e for e in reversed(events) if e["timestamp"] <= end_time and (not kinds or e["type"] in kinds))
 
     def serving_requests(self, start_time: int, end_time: int) -> list[dict]:
         return views.serving_rows(self.world, start_time, end_time)
