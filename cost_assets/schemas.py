@@ -357,12 +357,14 @@ class RunCosts(_Daily):
         strict = True
         unique = ["usage_date", "consumer", "cluster_id", "task_run_id"]
 
-    @pa.dataframe_check(error="run rows need run ids; idle rows have none")
+    @pa.dataframe_check(error="run rows need a run_id (and a task_run_id unless it is a job cluster's run-free "
+                        "time); idle rows have no ids")
     def ids_match_consumer(cls, data) -> pl.LazyFrame:
         is_run = pl.col("consumer") == "run"
         return data.lazyframe.select(
             pl.when(is_run)
-            .then(pl.col("task_run_id").is_not_null() & pl.col("run_id").is_not_null())
+            .then(pl.col("run_id").is_not_null()
+                  & (pl.col("task_run_id").is_not_null() | ~pl.col("is_shared_cluster")))
             .otherwise(pl.col("task_run_id").is_null() & pl.col("job_id").is_null())
         )
 

@@ -362,3 +362,18 @@ def test_batches_of_clusters_give_the_same_result(monkeypatch):
     assert costs(jr, cl, ev, pools=pool).equals(whole)
     assert cost_by_cluster_hour(jr, jobs({"job_id": 1}), cl, ev, IT, DP, DAY, pools=pool).equals(hourly)
     assert set(whole["cluster_id"]) == {"c", "j", "s", "p"}
+
+
+def test_a_job_cluster_tearing_down_after_midnight_bills_its_run_not_idle():
+    # The run (job 7, run 70) ended the day before; its cluster terminated at 00:10. No task run today.
+    cl = clusters({"cluster_id": "jc", "cluster_source": "JOB", "cluster_name": "job-7-run-70", "num_workers": 2})
+    ev = events(("jc", -60, "RUNNING", 2, 2), ("jc", 10, "TERMINATING", None, None))
+    out = costs(job_runs(), cl, ev, jb=jobs({"job_id": 7, "team": "etl"}))
+    row = one(out, cluster_id="jc")
+    assert (row["consumer"], row["run_id"], row["job_id"], row["task_run_id"]) == ("run", 70, 7, None)
+    assert row["team"] == "etl"  # the owner job's tags
+    # 00:00-00:10, 3 nodes of 2.0 DBU/h: 3 × 2.0 × 10/60 = 1.0 DBU; VM 3 × 0.192 × 10/60 = $0.096.
+    dbus = 3 * 2.0 * 10 / 60
+    assert money(row) == pytest.approx((dbus, dbus * 0.15, 3 * 0.192 * 10 / 60, dbus * 0.15 + 3 * 0.192 * 10 / 60))
+    hourly = cost_by_cluster_hour(job_runs(), jobs({"job_id": 7}), cl, ev, IT, DP, DAY)
+    assert hourly["consumer"].to_list() == ["run"] and hourly["run_id"].to_list() == [70]

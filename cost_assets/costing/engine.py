@@ -263,6 +263,32 @@ def _first_rows(priced: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return first, first_hour
 
 
+def _job_cluster_owners(clusters: pl.LazyFrame) -> pl.LazyFrame:
+    """Per job cluster, the job and run its name gives it to (Databricks names them ``job-<job>-run-<run>``)."""
+    ids = pl.col("cluster_name").str.extract_groups(r"^job-(\d+)-run-(\d+)$")
+    return (
+        clusters.filter(pl.col("cluster_source") == "JOB")
+        .select("cluster_id", ids.struct.field("1").cast(pl.Int64).alias("_owner_job"),
+                ids.struct.field("2").cast(pl.Int64).alias("_owner_run"))
+        .filter(pl.col("_owner_run").is_not_null())
+    )
+
+
+def _hand_job_cluster_idle_to_its_run(frame: pl.LazyFrame, clusters: pl.LazyFrame) -> pl.LazyFrame:
+    """A job cluster belongs to its run even on a day without its tasks (a tear-down after midnight): its
+    run-free money is that run's (``task_run_id`` null), never idle. Unnamed job clusters stay idle."""
+    move = (pl.col("consumer") == "idle") & pl.col("_owner_run").is_not_null()
+    return (
+        frame.join(_job_cluster_owners(clusters), on="cluster_id", how="left")
+        .with_columns(
+            pl.when(move).then(pl.lit("run")).otherwise(pl.col("consumer")).alias("consumer"),
+            pl.when(move).then(pl.col("_owner_run")).otherwise(pl.col("run_id")).alias("run_id"),
+            pl.when(move).then(pl.col("_owner_job")).otherwise(pl.col("job_id")).alias("job_id"),
+        )
+        .drop("_owner_job", "_owner_run")
+    )
+
+
 def _finish_money(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Null every money column of an unpriced row (never $0) and add the total."""
     priced = ~pl.col("unpriced")
@@ -328,6 +354,7 @@ def run_costs(
     out = pl.concat([run_rows.pipe(_finish_money), idle_rows.drop(TAG_COLUMNS, strict=False).pipe(_finish_money)],
                     how="diagonal_relaxed").with_columns(pl.lit(d.day).alias("usage_date"))
     # The same tag precedence as the attributed bill (job > cluster > pool), so both tables agree.
+    out = _hand_job_cluster_idle_to_its_run(out, d.clusters.lazy())
     pool_tags = pools if pools is not None and "custom_tags" in lazy(pools).collect_schema().names() else None
     out = resolve_tags(out, jobs=jobs, clusters=clusters, pools=pool_tags)
     return (
@@ -388,6 +415,7 @@ def cost_by_cluster_hour(
             pl.coalesce("workspace_id", "_run_ws").alias("workspace_id"),
             pl.col("hour_start").dt.date().alias("usage_date"),
         )
+        .pipe(_hand_job_cluster_idle_to_its_run, d.clusters.lazy())
         .pipe(_finish_money)
     )
     return rows.select(HOURLY_COLUMNS).sort([*hour, "consumer", "task_run_id"], nulls_last=True).collect(engine=ENGINE)
