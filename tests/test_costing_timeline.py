@@ -83,6 +83,25 @@ def test_autoscaling_two_six_three():
     ]
 
 
+def test_a_downscale_logged_as_databricks_does_takes_effect_at_once():
+    # The real API logs a downscale as RESIZING current=6 → target=3 and no completion event follows:
+    # from minute 40 three workers are provisioned and ready, not six until the next event.
+    cl = clusters({"cluster_id": "c", "num_workers": None, "autoscale_min_workers": 2, "autoscale_max_workers": 8})
+    ev = events(
+        ("c", 0, "RUNNING", 2, 2),
+        ("c", 20, "RESIZING", 2, 6),
+        ("c", 23, "UPSIZE_COMPLETED", 6, 6),
+        ("c", 40, "RESIZING", 6, 3),
+        ("c", 60, "TERMINATING", None, None),
+    )
+    assert rows(segs(cl, ev), "state", "provisioned_workers", "ready_workers") == [
+        (at(0), at(20), "RUNNING", 2, 2),
+        (at(20), at(23), "RESIZING", 6, 2),
+        (at(23), at(40), "RUNNING", 6, 6),
+        (at(40), at(60), "RESIZING", 3, 3),
+    ]
+
+
 def test_spot_eviction_with_fallback_replacement_is_on_demand():
     # SPOT_WITH_FALLBACK, first_on_demand=1: driver on-demand, 4 spot workers. One is evicted at 20 (3 left),
     # its replacement is requested at 21 and ready at 23: that replacement is on-demand (fallback).

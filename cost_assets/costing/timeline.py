@@ -257,7 +257,13 @@ def _sorted_events(events: Frame, day_end: dt.datetime) -> pl.LazyFrame:
                 "order"
             ),
             code.replace_strict(state_of_code, default=None, return_dtype=pl.Int8).alias("state_ev"),
-            pl.col("current_num_workers").cast(pl.Int32),
+            # A downscale is logged as RESIZING with target < current and no completion event follows:
+            # the decommissioned workers stop at once, so the count is the target from that event on.
+            pl.when((code == EV["RESIZING"]) & (pl.col("target_num_workers") < pl.col("current_num_workers")))
+            .then(pl.col("target_num_workers"))
+            .otherwise(pl.col("current_num_workers"))
+            .cast(pl.Int32)
+            .alias("current_num_workers"),
             pl.col("target_num_workers").cast(pl.Int32),
             pl.coalesce("cluster_size_num_workers", "cluster_size_min_workers").cast(pl.Int32).alias("size_workers"),
             ((code == EV["NODES_LOST"]) & (pl.col("reason_code") == "SPOT_INSTANCE_TERMINATION")).alias("spot_loss"),

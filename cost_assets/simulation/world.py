@@ -333,8 +333,9 @@ class _Builder:
                 alive = [n for n in s.nodes if n.role == "worker" and n.released > t]
                 for n in sorted(alive, key=lambda n: (n.provisioned, n.spot))[target:]:
                     n.released = t
+                # Logged as Databricks does: RESIZING from the current to the lower target, no completion event.
                 s.events.append(_event(c, t, "RESIZING", {
-                    "current_num_workers": target, "target_num_workers": target, "cause": "AUTOSCALE",
+                    "current_num_workers": current, "target_num_workers": target, "cause": "AUTOSCALE",
                     "cluster_size": size}))
             current = target
         s.events.append(_event(c, end, "TERMINATING", {"reason": {
