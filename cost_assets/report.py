@@ -3,20 +3,16 @@
 import duckdb
 import polars as pl
 
-# Billed dollars: every record type summed (corrections included), priced at the SKU's effective $/DBU in
-# force at the usage hour (half-open windows). Records whose SKU has no price are counted apart, never $0.
+# Billed per day, from mart.reconciliation so there is one definition of "billed": the plain sum over all
+# record types, priced at the effective $/DBU of the hour (the default cloud for rows without one).
 BILLED_BY_DAY = """
-select u.usage_date,
-       sum(u.usage_quantity) as billed_dbus,
-       sum(u.usage_quantity * p.effective_price) as billed_usd,
-       sum(case when p.sku_name is null then u.usage_quantity else 0 end) as unpriced_dbus
-from raw.billing_usage u
-left join ref.dbu_prices p
-  on p.sku_name = u.sku_name and (u.cloud is null or p.cloud = u.cloud)
- and u.usage_start_time >= p.price_start_time
- and (p.price_end_time is null or u.usage_start_time < p.price_end_time)
-where u.usage_date between ? and ?
-group by u.usage_date order by u.usage_date
+select usage_date,
+       sum(billed_dbus) as billed_dbus,
+       sum(billed_cost_usd) as billed_usd,
+       sum(case when unpriced then billed_dbus else 0 end) as unpriced_dbus
+from mart.reconciliation
+where usage_date between ? and ?
+group by usage_date order by usage_date
 """
 
 

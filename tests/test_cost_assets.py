@@ -2,6 +2,7 @@
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from cost_assets.definitions import build_defs
 from cost_assets.resources.prices import BundledPriceCatalog
@@ -58,3 +59,23 @@ def test_an_unknown_node_type_is_flagged_never_zero(database):
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "priced")
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert "Standard_DS3_v2" in check.metadata["unpriced"].value
+
+
+def test_run_summary_bills_a_csv_day_once(tmp_path, database):
+    """The legacy CSV has no cloud column: the summary must not price it once per cloud of the sheet."""
+    import datetime as dt
+
+    from cost_assets import report
+    from cost_assets.simulation import views
+    from cost_assets.simulation.world import WorldConfig
+
+    config = WorldConfig(scale="tiny", start=dt.date(2026, 1, 1), days=5)
+    bill = tmp_path / "usage.csv"
+    bill.write_text(views.legacy_csv(config, dt.date(2026, 1, 1), dt.date(2026, 1, 5)))
+    defs = build_defs(sim_environ(database, COST_ASSETS_BILLING_SOURCE=f"csv:{bill}"))
+    assert run_daily(defs, "2026-01-03").success
+    raw = read_table(str(database), "raw.billing_usage")
+    summary = report.billed_by_day(str(database), dt.date(2026, 1, 3), dt.date(2026, 1, 3))
+    assert summary["billed_dbus"].to_list() == [pytest.approx(raw["usage_quantity"].sum())]
+    ledger = read_table(str(database), "mart.attributed_costs")["billed_cost_usd"].sum()
+    assert summary["billed_usd"].to_list() == [pytest.approx(ledger)]
