@@ -792,6 +792,9 @@ class MockWorkspace:
             out = {"total_count": len(events)}
             if offset + size < len(events):
                 out["next_page"] = {**request, "offset": offset + size, "limit": size}
+                if order == "DESC" and not request.get("end_time"):
+                    # DESC offsets need a fixed end: pin it to the newest event, as the service pins "now".
+                    out["next_page"]["end_time"] = events[0]["timestamp"]
         if events[offset:offset + size]:
             out["events"] = events[offset:offset + size]
         return _json(200, out)

@@ -237,6 +237,9 @@ def test_databricks_sdk_pages_through_the_mock(small_limits):
     cid = "1231-000000-4a5b9613"
     events = list(w.clusters.events(cluster_id=cid, order=GetEventsOrder.ASC, limit=7))
     assert [e.timestamp for e in events] == [e["timestamp"] for e in SimulatedApi(CFG).cluster_events(cid, 0, 2**62)]
+    # The SDK's default call: DESC, no end_time, 50 per page, following next_page to the oldest event.
+    newest_first = [e.timestamp for e in w.clusters.events(cluster_id=cid)]
+    assert newest_first == [e.timestamp for e in reversed(events)]
 
 
 def test_raw_group_materializes_on_the_live_path_from_environment_variables(small_limits, tmp_path, monkeypatch):
