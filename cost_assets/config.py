@@ -34,7 +34,7 @@ class Settings(BaseModel):
     azure_prices_url: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_PRICES_URL")
     duckdb_path: str = Field("data/cost_assets.duckdb", validation_alias="COST_ASSETS_DUCKDB")
     sim_seed: int = Field(7, validation_alias="COST_ASSETS_SIM_SEED")
-    sim_scale: str = Field("small", validation_alias="COST_ASSETS_SIM_SCALE")
+    sim_scale: Literal["tiny", "small", "medium", "large"] = Field("small", validation_alias="COST_ASSETS_SIM_SCALE")
     sim_days: int = Field(7, ge=1, validation_alias="COST_ASSETS_SIM_DAYS")
     sim_start: dt.date | None = Field(None, validation_alias="COST_ASSETS_SIM_START")
 

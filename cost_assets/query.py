@@ -17,6 +17,7 @@ from cost_assets.config import Settings
 
 TABLE = '"mart"."serving_costs"'
 GROUP_COLUMNS = ("usage_date", "workspace_id", "tenant", "agent", "user", "endpoint_name", "model")
+ALIASES = {"endpoint": "endpoint_name", "date": "usage_date", "day": "usage_date"}  # the words
 MEASURES = ("estimated_usd", "actual_usd", "actual_dbus", "delta_usd", "calls")
 
 
@@ -66,7 +67,7 @@ def query_attribution(
     start_date, end_date = (d if isinstance(d, dt.date) else dt.date.fromisoformat(d) for d in (start_date, end_date))
     if database is None:
         database = Settings.from_environ(os.environ).duckdb_path
-    columns = list(group_by)
+    columns = [ALIASES.get(c, c) for c in group_by]
     unknown = [c for c in columns if c not in GROUP_COLUMNS]
     if unknown:
         raise ValueError(f"cannot group by {unknown}: allowed columns are {list(GROUP_COLUMNS)}")

@@ -105,3 +105,9 @@ def test_issue_signature_positional_and_default_database(database, monkeypatch):
     by_keyword = query_attribution(tenant_id="o'reilly", start_date=D1, end_date=D3, group_by=["agent"])
     positional = query_attribution("o'reilly", D1.isoformat(), D3.isoformat(), ["agent"])
     assert by_keyword.equals(positional) and by_keyword.height > 0
+
+
+def test_endpoint_is_an_alias_of_endpoint_name(database):
+    plain = query_attribution(start_date=D1, end_date=D3, group_by=["endpoint_name"], database=database)
+    aliased = query_attribution(start_date=D1, end_date=D3, group_by=["endpoint"], database=database)
+    assert aliased.equals(plain)
