@@ -33,7 +33,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 # Asset keys the catalog must list (a key `prefix/name` is a row of the catalog folder `prefix`).
-EXPECTED_ASSETS = ["raw/job_runs", "raw/billing_usage", "ref/dbu_prices"]
+EXPECTED_ASSETS = ["raw/job_runs", "raw/billing_usage", "ref/dbu_prices", "mart/run_costs", "mart/attributed_costs"]
+# What the Automation page must list: the daily schedule and the late-billing sensor.
+EXPECTED_AUTOMATIONS = ["daily_pipeline_schedule", "late_billing_sensor"]
 STARTUP_TIMEOUT_S = 240
 UI_TIMEOUT_MS = 60_000
 
@@ -176,8 +178,16 @@ def test_ui_shows_the_raw_assets_and_their_lineage(webserver: str, tmp_path: Pat
             node = page.locator("svg foreignObject").get_by_text("job_runs", exact=True)
             expect(node.first).to_be_visible(timeout=UI_TIMEOUT_MS)
             page.screenshot(path=str(tmp_path / "lineage_raw_job_runs.png"))
+
+            # Automation: the schedule and the sensor are there to be switched on.
+            page.goto(f"{webserver}/automation")
+            for name in EXPECTED_AUTOMATIONS:
+                expect(page.get_by_text(name, exact=True).first).to_be_visible(timeout=UI_TIMEOUT_MS)
+            page.screenshot(path=str(tmp_path / "automation.png"), full_page=True)
         finally:
             browser.close()
     assert (tmp_path / "catalog_raw.png").stat().st_size > 0
     assert (tmp_path / "catalog_ref.png").stat().st_size > 0
     assert (tmp_path / "lineage_raw_job_runs.png").stat().st_size > 0
+    assert (tmp_path / "catalog_mart.png").stat().st_size > 0
+    assert (tmp_path / "automation.png").stat().st_size > 0
