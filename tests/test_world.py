@@ -68,6 +68,11 @@ def test_world_has_the_hard_cases():
         overlaps += sum(1 for a, b in itertools.pairwise(spans) if b[0] < a[1] and a[2] != b[2])
     assert overlaps > 0, "overlapping runs of different jobs on a shared cluster"
     assert any(c.name.startswith("job-") and "-run-" in c.name for c in clusters)
+    # An always-on cluster: its state at 00:00 lies further back than the 2-day event look-back.
+    assert any(s.end - s.start > 3 * 24 * HOUR for c in clusters for s in c.sessions)
+    # Downscales are logged the Databricks way: RESIZING with target below current.
+    assert any(e["type"] == "RESIZING" and e["details"]["target_num_workers"] < e["details"]["current_num_workers"]
+               for e in events)
 
 
 def test_aws_world_uses_aws_node_types():

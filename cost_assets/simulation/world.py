@@ -372,7 +372,7 @@ def generate_world(config: WorldConfig | None = None) -> World:
                   custom_tags={"pool": f"pool-{i}"}) for i in range(scale.pools)]
 
     # Shared all-purpose clusters: one 6-10 h session a day from about 07:00; cluster 0 starts at about
-    # 16:00 instead, so its sessions, usage and runs cross midnight.
+    # 16:00 instead, so its sessions, usage and runs cross midnight; cluster 1 is always on.
     shared: list[Cluster] = []
     for i in range(scale.shared_clusters):
         spec = b.cluster_spec(pools, shared=True)
@@ -380,6 +380,12 @@ def generate_world(config: WorldConfig | None = None) -> World:
         c = b.make_cluster(spec, cluster_id_for(horizon0 + i * MINUTE, cfg.seed, "shared", i),
                            f"shared-{TEAMS[i % len(TEAMS)]}-{i}", rng.choice(["UI", "API"]), tags,
                            rng.choice(USERS))
+        if i == 1:
+            # An always-on cluster: up from three days before the window to a day after it, never
+            # restarted, so a day's events alone (2-day look-back) do not show its state at 00:00.
+            c.sessions.append(b.simulate_session(c, cfg.start_ms - 3 * DAY, cfg.end_ms + DAY, first=True))
+            shared.append(c)
+            continue
         for d in range(-1, cfg.days + 1):
             day0 = cfg.start_ms + d * DAY
             start = day0 + (16 if i == 0 else 7) * HOUR + rng.randint(0, 90) * MINUTE
@@ -464,7 +470,9 @@ def _simulate_run(b: _Builder, job: Job, start: int) -> JobRun | None:
         t = max(t, t1) + rng.randint(2, 15) * 1000
     if session is not None and t > session.end - MINUTE:
         return None
-    end = t
+    # A job cluster's tear-down (cleanup) ends the run, 20-119 s after its last task: now and then after
+    # midnight, on a day without its tasks. Derived from the run id, not drawn, to keep the RNG sequence.
+    end = t + (20 + run_id % 100) * 1000 if uses_job_cluster else t
     job_cluster = None
     if uses_job_cluster:
         cid = cluster_id_for(start, b.cfg.seed, job.job_id, run_id)
