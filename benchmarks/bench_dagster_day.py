@@ -30,7 +30,6 @@ import os
 os.environ.setdefault("POLARS_MAX_THREADS", "2")
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import platform
@@ -52,6 +51,7 @@ from cost_assets.resources.databricks import DatabricksWorkspace
 from cost_assets.resources.warehouse import read_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memory import peak_rss_mb, reset_peak
 from synthetic import DAY, SIZES, synthetic_day
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -71,18 +71,6 @@ class SyntheticWorkspace(DatabricksWorkspace):
         f = synthetic_day(self.clusters, self.events_per_cluster, self.runs, self.seed)
         return WorkspaceDay(job_runs=f["job_runs"], jobs=f["jobs"], clusters=f["clusters"],
                             cluster_events=f["events"], stats={"events": f["events"].height})
-
-
-def _peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak() -> None:
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
 
 
 def _step_split(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> dict:
@@ -121,7 +109,7 @@ def _time(defs: dg.Definitions, resources: dict, instance: dg.DagsterInstance, k
         if not result.success:
             raise RuntimeError(f"{key.to_user_string()} failed")
         runs.append({"wall_seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), **_step_split(instance, result),
-                     "peak_rss_mb_so_far": round(_peak_rss_mb())})
+                     "peak_rss_mb_so_far": round(peak_rss_mb())})
     return {"best": min(runs, key=lambda r: r["wall_seconds"]), "runs": runs}
 
 
@@ -162,10 +150,10 @@ def phase_time(tmp: Path, size: str, asset: str, repeat: int, launched_at: float
     startup = time.time() - launched_at  # interpreter + imports + build_defs, as a run worker pays them
     key = {"run_costs": RUN_COSTS, "cluster_segments": CLUSTER_SEGMENTS}[asset]
     try:
-        _reset_peak()
-        base = _peak_rss_mb()
+        reset_peak()
+        base = peak_rss_mb()
         timed = _time(defs, resources, instance, key, repeat)
-        peak = _peak_rss_mb()
+        peak = peak_rss_mb()
         out = {"process_startup_seconds": round(startup, 2), **timed, "peak_rss_mb": round(peak),
                "rss_before_mb": round(base), "rows": read_table(db, f"mart.{asset}").height}
         if asset == "run_costs":

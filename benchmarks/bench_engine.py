@@ -56,6 +56,7 @@ from cost_assets.costing.engine import run_costs, segments_for_day
 from cost_assets.costing.price import price_segments
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memory import peak_rss_mb, reset_peak
 from original_calculator import accuracy, original_run_costs
 from synthetic import DAY, SIZES, synthetic_day, validate
 
@@ -67,18 +68,6 @@ TARGET_DAGSTER_S = 15.0
 
 
 # ---------------------------------------------------------------- helpers
-def _peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak() -> None:
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
 def _load_floor(path: Path):
     if not path.exists():
         return None
@@ -179,10 +168,10 @@ def memory_probe(kind: str, size: str, floor_path: Path) -> dict:
         frames = synthetic_day(clusters, per_cluster, runs)
         call = (lambda: run_costs(**frames, day=DAY)) if kind == "engine" else (lambda: _original(frames))
     gc.collect()
-    _reset_peak()
-    before = _peak_rss_mb()
+    reset_peak()
+    before = peak_rss_mb()
     wall, cpu, _ = _clock(call)
-    return {"inputs_rss_mb": round(before), "peak_rss_mb": round(_peak_rss_mb()),
+    return {"inputs_rss_mb": round(before), "peak_rss_mb": round(peak_rss_mb()),
             "cold_seconds": round(wall, 3), "cold_cpu_seconds": round(cpu, 3)}
 
 

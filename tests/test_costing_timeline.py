@@ -64,34 +64,17 @@ def test_lookback_fixes_state_at_midnight_and_open_cluster_closes_at_window_end(
     assert not out["is_imputed"].any()
 
 
-def test_autoscaling_two_six_three():
+@pytest.mark.parametrize("downscale", [(6, 3), (3, 3)], ids=["as-databricks-logs-it", "already-at-target"])
+def test_autoscaling_two_six_three(downscale):
     # RUNNING 2 → RESIZING asks 6 at 20 (VMs paid from the request, 2 ready) → UPSIZE_COMPLETED 6 at 23
-    # → downscale to 3 at 40 (simulator style: current = target = 3) → TERMINATING at 60.
+    # → downscale to 3 at 40 → TERMINATING at 60. Databricks logs a downscale as RESIZING current=6 →
+    # target=3 with no completion event: from minute 40 three workers are provisioned and ready either way.
     cl = clusters({"cluster_id": "c", "num_workers": None, "autoscale_min_workers": 2, "autoscale_max_workers": 8})
     ev = events(
         ("c", 0, "RUNNING", 2, 2),
         ("c", 20, "RESIZING", 2, 6),
         ("c", 23, "UPSIZE_COMPLETED", 6, 6),
-        ("c", 40, "RESIZING", 3, 3),
-        ("c", 60, "TERMINATING", None, None),
-    )
-    assert rows(segs(cl, ev), "state", "provisioned_workers", "ready_workers") == [
-        (at(0), at(20), "RUNNING", 2, 2),
-        (at(20), at(23), "RESIZING", 6, 2),
-        (at(23), at(40), "RUNNING", 6, 6),
-        (at(40), at(60), "RESIZING", 3, 3),
-    ]
-
-
-def test_a_downscale_logged_as_databricks_does_takes_effect_at_once():
-    # The real API logs a downscale as RESIZING current=6 → target=3 and no completion event follows:
-    # from minute 40 three workers are provisioned and ready, not six until the next event.
-    cl = clusters({"cluster_id": "c", "num_workers": None, "autoscale_min_workers": 2, "autoscale_max_workers": 8})
-    ev = events(
-        ("c", 0, "RUNNING", 2, 2),
-        ("c", 20, "RESIZING", 2, 6),
-        ("c", 23, "UPSIZE_COMPLETED", 6, 6),
-        ("c", 40, "RESIZING", 6, 3),
+        ("c", 40, "RESIZING", *downscale),
         ("c", 60, "TERMINATING", None, None),
     )
     assert rows(segs(cl, ev), "state", "provisioned_workers", "ready_workers") == [
