@@ -79,3 +79,22 @@ def test_run_summary_bills_a_csv_day_once(tmp_path, database):
     assert summary["billed_dbus"].to_list() == [pytest.approx(raw["usage_quantity"].sum())]
     ledger = read_table(str(database), "mart.attributed_costs")["billed_cost_usd"].sum()
     assert summary["billed_usd"].to_list() == [pytest.approx(ledger)]
+
+
+def test_day_over_day_compares_with_the_day_before_not_a_whole_backfill(database):
+    """After a 3-day single-run backfill, the next day is compared with its previous day's total (the
+    backfill's own total for three days would look like a 3× drop)."""
+    defs = build_defs(sim_environ(database, COST_ASSETS_SIM_SCALE="small"))
+    instance = dg.DagsterInstance.ephemeral()
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    assert defs.resolve_job_def("reference_prices").execute_in_process(instance=instance, run_config=quiet).success
+    job = defs.resolve_job_def("daily_pipeline")
+    assert job.execute_in_process(instance=instance, run_config=quiet, tags={
+        "dagster/asset_partition_range_start": "2026-01-01", "dagster/asset_partition_range_end": "2026-01-03"}).success
+    result = job.execute_in_process(instance=instance, run_config=quiet, partition_key="2026-01-04")
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "day_over_day")
+    costs = read_table(str(database), "mart.run_costs").group_by("usage_date").agg(pl.col("total_cost_usd").sum())
+    by_day = {str(d): t for d, t in costs.iter_rows()}
+    # The simulated days differ by far less than 50 % from one day to the next.
+    assert abs(by_day["2026-01-04"] / by_day["2026-01-03"] - 1) < 0.5
+    assert check.passed, check.metadata

@@ -95,15 +95,19 @@ def _sanity_checks(context: dg.AssetExecutionContext, frame: pl.DataFrame, job_r
     ]
 
 
+DAILY_TOTALS = "daily_total_cost_usd"  # per-day totals in the metadata (a backfill run covers many days)
+
+
 def _previous_totals(context: dg.AssetExecutionContext, first: dt.date) -> dict:
-    """The stored total of the day before the window, from its latest materialization (if any)."""
+    """The stored total of the day before the window, from the latest materialization of that partition."""
     before = first - dt.timedelta(days=1)
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=RUN_COSTS, asset_partitions=[before.isoformat()]), limit=1, ascending=False)
     for rec in records.records:
-        value = rec.asset_materialization.metadata.get("total_cost_usd") if rec.asset_materialization else None
+        entry = rec.asset_materialization.metadata.get(DAILY_TOTALS) if rec.asset_materialization else None
+        value = (entry.value if entry is not None else {}).get(before.isoformat())
         if value is not None:
-            return {before: float(value.value)}
+            return {before: float(value)}
     return {}
 
 
@@ -148,6 +152,9 @@ def run_costs(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace,
                           vm_cost_usd=float(frame["vm_cost_usd"].sum() or 0.0),
                           idle_cost_usd=float(frame.filter(pl.col("consumer") == "idle")["total_cost_usd"].sum() or 0),
                           unpriced_rows=int(frame["unpriced"].sum()))
+    meta[DAILY_TOTALS] = dg.MetadataValue.json({
+        str(d): round(float(t or 0.0), 6)
+        for d, t in frame.group_by("usage_date").agg(pl.col("total_cost_usd").sum()).iter_rows()})
     if isinstance(workspace, SimulatedWorkspace):
         meta.update(truth_accuracy(frame, workspace.ground_truth_run_costs(days)))
     yield dg.Output(frame, metadata=meta)
