@@ -561,6 +561,7 @@ class MockWorkspace:
             ("GET", re.compile(r"/api/2\.[01]/clusters/list"), self.clusters_list),
             ("POST", re.compile(r"/api/2\.[01]/clusters/events"), self.clusters_events),
             ("GET", re.compile(r"/api/2\.[01]/clusters/list-node-types"), self.node_types),
+            ("GET", re.compile(r"/api/2\.0/instance-pools/get"), self.instance_pools_get),
             ("GET", re.compile(r"/api/2\.0/accounts/([^/]+)/usage/download"), self.usage_download),
             ("POST", re.compile(r"/api/2\.0/sql/statements/?"), self.statements_post),
             ("GET", re.compile(r"/api/2\.0/sql/statements/([^/]+)"), self.statements_get),
@@ -740,6 +741,14 @@ class MockWorkspace:
 
     def clusters_get(self, *, query: _Query, **_: Any) -> Reply:
         return _json(200, self._cluster(query.str("cluster_id")))
+
+    def instance_pools_get(self, *, query: _Query, **_: Any) -> Reply:
+        pool_id = query.str("instance_pool_id")
+        if not pool_id:
+            raise _bad("Missing required field: instance_pool_id")
+        if pool_id not in self.world.pools:
+            raise MockError(404, "RESOURCE_DOES_NOT_EXIST", f"Instance pool {pool_id} does not exist")
+        return _json(200, self._mark(views.instance_pool_payload(self.world, pool_id)))
 
     def clusters_list(self, *, query: _Query, **_: Any) -> Reply:
         size = min(100, query.int("page_size", 20) or 20)  # the server may constrain the page size

@@ -123,6 +123,11 @@ class Clusters(_Daily):
     start_time: UTC_TS = pa.Field(nullable=True)
     terminated_time: UTC_TS = pa.Field(nullable=True)
     creator_user_name: str | None = pa.Field(nullable=True)
+    # The worker pool (instance-pools/get), when the cluster draws from one: its idle VMs are paid (VM $,
+    # no DBUs) whether or not a cluster uses them.
+    pool_node_type_id: str | None = pa.Field(nullable=True)
+    pool_min_idle_instances: pl.Int64 = pa.Field(nullable=True, ge=0)
+    pool_custom_tags: str | None = pa.Field(nullable=True)  # canonical JSON object
 
     class Config:
         strict = True

@@ -57,6 +57,9 @@ CLUSTERS_SCHEMA = {
     "start_time": TS,
     "terminated_time": TS,
     "creator_user_name": pl.String,
+    "pool_node_type_id": pl.String,
+    "pool_min_idle_instances": pl.Int64,
+    "pool_custom_tags": pl.String,
 }
 
 
@@ -86,6 +89,9 @@ def clusters(*rows: dict[str, Any]) -> pl.DataFrame:
         "start_time": None,
         "terminated_time": None,
         "creator_user_name": None,
+        "pool_node_type_id": None,
+        "pool_min_idle_instances": None,
+        "pool_custom_tags": None,
     }
     return _frame(list(rows), CLUSTERS_SCHEMA, defaults, schemas.Clusters)
 

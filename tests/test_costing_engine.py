@@ -200,6 +200,17 @@ def test_pool_idle_row():
     assert row["runtime_hours"] == pytest.approx(24.0) and row["workspace_id"] == "ws-1"
 
 
+def test_pool_idle_from_the_pool_details_on_raw_clusters():
+    # A job cluster drew from pool-7 (instance-pools/get: m5.xlarge, min_idle_instances 3, team=platform).
+    # The pool keeps 3 idle VMs all day: 3 × 24 h × $0.192 = $13.824 of VM, no DBUs.
+    cl = clusters({"cluster_id": "c", "instance_pool_id": "pool-7", "pool_node_type_id": "m5.xlarge",
+                   "pool_min_idle_instances": 3, "pool_custom_tags": '{"team":"platform"}'})
+    ev = events(("c", 0, "RUNNING", 2, 2), ("c", 60, "TERMINATING", None, None))
+    out = costs(job_runs(), cl, ev)
+    row = one(out, cluster_id="pool-7")
+    assert row["consumer"] == "idle" and money(row) == pytest.approx((0.0, 0.0, 3 * 24 * 0.192, 3 * 24 * 0.192))
+
+
 def test_photon_factor_comes_from_the_price_sheet():
     # Photon jobs SKU: factor 2.5, $0.20/DBU. 1 h × 3 nodes × 2.0 × 2.5 = 15 DBU → $3.00.
     dp = dbu_prices(

@@ -177,3 +177,18 @@ def test_system_usage_errors_name_the_row_and_record():
         parse.system_usage_frame([{k: v for k, v in good.items() if k != "record_id"}], "system_tables")
     with pytest.raises(parse.InputError, match="is not a finite number"):
         parse.system_usage_frame([{**good, "usage_quantity": "NaN"}], "system_tables")
+
+
+def test_cluster_rows_carry_their_worker_pool_details():
+    clusters = [{"cluster_id": "p1", "node_type_id": "i3.xlarge", "num_workers": 2, "instance_pool_id": "pool-a",
+                 "aws_attributes": {"availability": "ON_DEMAND"}},
+                {"cluster_id": "p2", "node_type_id": "i3.xlarge", "num_workers": 2, "instance_pool_id": "gone"},
+                {"cluster_id": "n1", "node_type_id": "i3.xlarge", "num_workers": 2}]
+    pools = {"pool-a": {"instance_pool_id": "pool-a", "node_type_id": "i3.xlarge", "min_idle_instances": 2,
+                        "custom_tags": {"team": "platform"}, "stats": {"idle_count": 5}}}
+    frame = parse.clusters_frame(clusters, DAY, "ws", "AWS", pools=pools)
+    schemas.Clusters.validate(frame)
+    rows = {r["cluster_id"]: r for r in frame.iter_rows(named=True)}
+    assert (rows["p1"]["pool_node_type_id"], rows["p1"]["pool_min_idle_instances"]) == ("i3.xlarge", 2)
+    assert rows["p1"]["pool_custom_tags"] == '{"team":"platform"}'
+    assert rows["p2"]["pool_node_type_id"] is None and rows["n1"]["pool_min_idle_instances"] is None

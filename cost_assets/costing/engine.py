@@ -167,6 +167,8 @@ class _Day:
         self.day = day
         start, end = day_bounds(day)
         self.clusters = _nearest_snapshot(clusters, ["cluster_id"], day).collect(engine=ENGINE)
+        if pools is None:
+            pools = pools_from_clusters(clusters)
         self.jobs = _nearest_snapshot(jobs, ["workspace_id", "job_id"], day)
         self.runs = _day_runs(job_runs, day)
         attributes = cluster_attributes(self.clusters, pools).collect(engine=ENGINE)
@@ -261,6 +263,32 @@ def _first_rows(priced: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     first = marks.filter("_c").select(cols).unique("cluster_id", keep="first", maintain_order=True)
     first_hour = marks.filter("_h").select(cols).unique(["cluster_id", "hour_start"], keep="first", maintain_order=True)
     return first, first_hour
+
+
+POOL_COLUMNS = ["pool_node_type_id", "pool_min_idle_instances", "pool_custom_tags"]
+
+
+def pools_from_clusters(clusters: Frame) -> pl.DataFrame | None:
+    """Idle instance-pool VMs per day, from the pool details on ``raw.clusters``: each pool the day's clusters
+    draw from keeps its ``min_idle_instances`` warm all day (VM $, no DBUs). None when no cluster has a pool.
+
+    The API shows only a pool's current idle count, never its history, so the configured minimum is the
+    estimate (a pool's extra idle instances above it are not seen).
+    """
+    frame = lazy(clusters)
+    if not set(POOL_COLUMNS) <= set(frame.collect_schema().names()):
+        return None
+    pools = (
+        frame.filter(pl.col("pool_node_type_id").is_not_null())
+        .group_by("usage_date", "instance_pool_id")
+        .agg(pl.col("workspace_id").first(), pl.col("cloud").first(),
+             pl.col("pool_node_type_id").first().alias("node_type_id"),
+             pl.col("pool_min_idle_instances").max().fill_null(0).alias("idle_instances"),
+             pl.col("pool_custom_tags").first().alias("custom_tags"))
+        .sort("usage_date", "instance_pool_id")
+        .collect(engine=ENGINE)
+    )
+    return pools if pools.height else None
 
 
 def _job_cluster_owners(clusters: pl.LazyFrame) -> pl.LazyFrame:

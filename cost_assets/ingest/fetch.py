@@ -64,6 +64,10 @@ class WorkspaceApi(Protocol):
 
     def list_clusters(self) -> list[dict]: ...
 
+    def get_instance_pool(self, instance_pool_id: str) -> dict:
+        """instance-pools/get; :class:`NotFound` for a pool that no longer exists."""
+        ...
+
     def cluster_events(self, cluster_id: str, start_time: int, end_time: int) -> list[dict]:
         """clusters/events over [start, end] (inclusive, epoch ms), oldest first, every page."""
         ...
@@ -162,7 +166,7 @@ def fetch_day(api: WorkspaceApi, day: dt.date, run_lookback_days: int = 2, event
     lo_ms = parse.to_ms(lo)
     hi_ms = lo_ms + DAY_MS
     window_lo = lo_ms - event_lookback_days * DAY_MS
-    stats: dict[str, float] = {"jobs_missing": 0, "job_clusters_up_without_tasks": 0,
+    stats: dict[str, float] = {"jobs_missing": 0, "pools_missing": 0, "job_clusters_up_without_tasks": 0,
                                "clusters_walked_back": 0, "events_walked_back": 0}
     runs = list(api.list_runs(lo_ms - run_lookback_days * DAY_MS, hi_ms - 1))
     job_runs = parse.job_runs_frame(runs, day, api.workspace_id)
@@ -185,13 +189,26 @@ def fetch_day(api: WorkspaceApi, day: dt.date, run_lookback_days: int = 2, event
     # Kept: clusters the day's tasks ran on, and the others when they have a row: an event during the
     # day or a look-back (up at 00:00). A listed cluster that was down all day has neither.
     kept = set(events_frame["cluster_id"].to_list()) | used
-    clusters = parse.clusters_frame([c for cid, c in sorted(details.items()) if cid in kept], day,
-                                    api.workspace_id, api.cloud)
+    kept_details = [c for cid, c in sorted(details.items()) if cid in kept]
+    clusters = parse.clusters_frame(kept_details, day, api.workspace_id, api.cloud,
+                                    pools=_pools_of(api, kept_details, stats))
     jobs = parse.jobs_frame([_job_or_stub(api, j, stats) for j in sorted(set(job_runs["job_id"].to_list()))],
                             day, api.workspace_id)
     return WorkspaceDay(job_runs=job_runs, jobs=jobs, clusters=clusters, cluster_events=events_frame,
                         stats={"runs_listed": len(runs), "clusters": clusters.height, "jobs": jobs.height,
                                "events": events_frame.height, **stats})
+
+
+def _pools_of(api: WorkspaceApi, clusters: list[dict], stats: dict[str, float]) -> dict[str, dict]:
+    """instance-pools/get for each pool the day's clusters draw from (a vanished pool is just left out)."""
+    ids = {c.get(k) for c in clusters for k in ("instance_pool_id", "driver_instance_pool_id")} - {None, ""}
+    pools = {}
+    for pool_id in sorted(ids):
+        try:
+            pools[pool_id] = api.get_instance_pool(pool_id)
+        except NotFound:
+            stats["pools_missing"] += 1
+    return pools
 
 
 def _job_or_stub(api: WorkspaceApi, job_id: int, stats: dict[str, float]) -> dict:

@@ -120,11 +120,13 @@ def is_photon(details: Mapping) -> bool:
     return details.get("runtime_engine") == "PHOTON" or "-photon-" in (details.get("spark_version") or "")
 
 
-def clusters_frame(clusters: Iterable[Mapping], day: dt.date, workspace_id: str, default_cloud: str
-                   ) -> pl.DataFrame:
-    """clusters/get ClusterDetails → one row per cluster and day."""
+def clusters_frame(clusters: Iterable[Mapping], day: dt.date, workspace_id: str, default_cloud: str,
+                   pools: Mapping[str, Mapping] | None = None) -> pl.DataFrame:
+    """clusters/get ClusterDetails → one row per cluster and day; ``pools`` (instance-pools/get by id) adds
+    the worker pool's node type, minimum idle instances and custom tags."""
     rows = []
     for c in clusters:
+        pool = (pools or {}).get(c.get("instance_pool_id") or "")
         cloud, attrs = _cloud_and_attrs(c, default_cloud)
         tags = c.get("custom_tags") or {}
         autoscale = c.get("autoscale") or {}
@@ -145,6 +147,9 @@ def clusters_frame(clusters: Iterable[Mapping], day: dt.date, workspace_id: str,
             "custom_tags": canonical_json(tags), "state": c.get("state"),
             "start_time": ms_to_dt(c.get("start_time")), "terminated_time": ms_to_dt(c.get("terminated_time")),
             "creator_user_name": c.get("creator_user_name"),
+            "pool_node_type_id": pool.get("node_type_id") if pool else None,
+            "pool_min_idle_instances": pool.get("min_idle_instances", 0) if pool else None,
+            "pool_custom_tags": canonical_json(pool.get("custom_tags")) if pool else None,
         })
     return _frame(rows, schemas.Clusters).sort("cluster_id")
 

@@ -134,6 +134,7 @@ class RestWorkspaceApi:
         # their details do not change within it, so each is fetched once per instance.
         self._jobs_seen: dict[int, dict | None] = {}  # None: jobs/get said RESOURCE_DOES_NOT_EXIST
         self._clusters_seen: dict[str, dict] = {}
+        self._pools_seen: dict[str, dict | None] = {}
         self._listed: list[dict] | None = None
 
     def __enter__(self) -> "RestWorkspaceApi":
@@ -238,6 +239,21 @@ class RestWorkspaceApi:
         if cluster_id not in self._clusters_seen:
             self._clusters_seen[cluster_id] = self.client.get_json("/api/2.1/clusters/get", {"cluster_id": cluster_id})
         return self._clusters_seen[cluster_id]
+
+    def get_instance_pool(self, instance_pool_id: str) -> dict:
+        """instance-pools/get (once per pool per client); :class:`NotFound` for a deleted pool."""
+        if instance_pool_id not in self._pools_seen:
+            try:
+                self._pools_seen[instance_pool_id] = self.client.get_json(
+                    "/api/2.0/instance-pools/get", {"instance_pool_id": instance_pool_id})
+            except ApiError as e:
+                if not _does_not_exist(e):
+                    raise
+                self._pools_seen[instance_pool_id] = None
+        pool = self._pools_seen[instance_pool_id]
+        if pool is None:
+            raise NotFound(f"instance-pools/get: pool {instance_pool_id} does not exist")
+        return pool
 
     def list_clusters(self) -> list[dict]:
         """The non-job clusters (see NON_JOB_SOURCES), every page; listed once per instance."""

@@ -47,6 +47,11 @@ class SimulatedApi:
     def get_cluster(self, cluster_id: str) -> dict:
         return views.cluster_payload(self.world, cluster_id)
 
+    def get_instance_pool(self, instance_pool_id: str) -> dict:
+        if instance_pool_id not in self.world.pools:
+            raise NotFound(f"instance-pools/get: pool {instance_pool_id} does not exist")
+        return views.instance_pool_payload(self.world, instance_pool_id)
+
     def list_clusters(self) -> list[dict]:
         return [views.cluster_payload(self.world, cid) for cid in sorted(self.world.clusters)]
 

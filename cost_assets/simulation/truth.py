@@ -138,6 +138,13 @@ def run_costs(world: World, sheet: PriceSheet) -> pl.DataFrame:
                     row[0] += dbus * share
                     row[1] += dbus * sku.effective_price * share
                     row[2] += vm * share
+    # Instance pools keep their minimum of idle VMs warm all day: VM $ (on-demand), no DBUs, idle.
+    for pool_id in sorted(world.pools):
+        pool = world.pools[pool_id]
+        for d in range(-1, world.config.days):
+            day = world.config.start_ms + d * DAY
+            rate = rates.node(pool.node_type, day).vm_on_demand_per_hour
+            acc[(day, pool_id, None, None)][2] += pool.min_idle * rate * 24
     rows = [{"usage_date": _to_dt(k[0]).date(), "cluster_id": k[1], "run_id": k[2], "job_id": k[3],
              "consumer": "run" if k[2] is not None else "idle", "dbus": v[0], "dbu_cost_usd": v[1],
              "vm_cost_usd": v[2], "total_cost_usd": v[1] + v[2]}

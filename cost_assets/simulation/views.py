@@ -18,7 +18,17 @@ import polars as pl
 from cost_assets.ingest.parse import LEGACY_CSV_COLUMNS
 from cost_assets.prices import PriceSheet, load_price_sheet
 from cost_assets.simulation import truth
-from cost_assets.simulation.world import DAY, HOUR, Cluster, Job, JobRun, World, WorldConfig, world_for
+from cost_assets.simulation.world import (
+    AVAILABILITY,
+    DAY,
+    HOUR,
+    Cluster,
+    Job,
+    JobRun,
+    World,
+    WorldConfig,
+    world_for,
+)
 from cost_assets.simulation.world import stable_id as _sid
 
 
@@ -93,6 +103,23 @@ def cluster_payload(world: World, cluster_id: str) -> dict:
         job_id, run_id = c.name.split("-")[1], c.name.split("-")[3]
         out["default_tags"].update({"JobId": job_id, "RunName": f"run-{run_id}"})
     return out
+
+
+AVAILABILITY_ON_DEMAND = {cloud: kinds[0] for cloud, kinds in AVAILABILITY.items()}
+
+
+def instance_pool_payload(world: World, pool_id: str) -> dict:
+    """instance-pools/get: the pool's node type, its minimum of idle instances (kept warm, paid as VMs with
+    no DBUs) and its custom tags."""
+    p = world.pools[pool_id]
+    attrs = {"availability": AVAILABILITY_ON_DEMAND[world.config.cloud]}
+    return {
+        "instance_pool_id": p.pool_id, "instance_pool_name": p.name, "node_type_id": p.node_type,
+        "min_idle_instances": p.min_idle, "idle_instance_autotermination_minutes": 0,
+        "custom_tags": dict(sorted(p.custom_tags.items())), "state": "ACTIVE",
+        ("azure_attributes" if world.config.cloud == "AZURE" else "aws_attributes"): attrs,
+        "stats": {"used_count": 0, "idle_count": p.min_idle, "pending_used_count": 0, "pending_idle_count": 0},
+    }
 
 
 def cluster_events(world: World, cluster_id: str) -> list[dict]:

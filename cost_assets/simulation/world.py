@@ -369,7 +369,7 @@ def generate_world(config: WorldConfig | None = None) -> World:
 
     pools = [Pool(pool_id=f"{cfg.start:%m%d}-pool-{stable_id(cfg.seed, 'pool', i)}", name=f"pool-{i}",
                   node_type=rng.choice(NODE_TYPES[cfg.cloud]), min_idle=rng.randint(1, 3),
-                  custom_tags={"pool": f"pool-{i}"}) for i in range(scale.pools)]
+                  custom_tags={"team": "platform", "cost_center": f"cc-90{i}"}) for i in range(scale.pools)]
 
     # Shared all-purpose clusters: one 6-10 h session a day from about 07:00; cluster 0 starts at about
     # 16:00 instead, so its sessions, usage and runs cross midnight; cluster 1 is always on.
