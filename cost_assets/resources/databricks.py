@@ -19,7 +19,7 @@ A backfill of several days in one run lists clusters once and gets each job and 
 """
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
 import dagster as dg
@@ -107,6 +107,21 @@ class DatabricksConnection(dg.Config):
 def _does_not_exist(error: ApiError) -> bool:
     """HTTP 404 ``RESOURCE_DOES_NOT_EXIST``: the object is gone (not a missing endpoint, not auth)."""
     return error.status == 404 and error.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def _once(seen: dict, key: Any, fetch: Callable[[], dict], what: str) -> dict:
+    """Fetch an object once per client; one that does not exist raises :class:`NotFound` (remembered, so a
+    backfill asks once). Other errors propagate."""
+    if key not in seen:
+        try:
+            seen[key] = fetch()
+        except ApiError as e:
+            if not _does_not_exist(e):
+                raise
+            seen[key] = None
+    if seen[key] is None:
+        raise NotFound(f"{what} does not exist (HTTP 404 RESOURCE_DOES_NOT_EXIST)")
+    return seen[key]
 
 
 def _query(params: dict[str, Any]) -> dict[str, Any]:
@@ -208,17 +223,7 @@ class RestWorkspaceApi:
     def get_job(self, job_id: int) -> dict:
         """jobs/get with every 2.2 array page merged; :class:`NotFound` on 404 ``RESOURCE_DOES_NOT_EXIST``
         (a deleted job, or the anonymous job of a runs/submit run). Other errors propagate."""
-        if job_id not in self._jobs_seen:
-            try:
-                self._jobs_seen[job_id] = self._fetch_job(job_id)
-            except ApiError as e:
-                if not _does_not_exist(e):
-                    raise
-                self._jobs_seen[job_id] = None
-        job = self._jobs_seen[job_id]
-        if job is None:
-            raise NotFound(f"jobs/get: job {job_id} does not exist (HTTP 404 RESOURCE_DOES_NOT_EXIST)")
-        return job
+        return _once(self._jobs_seen, job_id, lambda: self._fetch_job(job_id), f"jobs/get: job {job_id}")
 
     def _fetch_job(self, job_id: int) -> dict:
         job = self._jobs("get", {"job_id": job_id})
@@ -242,18 +247,9 @@ class RestWorkspaceApi:
 
     def get_instance_pool(self, instance_pool_id: str) -> dict:
         """instance-pools/get (once per pool per client); :class:`NotFound` for a deleted pool."""
-        if instance_pool_id not in self._pools_seen:
-            try:
-                self._pools_seen[instance_pool_id] = self.client.get_json(
-                    "/api/2.0/instance-pools/get", {"instance_pool_id": instance_pool_id})
-            except ApiError as e:
-                if not _does_not_exist(e):
-                    raise
-                self._pools_seen[instance_pool_id] = None
-        pool = self._pools_seen[instance_pool_id]
-        if pool is None:
-            raise NotFound(f"instance-pools/get: pool {instance_pool_id} does not exist")
-        return pool
+        return _once(self._pools_seen, instance_pool_id, lambda: self.client.get_json(
+            "/api/2.0/instance-pools/get", {"instance_pool_id": instance_pool_id}),
+            f"instance-pools/get: pool {instance_pool_id}")
 
     def list_clusters(self) -> list[dict]:
         """The non-job clusters (see NON_JOB_SOURCES), every page; listed once per instance."""
