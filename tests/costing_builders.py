@@ -322,3 +322,17 @@ def pools(*rows: dict[str, Any]) -> pl.DataFrame:
         "workspace_id": pl.String,
     }
     return pl.DataFrame([{**defaults, **r} for r in rows], schema=schema, orient="row")
+
+
+def spot_eviction_with_fallback() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cluster ``c``: SPOT_WITH_FALLBACK, first_on_demand=1, 4 workers, up 0–60 min. A spot worker is lost at
+    20, its replacement requested at 21 (on-demand: the fallback) and ready at 23."""
+    cl = clusters({"cluster_id": "c", "num_workers": 4, "availability": "SPOT_WITH_FALLBACK", "first_on_demand": 1})
+    ev = events(
+        ("c", 0, "RUNNING", 4, 4),
+        ("c", 20, "NODES_LOST", 3, 4, {"reason_code": "SPOT_INSTANCE_TERMINATION"}),
+        ("c", 21, "RESIZING", 3, 4),
+        ("c", 23, "UPSIZE_COMPLETED", 4, 4),
+        ("c", 60, "TERMINATING", None, None),
+    )
+    return cl, ev

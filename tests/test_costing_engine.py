@@ -20,6 +20,7 @@ from costing_builders import (
     job_runs,
     jobs,
     pools,
+    spot_eviction_with_fallback,
     standard_prices,
 )
 
@@ -124,15 +125,7 @@ def test_spot_eviction_with_fallback_replacement():
     # VM: driver on-demand 60 min; on-demand workers 21–60 = 39 min; spot workers 4×20 + 3×1 + 3×2 + 3×37 = 200.
     #     60 × 0.192/60 + 39 × 0.192/60 + 200 × 0.0384/60 = 0.192 + 0.1248 + 0.128 = 0.4448
     # DBU: driver 60 + workers 4×20 + 3×1 + 3×2 + 4×37 = 237 → 297 node-min × 2.0/60 = 9.9 DBU.
-    cl = clusters({"cluster_id": "c", "num_workers": 4, "availability": "SPOT_WITH_FALLBACK", "first_on_demand": 1})
-    lost = {"reason_code": "SPOT_INSTANCE_TERMINATION"}
-    ev = events(
-        ("c", 0, "RUNNING", 4, 4),
-        ("c", 20, "NODES_LOST", 3, 4, lost),
-        ("c", 21, "RESIZING", 3, 4),
-        ("c", 23, "UPSIZE_COMPLETED", 4, 4),
-        ("c", 60, "TERMINATING", None, None),
-    )
+    cl, ev = spot_eviction_with_fallback()
     jr = job_runs({"task_run_id": 1, "cluster_id": "c", "start_time": at(0), "end_time": at(60)})
     row = one(costs(jr, cl, ev), consumer="run")
     assert money(row) == pytest.approx((9.9, 9.9 * 0.15, 0.4448, 9.9 * 0.15 + 0.4448))

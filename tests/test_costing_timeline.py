@@ -4,7 +4,7 @@ import datetime as dt
 
 import polars as pl
 import pytest
-from costing_builders import DAY, T0, at, clusters, events, pools
+from costing_builders import DAY, T0, at, clusters, events, pools, spot_eviction_with_fallback
 
 from cost_assets.costing.timeline import cluster_segments
 
@@ -88,15 +88,7 @@ def test_autoscaling_two_six_three(downscale):
 def test_spot_eviction_with_fallback_replacement_is_on_demand():
     # SPOT_WITH_FALLBACK, first_on_demand=1: driver on-demand, 4 spot workers. One is evicted at 20 (3 left),
     # its replacement is requested at 21 and ready at 23: that replacement is on-demand (fallback).
-    cl = clusters({"cluster_id": "c", "num_workers": 4, "availability": "SPOT_WITH_FALLBACK", "first_on_demand": 1})
-    lost = {"reason_code": "SPOT_INSTANCE_TERMINATION"}
-    ev = events(
-        ("c", 0, "RUNNING", 4, 4),
-        ("c", 20, "NODES_LOST", 3, 4, lost),
-        ("c", 21, "RESIZING", 3, 4),
-        ("c", 23, "UPSIZE_COMPLETED", 4, 4),
-        ("c", 60, "TERMINATING", None, None),
-    )
+    cl, ev = spot_eviction_with_fallback()
     out = segs(cl, ev)
     assert rows(out, *COUNTS) == [
         (at(0), at(20), 4, 4, 0, 4),
