@@ -9,7 +9,7 @@ import dagster as dg
 import typer
 
 from cost_assets import report
-from cost_assets.config import Settings
+from cost_assets.config import ConfigurationError, Settings
 
 # Step-level progress is printed here; Dagster's own debug stream stays in the run's event log.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -31,11 +31,16 @@ def run(days: int = typer.Option(7, min=1, help="How many complete UTC days, end
     """Materialize the whole asset graph for the last DAYS complete UTC days and print a summary."""
     # Beta notices about backfill_policy are for developers, not for someone running the pipeline.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    from cost_assets.definitions import build_defs
-
     environ = {"COST_ASSETS_SIM_DAYS": str(days), **os.environ}
-    settings = Settings.from_environ(environ)
-    defs = build_defs(environ)
+    try:
+        settings = Settings.from_environ(environ)
+        # Importing the definitions builds the module-level `defs` from the same environment.
+        from cost_assets.definitions import build_defs
+
+        defs = build_defs(environ)
+    except ConfigurationError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
     last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     first = last - dt.timedelta(days=days - 1)
     with _instance() as instance:

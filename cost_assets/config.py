@@ -1,14 +1,34 @@
-"""Settings from the environment (DESIGN §5), read when ``build_defs`` is called, never at import.
+"""Settings from the environment, read when ``build_defs`` is called, never at import.
 
 Secrets are *not* read here: resources get them through ``dg.EnvVar`` so they never reach logs, metadata
 or the UI. This class only records which variables are set, to choose the live or simulated path.
+
+Every setting is checked when the definitions load. All problems are reported at once, one line each,
+naming the variable, the value and what is allowed (:class:`ConfigurationError`), so a typo costs one
+short message instead of a traceback in the middle of a run.
 """
 
 import datetime as dt
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+
+from cost_assets.ingest.http import normalize_host
+
+BILLING_SOURCES = "simulated, csv:<path or glob>, account_api or system_tables"
+# Settings whose value is a URL a credential may travel to: https, or plain http only for loopback.
+CASE_FREE = ("COST_ASSETS_CLOUD", "COST_ASSETS_TIER")
+URL_SETTINGS = ("DATABRICKS_HOST", "DATABRICKS_WORKSPACE_URL", "DATABRICKS_ACCOUNT_HOST",
+                "COST_ASSETS_AZURE_PRICES_URL")
+
+
+class ConfigurationError(ValueError):
+    """Settings the project cannot act on: one line per problem, each naming the variable to fix."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid settings:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 class Settings(BaseModel):
@@ -33,6 +53,8 @@ class Settings(BaseModel):
     azure_region: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_REGION")
     azure_prices_url: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_PRICES_URL")
     duckdb_path: str = Field("data/cost_assets.duckdb", validation_alias="COST_ASSETS_DUCKDB")
+    # A source that answers with much less than the stored day is suspect (see cost_assets/guard.py).
+    shrink_threshold: float = Field(0.5, gt=0, lt=1, validation_alias="COST_ASSETS_SHRINK_THRESHOLD")
     sim_seed: int = Field(7, validation_alias="COST_ASSETS_SIM_SEED")
     sim_scale: Literal["tiny", "small", "medium", "large"] = Field("small", validation_alias="COST_ASSETS_SIM_SCALE")
     sim_days: int = Field(7, ge=1, validation_alias="COST_ASSETS_SIM_DAYS")
@@ -40,18 +62,58 @@ class Settings(BaseModel):
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
-        upper = {k: v for k, v in environ.items() if v != ""}
-        for key in ("COST_ASSETS_CLOUD", "COST_ASSETS_TIER"):
-            if key in upper:
-                upper[key] = upper[key].upper()
-        token_variable = next((k for k in ("DATABRICKS_TOKEN", "DATABRICKS_ACCESS_TOKEN") if k in upper), None)
-        has_client_credentials = "DATABRICKS_CLIENT_ID" in upper and "DATABRICKS_CLIENT_SECRET" in upper
-        return cls.model_validate({**upper, "token_variable": token_variable,
-                                   "has_client_credentials": has_client_credentials})
+        """The settings of ``environ``; :class:`ConfigurationError` lists every problem, one line each."""
+        given = {k: v for k, v in environ.items() if v != ""}
+        for key in CASE_FREE:
+            if key in given:
+                given[key] = given[key].upper()
+        token_variable = next((k for k in ("DATABRICKS_TOKEN", "DATABRICKS_ACCESS_TOKEN") if k in given), None)
+        has_client_credentials = "DATABRICKS_CLIENT_ID" in given and "DATABRICKS_CLIENT_SECRET" in given
+        problems = _url_problems(given) + _billing_source_problem(given)
+        try:
+            settings = cls.model_validate({**given, "token_variable": token_variable,
+                                           "has_client_credentials": has_client_credentials})
+        except ValidationError as e:
+            problems += [_line(error, environ) for error in e.errors()]
+            settings = None
+        if problems:
+            raise ConfigurationError(sorted(set(problems)))
+        return settings
 
     @property
     def simulated_start(self) -> dt.date:
-        """The simulated world's first day: by default the last ``sim_days`` complete UTC days."""
+        """The first day ``make run`` materializes: by default the last ``sim_days`` complete UTC days."""
         if self.sim_start is not None:
             return self.sim_start
         return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=self.sim_days)
+
+
+def _line(error: Mapping, environ: Mapping[str, str]) -> str:
+    """``VARIABLE='value': what is allowed`` for one pydantic error (the value as the user wrote it)."""
+    variable = str(error["loc"][0]) if error.get("loc") else "settings"
+    value = environ.get(variable, error.get("input"))
+    message = str(error["msg"]).replace("Input should be", "must be")
+    if error.get("type") == "literal_error":
+        message = message.replace("must be", "allowed (any case):" if variable in CASE_FREE else "allowed:")
+    return f"{variable}={value!r}: {message}"
+
+
+def _url_problems(given: Mapping[str, str]) -> list[str]:
+    """A credential never travels in clear text: https, or http only for 127.0.0.1 / localhost."""
+    problems = []
+    for variable in URL_SETTINGS:
+        if variable in given:
+            try:
+                normalize_host(given[variable])
+            except ValueError as e:
+                problems.append(f"{variable}={given[variable]!r}: {e}")
+    return problems
+
+
+def _billing_source_problem(given: Mapping[str, str]) -> list[str]:
+    source = given.get("COST_ASSETS_BILLING_SOURCE")
+    if source is None or source in ("simulated", "account_api", "system_tables"):
+        return []
+    if source.startswith("csv:") and source.removeprefix("csv:").strip():
+        return []
+    return [f"COST_ASSETS_BILLING_SOURCE={source!r}: allowed: {BILLING_SOURCES}"]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 from cost_assets.assets import costs, raw, reconciliation, reference, reporting
-from cost_assets.config import Settings
+from cost_assets.config import BILLING_SOURCES, ConfigurationError, Settings
 from cost_assets.resources.billing import (
     AccountApiBillingSource,
     BillingSource,
@@ -35,10 +35,6 @@ REFERENCE_JOB = dg.define_asset_job(
     description="The effective-dated price tables (unpartitioned).")
 
 
-class ConfigurationError(ValueError):
-    """A setting the project cannot act on, naming the variable to fix."""
-
-
 ACCOUNT_HOSTS = {"AZURE": "https://accounts.azuredatabricks.net", "AWS": "https://accounts.cloud.databricks.com",
                  "GCP": "https://accounts.gcp.databricks.com"}
 
@@ -51,8 +47,8 @@ def _connection(settings: Settings, host: str, where: str) -> DatabricksConnecti
         secrets = {"client_id": dg.EnvVar("DATABRICKS_CLIENT_ID"),
                    "client_secret": dg.EnvVar("DATABRICKS_CLIENT_SECRET")}
     else:
-        raise ConfigurationError(f"{where} is set but there are no credentials: set DATABRICKS_TOKEN, or "
-                                 "DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (OAuth M2M)")
+        raise ConfigurationError([f"{where} is set but there are no credentials: set DATABRICKS_TOKEN, or "
+                                  "DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (OAuth M2M)"])
     return DatabricksConnection(host=host, max_requests_per_second=settings.databricks_rate_limit, **secrets)
 
 
@@ -60,28 +56,28 @@ def _billing(settings: Settings, world: SimulatedWorld, workspace: DatabricksCon
     source = settings.billing_source or ("simulated" if workspace is None else
                                          "system_tables" if settings.databricks_warehouse_id else None)
     if source is None:
-        raise ConfigurationError(
+        raise ConfigurationError([
             "DATABRICKS_HOST is set, so the bill must come from the same account: set DATABRICKS_WAREHOUSE_ID "
             "(system.billing.usage), or COST_ASSETS_BILLING_SOURCE=account_api (with DATABRICKS_ACCOUNT_ID) "
-            "or csv:<path or glob>")
+            "or csv:<path or glob>"])
     if source == "simulated":
         return SimulatedBillingSource(world=world)
     if source.startswith("csv:"):
         return CsvBillingSource(path=source.removeprefix("csv:"))
     if source == "system_tables":
         if workspace is None or not settings.databricks_warehouse_id:
-            raise ConfigurationError("COST_ASSETS_BILLING_SOURCE=system_tables needs DATABRICKS_HOST, credentials "
-                                     "and DATABRICKS_WAREHOUSE_ID (a SQL warehouse that can read system.billing)")
+            raise ConfigurationError(["COST_ASSETS_BILLING_SOURCE='system_tables': needs DATABRICKS_HOST, "
+                                      "credentials and DATABRICKS_WAREHOUSE_ID (a SQL warehouse that can read "
+                                      "system.billing)"])
         return SystemTablesBillingSource(connection=workspace, warehouse_id=settings.databricks_warehouse_id)
     if source == "account_api":
         if not settings.databricks_account_id:
-            raise ConfigurationError("COST_ASSETS_BILLING_SOURCE=account_api needs DATABRICKS_ACCOUNT_ID "
-                                     "(and account-level credentials)")
+            raise ConfigurationError(["COST_ASSETS_BILLING_SOURCE='account_api': needs DATABRICKS_ACCOUNT_ID "
+                                      "(and account-level credentials)"])
         host = settings.databricks_account_host or ACCOUNT_HOSTS[settings.cloud]
         return AccountApiBillingSource(connection=_connection(settings, host, "DATABRICKS_ACCOUNT_ID"),
                                        account_id=settings.databricks_account_id)
-    raise ConfigurationError(f"COST_ASSETS_BILLING_SOURCE={source!r} is unknown; use simulated, "
-                             "csv:<path or glob>, account_api or system_tables")
+    raise ConfigurationError([f"COST_ASSETS_BILLING_SOURCE={source!r}: allowed: {BILLING_SOURCES}"])
 
 
 def _prices(settings: Settings) -> BundledPriceCatalog:

@@ -44,7 +44,7 @@ def query_attribution(
     tenant_id: str | None = None,
     start_date: dt.date | str | None = None,
     end_date: dt.date | str | None = None,
-    group_by: Sequence[str] = ("tenant",),
+    group_by: str | Sequence[str] = ("tenant",),
     database: str | None = None,
 ) -> pl.DataFrame:
     """Serving cost per group over ``[start_date, end_date]`` (both inclusive), optionally for one tenant.
@@ -54,7 +54,8 @@ def query_attribution(
 
     Returns the ``group_by`` columns plus ``estimated_usd, actual_usd, actual_dbus, delta_usd, calls``
     (summed; a money column is null for a group holding any unknown amount). ``tenant_id`` matches the
-    ``tenant`` column exactly, including ``'(untagged)'``. An empty ``group_by`` gives one total row.
+    ``tenant`` column exactly, including ``'(untagged)'``. An empty ``group_by`` gives one total row; a
+    single column may be given as a plain string (``group_by="tenant"``).
 
     Why values and identifiers are treated differently: the dates and the tenant are **bound
     parameters** (``?``), so DuckDB never parses them as SQL — a tenant such as ``o'reilly`` (or a
@@ -67,7 +68,8 @@ def query_attribution(
     start_date, end_date = (d if isinstance(d, dt.date) else dt.date.fromisoformat(d) for d in (start_date, end_date))
     if database is None:
         database = Settings.from_environ(os.environ).duckdb_path
-    columns = [ALIASES.get(c, c) for c in group_by]
+    # A lone string is one column, not its characters: group_by="tenant" means ("tenant",).
+    columns = [ALIASES.get(c, c) for c in ((group_by,) if isinstance(group_by, str) else group_by)]
     unknown = [c for c in columns if c not in GROUP_COLUMNS]
     if unknown:
         raise ValueError(f"cannot group by {unknown}: allowed columns are {list(GROUP_COLUMNS)}")

@@ -111,3 +111,10 @@ def test_endpoint_is_an_alias_of_endpoint_name(database):
     plain = query_attribution(start_date=D1, end_date=D3, group_by=["endpoint_name"], database=database)
     aliased = query_attribution(start_date=D1, end_date=D3, group_by=["endpoint"], database=database)
     assert aliased.equals(plain)
+
+
+def test_a_string_group_by_is_one_column(database):
+    # "tenant" as a string must not be read as the columns t, e, n, a, n, t.
+    as_string = query_attribution(database=database, start_date=D1, end_date=D3, group_by="tenant")
+    as_list = query_attribution(database=database, start_date=D1, end_date=D3, group_by=["tenant"])
+    assert as_string.columns[0] == "tenant" and as_string.equals(as_list)
