@@ -8,6 +8,7 @@ Dagster into a temporary DuckDB file and compare with the fault-free in-process 
 import datetime as dt
 
 import dagster as dg
+import httpx
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -184,3 +185,32 @@ def test_plain_http_to_a_remote_host_is_refused():
     with pytest.raises(ValueError, match="only https"):
         ApiClient("http://example.com", PatCredentials(SECRET))
     assert ApiClient("adb-1.2.azuredatabricks.net").base_url == "https://adb-1.2.azuredatabricks.net"
+
+
+def _refused_with(status: int, **reply) -> str:
+    """The client's error text for one error reply (an in-memory transport: no socket, no other host)."""
+    client = ApiClient("http://127.0.0.1:9", PatCredentials(SECRET), max_requests_per_second=None)
+    client.http = httpx.Client(base_url=client.base_url,
+                               transport=httpx.MockTransport(lambda request: httpx.Response(status, **reply)))
+    with client, pytest.raises(ApiError) as failure:
+        client.get_json("/api/2.1/clusters/get")
+    return str(failure.value)
+
+
+def _leaked_prefixes(text: str) -> list[str]:
+    return [SECRET[:n] for n in range(4, len(SECRET) + 1) if SECRET[:n] in text]
+
+
+@pytest.mark.parametrize("offset", [490, 495])  # the secret starts before the 500-char cut, ends after it
+def test_a_secret_straddling_the_message_cut_is_redacted_not_truncated(offset):
+    message = "x" * offset + SECRET + " was rejected"
+    text = _refused_with(400, json={"error_code": "INVALID_PARAMETER_VALUE", "message": message})
+    assert f"HTTP 400 INVALID_PARAMETER_VALUE: {'x' * offset}" in text
+    assert _leaked_prefixes(text) == []
+
+
+@pytest.mark.parametrize("offset", [190, 196])  # a non-JSON body is cut at 200 characters
+def test_a_secret_straddling_the_text_body_cut_is_redacted_not_truncated(offset):
+    text = _refused_with(400, text="y" * offset + SECRET + " in a proxy's HTML page")
+    assert f"HTTP 400: {'y' * offset}" in text
+    assert _leaked_prefixes(text) == []

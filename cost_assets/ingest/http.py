@@ -353,7 +353,7 @@ class ApiClient:
 
     def _error(self, kind: type[ApiError], method: str, endpoint: str, response: httpx.Response, attempts: int,
                suffix: str) -> ApiError:
-        code, message = _error_body(response)
+        code, message = _error_body(response, self.redact)
         text = f"{self.name} {method} {endpoint} failed: HTTP {response.status_code}"
         text += f" {code}" if code else ""
         text += f": {message.rstrip('. ')}" if message else ""
@@ -361,14 +361,18 @@ class ApiClient:
                     error_code=code, attempts=attempts)
 
 
-def _error_body(response: httpx.Response) -> tuple[str | None, str]:
-    """``{error_code, message}`` (Databricks) or ``{error, error_description}`` (OAuth); else a short text."""
+def _error_body(response: httpx.Response, redact: Callable[[str], str]) -> tuple[str | None, str]:
+    """``{error_code, message}`` (Databricks) or ``{error, error_description}`` (OAuth); else a short text.
+
+    Secrets are scrubbed *before* the text is shortened: cut first, a secret straddling the cut would
+    survive as a prefix that no longer matches the whole secret, and leak.
+    """
     try:
         body = response.json()
     except ValueError:
-        return None, response.text[:200].strip()
+        return None, redact(response.text)[:200].strip()
     if not isinstance(body, dict):
-        return None, str(body)[:200]
+        return None, redact(str(body))[:200]
     code = body.get("error_code") or body.get("error")
     message = body.get("message") or body.get("error_description") or ""
-    return (str(code) if code else None), str(message)[:500]
+    return (redact(str(code)) if code else None), redact(str(message))[:500]
