@@ -157,3 +157,13 @@ def test_connection_never_shows_secrets():
     with pytest.raises(ValueError, match="DATABRICKS_TOKEN, or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET"):
         DatabricksConnection(host="https://adb-1.2.azuredatabricks.net").client()
 
+
+
+def test_csv_saved_by_excel_with_a_byte_order_mark_reads_like_without(tmp_path):
+    (tmp_path / "plain.csv").write_text(GOOD_DAY, encoding="utf-8")
+    (tmp_path / "excel.csv").write_text(GOOD_DAY, encoding="utf-8-sig")  # Excel's "CSV UTF-8"
+    assert (tmp_path / "excel.csv").read_bytes()[:3] == b"\xef\xbb\xbf"
+    day = [dt.date(2026, 1, 5)]
+    excel = CsvBillingSource(path=str(tmp_path / "excel.csv")).usage(day)
+    assert excel["workspace_id"].to_list() == ["2222333344445555"] * 3
+    assert excel.equals(CsvBillingSource(path=str(tmp_path / "plain.csv")).usage(day))

@@ -3,6 +3,7 @@
 import datetime as dt
 import re
 
+import httpx
 import polars as pl
 import pytest
 
@@ -36,6 +37,18 @@ def test_legacy_csv_end_of_hour_stamp_maps_to_the_hour_it_closes():
     # A SQL warehouse row carries the warehouse id in clusterId.
     assert second["warehouse_id"] == "8e00f0c8b392983e" and second["cluster_id"] is None
     assert second["machine_hours"] is None
+
+
+def test_legacy_csv_download_with_a_byte_order_mark_keeps_its_workspace_column():
+    """The Account API text as the client sees it: httpx decodes ``charset=utf-8`` and keeps U+FEFF."""
+    text = (",".join(parse.LEGACY_CSV_COLUMNS) + "\n"
+            '2222333344445555,2024-06-19T21:59:59.999Z,c1,n,i3.xlarge,4711,"{}",PREMIUM_JOBS_COMPUTE,5.0,5.0,,"{}"\n')
+    download = httpx.Response(200, content=b"\xef\xbb\xbf" + text.encode(),
+                              headers={"Content-Type": "text/plain; charset=utf-8"}).text
+    assert download.startswith("\ufeffworkspaceId,")
+    frame = parse.legacy_csv_frame(download, "Account API usage download")
+    assert frame["workspace_id"].to_list() == ["2222333344445555"]
+    assert frame.equals(parse.legacy_csv_frame(text, "Account API usage download"))
 
 
 @pytest.mark.parametrize(("body", "where"), [

@@ -266,8 +266,12 @@ def legacy_csv_frame(text: str, file_name: str, source: str = "csv") -> pl.DataF
 
     The ``timestamp`` is the *end* of the hour it covers (``…T09:59:59.999Z`` is 09:00–10:00), so the
     row's hour starts at the timestamp floored to the hour. Errors name the file, line and column.
+
+    A leading UTF-8 byte order mark (Excel's "CSV UTF-8" writes one; decoded as ``utf-8`` it stays as
+    U+FEFF) is dropped, or it would glue itself to the first column name and ``workspaceId`` would be
+    reported missing.
     """
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
     header = next(reader, None)
     if header is None:
         raise InputError(f"{file_name}: line 1: empty file, expected the header {','.join(LEGACY_CSV_COLUMNS)}")
