@@ -16,8 +16,8 @@ import pytest
 from cost_assets.assets import raw
 from cost_assets.ingest.parse import InputError
 from cost_assets.ingest.sql import Param, SqlStatementError, StatementClient
-from cost_assets.mock_server import MockOptions, MockServer
-from cost_assets.resources.billing import AccountApiBillingSource, CsvBillingSource
+from cost_assets.mock_server import Faults, MockOptions, MockServer
+from cost_assets.resources.billing import AccountApiBillingSource, CsvBillingSource, SystemTablesBillingSource
 from cost_assets.resources.databricks import DatabricksConnection
 from cost_assets.resources.warehouse import CostDuckDBIOManager, read_table
 from cost_assets.simulation.world import WorldConfig
@@ -167,3 +167,52 @@ def test_csv_saved_by_excel_with_a_byte_order_mark_reads_like_without(tmp_path):
     excel = CsvBillingSource(path=str(tmp_path / "excel.csv")).usage(day)
     assert excel["workspace_id"].to_list() == ["2222333344445555"] * 3
     assert excel.equals(CsvBillingSource(path=str(tmp_path / "plain.csv")).usage(day))
+
+
+# --- call statistics for api/... metadata ----------------------------------------------------------------
+
+FLAKY = Faults(error_rate=0.5, seed=3)  # with this seed the first requests include 503s (asserted below)
+
+
+def _flaky_connection(server: MockServer) -> DatabricksConnection:
+    return DatabricksConnection(host=server.url, token="dapi-mock-token", max_requests_per_second=0,
+                                backoff_s=0.01, jitter_s=0, max_attempts=10)
+
+
+def test_system_tables_source_fills_calls_and_retries_of_injected_503s():
+    days = [dt.date(2026, 1, 30), dt.date(2026, 1, 31)]
+    with MockServer(MockOptions(world=CFG, faults=FLAKY, sql_chunk_rows=20)) as server:
+        stats: dict = {}
+        frame = SystemTablesBillingSource(connection=_flaky_connection(server), warehouse_id="wh").usage(
+            days, stats=stats)
+        served, failed = dict(server.mock.calls), server.mock.faults.injected["503"]
+    assert failed >= 1 and frame.height > 20  # retried, and the result came in more than one chunk
+    assert stats["retries"] == stats["http_503"] == failed
+    assert stats["calls"] == sum(served.values())  # every request the server saw, the 503s included
+    assert stats["calls/api/2.0/sql/statements"] == served["POST /api/2.0/sql/statements"]
+    chunks = sum(n for key, n in served.items() if "/result/chunks/" in key)
+    assert stats["calls/api/2.0/sql/statements/{id}/result/chunks/{n}"] == chunks >= 1
+
+
+def test_account_api_source_fills_calls_and_retries_and_csv_leaves_stats_alone(tmp_path):
+    with MockServer(MockOptions(world=CFG, faults=FLAKY)) as server:
+        stats: dict = {"kept": 1}
+        AccountApiBillingSource(connection=_flaky_connection(server), account_id=CFG.account_id).usage(
+            [dt.date(2026, 1, 31)], stats=stats)
+        failed = server.mock.faults.injected["503"]
+    assert failed >= 1 and stats["retries"] == failed and stats["kept"] == 1
+    assert stats["calls/api/2.0/accounts/{account_id}/usage/download"] == failed + 1 == stats["calls"]
+    (tmp_path / "bill.csv").write_text(GOOD_DAY)
+    untouched: dict = {}
+    CsvBillingSource(path=str(tmp_path / "bill.csv")).usage([dt.date(2026, 1, 5)], stats=untouched)
+    assert untouched == {}
+
+
+def test_stats_are_filled_when_the_bill_cannot_be_fetched():
+    with MockServer(MockOptions(world=CFG, faults=Faults(error_rate=1.0))) as server:
+        conn = DatabricksConnection(host=server.url, token="dapi-mock-token", max_requests_per_second=0,
+                                    backoff_s=0.01, jitter_s=0, max_attempts=3)
+        stats: dict = {}
+        with pytest.raises(Exception, match="HTTP 503"):
+            SystemTablesBillingSource(connection=conn, warehouse_id="wh").usage([dt.date(2026, 1, 31)], stats=stats)
+    assert (stats["calls"], stats["retries"], stats["http_503"]) == (3, 2, 3)

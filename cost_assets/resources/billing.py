@@ -7,12 +7,15 @@ looks the same whichever source delivered it (only ``billing_source`` says where
 
 import datetime as dt
 import glob
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from cost_assets.ingest import parse
+from cost_assets.ingest.http import ApiClient
 from cost_assets.ingest.sql import Param, StatementClient
 from cost_assets.resources.databricks import DatabricksConnection
 
@@ -26,10 +29,29 @@ WHERE usage_date BETWEEN :first_day AND :last_day
 """
 
 
-class BillingSource(dg.ConfigurableResource):
-    """Abstract: ``usage(days)`` returns every usage record (all record types) of those usage dates."""
+@contextmanager
+def _reporting(client: ApiClient, stats: dict | None) -> Iterator[None]:
+    """Copies the client's call statistics into ``stats`` when the block ends, also when it raises."""
+    try:
+        yield
+    finally:
+        if stats is not None:
+            stats.update(client.stats())
 
-    def usage(self, days: list[dt.date]) -> pl.DataFrame:
+
+class BillingSource(dg.ConfigurableResource):
+    """Abstract: ``usage(days)`` returns every usage record (all record types) of those usage dates.
+
+    ``stats``: a dict the caller owns (None: not wanted). Sources that fetch over HTTP add their
+    client's :meth:`~cost_assets.ingest.http.ApiClient.stats` to it (``calls``, ``calls/<endpoint>``,
+    ``retries``, ``retries/<endpoint>``, ``http_<status>``, ``throttled_s``, ...), so the raw asset can
+    show what the bill cost in calls under ``api/...`` metadata. Sources without HTTP leave it unchanged.
+    An out-parameter and not a second return value: the frame stays the one result every caller (the
+    sensor too) uses, and the dict is filled even when the fetch fails, so retries that ended in a
+    failure can still be reported.
+    """
+
+    def usage(self, days: list[dt.date], stats: dict | None = None) -> pl.DataFrame:
         raise NotImplementedError(f"{type(self).__name__} does not provide billing usage")
 
 
@@ -38,7 +60,7 @@ class CsvBillingSource(BillingSource):
 
     path: str
 
-    def usage(self, days: list[dt.date]) -> pl.DataFrame:
+    def usage(self, days: list[dt.date], stats: dict | None = None) -> pl.DataFrame:
         files = sorted(glob.glob(self.path)) or ([self.path] if Path(self.path).exists() else [])
         if not files:
             raise FileNotFoundError(f"COST_ASSETS_BILLING_SOURCE csv: no file matches {self.path!r}")
@@ -57,10 +79,10 @@ class AccountApiBillingSource(BillingSource):
     connection: DatabricksConnection
     account_id: str
 
-    def usage(self, days: list[dt.date]) -> pl.DataFrame:
+    def usage(self, days: list[dt.date], stats: dict | None = None) -> pl.DataFrame:
         first, last = min(days), max(days)
         start_month, end_month = f"{first:%Y-%m}", f"{last:%Y-%m}"
-        with self.connection.client("account", self.account_id) as client:
+        with self.connection.client("account", self.account_id) as client, _reporting(client, stats):
             text = client.get_text(f"/api/2.0/accounts/{self.account_id}/usage/download",
                                    {"start_month": start_month, "end_month": end_month, "personal_data": "false"})
         frame = parse.legacy_csv_frame(text, f"Account API usage download {start_month}..{end_month}",
@@ -79,8 +101,8 @@ class SystemTablesBillingSource(BillingSource):
     wait_timeout_s: int = 30
     timeout_s: float = 900.0
 
-    def usage(self, days: list[dt.date]) -> pl.DataFrame:
-        with self.connection.client() as client:
+    def usage(self, days: list[dt.date], stats: dict | None = None) -> pl.DataFrame:
+        with self.connection.client() as client, _reporting(client, stats):
             rows = StatementClient(client, self.warehouse_id, wait_timeout_s=self.wait_timeout_s,
                                    timeout_s=self.timeout_s).query(USAGE_SQL, [
                                        Param("first_day", min(days).isoformat(), "DATE"),
