@@ -12,6 +12,20 @@ Faults are configuration (:class:`Faults`): a token-bucket rate limit answering 
 come from one ``random.Random(seed)`` taken three times per request, so the same request sequence gets
 the same faults.
 
+What live workspaces do to a pipeline that the world itself never does is configuration too
+(:class:`MockOptions`, each with a CLI flag): jobs deleted and runs still active; clusters purged
+(``clusters/get`` 404, or 400 on older workspaces, while their events are still served); runs and events
+past their retention, against a clock (``now``) tests can freeze; system schemas that are not enabled or
+not granted; instance pools and jobs the caller may not view (403); and days whose bill is still empty.
+
+The SQL warehouse runs statements on DuckDB with file access switched off and the configuration locked
+after the tables are loaded: a statement can read the system tables, never the server's files.
+
+``--request-log FILE`` writes one JSON line per request (``method``, ``path`` without the query string,
+``status``, ``fault``: ``"429"``, ``"503"``, ``"slow"``, ``"drop"``, ``"slow+drop"`` or null); headers
+and tokens are never written. On exit the CLI prints the injected faults per kind to stderr
+(``faults: 503×12, 429×3, drop×1``).
+
 Why the standard library's ``ThreadingHTTPServer`` and not starlette + uvicorn (installed only as
 dagster-webserver's dependencies, not ours): a test server needs no event loop, starts in a thread in
 microseconds, and gives direct control of the socket, which is what "drop the connection mid-body"
@@ -21,13 +35,16 @@ connections alive, as the live client expects.
 
 import argparse
 import base64
+import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import math
 import os
 import random
 import re
+import sys
 import tempfile
 import threading
 import time
@@ -37,11 +54,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import IO, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import duckdb
 
+from cost_assets.ingest.parse import LEGACY_CSV_COLUMNS
 from cost_assets.prices import load_price_sheet
 from cost_assets.schemas import EVENT_TYPES
 from cost_assets.simulation import views
@@ -53,6 +71,7 @@ MAX_RUNS_LIMIT = 25
 MAX_EVENTS_LIMIT = 500
 UNKNOWN = "x_unknown_field"  # added to objects when MockOptions.unknown_fields is set
 EPOCH = dt.datetime(1970, 1, 1)
+MOCK_USER = "mock-user@example.com"  # who every accepted credential is
 SYSTEM_CATALOG = "dbx_system"  # DuckDB reserves the name "system"; statements are rewritten to this
 
 
@@ -71,6 +90,9 @@ class Faults:
 
 @dataclass(frozen=True)
 class MockOptions:
+    """How the mock workspace answers. Everything beyond ``world`` defaults to a healthy workspace that
+    keeps all history and grants everything."""
+
     world: WorldConfig = field(default_factory=WorldConfig)
     tokens: tuple[str, ...] = (DEFAULT_TOKEN,)  # accepted personal access tokens
     client_id: str = "mock-client-id"
@@ -86,7 +108,49 @@ class MockOptions:
     # is otherwise seen after its last day, when every run has completed.
     deleted_jobs: tuple[int, ...] = ()
     active_runs: tuple[int, ...] = ()
+    # Clusters purged since their runs (60 days after termination): clusters/get answers 404
+    # RESOURCE_DOES_NOT_EXIST "Cluster <id> does not exist" (purged_cluster_error="400": 400
+    # INVALID_PARAMETER_VALUE with the same message, as older workspaces answer), clusters/list leaves them
+    # out, and clusters/events still serves their events (events outlive the cluster object).
+    purged_clusters: tuple[str, ...] = ()
+    purged_cluster_error: Literal["404", "400"] = "404"
+    # Retention against the clock ``now`` (None: the real UTC now at each request; a naive datetime is
+    # UTC). events_retention_days=N: clusters/events returns only events with timestamp > now − N days.
+    # runs_retention_days=N: runs that started before now − N days are gone (runs/list leaves them out,
+    # runs/get answers 404 RESOURCE_DOES_NOT_EXIST). None keeps everything.
+    events_retention_days: int | None = None
+    runs_retention_days: int | None = None
+    now: dt.datetime | None = None
+    # System schemas as ``"system.<schema>"``. A statement naming a table of a missing schema ends FAILED
+    # (HTTP 200) with sql_state 42P01 and ``[TABLE_OR_VIEW_NOT_FOUND] The table or view
+    # `system`.`<schema>`.`<table>` cannot be found.`` (the schema alone: 42704 ``[SCHEMA_NOT_FOUND]``); of a
+    # denied one, FAILED with sql_state 42501 and ``[INSUFFICIENT_PERMISSIONS] Insufficient privileges: User
+    # does not have USE SCHEMA on Schema 'system.<schema>'.``. ``status.error.error_code`` is BAD_REQUEST in
+    # both, as in the reference's FAILED example (ServiceErrorCode has no PERMISSION_DENIED member).
+    missing_system_schemas: tuple[str, ...] = ()
+    denied_system_schemas: tuple[str, ...] = ()
+    # 403 PERMISSION_DENIED: instance-pools/get for every pool; jobs/get for these job ids (their runs stay
+    # listed).
+    forbidden_pools: bool = False
+    forbidden_jobs: tuple[int, ...] = ()
+    # ISO dates whose bill is still empty: system.billing.usage has no rows of these usage dates and the
+    # Account API download has none of them (header only when every requested day is empty).
+    empty_bill_days: tuple[str, ...] = ()
+    request_log: str | None = None  # a file: one JSON line per request (see the module docstring)
     faults: Faults = field(default_factory=Faults)
+
+    def __post_init__(self) -> None:
+        """Typos fail here, not as a silently healthy workspace in the test that meant to break it."""
+        for schema in (*self.missing_system_schemas, *self.denied_system_schemas):
+            if not re.fullmatch(r"system\.[a-z_]\w*", schema):
+                raise ValueError(f"system schemas are named system.<schema> in lower case, got {schema!r}")
+        if self.purged_cluster_error not in ("404", "400"):
+            raise ValueError(f"purged_cluster_error must be '404' or '400', got {self.purged_cluster_error!r}")
+        for day in self.empty_bill_days:
+            dt.date.fromisoformat(day)
+        for days in (self.events_retention_days, self.runs_retention_days):
+            if days is not None and days < 0:
+                raise ValueError(f"retention days must not be negative, got {days}")
 
 
 @dataclass
@@ -96,6 +160,7 @@ class Reply:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
+    fault: str | None = None  # the injected fault, for the request log
 
 
 class MockError(Exception):
@@ -243,7 +308,10 @@ _SIMPLE_TYPES = {"VARCHAR": ("STRING", "STRING"), "BIGINT": ("LONG", "BIGINT"), 
                  "DOUBLE": ("DOUBLE", "DOUBLE"), "FLOAT": ("FLOAT", "FLOAT"), "BOOLEAN": ("BOOLEAN", "BOOLEAN"),
                  "DATE": ("DATE", "DATE"), "TIMESTAMP": ("TIMESTAMP", "TIMESTAMP"),
                  "TIMESTAMP WITH TIME ZONE": ("TIMESTAMP", "TIMESTAMP"), '"NULL"': ("NULL", "NULL")}
-_SQLSTATES = {"CatalogException": "42P01", "BinderException": "42703", "ParserException": "42601"}
+_SQLSTATES = {"CatalogException": "42P01", "BinderException": "42703", "ParserException": "42601",
+              "PermissionException": "42501"}
+# A system table after _translate: dbx_system.<schema>[.<table>], names possibly double-quoted.
+_SYSTEM_REFERENCE = re.compile(SYSTEM_CATALOG + r'\."?([A-Za-z_]\w*)"?(?:\."?([A-Za-z_]\w*)"?)?')
 
 
 class _SqlFailure(Exception):
@@ -396,8 +464,9 @@ class _SqlWarehouse:
     def _load(self) -> duckdb.DuckDBPyConnection:
         config = self.options.world
         world = views.world_for(config)
+        empty = set(self.options.empty_bill_days)
         rows = {
-            "billing.usage": list(views.billing_usage_rows(config)),
+            "billing.usage": [r for r in views.billing_usage_rows(config) if r["usage_date"] not in empty],
             "billing.list_prices": views.list_prices_rows(load_price_sheet(), config),
             "serving.endpoint_usage": [{k: v for k, v in r.items() if k not in ("endpoint_name", "entity_name")}
                                        for r in views.serving_rows(world)],
@@ -428,7 +497,25 @@ class _SqlWarehouse:
                 select = ", ".join(f'CAST("{c}" AS {t})' for c, t in columns.items())
                 con.execute(f"INSERT INTO {SYSTEM_CATALOG}.{table} SELECT {select} FROM "
                             f"read_json('{path}', format='newline_delimited', columns={spec})")
+        # Loaded: from now on no statement may touch the file system (read_csv('/etc/passwd'), COPY … TO,
+        # ATTACH, INSTALL), and none may switch that back on.
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
         return con
+
+    def _unavailable_schema(self, sql: str) -> None:
+        """FAILED as Databricks answers for a schema that is not enabled (missing) or not granted (denied)."""
+        missing, denied = set(self.options.missing_system_schemas), set(self.options.denied_system_schemas)
+        for schema, table in _SYSTEM_REFERENCE.findall(sql):
+            name = f"system.{schema.lower()}"
+            if name in missing and table:
+                raise _SqlFailure(f"[TABLE_OR_VIEW_NOT_FOUND] The table or view `system`.`{schema}`.`{table}` "
+                                  "cannot be found.", "42P01")
+            if name in missing:
+                raise _SqlFailure(f"[SCHEMA_NOT_FOUND] The schema `system`.`{schema}` cannot be found.", "42704")
+            if name in denied:
+                raise _SqlFailure("[INSUFFICIENT_PERMISSIONS] Insufficient privileges: User does not have "
+                                  f"USE SCHEMA on Schema '{name}'.", "42501")
 
     def execute(self, body: dict, statement_id: str) -> dict:
         warehouse, statement = body.get("warehouse_id"), body.get("statement")
@@ -447,6 +534,7 @@ class _SqlWarehouse:
         st = _Statement(statement_id, ready_at=self.clock() + self.options.statement_delay_s)
         try:
             sql, binds = _translate(statement, params)
+            self._unavailable_schema(sql)
             cursor = self._tables().cursor()
             cursor.execute(sql, binds)
             result = cursor.fetchall()
@@ -552,6 +640,9 @@ class MockWorkspace:
         self.oauth_tokens: dict[str, float] = {}
         self._serial = 0
         self._lock = threading.Lock()
+        self._log: IO[str] | None = None
+        if options.request_log:  # open for the server's life (a line per request); close() closes it
+            self._log = open(options.request_log, "w", encoding="utf-8")  # noqa: SIM115
         self._node_types: dict | None = None
         self._routes: list[tuple[str, re.Pattern, Callable[..., Reply]]] = [
             ("GET", re.compile(r"/api/(2\.[12])/jobs/runs/list"), self.runs_list),
@@ -575,16 +666,30 @@ class MockWorkspace:
     # --- dispatch -----------------------------------------------------------------------------------------
 
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
-        """One request (``headers`` with lower-case names) → its reply, faults included."""
+        """One request (``headers`` with lower-case names) → its reply, faults included; logged when
+        ``MockOptions.request_log`` is set."""
         url = urlsplit(target)
-        path, query = url.path, _Query(url.query)
+        path = url.path
         with self._lock:
             self.calls[f"{method} {path}"] += 1
+        reply = self._reply(method, path, _Query(url.query), headers, body)
+        if self._log is not None:
+            line = json.dumps({"method": method, "path": path, "status": reply.status, "fault": reply.fault})
+            with self._lock:
+                self._log.write(line + "\n")
+                self._log.flush()  # readable while the server runs (tail -f, tests)
+        return reply
+
+    def _reply(self, method: str, path: str, query: _Query, headers: dict[str, str], body: bytes) -> Reply:
         extra = {} if "/accounts/" in path else {"X-Databricks-Org-Id": self.config.workspace_id}
         try:
             stall, drop = self.faults.decide(path)
-            if stall:
-                time.sleep(stall)
+        except MockError as e:  # 429 or 503
+            return self._error(e, extra, fault=str(e.status))
+        fault = "+".join(kind for kind, on in (("slow", stall), ("drop", drop)) if on) or None
+        if stall:
+            time.sleep(stall)
+        try:
             for verb, pattern, handler in self._routes:
                 m = pattern.fullmatch(path)
                 if m and verb == method:
@@ -592,11 +697,36 @@ class MockWorkspace:
                         self._authorize(headers)
                     reply = handler(*m.groups(), query=query, body=body, headers=headers)
                     reply.headers.update(extra)
-                    reply.drop = drop
+                    reply.drop, reply.fault = drop, fault
                     return reply
             raise MockError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
         except MockError as e:
-            return _json(e.status, {"error_code": e.error_code, "message": e.message}, {**extra, **e.headers})
+            return self._error(e, extra, fault=fault)
+
+    @staticmethod
+    def _error(e: MockError, extra: dict[str, str], fault: str | None) -> Reply:
+        reply = _json(e.status, {"error_code": e.error_code, "message": e.message}, {**extra, **e.headers})
+        reply.fault = fault
+        return reply
+
+    def close(self) -> None:
+        self.sql.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _cutoff_ms(self, days: int | None) -> int | None:
+        """Epoch ms of ``now − days`` (MockOptions.now, else the real UTC now); None without retention."""
+        if days is None:
+            return None
+        now = self.options.now or dt.datetime.now(dt.UTC)
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=dt.UTC)
+        return int((now - dt.timedelta(days=days)).timestamp() * 1000)
+
+    def _retained(self, run: JobRun) -> bool:
+        cutoff = self._cutoff_ms(self.options.runs_retention_days)
+        return cutoff is None or run.start >= cutoff
 
     def _authorize(self, headers: dict[str, str]) -> None:
         value = headers.get("authorization", "")
@@ -643,6 +773,7 @@ class MockWorkspace:
         active_only, completed_only = query.bool("active_only"), query.bool("completed_only")
         runs = [] if run_type not in (None, "JOB_RUN") else [
             r for r in self.runs_newest_first if lo <= r.start <= hi and job_id in (None, r.job_id)
+            and self._retained(r)
             and not (active_only and not self._active(r)) and not (completed_only and self._active(r))]
         token = query.str("page_token")
         offset = _untoken(token, "offset") if token else query.int("offset", 0)
@@ -692,7 +823,7 @@ class MockWorkspace:
         run_id = query.int("run_id")
         if run_id is None:
             raise _bad("Missing required field: run_id")
-        if run_id not in self.runs_by_id:
+        if run_id not in self.runs_by_id or not self._retained(self.runs_by_id[run_id]):
             raise MockError(404, "RESOURCE_DOES_NOT_EXIST", f"Run {run_id} does not exist.")
         payload = self._run_payload(self.runs_by_id[run_id])
         if not query.bool("include_history"):
@@ -721,6 +852,9 @@ class MockWorkspace:
             raise _bad("Missing required field: job_id")
         if job_id not in self.world.jobs or job_id in self.options.deleted_jobs:
             raise MockError(404, "RESOURCE_DOES_NOT_EXIST", f"Job {job_id} does not exist.")
+        if job_id in self.options.forbidden_jobs:
+            raise MockError(403, "PERMISSION_DENIED", f"User {MOCK_USER} does not have View permissions on job "
+                                                      f"{job_id}.")
         payload = views.job_payload(self.world, self.world.jobs[job_id])
         if version == "2.2":
             settings = self._array_page(payload["settings"], ("tasks", "job_clusters"), query.str("page_token"))
@@ -740,12 +874,20 @@ class MockWorkspace:
         return self._mark(views.cluster_payload(self.world, cluster_id))
 
     def clusters_get(self, *, query: _Query, **_: Any) -> Reply:
-        return _json(200, self._cluster(query.str("cluster_id")))
+        cluster_id = query.str("cluster_id")
+        if cluster_id in self.options.purged_clusters:
+            if self.options.purged_cluster_error == "400":
+                raise _bad(f"Cluster {cluster_id} does not exist")
+            raise MockError(404, "RESOURCE_DOES_NOT_EXIST", f"Cluster {cluster_id} does not exist")
+        return _json(200, self._cluster(cluster_id))
 
     def instance_pools_get(self, *, query: _Query, **_: Any) -> Reply:
         pool_id = query.str("instance_pool_id")
         if not pool_id:
             raise _bad("Missing required field: instance_pool_id")
+        if self.options.forbidden_pools:
+            raise MockError(403, "PERMISSION_DENIED", f"User {MOCK_USER} does not have permission to view "
+                                                      f"instance pool {pool_id}.")
         if pool_id not in self.world.pools:
             raise MockError(404, "RESOURCE_DOES_NOT_EXIST", f"Instance pool {pool_id} does not exist")
         return _json(200, self._mark(views.instance_pool_payload(self.world, pool_id)))
@@ -755,7 +897,8 @@ class MockWorkspace:
         sources, states = query.list("filter_by.cluster_sources"), query.list("filter_by.cluster_states")
         # Every simulated cluster is TERMINATED when seen (after the world's last day).
         ids = [cid for cid, c in sorted(self.world.clusters.items())
-               if (not sources or c.source in sources) and (not states or "TERMINATED" in states)]
+               if (not sources or c.source in sources) and (not states or "TERMINATED" in states)
+               and cid not in self.options.purged_clusters]
         token = query.str("page_token")
         offset = _untoken(token, "offset") if token else 0
         out: dict[str, Any] = {"next_page_token": _token(offset=offset + size) if offset + size < len(ids)
@@ -770,11 +913,13 @@ class MockWorkspace:
         except ValueError:
             raise MockError(400, "MALFORMED_REQUEST", "Could not parse request object") from None
         cluster_id = request.get("cluster_id")
-        self._cluster(cluster_id)
+        self._cluster(cluster_id)  # a purged cluster too: its events outlive it
         order = request.get("order") or "DESC"
         if order not in ("ASC", "DESC"):
             raise _bad(f"order must be ASC or DESC, got {order!r}")
         lo, hi = request.get("start_time") or 0, request.get("end_time") or 2**62
+        cutoff = self._cutoff_ms(self.options.events_retention_days)
+        lo = lo if cutoff is None else max(lo, cutoff + 1)  # retention: only events newer than the cutoff
         types = set(request.get("event_types") or [])
         if unknown := sorted(map(str, types - set(EVENT_TYPES))):
             raise _bad(f"event_types: unknown event type(s) {', '.join(unknown)}")
@@ -828,7 +973,7 @@ class MockWorkspace:
         if start > end:
             raise _bad("start_month must not be after end_month")
         last = (end.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
-        text = views.legacy_csv(self.config, start, last)
+        text = _without_days(views.legacy_csv(self.config, start, last), set(self.options.empty_bill_days))
         if self.options.unknown_fields:
             lines = text.splitlines()
             text = "\n".join([lines[0] + ",x_unknown_column", *(line + ",later" for line in lines[1:])]) + "\n"
@@ -858,7 +1003,7 @@ class MockWorkspace:
     # --- identity -----------------------------------------------------------------------------------------
 
     def me(self, **_: Any) -> Reply:
-        return _json(200, {"id": "4711471147114711", "userName": "mock-user@example.com", "active": True})
+        return _json(200, {"id": "4711471147114711", "userName": MOCK_USER, "active": True})
 
     def oauth_token(self, account_id: str | None = None, *, body: bytes, headers: dict[str, str], **_: Any
                     ) -> Reply:
@@ -880,6 +1025,18 @@ class MockWorkspace:
             self.oauth_tokens[token] = self.clock() + self.options.oauth_expires_in
         return _json(200, {"access_token": token, "token_type": "Bearer",
                            "expires_in": self.options.oauth_expires_in, "scope": form.get("scope") or "all-apis"})
+
+
+def _without_days(text: str, days: set[str]) -> str:
+    """The legacy CSV without the rows of ``days`` (ISO dates). A row's usage date is its end-of-hour
+    timestamp's date: the end of an hour is never midnight, so it falls on the hour's own day."""
+    if not days:
+        return text
+    rows = list(csv.reader(io.StringIO(text)))
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(
+        [rows[0], *(r for r in rows[1:] if r[LEGACY_CSV_COLUMNS.index("timestamp")][:10] not in days)])
+    return buf.getvalue()
 
 
 # --- the socket layer ------------------------------------------------------------------------------------
@@ -953,7 +1110,7 @@ class MockServer:
             self._httpd.shutdown()
             self._thread.join()
         self._httpd.server_close()
-        self.mock.sql.close()
+        self.mock.close()
 
     def __enter__(self) -> "MockServer":
         return self.start()
@@ -988,14 +1145,50 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drop-rate", type=float, default=0.0, help="share of responses cut off mid-body")
     p.add_argument("--fault-seed", type=int, default=0)
     p.add_argument("--statement-delay", type=float, default=0.0, help="seconds a SQL statement stays PENDING")
+    live = p.add_argument_group("what live workspaces do (repeat the flags that take one id or day)")
+    live.add_argument("--deleted-job", type=int, action="append", default=[], metavar="JOB_ID",
+                      help="jobs/get answers 404 RESOURCE_DOES_NOT_EXIST; its runs stay listed")
+    live.add_argument("--forbidden-job", type=int, action="append", default=[], metavar="JOB_ID",
+                      help="jobs/get answers 403 PERMISSION_DENIED; its runs stay listed")
+    live.add_argument("--forbidden-pools", action="store_true", help="instance-pools/get answers 403 PERMISSION_DENIED")
+    live.add_argument("--purged-cluster", action="append", default=[], metavar="CLUSTER_ID",
+                      help="clusters/get answers 'Cluster <id> does not exist', clusters/list leaves it out, "
+                           "clusters/events still serves its events")
+    live.add_argument("--purged-cluster-error", choices=["404", "400"], default="404",
+                      help="a purged cluster's clusters/get: 404 RESOURCE_DOES_NOT_EXIST or 400 "
+                           "INVALID_PARAMETER_VALUE (default 404)")
+    live.add_argument("--events-retention-days", type=int, default=None, metavar="N",
+                      help="clusters/events returns only events newer than now - N days")
+    live.add_argument("--runs-retention-days", type=int, default=None, metavar="N",
+                      help="runs started before now - N days are gone from runs/list and runs/get")
+    live.add_argument("--now", type=dt.datetime.fromisoformat, default=None, metavar="ISO_DATETIME",
+                      help="the clock retention is measured from (UTC; default: the real now)")
+    live.add_argument("--missing-system-schema", action="append", default=[], metavar="system.SCHEMA",
+                      help="statements on its tables end FAILED with [TABLE_OR_VIEW_NOT_FOUND]")
+    live.add_argument("--denied-system-schema", action="append", default=[], metavar="system.SCHEMA",
+                      help="statements on its tables end FAILED with [INSUFFICIENT_PERMISSIONS]")
+    live.add_argument("--empty-bill-day", action="append", default=[], metavar="YYYY-MM-DD",
+                      help="no bill rows of that usage date in system.billing.usage or the usage download")
+    p.add_argument("--request-log", default=None, metavar="FILE",
+                   help="write one JSON line per request: method, path, status, injected fault (never headers)")
     args = p.parse_args(argv)
     start = args.start or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=args.days)
-    options = MockOptions(
-        world=WorldConfig(seed=args.seed, scale=args.scale, start=start, days=args.days, cloud=args.cloud,
-                          tier=args.tier),
-        tokens=(args.token,), statement_delay_s=args.statement_delay,
-        faults=Faults(rate_limit_per_s=args.rate_limit, error_rate=args.error_rate, slow_rate=args.slow_rate,
-                      slow_s=args.slow_seconds, drop_rate=args.drop_rate, seed=args.fault_seed))
+    try:
+        options = MockOptions(
+            world=WorldConfig(seed=args.seed, scale=args.scale, start=start, days=args.days, cloud=args.cloud,
+                              tier=args.tier),
+            tokens=(args.token,), statement_delay_s=args.statement_delay,
+            deleted_jobs=tuple(args.deleted_job), forbidden_jobs=tuple(args.forbidden_job),
+            forbidden_pools=args.forbidden_pools, purged_clusters=tuple(args.purged_cluster),
+            purged_cluster_error=args.purged_cluster_error, events_retention_days=args.events_retention_days,
+            runs_retention_days=args.runs_retention_days, now=args.now,
+            missing_system_schemas=tuple(args.missing_system_schema),
+            denied_system_schemas=tuple(args.denied_system_schema), empty_bill_days=tuple(args.empty_bill_day),
+            request_log=args.request_log,
+            faults=Faults(rate_limit_per_s=args.rate_limit, error_rate=args.error_rate, slow_rate=args.slow_rate,
+                          slow_s=args.slow_seconds, drop_rate=args.drop_rate, seed=args.fault_seed))
+    except ValueError as e:
+        p.error(str(e))
     server = MockServer(options, args.port)
     config = options.world
     print(f"mock Databricks workspace {config.workspace_id} (account {config.account_id}) at {server.url}: "
@@ -1008,7 +1201,14 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         server.stop()
+        print(fault_summary(server.mock.faults.injected), file=sys.stderr, flush=True)
     return 0
+
+
+def fault_summary(injected: Counter[str]) -> str:
+    """``faults: 503×12, 429×3, drop×1`` (most frequent first), or ``faults: none``."""
+    counts = sorted(injected.items(), key=lambda kv: (-kv[1], kv[0]))
+    return "faults: " + (", ".join(f"{kind}×{n}" for kind, n in counts if n) or "none")
 
 
 if __name__ == "__main__":
