@@ -12,7 +12,7 @@ import polars as pl
 from cost_assets import schemas
 from cost_assets.assets.raw import CLUSTER_EVENTS, CLUSTERS, DAILY_ASSET, JOB_RUNS, JOBS, PARTITIONED
 from cost_assets.assets.reference import DBU_PRICES, INSTANCE_TYPES
-from cost_assets.checks import contract_result, frame_metadata, markdown_table
+from cost_assets.checks import add_daily_metadata, contract_result, markdown_table
 from cost_assets.costing import engine
 from cost_assets.partitions import window_days
 from cost_assets.resources.databricks import DatabricksWorkspace
@@ -45,7 +45,8 @@ def cluster_segments(context: dg.AssetExecutionContext, clusters: pl.DataFrame, 
     DBUs are billable. Built from events (worker counts never from the config alone)."""
     days = window_days(context.partition_time_window)
     frame = per_day(days, lambda d: engine.segments_for_day(clusters, events, d))
-    yield dg.Output(frame, metadata=frame_metadata(frame, clusters=frame["cluster_id"].n_unique()))
+    add_daily_metadata(context, frame, days, lambda f, _: {"clusters": f["cluster_id"].n_unique()})
+    yield dg.Output(frame)
     yield contract_result(schemas.ClusterSegments, frame, CLUSTER_SEGMENTS)
 
 
@@ -95,24 +96,22 @@ def _sanity_checks(context: dg.AssetExecutionContext, frame: pl.DataFrame, job_r
     ]
 
 
-DAILY_TOTALS = "daily_total_cost_usd"  # per-day totals in the metadata (a backfill run covers many days)
-
-
 def _previous_totals(context: dg.AssetExecutionContext, first: dt.date) -> dict:
-    """The stored total of the day before the window, from the latest materialization of that partition."""
+    """The stored total of the day before the window: ``total_cost_usd`` of the latest materialization of
+    that day's partition (each partition's metadata holds its own day's total)."""
     before = first - dt.timedelta(days=1)
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=RUN_COSTS, asset_partitions=[before.isoformat()]), limit=1, ascending=False)
     for rec in records.records:
-        entry = rec.asset_materialization.metadata.get(DAILY_TOTALS) if rec.asset_materialization else None
-        value = (entry.value if entry is not None else {}).get(before.isoformat())
-        if value is not None:
-            return {before: float(value)}
+        entry = rec.asset_materialization.metadata.get("total_cost_usd") if rec.asset_materialization else None
+        if entry is not None and entry.value is not None:
+            return {before: float(entry.value)}
     return {}
 
 
 def truth_accuracy(frame: pl.DataFrame, truth: pl.DataFrame) -> dict:
-    """Share of runs whose estimated day cost is within 2 % of the ground truth (simulated world only)."""
+    """Share of runs whose estimated day cost is within 2 % of the ground truth (simulated world only);
+    unrounded (``frame_metadata`` rounds by name)."""
     est = frame.filter(pl.col("consumer") == "run").group_by("usage_date", "run_id").agg(
         pl.col("total_cost_usd").sum().alias("estimated"))
     real = truth.filter(pl.col("consumer") == "run").group_by("usage_date", "run_id").agg(
@@ -122,10 +121,19 @@ def truth_accuracy(frame: pl.DataFrame, truth: pl.DataFrame) -> dict:
     if both.height == 0:
         return {}
     return {"truth/runs": both.height,
-            "truth/within_2pct_share": round(float((both["error"] <= ACCURACY_TOLERANCE).mean()), 4),
-            "truth/median_abs_error": round(float(both["error"].median()), 5),
-            "truth/estimated_usd": round(float(est["estimated"].sum()), 2),
-            "truth/true_usd": round(float(real["truth"].sum()), 2)}
+            "truth/within_2pct_share": float((both["error"] <= ACCURACY_TOLERANCE).mean()),
+            "truth/median_abs_error": float(both["error"].median()),
+            "truth/estimated_usd": float(est["estimated"].sum()),
+            "truth/true_usd": float(real["truth"].sum())}
+
+
+def _cost_totals(frame: pl.DataFrame) -> dict:
+    """The estimate's dollars (total, DBU, VM, idle) and its unpriced rows."""
+    return {"total_cost_usd": float(frame["total_cost_usd"].sum() or 0.0),
+            "dbu_cost_usd": float(frame["dbu_cost_usd"].sum() or 0.0),
+            "vm_cost_usd": float(frame["vm_cost_usd"].sum() or 0.0),
+            "idle_cost_usd": float(frame.filter(pl.col("consumer") == "idle")["total_cost_usd"].sum() or 0.0),
+            "unpriced_rows": int(frame["unpriced"].sum())}
 
 
 @dg.asset(
@@ -147,17 +155,16 @@ def run_costs(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace,
     context.log.info(f"estimating {job_runs.height} task-run rows over {len(days)} day(s)")
     frame = per_day(days, lambda d: engine.run_costs(job_runs, jobs, clusters, events, instance_types, dbu_prices,
                                                     d, tier=prices.tier))
-    total = float(frame["total_cost_usd"].sum() or 0.0)
-    meta = frame_metadata(frame, total_cost_usd=total, dbu_cost_usd=float(frame["dbu_cost_usd"].sum() or 0.0),
-                          vm_cost_usd=float(frame["vm_cost_usd"].sum() or 0.0),
-                          idle_cost_usd=float(frame.filter(pl.col("consumer") == "idle")["total_cost_usd"].sum() or 0),
-                          unpriced_rows=int(frame["unpriced"].sum()))
-    meta[DAILY_TOTALS] = dg.MetadataValue.json({
-        str(d): round(float(t or 0.0), 6)
-        for d, t in frame.group_by("usage_date").agg(pl.col("total_cost_usd").sum()).iter_rows()})
-    if isinstance(workspace, SimulatedWorkspace):
-        meta.update(truth_accuracy(frame, workspace.ground_truth_run_costs(days)))
-    yield dg.Output(frame, metadata=meta)
+    truth = workspace.ground_truth_run_costs(days) if isinstance(workspace, SimulatedWorkspace) else None
+
+    def day_totals(day_frame: pl.DataFrame, day: dt.date) -> dict:
+        totals = _cost_totals(day_frame)
+        if truth is not None:
+            totals.update(truth_accuracy(day_frame, truth.filter(pl.col("usage_date") == day)))
+        return totals
+
+    add_daily_metadata(context, frame, days, day_totals)
+    yield dg.Output(frame)
     yield contract_result(schemas.RunCosts, frame, RUN_COSTS)
     yield _unpriced_check(frame, clusters)
     yield from _sanity_checks(context, frame, job_runs, days)

@@ -12,7 +12,7 @@ import polars as pl
 from cost_assets import schemas
 from cost_assets.assets.costs import RAW_INS
 from cost_assets.assets.raw import BILLING_USAGE, DAILY_ASSET, PARTITIONED
-from cost_assets.checks import contract_result, frame_metadata, markdown_table
+from cost_assets.checks import add_daily_metadata, contract_result, markdown_table, rounded_frame
 from cost_assets.costing import attribute, engine, reconcile
 from cost_assets.partitions import window_days
 from cost_assets.resources.prices import PriceCatalog
@@ -46,7 +46,7 @@ ATTRIBUTED_COSTS = dg.AssetKey(["mart", "attributed_costs"])
 def reconcile_and_attribute(context: dg.AssetExecutionContext, prices: PriceCatalog, billing: pl.DataFrame,
                             job_runs: pl.DataFrame, jobs: pl.DataFrame, clusters: pl.DataFrame,
                             events: pl.DataFrame, instance_types: pl.DataFrame, dbu_prices: pl.DataFrame):
-    """Reconcile each day of the window, then attribute; checks judge the whole window."""
+    """Reconcile each day of the window, then attribute; checks judge the whole window, metadata is per day."""
     days = window_days(context.partition_time_window)
     recon_days, attributed_days = [], []
     for day in days:
@@ -61,13 +61,12 @@ def reconcile_and_attribute(context: dg.AssetExecutionContext, prices: PriceCata
     quality = attribute.accuracy(recon, attributed)
     gaps = attribute.conservation_gaps(recon, attributed)
 
-    reasons = dict(recon.group_by("reason").len().iter_rows())
-    yield dg.Output(recon, output_name="reconciliation", metadata=frame_metadata(
-        recon, billed_usd=float(recon["billed_cost_usd"].sum() or 0), billed_dbus=float(recon["billed_dbus"].sum()),
-        estimated_usd=float(recon["estimated_cost_usd"].sum() or 0), reasons=dg.MetadataValue.json(reasons)))
-    yield dg.Output(attributed, output_name="attributed_costs", metadata={
-        **frame_metadata(attributed, attributed_usd=float(attributed["billed_cost_usd"].sum() or 0)),
-        **_accuracy_metadata(quality)})
+    add_daily_metadata(context, recon, days, lambda f, _: _reconciliation_totals(f), output_name="reconciliation")
+    yield dg.Output(recon, output_name="reconciliation")
+    add_daily_metadata(context, attributed, days, lambda f, day: {
+        "attributed_usd": float(f["billed_cost_usd"].sum() or 0.0),
+        **_accuracy_metadata(quality.filter(pl.col("usage_date") == day))}, output_name="attributed_costs")
+    yield dg.Output(attributed, output_name="attributed_costs")
     yield contract_result(schemas.Reconciliation, recon, RECONCILIATION)
     yield contract_result(schemas.AttributedCosts, attributed, ATTRIBUTED_COSTS)
     bad = gaps.filter(~pl.col("ok"))
@@ -81,23 +80,30 @@ def reconcile_and_attribute(context: dg.AssetExecutionContext, prices: PriceCata
                       "usage_date", "billed_cost_usd", "attributed_cost_usd", "gap_usd", "ok"), 31))})
 
 
+def _reconciliation_totals(recon: pl.DataFrame) -> dict:
+    """Billed and estimated dollars, billed DBUs and the rows per reason code."""
+    return {"billed_usd": float(recon["billed_cost_usd"].sum() or 0.0),
+            "billed_dbus": float(recon["billed_dbus"].sum() or 0.0),
+            "estimated_usd": float(recon["estimated_cost_usd"].sum() or 0.0),
+            "reasons": dg.MetadataValue.json(dict(recon.group_by("reason").len().sort("reason").iter_rows()))}
+
+
 def _accuracy_metadata(quality: pl.DataFrame) -> dict:
-    """Per-day accuracy as a small table plus the window's dollar-weighted headline numbers."""
+    """One day's accuracy (its rows per workspace as a small table) and its dollar-weighted headline
+    numbers, unrounded (``frame_metadata`` rounds by name)."""
     if quality.height == 0:
         return {"accuracy": dg.MetadataValue.md("_no billed usage_")}
     billed = float(quality["billed_cost_usd"].sum() or 0.0)
 
     def weighted(column: str) -> float:
-        return round(float((quality[column].fill_null(0) * quality["billed_cost_usd"]).sum() / billed), 4) if billed \
-            else 0.0
+        return float((quality[column].fill_null(0) * quality["billed_cost_usd"]).sum() / billed) if billed else 0.0
 
     shown = [c for c in ("usage_date", "billed_cost_usd", "matched_share", "cluster_matched_share", "coverage",
                          "idle_cost_usd", "unattributed_cost_usd", "unpriced_billed_dbus") if c in quality.columns]
     return {
         "accuracy/within_5pct_share": weighted("matched_share"),
         "accuracy/coverage": weighted("coverage"),
-        "accuracy/unattributed_usd": round(float(quality["unattributed_cost_usd"].sum() or 0), 2),
-        "accuracy/unpriced_billed_dbus": round(float(quality["unpriced_billed_dbus"].sum() or 0), 4),
-        "accuracy": dg.MetadataValue.md(markdown_table(quality.select(shown).with_columns(
-            pl.col(pl.Float64).round(4)), 31)),
+        "accuracy/unattributed_usd": float(quality["unattributed_cost_usd"].sum() or 0.0),
+        "accuracy/unpriced_billed_dbus": float(quality["unpriced_billed_dbus"].sum() or 0.0),
+        "accuracy": dg.MetadataValue.md(markdown_table(rounded_frame(quality.select(shown)), 31)),
     }

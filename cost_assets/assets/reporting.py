@@ -1,4 +1,7 @@
-"""Reporting: the attributed bill rolled up by scope, and model-serving spend by tenant, agent and user."""
+"""Reporting: the attributed bill rolled up by scope, and model-serving spend by tenant, agent and user.
+
+Metadata is per day (``add_daily_metadata``): a single-run backfill gives every partition its own totals.
+"""
 
 import dagster as dg
 import polars as pl
@@ -6,7 +9,7 @@ import polars as pl
 from cost_assets import schemas
 from cost_assets.assets.raw import BILLING_USAGE, CLUSTERS, DAILY_ASSET, JOBS, PARTITIONED, SERVING_USAGE
 from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS, RECONCILIATION
-from cost_assets.checks import contract_result, frame_metadata
+from cost_assets.checks import add_daily_metadata, contract_result
 from cost_assets.costing import scope, serving
 from cost_assets.partitions import window_days
 from cost_assets.resources.prices import PriceCatalog
@@ -28,9 +31,10 @@ def serving_costs(context: dg.AssetExecutionContext, prices: PriceCatalog, recon
     days = window_days(context.partition_time_window)
     frame = serving.serving_costs(reconciliation.filter(pl.col("usage_date").is_in(days)), serving_usage,
                                   prices.token_prices())
-    yield dg.Output(frame, metadata=frame_metadata(
-        frame, calls=int(frame["calls"].sum() or 0), actual_usd=float(frame["actual_usd"].sum() or 0),
-        estimated_usd=float(frame["estimated_usd"].sum() or 0)))
+    add_daily_metadata(context, frame, days, lambda f, _: {
+        "calls": int(f["calls"].sum() or 0), "actual_usd": float(f["actual_usd"].sum() or 0.0),
+        "estimated_usd": float(f["estimated_usd"].sum() or 0.0)})
+    yield dg.Output(frame)
     yield contract_result(schemas.ServingCosts, frame, SERVING_COSTS)
 
 
@@ -47,6 +51,7 @@ def cost_by_scope(context: dg.AssetExecutionContext, attributed: pl.DataFrame, j
     its own). Tag precedence: job tags > cluster custom tags > pool tags. Serving spend joins by tenant and
     user through its token split."""
     frame = scope.cost_by_scope(attributed, jobs, clusters=clusters, billing=billing, serving_costs=serving)
-    yield dg.Output(frame, metadata=frame_metadata(
-        frame, dimensions=", ".join(sorted(frame["dimension"].unique())) if frame.height else "none"))
+    add_daily_metadata(context, frame, window_days(context.partition_time_window), lambda f, _: {
+        "dimensions": ", ".join(sorted(f["dimension"].unique())) if f.height else "none"})
+    yield dg.Output(frame)
     yield contract_result(schemas.CostByScope, frame, COST_BY_SCOPE)
