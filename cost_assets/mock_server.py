@@ -673,9 +673,9 @@ class MockWorkspace:
         with self._lock:
             self.calls[f"{method} {path}"] += 1
         reply = self._reply(method, path, _Query(url.query), headers, body)
-        if self._log is not None:
-            line = json.dumps({"method": method, "path": path, "status": reply.status, "fault": reply.fault})
-            with self._lock:
+        line = json.dumps({"method": method, "path": path, "status": reply.status, "fault": reply.fault})
+        with self._lock:
+            if self._log is not None:  # None also once closed (a handler thread may outlive stop())
                 self._log.write(line + "\n")
                 self._log.flush()  # readable while the server runs (tail -f, tests)
         return reply
@@ -700,20 +700,21 @@ class MockWorkspace:
                     reply.drop, reply.fault = drop, fault
                     return reply
             raise MockError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
-        except MockError as e:
-            return self._error(e, extra, fault=fault)
+        except MockError as e:  # an error reply is cut off like any other: the network does not care
+            return self._error(e, extra, fault=fault, drop=drop)
 
     @staticmethod
-    def _error(e: MockError, extra: dict[str, str], fault: str | None) -> Reply:
+    def _error(e: MockError, extra: dict[str, str], fault: str | None, drop: bool = False) -> Reply:
         reply = _json(e.status, {"error_code": e.error_code, "message": e.message}, {**extra, **e.headers})
-        reply.fault = fault
+        reply.fault, reply.drop = fault, drop
         return reply
 
     def close(self) -> None:
         self.sql.close()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        with self._lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
 
     def _cutoff_ms(self, days: int | None) -> int | None:
         """Epoch ms of ``now − days`` (MockOptions.now, else the real UTC now); None without retention."""
