@@ -20,8 +20,8 @@ from cost_assets.resources.billing import (
 from cost_assets.resources.databricks import DatabricksConnection, LiveWorkspace
 from cost_assets.resources.prices import AzureRetailPriceCatalog, BundledPriceCatalog
 from cost_assets.resources.simulated import SimulatedBillingSource, SimulatedWorkspace, SimulatedWorld
-from cost_assets.resources.warehouse import CostDuckDBIOManager
-from cost_assets.schedules import daily_schedule
+from cost_assets.resources.warehouse import storage_resources
+from cost_assets.schedules import daily_schedule, reference_schedule
 from cost_assets.sensors import late_billing_sensor
 
 ASSETS = [raw.workspace_tables, raw.billing_usage, raw.serving_usage, reference.dbu_prices,
@@ -91,9 +91,8 @@ def _prices(settings: Settings) -> BundledPriceCatalog:
 
 def build_resources(settings: Settings) -> dict:
     """Resources for the settings: the live workspace when DATABRICKS_HOST is set, else the simulated one."""
-    world = SimulatedWorld(seed=settings.sim_seed, scale=settings.sim_scale,
-                           start=settings.simulated_start.isoformat(), days=settings.sim_days,
-                           cloud=settings.cloud, tier=settings.tier)
+    # The simulated world answers for any day (SIM_START/SIM_DAYS only choose the days `make run` materializes).
+    world = SimulatedWorld(seed=settings.sim_seed, scale=settings.sim_scale, cloud=settings.cloud, tier=settings.tier)
     if settings.databricks_host:
         connection = _connection(settings, settings.databricks_host, "DATABRICKS_HOST")
         workspace = LiveWorkspace(connection=connection, cloud=settings.cloud,
@@ -105,7 +104,7 @@ def build_resources(settings: Settings) -> dict:
         "workspace": workspace,
         "billing": _billing(settings, world, connection),
         "prices": _prices(settings),
-        "io_manager": CostDuckDBIOManager(database=settings.duckdb_path),
+        **storage_resources(settings.duckdb_path, settings.shrink_threshold),
     }
 
 
@@ -113,7 +112,8 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     """The project's Definitions for an environment (``os.environ`` when not given)."""
     settings = Settings.from_environ(os.environ if environ is None else environ)
     return dg.Definitions(assets=ASSETS, jobs=[DAILY_JOB, REFERENCE_JOB],
-                          schedules=[daily_schedule(DAILY_JOB)], sensors=[late_billing_sensor],
+                          schedules=[daily_schedule(DAILY_JOB), reference_schedule(REFERENCE_JOB)],
+                          sensors=[late_billing_sensor],
                           resources=build_resources(settings))
 
 

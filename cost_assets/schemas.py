@@ -40,6 +40,7 @@ LIFE_CYCLE_STATES = ["QUEUED", "PENDING", "RUNNING", "TERMINATING", "TERMINATED"
 AVAILABILITIES = ["ON_DEMAND", "SPOT", "SPOT_WITH_FALLBACK", "ON_DEMAND_AZURE", "SPOT_AZURE",
                   "SPOT_WITH_FALLBACK_AZURE", "ON_DEMAND_GCP", "PREEMPTIBLE_GCP", "PREEMPTIBLE_WITH_FALLBACK_GCP"]
 TIERS = ["STANDARD", "PREMIUM", "ENTERPRISE"]
+CLUSTER_REASONS = ["cluster_not_found"]
 
 
 class _Daily(pa.DataFrameModel):
@@ -128,6 +129,9 @@ class Clusters(_Daily):
     pool_node_type_id: str | None = pa.Field(nullable=True)
     pool_min_idle_instances: pl.Int64 = pa.Field(nullable=True, ge=0)
     pool_custom_tags: str | None = pa.Field(nullable=True)  # canonical JSON object
+    # Why the details are not from clusters/get: 'cluster_not_found' (purged after its retention; rebuilt
+    # from the run's new_cluster spec, or with no node type when no run carries one).
+    reason: str | None = pa.Field(nullable=True, isin=CLUSTER_REASONS)
 
     class Config:
         strict = True

@@ -60,6 +60,7 @@ CLUSTERS_SCHEMA = {
     "pool_node_type_id": pl.String,
     "pool_min_idle_instances": pl.Int64,
     "pool_custom_tags": pl.String,
+    "reason": pl.String,
 }
 
 
@@ -92,6 +93,7 @@ def clusters(*rows: dict[str, Any]) -> pl.DataFrame:
         "pool_node_type_id": None,
         "pool_min_idle_instances": None,
         "pool_custom_tags": None,
+        "reason": None,
     }
     return _frame(list(rows), CLUSTERS_SCHEMA, defaults, schemas.Clusters)
 

@@ -19,7 +19,7 @@ from cost_assets.ingest.sql import Param, SqlStatementError, StatementClient
 from cost_assets.mock_server import Faults, MockOptions, MockServer
 from cost_assets.resources.billing import AccountApiBillingSource, CsvBillingSource, SystemTablesBillingSource
 from cost_assets.resources.databricks import DatabricksConnection
-from cost_assets.resources.warehouse import CostDuckDBIOManager, read_table
+from cost_assets.resources.warehouse import read_table, storage_resources
 from cost_assets.simulation.world import WorldConfig
 
 HEADER = ("workspaceId,timestamp,clusterId,clusterName,clusterNodeType,clusterOwnerUserId,clusterCustomTags,sku,"
@@ -84,7 +84,7 @@ def test_bad_file_for_another_day_leaves_stored_days_intact(tmp_path, case):
     bills, db = tmp_path / "bills", str(tmp_path / "cost.duckdb")
     bills.mkdir()
     (bills / "2026-01-05.csv").write_text(GOOD_DAY)
-    resources = {"billing": CsvBillingSource(path=str(bills / "*.csv")), "io_manager": CostDuckDBIOManager(database=db)}
+    resources = {"billing": CsvBillingSource(path=str(bills / "*.csv")), **storage_resources(db)}
     assert dg.materialize([raw.billing_usage], partition_key="2026-01-05", resources=resources).success
 
     text, needles = BAD_FILES[case]

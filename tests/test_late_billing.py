@@ -24,7 +24,7 @@ class JsonLinesBillingSource(BillingSource):
 
     path: str
 
-    def usage(self, days: list[dt.date]) -> pl.DataFrame:
+    def usage(self, days: list[dt.date], stats: dict | None = None) -> pl.DataFrame:
         rows = [json.loads(line) for line in Path(self.path).read_text().splitlines() if line]
         return parse.system_usage_frame(rows, "system_tables").filter(pl.col("usage_date").is_in(days))
 

@@ -22,7 +22,7 @@ from cost_assets.mock_server import MockOptions, MockServer
 from cost_assets.resources.billing import AccountApiBillingSource, SystemTablesBillingSource
 from cost_assets.resources.databricks import DatabricksConnection, LiveWorkspace
 from cost_assets.resources.simulated import SimulatedBillingSource, SimulatedWorkspace, SimulatedWorld
-from cost_assets.resources.warehouse import CostDuckDBIOManager, read_table
+from cost_assets.resources.warehouse import read_table, storage_resources
 from cost_assets.simulation.api import SimulatedApi
 from cost_assets.simulation.world import DAY, WorldConfig
 
@@ -255,7 +255,7 @@ def test_raw_group_materializes_on_the_live_path_from_environment_variables(smal
         [raw.workspace_tables, raw.billing_usage, raw.serving_usage], partition_key="2026-01-02",
         resources={"workspace": LiveWorkspace(connection=conn, warehouse_id=warehouse),
                    "billing": SystemTablesBillingSource(connection=conn, warehouse_id=warehouse),
-                   "io_manager": CostDuckDBIOManager(database=db)})
+                   **storage_resources(db)})
     assert result.success
     expected = fetch.fetch_day(SimulatedApi(CFG), DAYS[1])
     for name in TABLES:

@@ -17,7 +17,7 @@ from cost_assets.ingest import fetch
 from cost_assets.ingest.http import ApiClient, ApiError, AuthError, PatCredentials, RetryPolicy
 from cost_assets.mock_server import Faults, MockOptions, MockServer
 from cost_assets.resources.databricks import DatabricksConnection, LiveWorkspace
-from cost_assets.resources.warehouse import CostDuckDBIOManager, read_table
+from cost_assets.resources.warehouse import read_table, storage_resources
 from cost_assets.simulation.api import SimulatedApi
 from cost_assets.simulation.world import WorldConfig
 
@@ -49,7 +49,7 @@ def workspace(server: MockServer, **connection) -> LiveWorkspace:
 def materialize(resources: dict, tmp_path) -> dg.ExecuteInProcessResult:
     db = str(tmp_path / "cost.duckdb")
     return dg.materialize([raw.workspace_tables], partition_key=DAY.isoformat(), raise_on_error=False,
-                          resources={"io_manager": CostDuckDBIOManager(database=db), **resources})
+                          resources={**storage_resources(db), **resources})
 
 
 def test_retry_after_is_honoured():

@@ -2,16 +2,27 @@
 
 Every asset validates its frame against its contract *before* writing: a broken contract fails the
 check (ERROR, first failing rows in the metadata) and the step, so stored partitions stay as they were.
+
+Nothing stored is lost to a source that forgets (``cost_assets/guard.py``): a day whose new answer is
+empty or much smaller than what is stored keeps its stored rows. For the sources the estimate cannot do
+without (runs, clusters and events, the bill) the run then fails naming the days kept, unless it carries
+the ``cost_assets/accept_smaller_source`` tag. Optional sources (serving usage; pools and jobs the
+principal may not read) degrade to a WARN check and keep what is stored.
 """
+
+import datetime as dt
 
 import dagster as dg
 import polars as pl
 
-from cost_assets import schemas, watermarks
+from cost_assets import guard, schemas, watermarks
 from cost_assets.checks import ContractBroken, contract_result, contract_spec, frame_metadata
+from cost_assets.ingest import parse
+from cost_assets.ingest.fetch import SourceUnavailable
 from cost_assets.partitions import DAILY, window_days
 from cost_assets.resources.billing import BillingSource
 from cost_assets.resources.databricks import DatabricksWorkspace
+from cost_assets.resources.warehouse import Ledger
 
 DAILY_ASSET = {"partitions_def": DAILY, "backfill_policy": dg.BackfillPolicy.single_run()}
 PARTITIONED = {"partition_expr": "usage_date"}
@@ -23,6 +34,11 @@ CLUSTER_EVENTS = dg.AssetKey(["raw", "cluster_events"])
 BILLING_USAGE = dg.AssetKey(["raw", "billing_usage"])
 SERVING_USAGE = dg.AssetKey(["raw", "serving_usage"])
 
+# WARN checks: a source answered only in part (SOURCES) or not at all for a day (BILL_PRESENT).
+SOURCES = "sources_complete"
+BILL_PRESENT = "bill_present"
+BILL_LAG = "bill lag is 12–48 h"
+
 _WORKSPACE_TABLES = {
     JOB_RUNS: (schemas.JobRuns, "One row per task run overlapping the day (runs started earlier included): "
                "task key, cluster, compute type, start/end, states. From Jobs API runs/list with "
@@ -30,10 +46,17 @@ _WORKSPACE_TABLES = {
     JOBS: (schemas.Jobs, "The jobs seen in the day's runs, with settings.tags and the team / tenant / "
            "project / cost_center tag columns. From jobs/get."),
     CLUSTERS: (schemas.Clusters, "clusters/get details of every cluster used or alive on the day: node "
-               "types, autoscale, availability and first_on_demand, Photon, pools, custom tags."),
+               "types, autoscale, availability and first_on_demand, Photon, pools, custom tags. A cluster "
+               "purged after its retention is rebuilt from its run's spec (reason cluster_not_found)."),
     CLUSTER_EVENTS: (schemas.ClusterEvents, "Cluster events of the day plus the look-back that fixes each "
                      "cluster's state at 00:00 (is_lookback): lifecycle, resizes, lost nodes."),
 }
+# The workspace tables whose source forgets a past day (runs ~60 days, events ~30 days): guarded by count.
+_RETAINED = (JOB_RUNS, CLUSTER_EVENTS)
+
+
+def _table(key: dg.AssetKey) -> str:
+    return ".".join(key.path)
 
 
 def contract_gate(context: dg.AssetExecutionContext, checks: list[dg.AssetCheckResult]):
@@ -45,60 +68,179 @@ def contract_gate(context: dg.AssetExecutionContext, checks: list[dg.AssetCheckR
                              "(see the failed contract checks for the rows)")
 
 
+def _sources_check(key: dg.AssetKey, warnings: list[str]) -> dg.AssetCheckResult:
+    """WARN when part of a source could not be read (named, with the error); passed otherwise."""
+    return dg.AssetCheckResult(
+        check_name=SOURCES, asset_key=key, passed=not warnings, severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(warnings[:5]) + (f" (+{len(warnings) - 5} more)" if len(warnings) > 5 else "")
+        if warnings else "every source answered",
+        metadata={"problems": len(warnings), "details": dg.MetadataValue.text("\n".join(warnings) or "none")})
+
+
+def _sources_spec(key: dg.AssetKey, what: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(SOURCES, asset=key, description=f"WARN when {what} could not be read (the "
+                             "source and the error are named; what could be read is written)")
+
+
+def _accepts_smaller(context: dg.AssetExecutionContext) -> bool:
+    return context.run.tags.get(guard.ACCEPT_TAG, "").lower() in ("1", "true", "yes")
+
+
+class _Guarded:
+    """The guard's verdict for one asset's window: which days keep their stored rows, and the message."""
+
+    def __init__(self, context: dg.AssetExecutionContext, source: str, days: list[dt.date],
+                 checks: list[guard.DayCheck]):
+        self.refused = guard.refused(checks)
+        self.kept = sorted({c.day for c in self.refused})
+        self.written = [d for d in days if d not in self.kept]
+        self.message = guard.refusal_message(source, self.refused, self.written) if self.refused else ""
+        if self.refused and _accepts_smaller(context):
+            context.log.warning(f"accepted by the run tag {guard.ACCEPT_TAG}:\n{self.message}")
+            self.refused, self.kept, self.written, self.message = [], [], days, ""
+        if self.refused:
+            context.log.error(self.message)
+
+    def fail_if_nothing_written(self) -> None:
+        if self.refused and not self.written:
+            raise dg.Failure(description=self.message, metadata={"kept_days": ", ".join(map(str, self.kept))})
+
+    def fail_if_refused(self) -> None:
+        """After the other days were written: the run fails, so nothing downstream sees the refused days."""
+        if self.refused:
+            raise dg.Failure(description=self.message, metadata={
+                "kept_days": ", ".join(map(str, self.kept)), "written_days": ", ".join(map(str, self.written))})
+
+
+def _stored(ledger: Ledger, key: dg.AssetKey, days: list[dt.date], like: pl.DataFrame) -> pl.DataFrame:
+    """The stored rows of the window (an empty frame shaped like ``like`` when nothing is stored)."""
+    stored = ledger.stored_days(_table(key), days)
+    return like.head(0) if stored is None else stored
+
+
 @dg.multi_asset(
     outs={key.path[-1]: dg.AssetOut(key=key, description=desc, group_name="raw", kinds={"databricks", "duckdb"},
                                     metadata=PARTITIONED) for key, (_, desc) in _WORKSPACE_TABLES.items()},
-    check_specs=[contract_spec(key, model) for key, (model, _) in _WORKSPACE_TABLES.items()],
+    check_specs=[contract_spec(key, model) for key, (model, _) in _WORKSPACE_TABLES.items()] + [
+        _sources_spec(JOBS, "a job (jobs/get: no permission)"),
+        _sources_spec(CLUSTERS, "a cluster (purged) or an instance pool (no permission)")],
     pool="duckdb_writer",
     **DAILY_ASSET,
 )
-def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace):
+def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace, ledger: Ledger):
     """Fetch the day's runs, jobs, clusters and events in one pass (one runs/list sweep, one call per
-    distinct job and cluster) and write the four raw tables."""
+    distinct job and cluster) and write the four raw tables. A day for which runs or events come back
+    fewer than stored (past the API's retention) keeps its stored rows in all four tables."""
     days = window_days(context.partition_time_window)
     context.log.info(f"fetching workspace data for {len(days)} day(s): {days[0]} .. {days[-1]}")
     got = workspace.fetch(days)
-    frames = {JOB_RUNS: got.job_runs, JOBS: got.jobs, CLUSTERS: got.clusters, CLUSTER_EVENTS: got.cluster_events}
-    yield from contract_gate(context, [contract_result(_WORKSPACE_TABLES[k][0], f, k) for k, f in frames.items()])
     context.log.info(f"fetched {got.stats}")
-    yield dg.Output(got.job_runs, output_name="job_runs", metadata=frame_metadata(
-        got.job_runs, runs=got.job_runs["run_id"].n_unique(), **{"api/" + k: v for k, v in got.stats.items()}))
-    yield dg.Output(got.jobs, output_name="jobs", metadata=frame_metadata(
-        got.jobs, untagged_jobs=got.jobs.filter(pl.col("tags") == "{}").height))
-    yield dg.Output(got.clusters, output_name="clusters", metadata=frame_metadata(
-        got.clusters, job_clusters=got.clusters.filter(cluster_source="JOB").height,
-        photon_clusters=int(got.clusters["is_photon"].sum())))
-    yield dg.Output(got.cluster_events, output_name="cluster_events", metadata=frame_metadata(
-        got.cluster_events, lookback_events=int(got.cluster_events["is_lookback"].sum())))
+    frames = {JOB_RUNS: got.job_runs, JOBS: got.jobs, CLUSTERS: got.clusters, CLUSTER_EVENTS: got.cluster_events}
+    stored = {key: _stored(ledger, key, days, frames[key]) for key in _RETAINED}
+    verdict = _Guarded(context, "the Jobs and Clusters APIs", days, [
+        check for key in _RETAINED
+        for check in guard.check_days(_table(key), stored[key], frames[key], days, guard.RETAINED)])
+    verdict.fail_if_nothing_written()
+    if verdict.kept:
+        frames = {key: guard.keep_stored(frame, stored.get(key) if key in stored else
+                                         _stored(ledger, key, days, frame), verdict.kept)
+                  for key, frame in frames.items()}
+    yield from contract_gate(context, [contract_result(_WORKSPACE_TABLES[k][0], f, k) for k, f in frames.items()])
+    jobs_warnings = [w for w in got.warnings if "jobs/get" in w]
+    yield _sources_check(JOBS, jobs_warnings)
+    yield _sources_check(CLUSTERS, [w for w in got.warnings if w not in jobs_warnings])
+    runs, jobs, clusters, events = frames[JOB_RUNS], frames[JOBS], frames[CLUSTERS], frames[CLUSTER_EVENTS]
+    kept = {"kept_stored_days": ", ".join(map(str, verdict.kept))} if verdict.kept else {}
+    yield dg.Output(runs, output_name="job_runs", metadata=frame_metadata(
+        runs, runs=runs["run_id"].n_unique(), **kept, **{"api/" + k: v for k, v in got.stats.items()}))
+    yield dg.Output(jobs, output_name="jobs", metadata=frame_metadata(
+        jobs, untagged_jobs=jobs.filter(pl.col("tags") == "{}").height, **kept,
+        jobs_not_permitted=int(got.stats.get("jobs_not_permitted", 0))))
+    yield dg.Output(clusters, output_name="clusters", metadata=frame_metadata(
+        clusters, job_clusters=clusters.filter(cluster_source="JOB").height,
+        photon_clusters=int(clusters["is_photon"].sum()), **kept,
+        clusters_not_found=clusters.filter(reason="cluster_not_found").height,
+        pools_not_permitted=int(got.stats.get("pools_not_permitted", 0))))
+    yield dg.Output(events, output_name="cluster_events", metadata=frame_metadata(
+        events, lookback_events=int(events["is_lookback"].sum()), **kept))
+    verdict.fail_if_refused()
+
+
+def _bill_present(days: list[dt.date], frame: pl.DataFrame, source: str) -> dg.AssetCheckResult:
+    """WARN for each day without a single bill record: a $0 day is not a fact until the bill is in."""
+    billed = set(frame["usage_date"].unique().to_list()) if frame.height else set()
+    missing = [d for d in days if d not in billed]
+    return dg.AssetCheckResult(
+        check_name=BILL_PRESENT, asset_key=BILLING_USAGE, passed=not missing, severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(f"no bill for {d} from {source}" for d in missing) + f"; {BILL_LAG}"
+        if missing else f"every day has bill records from {source}",
+        metadata={"days_without_bill": dg.MetadataValue.text(", ".join(map(str, missing)) or "none")})
 
 
 @dg.asset(
     key=BILLING_USAGE, group_name="raw", kinds={"databricks", "duckdb"}, metadata=PARTITIONED,
-    check_specs=[contract_spec(BILLING_USAGE, schemas.BillingUsage)], pool="duckdb_writer", **DAILY_ASSET,
+    check_specs=[contract_spec(BILLING_USAGE, schemas.BillingUsage),
+                 dg.AssetCheckSpec(BILL_PRESENT, asset=BILLING_USAGE, description="WARN for a day without any "
+                                   f"bill record from the source ({BILL_LAG}); never a silent $0")],
+    pool="duckdb_writer", **DAILY_ASSET,
 )
-def billing_usage(context: dg.AssetExecutionContext, billing: BillingSource):
+def billing_usage(context: dg.AssetExecutionContext, billing: BillingSource, ledger: Ledger):
     """Every billing record of the day (ORIGINAL, RETRACTION and RESTATEMENT, with ingestion_date), from
     the configured source (simulated, legacy CSV, Account API or system.billing.usage), in one schema.
-    The true usage is the plain sum over record types."""
+    The true usage is the plain sum over record types. A stored day the source now answers with no rows,
+    or with a much smaller net quantity that no RETRACTION explains, keeps its stored bill."""
     days = window_days(context.partition_time_window)
-    frame = billing.usage(days)
+    stats: dict[str, float] = {}
+    frame = billing.usage(days, stats=stats)
+    source = billing.describe()
+    stored = _stored(ledger, BILLING_USAGE, days, frame)
+    verdict = _Guarded(context, f"the bill ({source})", days, guard.check_days(
+        _table(BILLING_USAGE), stored, frame, days, guard.BILL, ledger.shrink_threshold))
+    verdict.fail_if_nothing_written()
+    frame = guard.keep_stored(frame, stored, verdict.kept)
     yield from contract_gate(context, [contract_result(schemas.BillingUsage, frame, BILLING_USAGE)])
+    yield _bill_present(days, frame, source)
     corrections = frame.filter(pl.col("record_type") != "ORIGINAL").height
+    kept = {"kept_stored_days": ", ".join(map(str, verdict.kept))} if verdict.kept else {}
     yield dg.Output(frame, metadata={**frame_metadata(
-        frame, billed_dbus=float(frame["usage_quantity"].sum()), correction_records=corrections,
-        source=frame["billing_source"].first() if frame.height else "none"),
+        frame, billed_dbus=float(frame["usage_quantity"].sum()), correction_records=corrections, source=source,
+        **kept, **{"api/" + k: v for k, v in stats.items()}),
         watermarks.METADATA_KEY: dg.MetadataValue.json(watermarks.bill_fingerprints(frame, days))})
+    verdict.fail_if_refused()
 
 
 @dg.asset(
     key=SERVING_USAGE, group_name="raw", kinds={"databricks", "duckdb"}, metadata=PARTITIONED,
-    check_specs=[contract_spec(SERVING_USAGE, schemas.ServingUsage)], pool="duckdb_writer", **DAILY_ASSET,
+    check_specs=[contract_spec(SERVING_USAGE, schemas.ServingUsage),
+                 _sources_spec(SERVING_USAGE, "system.serving (no SQL warehouse, schema not enabled, no grant)")],
+    pool="duckdb_writer", **DAILY_ASSET,
 )
-def serving_usage(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace):
-    """Model-serving requests of the day with token counts and usage_context (tenant, agent, user)."""
+def serving_usage(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace, ledger: Ledger):
+    """Model-serving requests of the day with token counts and usage_context (tenant, agent, user).
+
+    Optional: a workspace without the source (no SQL warehouse, no ``system.serving`` schema, no grant)
+    keeps what is stored (an empty partition when nothing is) and the ``sources_complete`` check warns;
+    the day does not fail. A source that now answers with fewer rows than stored keeps the stored day."""
     days = window_days(context.partition_time_window)
-    frame = workspace.serving_usage(days)
+    stats: dict[str, float] = {}
+    empty = parse.serving_usage_frame([], days[0], "")
+    try:
+        frame, problems = workspace.serving_usage(days, stats=stats), []
+    except SourceUnavailable as e:
+        frame, problems = empty, [str(e)]
+        context.log.warning(f"serving usage not read, stored rows kept: {e}")
+    stored = _stored(ledger, SERVING_USAGE, days, empty)
+    checks = guard.check_days(_table(SERVING_USAGE), stored, frame, days, guard.RETAINED)
+    kept = sorted({c.day for c in guard.refused(checks)})
+    if problems:  # nothing was read: every stored day stays as it is
+        kept = sorted(set(stored["usage_date"].to_list()))
+    else:
+        problems = [c.describe() + "; stored rows kept" for c in guard.refused(checks)]
+    frame = guard.keep_stored(frame, stored, kept)
     yield from contract_gate(context, [contract_result(schemas.ServingUsage, frame, SERVING_USAGE)])
+    yield _sources_check(SERVING_USAGE, problems)
     yield dg.Output(frame, metadata=frame_metadata(
-        frame, requests=frame.height,
-        tokens=int((frame["input_token_count"] + frame["output_token_count"]).sum()) if frame.height else 0))
+        frame, requests=frame.height, **({"kept_stored_days": ", ".join(map(str, kept))} if kept else {}),
+        tokens=int((frame["input_token_count"] + frame["output_token_count"]).sum()) if frame.height else 0,
+        **{"api/" + k: v for k, v in stats.items()}))
+

@@ -31,6 +31,7 @@ import polars as pl
 from cost_assets.costing.allocate import allocate, shared_cluster_flags
 from cost_assets.costing.price import MONEY_COLUMNS, price_segments_lazy
 from cost_assets.costing.scope import resolve_tags
+from cost_assets.costing.spec import with_spec_events
 from cost_assets.costing.timeline import (
     ENGINE,
     Frame,
@@ -172,7 +173,7 @@ class _Day:
         self.jobs = _nearest_snapshot(jobs, ["workspace_id", "job_id"], day)
         self.runs = _day_runs(job_runs, day)
         attributes = cluster_attributes(self.clusters, pools).collect(engine=ENGINE)
-        events = lazy(events).filter(pl.col("timestamp") < end)
+        events = lazy(with_spec_events(self.clusters, job_runs, events)).filter(pl.col("timestamp") < end)
         n_events = events.select(pl.len()).collect(engine=ENGINE).item()
         batches = max(1, -(-n_events // (events_per_batch or EVENTS_PER_BATCH)))
         parts: dict[str, list[pl.DataFrame]] = {"alloc": [], "first": [], "first_hour": [], "seen": [], "flags": []}
@@ -327,10 +328,14 @@ def _finish_money(frame: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def segments_for_day(clusters: Frame, events: Frame, day: dt.date, pools: Frame | None = None) -> pl.DataFrame:
-    """``mart/cluster_segments`` for one day: the hour-cut cluster (and pool) timeline."""
+def segments_for_day(clusters: Frame, events: Frame, day: dt.date, pools: Frame | None = None,
+                     job_runs: Frame | None = None) -> pl.DataFrame:
+    """``mart/cluster_segments`` for one day: the hour-cut cluster (and pool) timeline. With ``job_runs``,
+    clusters rebuilt from their run's spec get the spec's timeline (``spec.py``), as in the estimate."""
     start, end = day_bounds(day)
     snapshot = _nearest_snapshot(clusters, ["cluster_id"], day)
+    if job_runs is not None:
+        events = with_spec_events(snapshot, job_runs, events)
     return (
         cluster_segments_lazy(snapshot, events, start, end, pools)
         .sort(["cluster_id", "segment_start"])

@@ -42,8 +42,19 @@ WALK_BACK_MAX_EVENTS = 500  # at most 20 pages per cluster; past that the look-b
 
 
 class NotFound(LookupError):
-    """The object does not exist (any more). ``WorkspaceApi.get_job`` raises it for a job id jobs/get does
-    not know (HTTP 404 ``RESOURCE_DOES_NOT_EXIST``); fetching tolerates it, and nothing else."""
+    """The object does not exist (any more): a deleted job or pool, or a cluster purged after its retention
+    (clusters/get answers 404 ``RESOURCE_DOES_NOT_EXIST`` or 400 ``INVALID_PARAMETER_VALUE`` "Cluster ...
+    does not exist"). Fetching works around it (a stub job, a cluster from its run's spec)."""
+
+
+class NotPermitted(LookupError):
+    """The principal may not read this object (HTTP 403 on ``jobs/get`` or ``instance-pools/get``): like a
+    missing object, the day is built without it and the asset says so in a WARN check."""
+
+
+class SourceUnavailable(RuntimeError):
+    """An optional source is absent or not granted (no SQL warehouse, no ``system.serving`` schema, no
+    grant): the asset keeps what is stored and warns; only runs, clusters and the bill fail a day."""
 
 
 class WorkspaceApi(Protocol):
@@ -57,15 +68,19 @@ class WorkspaceApi(Protocol):
         ...
 
     def get_job(self, job_id: int) -> dict:
-        """jobs/get, every page; raises :class:`NotFound` if the job does not exist (any more)."""
+        """jobs/get, every page; raises :class:`NotFound` if the job does not exist (any more),
+        :class:`NotPermitted` if the principal may not see it."""
         ...
 
-    def get_cluster(self, cluster_id: str) -> dict: ...
+    def get_cluster(self, cluster_id: str) -> dict:
+        """clusters/get; raises :class:`NotFound` for a cluster purged after its retention."""
+        ...
 
     def list_clusters(self) -> list[dict]: ...
 
     def get_instance_pool(self, instance_pool_id: str) -> dict:
-        """instance-pools/get; :class:`NotFound` for a pool that no longer exists."""
+        """instance-pools/get; :class:`NotFound` for a pool that no longer exists, :class:`NotPermitted` for
+        one the principal may not read."""
         ...
 
     def cluster_events(self, cluster_id: str, start_time: int, end_time: int) -> list[dict]:
@@ -93,6 +108,9 @@ class WorkspaceDay:
     clusters: pl.DataFrame
     cluster_events: pl.DataFrame
     stats: dict[str, float] = field(default_factory=dict)  # call counts, retries, throttled seconds
+    # What could not be read and was worked around (a purged cluster, a job or pool not granted), one line
+    # each: the raw asset turns them into WARN checks.
+    warnings: list[str] = field(default_factory=list)
 
 
 def _alive_all_purpose(cluster: dict, lo_ms: int, hi_ms: int) -> bool:
@@ -166,41 +184,85 @@ def fetch_day(api: WorkspaceApi, day: dt.date, run_lookback_days: int = 2, event
     lo_ms = parse.to_ms(lo)
     hi_ms = lo_ms + DAY_MS
     window_lo = lo_ms - event_lookback_days * DAY_MS
-    stats: dict[str, float] = {"jobs_missing": 0, "pools_missing": 0, "job_clusters_up_without_tasks": 0,
+    stats: dict[str, float] = {"jobs_missing": 0, "jobs_not_permitted": 0, "pools_missing": 0,
+                               "pools_not_permitted": 0, "job_clusters_up_without_tasks": 0,
                                "clusters_walked_back": 0, "events_walked_back": 0}
+    warnings: list[str] = []
     runs = list(api.list_runs(lo_ms - run_lookback_days * DAY_MS, hi_ms - 1))
     job_runs = parse.job_runs_frame(runs, day, api.workspace_id)
 
     listed = {c["cluster_id"]: c for c in api.list_clusters() if _alive_all_purpose(c, lo_ms, hi_ms)}
     used = set(job_runs["cluster_id"].drop_nulls().to_list())
-    details = {cid: listed[cid] if cid in listed else api.get_cluster(cid) for cid in sorted(used | set(listed))}
+    details: dict[str, Mapping] = {}
+    not_found: set[str] = set()
+    for cid in sorted(used | set(listed)):
+        try:
+            details[cid] = listed[cid] if cid in listed else api.get_cluster(cid)
+        except NotFound as e:  # purged after its retention: rebuild what its runs say about it
+            details[cid] = cluster_from_runs(runs, cid)
+            not_found.add(cid)
+            warnings.append(f"clusters/get: cluster {cid} not found ({e}); estimated from its run's cluster spec"
+                            if details[cid].get("node_type_id") else
+                            f"clusters/get: cluster {cid} not found ({e}) and no run carries its spec: unpriced")
+    stats["clusters_not_found"] = len(not_found)
     # The listed runs' other job clusters (their tasks ended before 00:00, or start after 24:00) that were
     # up during the day anyway, e.g. a tear-down that crossed midnight: their VMs cost money on this day.
     for cid in sorted(_job_clusters_of(runs) - details.keys()):
-        cluster = api.get_cluster(cid)
+        try:
+            cluster = api.get_cluster(cid)
+        except NotFound:  # purged: its tear-down (if any crossed midnight) cannot be known
+            continue
         if _up_during(cluster, lo_ms, hi_ms):
             details[cid] = cluster
             stats["job_clusters_up_without_tasks"] += 1
 
     events: list[dict] = []
     for cid in sorted(details):
-        events.extend(_events_with_lookback(api, cid, window_lo, lo_ms, hi_ms, stats))
+        try:
+            events.extend(_events_with_lookback(api, cid, window_lo, lo_ms, hi_ms, stats))
+        except NotFound:  # events of a purged cluster may be gone with it
+            continue
     events_frame = parse.cluster_events_frame(events, day, api.workspace_id)
     # Kept: clusters the day's tasks ran on, and the others when they have a row: an event during the
     # day or a look-back (up at 00:00). A listed cluster that was down all day has neither.
     kept = set(events_frame["cluster_id"].to_list()) | used
     kept_details = [c for cid, c in sorted(details.items()) if cid in kept]
     clusters = parse.clusters_frame(kept_details, day, api.workspace_id, api.cloud,
-                                    pools=_pools_of(api, kept_details, stats))
-    jobs = parse.jobs_frame([_job_or_stub(api, j, stats) for j in sorted(set(job_runs["job_id"].to_list()))],
-                            day, api.workspace_id)
+                                    pools=_pools_of(api, kept_details, stats, warnings), not_found=not_found)
+    jobs = parse.jobs_frame([_job_or_stub(api, j, stats, warnings)
+                             for j in sorted(set(job_runs["job_id"].to_list()))], day, api.workspace_id)
     return WorkspaceDay(job_runs=job_runs, jobs=jobs, clusters=clusters, cluster_events=events_frame,
                         stats={"runs_listed": len(runs), "clusters": clusters.height, "jobs": jobs.height,
-                               "events": events_frame.height, **stats})
+                               "events": events_frame.height, **stats},
+                        warnings=[f"{day}: {w}" for w in warnings])
 
 
-def _pools_of(api: WorkspaceApi, clusters: list[dict], stats: dict[str, float]) -> dict[str, dict]:
-    """instance-pools/get for each pool the day's clusters draw from (a vanished pool is just left out)."""
+def cluster_from_runs(runs: Iterable[Mapping], cluster_id: str) -> dict:
+    """What the runs say about a cluster that clusters/get no longer knows: the ``new_cluster`` spec of the
+    task that ran on it (directly, through its ``job_cluster_key``, or a legacy run's ``cluster_spec``), up
+    from its first task's start to its last task's end. An all-purpose cluster (``existing_cluster_id``)
+    has no spec in a run: the result has no node type, and its cost is flagged unpriced, never $0."""
+    spec: Mapping = {}
+    starts, ends, name = [], [], None
+    for run in runs:
+        clusters_by_key = {c.get("job_cluster_key"): c.get("new_cluster") or {} for c in run.get("job_clusters") or []}
+        for task in parse.tasks_of(run):
+            if (task.get("cluster_instance") or {}).get("cluster_id") != cluster_id:
+                continue
+            spec = spec or task.get("new_cluster") or clusters_by_key.get(task.get("job_cluster_key")) or {}
+            if not task.get("existing_cluster_id"):
+                name = name or f"job-{run.get('job_id')}-run-{run.get('run_id')}"
+            starts.append(task.get("start_time") or 0)
+            ends.append(task.get("end_time") or 0)
+    return {**spec, "cluster_id": cluster_id, "cluster_name": name, "cluster_source": "JOB" if name else None,
+            "state": "TERMINATED", "start_time": min(starts, default=None) or None,
+            "terminated_time": max(ends, default=None) or None}
+
+
+def _pools_of(api: WorkspaceApi, clusters: list[dict], stats: dict[str, float], warnings: list[str]
+              ) -> dict[str, dict]:
+    """instance-pools/get for each pool the day's clusters draw from; a vanished pool, or one the principal
+    may not read (403), is left out (its idle VMs are then not estimated: a WARN says so)."""
     ids = {c.get(k) for c in clusters for k in ("instance_pool_id", "driver_instance_pool_id")} - {None, ""}
     pools = {}
     for pool_id in sorted(ids):
@@ -208,16 +270,23 @@ def _pools_of(api: WorkspaceApi, clusters: list[dict], stats: dict[str, float]) 
             pools[pool_id] = api.get_instance_pool(pool_id)
         except NotFound:
             stats["pools_missing"] += 1
+        except NotPermitted as e:
+            stats["pools_not_permitted"] += 1
+            warnings.append(f"instance-pools/get: pool {pool_id} not readable ({e}); its idle VMs are not estimated")
     return pools
 
 
-def _job_or_stub(api: WorkspaceApi, job_id: int, stats: dict[str, float]) -> dict:
-    """jobs/get, or for a job that no longer exists a stub: no name, no tags (its runs stay costed)."""
+def _job_or_stub(api: WorkspaceApi, job_id: int, stats: dict[str, float], warnings: list[str]) -> dict:
+    """jobs/get, or for a job that no longer exists (or that the principal may not see) a stub: no name, no
+    tags (its runs stay costed, as untagged)."""
     try:
         return api.get_job(job_id)
     except NotFound:
         stats["jobs_missing"] += 1
-        return {"job_id": job_id, "settings": {}}
+    except NotPermitted as e:
+        stats["jobs_not_permitted"] += 1
+        warnings.append(f"jobs/get: job {job_id} not readable ({e}); its runs are costed without its tags")
+    return {"job_id": job_id, "settings": {}}
 
 
 def fetch_days(api: WorkspaceApi, days: list[dt.date], **kwargs: int) -> WorkspaceDay:
@@ -232,4 +301,5 @@ def fetch_days(api: WorkspaceApi, days: list[dt.date], **kwargs: int) -> Workspa
     return WorkspaceDay(
         job_runs=pl.concat([p.job_runs for p in parts]), jobs=pl.concat([p.jobs for p in parts]),
         clusters=pl.concat([p.clusters for p in parts]),
-        cluster_events=pl.concat([p.cluster_events for p in parts]), stats=stats)
+        cluster_events=pl.concat([p.cluster_events for p in parts]), stats=stats,
+        warnings=[w for p in parts for w in p.warnings])

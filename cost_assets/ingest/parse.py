@@ -54,7 +54,7 @@ def _compute_type(task: Mapping) -> str:
     return "serverless"
 
 
-def _tasks_of(run: Mapping) -> list[Mapping]:
+def tasks_of(run: Mapping) -> list[Mapping]:
     """A run's task runs; a legacy single-task run (no ``tasks``) is its own only task."""
     if run.get("tasks"):
         return run["tasks"]
@@ -70,7 +70,7 @@ def job_runs_frame(runs: Iterable[Mapping], day: dt.date, workspace_id: str) -> 
     lo, hi = day_bounds(day)
     rows = []
     for run in runs:
-        for task in _tasks_of(run):
+        for task in tasks_of(run):
             start = ms_to_dt(task.get("start_time"))
             end = ms_to_dt(task.get("end_time"))
             if start is None or start >= hi or (end is not None and end <= lo):
@@ -121,9 +121,11 @@ def is_photon(details: Mapping) -> bool:
 
 
 def clusters_frame(clusters: Iterable[Mapping], day: dt.date, workspace_id: str, default_cloud: str,
-                   pools: Mapping[str, Mapping] | None = None) -> pl.DataFrame:
+                   pools: Mapping[str, Mapping] | None = None, not_found: Iterable[str] = ()) -> pl.DataFrame:
     """clusters/get ClusterDetails → one row per cluster and day; ``pools`` (instance-pools/get by id) adds
-    the worker pool's node type, minimum idle instances and custom tags."""
+    the worker pool's node type, minimum idle instances and custom tags. The ``not_found`` clusters were
+    rebuilt from their runs' specs (clusters/get no longer knows them): ``reason = 'cluster_not_found'``."""
+    not_found = frozenset(not_found)
     rows = []
     for c in clusters:
         pool = (pools or {}).get(c.get("instance_pool_id") or "")
@@ -150,6 +152,7 @@ def clusters_frame(clusters: Iterable[Mapping], day: dt.date, workspace_id: str,
             "pool_node_type_id": pool.get("node_type_id") if pool else None,
             "pool_min_idle_instances": pool.get("min_idle_instances", 0) if pool else None,
             "pool_custom_tags": canonical_json(pool.get("custom_tags")) if pool else None,
+            "reason": "cluster_not_found" if c["cluster_id"] in not_found else None,
         })
     return _frame(rows, schemas.Clusters).sort("cluster_id")
 

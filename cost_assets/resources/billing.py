@@ -54,11 +54,18 @@ class BillingSource(dg.ConfigurableResource):
     def usage(self, days: list[dt.date], stats: dict | None = None) -> pl.DataFrame:
         raise NotImplementedError(f"{type(self).__name__} does not provide billing usage")
 
+    def describe(self) -> str:
+        """The source as a user configured it, for messages ("no bill for D from <this>")."""
+        return type(self).__name__
+
 
 class CsvBillingSource(BillingSource):
     """Legacy billable-usage CSV files (the Account API download format), a path or a glob."""
 
     path: str
+
+    def describe(self) -> str:
+        return f"the legacy CSV {self.path}"
 
     def usage(self, days: list[dt.date], stats: dict | None = None) -> pl.DataFrame:
         files = sorted(glob.glob(self.path)) or ([self.path] if Path(self.path).exists() else [])
@@ -78,6 +85,9 @@ class AccountApiBillingSource(BillingSource):
 
     connection: DatabricksConnection
     account_id: str
+
+    def describe(self) -> str:
+        return f"the Account API usage download (account {self.account_id})"
 
     def usage(self, days: list[dt.date], stats: dict | None = None) -> pl.DataFrame:
         first, last = min(days), max(days)
@@ -100,6 +110,9 @@ class SystemTablesBillingSource(BillingSource):
     warehouse_id: str
     wait_timeout_s: int = 30
     timeout_s: float = 900.0
+
+    def describe(self) -> str:
+        return f"system.billing.usage (SQL warehouse {self.warehouse_id})"
 
     def usage(self, days: list[dt.date], stats: dict | None = None) -> pl.DataFrame:
         with self.connection.client() as client, _reporting(client, stats):

@@ -26,7 +26,7 @@ import dagster as dg
 import polars as pl
 
 from cost_assets.ingest import parse
-from cost_assets.ingest.fetch import NotFound, WorkspaceApi, WorkspaceDay, fetch_days
+from cost_assets.ingest.fetch import NotFound, NotPermitted, SourceUnavailable, WorkspaceApi, WorkspaceDay, fetch_days
 from cost_assets.ingest.http import (
     ApiClient,
     ApiError,
@@ -36,7 +36,7 @@ from cost_assets.ingest.http import (
     RetryPolicy,
     normalize_host,
 )
-from cost_assets.ingest.sql import Param, StatementClient
+from cost_assets.ingest.sql import Param, SqlStatementError, StatementClient
 
 # Cluster sources other than JOB: fetch only takes all-purpose-like clusters from clusters/list (job
 # clusters come one by one through clusters/get), so listing job clusters would only cost pages.
@@ -105,22 +105,31 @@ class DatabricksConnection(dg.Config):
 
 
 def _does_not_exist(error: ApiError) -> bool:
-    """HTTP 404 ``RESOURCE_DOES_NOT_EXIST``: the object is gone (not a missing endpoint, not auth)."""
-    return error.status == 404 and error.error_code == "RESOURCE_DOES_NOT_EXIST"
+    """The object is gone (not a missing endpoint, not auth): HTTP 404 ``RESOURCE_DOES_NOT_EXIST``, or the
+    400 ``INVALID_PARAMETER_VALUE`` "Cluster ... does not exist" the Clusters API answers for a purged
+    cluster."""
+    if error.status == 404 and error.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    return (error.status == 400 and error.error_code == "INVALID_PARAMETER_VALUE"
+            and "does not exist" in str(error))
 
 
-def _once(seen: dict, key: Any, fetch: Callable[[], dict], what: str) -> dict:
-    """Fetch an object once per client; one that does not exist raises :class:`NotFound` (remembered, so a
-    backfill asks once). Other errors propagate."""
+def _once(seen: dict, key: Any, fetch: Callable[[], dict], what: str, forbidden_ok: bool = False) -> dict:
+    """Fetch an object once per client. One that does not exist raises :class:`NotFound`; with
+    ``forbidden_ok``, one the principal may not read (HTTP 403) raises :class:`NotPermitted`. Both are
+    remembered, so a backfill asks once. Other errors propagate."""
     if key not in seen:
         try:
             seen[key] = fetch()
         except ApiError as e:
-            if not _does_not_exist(e):
+            if _does_not_exist(e):
+                seen[key] = NotFound(f"{what} does not exist (HTTP {e.status} {e.error_code})")
+            elif forbidden_ok and e.status == 403:
+                seen[key] = NotPermitted(f"{what}: HTTP 403 {e.error_code or ''}".rstrip())
+            else:
                 raise
-            seen[key] = None
-    if seen[key] is None:
-        raise NotFound(f"{what} does not exist (HTTP 404 RESOURCE_DOES_NOT_EXIST)")
+    if isinstance(seen[key], LookupError):
+        raise seen[key]
     return seen[key]
 
 
@@ -147,9 +156,10 @@ class RestWorkspaceApi:
         self._workspace_id = workspace_id
         # One materialization (possibly a backfill of many days) asks for the same jobs and clusters each day;
         # their details do not change within it, so each is fetched once per instance.
-        self._jobs_seen: dict[int, dict | None] = {}  # None: jobs/get said RESOURCE_DOES_NOT_EXIST
-        self._clusters_seen: dict[str, dict] = {}
-        self._pools_seen: dict[str, dict | None] = {}
+        # Each holds the object, or the NotFound / NotPermitted its fetch raised.
+        self._jobs_seen: dict[int, dict | LookupError] = {}
+        self._clusters_seen: dict[str, dict | LookupError] = {}
+        self._pools_seen: dict[str, dict | LookupError] = {}
         self._listed: list[dict] | None = None
 
     def __enter__(self) -> "RestWorkspaceApi":
@@ -223,7 +233,8 @@ class RestWorkspaceApi:
     def get_job(self, job_id: int) -> dict:
         """jobs/get with every 2.2 array page merged; :class:`NotFound` on 404 ``RESOURCE_DOES_NOT_EXIST``
         (a deleted job, or the anonymous job of a runs/submit run). Other errors propagate."""
-        return _once(self._jobs_seen, job_id, lambda: self._fetch_job(job_id), f"jobs/get: job {job_id}")
+        return _once(self._jobs_seen, job_id, lambda: self._fetch_job(job_id), f"jobs/get: job {job_id}",
+                     forbidden_ok=True)
 
     def _fetch_job(self, job_id: int) -> dict:
         job = self._jobs("get", {"job_id": job_id})
@@ -241,15 +252,16 @@ class RestWorkspaceApi:
     # --- Clusters API --------------------------------------------------------------------------------
 
     def get_cluster(self, cluster_id: str) -> dict:
-        if cluster_id not in self._clusters_seen:
-            self._clusters_seen[cluster_id] = self.client.get_json("/api/2.1/clusters/get", {"cluster_id": cluster_id})
-        return self._clusters_seen[cluster_id]
+        """clusters/get (once per cluster per client); :class:`NotFound` for a purged cluster."""
+        return _once(self._clusters_seen, cluster_id, lambda: self.client.get_json(
+            "/api/2.1/clusters/get", {"cluster_id": cluster_id}), f"clusters/get: cluster {cluster_id}")
 
     def get_instance_pool(self, instance_pool_id: str) -> dict:
-        """instance-pools/get (once per pool per client); :class:`NotFound` for a deleted pool."""
+        """instance-pools/get (once per pool per client); :class:`NotFound` for a deleted pool,
+        :class:`NotPermitted` for one the principal may not read."""
         return _once(self._pools_seen, instance_pool_id, lambda: self.client.get_json(
             "/api/2.0/instance-pools/get", {"instance_pool_id": instance_pool_id}),
-            f"instance-pools/get: pool {instance_pool_id}")
+            f"instance-pools/get: pool {instance_pool_id}", forbidden_ok=True)
 
     def list_clusters(self) -> list[dict]:
         """The non-job clusters (see NON_JOB_SOURCES), every page; listed once per instance."""
@@ -281,18 +293,33 @@ class RestWorkspaceApi:
         return self._events_pages(body)
 
     def _events_pages(self, body: dict | None) -> Iterator[dict]:
-        """POST clusters/events, following each response's ``next_page`` request body."""
+        """POST clusters/events, following each response's ``next_page`` request body; :class:`NotFound`
+        when the cluster (and its events) was purged."""
         while body:
-            page = self.client.post_json("/api/2.1/clusters/events", body)
+            try:
+                page = self.client.post_json("/api/2.1/clusters/events", body)
+            except ApiError as e:
+                if _does_not_exist(e):
+                    raise NotFound(f"clusters/events: cluster {body['cluster_id']} does not exist") from e
+                raise
             yield from page.get("events") or []
             body = page.get("next_page")
 
     # --- system tables -------------------------------------------------------------------------------
 
     def serving_requests(self, start_time: int, end_time: int) -> list[dict]:
+        """system.serving.endpoint_usage rows; :class:`SourceUnavailable` without a SQL warehouse, or when the
+        statement fails (schema not enabled, no grant) or the API refuses it."""
         if not self.warehouse_id:
-            raise ValueError("serving usage of a live workspace comes from system.serving.endpoint_usage through "
-                             "a SQL warehouse: set DATABRICKS_WAREHOUSE_ID")
+            raise SourceUnavailable("system.serving.endpoint_usage is read through a SQL warehouse and "
+                                    "DATABRICKS_WAREHOUSE_ID is not set (a workspace without Unity Catalog has "
+                                    "no system tables)")
+        try:
+            return self._serving_rows(start_time, end_time)
+        except (ApiError, SqlStatementError) as e:
+            raise SourceUnavailable(f"system.serving.endpoint_usage: {e}") from e
+
+    def _serving_rows(self, start_time: int, end_time: int) -> list[dict]:
         fmt = "%Y-%m-%d %H:%M:%S.%f"  # naive UTC: SQL warehouses run in UTC unless the session says otherwise
         return StatementClient(self.client, self.warehouse_id).query(SERVING_SQL, [
             Param("workspace_id", self.workspace_id),
@@ -315,8 +342,10 @@ class DatabricksWorkspace(dg.ConfigurableResource):
         """The four workspace tables for ``days`` (runs overlapping each day, their jobs and clusters)."""
         return self._fetch_with(self.api(), days)
 
-    def serving_usage(self, days: list[dt.date]) -> pl.DataFrame:
-        """Model-serving requests (system.serving.endpoint_usage) of ``days``."""
+    def serving_usage(self, days: list[dt.date], stats: dict[str, float] | None = None) -> pl.DataFrame:
+        """Model-serving requests (system.serving.endpoint_usage) of ``days``; :class:`SourceUnavailable`
+        when the workspace has no such source or it may not be read. ``stats`` (if given) receives the
+        API call statistics."""
         return self._serving_with(self.api(), days)
 
     def _fetch_with(self, api: WorkspaceApi, days: list[dt.date]) -> WorkspaceDay:
@@ -356,6 +385,10 @@ class LiveWorkspace(DatabricksWorkspace):
             got.stats.update(api.stats())
         return got
 
-    def serving_usage(self, days: list[dt.date]) -> pl.DataFrame:
+    def serving_usage(self, days: list[dt.date], stats: dict[str, float] | None = None) -> pl.DataFrame:
         with self.api() as api:
-            return self._serving_with(api, days)
+            try:
+                return self._serving_with(api, days)
+            finally:
+                if stats is not None:
+                    stats.update(api.stats())

@@ -408,3 +408,32 @@ def read_table(database: str, table: str, where: str = "", params: list | None =
         query += f" WHERE {where}"
     with closing(duckdb.connect(database, read_only=True)) as connection:
         return _to_polars(connection.sql(query, params=params or None))
+
+
+class Ledger(dg.ConfigurableResource):
+    """The stored tables, read-only, for assets that must know what a day already holds before replacing it
+    (see ``cost_assets/guard.py``); and how much smaller a source may answer for a stored day."""
+
+    database: str
+    # A bill whose net quantity for a stored day drops by more than this share (without RETRACTION records
+    # explaining it) is refused; COST_ASSETS_SHRINK_THRESHOLD.
+    shrink_threshold: float = 0.5
+
+    def stored_days(self, table: str, days: Sequence[Any]) -> pl.DataFrame | None:
+        """The stored rows of ``table`` (``"layer.table"``) whose ``usage_date`` is one of ``days``; None when
+        the database or the table does not exist yet (nothing is stored)."""
+        if not days:
+            return None
+        try:
+            return read_table(self.database, table, "usage_date BETWEEN ? AND ?", [min(days), max(days)])
+        except FileNotFoundError:
+            return None
+        except duckdb.CatalogException:
+            return None
+
+
+def storage_resources(database: str, shrink_threshold: float = 0.5) -> dict[str, dg.ConfigurableResource]:
+    """The two resources every graph over one DuckDB file needs: the IO manager writing it and the ledger
+    reading it (the raw assets compare a new answer with what is stored before replacing a day)."""
+    return {"io_manager": CostDuckDBIOManager(database=database),
+            "ledger": Ledger(database=database, shrink_threshold=shrink_threshold)}
