@@ -131,17 +131,28 @@ def test_the_override_tag_accepts_the_smaller_bill_and_warns_that_the_day_has_no
     assert f"no bill for {D2} from system.billing.usage" in present.description and "12–48 h" in present.description
 
 
-def test_a_backfill_past_the_events_retention_keeps_the_stored_events(stored):
+@pytest.mark.parametrize(("table", "retention"), [("raw.cluster_events", {"events_retention_days": 30}),
+                                                  ("raw.job_runs", {"runs_retention_days": 30})])
+def test_a_backfill_past_the_apis_retention_keeps_the_stored_rows(stored, table, retention):
     before = snapshot(stored)
-    # Forty days later, with events kept 30 days: every event of D1 (and its look-back) is gone.
+    # Forty days later, with events (or runs) kept 30 days: everything of D1 (and its look-back) is gone.
     later = dt.datetime(2026, 2, 11, tzinfo=dt.UTC)
-    result = run(MockOptions(world=CFG, events_retention_days=30, now=later), stored, D1)
+    result = run(MockOptions(world=CFG, now=later, **retention), stored, D1)
     assert not result.success
     message = failure(result)
-    events = before["raw.cluster_events", D1][0]
-    assert f"raw.cluster_events {D1}: stored {events:,} rows, new 0" in message
+    rows = before[table, D1][0]
+    assert f"{table} {D1}: stored {rows:,} rows, new 0" in message
     assert "the Jobs and Clusters APIs" in message and "nothing was written" in message
     assert snapshot(stored) == before
+
+
+def test_every_raw_asset_that_calls_an_api_records_its_calls(tmp_path):
+    result = run(MockOptions(world=CFG), tmp_path / "calls.duckdb", D1)
+    assert result.success
+    for key in ("raw/job_runs", "raw/billing_usage", "raw/serving_usage"):
+        meta = metadata(result, key)
+        assert meta["api/calls"] > 0 and "api/retries" in meta and "api/throttled_s" in meta, key
+    assert metadata(result, "raw/billing_usage")["api/calls/api/2.0/sql/statements"] >= 1
 
 
 @pytest.mark.parametrize("error", ["404", "400"])
