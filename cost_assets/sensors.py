@@ -6,7 +6,7 @@ the records it saw (newest ingestion date, count, net quantity, a digest of reco
 ``watermarks.py``). On every tick the sensor fingerprints the billing source's current records of the
 recent materialized days and requests ``raw/billing_usage`` and everything downstream for each day whose
 fingerprint differs from the stored one. The run key carries the new fingerprint, so a change is
-requested once.
+requested once. On by default: it ticks as soon as the daemon runs.
 """
 
 import datetime as dt
@@ -32,6 +32,7 @@ def _stored_fingerprint(instance: dg.DagsterInstance, day: str) -> dict | None:
 
 
 @dg.sensor(name="late_billing_sensor", asset_selection=REFRESH, minimum_interval_seconds=3600,
+           default_status=dg.DefaultSensorStatus.RUNNING,
            description="Re-materializes raw/billing_usage and its downstream for exactly the days whose bill "
            "changed (new records, e.g. RETRACTION/RESTATEMENT) after they were materialized.")
 def late_billing_sensor(context: dg.SensorEvaluationContext, billing: BillingSource):

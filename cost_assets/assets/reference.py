@@ -1,4 +1,9 @@
-"""Reference layer: effective-dated prices (unpartitioned; windows are half-open [start, end))."""
+"""Reference layer: effective-dated prices (unpartitioned; windows are half-open [start, end)).
+
+They carry a single-run backfill policy like every daily asset: a partition-range run that selects them
+too (``dagster asset materialize --select '*' --partition-range A...B``) needs every selected asset to
+be single-run, and materializes them once, in that same run.
+"""
 
 import dagster as dg
 
@@ -12,7 +17,8 @@ INSTANCE_TYPES = dg.AssetKey(["ref", "instance_types"])
 
 
 @dg.asset(key=DBU_PRICES, group_name="ref", kinds={"yaml", "duckdb"},
-          check_specs=[contract_spec(DBU_PRICES, schemas.DbuPrices)], pool="duckdb_writer")
+          check_specs=[contract_spec(DBU_PRICES, schemas.DbuPrices)], pool="duckdb_writer",
+          backfill_policy=dg.BackfillPolicy.single_run())
 def dbu_prices(context: dg.AssetExecutionContext, prices: PriceCatalog):
     """$/DBU per SKU (cloud × tier × workload × Photon) over effective windows: list, contract (after
     discounts) and effective price, and the SKU's Photon DBU factor as data. Bundled sheet plus the
@@ -24,7 +30,8 @@ def dbu_prices(context: dg.AssetExecutionContext, prices: PriceCatalog):
 
 
 @dg.asset(key=INSTANCE_TYPES, group_name="ref", kinds={"yaml", "duckdb"},
-          check_specs=[contract_spec(INSTANCE_TYPES, schemas.InstanceTypes)], pool="duckdb_writer")
+          check_specs=[contract_spec(INSTANCE_TYPES, schemas.InstanceTypes)], pool="duckdb_writer",
+          backfill_policy=dg.BackfillPolicy.single_run())
 def instance_types(context: dg.AssetExecutionContext, prices: PriceCatalog):
     """Node types per cloud over effective windows: DBU/hour (non-Photon), vCPUs, memory, on-demand and
     spot VM $/hour."""
