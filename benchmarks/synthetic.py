@@ -99,6 +99,10 @@ def synthetic_day(clusters: int, events_per_cluster: int, runs: int, seed: int =
         null_t.alias("start_time"),
         null_t.alias("terminated_time"),
         null_s.alias("creator_user_name"),
+        null_s.alias("pool_node_type_id"),
+        pl.lit(None, pl.Int64).alias("pool_min_idle_instances"),
+        null_s.alias("pool_custom_tags"),
+        null_s.alias("reason"),
     )
     n = clusters * events_per_cluster
     ts = np.sort(rng.integers(-US_HOUR, US_DAY, size=(clusters, events_per_cluster)), axis=1).ravel()

@@ -16,7 +16,7 @@ import dagster as dg
 import polars as pl
 
 from cost_assets import guard, schemas, watermarks
-from cost_assets.checks import ContractBroken, contract_result, contract_spec, frame_metadata
+from cost_assets.checks import ContractBroken, add_daily_metadata, contract_result, contract_spec
 from cost_assets.ingest import parse
 from cost_assets.ingest.fetch import SourceUnavailable
 from cost_assets.partitions import DAILY, window_days
@@ -87,7 +87,8 @@ def _accepts_smaller(context: dg.AssetExecutionContext) -> bool:
 
 
 class _Guarded:
-    """The guard's verdict for one asset's window: which days keep their stored rows, and the message."""
+    """The guard's verdict for one asset's window: which days keep their stored rows, and the message.
+    A refusal is deliberate, so its failure is never retried."""
 
     def __init__(self, context: dg.AssetExecutionContext, source: str, days: list[dt.date],
                  checks: list[guard.DayCheck]):
@@ -101,14 +102,19 @@ class _Guarded:
         if self.refused:
             context.log.error(self.message)
 
+    def metadata(self) -> dict[str, str]:
+        """``kept_stored_days`` when some days kept their stored rows (empty otherwise)."""
+        return {"kept_stored_days": ", ".join(map(str, self.kept))} if self.kept else {}
+
     def fail_if_nothing_written(self) -> None:
         if self.refused and not self.written:
-            raise dg.Failure(description=self.message, metadata={"kept_days": ", ".join(map(str, self.kept))})
+            raise dg.Failure(description=self.message, metadata={"kept_days": ", ".join(map(str, self.kept))},
+                             allow_retries=False)
 
     def fail_if_refused(self) -> None:
         """After the other days were written: the run fails, so nothing downstream sees the refused days."""
         if self.refused:
-            raise dg.Failure(description=self.message, metadata={
+            raise dg.Failure(description=self.message, allow_retries=False, metadata={
                 "kept_days": ", ".join(map(str, self.kept)), "written_days": ", ".join(map(str, self.written))})
 
 
@@ -149,20 +155,21 @@ def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWor
     jobs_warnings = [w for w in got.warnings if "jobs/get" in w]
     yield _sources_check(JOBS, jobs_warnings)
     yield _sources_check(CLUSTERS, [w for w in got.warnings if w not in jobs_warnings])
-    runs, jobs, clusters, events = frames[JOB_RUNS], frames[JOBS], frames[CLUSTERS], frames[CLUSTER_EVENTS]
-    kept = {"kept_stored_days": ", ".join(map(str, verdict.kept))} if verdict.kept else {}
-    yield dg.Output(runs, output_name="job_runs", metadata=frame_metadata(
-        runs, runs=runs["run_id"].n_unique(), **kept, **{"api/" + k: v for k, v in got.stats.items()}))
-    yield dg.Output(jobs, output_name="jobs", metadata=frame_metadata(
-        jobs, untagged_jobs=jobs.filter(pl.col("tags") == "{}").height, **kept,
-        jobs_not_permitted=int(got.stats.get("jobs_not_permitted", 0))))
-    yield dg.Output(clusters, output_name="clusters", metadata=frame_metadata(
-        clusters, job_clusters=clusters.filter(cluster_source="JOB").height,
-        photon_clusters=int(clusters["is_photon"].sum()), **kept,
-        clusters_not_found=clusters.filter(reason="cluster_not_found").height,
-        pools_not_permitted=int(got.stats.get("pools_not_permitted", 0))))
-    yield dg.Output(events, output_name="cluster_events", metadata=frame_metadata(
-        events, lookback_events=int(events["is_lookback"].sum()), **kept))
+    per_day = {
+        JOB_RUNS: lambda f, _: {"runs": f["run_id"].n_unique()},
+        JOBS: lambda f, _: {"untagged_jobs": f.filter(pl.col("tags") == "{}").height},
+        CLUSTERS: lambda f, _: {"job_clusters": f.filter(cluster_source="JOB").height,
+                                "photon_clusters": int(f["is_photon"].sum()),
+                                "clusters_not_found": f.filter(reason="cluster_not_found").height},
+        CLUSTER_EVENTS: lambda f, _: {"lookback_events": int(f["is_lookback"].sum())},
+    }
+    # Run-wide facts (the same on every day's event): what was kept, and what the fetch cost in calls.
+    run_wide = {JOB_RUNS: {"api/" + k: v for k, v in got.stats.items()},
+                JOBS: {"jobs_not_permitted": int(got.stats.get("jobs_not_permitted", 0))},
+                CLUSTERS: {"pools_not_permitted": int(got.stats.get("pools_not_permitted", 0))}}
+    for key, frame in frames.items():
+        add_daily_metadata(context, frame, days, per_day[key], output_name=key.path[-1])
+        yield dg.Output(frame, output_name=key.path[-1], metadata={**verdict.metadata(), **run_wide.get(key, {})})
     verdict.fail_if_refused()
 
 
@@ -200,12 +207,12 @@ def billing_usage(context: dg.AssetExecutionContext, billing: BillingSource, led
     frame = guard.keep_stored(frame, stored, verdict.kept)
     yield from contract_gate(context, [contract_result(schemas.BillingUsage, frame, BILLING_USAGE)])
     yield _bill_present(days, frame, source)
-    corrections = frame.filter(pl.col("record_type") != "ORIGINAL").height
-    kept = {"kept_stored_days": ", ".join(map(str, verdict.kept))} if verdict.kept else {}
-    yield dg.Output(frame, metadata={**frame_metadata(
-        frame, billed_dbus=float(frame["usage_quantity"].sum()), correction_records=corrections, source=source,
-        **kept, **{"api/" + k: v for k, v in stats.items()}),
-        watermarks.METADATA_KEY: dg.MetadataValue.json(watermarks.bill_fingerprints(frame, days))})
+    add_daily_metadata(context, frame, days, lambda f, day: {
+        "billed_dbus": float(f["usage_quantity"].sum()),
+        "correction_records": f.filter(pl.col("record_type") != "ORIGINAL").height,
+        watermarks.METADATA_KEY: dg.MetadataValue.json(watermarks.bill_fingerprints(f, [day]))})
+    yield dg.Output(frame, metadata={"source": source, **verdict.metadata(),
+                                     **{"api/" + k: v for k, v in stats.items()}})
     verdict.fail_if_refused()
 
 
@@ -239,8 +246,8 @@ def serving_usage(context: dg.AssetExecutionContext, workspace: DatabricksWorksp
     frame = guard.keep_stored(frame, stored, kept)
     yield from contract_gate(context, [contract_result(schemas.ServingUsage, frame, SERVING_USAGE)])
     yield _sources_check(SERVING_USAGE, problems)
-    yield dg.Output(frame, metadata=frame_metadata(
-        frame, requests=frame.height, **({"kept_stored_days": ", ".join(map(str, kept))} if kept else {}),
-        tokens=int((frame["input_token_count"] + frame["output_token_count"]).sum()) if frame.height else 0,
-        **{"api/" + k: v for k, v in stats.items()}))
+    add_daily_metadata(context, frame, days, lambda f, _: {
+        "requests": f.height, "tokens": int((f["input_token_count"] + f["output_token_count"]).sum())})
+    yield dg.Output(frame, metadata={**({"kept_stored_days": ", ".join(map(str, kept))} if kept else {}),
+                                     **{"api/" + k: v for k, v in stats.items()}})
 
