@@ -10,21 +10,24 @@ from cost_assets.resources.warehouse import read_table
 from tests.conftest import run_daily, sim_environ
 
 
-def _materialized(result, key: str) -> dict:
+def _materialized(result, key: str) -> list[dict]:
+    """The metadata of each materialization (one per day: metadata is per partition) of ``key``."""
     events = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
-    return {k: v.value for k, v in events[-1].materialization.metadata.items()}
+    return [{k: v.value for k, v in e.materialization.metadata.items()} for e in events]
 
 
 def test_estimates_match_the_simulated_truth_and_the_ledger_sums_to_the_bill(database):
     defs = build_defs(sim_environ(database, COST_ASSETS_SIM_SCALE="small"))
     result = run_daily(defs, "2026-01-02", "2026-01-03")
     assert result.success
-    runs = _materialized(result, "mart/run_costs")
-    # Issue 4: ≥ 95 % of runs within 2 % of the generator's ground truth.
-    assert runs["truth/runs"] > 50 and runs["truth/within_2pct_share"] >= 0.95
-    attributed = _materialized(result, "mart/attributed_costs")
-    # Issue 5: ≥ 95 % of billed $ on grain rows within 5 % of the estimate.
-    assert attributed["accuracy/within_5pct_share"] >= 0.95
+    days = _materialized(result, "mart/run_costs")
+    assert len(days) == 2
+    # Issue 4: ≥ 95 % of runs within 2 % of the generator's ground truth, on each day.
+    for runs in days:
+        assert runs["truth/runs"] > 40 and runs["truth/within_2pct_share"] >= 0.95
+    # Issue 5: ≥ 95 % of billed $ on grain rows within 5 % of the estimate, on each day.
+    for attributed in _materialized(result, "mart/attributed_costs"):
+        assert attributed["accuracy/within_5pct_share"] >= 0.95
     checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     assert checks[("mart/attributed_costs", "conserves_the_bill")]
     # Conservation, recomputed from the stored tables: per day Σ attributed $ = Σ billed $.
