@@ -92,7 +92,7 @@ def test_workspace_tables_equal_with_every_paging_path(small_limits, day):
     assert set(job_clusters) <= job_clusters_of(runs)
     assert made["GET /api/2.1/clusters/get"] == len(job_clusters_of(runs))
     assert made["GET /api/2.1/clusters/list"] == 1  # one all-purpose cluster: one page of 2
-    asked = sorted(set(expected.clusters["cluster_id"]) | {"1231-000000-4a5b9613"})
+    asked = sorted(set(expected.clusters["cluster_id"]) | {"0701-000000-0dbfa9c7"})
     assert made["POST /api/2.1/clusters/events"] == sum(
         pages(len(sim.cluster_events(c, lo - 2 * DAY, lo + DAY - 1)), 3) for c in asked)
     assert got.stats["calls"] == sum(made.values())
@@ -234,7 +234,7 @@ def test_databricks_sdk_pages_through_the_mock(small_limits):
     sim = list(SimulatedApi(CFG).list_runs(CFG.start_ms, CFG.end_ms))
     assert [r.run_id for r in runs] == [r["run_id"] for r in sim]
     assert [len(r.tasks) for r in runs] == [len(r["tasks"]) for r in sim]  # capped arrays completed
-    cid = "1231-000000-4a5b9613"
+    cid = "0701-000000-0dbfa9c7"
     events = list(w.clusters.events(cluster_id=cid, order=GetEventsOrder.ASC, limit=7))
     assert [e.timestamp for e in events] == [e["timestamp"] for e in SimulatedApi(CFG).cluster_events(cid, 0, 2**62)]
     # The SDK's default call: DESC, no end_time, 50 per page, following next_page to the oldest event.

@@ -15,7 +15,7 @@ from cost_assets.mock_server import Faults, MockOptions, MockServer, main, serve
 from cost_assets.simulation import views
 from cost_assets.simulation.world import WorldConfig
 
-CFG = WorldConfig(seed=5, scale="tiny", start=dt.date(2026, 1, 1), days=2)
+CFG = WorldConfig(seed=44, scale="tiny", start=dt.date(2026, 1, 1), days=2)
 TOKEN = "dapi-mock-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -72,9 +72,9 @@ def test_runs_list_limit_above_25_is_400(http, version):
 
 
 def test_runs_list_limit_0_means_25(http):
-    # The tiny world has 18 runs: one page of at most 25 holds them all.
+    # The tiny world has 17 runs: one page of at most 25 holds them all.
     body = http.get("/api/2.2/jobs/runs/list", params={"limit": 0}).json()
-    assert len(body["runs"]) == 18 and body["has_more"] is False and "next_page_token" not in body
+    assert len(body["runs"]) == 17 and body["has_more"] is False and "next_page_token" not in body
 
 
 def test_runs_list_window_is_inclusive_on_start_time_newest_first(http):
@@ -102,7 +102,7 @@ def test_runs_list_pages_with_tokens(http):
             assert "next_page_token" not in body
             break
         params["page_token"] = body["next_page_token"]
-    assert calls == math.ceil(18 / 4) == 5
+    assert calls == math.ceil(17 / 4) == 5
     assert seen == [r.run_id for r in reversed(runs_of_world())]
 
 
@@ -110,7 +110,7 @@ def test_active_only_with_completed_only_is_400(http):
     r = http.get("/api/2.2/jobs/runs/list", params={"active_only": "true", "completed_only": "true"})
     assert r.status_code == 400
     assert "runs" not in http.get("/api/2.2/jobs/runs/list", params={"active_only": "true"}).json()
-    assert len(http.get("/api/2.2/jobs/runs/list", params={"completed_only": "true"}).json()["runs"]) == 18
+    assert len(http.get("/api/2.2/jobs/runs/list", params={"completed_only": "true"}).json()["runs"]) == 17
 
 
 def test_completed_only_and_active_only_filter_on_end_time():
@@ -122,7 +122,7 @@ def test_completed_only_and_active_only_filter_on_end_time():
             return {r["run_id"]: r for r in body.get("runs", [])}
 
         every = listed()
-        assert len(every) == 18 and every[active]["end_time"] == 0  # still running: end_time 0
+        assert len(every) == 17 and every[active]["end_time"] == 0  # still running: end_time 0
         assert every[active]["state"]["life_cycle_state"] == "RUNNING"
         assert any(t["end_time"] == 0 for t in every[active]["tasks"])
         assert all(r["end_time"] > 0 for rid, r in every.items() if rid != active)
@@ -180,8 +180,8 @@ def test_runs_get_and_jobs_get_unknown_ids_are_404(http):
 
 
 def test_jobs_get_has_settings_tags(http):
-    job = http.get("/api/2.2/jobs/get", params={"job_id": 123762}).json()
-    assert job["job_id"] == 123762 and set(job["settings"]["tags"]) <= {"team", "tenant", "project", "cost_center"}
+    job = http.get("/api/2.2/jobs/get", params={"job_id": 123801}).json()
+    assert job["job_id"] == 123801 and set(job["settings"]["tags"]) <= {"team", "tenant", "project", "cost_center"}
 
 
 # --- Clusters ------------------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def test_clusters_get_unknown_is_400(http):
 
 
 def test_clusters_list_pages_and_filters(http):
-    # 16 clusters: 15 job clusters and one UI cluster.
+    # 16 clusters: 15 job clusters and one API cluster.
     ids, params, calls = [], {"page_size": 4}, 0
     while True:
         body = http.get("/api/2.1/clusters/list", params=params).json()
@@ -204,23 +204,23 @@ def test_clusters_list_pages_and_filters(http):
     assert calls == 4 and len(ids) == 16 == len(set(ids))
     ui = http.get("/api/2.1/clusters/list", params=[("filter_by.cluster_sources", "UI"),
                                                     ("filter_by.cluster_sources", "API")]).json()
-    assert [c["cluster_id"] for c in ui["clusters"]] == ["1231-000000-4a5b9613"]
+    assert [c["cluster_id"] for c in ui["clusters"]] == ["0701-000000-6317cf6d"]
 
 
 def test_cluster_events_next_page_is_the_next_request_body(http):
-    cid = "1231-000000-4a5b9613"  # the shared cluster: 96 events in the world
+    cid = "0701-000000-6317cf6d"  # the shared cluster: 119 events in the world
     assert len(http.post("/api/2.1/clusters/events", json={"cluster_id": cid}).json()["events"]) == 50
     r = http.post("/api/2.1/clusters/events", json={"cluster_id": cid, "limit": 501})
     assert (r.status_code, r.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
     first = http.post("/api/2.1/clusters/events", json={"cluster_id": cid, "order": "ASC", "limit": 40}).json()
-    assert first["total_count"] == 96
+    assert first["total_count"] == 119
     assert first["next_page"] == {"cluster_id": cid, "order": "ASC", "limit": 40, "offset": 40}
     events, body, calls = list(first["events"]), first["next_page"], 1
     while body:
         page = http.post("/api/2.1/clusters/events", json=body).json()
         events += page["events"]
         body, calls = page.get("next_page"), calls + 1
-    assert calls == 3 and len(events) == 96
+    assert calls == 3 and len(events) == 119
     stamps = [e["timestamp"] for e in events]
     assert stamps == sorted(stamps)
     desc = http.post("/api/2.1/clusters/events", json={"cluster_id": cid, "limit": 500}).json()["events"]
@@ -228,7 +228,7 @@ def test_cluster_events_next_page_is_the_next_request_body(http):
 
 
 def test_cluster_events_window_is_inclusive(http):
-    cid = "1231-000000-4a5b9613"
+    cid = "0701-000000-6317cf6d"
     all_events = http.post("/api/2.1/clusters/events", json={"cluster_id": cid, "limit": 500}).json()["events"]
     t = sorted(e["timestamp"] for e in all_events)[10]
     window = http.post("/api/2.1/clusters/events", json={
@@ -238,12 +238,12 @@ def test_cluster_events_window_is_inclusive(http):
 
 def test_cluster_events_desc_before_end_time_of_some_types_pages_newest_first(http):
     """The walk back to a cluster's state at an instant: order DESC, end_time, event_types, next_page."""
-    cid = "1231-000000-4a5b9613"
+    cid = "0701-000000-6317cf6d"
     kinds = ["RUNNING", "TERMINATING", "STARTING"]
     everything = views.cluster_events(views.world_for(CFG), cid)
     end = sorted(e["timestamp"] for e in everything)[60]
     wanted = [(e["timestamp"], e["type"]) for e in reversed(everything) if e["timestamp"] <= end and e["type"] in kinds]
-    assert len(wanted) == 7  # three sessions' worth before end_time, out of 61 events
+    assert len(wanted) == 8  # two sessions and the start of a third before end_time, out of 61 events
     body = {"cluster_id": cid, "order": "DESC", "end_time": end, "event_types": kinds, "limit": 2}
     events, calls = [], 0
     while body:
@@ -261,12 +261,12 @@ def test_cluster_events_desc_before_end_time_of_some_types_pages_newest_first(ht
 
 
 def test_cluster_events_page_token_scheme(http):
-    cid = "1231-000000-4a5b9613"
+    cid = "0701-000000-6317cf6d"
     body = {"cluster_id": cid, "order": "ASC", "page_size": 60}
     first = http.post("/api/2.1/clusters/events", json=body).json()
     assert len(first["events"]) == 60 and first["total_count"] == 0 and first["next_page_token"]
     second = http.post("/api/2.1/clusters/events", json={**body, "page_token": first["next_page_token"]}).json()
-    assert len(second["events"]) == 36 and second["next_page_token"] == ""
+    assert len(second["events"]) == 59 and second["next_page_token"] == ""
 
 
 def test_list_node_types_has_sizes_but_no_prices(http):

@@ -1,6 +1,12 @@
-"""Simulated resources: the generated world (cost_assets.simulation) behind the real resource interfaces."""
+"""Simulated resources: the generated world (cost_assets.simulation) behind the real resource interfaces.
+
+The world is anchored to the calendar (a day's content depends on the seed, the scale and the date only),
+so the resources answer for whatever days they are asked, e.g. a partition materialized from the UI: each
+call generates the world of a window around its days, and any window holding a day gives the same rows.
+"""
 
 import datetime as dt
+from collections.abc import Sequence
 
 import dagster as dg
 import polars as pl
@@ -12,44 +18,62 @@ from cost_assets.simulation import truth, views
 from cost_assets.simulation.api import SimulatedApi
 from cost_assets.simulation.world import WorldConfig
 
+# Days generated before the first asked day: runs/list looks back two days by default (a run crosses at
+# most one midnight, so they change nothing in the day's tables, but the listing is then the real one).
+LOOKBACK_DAYS = 1
+
 
 class SimulatedWorld(dg.Config):
-    """Which world to generate; the same values give byte-identical data."""
+    """Which world to generate; the same values give byte-identical data for every day."""
 
     seed: int = 7
     scale: str = "small"  # tiny | small | medium | large
-    start: str = "2026-01-01"  # first simulated UTC day (ISO date)
-    days: int = 7
     cloud: str = "AZURE"
     tier: str = "PREMIUM"
+    # Accepted so existing run configs still load; no effect: a day's content does not depend on a window,
+    # and the resources generate the window of the days they are asked for.
+    start: str | None = None
+    days: int | None = None
 
-    def world_config(self) -> WorldConfig:
-        return WorldConfig(seed=self.seed, scale=self.scale, start=dt.date.fromisoformat(self.start),
-                           days=self.days, cloud=self.cloud.upper(), tier=self.tier.upper())
+    def config_for(self, days: Sequence[dt.date]) -> WorldConfig:
+        """The world covering ``days`` (and LOOKBACK_DAYS before them; the generator adds the day before)."""
+        first = min(days) - dt.timedelta(days=LOOKBACK_DAYS)
+        return WorldConfig(seed=self.seed, scale=self.scale, start=first, days=(max(days) - first).days + 1,
+                           cloud=self.cloud.upper(), tier=self.tier.upper())
 
 
 class SimulatedWorkspace(DatabricksWorkspace):
-    """The workspace of a generated world, answered in-process."""
+    """The workspace of a generated world, answered in-process for any days."""
 
     world: SimulatedWorld = SimulatedWorld()
 
-    def api(self) -> fetch.WorkspaceApi:
-        return SimulatedApi(self.world.world_config())
+    def api_for(self, days: Sequence[dt.date]) -> fetch.WorkspaceApi:
+        """The workspace API over the world of ``days``."""
+        return SimulatedApi(self.world.config_for(days))
+
+    def fetch(self, days: list[dt.date]) -> fetch.WorkspaceDay:
+        return self._fetch_with(self.api_for(days), days)
+
+    def serving_usage(self, days: list[dt.date], stats: dict[str, float] | None = None) -> pl.DataFrame:
+        return self._serving_with(self.api_for(days), days)
 
     def ground_truth_run_costs(self, days: list[dt.date]) -> pl.DataFrame:
         """What every run really cost on ``days`` (simulated worlds only): the yardstick of the estimate."""
-        return truth.run_costs_for(self.world.world_config()).filter(pl.col("usage_date").is_in(days))
+        return truth.run_costs_for(self.world.config_for(days)).filter(pl.col("usage_date").is_in(days))
 
 
 class SimulatedBillingSource(BillingSource):
-    """The world's ``system.billing.usage`` rows; ``as_of`` hides records ingested after that date."""
+    """The world's ``system.billing.usage`` rows as they stand on the clock: ORIGINAL records show from the
+    day after the usage, corrections (RETRACTION + RESTATEMENT) 3–5 days after it."""
 
     world: SimulatedWorld = SimulatedWorld()
-    as_of: str | None = None  # ISO date; None shows every record, corrections included
+    as_of: str | None = None  # ISO date the clock is frozen at (tests); None: the real current UTC date
 
-    def usage(self, days: list[dt.date]) -> pl.DataFrame:
-        rows = views.billing_usage_rows(self.world.world_config())
+    def describe(self) -> str:
+        return "the simulated bill"
+
+    def usage(self, days: list[dt.date], stats: dict | None = None) -> pl.DataFrame:
+        as_of = dt.date.fromisoformat(self.as_of) if self.as_of else None
+        rows = views.billing_usage_rows(self.world.config_for(days), as_of)
         wanted = {d.isoformat() for d in days}
-        rows = [r for r in rows if r["usage_date"] in wanted
-                and (self.as_of is None or r["ingestion_date"] <= self.as_of)]
-        return parse.system_usage_frame(rows, "simulated")
+        return parse.system_usage_frame([r for r in rows if r["usage_date"] in wanted], "simulated")

@@ -5,6 +5,9 @@ test can measure how close the engine's estimate from events gets to reality. Sh
 model (DESIGN §4): a job cluster's whole cost is its run's; a shared cluster's cost in each elementary
 interval is split equally among the task runs active in it, and intervals with none are ``idle``.
 
+Only the world's span counts (``WorldConfig.span_ms``): the always-on cluster runs for decades, and the
+days outside the window are partial anyway.
+
 Deliberately written as plain Python loops over a small world (it is the reference, not the fast path).
 """
 
@@ -16,7 +19,7 @@ from functools import cache
 import polars as pl
 
 from cost_assets.prices import PriceSheet, load_price_sheet
-from cost_assets.simulation.world import DAY, HOUR, Cluster, World, WorldConfig, world_for
+from cost_assets.simulation.world import ANCHOR, DAY, HOUR, Cluster, World, WorldConfig, world_for
 
 
 def _to_dt(ms: int) -> dt.datetime:
@@ -48,7 +51,10 @@ class _Rates:
 
 
 def _pieces(start: int, end: int, cuts: list[int]):
-    """Split [start, end) at hour boundaries and price-change instants."""
+    """Split [start, end) at hour boundaries and price-change instants (nothing when it is empty, e.g. a
+    node outside the world's span)."""
+    if end <= start:
+        return []
     points = {start, end}
     h = (start // HOUR + 1) * HOUR
     while h < end:
@@ -62,20 +68,21 @@ def _pieces(start: int, end: int, cuts: list[int]):
 def cluster_hours(world: World, sheet: PriceSheet) -> pl.DataFrame:
     """Truth per cluster × hour × SKU: billed DBUs, machine hours, DBU $ (effective price) and VM $."""
     rates = _Rates(world, sheet, price_cuts(sheet))
+    lo, hi = world.config.span_ms
     acc: dict[tuple[str, int, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
     for cid in sorted(world.clusters):
         c = world.clusters[cid]
         for s in c.sessions:
             for n in s.nodes:
                 # DBUs: ready and the cluster RUNNING/RESIZING (from RUNNING to TERMINATING).
-                for a, b in _pieces(max(n.ready, s.running), min(n.released, s.end), rates.cuts):
+                for a, b in _pieces(max(n.ready, s.running, lo), min(n.released, s.end, hi), rates.cuts):
                     sku, node = rates.sku(c, a), rates.node(n.node_type, a)
                     dbus = node.dbu_per_hour * sku.photon_dbu_factor * (b - a) / HOUR
                     row = acc[(cid, a // HOUR * HOUR, sku.sku_name)]
                     row[0] += dbus
                     row[2] += dbus * sku.effective_price
                 # VMs: from request to release, spot or on-demand price.
-                for a, b in _pieces(n.provisioned, min(n.released, s.end), rates.cuts):
+                for a, b in _pieces(max(n.provisioned, lo), min(n.released, s.end, hi), rates.cuts):
                     sku, node = rates.sku(c, a), rates.node(n.node_type, a)
                     price = node.vm_spot_per_hour if n.spot else node.vm_on_demand_per_hour
                     row = acc[(cid, a // HOUR * HOUR, sku.sku_name)]
@@ -91,6 +98,7 @@ def cluster_hours(world: World, sheet: PriceSheet) -> pl.DataFrame:
 def run_costs(world: World, sheet: PriceSheet) -> pl.DataFrame:
     """Truth per (job run or idle) × cluster × day: DBUs and dollars under the sharing policy."""
     rates = _Rates(world, sheet, price_cuts(sheet))
+    lo, hi = world.config.span_ms
     tasks_by_cluster: dict[str, list[tuple[int, int, int, int]]] = defaultdict(list)
     for run in world.runs:
         for t in run.tasks:
@@ -103,17 +111,18 @@ def run_costs(world: World, sheet: PriceSheet) -> pl.DataFrame:
         if c.source == "JOB":
             owner = next(((r, j) for _, _, r, j in tasks), None)
         for s in c.sessions:
-            points = {s.start, s.end}
+            start, end = max(s.start, lo), min(s.end, hi)
+            points = {start, end}
             for n in s.nodes:
                 points.update((n.provisioned, n.ready, n.released))
             for t0, t1, _, _ in tasks:
                 points.update((t0, t1))
-            h = (s.start // HOUR + 1) * HOUR
-            while h < s.end:
+            h = (start // HOUR + 1) * HOUR
+            while h < end:
                 points.add(h)
                 h += HOUR
-            points.update(x for x in rates.cuts if s.start < x < s.end)
-            ordered = sorted(p for p in points if s.start <= p <= s.end)
+            points.update(x for x in rates.cuts if start < x < end)
+            ordered = sorted(p for p in points if start <= p <= end)
             for a, b in itertools.pairwise(ordered):
                 sku = rates.sku(c, a)
                 dbus = vm = 0.0
@@ -138,11 +147,14 @@ def run_costs(world: World, sheet: PriceSheet) -> pl.DataFrame:
                     row[0] += dbus * share
                     row[1] += dbus * sku.effective_price * share
                     row[2] += vm * share
-    # Instance pools keep their minimum of idle VMs warm all day: VM $ (on-demand), no DBUs, idle.
+    # Instance pools keep their minimum of idle VMs warm all day from their creation: VM $ (on-demand),
+    # no DBUs, idle.
     for pool_id in sorted(world.pools):
         pool = world.pools[pool_id]
         for d in range(-1, world.config.days):
             day = world.config.start_ms + d * DAY
+            if _to_dt(day).date() < ANCHOR:
+                continue
             rate = rates.node(pool.node_type, day).vm_on_demand_per_hour
             acc[(day, pool_id, None, None)][2] += pool.min_idle * rate * 24
     rows = [{"usage_date": _to_dt(k[0]).date(), "cluster_id": k[1], "run_id": k[2], "job_id": k[3],

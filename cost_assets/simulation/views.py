@@ -10,7 +10,6 @@ import csv
 import datetime as dt
 import io
 import json
-import random
 from functools import cache
 
 import polars as pl
@@ -78,9 +77,13 @@ def cluster_spec_payload(c: Cluster, cloud: str) -> dict:
 
 
 def cluster_payload(world: World, cluster_id: str) -> dict:
-    """clusters/get → ClusterDetails, as seen after the world's last day (every session has ended)."""
+    """clusters/get → ClusterDetails, as seen after the world's last day (every session has ended).
+
+    A long-lived cluster (``Cluster.created`` set: the generator's shared clusters) is shown RUNNING since
+    its creation instead: the world holds only its sessions around the window, so "after the last day"
+    would change with the window, and a day's raw.clusters row must not (the real API shows the state at
+    the time of the call)."""
     c = world.clusters[cluster_id]
-    first, last = c.sessions[0], c.sessions[-1]
     out = {
         "cluster_id": c.cluster_id,
         "cluster_name": c.name,
@@ -88,17 +91,19 @@ def cluster_payload(world: World, cluster_id: str) -> dict:
         "default_tags": {"Vendor": "Databricks", "Creator": c.creator, "ClusterName": c.name,
                          "ClusterId": c.cluster_id},
         "cluster_source": c.source,
-        "state": "TERMINATED",
+        "state": "RUNNING",
         "state_message": "",
-        "start_time": first.start,
-        "terminated_time": last.end,
-        "last_restarted_time": last.start,
-        "termination_reason": {"code": "JOB_FINISHED" if c.source == "JOB" else "INACTIVITY",
-                               "type": "SUCCESS", "parameters": {}},
+        "start_time": c.created,
         "creator_user_name": c.creator,
         "autotermination_minutes": 0 if c.source == "JOB" else 60,
         "spark_context_id": int(_sid(c.cluster_id, "ctx", length=15), 16),
     }
+    if c.created is None:
+        first, last = c.sessions[0], c.sessions[-1]
+        out.update(state="TERMINATED", start_time=first.start, terminated_time=last.end,
+                   last_restarted_time=last.start,
+                   termination_reason={"code": "JOB_FINISHED" if c.source == "JOB" else "INACTIVITY",
+                                       "type": "SUCCESS", "parameters": {}})
     if c.source == "JOB":
         job_id, run_id = c.name.split("-")[1], c.name.split("-")[3]
         out["default_tags"].update({"JobId": job_id, "RunName": f"run-{run_id}"})
@@ -229,19 +234,28 @@ def _cluster_context(world: World) -> dict[str, dict]:
 
 
 @cache
-def billing_usage_rows(config: WorldConfig) -> tuple[dict, ...]:
-    """The bill of the world generated from ``config`` (cached per config)."""
+def _every_record(config: WorldConfig) -> tuple[dict, ...]:
     return bill(world_for(config), load_price_sheet())
 
 
-def bill(world: World, sheet: PriceSheet) -> tuple[dict, ...]:
-    """``system.billing.usage`` rows (SQL-API value types: strings), with corrections for some hours.
+def billing_usage_rows(config: WorldConfig, as_of: dt.date | None = None) -> tuple[dict, ...]:
+    """The bill of the world generated from ``config`` as it stands on ``as_of`` (default: today, UTC):
+    a record shows once its ingestion_date is on or before that date, so corrections appear days after
+    the ORIGINAL records, as the clock moves on."""
+    today = (as_of or dt.datetime.now(dt.UTC).date()).isoformat()
+    return tuple(r for r in _every_record(config) if r["ingestion_date"] <= today)
 
-    A corrected hour has an ORIGINAL that was wrong by 5–20 %, then, days later, a RETRACTION that
-    negates it and a RESTATEMENT with the true quantity. Serving endpoints bill DBUs per hour by tokens.
+
+def bill(world: World, sheet: PriceSheet) -> tuple[dict, ...]:
+    """Every ``system.billing.usage`` record the world's usage will ever get, whatever the date (SQL-API
+    value types: strings), with corrections for some hours; ``billing_usage_rows`` applies the clock.
+
+    ORIGINAL records are ingested the day after the usage. A corrected hour has an ORIGINAL that was wrong
+    by 5–20 %, then, 3–5 days after the usage, a RETRACTION that negates it and a RESTATEMENT with the
+    true quantity. Serving endpoints bill DBUs per hour by tokens. Which hours are corrected, and how,
+    depends only on the hour's key, never on the other hours of the world.
     """
     config = world.config
-    rng = random.Random(config.seed * 7919 + 17)
     ctx = _cluster_context(world)
     rows: list[dict] = []
     hours = truth.cluster_hours(world, sheet).filter(pl.col("dbus") > 0)
@@ -262,21 +276,27 @@ def bill(world: World, sheet: PriceSheet) -> tuple[dict, ...]:
                                  "is_serverless": False, "is_photon": c.photon},
             "usage_type": "COMPUTE_TIME",
         }
-        rows.extend(_with_corrections(rng, config, base, r["dbus"], start, ("c", c.cluster_id, start)))
-    rows.extend(_serving_rows(world, rng))
+        rows.extend(_with_corrections(config, base, r["dbus"], start, ("c", c.cluster_id, start)))
+    rows.extend(_serving_rows(world))
     rows.sort(key=lambda x: (x["usage_start_time"], x["record_id"]))
     return tuple(rows)
 
 
-def _with_corrections(rng: random.Random, config: WorldConfig, base: dict, quantity: float, start: int,
-                      key: tuple) -> list[dict]:
+def _draws(seed: int, key: tuple) -> list[float]:
+    """Four uniform numbers in [0, 1) from the record's key alone (a hash, not a shared RNG stream)."""
+    h = _sid(seed, "bill", *key, length=64)
+    return [int(h[i:i + 16], 16) / 16**16 for i in range(0, 64, 16)]
+
+
+def _with_corrections(config: WorldConfig, base: dict, quantity: float, start: int, key: tuple) -> list[dict]:
     day = start // DAY * DAY
     ingested = _ts(day + DAY)[:10]
-    if rng.random() >= config.correction_rate:
+    corrected, sign, size, lag = _draws(config.seed, key)
+    if corrected >= config.correction_rate:
         return [{**base, "record_id": _uuid(config.seed, *key), "record_type": "ORIGINAL",
                  "ingestion_date": ingested, "usage_quantity": _q(quantity)}]
-    wrong = quantity * (1 + rng.choice([-1, 1]) * rng.uniform(0.05, 0.2))
-    later = _ts(day + rng.randint(3, 5) * DAY)[:10]
+    wrong = quantity * (1 + (-1 if sign < 0.5 else 1) * (0.05 + 0.15 * size))
+    later = _ts(day + (3 + int(lag * 3)) * DAY)[:10]
     return [
         {**base, "record_id": _uuid(config.seed, *key), "record_type": "ORIGINAL", "ingestion_date": ingested,
          "usage_quantity": _q(wrong)},
@@ -287,7 +307,7 @@ def _with_corrections(rng: random.Random, config: WorldConfig, base: dict, quant
     ]
 
 
-def _serving_rows(world: World, rng: random.Random) -> list[dict]:
+def _serving_rows(world: World) -> list[dict]:
     """MODEL_SERVING usage: per endpoint-hour, DBUs proportional to the tokens served in it."""
     cfg = world.config
     tokens: dict[tuple[str, int], int] = {}
@@ -311,8 +331,7 @@ def _serving_rows(world: World, rng: random.Random) -> list[dict]:
             "product_features": {"is_serverless": True, "is_photon": False, "serving_type": "MODEL"},
             "usage_type": "TOKEN",
         }
-        rows.extend(_with_corrections(rng, cfg, base, n / 1e6 * ep.dbu_per_million_tokens, start,
-                                      ("e", name, start)))
+        rows.extend(_with_corrections(cfg, base, n / 1e6 * ep.dbu_per_million_tokens, start, ("e", name, start)))
     return rows
 
 
@@ -325,19 +344,21 @@ def _uuid(*parts: object) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def net_cluster_hours(config: WorldConfig) -> dict[tuple[str, str, str], float]:
-    """(resource id, usage_start_time, sku) → net billed quantity over all record types."""
+def net_cluster_hours(config: WorldConfig, as_of: dt.date | None = None) -> dict[tuple[str, str, str], float]:
+    """(resource id, usage_start_time, sku) → net billed quantity over the record types visible on ``as_of``
+    (default: today, UTC)."""
     out: dict[tuple[str, str, str], float] = {}
-    for r in billing_usage_rows(config):
+    for r in billing_usage_rows(config, as_of):
         m = r["usage_metadata"]
         key = (m["cluster_id"] or m["endpoint_name"], r["usage_start_time"], r["sku_name"])
         out[key] = out.get(key, 0.0) + float(r["usage_quantity"])
     return out
 
 
-def legacy_csv(config: WorldConfig, start: dt.date, end: dt.date) -> str:
+def legacy_csv(config: WorldConfig, start: dt.date, end: dt.date, as_of: dt.date | None = None) -> str:
     """The legacy billable-usage CSV (12 columns, end-of-hour timestamps, JSON-in-CSV tags) for
-    usage dates in [start, end]. Cluster usage only; quantities net of corrections."""
+    usage dates in [start, end], as downloaded on ``as_of`` (default: today, UTC). Cluster usage only;
+    quantities net of the corrections ingested by then."""
     world = world_for(config)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -345,7 +366,8 @@ def legacy_csv(config: WorldConfig, start: dt.date, end: dt.date) -> str:
     machine = {(r["cluster_id"], _ts(int((r["hour_start"] - dt.datetime(1970, 1, 1)).total_seconds() * 1000)),
                 r["sku_name"]): r["machine_hours"]
                for r in truth.cluster_hours(world, load_price_sheet()).iter_rows(named=True)}
-    for (rid, hour, sku), qty in sorted(net_cluster_hours(config).items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    for (rid, hour, sku), qty in sorted(net_cluster_hours(config, as_of).items(),
+                                        key=lambda kv: (kv[0][1], kv[0][0])):
         if rid not in world.clusters or not (start.isoformat() <= hour[:10] <= end.isoformat()):
             continue
         c = world.clusters[rid]

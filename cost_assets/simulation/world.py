@@ -5,8 +5,18 @@ became ready, when it went away, spot or on-demand; every task run on every clus
 derives what the Databricks APIs show: Jobs API run objects, clusters/get details, cluster events, the
 bill. The cost engine later sees only the API views; tests compare its estimate with the truth.
 
-Determinism: one ``random.Random(seed)`` drives every choice in a fixed order and every collection is
-iterated in sorted order, so the same config yields byte-identical payloads.
+Anchored to the calendar: a day's content depends only on the seed, the scale (and the other settings of
+the config but its window) and the date, never on which window was generated, so a day materialized
+today, next week or within another ``start``/``days`` gives the same rows. The workspace's long-lived
+objects (instance pools, shared clusters, jobs, serving endpoints) are drawn from the seed alone and were
+created at ``ANCHOR``; each day's runs, shared-cluster sessions and serving traffic come from RNG streams
+of their own, seeded by a stable hash of (seed, scale, date, purpose); run ids are the date's id block
+plus a per-day counter. A window's world is the union of its days plus the day before (whose runs and
+sessions cross midnight into the first day) and the shared-cluster sessions of the day after (tasks of
+the last day's runs may use them): the days of the window are complete, the two around it partial.
+
+Determinism: every choice is drawn from those streams in a fixed order and every collection is iterated
+in sorted order, so the same config yields byte-identical payloads.
 
 Times are epoch milliseconds (UTC) like the REST APIs.
 """
@@ -21,6 +31,15 @@ from functools import cache
 MINUTE = 60_000
 HOUR = 3_600_000
 DAY = 86_400_000
+
+# When the workspace and its long-lived objects were created (nothing happens before), and the always-on
+# shared cluster started; it runs until FOREVER, beyond any window anyone asks for.
+ANCHOR = dt.date(2025, 7, 1)
+FOREVER = dt.date(2100, 1, 1)
+# Run and task-run ids of a day are the date's block plus a per-day counter (ids never depend on which
+# days were generated before); a large day uses well under a million of its block.
+RUN_IDS_PER_DAY = 10_000_000
+ALWAYS_ON = 1  # the index of the always-on shared cluster (worlds with at least two shared clusters)
 
 TEAMS = ["data-eng", "analytics", "ml", "finance", "growth"]
 TENANTS = ["acme", "globex", "initech", "o'reilly"]
@@ -89,6 +108,12 @@ class WorldConfig:
     def end_ms(self) -> int:
         return _ms(self.start + dt.timedelta(days=self.days))
 
+    @property
+    def span_ms(self) -> tuple[int, int]:
+        """[from, to) of the generated content: the day before the window to the day after it. Ground truth
+        and the bill stop at its edges (the always-on cluster runs far beyond them)."""
+        return self.start_ms - DAY, self.end_ms + DAY
+
 
 @dataclass
 class Node:
@@ -130,6 +155,9 @@ class Cluster:
     custom_tags: dict[str, str]
     creator: str
     sessions: list[Session] = field(default_factory=list)
+    # A long-lived all-purpose cluster's creation (clusters/get start_time) when it predates its sessions
+    # in the world; None: created with its first session.
+    created: int | None = None
 
     @property
     def workload(self) -> str:
@@ -220,15 +248,21 @@ def cluster_id_for(created_ms: int, *parts: object) -> str:
     return f"{t:%m%d-%H%M%S}-{stable_id(created_ms, *parts)}"
 
 
-class _Builder:
-    """Builds a World; one instance per generation so the RNG order is fixed."""
+def _stream(config: WorldConfig, *purpose: object) -> random.Random:
+    """An RNG stream of its own for one purpose (and day), from the seed and the scale only: adding,
+    dropping or reordering days never shifts another stream's draws."""
+    return random.Random(int(stable_id(config.seed, repr(config.scale_spec), *purpose, length=16), 16))
 
-    def __init__(self, config: WorldConfig):
+
+class _Builder:
+    """Draws clusters, sessions and runs from one RNG stream, so the order of draws is fixed per stream."""
+
+    def __init__(self, config: WorldConfig, rng: random.Random, first_run_id: int = 0):
         self.cfg = config
-        self.rng = random.Random(config.seed)
+        self.rng = rng
         self.scale = config.scale_spec
         self.clusters: dict[str, Cluster] = {}
-        self.next_run_id = 700_000_000 + 1000 * (config.seed % 1000)
+        self.next_run_id = first_run_id
 
     # -- ids -------------------------------------------------------------------------------------
     def new_run_id(self) -> int:
@@ -360,39 +394,41 @@ def _event(c: Cluster, ts: int, kind: str, details: dict) -> dict:
     return {"cluster_id": c.cluster_id, "timestamp": ts, "type": kind, "details": details}
 
 
-def generate_world(config: WorldConfig | None = None) -> World:
-    """Generate the world: shared clusters and pools, jobs, their runs day by day, serving traffic."""
-    cfg = config or WorldConfig()
-    b = _Builder(cfg)
-    rng, scale = b.rng, b.scale
-    horizon0 = cfg.start_ms - DAY  # one day before the window, so runs and sessions cross into it
+@dataclass
+class _Workspace:
+    """The long-lived objects, drawn from the seed alone (no window): pools, shared clusters (only the
+    always-on one with its session), jobs and serving endpoints."""
 
-    pools = [Pool(pool_id=f"{cfg.start:%m%d}-pool-{stable_id(cfg.seed, 'pool', i)}", name=f"pool-{i}",
+    pools: list[Pool]
+    shared: list[Cluster]
+    jobs: dict[int, Job]
+    endpoints: list[Endpoint]
+
+
+def _workspace(cfg: WorldConfig) -> _Workspace:
+    b = _Builder(cfg, _stream(cfg, "workspace"))
+    rng, scale, anchor = b.rng, b.scale, _ms(ANCHOR)
+    pools = [Pool(pool_id=f"{ANCHOR:%m%d}-pool-{stable_id(cfg.seed, 'pool', i)}", name=f"pool-{i}",
                   node_type=rng.choice(NODE_TYPES[cfg.cloud]), min_idle=rng.randint(1, 3),
                   custom_tags={"team": "platform", "cost_center": f"cc-90{i}"}) for i in range(scale.pools)]
 
-    # Shared all-purpose clusters: one 6-10 h session a day from about 07:00; cluster 0 starts at about
-    # 16:00 instead, so its sessions, usage and runs cross midnight; cluster 1 is always on.
+    # Shared all-purpose clusters, restarted every day (see _shared_sessions); cluster ALWAYS_ON never is.
     shared: list[Cluster] = []
     for i in range(scale.shared_clusters):
         spec = b.cluster_spec(pools, shared=True)
+        if i == ALWAYS_ON:
+            # Fixed size and on demand, so it logs nothing between its start and FOREVER: a day's state at
+            # 00:00 lies beyond any event look-back and is found by walking back to that start.
+            spec.update(num_workers=spec["num_workers"] or spec["autoscale"][0], autoscale=None,
+                        availability=AVAILABILITY[cfg.cloud][0], first_on_demand=1)
         tags = {"team": TEAMS[i % len(TEAMS)], "cost_center": f"cc-{100 + i}"}
-        c = b.make_cluster(spec, cluster_id_for(horizon0 + i * MINUTE, cfg.seed, "shared", i),
+        created = anchor + i * MINUTE
+        c = b.make_cluster(spec, cluster_id_for(created, cfg.seed, "shared", i),
                            f"shared-{TEAMS[i % len(TEAMS)]}-{i}", rng.choice(["UI", "API"]), tags,
                            rng.choice(USERS))
-        if i == 1:
-            # An always-on cluster: up from three days before the window to a day after it, never
-            # restarted, so a day's events alone (2-day look-back) do not show its state at 00:00.
-            c.sessions.append(b.simulate_session(c, cfg.start_ms - 3 * DAY, cfg.end_ms + DAY, first=True))
-            shared.append(c)
-            continue
-        for d in range(-1, cfg.days + 1):
-            day0 = cfg.start_ms + d * DAY
-            start = day0 + (16 if i == 0 else 7) * HOUR + rng.randint(0, 90) * MINUTE
-            end = start + rng.randint(6 * 60, 10 * 60) * MINUTE
-            if c.sessions and start <= c.sessions[-1].end:
-                start = c.sessions[-1].end + 30 * MINUTE
-            c.sessions.append(b.simulate_session(c, start, end, first=not c.sessions))
+        c.created = created
+        if i == ALWAYS_ON:
+            c.sessions.append(b.simulate_session(c, created, _ms(FOREVER), first=True))
         shared.append(c)
 
     jobs: dict[int, Job] = {}
@@ -406,24 +442,10 @@ def generate_world(config: WorldConfig | None = None) -> World:
             tags = {}  # an untagged job
         n_tasks = rng.choice([1, 1, 2, 3, 4])
         jobs[job_id] = Job(job_id=job_id, name=f"{rng.choice(PROJECTS)}-{i}", tags=tags,
-                           creator=rng.choice(USERS), created=horizon0 - 30 * DAY + i * HOUR, mode=mode,
+                           creator=rng.choice(USERS), created=anchor + i * MINUTE, mode=mode,
                            tasks=[f"task_{k}" for k in range(n_tasks)],
                            cluster_spec=b.cluster_spec(pools, shared=False),
                            shared_cluster_id=rng.choice(shared).cluster_id if shared else None)
-
-    runs: list[JobRun] = []
-    job_ids = sorted(jobs)
-    for d in range(-1, cfg.days):
-        day0 = cfg.start_ms + d * DAY
-        for _ in range(scale.runs_per_day):
-            job = jobs[rng.choice(job_ids)]
-            # 10% of runs start late in the evening so they cross midnight.
-            start = day0 + (rng.randint(22 * 60, 23 * 60 + 40) if rng.random() < 0.1
-                            else rng.randint(0, 22 * 60)) * MINUTE + rng.randint(0, 59_999)
-            run = _simulate_run(b, job, start)
-            if run is not None:
-                runs.append(run)
-    runs.sort(key=lambda r: (r.start, r.run_id))
 
     endpoints = [Endpoint(name=name, endpoint_id=stable_id(cfg.seed, "ep", name, length=32),
                           served_entity_id=stable_id(cfg.seed, "se", name, length=32), entity_name=model,
@@ -431,9 +453,55 @@ def generate_world(config: WorldConfig | None = None) -> World:
                  for name, model, rate in [("agent-chat", "databricks-meta-llama-3-3-70b-instruct", 14.0),
                                            ("support-bot", "databricks-claude-sonnet-4", 40.0),
                                            ("embeddings", "databricks-gte-large-en", 1.5)][: scale.endpoints]]
-    requests = _serving_requests(b, endpoints)
-    return World(config=cfg, jobs=jobs, clusters=b.clusters, runs=runs, pools={p.pool_id: p for p in pools},
-                 endpoints=endpoints, requests=requests)
+    return _Workspace(pools=pools, shared=shared, jobs=jobs, endpoints=endpoints)
+
+
+def _shared_sessions(cfg: WorldConfig, workspace: _Workspace, day: dt.date) -> dict[str, Session]:
+    """The day's session of each daily shared cluster: 6-10 h from about 07:00; cluster 0's from about
+    16:00, so its session, usage and runs cross midnight. Each day's session is a restart (STARTING) drawn
+    from the day's own stream: it never depends on the day before."""
+    out: dict[str, Session] = {}
+    if day < ANCHOR:
+        return out
+    for i, c in enumerate(workspace.shared):
+        if i == ALWAYS_ON:
+            continue
+        b = _Builder(cfg, _stream(cfg, "session", i, day))
+        start = _ms(day) + (16 if i == 0 else 7) * HOUR + b.rng.randint(0, 90) * MINUTE
+        end = start + b.rng.randint(6 * 60, 10 * 60) * MINUTE
+        out[c.cluster_id] = b.simulate_session(c, start, end, first=False)
+    return out
+
+
+def generate_world(config: WorldConfig | None = None) -> World:
+    """Generate the world of a window: the workspace, and the content of each day around the window."""
+    cfg = config or WorldConfig()
+    workspace = _workspace(cfg)
+    clusters = {c.cluster_id: c for c in workspace.shared}
+    # Shared sessions from two days before the window (runs of the day before may use them) to the day after.
+    days = [cfg.start + dt.timedelta(days=d) for d in range(-2, cfg.days + 1)]
+    sessions = {day: _shared_sessions(cfg, workspace, day) for day in days}
+    for day in sorted(sessions):
+        for cluster_id, session in sessions[day].items():
+            clusters[cluster_id].sessions.append(session)
+
+    runs: list[JobRun] = []
+    for d in range(-1, cfg.days):
+        day = cfg.start + dt.timedelta(days=d)
+        # The sessions a run of the day may use: the day before's to the day after's, and the always-on one.
+        near = {cid: [s for k in (-1, 0, 1) if (s := sessions[day + dt.timedelta(days=k)].get(cid))]
+                for cid in sessions[day]}
+        near |= {c.cluster_id: c.sessions for c in workspace.shared[ALWAYS_ON:ALWAYS_ON + 1]}
+        b = _Builder(cfg, _stream(cfg, "runs", day), first_run_id=day.toordinal() * RUN_IDS_PER_DAY)
+        runs.extend(_day_runs(b, workspace, day, near))
+        clusters.update(b.clusters)
+    runs.sort(key=lambda r: (r.start, r.run_id))
+
+    requests = [r for d in range(cfg.days) for r in
+                _serving_requests(cfg, workspace.endpoints, cfg.start + dt.timedelta(days=d))]
+    requests.sort(key=lambda r: (r["request_time"], r["databricks_request_id"]))
+    return World(config=cfg, jobs=workspace.jobs, clusters=clusters, runs=runs,
+                 pools={p.pool_id: p for p in workspace.pools}, endpoints=workspace.endpoints, requests=requests)
 
 
 @cache
@@ -442,18 +510,38 @@ def world_for(config: WorldConfig) -> World:
     return generate_world(config)
 
 
-def _simulate_run(b: _Builder, job: Job, start: int) -> JobRun | None:
-    """One job run: its tasks in order (some in parallel), retries, job clusters and sometimes a repair."""
+def _day_runs(b: _Builder, workspace: _Workspace, day: dt.date, near: dict[str, list[Session]]) -> list[JobRun]:
+    """The runs started on ``day`` (10 % of them late in the evening, so they cross midnight)."""
+    rng, day0 = b.rng, _ms(day)
+    job_ids = sorted(workspace.jobs)
+    runs: list[JobRun] = []
+    if day < ANCHOR:
+        return runs
+    for _ in range(b.scale.runs_per_day):
+        job = workspace.jobs[rng.choice(job_ids)]
+        start = day0 + (rng.randint(22 * 60, 23 * 60 + 40) if rng.random() < 0.1
+                        else rng.randint(0, 22 * 60)) * MINUTE + rng.randint(0, 59_999)
+        run = _simulate_run(b, job, start, near.get(job.shared_cluster_id, []), day0 + DAY)
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def _simulate_run(b: _Builder, job: Job, start: int, shared_sessions: list[Session], day_end: int) -> JobRun | None:
+    """One job run: its tasks in order (some in parallel), retries, job clusters and sometimes a repair.
+
+    ``shared_sessions``: the sessions of the job's shared cluster around the run's day. A run on a shared
+    cluster starts in a session that began before ``day_end``, so it starts on the day it was drawn for."""
     rng = b.rng
     run_id = b.new_run_id()
     tasks: list[TaskRun] = []
     job_clusters: dict[str, str] = {}
     uses_job_cluster = job.mode in ("job_cluster", "mixed")
-    shared = b.clusters.get(job.shared_cluster_id) if job.shared_cluster_id else None
     session = None
     if job.mode == "shared":
         # A run on a shared cluster only starts while the cluster is up: move it into a session.
-        session = next((s for s in shared.sessions if s.end - 40 * MINUTE > max(start, s.running)), None)
+        session = next((s for s in shared_sessions
+                        if s.start < day_end and s.end - 40 * MINUTE > max(start, s.running)), None)
         if session is None:
             return None
         start = max(start, session.running + rng.randint(1, 20) * MINUTE)
@@ -471,8 +559,8 @@ def _simulate_run(b: _Builder, job: Job, start: int) -> JobRun | None:
     if session is not None and t > session.end - MINUTE:
         return None
     # A job cluster's tear-down (cleanup) ends the run, 20-119 s after its last task: now and then after
-    # midnight, on a day without its tasks. Derived from the run id, not drawn, to keep the RNG sequence.
-    end = t + (20 + run_id % 100) * 1000 if uses_job_cluster else t
+    # midnight, on a day without its tasks.
+    end = t + rng.randint(20, 119) * 1000 if uses_job_cluster else t
     job_cluster = None
     if uses_job_cluster:
         cid = cluster_id_for(start, b.cfg.seed, job.job_id, run_id)
@@ -481,8 +569,8 @@ def _simulate_run(b: _Builder, job: Job, start: int) -> JobRun | None:
         job_clusters["main"] = cid
     for k, (key, t0, t1, deps) in enumerate(plan):
         on_shared = job.mode == "shared" or (job.mode == "mixed" and k % 2 == 1 and any(
-            s.running <= t0 and t1 + 2 * MINUTE <= s.end for s in shared.sessions))
-        cid = shared.cluster_id if on_shared else job_cluster.cluster_id
+            s.running <= t0 and t1 + 2 * MINUTE <= s.end for s in shared_sessions))
+        cid = job.shared_cluster_id if on_shared else job_cluster.cluster_id
         failed = rng.random() < 0.06
         tasks.append(TaskRun(key, b.new_run_id(), cid, None if on_shared else "main", t0, t1, 0,
                              "FAILED" if failed else "SUCCESS", deps))
@@ -515,34 +603,32 @@ def _simulate_run(b: _Builder, job: Job, start: int) -> JobRun | None:
     return run
 
 
-def _serving_requests(b: _Builder, endpoints: list[Endpoint]) -> list[dict]:
-    """Model-serving requests with token counts and usage_context tags (tenant, agent, user)."""
-    cfg, rng = b.cfg, b.rng
+def _serving_requests(cfg: WorldConfig, endpoints: list[Endpoint], day: dt.date) -> list[dict]:
+    """The day's model-serving requests with token counts and usage_context tags (tenant, agent, user)."""
+    rng = _stream(cfg, "serving", day)
     out: list[dict] = []
-    if not endpoints:
+    if not endpoints or day < ANCHOR:
         return out
-    for d in range(cfg.days):
-        day0 = cfg.start_ms + d * DAY
-        for i in range(b.scale.requests_per_day):
-            ep = endpoints[rng.randrange(len(endpoints))]
-            t = day0 + rng.randint(0, DAY - 1)
-            context = {"tenant": rng.choice(TENANTS), "agent": rng.choice(["triage", "writer", "retriever"]),
-                       "user": rng.choice(USERS)}
-            if rng.random() < 0.05:
-                context.pop("tenant")
-            embeddings = ep.entity_name.endswith("-en")
-            out.append({
-                "workspace_id": cfg.workspace_id, "account_id": cfg.account_id,
-                "databricks_request_id": stable_id(cfg.seed, "req", d, i, length=32),
-                "client_request_id": None if rng.random() < 0.5 else f"c-{d}-{i}",
-                "requester": context["user"], "status_code": 200 if rng.random() > 0.02 else 429,
-                "request_time": t, "endpoint_name": ep.name, "served_entity_id": ep.served_entity_id,
-                "entity_name": ep.entity_name,
-                "input_token_count": rng.randint(20, 4000),
-                "output_token_count": 0 if embeddings else rng.randint(10, 1500),
-                "usage_context": context,
-            })
-    out.sort(key=lambda r: (r["request_time"], r["databricks_request_id"]))
+    day0 = _ms(day)
+    for i in range(cfg.scale_spec.requests_per_day):
+        ep = endpoints[rng.randrange(len(endpoints))]
+        t = day0 + rng.randint(0, DAY - 1)
+        context = {"tenant": rng.choice(TENANTS), "agent": rng.choice(["triage", "writer", "retriever"]),
+                   "user": rng.choice(USERS)}
+        if rng.random() < 0.05:
+            context.pop("tenant")
+        embeddings = ep.entity_name.endswith("-en")
+        out.append({
+            "workspace_id": cfg.workspace_id, "account_id": cfg.account_id,
+            "databricks_request_id": stable_id(cfg.seed, "req", day.isoformat(), i, length=32),
+            "client_request_id": None if rng.random() < 0.5 else f"c-{day:%Y%m%d}-{i}",
+            "requester": context["user"], "status_code": 200 if rng.random() > 0.02 else 429,
+            "request_time": t, "endpoint_name": ep.name, "served_entity_id": ep.served_entity_id,
+            "entity_name": ep.entity_name,
+            "input_token_count": rng.randint(20, 4000),
+            "output_token_count": 0 if embeddings else rng.randint(10, 1500),
+            "usage_context": context,
+        })
     return out
 
 
