@@ -44,10 +44,6 @@ def run(days: int = typer.Option(7, min=1, help="How many complete UTC days, end
     last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     first = last - dt.timedelta(days=days - 1)
     with _instance() as instance:
-        typer.echo(f"reference prices → {settings.duckdb_path}")
-        result = defs.resolve_job_def("reference_prices").execute_in_process(instance=instance, run_config=QUIET)
-        if not result.success:
-            raise typer.Exit(1)
         typer.echo(f"daily pipeline {first} .. {last} (one run) → {settings.duckdb_path}")
         result = defs.resolve_job_def("daily_pipeline").execute_in_process(
             instance=instance, run_config=QUIET, tags={"dagster/asset_partition_range_start": first.isoformat(),

@@ -21,18 +21,16 @@ from cost_assets.resources.databricks import DatabricksConnection, LiveWorkspace
 from cost_assets.resources.prices import AzureRetailPriceCatalog, BundledPriceCatalog
 from cost_assets.resources.simulated import SimulatedBillingSource, SimulatedWorkspace, SimulatedWorld
 from cost_assets.resources.warehouse import storage_resources
-from cost_assets.schedules import daily_schedule, reference_schedule
+from cost_assets.schedules import daily_schedule
 from cost_assets.sensors import late_billing_sensor
 
 ASSETS = [raw.workspace_tables, raw.billing_usage, raw.serving_usage, reference.dbu_prices,
           reference.instance_types, costs.cluster_segments, costs.run_costs, reconciliation.reconcile_and_attribute,
           reporting.serving_costs, reporting.cost_by_scope]
 DAILY_JOB = dg.define_asset_job(
-    "daily_pipeline", selection=dg.AssetSelection.groups("raw", "mart"),
-    description="Every daily table for one day, or for a range of days in one run (single-run backfill).")
-REFERENCE_JOB = dg.define_asset_job(
-    "reference_prices", selection=dg.AssetSelection.groups("ref"),
-    description="The effective-dated price tables (unpartitioned).")
+    "daily_pipeline", selection=dg.AssetSelection.all(),
+    description="Every table (the day's price snapshot, the raw tables, the marts) for one day, or for a "
+    "range of days in one run (single-run backfill).")
 
 
 ACCOUNT_HOSTS = {"AZURE": "https://accounts.azuredatabricks.net", "AWS": "https://accounts.cloud.databricks.com",
@@ -111,8 +109,7 @@ def build_resources(settings: Settings) -> dict:
 def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     """The project's Definitions for an environment (``os.environ`` when not given)."""
     settings = Settings.from_environ(os.environ if environ is None else environ)
-    return dg.Definitions(assets=ASSETS, jobs=[DAILY_JOB, REFERENCE_JOB],
-                          schedules=[daily_schedule(DAILY_JOB), reference_schedule(REFERENCE_JOB)],
+    return dg.Definitions(assets=ASSETS, jobs=[DAILY_JOB], schedules=[daily_schedule(DAILY_JOB)],
                           sensors=[late_billing_sensor],
                           resources=build_resources(settings))
 

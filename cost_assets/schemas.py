@@ -286,6 +286,28 @@ class InstanceTypes(pa.DataFrameModel):
             pl.col("effective_to").is_null() | (pl.col("effective_to") > pl.col("effective_from")))
 
 
+class DailyDbuPrices(DbuPrices):
+    """The ``ref.dbu_prices`` table: the price sheet as it stood on each day (``usage_date``), so a day is
+    priced with its own snapshot and the price tables join the daily partitions (one run per backfill).
+    The engine reads one day's snapshot, without ``usage_date`` (:class:`DbuPrices`)."""
+
+    usage_date: dt.date = pa.Field(nullable=False)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "cloud", "sku_name", "price_start_time"]
+
+
+class DailyInstanceTypes(InstanceTypes):
+    """The ``ref.instance_types`` table: the node types as they stood on each day (see DailyDbuPrices)."""
+
+    usage_date: dt.date = pa.Field(nullable=False)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "cloud", "node_type_id", "effective_from"]
+
+
 # --- mart ------------------------------------------------------------------------------------------------
 
 SEGMENT_STATES = ["CREATING", "STARTING", "RESTARTING", "RUNNING", "RESIZING", "POOL_IDLE"]

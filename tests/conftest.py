@@ -44,9 +44,8 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def run_daily(defs: dg.Definitions, first: str, last: str | None = None, **kwargs) -> dg.ExecuteInProcessResult:
-    """One run of the daily job over [first, last] (a single partition when ``last`` is omitted), after the
-    unpartitioned reference prices the marts read."""
-    assert defs.resolve_job_def("reference_prices").execute_in_process(run_config=QUIET).success
+    """One run of the daily job (prices, raw tables, marts) over [first, last] (a single partition when
+    ``last`` is omitted)."""
     job = defs.resolve_job_def("daily_pipeline")
     if last is None:
         return job.execute_in_process(partition_key=first, instance=dg.DagsterInstance.ephemeral(), run_config=QUIET,

@@ -1,10 +1,10 @@
 """Automation is on by default, and the documented ways to backfill a range do what the README says.
 
 - ``dagster asset materialize --select '*' --partition-range A...B`` (a subprocess, as a user types it):
-  one run with the reference prices and every daily asset over the range.
+  one run with the price snapshots and every other daily asset over the range.
 - A backfill launched the way the UI launches it (the GraphQL ``launchPartitionBackfill`` mutation, through
-  dagster_graphql's test utilities) and carried out by a real ``dagster-daemon``: the daily assets of a
-  range in one run; with the unpartitioned reference assets selected too, the runs the README names.
+  dagster_graphql's test utilities) and carried out by a real ``dagster-daemon``: every asset of a range
+  (the asset graph's "Materialize all") in one run, and a selection of them in one run too.
 """
 
 import datetime as dt
@@ -22,28 +22,26 @@ import pytest
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
 
-from cost_assets.definitions import build_defs
 from cost_assets.resources.warehouse import read_table
-from tests.conftest import MART_TABLES, QUIET, RAW_TABLES, sim_environ
+from tests.conftest import MART_TABLES, RAW_TABLES, sim_environ
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 BACKFILL_TIMEOUT_S = 300
-DAILY_KEYS = [["raw", "job_runs"], ["raw", "jobs"], ["raw", "clusters"], ["raw", "cluster_events"],
+DAILY_KEYS = [["ref", "dbu_prices"], ["ref", "instance_types"],
+              ["raw", "job_runs"], ["raw", "jobs"], ["raw", "clusters"], ["raw", "cluster_events"],
               ["raw", "billing_usage"], ["raw", "serving_usage"], ["mart", "cluster_segments"], ["mart", "run_costs"],
               ["mart", "reconciliation"], ["mart", "attributed_costs"], ["mart", "serving_costs"],
               ["mart", "cost_by_scope"]]
-REF_KEYS = [["ref", "dbu_prices"], ["ref", "instance_types"]]
+RAW_KEYS = [k for k in DAILY_KEYS if k[0] == "raw"]
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def test_schedules_and_sensor_run_by_default(defs: dg.Definitions):
     schedules = {s.name: s for s in defs.schedules}
-    assert set(schedules) == {"daily_pipeline_schedule", "reference_prices_schedule"}
-    assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in schedules.values())
-    # The prices are refreshed an hour before the daily run that reads them.
-    assert schedules["reference_prices_schedule"].cron_schedule == "0 5 * * *"
-    assert schedules["reference_prices_schedule"].job_name == "reference_prices"
+    assert set(schedules) == {"daily_pipeline_schedule"}
+    assert schedules["daily_pipeline_schedule"].default_status == dg.DefaultScheduleStatus.RUNNING
+    assert defs.resolve_schedule_def("daily_pipeline_schedule").job_name == "daily_pipeline"
     assert [s.default_status for s in defs.sensors] == [dg.DefaultSensorStatus.RUNNING]
 
 
@@ -125,32 +123,25 @@ def _keys(run) -> set[str]:
     return {k.to_user_string() for k in run.asset_selection}
 
 
-def test_ui_backfills_make_the_runs_the_readme_names(daemon_instance, database: Path):
-    """Both backfills at once (the daemon ticks every 30 s): the daily assets of 01-04..05 alone, and every
-    asset over 01-02..03. The prices are stored first, as the 05:00 schedule would have done."""
+def test_ui_backfills_make_one_run_per_range(daemon_instance, database: Path):
+    """Both backfills at once (the daemon ticks every 30 s): every asset over 01-02..03 (the asset graph's
+    "Materialize all"), and the raw tables alone over 01-04..05."""
     instance, workspace = daemon_instance
-    defs = build_defs(sim_environ(database))
-    assert defs.resolve_job_def("reference_prices").execute_in_process(instance=instance, run_config=QUIET).success
     with define_out_of_process_context(str(workspace), None, instance) as context:
-        daily_only = _launch(context, DAILY_KEYS, ["2026-01-04", "2026-01-05"])
-        everything = _launch(context, REF_KEYS + DAILY_KEYS, ["2026-01-02", "2026-01-03"])
-    daily = {"/".join(k) for k in DAILY_KEYS}
-    ref = {"/".join(k) for k in REF_KEYS}
+        everything = _launch(context, DAILY_KEYS, ["2026-01-02", "2026-01-03"])
+        raw_only = _launch(context, RAW_KEYS, ["2026-01-04", "2026-01-05"])
 
-    # The daily assets only: one run for the range.
-    runs = _runs_when_done(instance, daily_only)
-    assert len(runs) == 1
-    assert _keys(runs[0]) == daily
-    assert (runs[0].tags[RANGE_START], runs[0].tags[RANGE_END]) == ("2026-01-04", "2026-01-05")
-
-    # Every asset (the asset graph's "Materialize all"): Dagster runs the unpartitioned prices in a run of
-    # their own, and the marts that read them wait for it, so three runs, each daily asset in exactly one
-    # of them, for the whole range.
+    # Every asset, the price snapshots included: one run for the range.
     runs = _runs_when_done(instance, everything)
-    assert len(runs) == 3
-    assert sorted(len(_keys(r) & ref) for r in runs) == [0, 0, 2]
-    daily_runs = [r for r in runs if _keys(r) <= daily]
-    assert sorted(k for r in daily_runs for k in _keys(r)) == sorted(daily)
-    assert {(r.tags[RANGE_START], r.tags[RANGE_END]) for r in daily_runs} == {("2026-01-02", "2026-01-03")}
-    for table in RAW_TABLES + MART_TABLES:
+    assert len(runs) == 1
+    assert _keys(runs[0]) == {"/".join(k) for k in DAILY_KEYS}
+    assert (runs[0].tags[RANGE_START], runs[0].tags[RANGE_END]) == ("2026-01-02", "2026-01-03")
+
+    # A selection: one run too.
+    runs = _runs_when_done(instance, raw_only)
+    assert len(runs) == 1 and _keys(runs[0]) == {"/".join(k) for k in RAW_KEYS}
+    assert (runs[0].tags[RANGE_START], runs[0].tags[RANGE_END]) == ("2026-01-04", "2026-01-05")
+    for table in [*MART_TABLES, "ref.dbu_prices"]:
+        assert _days(database, table) == [dt.date(2026, 1, 2), dt.date(2026, 1, 3)], table
+    for table in RAW_TABLES:
         assert _days(database, table) == [dt.date(2026, 1, d) for d in (2, 3, 4, 5)], table

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import dagster as dg
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -130,7 +131,9 @@ def test_azure_region_feeds_ref_instance_types(prices_server, tmp_path):
     database = tmp_path / "w.duckdb"
     defs = build_defs(sim_environ(database, COST_ASSETS_AZURE_REGION="eastus",
                                   COST_ASSETS_AZURE_PRICES_URL=f"{prices_server.base}/api/retail/prices"))
-    assert defs.resolve_job_def("reference_prices").execute_in_process(run_config=QUIET).success
+    assert defs.resolve_job_def("daily_pipeline").execute_in_process(
+        run_config=QUIET, partition_key="2026-01-02",
+        asset_selection=[dg.AssetKey(["ref", "dbu_prices"]), dg.AssetKey(["ref", "instance_types"])]).success
     rows = read_table(str(database), "ref.instance_types")
     ds3 = rows.filter(pl.col("node_type_id") == "Standard_DS3_v2").row(0, named=True)
     # From fixtures/azure_prices/page1.json: Linux on-demand 0.229, Spot 0.0458; DBU/h stays the sheet's 0.75.

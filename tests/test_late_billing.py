@@ -70,10 +70,9 @@ def test_a_correction_rematerializes_exactly_its_day(setup):
                 _row("o2", OTHER, "ORIGINAL", 4.0, OTHER + dt.timedelta(days=1))]
     _write(bill, original)
     instance = dg.DagsterInstance.ephemeral()
-    assert defs.resolve_job_def("reference_prices").execute_in_process(instance=instance, run_config=QUIET).success
     downstream = dg.AssetSelection.assets(["raw", "billing_usage"]).downstream()
     for day in (DAY, OTHER):
-        _materialize(defs, instance, day, dg.AssetSelection.groups("raw", "mart"))
+        _materialize(defs, instance, day, dg.AssetSelection.all())
 
     # Nothing changed since: no run requested.
     assert not _tick(defs, instance).run_requests
@@ -107,8 +106,7 @@ def test_records_ingested_later_on_the_same_date_are_noticed(setup):
     original = [_row("o1", DAY, "ORIGINAL", 10.0, ingested)]
     _write(bill, original)
     instance = dg.DagsterInstance.ephemeral()
-    assert defs.resolve_job_def("reference_prices").execute_in_process(instance=instance, run_config=QUIET).success
-    _materialize(defs, instance, DAY, dg.AssetSelection.groups("raw", "mart"))
+    _materialize(defs, instance, DAY, dg.AssetSelection.all())
     _write(bill, [*original, _row("r1", DAY, "RETRACTION", -10.0, ingested),
                   _row("s1", DAY, "RESTATEMENT", 12.0, ingested)])
     assert [r.partition_key for r in _tick(defs, instance).run_requests] == [DAY.isoformat()]

@@ -87,16 +87,23 @@ def test_a_contract_violation_fails_its_check_names_the_rows_and_writes_nothing(
     assert_frame_equal(table(database, "raw.job_runs"), before)
 
 
+def _prices(defs: dg.Definitions, **kwargs) -> dg.ExecuteInProcessResult:
+    """The day's price snapshot alone (the ref assets of the daily job, one partition)."""
+    return defs.resolve_job_def("daily_pipeline").execute_in_process(
+        partition_key="2026-01-02", asset_selection=[dg.AssetKey(["ref", "dbu_prices"]),
+                                                     dg.AssetKey(["ref", "instance_types"])], **kwargs)
+
+
 def test_reference_tables_load_and_bad_prices_file_changes_nothing(tmp_path, database):
     good = build_defs(sim_environ(database))
-    assert good.resolve_job_def("reference_prices").execute_in_process().success
+    assert _prices(good).success
     before = table(database, "ref.instance_types")
     assert before.height >= 30 and set(before["cloud"]) >= {"AZURE", "AWS"}
     prices = tmp_path / "my_prices.yaml"
     prices.write_text("instance_types:\n  - {cloud: AZURE, node_type_id: Standard_X1, vcpus: 4, memory_gb: 16,"
                       " dbu_per_hour: 1.0, vm_on_demand_per_hour: -0.5, effective_from: 2026-01-01}\n")
     bad = build_defs(sim_environ(database, COST_ASSETS_PRICES=str(prices)))
-    result = bad.resolve_job_def("reference_prices").execute_in_process(raise_on_error=False)
+    result = _prices(bad, raise_on_error=False)
     assert not result.success
     message = str(result.all_events)
     assert "my_prices.yaml" in message and "instance_types[0].vm_on_demand_per_hour" in message
@@ -109,7 +116,7 @@ def test_overrides_file_adds_a_node_type(tmp_path, database):
                       " dbu_per_hour: 20.0, vm_on_demand_per_hour: 9.5, vm_spot_per_hour: 3.0,"
                       " effective_from: 2026-01-01}\n")
     defs = build_defs(sim_environ(database, COST_ASSETS_PRICES=str(prices)))
-    assert defs.resolve_job_def("reference_prices").execute_in_process().success
+    assert _prices(defs).success
     with duckdb.connect(str(database), read_only=True) as con:
         row = con.execute("select dbu_per_hour, source from ref.instance_types where node_type_id = ?",
                           ["x9.huge"]).fetchone()

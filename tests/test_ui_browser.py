@@ -179,7 +179,7 @@ def test_ui_shows_the_raw_assets_and_their_lineage(webserver: str, tmp_path: Pat
             expect(node.first).to_be_visible(timeout=UI_TIMEOUT_MS)
             page.screenshot(path=str(tmp_path / "lineage_raw_job_runs.png"))
 
-            # Automation: the schedule and the sensor are there to be switched on.
+            # Automation: the schedule and the sensor are listed (both start running with the daemon).
             page.goto(f"{webserver}/automation")
             for name in EXPECTED_AUTOMATIONS:
                 expect(page.get_by_text(name, exact=True).first).to_be_visible(timeout=UI_TIMEOUT_MS)

@@ -11,7 +11,7 @@ import polars as pl
 
 from cost_assets import schemas
 from cost_assets.assets.raw import CLUSTER_EVENTS, CLUSTERS, DAILY_ASSET, JOB_RUNS, JOBS, PARTITIONED
-from cost_assets.assets.reference import DBU_PRICES, INSTANCE_TYPES
+from cost_assets.assets.reference import DBU_PRICES, INSTANCE_TYPES, snapshot
 from cost_assets.checks import add_daily_metadata, contract_result, markdown_table
 from cost_assets.costing import engine
 from cost_assets.partitions import window_days
@@ -153,8 +153,8 @@ def run_costs(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace,
     cluster's start-up and tear-down belong to its run."""
     days = window_days(context.partition_time_window)
     context.log.info(f"estimating {job_runs.height} task-run rows over {len(days)} day(s)")
-    frame = per_day(days, lambda d: engine.run_costs(job_runs, jobs, clusters, events, instance_types, dbu_prices,
-                                                    d, tier=prices.tier))
+    frame = per_day(days, lambda d: engine.run_costs(job_runs, jobs, clusters, events, snapshot(instance_types, d),
+                                                    snapshot(dbu_prices, d), d, tier=prices.tier))
     truth = workspace.ground_truth_run_costs(days) if isinstance(workspace, SimulatedWorkspace) else None
 
     def day_totals(day_frame: pl.DataFrame, day: dt.date) -> dict:

@@ -12,6 +12,7 @@ import polars as pl
 from cost_assets import schemas
 from cost_assets.assets.costs import RAW_INS
 from cost_assets.assets.raw import BILLING_USAGE, DAILY_ASSET, PARTITIONED
+from cost_assets.assets.reference import snapshot
 from cost_assets.checks import add_daily_metadata, contract_result, markdown_table, rounded_frame
 from cost_assets.costing import attribute, engine, reconcile
 from cost_assets.partitions import window_days
@@ -50,9 +51,10 @@ def reconcile_and_attribute(context: dg.AssetExecutionContext, prices: PriceCata
     days = window_days(context.partition_time_window)
     recon_days, attributed_days = [], []
     for day in days:
-        estimate = engine.cost_by_cluster_hour(job_runs, jobs, clusters, events, instance_types, dbu_prices, day,
-                                               tier=prices.tier)
-        recon = reconcile.reconciliation(billing.filter(pl.col("usage_date") == day), estimate, dbu_prices,
+        day_prices = snapshot(dbu_prices, day)
+        estimate = engine.cost_by_cluster_hour(job_runs, jobs, clusters, events, snapshot(instance_types, day),
+                                               day_prices, day, tier=prices.tier)
+        recon = reconcile.reconciliation(billing.filter(pl.col("usage_date") == day), estimate, day_prices,
                                          prices.cloud)
         recon_days.append(recon)
         attributed_days.append(attribute.attributed_costs(recon, estimate, jobs=jobs, clusters=clusters))
