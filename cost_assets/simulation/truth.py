@@ -14,7 +14,7 @@ Deliberately written as plain Python loops over a small world (it is the referen
 import datetime as dt
 import itertools
 from collections import defaultdict
-from functools import cache
+from functools import lru_cache
 
 import polars as pl
 
@@ -167,7 +167,7 @@ def run_costs(world: World, sheet: PriceSheet) -> pl.DataFrame:
                                       "total_cost_usd": pl.Float64})
 
 
-@cache
+@lru_cache(maxsize=16)
 def run_costs_for(config: WorldConfig) -> pl.DataFrame:
-    """Truth run costs of the world generated from ``config`` (cached per config)."""
+    """Truth run costs of the world generated from ``config`` (the recent configs cached)."""
     return run_costs(world_for(config), load_price_sheet())

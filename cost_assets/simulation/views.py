@@ -10,7 +10,7 @@ import csv
 import datetime as dt
 import io
 import json
-from functools import cache
+from functools import lru_cache
 
 import polars as pl
 
@@ -233,7 +233,7 @@ def _cluster_context(world: World) -> dict[str, dict]:
     return out
 
 
-@cache
+@lru_cache(maxsize=16)
 def _every_record(config: WorldConfig) -> tuple[dict, ...]:
     return bill(world_for(config), load_price_sheet())
 

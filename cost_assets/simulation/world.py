@@ -26,7 +26,7 @@ import datetime as dt
 import hashlib
 import random
 from dataclasses import dataclass, field
-from functools import cache
+from functools import lru_cache
 
 MINUTE = 60_000
 HOUR = 3_600_000
@@ -80,7 +80,8 @@ SCALES = {
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """Everything that decides a world. Same config, same bytes."""
+    """Everything that decides a world. Same config, same bytes. ``start``/``days`` only choose which days
+    the world holds; the other fields decide what happens on each of them."""
 
     seed: int = 7
     scale: str | Scale = "small"
@@ -504,9 +505,10 @@ def generate_world(config: WorldConfig | None = None) -> World:
                  pools={p.pool_id: p for p in workspace.pools}, endpoints=workspace.endpoints, requests=requests)
 
 
-@cache
+@lru_cache(maxsize=16)
 def world_for(config: WorldConfig) -> World:
-    """Generate once per config per process (generation is deterministic, so caching is safe)."""
+    """Generate once per config (generation is deterministic, so caching is safe); the recent worlds only,
+    since the simulated resources ask for a new window for every set of partitions."""
     return generate_world(config)
 
 
