@@ -19,10 +19,11 @@ from cost_assets.definitions import build_defs
 from cost_assets.ingest import fetch, parse
 from cost_assets.prices import load_price_sheet
 from cost_assets.resources.simulated import SimulatedBillingSource
+from cost_assets.sensors import late_billing_sensor
 from cost_assets.simulation import truth, views
 from cost_assets.simulation.api import SimulatedApi
 from cost_assets.simulation.world import ANCHOR, DAY, WorldConfig, generate_world, world_for
-from tests.conftest import run_daily, sim_environ, table
+from tests.conftest import QUIET, run_daily, sim_environ, table
 
 THE_DAY = dt.date(2026, 11, 28)
 LO = parse.to_ms(parse.day_bounds(THE_DAY)[0])
@@ -161,3 +162,34 @@ def test_a_day_materialized_under_two_windows_and_clocks_keeps_its_rows(tmp_path
     assert bill_early["ingestion_date"].max() <= dt.date(2026, 11, 30)
     assert bill_late["ingestion_date"].max() <= dt.date(2026, 12, 8)
     assert corrections["ingestion_date"].min() > dt.date(2026, 11, 30)
+
+
+def test_late_billing_sensor_finds_corrections_as_the_clock_moves_on(tmp_path: Path):
+    """Materialized when only the ORIGINAL records were in, a recent day is requested again once the
+    clock passes the ingestion date of its corrections."""
+    today = dt.datetime.now(dt.UTC).date()
+    defs = build_defs(sim_environ(tmp_path / "w.duckdb"))
+    world = defs.resources["billing"].world
+    # A recent day (inside the sensor's 14-day look-back) with a corrected hour; most tiny days have one.
+    day = next(d for d in (today - dt.timedelta(days=k) for k in range(13, 5, -1))
+               if any(r["record_type"] != "ORIGINAL" for r in views.billing_usage_rows(
+                   world.config_for([d]), d + dt.timedelta(days=6)) if r["usage_date"] == d.isoformat()))
+
+    def on(clock: dt.date) -> dg.Definitions:
+        billing = SimulatedBillingSource(world=world, as_of=clock.isoformat())
+        return dg.Definitions(assets=defs.assets, jobs=defs.jobs, sensors=defs.sensors,
+                              resources={**defs.resources, "billing": billing})
+
+    def tick(clock: dt.date) -> list[str]:
+        then = on(clock)
+        context = dg.build_sensor_context(instance=instance, resources={"billing": then.resources["billing"]},
+                                          definitions=then)
+        return [r.partition_key for r in late_billing_sensor.evaluate_tick(context).run_requests]
+
+    instance = dg.DagsterInstance.ephemeral()
+    first = on(day + dt.timedelta(days=1))
+    assert dg.materialize(first.assets, selection=dg.AssetSelection.assets(["raw", "billing_usage"]),
+                          partition_key=day.isoformat(), instance=instance, resources=first.resources,
+                          run_config=QUIET).success
+    assert tick(day + dt.timedelta(days=2)) == []  # corrections come 3-5 days after the usage
+    assert tick(day + dt.timedelta(days=6)) == [day.isoformat()]
