@@ -44,6 +44,7 @@ import math
 import os
 import random
 import re
+import signal
 import sys
 import tempfile
 import threading
@@ -1196,6 +1197,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.scale} world, seed {args.seed}, {start} + {args.days} days", flush=True)
     print(f"export DATABRICKS_HOST={server.url} DATABRICKS_TOKEN={args.token} DATABRICKS_WAREHOUSE_ID=mock "
           f"DATABRICKS_ACCOUNT_HOST={server.url} DATABRICKS_ACCOUNT_ID={config.account_id}", flush=True)
+    # A shell that starts a background job ignores SIGINT in it, and Python then installs no
+    # KeyboardInterrupt handler: restore it, and treat SIGTERM (docker stop, kill) the same way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

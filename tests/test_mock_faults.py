@@ -111,17 +111,39 @@ def test_cli_logs_requests_and_prints_the_fault_summary_on_exit(tmp_path):
     command = [sys.executable, "-m", "cost_assets.mock_server", "--port", "0", "--scale", "tiny", "--days", "1",
                "--start", "2026-01-01", "--token", TOKEN, "--error-rate", "1", "--request-log", str(log)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+    # Start it as a shell starts a background job (`mock_server &`, as CI does): SIGINT ignored.
+    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          preexec_fn=ignore_sigint) as proc:
         try:
             url = proc.stdout.readline().split(" at ")[1].split(":", 2)
             base = ":".join(url[:2]) + ":" + url[2].split(":")[0]
             statuses = [httpx.get(f"{base}/api/2.0/preview/scim/v2/Me", headers=AUTH).status_code for _ in range(3)]
         finally:
             proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail("the mock server ignored SIGINT")
     assert statuses == [503, 503, 503]
     assert "faults: 503×3" in err and TOKEN not in err
     assert [json.loads(line)["fault"] for line in log.read_text().splitlines()] == ["503"] * 3
+
+
+def test_cli_stops_cleanly_on_sigterm():
+    command = [sys.executable, "-m", "cost_assets.mock_server", "--port", "0", "--scale", "tiny", "--days", "1",
+               "--start", "2026-01-01", "--token", TOKEN]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"}) as proc:
+        proc.stdout.readline()
+        proc.terminate()
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail("the mock server ignored SIGTERM")
+    assert proc.returncode == 0 and "faults: none" in err
 
 
 def test_cli_help_documents_every_live_option(capsys):
