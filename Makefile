@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 DAGSTER_HOME_DIR := $(CURDIR)/.dagster_home
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
-DAYS ?= 7
+DAYS ?=
 PYTEST_ARGS ?=
 
 # System packages (Debian 12) the tests need: a PostgreSQL 15 server and Chromium.
@@ -46,10 +46,10 @@ $(DAGSTER_HOME_DIR)/dagster.yaml: deploy/local-dagster.yaml
 	cp deploy/local-dagster.yaml $@
 
 run: install $(DAGSTER_HOME_DIR)/dagster.yaml ## set up, then materialize the last 7 complete UTC days of the simulated workspace and print a summary
-	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/cost-assets run --days $(DAYS)
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/cost-assets run $(if $(DAYS),--days $(DAYS))
 
 mock: install ## the simulated workspace over the Databricks APIs on 127.0.0.1:8765 (prints the variables to export)
-	$(BIN)/cost-assets mock-server --days $(DAYS)
+	$(BIN)/cost-assets mock-server --days $(or $(DAYS),7)
 
 ui: install $(DAGSTER_HOME_DIR)/dagster.yaml ## Dagster UI + daemon on http://127.0.0.1:3000 (instance in .dagster_home, shared with make run)
 	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)

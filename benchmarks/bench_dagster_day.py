@@ -117,8 +117,7 @@ def _setup(tmp: Path, size: str) -> tuple[dg.Definitions, dict, dg.DagsterInstan
     """The project's definitions on ``tmp``'s DuckDB file and Dagster instance, workspace swapped."""
     clusters, per_cluster, n_runs = SIZES[size]
     db = str(tmp / "warehouse.duckdb")
-    defs = build_defs({"COST_ASSETS_DUCKDB": db, "COST_ASSETS_CLOUD": "AWS", "COST_ASSETS_TIER": "PREMIUM",
-                       "COST_ASSETS_SIM_START": DAY.isoformat(), "COST_ASSETS_SIM_DAYS": "1"})
+    defs = build_defs({"COST_ASSETS_DUCKDB": db, "COST_ASSETS_CLOUD": "AWS", "COST_ASSETS_TIER": "PREMIUM"})
     resources = {**defs.resources, "workspace": SyntheticWorkspace(
         clusters=clusters, events_per_cluster=per_cluster, runs=n_runs)}
     home = tmp / "dagster_home"

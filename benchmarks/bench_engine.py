@@ -7,7 +7,8 @@
 Per size (``synthetic.py``: S = 1k task runs / 100 clusters / 10k events, M = 10× that, L = 100×), in one
 process, alternating ``--repeat`` times so load from other processes hits all of them alike:
 
-* **floor**: ``/work/shared/bench/sweep_floor.py`` ``sweep()`` on its own synthetic input of the same size
+* **floor**: ``sweep()`` of ``../shared/bench/sweep_floor.py`` (next to the checkout; ``--floor PATH``) on its
+  own synthetic input of the same size
   (a bare polars sweep: one price, no states, no clipping);
 * **engine**: ``cost_assets.costing.engine.run_costs`` from the raw frames to the ``run_costs`` frame
   (timeline segments + prices + sharing sweep + attributes);
@@ -61,7 +62,8 @@ from original_calculator import accuracy, original_run_costs
 from synthetic import DAY, SIZES, synthetic_day, validate
 
 HERE = Path(__file__).resolve().parent
-FLOOR = Path("/work/shared/bench/sweep_floor.py")
+# The floor is shared material next to the checkout (``../shared/bench``), not part of the repository.
+FLOOR = HERE.parents[1] / "shared" / "bench" / "sweep_floor.py"
 TARGET_RATIO = 3.0
 TARGET_PEAK_MB = 1024.0
 TARGET_DAGSTER_S = 15.0
@@ -514,7 +516,8 @@ def main() -> None:
     ap.add_argument("--no-dagster", action="store_true")
     ap.add_argument("--dagster-size", default="L")
     ap.add_argument("--dagster-repeat", type=int, default=3)
-    ap.add_argument("--floor", type=Path, default=FLOOR)
+    ap.add_argument("--floor", type=Path, default=FLOOR,
+                    help="sweep_floor.py to compare with (default ../shared/bench/sweep_floor.py); absent: no floor")
     ap.add_argument("--out-dir", type=Path, default=HERE, help="where RESULTS.md and results.json go")
     ap.add_argument("--memory-probe", choices=["engine", "floor", "original"], help=argparse.SUPPRESS)
     a = ap.parse_args()

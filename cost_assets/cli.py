@@ -4,6 +4,7 @@ import datetime as dt
 import os
 import sys
 import warnings
+from typing import Annotated
 
 import dagster as dg
 import typer
@@ -26,23 +27,44 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
+def _days(days: int | None, start: dt.datetime | None, end: dt.datetime | None) -> tuple[dt.date, dt.date]:
+    """The run's first and last day: START..END (END defaults to yesterday), else the last DAYS days."""
+    if days is not None and start is not None:
+        raise typer.BadParameter("give --days or --start, not both", param_hint="--days")
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    if start is None:
+        if end is not None:
+            raise typer.BadParameter("--end needs --start", param_hint="--end")
+        return yesterday - dt.timedelta(days=days - 1), yesterday
+    first, last = start.date(), end.date() if end is not None else yesterday
+    if last < first:
+        raise typer.BadParameter(f"{last} is before --start {first}", param_hint="--end")
+    if last > yesterday:
+        raise typer.BadParameter(f"{last} is not a complete UTC day yet (the last is {yesterday})",
+                                 param_hint="--end")
+    return first, last
+
+
 @app.command()
-def run(days: int = typer.Option(7, min=1, help="How many complete UTC days, ending yesterday.")) -> None:
-    """Materialize the whole asset graph for the last DAYS complete UTC days and print a summary."""
+def run(days: Annotated[int | None, typer.Option(
+            min=1, help="How many complete UTC days, ending yesterday [default: COST_ASSETS_SIM_DAYS, 7].")] = None,
+        start: Annotated[dt.datetime | None, typer.Option(
+            formats=["%Y-%m-%d"], help="First day (YYYY-MM-DD) instead of --days.")] = None,
+        end: Annotated[dt.datetime | None, typer.Option(
+            formats=["%Y-%m-%d"], help="Last day (YYYY-MM-DD) with --start; default yesterday.")] = None) -> None:
+    """Materialize the whole asset graph for a range of complete UTC days (one run) and print a summary."""
     # Beta notices about backfill_policy are for developers, not for someone running the pipeline.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    environ = {"COST_ASSETS_SIM_DAYS": str(days), **os.environ}
     try:
-        settings = Settings.from_environ(environ)
+        settings = Settings.from_environ(os.environ)
         # Importing the definitions builds the module-level `defs` from the same environment.
         from cost_assets.definitions import build_defs
 
-        defs = build_defs(environ)
+        defs = build_defs(os.environ)
     except ConfigurationError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from None
-    last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    first = last - dt.timedelta(days=days - 1)
+    first, last = _days(settings.sim_days if days is None and start is None else days, start, end)
     with _instance() as instance:
         typer.echo(f"daily pipeline {first} .. {last} (one run) → {settings.duckdb_path}")
         result = defs.resolve_job_def("daily_pipeline").execute_in_process(

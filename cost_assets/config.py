@@ -8,7 +8,6 @@ naming the variable, the value and what is allowed (:class:`ConfigurationError`)
 short message instead of a traceback in the middle of a run.
 """
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Literal
 
@@ -57,8 +56,8 @@ class Settings(BaseModel):
     shrink_threshold: float = Field(0.5, gt=0, lt=1, validation_alias="COST_ASSETS_SHRINK_THRESHOLD")
     sim_seed: int = Field(7, validation_alias="COST_ASSETS_SIM_SEED")
     sim_scale: Literal["tiny", "small", "medium", "large"] = Field("small", validation_alias="COST_ASSETS_SIM_SCALE")
+    # Only which days `cost-assets run` (`make run`) materializes without --days: the world answers for any day.
     sim_days: int = Field(7, ge=1, validation_alias="COST_ASSETS_SIM_DAYS")
-    sim_start: dt.date | None = Field(None, validation_alias="COST_ASSETS_SIM_START")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
@@ -79,13 +78,6 @@ class Settings(BaseModel):
         if problems:
             raise ConfigurationError(sorted(set(problems)))
         return settings
-
-    @property
-    def simulated_start(self) -> dt.date:
-        """The first day ``make run`` materializes: by default the last ``sim_days`` complete UTC days."""
-        if self.sim_start is not None:
-            return self.sim_start
-        return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=self.sim_days)
 
 
 def _line(error: Mapping, environ: Mapping[str, str]) -> str:

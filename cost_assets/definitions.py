@@ -89,7 +89,7 @@ def _prices(settings: Settings) -> BundledPriceCatalog:
 
 def build_resources(settings: Settings) -> dict:
     """Resources for the settings: the live workspace when DATABRICKS_HOST is set, else the simulated one."""
-    # The simulated world answers for any day (SIM_START/SIM_DAYS only choose the days `make run` materializes).
+    # The simulated world answers for any day from its creation (2025-07-01) on; the run chooses the days.
     world = SimulatedWorld(seed=settings.sim_seed, scale=settings.sim_scale, cloud=settings.cloud, tier=settings.tier)
     if settings.databricks_host:
         connection = _connection(settings, settings.databricks_host, "DATABRICKS_HOST")

@@ -25,9 +25,8 @@ TABLE_KEYS = {
 
 
 def sim_environ(database: Path, **extra: str) -> dict[str, str]:
-    """The environment of a small, fixed simulated world (5 days from 2026-01-01, scale tiny)."""
-    return {"COST_ASSETS_DUCKDB": str(database), "COST_ASSETS_SIM_START": WORLD_START.isoformat(),
-            "COST_ASSETS_SIM_DAYS": "5", "COST_ASSETS_SIM_SCALE": "tiny", **extra}
+    """The environment of a small, fixed simulated world (scale tiny; tests use the days from 2026-01-01)."""
+    return {"COST_ASSETS_DUCKDB": str(database), "COST_ASSETS_SIM_SCALE": "tiny", **extra}
 
 
 @pytest.fixture

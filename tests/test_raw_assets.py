@@ -124,9 +124,35 @@ def test_overrides_file_adds_a_node_type(tmp_path, database):
 
 
 def test_simulated_resources_answer_for_the_last_complete_days(tmp_path: Path):
-    """SIM_DAYS (and SIM_START) only choose the days `make run` materializes: the simulated workspace and
-    bill answer for any day, yesterday included (its ORIGINAL records are ingested today)."""
-    defs = build_defs({"COST_ASSETS_DUCKDB": str(tmp_path / "d.duckdb"), "COST_ASSETS_SIM_DAYS": "3"})
+    """The simulated workspace and bill answer for any day, yesterday included (its ORIGINAL records are
+    ingested today)."""
+    defs = build_defs({"COST_ASSETS_DUCKDB": str(tmp_path / "d.duckdb")})
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     assert defs.resources["workspace"].fetch([yesterday]).job_runs.height > 0
     assert defs.resources["billing"].usage([yesterday]).height > 0
+
+
+class FewerRequests(SimulatedWorkspace):
+    """A serving source that has forgotten three quarters of each day's requests."""
+
+    def serving_usage(self, days: list[dt.date], stats: dict[str, float] | None = None) -> pl.DataFrame:
+        frame = super().serving_usage(days, stats)
+        return frame.head(frame.height // 4)
+
+
+def test_a_shrunken_serving_answer_keeps_the_stored_day_unless_the_run_accepts_it(defs, database):
+    assert run_daily(defs, "2026-01-02").success
+    stored = table(database, "raw.serving_usage")
+    assert stored.height >= 8  # enough that a quarter is well past the 50 % threshold
+    forgetful = dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks, jobs=defs.jobs,
+                               resources={**defs.resources, "workspace": FewerRequests(world=defs.resources[
+                                   "workspace"].world)})
+    result = run_daily(forgetful, "2026-01-02")
+    assert result.success  # an optional source never fails the day
+    assert_frame_equal(table(database, "raw.serving_usage"), stored)
+    warn = next(e for e in result.get_asset_check_evaluations()
+                if e.asset_key.to_user_string() == "raw/serving_usage" and e.check_name == "sources_complete")
+    assert not warn.passed and "stored rows kept" in warn.description
+    accepted = run_daily(forgetful, "2026-01-02", tags={"cost_assets/accept_smaller_source": "true"})
+    assert accepted.success
+    assert table(database, "raw.serving_usage").height == stored.height // 4

@@ -130,10 +130,10 @@ def test_the_default_clock_is_today():
     assert rows == views.billing_usage_rows(config, today)
 
 
-def _materialize(tmp_path: Path, name: str, clock: str, first: str, last: str | None, **environ: str) -> Path:
+def _materialize(tmp_path: Path, name: str, clock: str, first: str, last: str | None) -> Path:
     """THE_DAY through the daily job, with the simulated bill's clock frozen at ``clock``."""
     database = tmp_path / f"{name}.duckdb"
-    defs = build_defs(sim_environ(database, COST_ASSETS_SIM_SCALE="small", **environ))
+    defs = build_defs(sim_environ(database, COST_ASSETS_SIM_SCALE="small"))
     billing = SimulatedBillingSource(world=defs.resources["billing"].world, as_of=clock)
     defs = dg.Definitions(assets=defs.assets, jobs=defs.jobs, resources={**defs.resources, "billing": billing})
     assert run_daily(defs, first, last).success
@@ -145,11 +145,9 @@ def _of_the_day(database: Path, name: str) -> pl.DataFrame:
 
 
 def test_a_day_materialized_under_two_windows_and_clocks_keeps_its_rows(tmp_path: Path):
-    # Alone, in a one-day window, on 2026-11-30; then in a backfill of a two-week window, on 2026-12-08.
-    early = _materialize(tmp_path, "early", "2026-11-30", THE_DAY.isoformat(), None,
-                         COST_ASSETS_SIM_START="2026-11-28", COST_ASSETS_SIM_DAYS="1")
-    late = _materialize(tmp_path, "late", "2026-12-08", "2026-11-26", "2026-11-29",
-                        COST_ASSETS_SIM_START="2026-11-20", COST_ASSETS_SIM_DAYS="14")
+    # Alone on 2026-11-30; then inside a four-day backfill on 2026-12-08.
+    early = _materialize(tmp_path, "early", "2026-11-30", THE_DAY.isoformat(), None)
+    late = _materialize(tmp_path, "late", "2026-12-08", "2026-11-26", "2026-11-29")
     for name in WORKSPACE_TABLES:
         assert _of_the_day(early, name).height > 0, name
         assert_frame_equal(_of_the_day(late, name), _of_the_day(early, name))

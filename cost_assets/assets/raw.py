@@ -227,7 +227,8 @@ def serving_usage(context: dg.AssetExecutionContext, workspace: DatabricksWorksp
 
     Optional: a workspace without the source (no SQL warehouse, no ``system.serving`` schema, no grant)
     keeps what is stored (an empty partition when nothing is) and the ``sources_complete`` check warns;
-    the day does not fail. A source that now answers with fewer rows than stored keeps the stored day."""
+    the day does not fail. A source that now answers with fewer rows than stored keeps the stored day
+    (with a WARN), unless the run carries the ``cost_assets/accept_smaller_source`` tag."""
     days = window_days(context.partition_time_window)
     stats: dict[str, float] = {}
     empty = parse.serving_usage_frame([], days[0], "")
@@ -238,11 +239,16 @@ def serving_usage(context: dg.AssetExecutionContext, workspace: DatabricksWorksp
         context.log.warning(f"serving usage not read, stored rows kept: {e}")
     stored = _stored(ledger, SERVING_USAGE, days, empty)
     checks = guard.check_days(_table(SERVING_USAGE), stored, frame, days, guard.RETAINED)
-    kept = sorted({c.day for c in guard.refused(checks)})
-    if problems:  # nothing was read: every stored day stays as it is
+    smaller = guard.refused(checks)
+    if problems:  # nothing was read: every stored day stays as it is, whatever the run's tags
         kept = sorted(set(stored["usage_date"].to_list()))
+    elif smaller and _accepts_smaller(context):
+        kept = []
+        context.log.warning("accepted by the run tag " + guard.ACCEPT_TAG + ":\n"
+                            + "\n".join(c.describe() for c in smaller))
     else:
-        problems = [c.describe() + "; stored rows kept" for c in guard.refused(checks)]
+        kept = sorted({c.day for c in smaller})
+        problems = [c.describe() + "; stored rows kept" for c in smaller]
     frame = guard.keep_stored(frame, stored, kept)
     yield from contract_gate(context, [contract_result(schemas.ServingUsage, frame, SERVING_USAGE)])
     yield _sources_check(SERVING_USAGE, problems)
