@@ -5,24 +5,27 @@
 Set-up (not timed): the project's ``build_defs`` with ``COST_ASSETS_DUCKDB`` pointing at a temporary
 DuckDB file and ``COST_ASSETS_CLOUD=AWS``; the ``workspace`` resource is swapped for
 :class:`SyntheticWorkspace`, which answers ``fetch`` with the benchmark's synthetic day (``synthetic.py``,
-same frames as ``bench_engine.py``). Then, on a temporary sqlite-backed Dagster instance:
+same frames as ``bench_engine.py``). Then, on a temporary sqlite-backed Dagster instance, one run for the
+day's partition materializes the *sources*: every asset upstream of ``mart/run_costs`` in the ``raw`` or
+``ref`` group (or under the ``raw/`` / ``ref/`` key prefix): the day's price snapshots
+``ref/instance_types`` and ``ref/dbu_prices`` (bundled sheet) and the four workspace tables of
+``raw.workspace_tables`` (contract checks on every row, written by the project's ``CostDuckDBIOManager``).
 
-1. job ``reference_prices`` (``ref/instance_types``, ``ref/dbu_prices`` from the bundled sheet);
-2. the project's ``raw.workspace_tables`` multi-asset for the day's partition: contract checks on every
-   row, then ``raw/job_runs``, ``raw/jobs``, ``raw/clusters``, ``raw/cluster_events`` written by the
-   project's ``CostDuckDBIOManager``.
-
-Timed: ``dg.materialize(defs.assets, selection=[mart/run_costs], partition_key=day)`` — one Dagster run
-that loads the six input tables from DuckDB, runs the engine, validates the 100k-row result against its
-contract, runs the WARN checks and writes the partition back (one DuckDB transaction). Repeated
-``--repeat`` times (each run replaces the partition); best and all runs are reported, with a split of
-the step from its event log (load inputs / compute + checks / write). ``mart/cluster_segments`` is timed
-the same way, separately (``run_costs`` does not read it). Peak RSS is the process's high-water mark
-over the timed runs only (reset after the set-up).
+Timed, in a fresh process: the *timed selection*, every asset upstream of ``mart/run_costs`` (itself
+included) minus the sources, chosen from the asset graph (:func:`timed_selection`) so that it follows the
+lineage: ``mart/run_costs`` and every mart asset it reads, directly or not (the result lists them as
+``timed_assets``); a new asset between the raw tables and ``mart/run_costs`` joins it by itself.
+``dg.materialize(defs.assets, selection=..., partition_key=day)`` is one Dagster run that loads the
+input tables from DuckDB, runs the engine, validates each result against its contract, runs the asset
+checks and writes each partition back. Repeated ``--repeat`` times (each run
+replaces the partitions); best and all runs are reported, with a split of the steps from the event log
+(load inputs / compute / write / checks, summed over the steps, and per step), and the ``engine.run_costs``
+call timed alone on the frames read back from DuckDB. ``mart/cluster_segments`` is timed the same way,
+separately (whether or not it is in the timed selection). Peak RSS is the process's high-water mark over
+the timed runs only (reset after the set-up).
 
 Why not the simulated world: at L the world generator cannot produce 10k clusters with 1M events (see
-``synthetic.py``), and with ``SimulatedWorkspace`` the ``mart/run_costs`` step also computes the world's
-ground truth for its metadata (a plain-Python reference), which is simulation-only work.
+``synthetic.py``); the synthetic day has exactly the shape ``bench_engine.py`` times the engine on.
 """
 
 import os
@@ -42,8 +45,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from cost_assets.assets import raw
 from cost_assets.assets.costs import CLUSTER_SEGMENTS, RUN_COSTS
+from cost_assets.assets.reference import snapshot
 from cost_assets.costing import engine
 from cost_assets.definitions import build_defs
 from cost_assets.ingest.fetch import WorkspaceDay
@@ -55,6 +58,28 @@ from memory import peak_rss_mb, reset_peak
 from synthetic import DAY, SIZES, synthetic_day
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The layers the set-up writes untimed: what the workspace and the price sheet give, before any costing.
+SOURCES = dg.AssetSelection.groups("raw", "ref") | dg.AssetSelection.key_prefixes("raw", "ref")
+TARGET = RUN_COSTS
+
+
+def setup_selection() -> dg.AssetSelection:
+    """The raw and ref assets ``mart/run_costs`` depends on (directly or not): materialized untimed."""
+    return dg.AssetSelection.assets(TARGET).upstream() & SOURCES
+
+
+def timed_selection() -> dg.AssetSelection:
+    """Everything between the sources and ``mart/run_costs``, itself included (with their checks)."""
+    return dg.AssetSelection.assets(TARGET).upstream() - SOURCES
+
+
+def _keys(defs: dg.Definitions, selection: dg.AssetSelection) -> list[dg.AssetKey]:
+    return sorted(selection.resolve(defs.resolve_asset_graph()), key=lambda k: k.to_user_string())
+
+
+def _table(key: dg.AssetKey) -> str:
+    """The DuckDB table of an asset (``layer.table``, as ``CostDuckDBIOManager`` names it)."""
+    return ".".join(key.path)
 
 
 class SyntheticWorkspace(DatabricksWorkspace):
@@ -73,11 +98,18 @@ class SyntheticWorkspace(DatabricksWorkspace):
                             cluster_events=f["events"], stats={"events": f["events"].height})
 
 
+_SPLIT = ("step_seconds", "load_inputs_seconds", "compute_seconds", "write_seconds", "checks_and_rest_seconds")
+
+
 def _step_split(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> dict:
-    """Seconds of the single step: start → last input loaded → output stored → step success."""
-    t = {}
+    """Seconds of each step (start → last input loaded → first output → first output stored → success),
+    and their sums over the steps (the in-process executor runs the steps one after the other)."""
+    marks: dict[str, dict[str, float]] = {}
     for entry in instance.all_logs(result.run_id):
         kind = entry.dagster_event.event_type_value if entry.dagster_event else None
+        if not entry.step_key:
+            continue
+        t = marks.setdefault(entry.step_key, {})
         if kind == "STEP_START":
             t["start"] = entry.timestamp
         elif kind == "LOADED_INPUT":
@@ -88,26 +120,29 @@ def _step_split(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult)
             t["handled"] = entry.timestamp
         elif kind == "STEP_SUCCESS":
             t["success"] = entry.timestamp
-    need = {"start", "loaded", "output", "handled", "success"}
-    if not need <= t.keys():
+    steps = {}
+    for step, t in marks.items():
+        if not {"start", "output", "handled", "success"} <= t.keys():
+            continue
+        loaded = t.get("loaded", t["start"])  # a step without inputs loads nothing
+        steps[step] = dict(zip(_SPLIT, (t["success"] - t["start"], loaded - t["start"], t["output"] - loaded,
+                                        t["handled"] - t["output"], t["success"] - t["handled"]), strict=True))
+    if not steps:
         return {}
-    return {"step_seconds": round(t["success"] - t["start"], 3),
-            "load_inputs_seconds": round(t["loaded"] - t["start"], 3),
-            "compute_seconds": round(t["output"] - t["loaded"], 3),
-            "write_seconds": round(t["handled"] - t["output"], 3),
-            "checks_and_rest_seconds": round(t["success"] - t["handled"], 3)}
+    total = {k: round(sum(s[k] for s in steps.values()), 3) for k in _SPLIT}
+    return {**total, "steps": {step: {k: round(v, 3) for k, v in s.items()} for step, s in steps.items()}}
 
 
-def _time(defs: dg.Definitions, resources: dict, instance: dg.DagsterInstance, key: dg.AssetKey, repeat: int
-          ) -> dict:
+def _time(defs: dg.Definitions, resources: dict, instance: dg.DagsterInstance, selection: dg.AssetSelection,
+          repeat: int) -> dict:
     runs = []
     for _ in range(repeat):
         w, c = time.perf_counter(), time.process_time()
-        result = dg.materialize(defs.assets, selection=[key], partition_key=DAY.isoformat(), instance=instance,
+        result = dg.materialize(defs.assets, selection=selection, partition_key=DAY.isoformat(), instance=instance,
                                 resources=resources, run_config=QUIET)
         wall, cpu = time.perf_counter() - w, time.process_time() - c
         if not result.success:
-            raise RuntimeError(f"{key.to_user_string()} failed")
+            raise RuntimeError(f"{selection} failed")
         runs.append({"wall_seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), **_step_split(instance, result),
                      "peak_rss_mb_so_far": round(peak_rss_mb())})
     return {"best": min(runs, key=lambda r: r["wall_seconds"]), "runs": runs}
@@ -126,47 +161,59 @@ def _setup(tmp: Path, size: str) -> tuple[dg.Definitions, dict, dg.DagsterInstan
 
 
 def phase_raw(tmp: Path, size: str) -> dict:
-    """Not timed against the target: reference prices and the day's raw tables into DuckDB."""
+    """Not timed against the target: the day's price snapshots and raw tables into DuckDB, one run."""
     defs, resources, instance, db = _setup(tmp, size)
+    keys = _keys(defs, setup_selection())
+    if not keys:
+        raise RuntimeError(f"no raw/ref asset upstream of {TARGET.to_user_string()}")
     try:
         t = time.perf_counter()
-        ok = defs.resolve_job_def("reference_prices").execute_in_process(
-            instance=instance, run_config=QUIET, resources=resources).success
-        ok = ok and dg.materialize([raw.workspace_tables], partition_key=DAY.isoformat(), instance=instance,
-                                   resources=resources, run_config=QUIET).success
+        ok = dg.materialize(defs.assets, selection=setup_selection(), partition_key=DAY.isoformat(),
+                            instance=instance, resources=resources, run_config=QUIET).success
         if not ok:
-            raise RuntimeError("set-up (reference prices / raw tables) failed")
+            raise RuntimeError(f"set-up ({', '.join(k.to_user_string() for k in keys)}) failed")
         return {"seconds": round(time.perf_counter() - t, 1),
-                "rows": {name: read_table(db, f"raw.{name}").height
-                         for name in ("job_runs", "jobs", "clusters", "cluster_events")}}
+                "rows": {_table(k): read_table(db, _table(k)).height for k in keys}}
     finally:
         instance.dispose()
 
 
-def phase_time(tmp: Path, size: str, asset: str, repeat: int, launched_at: float) -> dict:
-    """In a fresh process: materialize one mart asset ``repeat`` times; the first run is the cold one."""
+def _engine_only(db: str, repeat: int) -> float:
+    """Best seconds of ``engine.run_costs`` on the raw and ref frames read back from DuckDB (as the asset
+    calls it for one day: the day's price snapshot, without ``usage_date``)."""
+    frames = {n: read_table(db, t) for n, t in [("job_runs", "raw.job_runs"), ("jobs", "raw.jobs"),
+                                                 ("clusters", "raw.clusters"), ("events", "raw.cluster_events")]}
+    for n, t in [("instance_types", "ref.instance_types"), ("dbu_prices", "ref.dbu_prices")]:
+        frames[n] = snapshot(read_table(db, t), DAY)
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        engine.run_costs(**frames, day=DAY, tier="PREMIUM")
+        best = min(best, time.perf_counter() - t)
+    return round(best, 3)
+
+
+def phase_time(tmp: Path, size: str, what: str, repeat: int, launched_at: float) -> dict:
+    """In a fresh process: materialize the timed selection (``what`` = run_costs) or ``mart/cluster_segments``
+    ``repeat`` times; the first run is the cold one."""
     defs, resources, instance, db = _setup(tmp, size)
     startup = time.time() - launched_at  # interpreter + imports + build_defs, as a run worker pays them
-    key = {"run_costs": RUN_COSTS, "cluster_segments": CLUSTER_SEGMENTS}[asset]
+    selection = timed_selection() if what == "run_costs" else dg.AssetSelection.assets(CLUSTER_SEGMENTS)
+    target = TARGET if what == "run_costs" else CLUSTER_SEGMENTS
+    keys = _keys(defs, selection)
+    if target not in keys:
+        raise RuntimeError(f"{target.to_user_string()} is not in the timed selection {keys}")
     try:
         reset_peak()
         base = peak_rss_mb()
-        timed = _time(defs, resources, instance, key, repeat)
+        timed = _time(defs, resources, instance, selection, repeat)
         peak = peak_rss_mb()
-        out = {"process_startup_seconds": round(startup, 2), **timed, "peak_rss_mb": round(peak),
-               "rss_before_mb": round(base), "rows": read_table(db, f"mart.{asset}").height}
-        if asset == "run_costs":
-            # The same engine call outside Dagster on the frames read back from DuckDB: the overhead split.
-            names = [("job_runs", "raw.job_runs"), ("jobs", "raw.jobs"), ("clusters", "raw.clusters"),
-                     ("events", "raw.cluster_events"), ("instance_types", "ref.instance_types"),
-                     ("dbu_prices", "ref.dbu_prices")]
-            frames = {n: read_table(db, t) for n, t in names}
-            best = float("inf")
-            for _ in range(repeat):
-                t = time.perf_counter()
-                engine.run_costs(**frames, day=DAY)
-                best = min(best, time.perf_counter() - t)
-            out["engine_only_seconds"] = round(best, 3)
+        out = {"assets": [k.to_user_string() for k in keys], "process_startup_seconds": round(startup, 2), **timed,
+               "peak_rss_mb": round(peak), "rss_before_mb": round(base), "rows": read_table(db, _table(target)).height,
+               "rows_by_table": {_table(k): read_table(db, _table(k)).height for k in keys}}
+        if what == "run_costs":
+            # The same engine call outside Dagster: what Dagster, DuckDB and the checks add around it.
+            out["engine_only_seconds"] = _engine_only(db, repeat)
         return out
     finally:
         instance.dispose()
@@ -181,7 +228,7 @@ def _child(args: list[str]) -> dict:
 
 
 def bench(size: str, repeat: int) -> dict:
-    """Raw set-up, then ``mart/run_costs`` and ``mart/cluster_segments`` each timed in a fresh process."""
+    """Raw set-up, then the timed selection and ``mart/cluster_segments`` each timed in a fresh process."""
     clusters, per_cluster, n_runs = SIZES[size]
     with tempfile.TemporaryDirectory(prefix="bench_dagster_day_") as tmp:
         common = ["--size", size, "--dir", tmp, "--repeat", str(repeat)]
@@ -195,6 +242,7 @@ def bench(size: str, repeat: int) -> dict:
         "events_per_cluster": per_cluster,
         "task_runs": n_runs,
         "raw_setup_untimed": setup,
+        "timed_assets": run_costs["assets"],
         "run_costs": run_costs,
         "cluster_segments": segments,
         "target_seconds": 15.0,
@@ -211,12 +259,14 @@ def bench(size: str, repeat: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", default="L", choices=sorted(SIZES))
+    ap.add_argument("--size", default="L", choices=list(SIZES))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--phase", choices=["raw", "run_costs", "cluster_segments"], help=argparse.SUPPRESS)
     ap.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--launched-at", type=float, default=0.0, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.repeat < 1:
+        ap.error("--repeat must be at least 1")
     if a.phase == "raw":
         result = phase_raw(a.dir, a.size)
     elif a.phase:

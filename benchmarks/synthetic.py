@@ -2,9 +2,9 @@
 
 The simulated world (``cost_assets.simulation.world``) cannot produce the benchmark's L shape: every job
 run there gets its own job cluster with a handful of events, so 100k task runs means ~40k clusters and
-~5 events per cluster. The issue's L is 100k task runs on 10k clusters with ~1M events (100 per cluster:
-long-lived, autoscaling, spot-evicted clusters), so timing uses this generator at exactly the floor's
-sizes, and accuracy (which needs ground truth) uses the world (see ``original_calculator.py``).
+~5 events per cluster. The benchmark's L is 100k task runs on 10k clusters with ~1M events (100 per
+cluster: long-lived, autoscaling, spot-evicted clusters), so timing uses this generator at exactly the
+floor's sizes, and accuracy (which needs ground truth) uses the world (see ``original_calculator.py``).
 
 What it makes, per size (clusters C, events per cluster E, task runs R):
 
