@@ -24,7 +24,7 @@ DUCKDB1_VERSION ?= 1.5.6
 DUCKDB1_DIR := $(VENV)/duckdb1
 DUCKDB1_STAMP := $(DUCKDB1_DIR)/.installed-$(DUCKDB1_VERSION)
 
-.PHONY: help .venv install run mock ui bench test test-duckdb1 system-deps lint lock clean clean-data
+.PHONY: help .venv install run mock ui bench test test-fast test-duckdb1 system-deps lint lock clean clean-data
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z0-9_.-]+:.*?## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -64,6 +64,11 @@ test: install system-deps $(DUCKDB1_STAMP) ## set up, start a throwaway PostgreS
 	$(MAKE) --no-print-directory test-duckdb1 || { r=$$?; [ $$rc -ne 0 ] || rc=$$r; }; \
 	exit $$rc
 
+# The core tier: every test not marked e2e (tests/conftest.py lists the e2e modules: Dagster jobs, HTTP
+# servers, subprocesses, PostgreSQL, browser). In-process, no system packages; `make test` runs everything.
+test-fast: install ## the fast core tier only: tests not marked e2e (no jobs, servers, PostgreSQL or browser)
+	env -u DAGSTER_HOME $(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+
 test-duckdb1: install $(DUCKDB1_STAMP) ## tests/test_warehouse.py with duckdb 1.x instead of 2.x
 	@if [ ! -f tests/test_warehouse.py ]; then echo "DuckDB 1.x leg: no tests/test_warehouse.py, nothing to run"; exit 0; fi; \
 	echo "== DuckDB 1.x leg: tests/test_warehouse.py with duckdb $(DUCKDB1_VERSION)"; \
@@ -88,8 +93,11 @@ system-deps: ## install Debian's postgresql-15 and chromium when missing (apt-ge
 bench: install ## engine benchmark: S/M/L vs the floor, original calculator, accuracy, Dagster day (rewrites benchmarks/RESULTS.md)
 	POLARS_MAX_THREADS=2 $(BIN)/python benchmarks/bench_engine.py
 
-lint: install ## ruff check
-	$(BIN)/ruff check .
+lint: install ## ruff check and ruff format --check (rules and line length: ruff.toml)
+	@rc=0; \
+	$(BIN)/ruff check . || rc=$$?; \
+	$(BIN)/ruff format --check . || rc=$$?; \
+	exit $$rc
 
 # Resolves pyproject.toml afresh in a temporary venv (newest versions it allows) and pins the result.
 lock: ## re-resolve the dependencies from pyproject.toml and rewrite constraints.txt

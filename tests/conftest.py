@@ -39,6 +39,26 @@ def defs(database: Path) -> dg.Definitions:
     return build_defs(sim_environ(database))
 
 
+# The end-to-end tier (marker ``e2e``): every test of these modules runs Dagster jobs, starts an HTTP server
+# (the mock workspace or a fake price API on 127.0.0.1), a subprocess, PostgreSQL or a browser. The core tier
+# is everything else, in-process and in seconds: `make test-fast` (pytest -m "not e2e"); `make test` runs both.
+# A module joins the list when any of its tests does one of those things; a single test elsewhere can also be
+# marked ``@pytest.mark.e2e`` itself. Tests marked ``postgres`` or ``browser`` are e2e wherever they are.
+E2E_MODULES = frozenset({
+    "test_automation", "test_azure_prices", "test_benchmarks", "test_billing_sources", "test_cli",
+    "test_cost_assets", "test_fetch", "test_late_billing", "test_live_contract", "test_live_faults",
+    "test_mock_faults", "test_mock_server", "test_partition_metadata", "test_postgres_instance", "test_raw_assets",
+    "test_settings", "test_sim_calendar", "test_trust", "test_ui_browser", "test_warehouse",
+})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the marks must be on the items by then
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.stem in E2E_MODULES or item.get_closest_marker("postgres") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.e2e)
+
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
