@@ -1,11 +1,11 @@
-"""The code location loads, with the asset graph DESIGN §3 lists (as far as it is built)."""
+"""The code location loads, with the planned asset graph (as far as it is built)."""
 
 import dagster as dg
 
 from cost_assets.definitions import build_defs
 
-# DESIGN §3, every row built so far. Not yet built (later issues): mart/budget_status, mart/cost_anomalies
-# and the exports; they join this set when their assets land.
+# Every asset of the planned graph built so far. Not yet built (docs/design.md, "Planned"):
+# mart/budget_status, mart/cost_anomalies and the exports; they join this set when their assets land.
 EXPECTED_KEYS = {
     "raw/job_runs", "raw/jobs", "raw/clusters", "raw/cluster_events", "raw/billing_usage", "raw/serving_usage",
     "ref/dbu_prices", "ref/instance_types",

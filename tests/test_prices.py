@@ -1,6 +1,7 @@
 """The price sheet: bundled data, lookups, effective windows, overrides and error messages.
 
-Expected numbers are written by hand from the reference (databricks_api.md §7), not read back from code.
+Expected numbers are written by hand from the published prices (sources named in ``cost_assets/data/prices.yaml``),
+not read back from code.
 """
 
 import datetime as dt

@@ -1,8 +1,8 @@
 """The DuckDB IO manager, through real Dagster materializations into a temporary DuckDB file.
 
 Every expected row below is written by hand from the tiny frames the test assets return. The tests run on
-duckdb 2.x (the venv) and on duckdb 1.x: ``PYTHONPATH=/tmp/duckdb1 .venv/bin/pytest tests/test_warehouse.py``
-with ``pip install --target /tmp/duckdb1 'duckdb>=1.1,<2'``.
+duckdb 2.x (the venv) and on duckdb 1.x: ``make test-duckdb1`` installs duckdb 1.x into ``.venv/duckdb1``
+and runs this module with that folder first on ``PYTHONPATH`` (``make test`` does it after the main run).
 """
 
 import datetime as dt

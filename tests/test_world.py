@@ -47,7 +47,7 @@ def test_another_seed_gives_another_world():
 
 
 def test_world_has_the_hard_cases():
-    """The default world holds what the cost model must handle (DESIGN §4)."""
+    """The default world holds what the cost model must handle."""
     world = generate_world(WorldConfig(days=4))
     clusters = list(world.clusters.values())
     events = [e for c in clusters for s in c.sessions for e in s.events]

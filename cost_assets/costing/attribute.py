@@ -13,8 +13,8 @@ the bill decides the *amount* (``attributed = billed × share``, DBUs and $ alik
    twice.
 3. *Hour*: the resource-hour is estimated, but all its estimated SKUs are billed too → the whole hour's
    estimate shares it (estimated $ stays on the exact rows).
-4. *No estimate* for the resource-hour → by the bill's own metadata (DESIGN §3: serverless is never
-   attributed through a cluster timeline): a row whose bill names one ``job_run_id`` (serverless jobs,
+4. *No estimate* for the resource-hour → by the bill's own metadata (serverless compute has no cluster,
+   so it is never attributed through a cluster timeline): a row whose bill names one ``job_run_id`` (serverless jobs,
    job clusters) is that run's (``consumer='run'``, ``task_run_id`` null; a bill naming only a
    ``job_id`` gives a run row with null ``run_id``, so the job's tags still apply); an endpoint row is
    ``unattributed`` with reason ``serving`` (its split over requests, by tokens, is
@@ -316,7 +316,7 @@ ACCURACY_COLUMNS = [
 
 
 def accuracy(reconciliation: Frame, attributed: Frame, tolerance: float = TOLERANCE) -> pl.DataFrame:
-    """Per day × workspace: how well the estimate explains the bill (DESIGN §4 accuracy metrics).
+    """Per day × workspace: how well the estimate explains the bill (the accuracy metrics).
 
     * ``matched_share``: share of billed $ on grain rows whose estimate is within ``tolerance`` of the
       billed DBUs (``|ratio − 1| ≤ 5 %``); ``cluster_matched_share`` the same over cluster rows only

@@ -5,12 +5,12 @@ each grain row to consumers, ``serving.py`` splits the endpoint rows over reques
 
 **The bill side.** ``raw/billing_usage`` (any source, one normalized shape). The billed amount of a grain
 row is the *plain sum* of ``usage_quantity`` over ORIGINAL + RETRACTION + RESTATEMENT: a RETRACTION
-negates its original, the RESTATEMENT carries the corrected value (reference §4.1). Filtering ORIGINAL
+negates its original, the RESTATEMENT carries the corrected value (``record_type``). Filtering ORIGINAL
 would over-count, ``abs()`` would double-count. The hour is ``usage_start_time`` (truncated to the
 hour): legacy CSV rows were already mapped by the parser to the hour their end-of-hour stamp closes, so
 nothing is shifted here.
 
-**Resource of a usage row** (reference §4.1 usage_metadata semantics), first match wins:
+**Resource of a usage row** (from the identifiers in its ``usage_metadata``), first match wins:
 ``cluster_id`` → ``cluster``; ``warehouse_id`` → ``warehouse``; ``endpoint_name`` → ``endpoint``;
 anything else → ``serverless`` (no compute resource: serverless jobs/notebooks and account-level
 products). A serverless row's ``resource_id`` is its ``job_run_id``, else ``job:<job_id>``, else its

@@ -7,7 +7,7 @@ bill's ``custom_tags``**. Why this order:
   tagged ``team=analytics`` is ``ml`` money (job tags are the most specific statement of ownership);
 * a cluster's own custom tags describe everything on it that has no job (idle time, notebooks);
 * pool tags are inherited by the VMs of pool-backed clusters (on AWS the VMs carry the pool's tags, not
-  the cluster's: reference §8.12), so they are a fallback for clusters that are not tagged themselves;
+  the cluster's), so they are a fallback for clusters that are not tagged themselves;
 * the bill's ``custom_tags`` are last: they are the only tags for resources the REST side does not
   describe (warehouses, endpoints, serverless without a job), and for everything else they repeat what
   the sources above already say.

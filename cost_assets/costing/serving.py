@@ -4,8 +4,8 @@ Pure polars, no Dagster. The actual side comes from ``mart/reconciliation`` (``r
 'endpoint'``), so serving dollars are priced exactly once, with the same price join and the same
 correction handling as every other billed row. Per endpoint-hour (workspace, endpoint, hour) the billed
 DBUs and $ are split over the requests of that hour by their share of tokens (input + output): the bill
-itself is per hour and proportional to tokens (reference §4.5), so the token share is the request's
-share. A request's ``usage_context`` names its tenant, agent and user (DESIGN §4 "Serving").
+itself is per hour and proportional to tokens, so the token share is the request's share. A request's
+``usage_context`` names its tenant, agent and user.
 
 The estimate is ``tokens × token price`` (``PriceSheet.token_prices_frame()``: model, input_per_million,
 output_per_million) by the served model (``entity_name``). A model without a token price makes its

@@ -2,8 +2,8 @@
 
 Computed from the VMs the generator decided (``world.Node``), not from the events the API shows, so a
 test can measure how close the engine's estimate from events gets to reality. Sharing follows the cost
-model (DESIGN §4): a job cluster's whole cost is its run's; a shared cluster's cost in each elementary
-interval is split equally among the task runs active in it, and intervals with none are ``idle``.
+model (``docs/design.md``): a job cluster's whole cost is its run's; a shared cluster's cost in each
+elementary interval is split equally among the task runs active in it, and intervals with none are ``idle``.
 
 Only the world's span counts (``WorldConfig.span_ms``): the always-on cluster runs for decades, and the
 days outside the window are partial anyway.

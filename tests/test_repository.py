@@ -1,0 +1,99 @@
+"""The repository stands on its own: no committed file cites documents that are not in it, or a machine's paths.
+
+Every file git tracks is read (text files; binary ones are skipped), except this one, whose examples must
+hold what is forbidden. Forbidden:
+
+* Citations of documents outside the repository: the design document (``DESIGN``, ``DESIGN §4``,
+  ``DESIGN.md``), the API reference and the Dagster idioms notes (``databricks_api.md``, ``dagster_idioms.md``,
+  ``reference §7.1``), a numbered section of any document (the section sign followed by a number or a
+  letter; the repository's own documents are plain files, linked by their path) and issue numbers
+  (``issue 4``, ``(issue 12)``; "later issues" without a number is prose). A reader of the repository cannot
+  open any of them, and they go stale silently: state the rule or the fact itself, or link a file of the
+  repository (``docs/design.md``) by its path.
+* Absolute paths of a machine, also in comments, docstrings and documentation: ``/work``, ``/home``,
+  ``/root``, ``/Users`` (someone's checkout or home folder) and any fixed path under ``/tmp`` such as
+  ``/tmp/bench`` (it collides between concurrent runs and users and outlives them: code makes a fresh one
+  with ``tempfile``, ``mktemp`` or pytest's ``tmp_path``; an example command writes to a relative folder,
+  e.g. the git-ignored ``benchmarks/out/``). The temporary root itself is allowed (``${TMPDIR:-/tmp}`` as
+  the parent of a ``mktemp -d``), as are paths that are the same on every machine of the supported platform
+  (Debian 12): ``/usr/bin/chromium``, ``/usr/lib/postgresql/15/bin``, ``/dev/null``.
+
+Relative paths (``data/tmp/``, ``.pg/``), URLs and names such as ``tmp_path`` are not matched.
+"""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+SELF = Path(__file__).resolve().relative_to(REPO).as_posix()
+
+# (what it is, pattern)
+FORBIDDEN = [
+    ("design document citation", re.compile(r"\bDESIGN\b")),  # all caps: the outside document's name
+    ("reference document file name", re.compile(r"\b(databricks_api|dagster_idioms)\.md\b")),
+    ("numbered section of an outside document", re.compile(r"§\s*[0-9A-Za-z]")),
+    ("issue number citation", re.compile(r"\bissues?\s+#?\d+", re.IGNORECASE)),
+    # Not after a word, a dot, a variable expansion or ~ ("data/tmp/", "example.com/home", "$(DIR)/work/"),
+    # nor a longer name ("/tmpfs", "/rootless"); /tmp only with something under it.
+    ("absolute machine path", re.compile(r"(?<![\w.~)}-])(/(work|home|root|Users)(?![\w-])|/tmp/[\w.$-])")),
+]
+
+
+def tracked_files() -> list[str]:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    done = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip("not a git checkout (e.g. an unpacked sdist)")
+    return [name for name in done.stdout.decode().split("\0") if name]
+
+
+def offences(text: str) -> list[tuple[int, str, str]]:
+    """(line number, what it breaks, line) for every line of ``text`` that holds something forbidden."""
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        kinds = [what for what, pattern in FORBIDDEN if pattern.search(line)]
+        if kinds:
+            found.append((number, ", ".join(kinds), line.strip()))
+    return found
+
+
+def test_no_committed_file_cites_outside_documents_or_holds_machine_paths():
+    found = []
+    for name in tracked_files():
+        if name == SELF:
+            continue
+        path = REPO / name
+        if not path.is_file():  # deleted in the working tree, not yet in the index
+            continue
+        data = path.read_bytes()
+        if b"\0" in data:
+            continue
+        for number, what, line in offences(data.decode("utf-8", errors="replace")):
+            found.append(f"{name}:{number}: {what}: {line[:160]}")
+    assert not found, f"{len(found)} offending line(s):\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("line", [
+    "rule (DESIGN §4)", "see DESIGN.md", "(reference §7.1)", "reference/databricks_api.md", "(idioms §a4)",
+    "target (issue 4)", "later Issue #12", "PYTHONPATH=/tmp/duckdb1", "'/work/main/.venv'", "~/x /home/me/x",
+    "/Users/me/x", 'cd "/root/repo"', "--out-dir /tmp/bench", "cd /work.",
+])
+def test_the_patterns_catch_citations_and_machine_paths(line: str):
+    assert offences(line)
+
+
+@pytest.mark.parametrize("line", [
+    "def test_x(tmp_path: Path):", "the design (docs/design.md)", "workers from events",
+    "CHROMIUM = '/usr/bin/chromium'", "PG_BIN := /usr/lib/postgresql/15/bin", "rm -rf .pg/ benchmarks/out/",
+    "later issues: budget_status", "an issue with 503s", "https://example.com/tmp/x", "data/tmp/x", "$(VENV)/work/",
+    "${HOME}/tmp/x", "/tmpfs", "/rootless/x",
+    "parent=${TMPDIR:-/tmp}", 'mktemp -d "$parent/pg.XXXXXX"', "# As root, use /tmp: postgres must reach it",
+])
+def test_the_patterns_leave_ordinary_text_alone(line: str):
+    assert not offences(line)
