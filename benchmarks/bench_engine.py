@@ -4,7 +4,7 @@
                                                             # benchmarks/RESULTS.md and results.json
     python benchmarks/bench_engine.py --sizes L --no-dagster --no-accuracy
     python benchmarks/bench_engine.py --sizes S --repeat 1 --accuracy-scale tiny --accuracy-days 1 \
-        --dagster-size S --dagster-repeat 1 --out-dir /tmp/bench      # smoke run (tests/test_benchmarks.py)
+        --dagster-size S --dagster-repeat 1 --out-dir "$(mktemp -d)"    # smoke run (tests/test_benchmarks.py)
 
 Per size (``synthetic.py``: S = 1k task runs / 100 clusters / 10k events, M = 10× that, L = 100×), in one
 process, alternating ``--repeat`` times so load from other processes hits all of them alike:

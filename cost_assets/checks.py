@@ -135,4 +135,8 @@ def add_daily_metadata(context: dg.AssetExecutionContext, frame: pl.DataFrame, d
 
 
 class ContractBroken(dg.Failure):
-    """Raised after failed contract checks so nothing is written and stored partitions stay intact."""
+    """Raised after failed contract checks so nothing is written and stored partitions stay intact. The same
+    rows would break the contract again, so the step is never retried."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description=description, allow_retries=False)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from cost_assets.assets import costs, raw, reconciliation, reference, reporting
+from cost_assets.assets import accuracy, costs, raw, reconciliation, reference, reporting
 from cost_assets.config import BILLING_SOURCES, ConfigurationError, Settings
 from cost_assets.resources.billing import (
     AccountApiBillingSource,
@@ -25,8 +25,10 @@ from cost_assets.schedules import daily_schedule
 from cost_assets.sensors import late_billing_sensor
 
 ASSETS = [raw.workspace_tables, raw.billing_usage, raw.serving_usage, reference.dbu_prices,
-          reference.instance_types, costs.cluster_segments, costs.run_costs, reconciliation.reconcile_and_attribute,
-          reporting.serving_costs, reporting.cost_by_scope]
+          reference.instance_types, costs.cluster_segments, costs.estimated_costs, costs.run_costs,
+          reconciliation.reconcile_and_attribute, reporting.serving_costs, reporting.cost_by_scope]
+# Only a simulated workspace has a ground truth to measure the estimate against.
+SIMULATION_ASSETS = [accuracy.run_cost_accuracy]
 DAILY_JOB = dg.define_asset_job(
     "daily_pipeline", selection=dg.AssetSelection.all(),
     description="Every table (the day's price snapshot, the raw tables, the marts) for one day, or for a "
@@ -109,9 +111,10 @@ def build_resources(settings: Settings) -> dict:
 def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     """The project's Definitions for an environment (``os.environ`` when not given)."""
     settings = Settings.from_environ(os.environ if environ is None else environ)
-    return dg.Definitions(assets=ASSETS, jobs=[DAILY_JOB], schedules=[daily_schedule(DAILY_JOB)],
-                          sensors=[late_billing_sensor],
-                          resources=build_resources(settings))
+    resources = build_resources(settings)
+    simulated = isinstance(resources["workspace"], SimulatedWorkspace)
+    return dg.Definitions(assets=ASSETS + (SIMULATION_ASSETS if simulated else []), jobs=[DAILY_JOB],
+                          schedules=[daily_schedule(DAILY_JOB)], sensors=[late_billing_sensor], resources=resources)
 
 
 defs = build_defs()

@@ -360,6 +360,61 @@ class ClusterSegments(_Daily):
         )
 
 
+class EstimatedCosts(_Daily):
+    """mart.estimated_costs: the estimate at the bill's grain, cluster (or pool) × hour × SKU × consumer, with
+    each consumer's share of the cluster-hour (what reconciliation hands the billed dollars out by)."""
+
+    workspace_id: str | None = pa.Field(nullable=True)
+    cluster_id: str
+    hour_start: UTC_TS
+    sku_name: str | None = pa.Field(nullable=True)
+    is_shared_cluster: bool | None = pa.Field(nullable=True)
+    consumer: str = pa.Field(isin=["run", "idle"])
+    run_id: pl.Int64 = pa.Field(nullable=True, ge=0)
+    task_run_id: pl.Int64 = pa.Field(nullable=True, ge=0)
+    job_id: pl.Int64 = pa.Field(nullable=True, ge=0)
+    task_key: str | None = pa.Field(nullable=True)
+    runtime_hours: pl.Float64 = pa.Field(ge=0)
+    dbus: pl.Float64 = pa.Field(nullable=True, ge=0)
+    dbu_list_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    dbu_contract_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    dbu_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    vm_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    total_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    currency_code: str = pa.Field(isin=["USD"])
+    unpriced: bool
+    cluster_dbus: pl.Float64 = pa.Field(nullable=True, ge=0)
+    cluster_total_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    dbu_share: pl.Float64 = pa.Field(nullable=True, ge=0, le=1 + 1e-9)
+    cost_share: pl.Float64 = pa.Field(nullable=True, ge=0, le=1 + 1e-9)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "cluster_id", "hour_start", "consumer", "task_run_id"]
+
+    @pa.dataframe_check(error="run rows need a run_id; idle rows have no ids")
+    def ids_match_consumer(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.when(pl.col("consumer") == "run").then(pl.col("run_id").is_not_null())
+            .otherwise(pl.col("task_run_id").is_null() & pl.col("job_id").is_null())
+        )
+
+
+class RunCostAccuracy(_Daily):
+    """sim.run_cost_accuracy (simulated worlds only): each job run's estimated day cost against the truth."""
+
+    workspace_id: str | None = pa.Field(nullable=True)
+    run_id: pl.Int64 = pa.Field(ge=0)
+    estimated_usd: pl.Float64 = pa.Field(nullable=True)
+    true_usd: pl.Float64 = pa.Field(ge=0)
+    abs_rel_error: pl.Float64 = pa.Field(ge=0)
+    within_tolerance: bool
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "run_id"]
+
+
 class RunCosts(_Daily):
     """mart.run_costs: task run × cluster × day, plus one idle row per shared cluster (or pool) × day."""
 

@@ -13,8 +13,8 @@ from cost_assets.resources.warehouse import read_table
 WORLD_START = dt.date(2026, 1, 1)
 RAW_TABLES = ["raw.job_runs", "raw.jobs", "raw.clusters", "raw.cluster_events", "raw.billing_usage",
               "raw.serving_usage"]
-MART_TABLES = ["mart.cluster_segments", "mart.run_costs", "mart.reconciliation", "mart.attributed_costs",
-               "mart.serving_costs", "mart.cost_by_scope"]
+MART_TABLES = ["mart.cluster_segments", "mart.estimated_costs", "mart.run_costs", "mart.reconciliation",
+               "mart.attributed_costs", "mart.serving_costs", "mart.cost_by_scope"]
 # The key of every raw table within a partition (sorting by it makes frames comparable).
 TABLE_KEYS = {
     "raw.job_runs": ["usage_date", "task_run_id"], "raw.jobs": ["usage_date", "job_id"],

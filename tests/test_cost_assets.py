@@ -20,12 +20,12 @@ def test_estimates_match_the_simulated_truth_and_the_ledger_sums_to_the_bill(dat
     defs = build_defs(sim_environ(database, COST_ASSETS_SIM_SCALE="small"))
     result = run_daily(defs, "2026-01-02", "2026-01-03")
     assert result.success
-    days = _materialized(result, "mart/run_costs")
+    days = _materialized(result, "sim/run_cost_accuracy")
     assert len(days) == 2
-    # Issue 4: ≥ 95 % of runs within 2 % of the generator's ground truth, on each day.
+    # ≥ 95 % of runs within 2 % of the generator's ground truth, on each day.
     for runs in days:
         assert runs["truth/runs"] > 40 and runs["truth/within_2pct_share"] >= 0.95
-    # Issue 5: ≥ 95 % of billed $ on grain rows within 5 % of the estimate, on each day.
+    # ≥ 95 % of billed $ on grain rows within 5 % of the estimate, on each day.
     for attributed in _materialized(result, "mart/attributed_costs"):
         assert attributed["accuracy/within_5pct_share"] >= 0.95
     checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}

@@ -9,8 +9,9 @@ from cost_assets.definitions import build_defs
 EXPECTED_KEYS = {
     "raw/job_runs", "raw/jobs", "raw/clusters", "raw/cluster_events", "raw/billing_usage", "raw/serving_usage",
     "ref/dbu_prices", "ref/instance_types",
-    "mart/cluster_segments", "mart/run_costs", "mart/reconciliation", "mart/attributed_costs",
-    "mart/cost_by_scope", "mart/serving_costs",
+    "mart/cluster_segments", "mart/estimated_costs", "mart/run_costs", "mart/reconciliation",
+    "mart/attributed_costs", "mart/cost_by_scope", "mart/serving_costs",
+    "sim/run_cost_accuracy",  # simulated workspace only
 }
 
 

@@ -1,5 +1,5 @@
 """Contract: the live HTTP client against the mock server yields the same raw tables as the in-process
-simulated resources, frame for frame (DESIGN §1.6), and costs the calls the fetch plan promises.
+simulated resources, frame for frame, and costs the calls the fetch plan promises.
 
 Two servers over the same tiny world: one with the real limits (25 runs per page, arrays paged above
 100) and one with small limits so that every paging path (runs/list tokens, 2.2 runs/get and jobs/get

@@ -13,6 +13,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from cost_assets.assets import raw
+from cost_assets.assets.policies import SOURCE_RETRY
 from cost_assets.ingest import fetch
 from cost_assets.ingest.http import ApiClient, ApiError, AuthError, PatCredentials, RetryPolicy
 from cost_assets.mock_server import Faults, MockOptions, MockServer
@@ -147,7 +148,8 @@ def test_exhausted_retries_fail_naming_endpoint_and_status_never_the_token(tmp_p
     with MockServer(MockOptions(world=CFG, tokens=(SECRET,), faults=Faults(error_rate=1.0))) as server:
         result = materialize({"workspace": workspace(
             server, max_requests_per_second=0, backoff_s=0.01, jitter_s=0, max_attempts=3)}, tmp_path)
-        assert server.mock.calls["GET /api/2.2/jobs/runs/list"] == 3
+        # 3 attempts by the HTTP client, in each of the step's tries (its retry policy is a second layer).
+        assert server.mock.calls["GET /api/2.2/jobs/runs/list"] == 3 * (1 + SOURCE_RETRY.max_retries)
     assert not result.success
     message = failure_message(result)
     assert "GET /api/2.2/jobs/runs/list" in message and "HTTP 503 TEMPORARILY_UNAVAILABLE" in message

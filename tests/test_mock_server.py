@@ -1,4 +1,4 @@
-"""The mock server against the reference's wire rules (reference/databricks_api.md), over real HTTP.
+"""The mock server against the Databricks APIs' wire rules, over real HTTP.
 
 Boundary and paging expectations are derived by hand from the rules (inclusive windows, 25 per page,
 arrays paged by the configured limit, ``next_page`` bodies); the world only supplies the run times.

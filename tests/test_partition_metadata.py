@@ -76,7 +76,7 @@ def test_dbus_to_four_decimals_and_the_accuracy_keys_are_per_day(two_days, datab
 
 
 def test_ground_truth_metadata_counts_the_days_runs(two_days, database):
-    runs = {day: _metadata(two_days, "mart/run_costs", day)["truth/runs"] for day in (FIRST, SECOND)}
+    runs = {day: _metadata(two_days, "sim/run_cost_accuracy", day)["truth/runs"] for day in (FIRST, SECOND)}
     stored = read_table(str(database), "mart.run_costs").filter(pl.col("consumer") == "run")
     for day, count in runs.items():
         # Runs with a ground-truth cost that day; every one of them has estimated rows that day.

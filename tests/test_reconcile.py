@@ -108,6 +108,7 @@ def estimate(*rows: dict[str, Any]) -> pl.DataFrame:
         "run_id": pl.Int64,
         "task_run_id": pl.Int64,
         "job_id": pl.Int64,
+        "task_key": pl.String,
         "runtime_hours": pl.Float64,
         "dbus": pl.Float64,
         "dbu_list_cost_usd": pl.Float64,

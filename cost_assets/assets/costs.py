@@ -1,7 +1,10 @@
-"""Cost layer: cluster timelines and per-run cost estimates (the pure engine in cost_assets.costing).
+"""Cost layer: the estimate, computed once per day (the pure engine in cost_assets.costing).
 
-Assets here are thin: load the day's raw and reference frames, call the engine per day of the window,
-write the frame, and judge it with checks (contract as a blocking ERROR; unpriced and sanity as WARN).
+raw tables → ``mart/cluster_segments`` (the timeline) → ``mart/estimated_costs`` (priced and shared out,
+cluster × hour × SKU × consumer) → ``mart/run_costs`` (its daily roll-up per task run). Reconciliation
+reads ``mart/estimated_costs``. Assets here are thin: load the frames, call the engine per day of the
+window, write the frame, and judge it with checks (contract as a blocking ERROR; unpriced and sanity as
+WARN).
 """
 
 import datetime as dt
@@ -10,22 +13,17 @@ import dagster as dg
 import polars as pl
 
 from cost_assets import schemas
-from cost_assets.assets.raw import CLUSTER_EVENTS, CLUSTERS, DAILY_ASSET, JOB_RUNS, JOBS, PARTITIONED
+from cost_assets.assets.policies import MART_ASSET, PARTITIONED
+from cost_assets.assets.raw import CLUSTER_EVENTS, CLUSTERS, JOB_RUNS, JOBS
 from cost_assets.assets.reference import DBU_PRICES, INSTANCE_TYPES, snapshot
 from cost_assets.checks import add_daily_metadata, contract_result, markdown_table
 from cost_assets.costing import engine
 from cost_assets.partitions import window_days
-from cost_assets.resources.databricks import DatabricksWorkspace
 from cost_assets.resources.prices import PriceCatalog
-from cost_assets.resources.simulated import SimulatedWorkspace
 
 CLUSTER_SEGMENTS = dg.AssetKey(["mart", "cluster_segments"])
+ESTIMATED_COSTS = dg.AssetKey(["mart", "estimated_costs"])
 RUN_COSTS = dg.AssetKey(["mart", "run_costs"])
-RAW_INS = {"job_runs": dg.AssetIn(JOB_RUNS), "jobs": dg.AssetIn(JOBS), "clusters": dg.AssetIn(CLUSTERS),
-           "events": dg.AssetIn(CLUSTER_EVENTS), "instance_types": dg.AssetIn(INSTANCE_TYPES),
-           "dbu_prices": dg.AssetIn(DBU_PRICES)}
-# Accuracy against the simulated world's ground truth (DESIGN §4): a run is "accurate" within 2 %.
-ACCURACY_TOLERANCE = 0.02
 
 
 def per_day(days: list[dt.date], build) -> pl.DataFrame:
@@ -35,19 +33,48 @@ def per_day(days: list[dt.date], build) -> pl.DataFrame:
 
 @dg.asset(
     key=CLUSTER_SEGMENTS, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED,
-    ins={"clusters": dg.AssetIn(CLUSTERS), "events": dg.AssetIn(CLUSTER_EVENTS)},
+    ins={"clusters": dg.AssetIn(CLUSTERS), "events": dg.AssetIn(CLUSTER_EVENTS), "job_runs": dg.AssetIn(JOB_RUNS)},
     check_specs=[dg.AssetCheckSpec("contract", asset=CLUSTER_SEGMENTS, blocking=True)],
-    pool="duckdb_writer", **DAILY_ASSET,
+    pool="duckdb_writer", **MART_ASSET,
 )
-def cluster_segments(context: dg.AssetExecutionContext, clusters: pl.DataFrame, events: pl.DataFrame):
-    """Each cluster's timeline as elementary segments (constant state and node counts), clipped to the day
-    and cut at every hour: provisioned and ready workers, driver, on-demand vs spot, and whether VMs and
-    DBUs are billable. Built from events (worker counts never from the config alone)."""
+def cluster_segments(context: dg.AssetExecutionContext, clusters: pl.DataFrame, events: pl.DataFrame,
+                     job_runs: pl.DataFrame):
+    """Each cluster's (and warm pool's) timeline as elementary segments (constant state and node counts),
+    clipped to the day and cut at every hour: provisioned and ready workers, driver, on-demand vs spot, and
+    whether VMs and DBUs are billable. Built from events (worker counts never from the config alone); a
+    purged cluster without events from its run's spec."""
     days = window_days(context.partition_time_window)
-    frame = per_day(days, lambda d: engine.segments_for_day(clusters, events, d))
-    add_daily_metadata(context, frame, days, lambda f, _: {"clusters": f["cluster_id"].n_unique()})
+    frame = per_day(days, lambda d: engine.segments_for_day(clusters, events, d, job_runs=job_runs))
+    add_daily_metadata(context, frame, days, lambda f, _: {
+        "clusters": f.filter(pl.col("segment_kind") == "cluster")["cluster_id"].n_unique(),
+        "pools": f.filter(pl.col("segment_kind") == "pool")["cluster_id"].n_unique()})
     yield dg.Output(frame)
     yield contract_result(schemas.ClusterSegments, frame, CLUSTER_SEGMENTS)
+
+
+@dg.asset(
+    key=ESTIMATED_COSTS, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED,
+    ins={"segments": dg.AssetIn(CLUSTER_SEGMENTS), "job_runs": dg.AssetIn(JOB_RUNS),
+         "clusters": dg.AssetIn(CLUSTERS), "instance_types": dg.AssetIn(INSTANCE_TYPES),
+         "dbu_prices": dg.AssetIn(DBU_PRICES)},
+    check_specs=[dg.AssetCheckSpec("contract", asset=ESTIMATED_COSTS, blocking=True)],
+    pool="duckdb_writer", **MART_ASSET,
+)
+def estimated_costs(context: dg.AssetExecutionContext, prices: PriceCatalog, segments: pl.DataFrame,
+                    job_runs: pl.DataFrame, clusters: pl.DataFrame, instance_types: pl.DataFrame,
+                    dbu_prices: pl.DataFrame):
+    """The estimate at the bill's grain: cluster (or pool) × hour × SKU × consumer with DBUs, DBU $ (list,
+    contract, effective) and VM $, and each consumer's share of the cluster-hour. Shared clusters are split
+    per elementary interval among the task runs active in it; run-free time is idle, except on a job
+    cluster, whose start-up and tear-down belong to its run. Each day is priced with its own snapshot."""
+    days = window_days(context.partition_time_window)
+    context.log.info(f"estimating {segments.height:,} segments and {job_runs.height:,} task-run rows over "
+                     f"{len(days)} day(s)")
+    frame = per_day(days, lambda d: engine.estimate(segments, job_runs, clusters, snapshot(instance_types, d),
+                                                   snapshot(dbu_prices, d), d, tier=prices.tier))
+    add_daily_metadata(context, frame, days, lambda f, _: _cost_totals(f))
+    yield dg.Output(frame)
+    yield contract_result(schemas.EstimatedCosts, frame, ESTIMATED_COSTS)
 
 
 def _unpriced_check(frame: pl.DataFrame, clusters: pl.DataFrame) -> dg.AssetCheckResult:
@@ -109,24 +136,6 @@ def _previous_totals(context: dg.AssetExecutionContext, first: dt.date) -> dict:
     return {}
 
 
-def truth_accuracy(frame: pl.DataFrame, truth: pl.DataFrame) -> dict:
-    """Share of runs whose estimated day cost is within 2 % of the ground truth (simulated world only);
-    unrounded (``frame_metadata`` rounds by name)."""
-    est = frame.filter(pl.col("consumer") == "run").group_by("usage_date", "run_id").agg(
-        pl.col("total_cost_usd").sum().alias("estimated"))
-    real = truth.filter(pl.col("consumer") == "run").group_by("usage_date", "run_id").agg(
-        pl.col("total_cost_usd").sum().alias("truth"))
-    both = real.join(est, on=["usage_date", "run_id"], how="left").with_columns(
-        ((pl.col("estimated") - pl.col("truth")).abs() / pl.col("truth")).alias("error"))
-    if both.height == 0:
-        return {}
-    return {"truth/runs": both.height,
-            "truth/within_2pct_share": float((both["error"] <= ACCURACY_TOLERANCE).mean()),
-            "truth/median_abs_error": float(both["error"].median()),
-            "truth/estimated_usd": float(est["estimated"].sum()),
-            "truth/true_usd": float(real["truth"].sum())}
-
-
 def _cost_totals(frame: pl.DataFrame) -> dict:
     """The estimate's dollars (total, DBU, VM, idle) and its unpriced rows."""
     return {"total_cost_usd": float(frame["total_cost_usd"].sum() or 0.0),
@@ -137,33 +146,24 @@ def _cost_totals(frame: pl.DataFrame) -> dict:
 
 
 @dg.asset(
-    key=RUN_COSTS, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED, ins=RAW_INS,
+    key=RUN_COSTS, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED,
+    ins={"estimated": dg.AssetIn(ESTIMATED_COSTS), "job_runs": dg.AssetIn(JOB_RUNS), "jobs": dg.AssetIn(JOBS),
+         "clusters": dg.AssetIn(CLUSTERS)},
     check_specs=[dg.AssetCheckSpec("contract", asset=RUN_COSTS, blocking=True),
                  dg.AssetCheckSpec("priced", asset=RUN_COSTS, description="unpriced node types / SKUs"),
                  dg.AssetCheckSpec("nonzero_when_runs", asset=RUN_COSTS),
                  dg.AssetCheckSpec("dbu_share_plausible", asset=RUN_COSTS),
                  dg.AssetCheckSpec("day_over_day", asset=RUN_COSTS)],
-    pool="duckdb_writer", **DAILY_ASSET,
+    pool="duckdb_writer", **MART_ASSET,
 )
-def run_costs(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace, prices: PriceCatalog,
-              job_runs: pl.DataFrame, jobs: pl.DataFrame, clusters: pl.DataFrame, events: pl.DataFrame,
-              instance_types: pl.DataFrame, dbu_prices: pl.DataFrame):
-    """Estimated cost of every task run × cluster × day (DBUs, DBU $, VM $), shared clusters split per
-    elementary interval among the runs active in it, plus one idle row per shared cluster × day. A job
-    cluster's start-up and tear-down belong to its run."""
+def run_costs(context: dg.AssetExecutionContext, estimated: pl.DataFrame, job_runs: pl.DataFrame,
+              jobs: pl.DataFrame, clusters: pl.DataFrame):
+    """Estimated cost of every task run × cluster × day (DBUs, DBU $, VM $): ``mart/estimated_costs`` summed
+    per run, plus one idle row per shared cluster and warm pool × day, with team, tenant, project and
+    cost_center resolved as on the attributed bill."""
     days = window_days(context.partition_time_window)
-    context.log.info(f"estimating {job_runs.height} task-run rows over {len(days)} day(s)")
-    frame = per_day(days, lambda d: engine.run_costs(job_runs, jobs, clusters, events, snapshot(instance_types, d),
-                                                    snapshot(dbu_prices, d), d, tier=prices.tier))
-    truth = workspace.ground_truth_run_costs(days) if isinstance(workspace, SimulatedWorkspace) else None
-
-    def day_totals(day_frame: pl.DataFrame, day: dt.date) -> dict:
-        totals = _cost_totals(day_frame)
-        if truth is not None:
-            totals.update(truth_accuracy(day_frame, truth.filter(pl.col("usage_date") == day)))
-        return totals
-
-    add_daily_metadata(context, frame, days, day_totals)
+    frame = engine.roll_up(estimated.filter(pl.col("usage_date").is_in(days)), jobs, clusters)
+    add_daily_metadata(context, frame, days, lambda f, _: _cost_totals(f))
     yield dg.Output(frame)
     yield contract_result(schemas.RunCosts, frame, RUN_COSTS)
     yield _unpriced_check(frame, clusters)

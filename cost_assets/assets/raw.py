@@ -11,21 +11,22 @@ principal may not read) degrade to a WARN check and keep what is stored.
 """
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 import polars as pl
 
 from cost_assets import guard, schemas, watermarks
+from cost_assets.assets.policies import DAILY_ASSET, PARTITIONED, SOURCE_RETRY
 from cost_assets.checks import ContractBroken, add_daily_metadata, contract_result, contract_spec
 from cost_assets.ingest import parse
-from cost_assets.ingest.fetch import SourceUnavailable
-from cost_assets.partitions import DAILY, window_days
+from cost_assets.ingest.fetch import NotFound, NotPermitted, SourceUnavailable
+from cost_assets.ingest.http import AuthError
+from cost_assets.partitions import window_days
 from cost_assets.resources.billing import BillingSource
 from cost_assets.resources.databricks import DatabricksWorkspace
 from cost_assets.resources.warehouse import Ledger
-
-DAILY_ASSET = {"partitions_def": DAILY, "backfill_policy": dg.BackfillPolicy.single_run()}
-PARTITIONED = {"partition_expr": "usage_date"}
 
 JOB_RUNS = dg.AssetKey(["raw", "job_runs"])
 JOBS = dg.AssetKey(["raw", "jobs"])
@@ -53,6 +54,15 @@ _WORKSPACE_TABLES = {
 }
 # The workspace tables whose source forgets a past day (runs ~60 days, events ~30 days): guarded by count.
 _RETAINED = (JOB_RUNS, CLUSTER_EVENTS)
+
+
+@contextmanager
+def _final_errors(source: str) -> Iterator[None]:
+    """Around a call to a source: errors that another try cannot fix fail the step at once (no retry)."""
+    try:
+        yield
+    except (ValueError, AuthError, NotPermitted, NotFound) as e:
+        raise dg.Failure(description=f"{source}: {e}", allow_retries=False) from e
 
 
 def _table(key: dg.AssetKey) -> str:
@@ -130,7 +140,7 @@ def _stored(ledger: Ledger, key: dg.AssetKey, days: list[dt.date], like: pl.Data
     check_specs=[contract_spec(key, model) for key, (model, _) in _WORKSPACE_TABLES.items()] + [
         _sources_spec(JOBS, "a job (jobs/get: no permission)"),
         _sources_spec(CLUSTERS, "a cluster (purged) or an instance pool (no permission)")],
-    pool="duckdb_writer",
+    pool="duckdb_writer", retry_policy=SOURCE_RETRY,
     **DAILY_ASSET,
 )
 def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace, ledger: Ledger):
@@ -139,7 +149,8 @@ def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWor
     fewer than stored (past the API's retention) keeps its stored rows in all four tables."""
     days = window_days(context.partition_time_window)
     context.log.info(f"fetching workspace data for {len(days)} day(s): {days[0]} .. {days[-1]}")
-    got = workspace.fetch(days)
+    with _final_errors("workspace"):
+        got = workspace.fetch(days)
     context.log.info(f"fetched {got.stats}")
     frames = {JOB_RUNS: got.job_runs, JOBS: got.jobs, CLUSTERS: got.clusters, CLUSTER_EVENTS: got.cluster_events}
     stored = {key: _stored(ledger, key, days, frames[key]) for key in _RETAINED}
@@ -189,7 +200,7 @@ def _bill_present(days: list[dt.date], frame: pl.DataFrame, source: str) -> dg.A
     check_specs=[contract_spec(BILLING_USAGE, schemas.BillingUsage),
                  dg.AssetCheckSpec(BILL_PRESENT, asset=BILLING_USAGE, description="WARN for a day without any "
                                    f"bill record from the source ({BILL_LAG}); never a silent $0")],
-    pool="duckdb_writer", **DAILY_ASSET,
+    pool="duckdb_writer", retry_policy=SOURCE_RETRY, **DAILY_ASSET,
 )
 def billing_usage(context: dg.AssetExecutionContext, billing: BillingSource, ledger: Ledger):
     """Every billing record of the day (ORIGINAL, RETRACTION and RESTATEMENT, with ingestion_date), from
@@ -198,8 +209,9 @@ def billing_usage(context: dg.AssetExecutionContext, billing: BillingSource, led
     or with a much smaller net quantity that no RETRACTION explains, keeps its stored bill."""
     days = window_days(context.partition_time_window)
     stats: dict[str, float] = {}
-    frame = billing.usage(days, stats=stats)
     source = billing.describe()
+    with _final_errors(source):
+        frame = billing.usage(days, stats=stats)
     stored = _stored(ledger, BILLING_USAGE, days, frame)
     verdict = _Guarded(context, f"the bill ({source})", days, guard.check_days(
         _table(BILLING_USAGE), stored, frame, days, guard.BILL, ledger.shrink_threshold))
@@ -220,7 +232,7 @@ def billing_usage(context: dg.AssetExecutionContext, billing: BillingSource, led
     key=SERVING_USAGE, group_name="raw", kinds={"databricks", "duckdb"}, metadata=PARTITIONED,
     check_specs=[contract_spec(SERVING_USAGE, schemas.ServingUsage),
                  _sources_spec(SERVING_USAGE, "system.serving (no SQL warehouse, schema not enabled, no grant)")],
-    pool="duckdb_writer", **DAILY_ASSET,
+    pool="duckdb_writer", retry_policy=SOURCE_RETRY, **DAILY_ASSET,
 )
 def serving_usage(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace, ledger: Ledger):
     """Model-serving requests of the day with token counts and usage_context (tenant, agent, user).
@@ -233,7 +245,8 @@ def serving_usage(context: dg.AssetExecutionContext, workspace: DatabricksWorksp
     stats: dict[str, float] = {}
     empty = parse.serving_usage_frame([], days[0], "")
     try:
-        frame, problems = workspace.serving_usage(days, stats=stats), []
+        with _final_errors("serving usage"):
+            frame, problems = workspace.serving_usage(days, stats=stats), []
     except SourceUnavailable as e:
         frame, problems = empty, [str(e)]
         context.log.warning(f"serving usage not read, stored rows kept: {e}")

@@ -1,20 +1,20 @@
-"""Reconciliation: the estimate brought to the bill's grain, and the bill handed out to consumers.
+"""Reconciliation: the estimate (``mart/estimated_costs``) set against the bill, and the bill handed out.
 
-One step builds both tables because both need the same hourly estimate (cluster × hour × SKU ×
-consumer shares) and it is the most expensive thing to compute. The conservation check — per day,
-Σ attributed $ = Σ billed $ to the cent — is a blocking ERROR: nothing downstream runs on a ledger
-that does not add up.
+One step builds both tables: attribution hands each billed resource-hour out by the shares the
+reconciliation matched it with. The conservation check — per day, Σ attributed $ = Σ billed $ to the
+cent — is a blocking ERROR: nothing downstream runs on a ledger that does not add up.
 """
 
 import dagster as dg
 import polars as pl
 
 from cost_assets import schemas
-from cost_assets.assets.costs import RAW_INS
-from cost_assets.assets.raw import BILLING_USAGE, DAILY_ASSET, PARTITIONED
-from cost_assets.assets.reference import snapshot
+from cost_assets.assets.costs import ESTIMATED_COSTS
+from cost_assets.assets.policies import DAILY_ASSET, MART_FRESHNESS, PARTITIONED
+from cost_assets.assets.raw import BILLING_USAGE, CLUSTERS, JOBS
+from cost_assets.assets.reference import DBU_PRICES, snapshot
 from cost_assets.checks import add_daily_metadata, contract_result, markdown_table, rounded_frame
-from cost_assets.costing import attribute, engine, reconcile
+from cost_assets.costing import attribute, reconcile
 from cost_assets.partitions import window_days
 from cost_assets.resources.prices import PriceCatalog
 
@@ -26,16 +26,24 @@ ATTRIBUTED_COSTS = dg.AssetKey(["mart", "attributed_costs"])
     outs={
         "reconciliation": dg.AssetOut(
             key=RECONCILIATION, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED,
+            freshness_policy=MART_FRESHNESS,
             description="Estimated vs billed DBUs and $ per resource × hour × SKU (billed = plain sum over "
             "ORIGINAL, RETRACTION and RESTATEMENT), ratio, delta and a reason code: ok, no_estimate, "
             "no_billing, unpriced, sku_mismatch, correction, mismatch."),
         "attributed_costs": dg.AssetOut(
             key=ATTRIBUTED_COSTS, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED,
+            freshness_policy=MART_FRESHNESS,
             description="The bill handed out: each billed resource-hour's dollars split by the estimate's "
             "shares among runs and idle; hours without an estimate go to 'unattributed' with the reason. "
             "Sums to the bill, per day, to the cent."),
     },
-    ins={**RAW_INS, "billing": dg.AssetIn(BILLING_USAGE)},
+    ins={"estimated": dg.AssetIn(ESTIMATED_COSTS), "billing": dg.AssetIn(BILLING_USAGE),
+         "jobs": dg.AssetIn(JOBS), "clusters": dg.AssetIn(CLUSTERS), "dbu_prices": dg.AssetIn(DBU_PRICES)},
+    # What each table is made of (the UI's lineage): the bill meets the estimate, then is handed out.
+    internal_asset_deps={
+        "reconciliation": {ESTIMATED_COSTS, BILLING_USAGE, DBU_PRICES},
+        "attributed_costs": {RECONCILIATION, ESTIMATED_COSTS, JOBS, CLUSTERS},
+    },
     check_specs=[
         dg.AssetCheckSpec("contract", asset=RECONCILIATION, blocking=True),
         dg.AssetCheckSpec("contract", asset=ATTRIBUTED_COSTS, blocking=True),
@@ -44,18 +52,16 @@ ATTRIBUTED_COSTS = dg.AssetKey(["mart", "attributed_costs"])
     ],
     pool="duckdb_writer", **DAILY_ASSET,
 )
-def reconcile_and_attribute(context: dg.AssetExecutionContext, prices: PriceCatalog, billing: pl.DataFrame,
-                            job_runs: pl.DataFrame, jobs: pl.DataFrame, clusters: pl.DataFrame,
-                            events: pl.DataFrame, instance_types: pl.DataFrame, dbu_prices: pl.DataFrame):
+def reconcile_and_attribute(context: dg.AssetExecutionContext, prices: PriceCatalog, estimated: pl.DataFrame,
+                            billing: pl.DataFrame, jobs: pl.DataFrame, clusters: pl.DataFrame,
+                            dbu_prices: pl.DataFrame):
     """Reconcile each day of the window, then attribute; checks judge the whole window, metadata is per day."""
     days = window_days(context.partition_time_window)
     recon_days, attributed_days = [], []
     for day in days:
-        day_prices = snapshot(dbu_prices, day)
-        estimate = engine.cost_by_cluster_hour(job_runs, jobs, clusters, events, snapshot(instance_types, day),
-                                               day_prices, day, tier=prices.tier)
-        recon = reconcile.reconciliation(billing.filter(pl.col("usage_date") == day), estimate, day_prices,
-                                         prices.cloud)
+        estimate = estimated.filter(pl.col("usage_date") == day)
+        recon = reconcile.reconciliation(billing.filter(pl.col("usage_date") == day), estimate,
+                                         snapshot(dbu_prices, day), prices.cloud)
         recon_days.append(recon)
         attributed_days.append(attribute.attributed_costs(recon, estimate, jobs=jobs, clusters=clusters))
     recon = pl.concat(recon_days, how="vertical_relaxed")

@@ -7,7 +7,8 @@ import dagster as dg
 import polars as pl
 
 from cost_assets import schemas
-from cost_assets.assets.raw import BILLING_USAGE, CLUSTERS, DAILY_ASSET, JOBS, PARTITIONED, SERVING_USAGE
+from cost_assets.assets.policies import MART_ASSET, PARTITIONED
+from cost_assets.assets.raw import BILLING_USAGE, CLUSTERS, JOBS, SERVING_USAGE
 from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS, RECONCILIATION
 from cost_assets.checks import add_daily_metadata, contract_result
 from cost_assets.costing import scope, serving
@@ -22,7 +23,7 @@ SERVING_COSTS = dg.AssetKey(["mart", "serving_costs"])
     key=SERVING_COSTS, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED,
     ins={"reconciliation": dg.AssetIn(RECONCILIATION), "serving_usage": dg.AssetIn(SERVING_USAGE)},
     check_specs=[dg.AssetCheckSpec("contract", asset=SERVING_COSTS, blocking=True)],
-    pool="duckdb_writer", **DAILY_ASSET,
+    pool="duckdb_writer", **MART_ASSET,
 )
 def serving_costs(context: dg.AssetExecutionContext, prices: PriceCatalog, reconciliation: pl.DataFrame,
                   serving_usage: pl.DataFrame):
@@ -43,7 +44,7 @@ def serving_costs(context: dg.AssetExecutionContext, prices: PriceCatalog, recon
     ins={"attributed": dg.AssetIn(ATTRIBUTED_COSTS), "jobs": dg.AssetIn(JOBS), "clusters": dg.AssetIn(CLUSTERS),
          "billing": dg.AssetIn(BILLING_USAGE), "serving": dg.AssetIn(SERVING_COSTS)},
     check_specs=[dg.AssetCheckSpec("contract", asset=COST_BY_SCOPE, blocking=True)],
-    pool="duckdb_writer", **DAILY_ASSET,
+    pool="duckdb_writer", **MART_ASSET,
 )
 def cost_by_scope(context: dg.AssetExecutionContext, attributed: pl.DataFrame, jobs: pl.DataFrame,
                   clusters: pl.DataFrame, billing: pl.DataFrame, serving: pl.DataFrame):

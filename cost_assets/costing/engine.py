@@ -2,11 +2,16 @@
 
 Pure polars, no Dagster: assets call these functions and store what they return.
 
-* :func:`segments_for_day` → ``mart/cluster_segments`` (the timeline, see ``timeline.py``);
-* :func:`run_costs` → ``mart/run_costs``: one row per task run × cluster × day, plus one ``idle`` row per
-  shared cluster (and per pool) × day;
-* :func:`cost_by_cluster_hour` → the hourly grain reconciliation hands the bill out with: cluster × hour
-  × SKU × consumer, with each consumer's share of the cluster-hour.
+The estimate is computed once per day, in three steps that are also the assets' lineage:
+
+* :func:`segments_for_day` → ``mart/cluster_segments``: the hour-cut cluster and pool timeline (see
+  ``timeline.py``), spec timelines of purged clusters included (``spec.py``);
+* :func:`estimate` → ``mart/estimated_costs``: the segments priced and shared out, at the grain the bill
+  is reconciled at: cluster × hour × SKU × consumer, with each consumer's share of the cluster-hour;
+* :func:`roll_up` → ``mart/run_costs``: the estimate summed per task run × cluster × day, plus one
+  ``idle`` row per shared cluster (and per pool) × day.
+
+:func:`cost_by_cluster_hour` and :func:`run_costs` chain those steps from the raw frames (tests, benchmarks).
 
 Input handling (why): frames may hold more than the day (a backfill reads a range), so every input is
 reduced to the day by *time* rather than trusting one partition: task runs overlapping the day are
@@ -17,9 +22,9 @@ attributed from the bill's usage metadata, never through a cluster timeline. A t
 that has no event at all (no timeline can be built) is ``unpriced`` with null money: its cost is
 unknown, not $0.
 
-Scale: the day is processed in batches of clusters above :data:`EVENTS_PER_BATCH` events (clusters are
-independent, so the result is the same and peak memory follows the batch). ``run_costs`` hands job
-clusters' run-free money to runs once per day; ``cost_by_cluster_hour`` does it per hour (same totals).
+Scale: the day is processed in batches of clusters above :data:`SEGMENTS_PER_BATCH` segments (clusters
+are independent, so the result is the same and peak memory follows the batch). A job cluster's run-free
+money goes to its runs hour by hour, so the daily roll-up has the same totals per run as the hourly grain.
 See ``benchmarks/RESULTS.md``: ~2–2.3× the bare polars sweep floor and ~0.7 GB peak at 100k task runs,
 10k clusters and 1M events on 2 threads.
 """
@@ -28,68 +33,29 @@ import datetime as dt
 
 import polars as pl
 
+from cost_assets import schemas
 from cost_assets.costing.allocate import allocate, shared_cluster_flags
 from cost_assets.costing.price import MONEY_COLUMNS, price_segments_lazy
 from cost_assets.costing.scope import resolve_tags
 from cost_assets.costing.spec import with_spec_events
 from cost_assets.costing.timeline import (
+    CORE_COLUMNS,
     ENGINE,
+    SEGMENT_KIND,
+    STATE,
     Frame,
     cluster_attributes,
     cluster_segments_lazy,
     group_starts,
     lazy,
-    segment_core,
 )
-from cost_assets.schemas import TAG_COLUMNS
 from cost_assets.timeutil import day_bounds
 
-RUN_COSTS_COLUMNS = [
-    "usage_date",
-    "workspace_id",
-    "consumer",
-    "run_id",
-    "task_run_id",
-    "job_id",
-    "task_key",
-    "cluster_id",
-    "sku_name",
-    "is_shared_cluster",
-    "runtime_hours",
-    "dbus",
-    "dbu_cost_usd",
-    "vm_cost_usd",
-    "total_cost_usd",
-    "currency_code",
-    "unpriced",
-    "team",
-    "tenant",
-    "project",
-    "cost_center",
-]
-HOURLY_COLUMNS = [
-    "usage_date",
-    "workspace_id",
-    "cluster_id",
-    "hour_start",
-    "sku_name",
-    "is_shared_cluster",
-    "consumer",
-    "run_id",
-    "task_run_id",
-    "job_id",
-    "runtime_hours",
-    *MONEY_COLUMNS,
-    "total_cost_usd",
-    "currency_code",
-    "unpriced",
-    "cluster_dbus",
-    "cluster_total_cost_usd",
-    "dbu_share",
-    "cost_share",
-]
-# Clusters are processed in batches of about this many events (bounded memory, same result).
-EVENTS_PER_BATCH = 1_500_000
+# The engine's output columns are the contracts' (the pandera models are the one source of truth).
+RUN_COSTS_COLUMNS = list(schemas.RunCosts.to_schema().columns)
+HOURLY_COLUMNS = list(schemas.EstimatedCosts.to_schema().columns)
+# Clusters are processed in batches of about this many segments (bounded memory, same result).
+SEGMENTS_PER_BATCH = 1_500_000
 RUN_ATTRS = ["task_run_id", "run_id", "job_id", "task_key", "workspace_id"]
 SLIM_COLUMNS = [
     "cluster_id",
@@ -153,48 +119,40 @@ class _Day:
 
     def __init__(
         self,
+        segments: Frame,
         job_runs: Frame,
-        jobs: Frame,
         clusters: Frame,
-        events: Frame,
         instance_types: Frame,
         dbu_prices: Frame,
         day: dt.date,
         tier: str,
         pools: Frame | None,
-        events_per_batch: int | None = None,
-        hourly_handoff: bool = True,
     ) -> None:
         self.day = day
-        start, end = day_bounds(day)
         self.clusters = _nearest_snapshot(clusters, ["cluster_id"], day).collect(engine=ENGINE)
         if pools is None:
             pools = pools_from_clusters(clusters)
-        self.jobs = _nearest_snapshot(jobs, ["workspace_id", "job_id"], day)
         self.runs = _day_runs(job_runs, day)
         attributes = cluster_attributes(self.clusters, pools).collect(engine=ENGINE)
-        events = lazy(with_spec_events(self.clusters, job_runs, events)).filter(pl.col("timestamp") < end)
-        n_events = events.select(pl.len()).collect(engine=ENGINE).item()
-        batches = max(1, -(-n_events // (events_per_batch or EVENTS_PER_BATCH)))
-        parts: dict[str, list[pl.DataFrame]] = {"alloc": [], "first": [], "first_hour": [], "seen": [], "flags": []}
+        segments = lazy(segments).filter(pl.col("usage_date") == day)
+        n_segments = segments.select(pl.len()).collect(engine=ENGINE).item()
+        batches = max(1, -(-n_segments // SEGMENTS_PER_BATCH))
+        parts: dict[str, list[pl.DataFrame]] = {"alloc": [], "first_hour": [], "seen": [], "flags": []}
         for k in range(batches):
             mine = _in_batch("cluster_id", k, batches)
             part = self._batch(
                 runs=self.runs.filter(mine),
                 clusters=self.clusters.filter(mine),
-                events=events.filter(mine),
-                pools=None if pools is None else lazy(pools).filter(_in_batch("instance_pool_id", k, batches)),
+                segments=segments.filter(mine),
                 attributes=attributes.filter(mine),
                 prices=(instance_types, dbu_prices, tier),
-                window=(start, end),
-                hourly_handoff=hourly_handoff,
             )
             for name, frame in part.items():
                 parts[name].append(frame)
-        self.alloc, self.first, self.first_hour, seen, self.flags = (
-            pl.concat(parts[n], how="vertical_relaxed") for n in ("alloc", "first", "first_hour", "seen", "flags")
+        self.alloc, self.first_hour, seen, self.flags = (
+            pl.concat(parts[n], how="vertical_relaxed") for n in ("alloc", "first_hour", "seen", "flags")
         )
-        # Workspace per cluster: the snapshot's, else the events'.
+        # Workspace per cluster: the snapshot's, else the timeline's (taken from the events).
         self.workspaces = (
             attributes.lazy()
             .select("cluster_id", "workspace_id")
@@ -204,9 +162,13 @@ class _Day:
         )
 
     @staticmethod
-    def _batch(runs, clusters, events, pools, attributes, prices, window, hourly_handoff) -> dict[str, pl.DataFrame]:
-        """Timeline → prices → sweep for one batch of clusters; returns only the small results."""
-        core, seen = segment_core(clusters, events, *window, pools)
+    def _batch(runs, clusters, segments, attributes, prices) -> dict[str, pl.DataFrame]:
+        """Prices → sweep for one batch of clusters' segments; returns only the small results."""
+        segments = _grouped_in_time(segments.collect(engine=ENGINE))
+        seen = (segments.filter(pl.col("segment_kind") == "cluster").group_by("cluster_id", maintain_order=True)
+                .agg(pl.col("workspace_id").first()))
+        core = segments.lazy().select(CORE_COLUMNS).with_columns(
+            pl.col("segment_kind").cast(SEGMENT_KIND), pl.col("state").cast(STATE))
         # Slim path: the million-row frames carry only what the money needs; cluster-level attributes
         # (cloud, node types, workload, Photon) are joined per cluster × price epoch inside the pricing.
         priced = (
@@ -214,37 +176,28 @@ class _Day:
             .select(SLIM_COLUMNS)
             .collect(engine=ENGINE)
         )
-        del core
+        del core, segments
         # Segments arrive grouped by cluster and ordered in time: first rows are per-cluster facts
         # (the day's first SKU, "has cost"), found by a linear pass instead of a group-by.
         first, first_hour = _first_rows(priced)
         flags = shared_cluster_flags(first, runs, clusters).collect(engine=ENGINE)
-        # A cluster with no lifecycle event at all has no timeline: its runs' cost is unknown, not $0.
+        # A cluster without a timeline on the day (no lifecycle event, or none that puts it up while its
+        # runs ran) cannot say what its runs cost: unknown, not $0.
         no_timeline = ~pl.col("cluster_id").is_in(seen["cluster_id"].implode())
-        alloc = allocate(priced, runs, flags, hourly_handoff).with_columns(
+        alloc = allocate(priced, runs, flags).with_columns(
             pl.col("unpriced") | ((pl.col("consumer") == "run") & no_timeline)
         )
-        return {
-            "alloc": alloc,
-            "first": first,
-            "first_hour": first_hour,
-            "seen": seen,
-            "flags": flags,
-        }
+        return {"alloc": alloc, "first_hour": first_hour, "seen": seen, "flags": flags}
 
-    def cluster_attrs(self) -> pl.LazyFrame:
-        """Per cluster: workspace, SKU of the day (first priced one), shared flag and custom-tag columns."""
-        # json_path_match, not json_decode: one malformed tag map must not fail the whole day.
-        tags = self.clusters.lazy().select(
-            "cluster_id", *[pl.col("custom_tags").str.json_path_match(f"$.{t}").alias(t) for t in TAG_COLUMNS]
-        )
-        # The day's SKU of a cluster is its first segment's (a cluster has one SKU unless the sheet renames it).
-        seg = (
-            self.first.lazy().select("cluster_id", "sku_name").join(self.workspaces.lazy(), on="cluster_id", how="left")
-        )
-        return seg.join(self.flags.lazy(), on="cluster_id", how="full", coalesce=True).join(
-            tags, on="cluster_id", how="left"
-        )
+
+def _grouped_in_time(segments: pl.DataFrame) -> pl.DataFrame:
+    """The segments ordered by cluster and time, as pricing and the sweep expect; sorted only when they are
+    not already (``segments_for_day`` sorts them; a table read back from storage may not be)."""
+    cluster, start = pl.col("cluster_id"), pl.col("segment_start")
+    in_order = ((cluster > cluster.shift()) | ((cluster == cluster.shift()) & (start >= start.shift()))).fill_null(True)
+    if segments.select(in_order.all()).item():
+        return segments
+    return segments.sort("cluster_id", "segment_start")
 
 
 def _in_batch(column: str, k: int, batches: int) -> pl.Expr:
@@ -303,13 +256,13 @@ def _job_cluster_owners(clusters: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _hand_job_cluster_idle_to_its_run(frame: pl.LazyFrame, clusters: pl.LazyFrame) -> pl.LazyFrame:
+def _hand_job_cluster_idle_to_its_run(frame: pl.LazyFrame) -> pl.LazyFrame:
     """A job cluster belongs to its run even on a day without its tasks (a tear-down after midnight): its
-    run-free money is that run's (``task_run_id`` null), never idle. Unnamed job clusters stay idle."""
+    run-free money is that run's (``task_run_id`` null), never idle. Unnamed job clusters stay idle.
+    ``frame`` carries the owner columns of :func:`_job_cluster_owners`."""
     move = (pl.col("consumer") == "idle") & pl.col("_owner_run").is_not_null()
     return (
-        frame.join(_job_cluster_owners(clusters), on="cluster_id", how="left")
-        .with_columns(
+        frame.with_columns(
             pl.when(move).then(pl.lit("run")).otherwise(pl.col("consumer")).alias("consumer"),
             pl.when(move).then(pl.col("_owner_run")).otherwise(pl.col("run_id")).alias("run_id"),
             pl.when(move).then(pl.col("_owner_job")).otherwise(pl.col("job_id")).alias("job_id"),
@@ -330,10 +283,13 @@ def _finish_money(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 def segments_for_day(clusters: Frame, events: Frame, day: dt.date, pools: Frame | None = None,
                      job_runs: Frame | None = None) -> pl.DataFrame:
-    """``mart/cluster_segments`` for one day: the hour-cut cluster (and pool) timeline. With ``job_runs``,
-    clusters rebuilt from their run's spec get the spec's timeline (``spec.py``), as in the estimate."""
+    """``mart/cluster_segments`` for one day: the hour-cut cluster and pool timeline, sorted by cluster and
+    time. ``pools`` defaults to the pools on ``clusters`` (:func:`pools_from_clusters`); with ``job_runs``,
+    clusters rebuilt from their run's spec get the spec's timeline (``spec.py``)."""
     start, end = day_bounds(day)
     snapshot = _nearest_snapshot(clusters, ["cluster_id"], day)
+    if pools is None:
+        pools = pools_from_clusters(clusters)
     if job_runs is not None:
         events = with_spec_events(snapshot, job_runs, events)
     return (
@@ -343,84 +299,34 @@ def segments_for_day(clusters: Frame, events: Frame, day: dt.date, pools: Frame 
     )
 
 
-def run_costs(
+def estimate(
+    segments: Frame,
     job_runs: Frame,
-    jobs: Frame,
     clusters: Frame,
-    events: Frame,
     instance_types: Frame,
     dbu_prices: Frame,
     day: dt.date,
     tier: str = "PREMIUM",
     pools: Frame | None = None,
 ) -> pl.DataFrame:
-    """``mart/run_costs`` for one day (columns :data:`RUN_COSTS_COLUMNS`, see module doc)."""
-    d = _Day(job_runs, jobs, clusters, events, instance_types, dbu_prices, day, tier, pools, hourly_handoff=False)
-    attrs = d.cluster_attrs()
-    sums = [pl.col(c).sum() for c in ["runtime_hours", *MONEY_COLUMNS]]
-    alloc = d.alloc.lazy()
-    run_rows = (
-        alloc.filter(pl.col("consumer") == "run")
-        .group_by("cluster_id", "task_run_id")
-        .agg(*sums, pl.col("unpriced").any())
-        .join(d.runs.lazy().select(*RUN_ATTRS, "cluster_id"), on=["cluster_id", "task_run_id"], how="left")
-        .join(attrs.select("cluster_id", "sku_name", "is_shared_cluster"), on="cluster_id", how="left")
-        .with_columns(pl.lit("run").alias("consumer"))
-    )
-    idle_sums = alloc.filter(pl.col("consumer") == "idle").group_by("cluster_id").agg(*sums, pl.col("unpriced").any())
-    with_cost = d.first.lazy().select("cluster_id")
-    has_runs = d.runs.lazy().select("cluster_id").unique().with_columns(pl.lit(True).alias("_has_runs"))
-    # Shared clusters always get their idle row; a job cluster only when no run of the day took its cost.
-    idle_rows = (
-        attrs.join(with_cost, on="cluster_id", how="semi")
-        .join(has_runs, on="cluster_id", how="left")
-        .filter(pl.col("is_shared_cluster").fill_null(True) | pl.col("_has_runs").is_null())
-        .join(idle_sums, on="cluster_id", how="left")
-        .with_columns(
-            *[pl.col(c).fill_null(0.0) for c in ["runtime_hours", *MONEY_COLUMNS]],
-            pl.col("unpriced").fill_null(False),
-            pl.lit("idle").alias("consumer"),
-            *[pl.lit(None, pl.Int64).alias(c) for c in ["run_id", "task_run_id", "job_id"]],
-            pl.lit(None, pl.String).alias("task_key"),
-        )
-    )
-    out = pl.concat([run_rows.pipe(_finish_money), idle_rows.drop(TAG_COLUMNS, strict=False).pipe(_finish_money)],
-                    how="diagonal_relaxed").with_columns(pl.lit(d.day).alias("usage_date"))
-    # The same tag precedence as the attributed bill (job > cluster > pool), so both tables agree.
-    out = _hand_job_cluster_idle_to_its_run(out, d.clusters.lazy())
-    pool_tags = pools if pools is not None and "custom_tags" in lazy(pools).collect_schema().names() else None
-    out = resolve_tags(out, jobs=jobs, clusters=clusters, pools=pool_tags)
-    return (
-        out.with_columns(pl.col("is_shared_cluster").fill_null(True))
-        .select(RUN_COSTS_COLUMNS)
-        .sort(["cluster_id", "consumer", "task_run_id"], nulls_last=True)
-        .collect(engine=ENGINE)
-    )
+    """``mart/estimated_costs`` for one day: cluster × hour × SKU × consumer (columns :data:`HOURLY_COLUMNS`),
+    estimated DBUs and $ and each consumer's share of the cluster-hour.
 
-
-def cost_by_cluster_hour(
-    job_runs: Frame,
-    jobs: Frame,
-    clusters: Frame,
-    events: Frame,
-    instance_types: Frame,
-    dbu_prices: Frame,
-    day: dt.date,
-    tier: str = "PREMIUM",
-    pools: Frame | None = None,
-) -> pl.DataFrame:
-    """Cluster × hour × SKU × consumer: estimated DBUs and $ and each consumer's share of the hour.
-
-    ``dbu_share`` / ``cost_share`` are the consumer's part of the cluster-hour's DBUs / total $ (null when
-    the hour has none); reconciliation multiplies the billed amount of that cluster-hour by them.
-    Money columns are null on unpriced rows; shares use the priced part only.
+    ``segments``: :func:`segments_for_day` rows (other days are ignored). ``dbu_share`` / ``cost_share`` are
+    the consumer's part of the cluster-hour's DBUs / total $ (null when the hour has none); reconciliation
+    multiplies the billed amount of that cluster-hour by them. Money columns are null on unpriced rows;
+    shares use the priced part only. A job cluster's run-free hours go to its runs (``task_run_id`` set),
+    or, on a day without its runs, to the run its name gives it to (``task_run_id`` null).
     """
-    d = _Day(job_runs, jobs, clusters, events, instance_types, dbu_prices, day, tier, pools)
+    d = _Day(segments, job_runs, clusters, instance_types, dbu_prices, day, tier, pools)
     sku_hour = (
         d.first_hour.lazy()
         .select("cluster_id", "hour_start", "sku_name")
         .join(d.workspaces.lazy(), on="cluster_id", how="left")
     )
+    # Per cluster: shared or not, and the run a job cluster's name gives it to.
+    per_cluster = d.flags.lazy().join(_job_cluster_owners(d.clusters.lazy()), on="cluster_id", how="full",
+                                      coalesce=True)
     total = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")
     hour = ["cluster_id", "hour_start"]
     rows = (
@@ -438,17 +344,89 @@ def cost_by_cluster_hour(
             .alias("cost_share"),
         )
         .join(sku_hour, on=hour, how="left")
+        .join(per_cluster, on="cluster_id", how="left")
         .join(
-            d.runs.lazy().select("task_run_id", "run_id", "job_id", pl.col("workspace_id").alias("_run_ws")),
+            d.runs.lazy().select("task_run_id", "run_id", "job_id", "task_key",
+                                 pl.col("workspace_id").alias("_run_ws")),
             on="task_run_id",
             how="left",
         )
-        .join(d.flags.lazy(), on="cluster_id", how="left")
         .with_columns(
             pl.coalesce("workspace_id", "_run_ws").alias("workspace_id"),
             pl.col("hour_start").dt.date().alias("usage_date"),
         )
-        .pipe(_hand_job_cluster_idle_to_its_run, d.clusters.lazy())
+        .pipe(_hand_job_cluster_idle_to_its_run)
         .pipe(_finish_money)
     )
-    return rows.select(HOURLY_COLUMNS).sort([*hour, "consumer", "task_run_id"], nulls_last=True).collect(engine=ENGINE)
+    # Not sorted: at a million rows the sort would cost more than the rest of the step (order is not stored).
+    return rows.select(HOURLY_COLUMNS).collect(engine=ENGINE)
+
+
+def roll_up(estimated: Frame, jobs: Frame, clusters: Frame, pools: Frame | None = None) -> pl.DataFrame:
+    """``mart/run_costs`` from :func:`estimate` rows (any number of days): per day, one row per task run ×
+    cluster and one ``idle`` row per cluster with run-free cost — always one per shared cluster and pool,
+    $0 when runs filled every hour — with the tags resolved as on the attributed bill (job > cluster > pool).
+    A row touching an unpriced hour has null money (never a partial sum)."""
+    est = lazy(estimated)
+    sums = [pl.col(c).sum() for c in ["runtime_hours", *MONEY_COLUMNS]]
+    per_cluster = est.group_by("usage_date", "cluster_id").agg(
+        pl.col("sku_name").sort_by("hour_start").first(),
+        pl.col("is_shared_cluster").first().fill_null(True),
+        pl.col("workspace_id").drop_nulls().first().alias("_cluster_ws"),
+    )
+    rows = est.group_by("usage_date", "cluster_id", "consumer", "task_run_id").agg(
+        *sums, pl.col("unpriced").any(),
+        *[pl.col(c).drop_nulls().first() for c in ("run_id", "job_id", "task_key", "workspace_id")])
+    # Shared clusters and pools always show their idle row (a job cluster's run-free money is its run's).
+    idle = (
+        per_cluster.filter(pl.col("is_shared_cluster"))
+        .select("usage_date", "cluster_id", pl.lit("idle").alias("consumer"))
+        .join(rows.filter(pl.col("consumer") == "idle"), on=["usage_date", "cluster_id", "consumer"], how="anti")
+        .with_columns(*[pl.lit(0.0).alias(c) for c in ["runtime_hours", *MONEY_COLUMNS]],
+                      pl.lit(False).alias("unpriced"))
+    )
+    out = (
+        pl.concat([rows, idle], how="diagonal_relaxed")
+        .join(per_cluster, on=["usage_date", "cluster_id"], how="left")
+        .with_columns(pl.coalesce("workspace_id", "_cluster_ws").alias("workspace_id"))
+        .pipe(_finish_money)
+    )
+    pool_tags = pools if pools is not None and "custom_tags" in lazy(pools).collect_schema().names() else None
+    out = resolve_tags(out, jobs=jobs, clusters=clusters, pools=pool_tags)
+    return (
+        out.select(RUN_COSTS_COLUMNS)
+        .sort(["usage_date", "cluster_id", "consumer", "task_run_id"], nulls_last=True)
+        .collect(engine=ENGINE)
+    )
+
+
+def cost_by_cluster_hour(
+    job_runs: Frame,
+    jobs: Frame,
+    clusters: Frame,
+    events: Frame,
+    instance_types: Frame,
+    dbu_prices: Frame,
+    day: dt.date,
+    tier: str = "PREMIUM",
+    pools: Frame | None = None,
+) -> pl.DataFrame:
+    """:func:`estimate` of the day straight from the raw frames (``jobs`` is unused: same call as run_costs)."""
+    segments = segments_for_day(clusters, events, day, pools, job_runs)
+    return estimate(segments, job_runs, clusters, instance_types, dbu_prices, day, tier, pools)
+
+
+def run_costs(
+    job_runs: Frame,
+    jobs: Frame,
+    clusters: Frame,
+    events: Frame,
+    instance_types: Frame,
+    dbu_prices: Frame,
+    day: dt.date,
+    tier: str = "PREMIUM",
+    pools: Frame | None = None,
+) -> pl.DataFrame:
+    """``mart/run_costs`` for one day straight from the raw frames (columns :data:`RUN_COSTS_COLUMNS`)."""
+    hourly = cost_by_cluster_hour(job_runs, jobs, clusters, events, instance_types, dbu_prices, day, tier, pools)
+    return roll_up(hourly, jobs, clusters, pools)

@@ -14,7 +14,8 @@ string but the cluster id: event types and states are small codes (``state``/``s
 ``Enum`` in the core frame, strings in the public output) and cluster-level columns (workspace, node
 types, …) are joined per cluster at the end.
 
-Rules (DESIGN §4, reference §2.2 and §8 pitfalls 5–7), chosen where the model leaves room:
+Rules (the cost model of docs/design.md and the known pitfalls of cluster events), chosen where the model
+leaves room:
 
 * **State machine.** CREATING / STARTING / RESTARTING / RUNNING / RESIZING switch the cluster *up*;
   UPSIZE_COMPLETED and ADD_NODES_FAILED end a resize (state RUNNING); TERMINATING switches it *down*.

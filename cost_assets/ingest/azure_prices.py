@@ -1,4 +1,4 @@
-"""Azure Retail Prices API client (reference §7.4): Linux on-demand and Spot VM $/hour per armSkuName.
+"""Azure Retail Prices API client: Linux on-demand and Spot VM $/hour per armSkuName.
 
 The API is unauthenticated and pages with ``NextPageLink`` (an absolute URL; null, empty or absent on
 the last page; a page may hold fewer items than the page size and still not be the last). Only meters a

@@ -5,7 +5,7 @@ on 429/503), must fail fast on 401/403, must count every retry and every second 
 endpoint for the materialization metadata, and must build its own error messages so no credential can
 reach them. Those four concerns fit in one readable loop; spread over tenacity callbacks they would not.
 
-The policy (reference §6.4): 429, 502, 503 and 504 and connection errors/timeouts (which include a
+The policy: 429, 502, 503 and 504 and connection errors/timeouts (which include a
 connection dropped mid-body) are retried, at most ``max_attempts`` times and within ``retry_timeout_s``.
 A response with ``Retry-After`` (integer seconds) waits that long plus jitter; everything else waits
 ``backoff_s * 2**(attempt-1)`` capped at ``max_backoff_s``, plus jitter. 401/403
@@ -93,7 +93,7 @@ class PatCredentials:
 
 @dataclass
 class OAuthM2MCredentials:
-    """Databricks OAuth machine-to-machine (client credentials, reference §6.2).
+    """Databricks OAuth machine-to-machine (client credentials).
 
     The access token is cached until ``refresh_margin_s`` before it expires (at most half its lifetime,
     so short-lived tokens are refreshed too), then fetched again. Thread-safe.
@@ -133,7 +133,7 @@ class OAuthM2MCredentials:
             endpoint = client.endpoint_of(self.token_url)
             raise ApiError(f"POST {endpoint}: the token response lacks access_token or expires_in", method="POST",
                            endpoint=endpoint, status=response.status_code)
-        lifetime = float(lifetime)  # an int, or a string in some token services (reference §6.3)
+        lifetime = float(lifetime)  # an int, or a string in some token services
         self._token = token
         self._refresh_at = client.clock() + lifetime - min(self.refresh_margin_s, lifetime / 2)
 

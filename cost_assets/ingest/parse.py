@@ -1,6 +1,6 @@
 """Parsers: Databricks wire payloads → the raw tables' frames (cost_assets.schemas).
 
-One parser per source, used by the live HTTP client and the simulated workspace alike (DESIGN §1.6).
+One parser per source, used by the live HTTP client and the simulated workspace alike.
 They read only the fields they need and ignore unknown ones (the APIs add fields all the time), accept
 absent optional keys (the APIs omit empty values), and convert epoch milliseconds to naive UTC datetimes.
 """

@@ -1,4 +1,4 @@
-"""SQL Statement Execution API client (reference §5): parameterized statements, polling, chunk fetching.
+"""SQL Statement Execution API client: parameterized statements, polling, chunk fetching.
 
 Only named parameters (``:name``) are sent, never values spliced into SQL text: dates and ids reach the
 warehouse as typed parameters. Results come back as JSON_ARRAY/INLINE, where every non-null value is a

@@ -79,15 +79,16 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(e))
     server = MockServer(options, args.port)
     config = options.world
-    print(f"mock Databricks workspace {config.workspace_id} (account {config.account_id}) at {server.url}: "
-          f"{args.scale} world, seed {args.seed}, {start} + {args.days} days", flush=True)
-    print(f"export DATABRICKS_HOST={server.url} DATABRICKS_TOKEN={args.token} DATABRICKS_WAREHOUSE_ID=mock "
-          f"DATABRICKS_ACCOUNT_HOST={server.url} DATABRICKS_ACCOUNT_ID={config.account_id}", flush=True)
     # A shell that starts a background job ignores SIGINT in it, and Python then installs no
-    # KeyboardInterrupt handler: restore it, and treat SIGTERM (docker stop, kill) the same way.
+    # KeyboardInterrupt handler: restore it, and treat SIGTERM (docker stop, kill) the same way — before the
+    # banner, which tells a caller the server is up and may be followed by a signal at once.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
+        print(f"mock Databricks workspace {config.workspace_id} (account {config.account_id}) at {server.url}: "
+              f"{args.scale} world, seed {args.seed}, {start} + {args.days} days", flush=True)
+        print(f"export DATABRICKS_HOST={server.url} DATABRICKS_TOKEN={args.token} DATABRICKS_WAREHOUSE_ID=mock "
+              f"DATABRICKS_ACCOUNT_HOST={server.url} DATABRICKS_ACCOUNT_ID={config.account_id}", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         pass

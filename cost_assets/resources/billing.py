@@ -77,7 +77,7 @@ class CsvBillingSource(BillingSource):
 
 
 class AccountApiBillingSource(BillingSource):
-    """The Account API billable-usage download (the legacy CSV, reference §3): one call per month range.
+    """The Account API billable-usage download (the legacy CSV): one call per month range.
 
     Needs account-level credentials (an account admin's token, or an OAuth service principal of the
     account) against the account host, e.g. ``https://accounts.azuredatabricks.net``.

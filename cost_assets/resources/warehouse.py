@@ -5,7 +5,7 @@ last key component and the schema from the one before it (unless the asset's ``s
 manager's ``schema`` config overrides it), and runs ``CREATE SCHEMA IF NOT EXISTS`` before every write.
 
 Why not ``dagster-duckdb-polars``'s ``DuckDBPolarsIOManager``? Its behaviour, read from the installed
-library and verified (see ``reference/dagster_idioms.md`` §a4), breaks the project's rules:
+library and verified on this stack, breaks the project's rules:
 
 * ``DbIOManager.handle_output`` runs ``ensure_schema_exists`` → ``delete_table_slice`` → the handler's
   insert on an autocommit connection. The partition delete and the insert are two transactions, so a
@@ -14,7 +14,7 @@ library and verified (see ``reference/dagster_idioms.md`` §a4), breaks the proj
   different order either fails with a conversion error or, worse, silently swaps same-typed columns.
 * An empty frame is skipped with a warning and the table is never created, so a downstream asset that
   loads an empty first day fails with ``Catalog Error: Table ... does not exist``.
-* Its loads call ``relation.arrow()``, which returns a record-batch reader in duckdb 2.0 (idioms §a4);
+* Its loads call ``relation.arrow()``, which returns a record-batch reader in duckdb 2.0;
   and here both ``.arrow()`` and ``.pl()`` need ``pyarrow``, which is not a dependency of this project
   (checked on duckdb 1.1.3, 1.5.6 and 2.0.0: ``ModuleNotFoundError``), as does registering a polars frame.
 * ``DuckDbClient.connect`` does not close the connection when the body raises, so after a failed write the
