@@ -20,8 +20,7 @@ input tables from DuckDB, runs the engine, validates each result against its con
 checks and writes each partition back. Repeated ``--repeat`` times (each run
 replaces the partitions); best and all runs are reported, with a split of the steps from the event log
 (load inputs / compute / write / checks, summed over the steps, and per step), and the ``engine.run_costs``
-call timed alone on the frames read back from DuckDB. ``mart/cluster_segments`` is timed the same way,
-separately (whether or not it is in the timed selection). Peak RSS is the process's high-water mark over
+call timed alone on the frames read back from DuckDB. Peak RSS is the process's high-water mark over
 the timed runs only (reset after the set-up).
 
 Why not the simulated world: at L the world generator cannot produce 10k clusters with 1M events (see
@@ -45,7 +44,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from cost_assets.assets.costs import CLUSTER_SEGMENTS, RUN_COSTS
+from cost_assets.assets.costs import RUN_COSTS
 from cost_assets.assets.reference import snapshot
 from cost_assets.costing import engine
 from cost_assets.definitions import build_defs
@@ -193,27 +192,24 @@ def _engine_only(db: str, repeat: int) -> float:
     return round(best, 3)
 
 
-def phase_time(tmp: Path, size: str, what: str, repeat: int, launched_at: float) -> dict:
-    """In a fresh process: materialize the timed selection (``what`` = run_costs) or ``mart/cluster_segments``
-    ``repeat`` times; the first run is the cold one."""
+def phase_time(tmp: Path, size: str, repeat: int, launched_at: float) -> dict:
+    """In a fresh process: materialize the timed selection ``repeat`` times; the first run is the cold one."""
     defs, resources, instance, db = _setup(tmp, size)
     startup = time.time() - launched_at  # interpreter + imports + build_defs, as a run worker pays them
-    selection = timed_selection() if what == "run_costs" else dg.AssetSelection.assets(CLUSTER_SEGMENTS)
-    target = TARGET if what == "run_costs" else CLUSTER_SEGMENTS
+    selection = timed_selection()
     keys = _keys(defs, selection)
-    if target not in keys:
-        raise RuntimeError(f"{target.to_user_string()} is not in the timed selection {keys}")
+    if TARGET not in keys:
+        raise RuntimeError(f"{TARGET.to_user_string()} is not in the timed selection {keys}")
     try:
         reset_peak()
         base = peak_rss_mb()
         timed = _time(defs, resources, instance, selection, repeat)
         peak = peak_rss_mb()
         out = {"assets": [k.to_user_string() for k in keys], "process_startup_seconds": round(startup, 2), **timed,
-               "peak_rss_mb": round(peak), "rss_before_mb": round(base), "rows": read_table(db, _table(target)).height,
+               "peak_rss_mb": round(peak), "rss_before_mb": round(base), "rows": read_table(db, _table(TARGET)).height,
                "rows_by_table": {_table(k): read_table(db, _table(k)).height for k in keys}}
-        if what == "run_costs":
-            # The same engine call outside Dagster: what Dagster, DuckDB and the checks add around it.
-            out["engine_only_seconds"] = _engine_only(db, repeat)
+        # The same engine call outside Dagster: what Dagster, DuckDB and the checks add around it.
+        out["engine_only_seconds"] = _engine_only(db, repeat)
         return out
     finally:
         instance.dispose()
@@ -228,13 +224,12 @@ def _child(args: list[str]) -> dict:
 
 
 def bench(size: str, repeat: int) -> dict:
-    """Raw set-up, then the timed selection and ``mart/cluster_segments`` each timed in a fresh process."""
+    """Raw set-up, then the timed selection in a fresh process."""
     clusters, per_cluster, n_runs = SIZES[size]
     with tempfile.TemporaryDirectory(prefix="bench_dagster_day_") as tmp:
         common = ["--size", size, "--dir", tmp, "--repeat", str(repeat)]
         setup = _child(["--phase", "raw", *common])
         run_costs = _child(["--phase", "run_costs", "--launched-at", repr(time.time()), *common])
-        segments = _child(["--phase", "cluster_segments", "--launched-at", repr(time.time()), *common])
     cold = run_costs["runs"][0]["wall_seconds"]
     return {
         "size": size,
@@ -244,7 +239,6 @@ def bench(size: str, repeat: int) -> dict:
         "raw_setup_untimed": setup,
         "timed_assets": run_costs["assets"],
         "run_costs": run_costs,
-        "cluster_segments": segments,
         "target_seconds": 15.0,
         "run_costs_cold_seconds": cold,
         "run_costs_best_seconds": run_costs["best"]["wall_seconds"],
@@ -261,7 +255,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="L", choices=list(SIZES))
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--phase", choices=["raw", "run_costs", "cluster_segments"], help=argparse.SUPPRESS)
+    ap.add_argument("--phase", choices=["raw", "run_costs"], help=argparse.SUPPRESS)
     ap.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--launched-at", type=float, default=0.0, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -270,7 +264,7 @@ def main() -> None:
     if a.phase == "raw":
         result = phase_raw(a.dir, a.size)
     elif a.phase:
-        result = phase_time(a.dir, a.size, a.phase, a.repeat, a.launched_at)
+        result = phase_time(a.dir, a.size, a.repeat, a.launched_at)
     else:
         result = bench(a.size, a.repeat)
     print(json.dumps(result), flush=True)

@@ -473,7 +473,7 @@ def write_results(md: Path, js: Path, r: dict) -> None:
             "",
         ]
     if d:
-        rc, cs = d["run_costs"], d["cluster_segments"]
+        rc = d["run_costs"]
         b = rc["best"]
         timed = ", ".join(f"`{k}`" for k in d.get("timed_assets", rc.get("assets", ["mart/run_costs"])))
         same = next((s for s in sizes if s["size"] == d["size"]), None)
@@ -494,7 +494,7 @@ def write_results(md: Path, js: Path, r: dict) -> None:
             "checks + rest | peak RSS MB (1st run / all runs) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for name, x in [("raw → mart/run_costs", rc), ("mart/cluster_segments (separately)", cs)]:
+        for name, x in [("raw → mart/run_costs", rc)]:
             bb = x["best"]
             lines.append(
                 f"| `{name}` | {x['runs'][0]['wall_seconds']} | {bb['wall_seconds']} | {bb.get('step_seconds')} | "
@@ -513,8 +513,8 @@ def write_results(md: Path, js: Path, r: dict) -> None:
             f"the engine alone on the frames read back from DuckDB: {rc['engine_only_seconds']} s, so Dagster + "
             f"DuckDB + checks add ~{round(b['wall_seconds'] - rc['engine_only_seconds'], 1)} s). A run worker "
             f"process also pays ~{rc['process_startup_seconds']} s of interpreter start, imports and `build_defs` "
-            f"before the run. Output: {rc['rows']:,} `mart.run_costs` rows, {cs['rows']:,} `mart.cluster_segments` "
-            "rows. Peak RSS is the run process's high-water mark (Dagster, DuckDB's buffers and the inputs loaded "
+            f"before the run. Output rows: " + ", ".join(f"`{k}` {v:,}" for k, v in rc["rows_by_table"].items())
+            + ". Peak RSS is the run process's high-water mark (Dagster, DuckDB's buffers and the inputs loaded "
             f"from DuckDB included): {rc['runs'][0].get('peak_rss_mb_so_far')} MB after the cold run, "
             f"{rc['peak_rss_mb']} MB after {len(rc['runs'])} runs in the same process. The 1 GiB target is the "
             "engine's (above); through Dagster the same call sits on top of Dagster, DuckDB's buffers and the inputs "

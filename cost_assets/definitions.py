@@ -25,7 +25,7 @@ from cost_assets.schedules import daily_schedule
 from cost_assets.sensors import late_billing_sensor
 
 ASSETS = [raw.workspace_tables, raw.billing_usage, raw.serving_usage, reference.dbu_prices,
-          reference.instance_types, costs.cluster_segments, costs.estimated_costs, costs.run_costs,
+          reference.instance_types, costs.estimate,
           reconciliation.reconcile_and_attribute, reporting.serving_costs, reporting.cost_by_scope]
 # Only a simulated workspace has a ground truth to measure the estimate against.
 SIMULATION_ASSETS = [accuracy.run_cost_accuracy]

@@ -113,9 +113,9 @@ def test_dagster_day_at_the_smallest_size(smoke: dict):
     assert rc["rows"] > 0 and all(rows > 0 for rows in rc["rows_by_table"].values()), rc["rows_by_table"]
     assert d["run_costs_cold_seconds"] > 0 and rc["engine_only_seconds"] > 0
     best = rc["best"]
-    assert len(best["steps"]) == len(timed), "one step per timed asset"
+    assert 1 <= len(best["steps"]) <= len(timed), "a step materializes one or more of the timed assets"
     assert 0 < best["step_seconds"] <= best["wall_seconds"]
-    assert d["cluster_segments"]["rows"] > 0 and d["cluster_segments"]["assets"] == ["mart/cluster_segments"]
+    assert {"mart.cluster_segments", "mart.estimated_costs", "mart.run_costs"} <= set(rc["rows_by_table"])
     assert 0 < rc["peak_rss_mb"] < 4096
 
 

@@ -1,8 +1,9 @@
 """Cost layer: the estimate, computed once per day (the pure engine in cost_assets.costing).
 
 raw tables → ``mart/cluster_segments`` (the timeline) → ``mart/estimated_costs`` (priced and shared out,
-cluster × hour × SKU × consumer) → ``mart/run_costs`` (its daily roll-up per task run). Reconciliation
-reads ``mart/estimated_costs``. Assets here are thin: load the frames, call the engine per day of the
+cluster × hour × SKU × consumer) → ``mart/run_costs`` (its daily roll-up per task run), three tables of one
+step so that the next never reads a million-row table back. Reconciliation reads ``mart/estimated_costs``.
+Assets here are thin: load the frames, call the engine per day of the
 window, write the frame, and judge it with checks (contract as a blocking ERROR; unpriced and sanity as
 WARN).
 """
@@ -13,7 +14,7 @@ import dagster as dg
 import polars as pl
 
 from cost_assets import schemas
-from cost_assets.assets.policies import MART_ASSET, PARTITIONED
+from cost_assets.assets.policies import DAILY_ASSET, MART_FRESHNESS, PARTITIONED
 from cost_assets.assets.raw import CLUSTER_EVENTS, CLUSTERS, JOB_RUNS, JOBS
 from cost_assets.assets.reference import DBU_PRICES, INSTANCE_TYPES, snapshot
 from cost_assets.checks import add_daily_metadata, contract_result, markdown_table
@@ -29,52 +30,6 @@ RUN_COSTS = dg.AssetKey(["mart", "run_costs"])
 def per_day(days: list[dt.date], build) -> pl.DataFrame:
     """Run the engine for each day of the window and stack the days (a single-run backfill)."""
     return pl.concat([build(day) for day in days], how="vertical_relaxed")
-
-
-@dg.asset(
-    key=CLUSTER_SEGMENTS, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED,
-    ins={"clusters": dg.AssetIn(CLUSTERS), "events": dg.AssetIn(CLUSTER_EVENTS), "job_runs": dg.AssetIn(JOB_RUNS)},
-    check_specs=[dg.AssetCheckSpec("contract", asset=CLUSTER_SEGMENTS, blocking=True)],
-    pool="duckdb_writer", **MART_ASSET,
-)
-def cluster_segments(context: dg.AssetExecutionContext, clusters: pl.DataFrame, events: pl.DataFrame,
-                     job_runs: pl.DataFrame):
-    """Each cluster's (and warm pool's) timeline as elementary segments (constant state and node counts),
-    clipped to the day and cut at every hour: provisioned and ready workers, driver, on-demand vs spot, and
-    whether VMs and DBUs are billable. Built from events (worker counts never from the config alone); a
-    purged cluster without events from its run's spec."""
-    days = window_days(context.partition_time_window)
-    frame = per_day(days, lambda d: engine.segments_for_day(clusters, events, d, job_runs=job_runs))
-    add_daily_metadata(context, frame, days, lambda f, _: {
-        "clusters": f.filter(pl.col("segment_kind") == "cluster")["cluster_id"].n_unique(),
-        "pools": f.filter(pl.col("segment_kind") == "pool")["cluster_id"].n_unique()})
-    yield dg.Output(frame)
-    yield contract_result(schemas.ClusterSegments, frame, CLUSTER_SEGMENTS)
-
-
-@dg.asset(
-    key=ESTIMATED_COSTS, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED,
-    ins={"segments": dg.AssetIn(CLUSTER_SEGMENTS), "job_runs": dg.AssetIn(JOB_RUNS),
-         "clusters": dg.AssetIn(CLUSTERS), "instance_types": dg.AssetIn(INSTANCE_TYPES),
-         "dbu_prices": dg.AssetIn(DBU_PRICES)},
-    check_specs=[dg.AssetCheckSpec("contract", asset=ESTIMATED_COSTS, blocking=True)],
-    pool="duckdb_writer", **MART_ASSET,
-)
-def estimated_costs(context: dg.AssetExecutionContext, prices: PriceCatalog, segments: pl.DataFrame,
-                    job_runs: pl.DataFrame, clusters: pl.DataFrame, instance_types: pl.DataFrame,
-                    dbu_prices: pl.DataFrame):
-    """The estimate at the bill's grain: cluster (or pool) × hour × SKU × consumer with DBUs, DBU $ (list,
-    contract, effective) and VM $, and each consumer's share of the cluster-hour. Shared clusters are split
-    per elementary interval among the task runs active in it; run-free time is idle, except on a job
-    cluster, whose start-up and tear-down belong to its run. Each day is priced with its own snapshot."""
-    days = window_days(context.partition_time_window)
-    context.log.info(f"estimating {segments.height:,} segments and {job_runs.height:,} task-run rows over "
-                     f"{len(days)} day(s)")
-    frame = per_day(days, lambda d: engine.estimate(segments, job_runs, clusters, snapshot(instance_types, d),
-                                                   snapshot(dbu_prices, d), d, tier=prices.tier))
-    add_daily_metadata(context, frame, days, lambda f, _: _cost_totals(f))
-    yield dg.Output(frame)
-    yield contract_result(schemas.EstimatedCosts, frame, ESTIMATED_COSTS)
 
 
 def _unpriced_check(frame: pl.DataFrame, clusters: pl.DataFrame) -> dg.AssetCheckResult:
@@ -145,26 +100,72 @@ def _cost_totals(frame: pl.DataFrame) -> dict:
             "unpriced_rows": int(frame["unpriced"].sum())}
 
 
-@dg.asset(
-    key=RUN_COSTS, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED,
-    ins={"estimated": dg.AssetIn(ESTIMATED_COSTS), "job_runs": dg.AssetIn(JOB_RUNS), "jobs": dg.AssetIn(JOBS),
-         "clusters": dg.AssetIn(CLUSTERS)},
-    check_specs=[dg.AssetCheckSpec("contract", asset=RUN_COSTS, blocking=True),
+_MART = {"group_name": "mart", "kinds": {"polars", "duckdb"}, "metadata": PARTITIONED,
+         "freshness_policy": MART_FRESHNESS}
+
+
+@dg.multi_asset(
+    outs={
+        "cluster_segments": dg.AssetOut(
+            key=CLUSTER_SEGMENTS, **_MART,
+            description="Each cluster's (and warm pool's) timeline as elementary segments (constant state and "
+            "node counts), clipped to the day and cut at every hour: provisioned and ready workers, driver, "
+            "on-demand vs spot, and whether VMs and DBUs are billable. Built from events (worker counts never "
+            "from the config alone); a purged cluster without events from its run's spec."),
+        "estimated_costs": dg.AssetOut(
+            key=ESTIMATED_COSTS, **_MART,
+            description="The estimate at the bill's grain: cluster (or pool) × hour × SKU × consumer with DBUs, "
+            "DBU $ (list, contract, effective) and VM $, and each consumer's share of the cluster-hour. Shared "
+            "clusters are split per elementary interval among the task runs active in it; run-free time is "
+            "idle, except on a job cluster, whose start-up and tear-down belong to its run. Each day is priced "
+            "with its own price snapshot."),
+        "run_costs": dg.AssetOut(
+            key=RUN_COSTS, **_MART,
+            description="Estimated cost of every task run × cluster × day (DBUs, DBU $, VM $): the estimate "
+            "summed per run, plus one idle row per shared cluster and warm pool × day, with team, tenant, "
+            "project and cost_center resolved as on the attributed bill."),
+    },
+    ins={"job_runs": dg.AssetIn(JOB_RUNS), "jobs": dg.AssetIn(JOBS), "clusters": dg.AssetIn(CLUSTERS),
+         "events": dg.AssetIn(CLUSTER_EVENTS), "instance_types": dg.AssetIn(INSTANCE_TYPES),
+         "dbu_prices": dg.AssetIn(DBU_PRICES)},
+    # How a dollar flows (the UI's lineage): the timeline, then the estimate from it, then its roll-up.
+    internal_asset_deps={
+        "cluster_segments": {CLUSTERS, CLUSTER_EVENTS, JOB_RUNS},
+        "estimated_costs": {CLUSTER_SEGMENTS, JOB_RUNS, CLUSTERS, INSTANCE_TYPES, DBU_PRICES},
+        "run_costs": {ESTIMATED_COSTS, JOB_RUNS, JOBS, CLUSTERS},
+    },
+    check_specs=[dg.AssetCheckSpec("contract", asset=CLUSTER_SEGMENTS, blocking=True),
+                 dg.AssetCheckSpec("contract", asset=ESTIMATED_COSTS, blocking=True),
+                 dg.AssetCheckSpec("contract", asset=RUN_COSTS, blocking=True),
                  dg.AssetCheckSpec("priced", asset=RUN_COSTS, description="unpriced node types / SKUs"),
                  dg.AssetCheckSpec("nonzero_when_runs", asset=RUN_COSTS),
                  dg.AssetCheckSpec("dbu_share_plausible", asset=RUN_COSTS),
                  dg.AssetCheckSpec("day_over_day", asset=RUN_COSTS)],
-    pool="duckdb_writer", **MART_ASSET,
+    pool="duckdb_writer", **DAILY_ASSET,
 )
-def run_costs(context: dg.AssetExecutionContext, estimated: pl.DataFrame, job_runs: pl.DataFrame,
-              jobs: pl.DataFrame, clusters: pl.DataFrame):
-    """Estimated cost of every task run × cluster × day (DBUs, DBU $, VM $): ``mart/estimated_costs`` summed
-    per run, plus one idle row per shared cluster and warm pool × day, with team, tenant, project and
-    cost_center resolved as on the attributed bill."""
+def estimate(context: dg.AssetExecutionContext, prices: PriceCatalog, job_runs: pl.DataFrame, jobs: pl.DataFrame,
+             clusters: pl.DataFrame, events: pl.DataFrame, instance_types: pl.DataFrame, dbu_prices: pl.DataFrame):
+    """The day's estimate, once: segments → estimated costs → run costs. One step, so that neither million-row
+    table is read back from storage by the next; each table still has its own contract and metadata."""
     days = window_days(context.partition_time_window)
-    frame = engine.roll_up(estimated.filter(pl.col("usage_date").is_in(days)), jobs, clusters)
-    add_daily_metadata(context, frame, days, lambda f, _: _cost_totals(f))
-    yield dg.Output(frame)
+    context.log.info(f"estimating {job_runs.height:,} task-run rows and {events.height:,} events over "
+                     f"{len(days)} day(s)")
+    segments = per_day(days, lambda d: engine.segments_for_day(clusters, events, d, job_runs=job_runs))
+    add_daily_metadata(context, segments, days, lambda f, _: {
+        "clusters": f.filter(pl.col("segment_kind") == "cluster")["cluster_id"].n_unique(),
+        "pools": f.filter(pl.col("segment_kind") == "pool")["cluster_id"].n_unique()}, output_name="cluster_segments")
+    yield dg.Output(segments, output_name="cluster_segments")
+    yield contract_result(schemas.ClusterSegments, segments, CLUSTER_SEGMENTS)
+
+    estimated = per_day(days, lambda d: engine.estimate(segments, job_runs, clusters, snapshot(instance_types, d),
+                                                       snapshot(dbu_prices, d), d, tier=prices.tier))
+    add_daily_metadata(context, estimated, days, lambda f, _: _cost_totals(f), output_name="estimated_costs")
+    yield dg.Output(estimated, output_name="estimated_costs")
+    yield contract_result(schemas.EstimatedCosts, estimated, ESTIMATED_COSTS)
+
+    frame = engine.roll_up(estimated, jobs, clusters)
+    add_daily_metadata(context, frame, days, lambda f, _: _cost_totals(f), output_name="run_costs")
+    yield dg.Output(frame, output_name="run_costs")
     yield contract_result(schemas.RunCosts, frame, RUN_COSTS)
     yield _unpriced_check(frame, clusters)
     yield from _sanity_checks(context, frame, job_runs, days)

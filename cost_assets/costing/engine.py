@@ -191,13 +191,14 @@ class _Day:
 
 
 def _grouped_in_time(segments: pl.DataFrame) -> pl.DataFrame:
-    """The segments ordered by cluster and time, as pricing and the sweep expect; sorted only when they are
-    not already (``segments_for_day`` sorts them; a table read back from storage may not be)."""
+    """The segments grouped by cluster and in time order within each cluster, as pricing and the sweep
+    expect; sorted only when they are not already (the timeline leaves them so; a table read back from
+    storage may not be)."""
     cluster, start = pl.col("cluster_id"), pl.col("segment_start")
-    in_order = ((cluster > cluster.shift()) | ((cluster == cluster.shift()) & (start >= start.shift()))).fill_null(True)
-    if segments.select(in_order.all()).item():
-        return segments
-    return segments.sort("cluster_id", "segment_start")
+    new_group = cluster.ne_missing(cluster.shift()).fill_null(True)
+    grouped = segments.select((new_group.sum() == cluster.n_unique()).alias("grouped"),
+                              (new_group | (start >= start.shift())).all().alias("in_time")).row(0)
+    return segments if all(grouped) else segments.sort("cluster_id", "segment_start")
 
 
 def _in_batch(column: str, k: int, batches: int) -> pl.Expr:
@@ -283,20 +284,16 @@ def _finish_money(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 def segments_for_day(clusters: Frame, events: Frame, day: dt.date, pools: Frame | None = None,
                      job_runs: Frame | None = None) -> pl.DataFrame:
-    """``mart/cluster_segments`` for one day: the hour-cut cluster and pool timeline, sorted by cluster and
-    time. ``pools`` defaults to the pools on ``clusters`` (:func:`pools_from_clusters`); with ``job_runs``,
-    clusters rebuilt from their run's spec get the spec's timeline (``spec.py``)."""
+    """``mart/cluster_segments`` for one day: the hour-cut cluster and pool timeline, grouped by cluster and in
+    time order within each. ``pools`` defaults to the pools on ``clusters`` (:func:`pools_from_clusters`);
+    with ``job_runs``, clusters rebuilt from their run's spec get the spec's timeline (``spec.py``)."""
     start, end = day_bounds(day)
     snapshot = _nearest_snapshot(clusters, ["cluster_id"], day)
     if pools is None:
         pools = pools_from_clusters(clusters)
     if job_runs is not None:
         events = with_spec_events(snapshot, job_runs, events)
-    return (
-        cluster_segments_lazy(snapshot, events, start, end, pools)
-        .sort(["cluster_id", "segment_start"])
-        .collect(engine=ENGINE)
-    )
+    return cluster_segments_lazy(snapshot, events, start, end, pools).collect(engine=ENGINE)
 
 
 def estimate(
