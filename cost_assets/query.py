@@ -13,10 +13,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from cost_assets import schemas
 from cost_assets.config import Settings
 
 TABLE = '"mart"."serving_costs"'
-GROUP_COLUMNS = ("usage_date", "workspace_id", "tenant", "agent", "user", "endpoint_name", "model")
+# The allow-list of group_by columns: the key of mart.serving_costs (the groups it is stored by).
+GROUP_COLUMNS = tuple(schemas.ServingCosts.to_schema().unique)
 ALIASES = {"endpoint": "endpoint_name", "date": "usage_date", "day": "usage_date"}  # the words
 MEASURES = ("estimated_usd", "actual_usd", "actual_dbus", "delta_usd", "calls")
 

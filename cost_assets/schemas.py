@@ -15,32 +15,31 @@ import datetime as dt
 import pandera.polars as pa
 import polars as pl
 
-UTC_TS = pl.Datetime("us")
-CURRENCY = "USD"  # every money column is USD today; `currency_code` sits next to each
-# The standard tag dimensions read from job, cluster and pool tags (and billing custom_tags).
-TAG_COLUMNS = ["team", "tenant", "project", "cost_center"]
+# The value lists the contracts check columns against (``isin``) are the vocabulary's.
+from cost_assets.vocabulary import (
+    ATTRIBUTION_REASONS,
+    AVAILABILITIES,
+    BILLING_SOURCES,
+    CLOUDS,
+    CLUSTER_REASONS,
+    COMPUTE_TYPES,
+    CONSUMERS,
+    CURRENCY,
+    ESTIMATE_CONSUMERS,
+    EVENT_TYPES,
+    LIFE_CYCLE_STATES,
+    RECONCILIATION_REASONS,
+    RECORD_TYPES,
+    RESOURCE_TYPES,
+    RUN_TYPES,
+    RUNTIME_ENGINES,
+    SCOPE_DIMENSIONS,
+    SEGMENT_KINDS,
+    SEGMENT_STATES,
+    TIERS,
+)
 
-EVENT_TYPES = [
-    "ADD_NODES_FAILED", "AUTOMATIC_CLUSTER_UPDATE", "AUTOSCALING_BACKOFF", "AUTOSCALING_FAILED",
-    "AUTOSCALING_STATS_REPORT", "CLUSTER_MIGRATED", "CREATING", "DBFS_DOWN", "DECOMMISSION_ENDED",
-    "DECOMMISSION_STARTED", "DEFERRED_POLICY_ENFORCEMENT_FAILED", "DEFERRED_POLICY_ENFORCEMENT_SCHEDULED",
-    "DID_NOT_EXPAND_DISK", "DRIVER_HEALTHY", "DRIVER_NOT_RESPONDING", "DRIVER_UNAVAILABLE", "EDITED",
-    "EXPANDED_DISK", "FAILED_TO_EXPAND_DISK", "INIT_SCRIPTS_FINISHED", "INIT_SCRIPTS_STARTED",
-    "METASTORE_DOWN", "NODES_LOST", "NODE_BLACKLISTED", "NODE_EXCLUDED_DECOMMISSIONED", "PINNED",
-    "RESIZING", "RESTARTING", "RUNNING", "SPARK_EXCEPTION", "STARTING", "TERMINATING",
-    "UC_VOLUME_MISCONFIGURED", "UNPINNED", "UPSIZE_COMPLETED",
-]
-CLOUDS = ["AZURE", "AWS", "GCP"]
-RECORD_TYPES = ["ORIGINAL", "RETRACTION", "RESTATEMENT"]
-BILLING_SOURCES = ["simulated", "csv", "account_api", "system_tables"]
-COMPUTE_TYPES = ["job_cluster", "all_purpose", "new_cluster", "serverless"]
-RUN_TYPES = ["JOB_RUN", "WORKFLOW_RUN", "SUBMIT_RUN"]
-LIFE_CYCLE_STATES = ["QUEUED", "PENDING", "RUNNING", "TERMINATING", "TERMINATED", "SKIPPED",
-                     "INTERNAL_ERROR", "BLOCKED", "WAITING_FOR_RETRY"]
-AVAILABILITIES = ["ON_DEMAND", "SPOT", "SPOT_WITH_FALLBACK", "ON_DEMAND_AZURE", "SPOT_AZURE",
-                  "SPOT_WITH_FALLBACK_AZURE", "ON_DEMAND_GCP", "PREEMPTIBLE_GCP", "PREEMPTIBLE_WITH_FALLBACK_GCP"]
-TIERS = ["STANDARD", "PREMIUM", "ENTERPRISE"]
-CLUSTER_REASONS = ["cluster_not_found"]
+UTC_TS = pl.Datetime("us")
 
 
 class _Daily(pa.DataFrameModel):
@@ -115,7 +114,7 @@ class Clusters(_Daily):
     availability: str | None = pa.Field(nullable=True, isin=AVAILABILITIES)
     first_on_demand: pl.Int64 = pa.Field(nullable=True, ge=0)
     spark_version: str | None = pa.Field(nullable=True)
-    runtime_engine: str | None = pa.Field(nullable=True, isin=["STANDARD", "PHOTON"])
+    runtime_engine: str | None = pa.Field(nullable=True, isin=RUNTIME_ENGINES)
     is_photon: bool
     instance_pool_id: str | None = pa.Field(nullable=True)
     driver_instance_pool_id: str | None = pa.Field(nullable=True)
@@ -310,15 +309,13 @@ class DailyInstanceTypes(InstanceTypes):
 
 # --- mart ------------------------------------------------------------------------------------------------
 
-SEGMENT_STATES = ["CREATING", "STARTING", "RESTARTING", "RUNNING", "RESIZING", "POOL_IDLE"]
-
 
 class ClusterSegments(_Daily):
     """mart.cluster_segments: cluster (or pool) × elementary interval of constant state and node counts."""
 
     workspace_id: str | None = pa.Field(nullable=True)
     cluster_id: str
-    segment_kind: str = pa.Field(isin=["cluster", "pool"])
+    segment_kind: str = pa.Field(isin=SEGMENT_KINDS)
     segment_start: UTC_TS
     segment_end: UTC_TS
     hour_start: UTC_TS
@@ -369,7 +366,7 @@ class EstimatedCosts(_Daily):
     hour_start: UTC_TS
     sku_name: str | None = pa.Field(nullable=True)
     is_shared_cluster: bool | None = pa.Field(nullable=True)
-    consumer: str = pa.Field(isin=["run", "idle"])
+    consumer: str = pa.Field(isin=ESTIMATE_CONSUMERS)
     run_id: pl.Int64 = pa.Field(nullable=True, ge=0)
     task_run_id: pl.Int64 = pa.Field(nullable=True, ge=0)
     job_id: pl.Int64 = pa.Field(nullable=True, ge=0)
@@ -381,7 +378,7 @@ class EstimatedCosts(_Daily):
     dbu_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
     vm_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
     total_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
-    currency_code: str = pa.Field(isin=["USD"])
+    currency_code: str = pa.Field(isin=[CURRENCY])
     unpriced: bool
     cluster_dbus: pl.Float64 = pa.Field(nullable=True, ge=0)
     cluster_total_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
@@ -419,7 +416,7 @@ class RunCosts(_Daily):
     """mart.run_costs: task run × cluster × day, plus one idle row per shared cluster (or pool) × day."""
 
     workspace_id: str | None = pa.Field(nullable=True)
-    consumer: str = pa.Field(isin=["run", "idle"])
+    consumer: str = pa.Field(isin=ESTIMATE_CONSUMERS)
     run_id: pl.Int64 = pa.Field(nullable=True, ge=0)
     task_run_id: pl.Int64 = pa.Field(nullable=True, ge=0)
     job_id: pl.Int64 = pa.Field(nullable=True, ge=0)
@@ -432,7 +429,7 @@ class RunCosts(_Daily):
     dbu_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
     vm_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
     total_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
-    currency_code: str = pa.Field(isin=["USD"])
+    currency_code: str = pa.Field(isin=[CURRENCY])
     unpriced: bool
     team: str | None = pa.Field(nullable=True)
     tenant: str | None = pa.Field(nullable=True)
@@ -464,13 +461,6 @@ class RunCosts(_Daily):
         )
 
 
-RESOURCE_TYPES = ["cluster", "warehouse", "endpoint", "serverless"]
-RECON_REASONS = ["unpriced", "sku_mismatch", "no_estimate", "no_billing", "correction", "mismatch", "ok"]
-ATTRIBUTION_REASONS = [*RECON_REASONS, "serving", "serverless", "warehouse", "no_share"]
-CONSUMERS = ["run", "idle", "unattributed"]
-SCOPE_DIMENSIONS = ["team", "tenant", "project", "cost_center", "job", "user"]
-
-
 class Reconciliation(_Daily):
     """mart.reconciliation: estimated vs billed per resource × hour × SKU (costing/reconcile.py)."""
 
@@ -495,7 +485,7 @@ class Reconciliation(_Daily):
     estimate_unpriced: bool
     custom_tags: str | None = pa.Field(nullable=True)
     currency_code: str
-    reason: str = pa.Field(isin=RECON_REASONS)
+    reason: str = pa.Field(isin=RECONCILIATION_REASONS)
 
     class Config:
         strict = True

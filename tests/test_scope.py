@@ -7,7 +7,8 @@ from test_reconcile import PRICE, SERVING, WS, estimate, no_estimate, one, price
 
 from cost_assets.costing.attribute import attributed_costs
 from cost_assets.costing.reconcile import reconciliation
-from cost_assets.costing.scope import COST_BY_SCOPE_COLUMNS, SCOPE_DIMENSIONS, UNTAGGED, cost_by_scope, resolve_tags
+from cost_assets.costing.scope import COST_BY_SCOPE_COLUMNS, cost_by_scope, resolve_tags
+from cost_assets.vocabulary import SCOPE_DIMENSIONS, UNTAGGED
 
 
 def _frame(**cols) -> pl.DataFrame:

@@ -10,7 +10,8 @@ from test_reconcile import H10, PRICE, SERVING, WS, no_estimate, prices, usage
 
 from cost_assets import schemas
 from cost_assets.costing.reconcile import reconciliation
-from cost_assets.costing.serving import SERVING_COSTS_COLUMNS, UNTAGGED, serving_costs
+from cost_assets.costing.serving import SERVING_COSTS_COLUMNS, serving_costs
+from cost_assets.vocabulary import UNTAGGED
 
 LLAMA = "llama"
 TOKEN_PRICES = pl.DataFrame(

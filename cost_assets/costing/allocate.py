@@ -30,6 +30,7 @@ import polars as pl
 
 from cost_assets.costing.price import MONEY_COLUMNS, US_PER_HOUR
 from cost_assets.costing.timeline import ENGINE, Frame, group_starts, lazy, split_at_hours
+from cost_assets.schemas import UTC_TS
 
 JOB_COMPUTE_TYPES = ["job_cluster", "new_cluster"]
 ALLOCATION_COLUMNS = [
@@ -310,7 +311,7 @@ def allocate(segments: Frame, runs: Frame, flags: Frame | None = None, hourly_ha
         idle
         if hourly_handoff
         else idle.group_by("ck").agg(
-            pl.lit(None, pl.Datetime("us")).alias("hour_start"), pl.sum("up_us"), *[pl.sum(m) for m in _SUMMED]
+            pl.lit(None, UTC_TS).alias("hour_start"), pl.sum("up_us"), *[pl.sum(m) for m in _SUMMED]
         )
     )
     handed = to_hand.join(run_time, on="ck", how="inner").select(

@@ -29,10 +29,10 @@ row, so they sum to exactly 1 and money is conserved by construction.
 **Estimate rows with no billing** are kept with ``billed_* = 0`` and their estimated $, reason
 ``no_billing`` (or ``unpriced``), so an unbilled estimate is visible rather than dropped.
 
-**Reason** of an attributed row: the grain row's reconciliation reason, except where the attribution
-path says more: ``serving`` (endpoint), ``serverless`` (no compute resource; consumer says whether a job
-run was found), ``warehouse`` (no warehouse estimate yet), ``no_share`` (see above). ``unpriced`` always
-wins: that money is unknown.
+**Reason** of an attributed row (``vocabulary.ATTRIBUTION_REASONS``): the grain row's reconciliation
+reason, except where the attribution path says more: ``serving`` (endpoint), ``serverless`` (no compute
+resource; consumer says whether a job run was found), ``warehouse`` (no warehouse estimate yet),
+``no_share`` (see above). ``unpriced`` always wins: that money is unknown.
 
 **Tags** (team, tenant, project, cost_center) by :func:`cost_assets.costing.scope.resolve_tags`:
 job tags > cluster custom tags > pool tags > the bill's custom tags.
@@ -40,30 +40,14 @@ job tags > cluster custom tags > pool tags > the bill's custom tags.
 
 import polars as pl
 
-from cost_assets.costing.reconcile import CURRENCY, GRAIN, RESOURCE_HOUR, TOLERANCE
-from cost_assets.costing.scope import TAG_DIMENSIONS, resolve_tags
+from cost_assets import schemas
+from cost_assets.costing.reconcile import GRAIN, RESOURCE_HOUR, TOLERANCE
+from cost_assets.costing.scope import resolve_tags
 from cost_assets.costing.timeline import Frame, lazy
+from cost_assets.vocabulary import CONSUMERS, CURRENCY
 
-CONSUMERS = ["run", "idle", "unattributed"]
 CONSUMER_KEY = ["consumer", "run_id", "task_run_id", "job_id"]
-ATTRIBUTED_COLUMNS = [
-    "usage_date",
-    "hour_start",
-    "workspace_id",
-    "resource_type",
-    "resource_id",
-    "sku_name",
-    "consumer",
-    "run_id",
-    "task_run_id",
-    "job_id",
-    "billed_dbus",
-    "billed_cost_usd",
-    "estimated_cost_usd",
-    "currency_code",
-    "reason",
-    *TAG_DIMENSIONS,
-]
+ATTRIBUTED_COLUMNS = list(schemas.AttributedCosts.to_schema().columns)
 _WEIGHTS = ["_w_dbu", "_w_cost", "_w_time"]
 _BILLED = ["billed_dbus", "billed_cost_usd", "reason", "job_run_id", "custom_tags", "usage_date"]
 

@@ -30,7 +30,9 @@ import datetime as dt
 
 import polars as pl
 
-from cost_assets.costing.timeline import ATTRIBUTE_COLUMNS, ENGINE, SEGMENT_COLUMNS, TS, Frame, group_starts, lazy
+from cost_assets.costing.timeline import ATTRIBUTE_COLUMNS, ENGINE, SEGMENT_COLUMNS, Frame, group_starts, lazy
+from cost_assets.schemas import UTC_TS
+from cost_assets.timeutil import EPOCH
 
 US_PER_HOUR = 3_600_000_000.0
 MONEY_COLUMNS = ["dbus", "dbu_list_cost_usd", "dbu_contract_cost_usd", "dbu_cost_usd", "vm_cost_usd"]
@@ -68,7 +70,7 @@ def change_instants(instance_types: Frame, dbu_prices: Frame, lo: dt.datetime, h
         .sort("cut")
         .collect(engine=ENGINE)
         .to_series()
-        .cast(TS)
+        .cast(UTC_TS)
     )
 
 
@@ -135,7 +137,7 @@ def price_table(
     epochs = pl.LazyFrame(
         {
             "epoch": pl.Series(range(len(epoch_starts)), dtype=pl.UInt32),
-            "_epoch_start": pl.Series(epoch_starts, dtype=TS),
+            "_epoch_start": pl.Series(epoch_starts, dtype=UTC_TS),
         }
     )
     grid = (
@@ -252,9 +254,9 @@ def price_segments_lazy(
         attributes = seg.select("cluster_id", *ATTRIBUTE_COLUMNS).unique("cluster_id")
     lo = seg["segment_start"].min() if seg.height else None
     hi = seg["segment_end"].max() if seg.height else None
-    cuts = change_instants(instance_types, dbu_prices, lo, hi) if seg.height else pl.Series("cut", [], dtype=TS)
+    cuts = change_instants(instance_types, dbu_prices, lo, hi) if seg.height else pl.Series("cut", [], dtype=UTC_TS)
     epoch = pl.lit(cuts).search_sorted(pl.col("segment_start"), side="right") if cuts.len() else pl.lit(0)
-    epoch_starts = [lo or dt.datetime(1970, 1, 1), *cuts]
+    epoch_starts = [lo or EPOCH, *cuts]
     table = price_table(attributes, instance_types, dbu_prices, tier, epoch_starts)
     seg = cut_at(seg.lazy(), cuts).with_columns(epoch.cast(pl.UInt32).alias("epoch")).collect(engine=ENGINE)
     priced = seg.with_columns(_rates(seg, table, len(epoch_starts))).lazy().drop("epoch").with_columns(_costs())

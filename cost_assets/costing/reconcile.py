@@ -44,8 +44,9 @@ source for resources the REST side does not describe.
 null when either side is unknown (no estimate, an unpriced estimate, an unpriced SKU for the $).
 ``within_tolerance`` is ``|ratio − 1| ≤ tolerance`` (5 % by default), or both sides 0.
 
-**Reason codes, in precedence order** (the first that applies is the row's ``reason``; the boolean
-columns keep the facts a lower-precedence code would have shown):
+**Reason codes** (``vocabulary.RECONCILIATION_REASONS``), **in precedence order** (the first that
+applies is the row's ``reason``; the boolean columns keep the facts a lower-precedence code would have
+shown):
 
 1. ``unpriced``     — billed DBUs whose SKU has no price at the hour, or an unpriced estimate: money is
    unknown, so nothing else can be judged;
@@ -60,44 +61,16 @@ columns keep the facts a lower-precedence code would have shown):
 7. ``ok``.
 """
 
-import datetime as dt
-
 import polars as pl
 
-from cost_assets.costing.timeline import Frame, lazy
-from cost_assets.schemas import CURRENCY
+from cost_assets import schemas
+from cost_assets.costing.timeline import ONE_US, Frame, lazy
+from cost_assets.vocabulary import CURRENCY
 
 TOLERANCE = 0.05
-ONE_US = dt.timedelta(microseconds=1)
-RESOURCE_TYPES = ["cluster", "warehouse", "endpoint", "serverless"]
-REASONS = ["unpriced", "sku_mismatch", "no_estimate", "no_billing", "correction", "mismatch", "ok"]
 GRAIN = ["workspace_id", "resource_type", "resource_id", "hour_start", "sku_name"]
 RESOURCE_HOUR = ["workspace_id", "resource_type", "resource_id", "hour_start"]
-RECONCILIATION_COLUMNS = [
-    "usage_date",
-    "workspace_id",
-    "resource_type",
-    "resource_id",
-    "hour_start",
-    "sku_name",
-    "job_id",
-    "job_run_id",
-    "billing_records",
-    "estimated_dbus",
-    "estimated_cost_usd",
-    "billed_dbus",
-    "billed_cost_usd",
-    "ratio",
-    "delta_dbus",
-    "delta_usd",
-    "within_tolerance",
-    "has_correction",
-    "unpriced",
-    "estimate_unpriced",
-    "custom_tags",
-    "currency_code",
-    "reason",
-]
+RECONCILIATION_COLUMNS = list(schemas.Reconciliation.to_schema().columns)
 
 
 def resource_of_usage() -> list[pl.Expr]:

@@ -13,35 +13,20 @@ bill's ``custom_tags``**. Why this order:
   the sources above already say.
 
 Precedence is per key, so a job tagged only ``team`` on a cluster tagged ``cost_center`` gets both. An
-empty string counts as no tag. The dimensions are :data:`TAG_DIMENSIONS`; each source is the snapshot
+empty string counts as no tag. The dimensions are ``vocabulary.TAG_DIMENSIONS``; each source is the snapshot
 nearest the row's ``usage_date`` (jobs and clusters are daily snapshots).
 
 ``cost_by_scope`` rolls attributed dollars up per day × workspace × dimension × value; a row without a
-value for a dimension counts under :data:`UNTAGGED` so every dimension sums to the same total.
+value for a dimension counts under ``vocabulary.UNTAGGED`` so every dimension sums to the same total.
 """
 
 import polars as pl
 
+from cost_assets import schemas
 from cost_assets.costing.timeline import Frame, lazy
-from cost_assets.schemas import CURRENCY, TAG_COLUMNS
+from cost_assets.vocabulary import CURRENCY, SCOPE_DIMENSIONS, TAG_DIMENSIONS, UNTAGGED
 
-TAG_DIMENSIONS = TAG_COLUMNS
-SCOPE_DIMENSIONS = [*TAG_DIMENSIONS, "job", "user"]
-UNTAGGED = "(untagged)"
-COST_BY_SCOPE_COLUMNS = [
-    "usage_date",
-    "workspace_id",
-    "dimension",
-    "value",
-    "billed_dbus",
-    "billed_cost_usd",
-    "estimated_cost_usd",
-    "run_cost_usd",
-    "idle_cost_usd",
-    "unattributed_cost_usd",
-    "serving_cost_usd",
-    "currency_code",
-]
+COST_BY_SCOPE_COLUMNS = list(schemas.CostByScope.to_schema().columns)
 
 
 def _blank_to_null(expr: pl.Expr) -> pl.Expr:
@@ -169,7 +154,7 @@ def cost_by_scope(
     Dimensions: the tag dimensions (already resolved on ``attributed`` by precedence), ``job``
     (``job_id``) and ``user`` (for job money: the bill's ``run_as`` else the job's creator, see
     :func:`job_users`; for idle/unattributed money on a cluster: the cluster's creator). Missing values
-    are :data:`UNTAGGED`.
+    are ``vocabulary.UNTAGGED``.
 
     With ``serving_costs`` (``mart/serving_costs``), endpoint money is taken from there instead of the
     ``attributed`` endpoint rows (which it replaces, never adds to): it is split by the requests'

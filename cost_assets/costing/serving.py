@@ -16,35 +16,25 @@ Why the edge cases go where they go:
 * an hour whose requests have no tokens at all is split equally per request (the bill still has to go
   somewhere and nothing says otherwise);
 * a billed endpoint-hour with no request (traffic logs missing, warm-up, provisioned throughput) becomes
-  one row with tenant/agent/user/model :data:`UNTAGGED` and 0 calls, so Σ ``actual_usd`` of the table
+  one row with tenant/agent/user/model ``vocabulary.UNTAGGED`` and 0 calls, so Σ ``actual_usd`` of the table
   equals the endpoints' billed $ — nothing is dropped;
 * requests in an hour nothing was billed for (yet) get ``actual_* = 0``;
-* a request without a tenant (or agent) is :data:`UNTAGGED`; a request without a ``user`` in its
-  usage context falls back to its ``requester`` (the identity that called), then :data:`UNTAGGED`.
+* a request without a tenant (or agent) is ``vocabulary.UNTAGGED``; a request without a ``user`` in its
+  usage context falls back to its ``requester`` (the identity that called), then ``vocabulary.UNTAGGED``.
 
 ``delta_usd = actual_usd − estimated_usd`` (positive: the bill is higher than the token-price estimate).
 """
 
 import polars as pl
 
+from cost_assets import schemas
 from cost_assets.costing.timeline import Frame, lazy
-from cost_assets.schemas import CURRENCY
+from cost_assets.vocabulary import CURRENCY, UNTAGGED
 
-UNTAGGED = "(untagged)"
-GROUP = ["usage_date", "workspace_id", "tenant", "agent", "user", "endpoint_name", "model"]
+# One row per group: the contract's key is the grouping.
+GROUP = schemas.ServingCosts.to_schema().unique
 ENDPOINT_HOUR = ["workspace_id", "endpoint_name", "hour_start"]
-SERVING_COSTS_COLUMNS = [
-    *GROUP,
-    "calls",
-    "input_tokens",
-    "output_tokens",
-    "estimated_usd",
-    "actual_usd",
-    "actual_dbus",
-    "delta_usd",
-    "unpriced_calls",
-    "currency_code",
-]
+SERVING_COSTS_COLUMNS = list(schemas.ServingCosts.to_schema().columns)
 
 
 def _present(column: str) -> pl.Expr:

@@ -17,8 +17,7 @@ only ever holds what the API said. A rebuilt cluster *with* events (purged, even
 import polars as pl
 
 from cost_assets.costing.timeline import Frame, lazy
-
-NOT_FOUND = "cluster_not_found"
+from cost_assets.vocabulary import CLUSTER_NOT_FOUND
 
 
 def spec_events(clusters: Frame, job_runs: Frame, events: Frame) -> pl.DataFrame:
@@ -30,7 +29,7 @@ def spec_events(clusters: Frame, job_runs: Frame, events: Frame) -> pl.DataFrame
         return pl.DataFrame(schema=schema)
     with_events = lazy(events).select("cluster_id").unique()
     spans = (
-        rebuilt.filter(pl.col("reason") == NOT_FOUND)
+        rebuilt.filter(pl.col("reason") == CLUSTER_NOT_FOUND)
         .sort("usage_date")
         .unique("cluster_id", keep="last")
         .join(with_events, on="cluster_id", how="anti")

@@ -54,7 +54,8 @@ import datetime as dt
 
 import polars as pl
 
-from cost_assets.schemas import EVENT_TYPES
+from cost_assets.schemas import UTC_TS
+from cost_assets.vocabulary import EVENT_TYPES, SEGMENT_KINDS, SEGMENT_STATES
 
 Frame = pl.DataFrame | pl.LazyFrame
 # Every plan here is order-dependent (sorts, shifts, cum-sums, as-of joins), which the streaming engine
@@ -62,9 +63,10 @@ Frame = pl.DataFrame | pl.LazyFrame
 # faster and peaks ~200 MB lower. All collects in the costing core use it.
 ENGINE = "in-memory"
 
-STATE_NAMES = ["TERMINATED", "CREATING", "STARTING", "RESTARTING", "RUNNING", "RESIZING", "POOL_IDLE"]
+# State codes: 0 is a down (terminated) cluster, which never becomes a segment.
+STATE_NAMES = ["TERMINATED", *SEGMENT_STATES]
 STATE = pl.Enum(STATE_NAMES)
-SEGMENT_KIND = pl.Enum(["cluster", "pool"])
+SEGMENT_KIND = pl.Enum(SEGMENT_KINDS)
 _S = {name: code for code, name in enumerate(STATE_NAMES)}
 UP_STATES = [_S[n] for n in ("CREATING", "STARTING", "RESTARTING", "RUNNING", "RESIZING")]
 DBU_STATES = [_S["RUNNING"], _S["RESIZING"]]
@@ -118,7 +120,6 @@ ATTRIBUTE_COLUMNS = ["cloud", "driver_node_type_id", "node_type_id", "cluster_so
 SEGMENT_COLUMNS = ["workspace_id", *CORE_COLUMNS, *ATTRIBUTE_COLUMNS]
 HOUR = dt.timedelta(hours=1)
 ONE_US = dt.timedelta(microseconds=1)
-TS = pl.Datetime("us")
 
 
 def lazy(frame: Frame) -> pl.LazyFrame:
@@ -371,7 +372,7 @@ def split_at_hours(frame: pl.LazyFrame, start: str, end: str) -> pl.LazyFrame:
     )
 
 
-def _pool_segments(pools: Frame, clusters: Frame, day_start: dt.datetime, day_end: dt.datetime) -> pl.LazyFrame:
+def _pool_segments(pools: Frame, day_start: dt.datetime, day_end: dt.datetime) -> pl.LazyFrame:
     """Idle pool VMs: VM $ but no DBUs, over the whole window, one constant count per pool and day."""
     hours = pl.LazyFrame({"hour_start": pl.datetime_range(day_start, day_end - HOUR, "1h", eager=True)})
     n = pl.col("idle_instances").round(0).cast(pl.Int64)
@@ -417,7 +418,7 @@ def segment_core(
     cfg = cluster_config(clusters).select(
         "cluster_id", "is_single_node", "spot_like", "spot_fallback", "first_on_demand", "cfg_workers", "close_at"
     )
-    start, end = pl.lit(day_start, TS), pl.lit(day_end, TS)
+    start, end = pl.lit(day_start, UTC_TS), pl.lit(day_end, UTC_TS)
     last_of_cluster = pl.col("_ck").ne_missing(pl.col("_ck").shift(-1))
     # Snapshot says TERMINATED after the last event but no TERMINATING came: close there.
     closed_at = (
@@ -477,7 +478,7 @@ def segment_core(
         .select(CORE_COLUMNS)
     )
     if pools is not None:
-        core = pl.concat([core, _pool_segments(pools, clusters, day_start, day_end)], how="vertical_relaxed")
+        core = pl.concat([core, _pool_segments(pools, day_start, day_end)], how="vertical_relaxed")
     return core.collect(engine=ENGINE), workspaces
 
 

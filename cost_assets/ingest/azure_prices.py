@@ -12,13 +12,13 @@ with that same date disagree, that is an error naming them, never a silent pick.
 sheet: the Retail Prices API has no DBU rates per VM).
 """
 
-import datetime as dt
 from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
 
 import polars as pl
 
 from cost_assets.ingest.http import ApiClient
+from cost_assets.timeutil import naive_utc
 
 AZURE_PRICES_URL = "https://prices.azure.com/api/retail/prices"
 API_VERSION = "2023-01-01-preview"
@@ -94,13 +94,8 @@ def select_vm_prices(items: Iterable[dict]) -> pl.DataFrame:
         spot = chosen.get((sku, "spot"))
         rows.append({"node_type_id": sku, "vm_on_demand_per_hour": float(item["retailPrice"]),
                      "vm_spot_per_hour": float(spot["retailPrice"]) if spot else None,
-                     "currency_code": item["currencyCode"], "effective_from": _parse_date(item["effectiveStartDate"])})
+                     "currency_code": item["currencyCode"], "effective_from": naive_utc(item["effectiveStartDate"])})
     return pl.DataFrame(rows, schema=VM_PRICES_SCHEMA, orient="row") if rows else pl.DataFrame(schema=VM_PRICES_SCHEMA)
-
-
-def _parse_date(value: str) -> dt.datetime:
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed.astimezone(dt.UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
 def vm_prices(region: str, arm_sku_names: Iterable[str], *, currency: str = "USD", base_url: str = AZURE_PRICES_URL,

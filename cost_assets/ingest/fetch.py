@@ -31,8 +31,8 @@ from typing import Protocol
 import polars as pl
 
 from cost_assets.ingest import parse
+from cost_assets.timeutil import DAY_MS, day_start_ms
 
-DAY_MS = 86_400_000
 # The event types that fix a cluster's state and size at an instant (lifecycle + resize), asked for when
 # walking back from 00:00; parse.LIFECYCLE_EVENTS among them end the walk.
 STATE_EVENT_TYPES = ("CREATING", "STARTING", "RESTARTING", "RUNNING", "RESIZING", "UPSIZE_COMPLETED",
@@ -180,8 +180,7 @@ def _events_with_lookback(api: WorkspaceApi, cluster_id: str, window_lo: int, lo
 def fetch_day(api: WorkspaceApi, day: dt.date, run_lookback_days: int = 2, event_lookback_days: int = 2
               ) -> WorkspaceDay:
     """Fetch one UTC day: runs overlapping it, their jobs, the clusters involved and their events."""
-    lo, _ = parse.day_bounds(day)
-    lo_ms = parse.to_ms(lo)
+    lo_ms = day_start_ms(day)
     hi_ms = lo_ms + DAY_MS
     window_lo = lo_ms - event_lookback_days * DAY_MS
     stats: dict[str, float] = {"jobs_missing": 0, "jobs_not_permitted": 0, "pools_missing": 0,

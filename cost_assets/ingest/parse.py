@@ -16,7 +16,10 @@ from collections.abc import Iterable, Mapping
 import polars as pl
 
 from cost_assets import schemas
-from cost_assets.timeutil import day_bounds, ms_to_dt, to_ms  # noqa: F401 (parse.to_ms etc. are used by callers)
+
+# to_ms stays importable from here: resources/databricks.py and tests call parse.to_ms / parse.day_bounds.
+from cost_assets.timeutil import day_bounds, ms_to_dt, naive_utc, to_ms  # noqa: F401
+from cost_assets.vocabulary import CLUSTER_NOT_FOUND, TAG_DIMENSIONS
 
 LIFECYCLE_EVENTS = ("CREATING", "STARTING", "RESTARTING", "TERMINATING")
 # The documented column order of the legacy billable-usage CSV.
@@ -102,7 +105,7 @@ def jobs_frame(jobs: Iterable[Mapping], day: dt.date, workspace_id: str) -> pl.D
         rows.append({"usage_date": day, "workspace_id": workspace_id, "job_id": job["job_id"],
                      "job_name": settings.get("name"), "creator_user_name": job.get("creator_user_name"),
                      "created_time": ms_to_dt(job.get("created_time")), "tags": canonical_json(tags),
-                     **{k: tags.get(k) for k in schemas.TAG_COLUMNS}})
+                     **{k: tags.get(k) for k in TAG_DIMENSIONS}})
     return _frame(rows, schemas.Jobs).sort("job_id")
 
 
@@ -152,7 +155,7 @@ def clusters_frame(clusters: Iterable[Mapping], day: dt.date, workspace_id: str,
             "pool_node_type_id": pool.get("node_type_id") if pool else None,
             "pool_min_idle_instances": pool.get("min_idle_instances", 0) if pool else None,
             "pool_custom_tags": canonical_json(pool.get("custom_tags")) if pool else None,
-            "reason": "cluster_not_found" if c["cluster_id"] in not_found else None,
+            "reason": CLUSTER_NOT_FOUND if c["cluster_id"] in not_found else None,
         })
     return _frame(rows, schemas.Clusters).sort("cluster_id")
 
@@ -195,15 +198,6 @@ def cluster_events_frame(events: Iterable[Mapping], day: dt.date, workspace_id: 
 
 # --- billing -------------------------------------------------------------------------------------------
 
-def _parse_ts(value: str | dt.datetime) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=None) if value.tzinfo is None else (
-            value.astimezone(dt.UTC).replace(tzinfo=None))
-    text = value.strip().replace("Z", "+00:00").replace(" ", "T")
-    parsed = dt.datetime.fromisoformat(text)
-    return parsed.astimezone(dt.UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
-
-
 def _tags(value: str | Mapping | None) -> Mapping:
     if value is None or value == "":
         return {}
@@ -219,14 +213,14 @@ def _usage_row(r: Mapping, source: str) -> dict:
     meta = _tags(r.get("usage_metadata"))
     features = _tags(r.get("product_features"))
     identity = _tags(r.get("identity_metadata"))
-    start = _parse_ts(r["usage_start_time"])
+    start = naive_utc(r["usage_start_time"])
     ingestion = r.get("ingestion_date")
     return {
         "usage_date": start.date(), "account_id": r.get("account_id"), "workspace_id": r.get("workspace_id"),
         "record_id": r["record_id"], "record_type": r.get("record_type") or "ORIGINAL",
         "ingestion_date": dt.date.fromisoformat(str(ingestion)[:10]) if ingestion else None,
         "cloud": (r.get("cloud") or "").upper() or None, "sku_name": r["sku_name"],
-        "usage_start_time": start, "usage_end_time": _parse_ts(r["usage_end_time"]),
+        "usage_start_time": start, "usage_end_time": naive_utc(r["usage_end_time"]),
         "usage_unit": r.get("usage_unit") or "DBU", "usage_quantity": float(r["usage_quantity"]),
         "billing_origin_product": r.get("billing_origin_product"), "cluster_id": meta.get("cluster_id"),
         "warehouse_id": meta.get("warehouse_id"), "endpoint_name": meta.get("endpoint_name"),
@@ -298,7 +292,7 @@ def legacy_csv_frame(text: str, file_name: str, source: str = "csv") -> pl.DataF
             return InputError(f"{file_name}: line {line_no}: column {name}: {problem}")
 
         try:
-            end = _parse_ts(cell("timestamp"))
+            end = naive_utc(cell("timestamp"))
         except ValueError:
             raise fail("timestamp", f"not an ISO-8601 timestamp: {cell('timestamp')!r}") from None
         start = end.replace(minute=0, second=0, microsecond=0)
@@ -374,7 +368,7 @@ def serving_usage_frame(rows: Iterable[Mapping], day: dt.date, workspace_id: str
     """``system.serving.endpoint_usage`` rows (joined to served_entities) for one day."""
     out = []
     for r in rows:
-        t = _parse_ts(r["request_time"]) if not isinstance(r["request_time"], int) else ms_to_dt(r["request_time"])
+        t = naive_utc(r["request_time"]) if not isinstance(r["request_time"], int) else ms_to_dt(r["request_time"])
         if t.date() != day:
             continue
         context = _tags(r.get("usage_context"))

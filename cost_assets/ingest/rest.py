@@ -16,10 +16,10 @@ A backfill of several days in one run lists clusters once and gets each job and 
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from cost_assets.ingest import parse
 from cost_assets.ingest.fetch import NotFound, NotPermitted, SourceUnavailable
 from cost_assets.ingest.http import ApiClient, ApiError
 from cost_assets.ingest.sql import Param, SqlStatementError, StatementClient
+from cost_assets.timeutil import from_ms
 
 # Cluster sources other than JOB: fetch only takes all-purpose-like clusters from clusters/list (job
 # clusters come one by one through clusters/get), so listing job clusters would only cost pages.
@@ -262,5 +262,5 @@ class RestWorkspaceApi:
         fmt = "%Y-%m-%d %H:%M:%S.%f"  # naive UTC: SQL warehouses run in UTC unless the session says otherwise
         return StatementClient(self.client, self.warehouse_id).query(SERVING_SQL, [
             Param("workspace_id", self.workspace_id),
-            Param("start_time", parse.ms_to_dt(start_time).strftime(fmt), "TIMESTAMP"),
-            Param("end_time", parse.ms_to_dt(end_time).strftime(fmt), "TIMESTAMP")])
+            Param("start_time", from_ms(start_time).strftime(fmt), "TIMESTAMP"),
+            Param("end_time", from_ms(end_time).strftime(fmt), "TIMESTAMP")])

@@ -11,7 +11,6 @@ days outside the window are partial anyway.
 Deliberately written as plain Python loops over a small world (it is the reference, not the fast path).
 """
 
-import datetime as dt
 import itertools
 from collections import defaultdict
 from functools import lru_cache
@@ -20,10 +19,7 @@ import polars as pl
 
 from cost_assets.prices import PriceSheet, load_price_sheet
 from cost_assets.simulation.world import ANCHOR, DAY, HOUR, Cluster, World, WorldConfig, world_for
-
-
-def _to_dt(ms: int) -> dt.datetime:
-    return dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=ms)
+from cost_assets.timeutil import from_ms, to_ms
 
 
 def price_cuts(sheet: PriceSheet) -> list[int]:
@@ -33,7 +29,7 @@ def price_cuts(sheet: PriceSheet) -> list[int]:
               sheet.dbu_prices_frame().select(pl.col("price_start_time").alias("t")),
               sheet.dbu_prices_frame().select(pl.col("price_end_time").alias("t"))]
     instants = pl.concat(frames).drop_nulls().unique()["t"].to_list()
-    return sorted(int((t - dt.datetime(1970, 1, 1)).total_seconds() * 1000) for t in instants)
+    return sorted(to_ms(t) for t in instants)
 
 
 class _Rates:
@@ -44,10 +40,10 @@ class _Rates:
 
     def sku(self, c: Cluster, t: int):
         cfg = self.world.config
-        return self.sheet.sku(cfg.cloud, cfg.tier, c.workload, c.photon, _to_dt(t))
+        return self.sheet.sku(cfg.cloud, cfg.tier, c.workload, c.photon, from_ms(t))
 
     def node(self, node_type: str, t: int):
-        return self.sheet.node(self.world.config.cloud, node_type, _to_dt(t))
+        return self.sheet.node(self.world.config.cloud, node_type, from_ms(t))
 
 
 def _pieces(start: int, end: int, cuts: list[int]):
@@ -88,7 +84,7 @@ def cluster_hours(world: World, sheet: PriceSheet) -> pl.DataFrame:
                     row = acc[(cid, a // HOUR * HOUR, sku.sku_name)]
                     row[1] += (b - a) / HOUR
                     row[3] += price * (b - a) / HOUR
-    rows = [{"cluster_id": k[0], "hour_start": _to_dt(k[1]), "sku_name": k[2], "dbus": v[0],
+    rows = [{"cluster_id": k[0], "hour_start": from_ms(k[1]), "sku_name": k[2], "dbus": v[0],
              "machine_hours": v[1], "dbu_cost_usd": v[2], "vm_cost_usd": v[3]} for k, v in sorted(acc.items())]
     return pl.DataFrame(rows, schema={"cluster_id": pl.Utf8, "hour_start": pl.Datetime("us"),
                                       "sku_name": pl.Utf8, "dbus": pl.Float64, "machine_hours": pl.Float64,
@@ -153,11 +149,11 @@ def run_costs(world: World, sheet: PriceSheet) -> pl.DataFrame:
         pool = world.pools[pool_id]
         for d in range(-1, world.config.days):
             day = world.config.start_ms + d * DAY
-            if _to_dt(day).date() < ANCHOR:
+            if from_ms(day).date() < ANCHOR:
                 continue
             rate = rates.node(pool.node_type, day).vm_on_demand_per_hour
             acc[(day, pool_id, None, None)][2] += pool.min_idle * rate * 24
-    rows = [{"usage_date": _to_dt(k[0]).date(), "cluster_id": k[1], "run_id": k[2], "job_id": k[3],
+    rows = [{"usage_date": from_ms(k[0]).date(), "cluster_id": k[1], "run_id": k[2], "job_id": k[3],
              "consumer": "run" if k[2] is not None else "idle", "dbus": v[0], "dbu_cost_usd": v[1],
              "vm_cost_usd": v[2], "total_cost_usd": v[1] + v[2]}
             for k, v in sorted(acc.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0))]

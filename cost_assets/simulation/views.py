@@ -29,11 +29,12 @@ from cost_assets.simulation.world import (
     world_for,
 )
 from cost_assets.simulation.world import stable_id as _sid
+from cost_assets.timeutil import from_ms, naive_utc, to_ms
 
 
 def _ts(ms: int) -> str:
     """An instant as ISO-8601 UTC with milliseconds (system-table TIMESTAMPs, legacy CSV stamps)."""
-    return (dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return from_ms(ms).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _state(result: str) -> dict:
@@ -261,7 +262,7 @@ def bill(world: World, sheet: PriceSheet) -> tuple[dict, ...]:
     hours = truth.cluster_hours(world, sheet).filter(pl.col("dbus") > 0)
     for r in hours.iter_rows(named=True):
         c = world.clusters[r["cluster_id"]]
-        start = int((r["hour_start"] - dt.datetime(1970, 1, 1)).total_seconds() * 1000)
+        start = to_ms(r["hour_start"])
         meta = {"cluster_id": c.cluster_id, "node_type": c.node_type, "instance_pool_id": c.pool_id,
                 "job_id": None, "job_run_id": None, "warehouse_id": None, "endpoint_name": None}
         meta.update({k: v for k, v in ctx.get(c.cluster_id, {}).items() if k != "run_as"})
@@ -363,7 +364,7 @@ def legacy_csv(config: WorldConfig, start: dt.date, end: dt.date, as_of: dt.date
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(LEGACY_CSV_COLUMNS)
-    machine = {(r["cluster_id"], _ts(int((r["hour_start"] - dt.datetime(1970, 1, 1)).total_seconds() * 1000)),
+    machine = {(r["cluster_id"], _ts(to_ms(r["hour_start"])),
                 r["sku_name"]): r["machine_hours"]
                for r in truth.cluster_hours(world, load_price_sheet()).iter_rows(named=True)}
     for (rid, hour, sku), qty in sorted(net_cluster_hours(config, as_of).items(),
@@ -371,7 +372,7 @@ def legacy_csv(config: WorldConfig, start: dt.date, end: dt.date, as_of: dt.date
         if rid not in world.clusters or not (start.isoformat() <= hour[:10] <= end.isoformat()):
             continue
         c = world.clusters[rid]
-        start_ms = int(dt.datetime.fromisoformat(hour.replace("Z", "+00:00")).timestamp() * 1000)
+        start_ms = to_ms(naive_utc(hour))
         end_of_hour = _ts(start_ms + HOUR - 1)
         default = {"Vendor": "Databricks", "Creator": c.creator, "ClusterName": c.name, "ClusterId": c.cluster_id}
         w.writerow([config.workspace_id, end_of_hour, c.cluster_id, c.name, c.node_type, "4711471147114711",

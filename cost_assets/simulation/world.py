@@ -28,9 +28,11 @@ import random
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-MINUTE = 60_000
-HOUR = 3_600_000
-DAY = 86_400_000
+# The world counts in epoch ms; these short names are also imported by truth, views and the mock server.
+from cost_assets.timeutil import DAY_MS as DAY
+from cost_assets.timeutil import HOUR_MS as HOUR
+from cost_assets.timeutil import MINUTE_MS as MINUTE
+from cost_assets.timeutil import day_start_ms, from_ms
 
 # When the workspace and its long-lived objects were created (nothing happens before), and the always-on
 # shared cluster started; it runs until FOREVER, beyond any window anyone asks for.
@@ -103,11 +105,11 @@ class WorldConfig:
 
     @property
     def start_ms(self) -> int:
-        return _ms(self.start)
+        return day_start_ms(self.start)
 
     @property
     def end_ms(self) -> int:
-        return _ms(self.start + dt.timedelta(days=self.days))
+        return day_start_ms(self.start + dt.timedelta(days=self.days))
 
     @property
     def span_ms(self) -> tuple[int, int]:
@@ -234,10 +236,6 @@ class World:
     requests: list[dict]
 
 
-def _ms(day: dt.date) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
-
-
 def stable_id(*parts: object, length: int = 8) -> str:
     """A short hex id that depends only on ``parts`` (never on process state)."""
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:length]
@@ -245,7 +243,7 @@ def stable_id(*parts: object, length: int = 8) -> str:
 
 def cluster_id_for(created_ms: int, *parts: object) -> str:
     """Databricks cluster ids look like ``MMDD-HHMMSS-xxxxxxxx`` (creation time + random suffix)."""
-    t = dt.datetime.fromtimestamp(created_ms / 1000, tz=dt.UTC)
+    t = from_ms(created_ms)
     return f"{t:%m%d-%H%M%S}-{stable_id(created_ms, *parts)}"
 
 
@@ -408,7 +406,7 @@ class _Workspace:
 
 def _workspace(cfg: WorldConfig) -> _Workspace:
     b = _Builder(cfg, _stream(cfg, "workspace"))
-    rng, scale, anchor = b.rng, b.scale, _ms(ANCHOR)
+    rng, scale, anchor = b.rng, b.scale, day_start_ms(ANCHOR)
     pools = [Pool(pool_id=f"{ANCHOR:%m%d}-pool-{stable_id(cfg.seed, 'pool', i)}", name=f"pool-{i}",
                   node_type=rng.choice(NODE_TYPES[cfg.cloud]), min_idle=rng.randint(1, 3),
                   custom_tags={"team": "platform", "cost_center": f"cc-90{i}"}) for i in range(scale.pools)]
@@ -429,7 +427,7 @@ def _workspace(cfg: WorldConfig) -> _Workspace:
                            rng.choice(USERS))
         c.created = created
         if i == ALWAYS_ON:
-            c.sessions.append(b.simulate_session(c, created, _ms(FOREVER), first=True))
+            c.sessions.append(b.simulate_session(c, created, day_start_ms(FOREVER), first=True))
         shared.append(c)
 
     jobs: dict[int, Job] = {}
@@ -468,7 +466,7 @@ def _shared_sessions(cfg: WorldConfig, workspace: _Workspace, day: dt.date) -> d
         if i == ALWAYS_ON:
             continue
         b = _Builder(cfg, _stream(cfg, "session", i, day))
-        start = _ms(day) + (16 if i == 0 else 7) * HOUR + b.rng.randint(0, 90) * MINUTE
+        start = day_start_ms(day) + (16 if i == 0 else 7) * HOUR + b.rng.randint(0, 90) * MINUTE
         end = start + b.rng.randint(6 * 60, 10 * 60) * MINUTE
         out[c.cluster_id] = b.simulate_session(c, start, end, first=False)
     return out
@@ -514,7 +512,7 @@ def world_for(config: WorldConfig) -> World:
 
 def _day_runs(b: _Builder, workspace: _Workspace, day: dt.date, near: dict[str, list[Session]]) -> list[JobRun]:
     """The runs started on ``day`` (10 % of them late in the evening, so they cross midnight)."""
-    rng, day0 = b.rng, _ms(day)
+    rng, day0 = b.rng, day_start_ms(day)
     job_ids = sorted(workspace.jobs)
     runs: list[JobRun] = []
     if day < ANCHOR:
@@ -611,7 +609,7 @@ def _serving_requests(cfg: WorldConfig, endpoints: list[Endpoint], day: dt.date)
     out: list[dict] = []
     if not endpoints or day < ANCHOR:
         return out
-    day0 = _ms(day)
+    day0 = day_start_ms(day)
     for i in range(cfg.scale_spec.requests_per_day):
         ep = endpoints[rng.randrange(len(endpoints))]
         t = day0 + rng.randint(0, DAY - 1)

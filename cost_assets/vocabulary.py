@@ -1,0 +1,89 @@
+"""The project's vocabulary: every closed set of values a table column can hold, defined once.
+
+The pandera contracts (``schemas.py``) check columns against these lists and the costing modules produce
+and compare the same strings, so a value added or renamed here is added or renamed everywhere. Plain
+constants only (no pandera, no Dagster), so anything can import this module cheaply.
+"""
+
+# --- money and clouds ----------------------------------------------------------------------------------
+
+# Every money column is in this currency (``currency_code`` sits next to each); price rows in another
+# currency are not used.
+CURRENCY = "USD"
+# The clouds Databricks runs on: the ``cloud`` of clusters, bills and price rows (upper case, as the bill).
+CLOUDS = ["AZURE", "AWS", "GCP"]
+# Workspace pricing tiers; a SKU name starts with its tier (``PREMIUM_JOBS_COMPUTE``).
+TIERS = ["STANDARD", "PREMIUM", "ENTERPRISE"]
+
+# --- what the APIs say (values as the REST APIs and system tables spell them) ----------------------------
+
+# Cluster event types of the clusters/events API (their order is the timeline's Int8 code of each type).
+EVENT_TYPES = [
+    "ADD_NODES_FAILED", "AUTOMATIC_CLUSTER_UPDATE", "AUTOSCALING_BACKOFF", "AUTOSCALING_FAILED",
+    "AUTOSCALING_STATS_REPORT", "CLUSTER_MIGRATED", "CREATING", "DBFS_DOWN", "DECOMMISSION_ENDED",
+    "DECOMMISSION_STARTED", "DEFERRED_POLICY_ENFORCEMENT_FAILED", "DEFERRED_POLICY_ENFORCEMENT_SCHEDULED",
+    "DID_NOT_EXPAND_DISK", "DRIVER_HEALTHY", "DRIVER_NOT_RESPONDING", "DRIVER_UNAVAILABLE", "EDITED",
+    "EXPANDED_DISK", "FAILED_TO_EXPAND_DISK", "INIT_SCRIPTS_FINISHED", "INIT_SCRIPTS_STARTED",
+    "METASTORE_DOWN", "NODES_LOST", "NODE_BLACKLISTED", "NODE_EXCLUDED_DECOMMISSIONED", "PINNED",
+    "RESIZING", "RESTARTING", "RUNNING", "SPARK_EXCEPTION", "STARTING", "TERMINATING",
+    "UC_VOLUME_MISCONFIGURED", "UNPINNED", "UPSIZE_COMPLETED",
+]
+# ``record_type`` of a billing usage row: a RETRACTION negates its ORIGINAL, a RESTATEMENT replaces it.
+RECORD_TYPES = ["ORIGINAL", "RETRACTION", "RESTATEMENT"]
+# Where ``raw.billing_usage`` rows came from (``billing_source``), one name per billing source.
+BILLING_SOURCES = ["simulated", "csv", "account_api", "system_tables"]
+# What a task run ran on (``raw.job_runs.compute_type``), as parsed from the run payload.
+COMPUTE_TYPES = ["job_cluster", "all_purpose", "new_cluster", "serverless"]
+# The Jobs API ``run_type`` of a run.
+RUN_TYPES = ["JOB_RUN", "WORKFLOW_RUN", "SUBMIT_RUN"]
+# The Jobs API ``life_cycle_state`` of a task run.
+LIFE_CYCLE_STATES = ["QUEUED", "PENDING", "RUNNING", "TERMINATING", "TERMINATED", "SKIPPED",
+                     "INTERNAL_ERROR", "BLOCKED", "WAITING_FOR_RETRY"]
+# The clusters API ``availability`` of a cluster's VMs (spot-type ones make workers spot).
+AVAILABILITIES = ["ON_DEMAND", "SPOT", "SPOT_WITH_FALLBACK", "ON_DEMAND_AZURE", "SPOT_AZURE",
+                  "SPOT_WITH_FALLBACK_AZURE", "ON_DEMAND_GCP", "PREEMPTIBLE_GCP", "PREEMPTIBLE_WITH_FALLBACK_GCP"]
+# The clusters API ``runtime_engine``.
+RUNTIME_ENGINES = ["STANDARD", "PHOTON"]
+
+# --- why a cluster's details are not from clusters/get ----------------------------------------------------
+
+# The cluster was purged after its retention; fetching rebuilt it from its run's ``new_cluster`` spec and the
+# engine gives it a timeline from that spec when it has no events (``costing/spec.py``).
+CLUSTER_NOT_FOUND = "cluster_not_found"
+# Every value of ``raw.clusters.reason`` (null: the details are from clusters/get).
+CLUSTER_REASONS = [CLUSTER_NOT_FOUND]
+
+# --- cluster segments --------------------------------------------------------------------------------------
+
+# What a segment describes: a cluster, or the idle VMs of an instance pool (``cluster_id`` is the pool id).
+SEGMENT_KINDS = ["cluster", "pool"]
+# The states a segment can be in: the up states of the cluster state machine plus POOL_IDLE. A down
+# (terminated) cluster costs nothing and has no segment; the timeline codes it as TERMINATED internally.
+SEGMENT_STATES = ["CREATING", "STARTING", "RESTARTING", "RUNNING", "RESIZING", "POOL_IDLE"]
+
+# --- who owns the money ------------------------------------------------------------------------------------
+
+# The tag keys read from job, cluster and pool tags and the bill's custom_tags, each a column of the tagged
+# tables (``raw.jobs``, ``mart.run_costs``, ``mart.attributed_costs``) and a dimension of cost_by_scope.
+TAG_DIMENSIONS = ["team", "tenant", "project", "cost_center"]
+# The dimensions of ``mart.cost_by_scope``: the tags, plus the job and the user the money counts for.
+SCOPE_DIMENSIONS = [*TAG_DIMENSIONS, "job", "user"]
+# The value of a dimension (or a serving request's tenant, agent, user, model) when nothing names one, so
+# every dimension still sums to the same total.
+UNTAGGED = "(untagged)"
+# Consumers of estimated cost (``mart.estimated_costs`` / ``mart.run_costs``): a run, or a cluster's idle time.
+ESTIMATE_CONSUMERS = ["run", "idle"]
+# Consumers of billed cost (``mart.attributed_costs``): the above, or ``unattributed`` when nothing in the
+# estimate or the bill's metadata says whose money it is.
+CONSUMERS = [*ESTIMATE_CONSUMERS, "unattributed"]
+
+# --- reconciliation and attribution ------------------------------------------------------------------------
+
+# The kind of resource a billed row is for (``costing/reconcile.py`` decides it from the bill's ids).
+RESOURCE_TYPES = ["cluster", "warehouse", "endpoint", "serverless"]
+# ``mart.reconciliation.reason``, in precedence order (the first that applies wins; the meaning of each
+# is in ``costing/reconcile.py``).
+RECONCILIATION_REASONS = ["unpriced", "sku_mismatch", "no_estimate", "no_billing", "correction", "mismatch", "ok"]
+# ``mart.attributed_costs.reason``: the reconciliation reason, or what the attribution path says instead
+# (``costing/attribute.py``): an endpoint (serving), serverless compute, a warehouse, no usable share.
+ATTRIBUTION_REASONS = [*RECONCILIATION_REASONS, "serving", "serverless", "warehouse", "no_share"]
