@@ -11,6 +11,7 @@ import typer
 
 from cost_assets import report
 from cost_assets.config import ConfigurationError, Settings
+from cost_assets.read import WarehouseError
 
 # Step-level progress is printed here; Dagster's own debug stream stays in the run's event log.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -45,6 +46,24 @@ def _days(days: int | None, start: dt.datetime | None, end: dt.datetime | None) 
     return first, last
 
 
+def _print_summary(database: str, first: dt.date, last: dt.date) -> None:
+    """Rows per table, the bill per day and where it went (read-only, through cost_assets.report)."""
+    typer.echo("\nRows per table")
+    for row in report.table_counts(database).iter_rows(named=True):
+        typer.echo(f"  {row['table']:<28}{row['rows']:>10,}")
+    typer.echo("\nBilled per day (all record types, effective $/DBU)")
+    for row in report.billed_by_day(database, first, last).iter_rows(named=True):
+        unpriced = f"   unpriced DBUs {row['unpriced_dbus']:,.2f}" if row["unpriced_dbus"] else ""
+        typer.echo(
+            f"  {row['usage_date']}  {row['billed_dbus']:>12,.2f} DBU  ${row['billed_usd'] or 0:>12,.2f}{unpriced}"
+        )
+    typer.echo("\nThe bill handed out (billed DBU $), and the estimate of runs + idle (DBU + VM $)")
+    typer.echo(f"  {'day':<10}  {'to runs':>12}  {'to idle':>12}  {'unattributed':>12}  {'estimated':>12}")
+    for row in report.ledger_by_day(database, first, last).iter_rows(named=True):
+        cells = [row[k] or 0.0 for k in ("runs_usd", "idle_usd", "unattributed_usd", "estimated_usd")]
+        typer.echo(f"  {row['usage_date']}  " + "  ".join(f"${v:>11,.2f}" for v in cells))
+
+
 @app.command()
 def run(days: Annotated[int | None, typer.Option(
             min=1, help="How many complete UTC days, ending yesterday [default: COST_ASSETS_SIM_DAYS, 7].")] = None,
@@ -72,19 +91,11 @@ def run(days: Annotated[int | None, typer.Option(
                                      "dagster/asset_partition_range_end": last.isoformat()})
         if not result.success:
             raise typer.Exit(1)
-    typer.echo("\nRows per table")
-    for row in report.table_counts(settings.duckdb_path).iter_rows(named=True):
-        typer.echo(f"  {row['table']:<28}{row['rows']:>10,}")
-    typer.echo("\nBilled per day (all record types, effective $/DBU)")
-    for row in report.billed_by_day(settings.duckdb_path, first, last).iter_rows(named=True):
-        unpriced = f"   unpriced DBUs {row['unpriced_dbus']:,.2f}" if row["unpriced_dbus"] else ""
-        typer.echo(f"  {row['usage_date']}  {row['billed_dbus']:>12,.2f} DBU  ${row['billed_usd'] or 0:>12,.2f}"
-                   f"{unpriced}")
-    typer.echo("\nThe bill handed out (billed DBU $), and the estimate of runs + idle (DBU + VM $)")
-    typer.echo(f"  {'day':<10}  {'to runs':>12}  {'to idle':>12}  {'unattributed':>12}  {'estimated':>12}")
-    for row in report.ledger_by_day(settings.duckdb_path, first, last).iter_rows(named=True):
-        cells = [row[k] or 0.0 for k in ("runs_usd", "idle_usd", "unattributed_usd", "estimated_usd")]
-        typer.echo(f"  {row['usage_date']}  " + "  ".join(f"${v:>11,.2f}" for v in cells))
+    try:
+        _print_summary(settings.duckdb_path, first, last)
+    except WarehouseError as e:  # e.g. another process took the file for writing meanwhile: say so, briefly
+        typer.echo(f"\nno summary: {e}", err=True)
+        raise typer.Exit(1) from None
     # duckdb 2.0's bindings print ~100 "nanobind: leaked ..." lines at interpreter shutdown, burying this
     # summary; everything is written and closed by now, so leave without the shutdown pass.
     sys.stdout.flush()

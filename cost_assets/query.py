@@ -1,20 +1,18 @@
 """Ad-hoc attribution queries over the warehouse: ``mart.serving_costs`` grouped as the caller asks.
 
-Plain duckdb + polars (no Dagster import, so the CLI and notebooks can use it without the graph). The
-file is opened read-only, so a query can never change stored data.
+Plain duckdb + polars (no Dagster import, so the CLI and notebooks can use it without the graph). It reads
+through :mod:`cost_assets.read`: the file is opened read-only, so a query can never change stored data.
 """
 
 import datetime as dt
 import os
 from collections.abc import Sequence
-from contextlib import closing
-from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from cost_assets import schemas
 from cost_assets.config import Settings
+from cost_assets.read import fetch
 
 TABLE = '"mart"."serving_costs"'
 # The allow-list of group_by columns: the key of mart.serving_costs (the groups it is stored by).
@@ -33,13 +31,6 @@ def _measure(column: str) -> str:
         return f"CAST(SUM({_quote(column)}) AS BIGINT) AS {_quote(column)}"
     q = _quote(column)
     return f"CASE WHEN COUNT(*) = COUNT({q}) THEN SUM({q}) END AS {q}"
-
-
-def _to_polars(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
-    """Fetch without pyarrow on duckdb 1.x and 2.x (Arrow PyCapsule stream, as the warehouse does)."""
-    if hasattr(relation, "__arrow_c_stream__"):
-        return pl.DataFrame(relation)
-    return relation.pl()
 
 
 def query_attribution(
@@ -79,8 +70,6 @@ def query_attribution(
         raise ValueError(f"group_by has a column twice: {columns}")
     if start_date > end_date:
         raise ValueError(f"start_date {start_date} is after end_date {end_date}")
-    if not Path(database).exists():
-        raise FileNotFoundError(f"DuckDB database {database!r} does not exist")
     keys = ", ".join(_quote(c) for c in columns)
     select = ", ".join([*(_quote(c) for c in columns), *(_measure(m) for m in MEASURES)])
     sql = f"SELECT {select} FROM {TABLE} WHERE usage_date BETWEEN ? AND ?"
@@ -90,5 +79,4 @@ def query_attribution(
         params.append(tenant_id)
     if columns:
         sql += f" GROUP BY {keys} ORDER BY {keys}"
-    with closing(duckdb.connect(database, read_only=True)) as connection:
-        return _to_polars(connection.sql(sql, params=params))
+    return fetch(database, sql, params)

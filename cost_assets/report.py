@@ -1,7 +1,18 @@
-"""Read-only summaries of the DuckDB warehouse (what `cost-assets run` prints)."""
+"""Read-only summaries of the DuckDB warehouse (what `cost-assets run` prints), read through
+:mod:`cost_assets.read`: a missing database or table, or a file held by a writer, is a ``WarehouseError``
+that says so."""
 
-import duckdb
 import polars as pl
+
+from cost_assets import read
+
+# The tables the pipeline writes, in every schema it writes.
+TABLES = """
+select table_schema, table_name from information_schema.tables
+where table_schema in ('raw', 'ref', 'mart') order by 1, 2
+"""
+# Rows of one of them (its quoted schema and name filled in: SQL has no placeholders for identifiers).
+ROW_COUNT = "select count(*) from {schema}.{table}"
 
 # Billed per day, from mart.reconciliation so there is one definition of "billed": the plain sum over all
 # record types, priced at the effective $/DBU of the hour (the default cloud for rows without one).
@@ -14,26 +25,6 @@ from mart.reconciliation
 where usage_date between ? and ?
 group by usage_date order by usage_date
 """
-
-
-def table_counts(database: str) -> pl.DataFrame:
-    """Rows per table in every schema the pipeline writes."""
-    with duckdb.connect(database, read_only=True) as con:
-        tables = con.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_schema in ('raw', 'ref', 'mart') order by 1, 2").fetchall()
-        rows = [{"table": f"{s}.{t}", "rows": con.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0]}
-                for s, t in tables]
-    return pl.DataFrame(rows, schema={"table": pl.Utf8, "rows": pl.Int64})
-
-
-def billed_by_day(database: str, first, last) -> pl.DataFrame:
-    """Billed DBUs and dollars per usage date in [first, last]."""
-    with duckdb.connect(database, read_only=True) as con:
-        rows = con.execute(BILLED_BY_DAY, [first, last]).fetchall()
-    return pl.DataFrame(rows, schema={"usage_date": pl.Date, "billed_dbus": pl.Float64, "billed_usd": pl.Float64,
-                                      "unpriced_dbus": pl.Float64}, orient="row")
-
 
 # The ledger per day: estimated run + idle cost (DBU + VM), billed $ handed to runs, idle and unattributed.
 LEDGER_BY_DAY = """
@@ -50,10 +41,37 @@ select coalesce(est.usage_date, led.usage_date) as usage_date, estimated_usd, ru
 from est full join led on est.usage_date = led.usage_date order by 1
 """
 
+BILLED_SCHEMA = {
+    "usage_date": pl.Date,
+    "billed_dbus": pl.Float64,
+    "billed_usd": pl.Float64,
+    "unpriced_dbus": pl.Float64,
+}
+LEDGER_SCHEMA = {
+    "usage_date": pl.Date,
+    "estimated_usd": pl.Float64,
+    "runs_usd": pl.Float64,
+    "idle_usd": pl.Float64,
+    "unattributed_usd": pl.Float64,
+}
+
+
+def table_counts(database: str) -> pl.DataFrame:
+    """Rows per table in every schema the pipeline writes."""
+    with read.connect(database) as con:
+        tables = con.execute(TABLES).fetchall()
+        rows = []
+        for s, t in tables:
+            count = con.execute(ROW_COUNT.format(schema=read.quote(s), table=read.quote(t))).fetchone()[0]
+            rows.append({"table": f"{s}.{t}", "rows": count})
+    return pl.DataFrame(rows, schema={"table": pl.Utf8, "rows": pl.Int64})
+
+
+def billed_by_day(database: str, first, last) -> pl.DataFrame:
+    """Billed DBUs and dollars per usage date in [first, last]."""
+    return read.fetch(database, BILLED_BY_DAY, [first, last]).cast(BILLED_SCHEMA)
+
 
 def ledger_by_day(database: str, first, last) -> pl.DataFrame:
     """Per day: the estimate (DBU + VM $) and where the billed DBU dollars went."""
-    with duckdb.connect(database, read_only=True) as con:
-        rows = con.execute(LEDGER_BY_DAY, [first, last, first, last]).fetchall()
-    return pl.DataFrame(rows, schema={"usage_date": pl.Date, "estimated_usd": pl.Float64, "runs_usd": pl.Float64,
-                                      "idle_usd": pl.Float64, "unattributed_usd": pl.Float64}, orient="row")
+    return read.fetch(database, LEDGER_BY_DAY, [first, last, first, last]).cast(LEDGER_SCHEMA)

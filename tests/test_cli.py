@@ -7,11 +7,14 @@ import sys
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from cost_assets import report
 from cost_assets.cli import _days, app
+from cost_assets.read import WarehouseMissingError
 
 YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
@@ -64,3 +67,50 @@ def test_bad_ranges_are_refused_before_anything_runs(args: list[str], message: s
 def test_bad_range_raises_a_parameter_error():
     with pytest.raises(typer.BadParameter, match="before"):
         _days(None, dt.datetime(2026, 1, 3), dt.datetime(2026, 1, 2))
+
+
+D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
+
+
+def test_the_summary_reads_a_hand_written_warehouse(tmp_path: Path):
+    """The three summaries over tiny tables written here, and their column types (the CLI formats them)."""
+    database = str(tmp_path / "w.duckdb")
+    with duckdb.connect(database) as con:
+        con.execute("CREATE SCHEMA raw; CREATE SCHEMA mart; CREATE SCHEMA other")
+        con.execute("CREATE TABLE raw.job_runs AS SELECT range AS id FROM range(3)")
+        con.execute("CREATE TABLE other.ignored AS SELECT 1 AS id")
+        con.execute(
+            "CREATE TABLE mart.reconciliation (usage_date DATE, billed_dbus DOUBLE, billed_cost_usd DOUBLE, "
+            "unpriced BOOLEAN)"
+        )
+        con.execute(
+            "INSERT INTO mart.reconciliation VALUES (?, 10, 1.5, false), (?, 2, NULL, true), (?, 4, 0.5, false)",
+            [D1, D1, D2],
+        )
+        con.execute("CREATE TABLE mart.run_costs (usage_date DATE, total_cost_usd DOUBLE)")
+        con.execute("INSERT INTO mart.run_costs VALUES (?, 3.0)", [D2])
+        con.execute("CREATE TABLE mart.attributed_costs (usage_date DATE, consumer VARCHAR, billed_cost_usd DOUBLE)")
+        con.execute(
+            "INSERT INTO mart.attributed_costs VALUES (?, 'run', 1.0), (?, 'idle', 0.5), (?, 'unattributed', 0.5)",
+            [D1, D1, D2],
+        )
+
+    tables = ["mart.attributed_costs", "mart.reconciliation", "mart.run_costs", "raw.job_runs"]
+    assert report.table_counts(database).rows() == list(zip(tables, [3, 3, 1, 3], strict=True))
+    billed = report.billed_by_day(database, D1, D2)
+    assert billed.schema == pl.Schema(report.BILLED_SCHEMA)
+    assert billed.rows() == [(D1, 12.0, 1.5, 2.0), (D2, 4.0, 0.5, 0.0)]
+    ledger = report.ledger_by_day(database, D1, D2)
+    assert ledger.schema == pl.Schema(report.LEDGER_SCHEMA)
+    assert ledger.rows() == [(D1, None, 1.0, 0.5, 0.0), (D2, 3.0, 0.0, 0.0, 0.5)]
+    assert report.billed_by_day(database, D2 + dt.timedelta(days=1), D2 + dt.timedelta(days=2)).is_empty()
+
+
+def test_the_summary_of_a_missing_warehouse_says_to_run_first(tmp_path: Path):
+    missing = str(tmp_path / "missing.duckdb")
+    with pytest.raises(WarehouseMissingError, match="run `make run` first"):
+        report.table_counts(missing)
+    with pytest.raises(WarehouseMissingError, match="run `make run` first"):
+        report.billed_by_day(missing, D1, D2)
+    with pytest.raises(WarehouseMissingError, match="run `make run` first"):
+        report.ledger_by_day(missing, D1, D2)

@@ -7,6 +7,7 @@ import duckdb
 import pytest
 
 from cost_assets.query import GROUP_COLUMNS, query_attribution
+from cost_assets.read import TableMissingError
 
 D1, D2, D3 = dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)
 # usage_date, tenant, agent, user, estimated, actual, dbus, calls
@@ -118,3 +119,12 @@ def test_a_string_group_by_is_one_column(database):
     as_string = query_attribution(database=database, start_date=D1, end_date=D3, group_by="tenant")
     as_list = query_attribution(database=database, start_date=D1, end_date=D3, group_by=["tenant"])
     assert as_string.columns[0] == "tenant" and as_string.equals(as_list)
+
+
+def test_a_missing_database_or_table_says_to_run_the_pipeline_first(database, tmp_path):
+    with pytest.raises(FileNotFoundError, match="run `make run` first"):
+        query_attribution(database=str(tmp_path / "nope.duckdb"), start_date=D1, end_date=D1)
+    empty = str(tmp_path / "empty.duckdb")
+    duckdb.connect(empty).close()
+    with pytest.raises(TableMissingError, match=r"serving_costs.* run `make run` first"):
+        query_attribution(database=empty, start_date=D1, end_date=D1)

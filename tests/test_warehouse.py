@@ -6,6 +6,8 @@ and runs this module with that folder first on ``PYTHONPATH`` (``make test`` doe
 """
 
 import datetime as dt
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +18,8 @@ import pytest
 from dagster._core.storage.db_io_manager import DbIOManager
 from dagster_duckdb.io_manager import DuckDbClient
 
-from cost_assets.resources.warehouse import CostDuckDbClient, CostDuckDBIOManager, read_table
+from cost_assets.read import TableMissingError, WarehouseError, WarehouseLockedError, WarehouseMissingError
+from cost_assets.resources.warehouse import CostDuckDbClient, CostDuckDBIOManager, Ledger, read_table
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2026-01-01")
 # How every daily table of the project is declared (the IO manager's partition column is usage_date).
@@ -426,3 +429,47 @@ def test_all_null_untyped_column_takes_the_table_type_or_fails_clearly(tmp_path:
     )
     assert not result.success
     assert "column(s) ['note'] have polars dtype Null" in failure_text(result)
+
+
+def test_reads_say_when_the_database_or_a_table_is_missing(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.duckdb")
+    with pytest.raises(WarehouseMissingError, match=r"missing\.duckdb' does not exist: run `make run` first"):
+        read_table(missing, "raw.usage")
+
+    db = tmp_path / "t.duckdb"
+    assert dg.materialize([daily_usage()], resources=io_manager(db), partition_key="2026-01-01").success
+    for table in ("raw.nothing", "nowhere.usage"):
+        with pytest.raises(TableMissingError, match=r"lacks a table .* run `make run` first") as caught:
+            read_table(str(db), table)
+        assert table.split(".")[1] in str(caught.value)
+        assert isinstance(caught.value, duckdb.CatalogException)  # as before, for callers that caught that
+
+    # The Ledger reads through the same reader: nothing stored is None, stored days are their rows.
+    assert Ledger(database=missing).stored_days("raw.usage", [D1]) is None
+    assert Ledger(database=str(db)).stored_days("raw.nothing", [D1]) is None
+    assert sorted(Ledger(database=str(db)).stored_days("raw.usage", [D1, D2]).rows()) == DAY1
+
+
+def test_reads_say_when_a_writer_holds_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "t.duckdb"
+    assert dg.materialize([daily_usage()], resources=io_manager(db), partition_key="2026-01-01").success
+
+    # Another process writing: DuckDB's file lock keeps every other process out, readers included.
+    hold = "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('open', flush=True); sys.stdin.read()"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(WarehouseLockedError, match="held by a writer") as caught:
+            read_table(str(db), "raw.usage")
+        assert isinstance(caught.value, WarehouseError) and isinstance(caught.value, duckdb.IOException)
+    finally:
+        holder.communicate("", timeout=60)
+    assert rows(db) == DAY1  # once the writer is gone, the file reads again
+
+    # A read-write connection of this process: refused in the same words.
+    with duckdb.connect(str(db)) as writer:
+        writer.execute("SELECT 1")
+        with pytest.raises(WarehouseLockedError, match="held by a writer"):
+            read_table(str(db), "raw.usage")

@@ -32,15 +32,17 @@ What this module does instead:
   Unpartitioned tables are replaced whole (``CREATE OR REPLACE TABLE ... AS SELECT``, same transaction);
 * frames cross the polars/DuckDB boundary through the Arrow PyCapsule interface
   (``__arrow_c_stream__``), which polars and duckdb ≥ 1.1 speak natively, so neither direction needs
-  ``pyarrow`` and the same code runs on duckdb 1.x and 2.x.
+  ``pyarrow`` and the same code runs on duckdb 1.x and 2.x. Loads convert with
+  :func:`cost_assets.read.to_polars`, and :func:`read_table` and :class:`Ledger` read through
+  :mod:`cost_assets.read` (read-only, a clear error for a missing file or table and for a locked file),
+  the same reader as the ``cost-assets run`` summary and ``query_attribution``.
 
 Concurrency: a DuckDB file has a single writer. Run every asset that uses this IO manager in a Dagster
 pool with limit 1; the library's connect already retries a locked file ten times with backoff.
 """
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,16 @@ from dagster._core.storage.db_io_manager import (  # the same (internal) base cl
 from dagster_duckdb import DuckDBIOManager
 from dagster_duckdb.io_manager import DuckDbClient
 
+from cost_assets.read import (
+    TableMissingError,
+    WarehouseError,
+    WarehouseMissingError,
+    fetch,
+    quote,
+    table_name,
+    to_polars,
+)
+
 __all__ = [
     "CostDuckDBIOManager",
     "CostDuckDbClient",
@@ -68,11 +80,6 @@ __all__ = [
 # The name under which the outgoing frame is visible to SQL while it is written. It is registered on the
 # write connection only and is unregistered afterwards.
 _INCOMING = "__cost_assets_incoming"
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-
-
-class WarehouseError(Exception):
-    """A write or read the warehouse refuses; the message names the table and what is wrong."""
 
 
 class SchemaDriftError(WarehouseError, ValueError):
@@ -112,24 +119,8 @@ def _unregister(connection: duckdb.DuckDBPyConnection) -> None:
         connection.unregister(_INCOMING)
 
 
-def _to_polars(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
-    """Fetch a relation as a polars frame on duckdb 1.x and 2.x, without pyarrow.
-
-    ``relation.arrow()`` changed meaning in duckdb 2.0 (a reader, not a table), and ``relation.pl()`` goes
-    through pyarrow on both majors. Relations implement ``__arrow_c_stream__`` (duckdb ≥ 1.1), which the
-    polars constructor consumes directly; ``.pl()`` stays as the fallback for builds without it.
-    """
-    if hasattr(relation, "__arrow_c_stream__"):
-        return pl.DataFrame(relation)
-    return relation.pl()
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def _qualified_name(table_slice: TableSlice) -> str:
-    return f"{_quote(table_slice.schema)}.{_quote(table_slice.table)}"
+    return f"{quote(table_slice.schema)}.{quote(table_slice.table)}"
 
 
 def _display_name(table_slice: TableSlice) -> str:
@@ -320,8 +311,8 @@ class PolarsByNameTypeHandler(DbTypeHandler[pl.DataFrame]):
             # The input maps to no upstream partition (e.g. the first day under a "previous day" mapping).
             # The library would render an invalid WHERE clause; return no rows, but the table's columns.
             whole = DuckDbClient.get_select_statement(table_slice._replace(partition_dimensions=None))
-            return _to_polars(connection.sql(f"SELECT * FROM ({whole}) WHERE false"))
-        return _to_polars(connection.sql(DuckDbClient.get_select_statement(table_slice)))
+            return to_polars(connection.sql(f"SELECT * FROM ({whole}) WHERE false"))
+        return to_polars(connection.sql(DuckDbClient.get_select_statement(table_slice)))
 
     @property
     def supported_types(self) -> Sequence[type[object]]:
@@ -396,18 +387,14 @@ def read_table(database: str, table: str, where: str = "", params: list | None =
 
     ``where`` is a SQL condition appended after ``WHERE`` (it may end with ``ORDER BY ...``); pass values
     as ``?`` placeholders with ``params`` rather than formatting them into the string. For tests and the
-    CLI: opening read-only fails while another process is writing to the file (DuckDB's single writer).
+    CLI. Errors are :mod:`cost_assets.read`'s: ``WarehouseMissingError`` (a ``FileNotFoundError``),
+    ``TableMissingError``, and ``WarehouseLockedError`` while another process writes the file (DuckDB's
+    single writer); a name that is not ``layer.table`` is a ``ValueError``.
     """
-    parts = table.split(".")
-    if not 1 <= len(parts) <= 3 or not all(_IDENTIFIER.match(part) for part in parts):
-        raise ValueError(f"Not a table name: {table!r} (expected 'layer.table').")
-    if not Path(database).exists():
-        raise FileNotFoundError(f"DuckDB database {database!r} does not exist.")
-    query = f"SELECT * FROM {'.'.join(_quote(part) for part in parts)}"
+    query = f"SELECT * FROM {table_name(table)}"
     if where:
         query += f" WHERE {where}"
-    with closing(duckdb.connect(database, read_only=True)) as connection:
-        return _to_polars(connection.sql(query, params=params or None))
+    return fetch(database, query, params)
 
 
 class Ledger(dg.ConfigurableResource):
@@ -426,9 +413,7 @@ class Ledger(dg.ConfigurableResource):
             return None
         try:
             return read_table(self.database, table, "usage_date BETWEEN ? AND ?", [min(days), max(days)])
-        except FileNotFoundError:
-            return None
-        except duckdb.CatalogException:
+        except (WarehouseMissingError, TableMissingError):
             return None
 
 

@@ -1,0 +1,131 @@
+"""The one read-only way into the DuckDB warehouse, returning polars frames.
+
+The ``cost-assets run`` summary (:mod:`cost_assets.report`), ``query_attribution``
+(:mod:`cost_assets.query`) and the IO manager's helpers (``read_table``, ``Ledger.stored_days`` in
+:mod:`cost_assets.resources.warehouse`, whose loads also convert with :func:`to_polars`) all read through
+it. Plain duckdb + polars, no Dagster import, so the CLI and notebooks can use it without the graph.
+
+* :func:`connect` opens the file **read-only** (a read can never change stored data) and always closes the
+  connection, also when the body raises; :func:`fetch` runs one statement with bound ``?`` parameters.
+* Results cross to polars through the Arrow PyCapsule interface (``__arrow_c_stream__``, duckdb ≥ 1.1), on
+  duckdb 1.x and 2.x alike and without ``pyarrow``: ``relation.arrow()`` returns a record-batch reader in
+  duckdb 2.0, and ``relation.pl()`` needs ``pyarrow`` on both majors (not a dependency of this project).
+* What a reader runs into is said in words, as a :class:`WarehouseError`: no database file yet
+  (:class:`WarehouseMissingError`, also a ``FileNotFoundError``), a table the file lacks
+  (:class:`TableMissingError`, also a ``duckdb.CatalogException``), or the file held by a writer
+  (:class:`WarehouseLockedError`, also a ``duckdb.IOException``): DuckDB has a single writer, and while
+  another process writes the file it cannot be opened at all, not even read-only.
+"""
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+__all__ = [
+    "TableMissingError",
+    "WarehouseError",
+    "WarehouseLockedError",
+    "WarehouseMissingError",
+    "connect",
+    "fetch",
+    "quote",
+    "table_name",
+    "to_polars",
+]
+
+# What to do when the warehouse, or a table in it, is not there yet.
+RUN_FIRST = "run `make run` first (it materializes the pipeline into this file)"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+# How duckdb says that the file is held by a writer: another process holds its lock (IOException), or this
+# process has it open read-write (ConnectionException: "... with a different configuration ...").
+_LOCKED = ("lock", "different configuration")
+# How duckdb says that a table, or the schema it should be in, is not in the catalog.
+_NO_TABLE = re.compile(r"(Table|Schema) with name .* does not exist", re.IGNORECASE)
+
+
+class WarehouseError(Exception):
+    """A write or read the warehouse refuses; the message names the table and what is wrong."""
+
+
+class WarehouseMissingError(WarehouseError, FileNotFoundError):
+    """The DuckDB file does not exist (nothing has been materialized into it yet)."""
+
+
+class TableMissingError(WarehouseError, duckdb.CatalogException):
+    """A table (or its schema) the statement reads is not in the DuckDB file."""
+
+
+class WarehouseLockedError(WarehouseError, duckdb.IOException):
+    """The DuckDB file is held by a writer (another process, or a read-write connection of this one)."""
+
+
+def quote(identifier: str) -> str:
+    """``identifier`` as a quoted SQL identifier (double quotes doubled)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def table_name(table: str) -> str:
+    """``"layer.table"`` (or ``table``, or ``"db.layer.table"``) checked and quoted for a statement's text.
+
+    SQL has no placeholders for identifiers, so a name is only accepted when every part is a plain
+    identifier; anything else is a ``ValueError``.
+    """
+    parts = table.split(".")
+    if not 1 <= len(parts) <= 3 or not all(_IDENTIFIER.match(part) for part in parts):
+        raise ValueError(f"Not a table name: {table!r} (expected 'layer.table').")
+    return ".".join(quote(part) for part in parts)
+
+
+def to_polars(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    """Fetch a relation as a polars frame on duckdb 1.x and 2.x, without pyarrow.
+
+    Relations implement ``__arrow_c_stream__`` (duckdb ≥ 1.1), which the polars constructor consumes
+    directly; ``.pl()`` stays as the fallback for builds without it.
+    """
+    if hasattr(relation, "__arrow_c_stream__"):
+        return pl.DataFrame(relation)
+    return relation.pl()
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+@contextmanager
+def connect(database: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the DuckDB file ``database``, closed on leaving the block.
+
+    Raises :class:`WarehouseMissingError` when the file does not exist, :class:`WarehouseLockedError` when a
+    writer holds it, and turns a missing table or schema met inside the block into
+    :class:`TableMissingError`; every other duckdb error passes through unchanged.
+    """
+    if not Path(database).exists():
+        raise WarehouseMissingError(f"DuckDB database {database!r} does not exist: {RUN_FIRST}.")
+    try:
+        connection = duckdb.connect(database, read_only=True)
+    except (duckdb.IOException, duckdb.ConnectionException) as e:
+        if not any(word in str(e).lower() for word in _LOCKED):
+            raise
+        raise WarehouseLockedError(
+            f"DuckDB database {database!r} is held by a writer (another process running the pipeline, e.g. "
+            "`make run` or a Dagster run, or a read-write connection of this process): DuckDB lets no one else "
+            f"open the file meanwhile. Try again when it has finished. ({_first_line(e)})"
+        ) from e
+    try:
+        yield connection
+    except duckdb.CatalogException as e:
+        if isinstance(e, TableMissingError) or not _NO_TABLE.search(str(e)):
+            raise
+        raise TableMissingError(f"DuckDB database {database!r} lacks a table ({_first_line(e)}): {RUN_FIRST}.") from e
+    finally:
+        connection.close()
+
+
+def fetch(database: str, sql: str, params: Sequence[object] | None = None) -> pl.DataFrame:
+    """The result of one statement over ``database`` (read-only), with ``params`` bound to its ``?``."""
+    with connect(database) as connection:
+        return to_polars(connection.sql(sql, params=list(params) if params else None))
