@@ -30,9 +30,10 @@ BIN = Path(sys.executable).parent
 BACKFILL_TIMEOUT_S = 300
 DAILY_KEYS = [["ref", "dbu_prices"], ["ref", "instance_types"],
               ["raw", "job_runs"], ["raw", "jobs"], ["raw", "clusters"], ["raw", "cluster_events"],
-              ["raw", "billing_usage"], ["raw", "serving_usage"], ["mart", "cluster_segments"], ["mart", "run_costs"],
-              ["mart", "reconciliation"], ["mart", "attributed_costs"], ["mart", "serving_costs"],
-              ["mart", "cost_by_scope"]]
+              ["raw", "billing_usage"], ["raw", "serving_usage"], ["mart", "cluster_segments"],
+              ["mart", "estimated_costs"], ["mart", "run_costs"], ["mart", "reconciliation"],
+              ["mart", "attributed_costs"], ["mart", "serving_costs"], ["mart", "cost_by_scope"],
+              ["sim", "run_cost_accuracy"]]
 RAW_KEYS = [k for k in DAILY_KEYS if k[0] == "raw"]
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
