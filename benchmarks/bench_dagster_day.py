@@ -93,8 +93,13 @@ class SyntheticWorkspace(DatabricksWorkspace):
         if days != [DAY]:
             raise ValueError(f"the synthetic workspace only has {DAY}, not {days}")
         f = synthetic_day(self.clusters, self.events_per_cluster, self.runs, self.seed)
-        return WorkspaceDay(job_runs=f["job_runs"], jobs=f["jobs"], clusters=f["clusters"],
-                            cluster_events=f["events"], stats={"events": f["events"].height})
+        return WorkspaceDay(
+            job_runs=f["job_runs"],
+            jobs=f["jobs"],
+            clusters=f["clusters"],
+            cluster_events=f["events"],
+            stats={"events": f["events"].height},
+        )
 
 
 _SPLIT = ("step_seconds", "load_inputs_seconds", "compute_seconds", "write_seconds", "checks_and_rest_seconds")
@@ -124,26 +129,50 @@ def _step_split(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult)
         if not {"start", "output", "handled", "success"} <= t.keys():
             continue
         loaded = t.get("loaded", t["start"])  # a step without inputs loads nothing
-        steps[step] = dict(zip(_SPLIT, (t["success"] - t["start"], loaded - t["start"], t["output"] - loaded,
-                                        t["handled"] - t["output"], t["success"] - t["handled"]), strict=True))
+        steps[step] = dict(
+            zip(
+                _SPLIT,
+                (
+                    t["success"] - t["start"],
+                    loaded - t["start"],
+                    t["output"] - loaded,
+                    t["handled"] - t["output"],
+                    t["success"] - t["handled"],
+                ),
+                strict=True,
+            )
+        )
     if not steps:
         return {}
     total = {k: round(sum(s[k] for s in steps.values()), 3) for k in _SPLIT}
     return {**total, "steps": {step: {k: round(v, 3) for k, v in s.items()} for step, s in steps.items()}}
 
 
-def _time(defs: dg.Definitions, resources: dict, instance: dg.DagsterInstance, selection: dg.AssetSelection,
-          repeat: int) -> dict:
+def _time(
+    defs: dg.Definitions, resources: dict, instance: dg.DagsterInstance, selection: dg.AssetSelection, repeat: int
+) -> dict:
     runs = []
     for _ in range(repeat):
         w, c = time.perf_counter(), time.process_time()
-        result = dg.materialize(defs.assets, selection=selection, partition_key=DAY.isoformat(), instance=instance,
-                                resources=resources, run_config=QUIET)
+        result = dg.materialize(
+            defs.assets,
+            selection=selection,
+            partition_key=DAY.isoformat(),
+            instance=instance,
+            resources=resources,
+            run_config=QUIET,
+        )
         wall, cpu = time.perf_counter() - w, time.process_time() - c
         if not result.success:
             raise RuntimeError(f"{selection} failed")
-        runs.append({"wall_seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), **_step_split(instance, result),
-                     "peak_rss_mb_so_far": round(peak_rss_mb())})
+        runs.append(
+            {
+                "wall_seconds": round(wall, 3),
+                "cpu_seconds": round(cpu, 3),
+                **_step_split(instance, result),
+                "peak_rss_mb_so_far": round(peak_rss_mb()),
+            }
+        )
     return {"best": min(runs, key=lambda r: r["wall_seconds"]), "runs": runs}
 
 
@@ -152,8 +181,10 @@ def _setup(tmp: Path, size: str) -> tuple[dg.Definitions, dict, dg.DagsterInstan
     clusters, per_cluster, n_runs = SIZES[size]
     db = str(tmp / "warehouse.duckdb")
     defs = build_defs({"COST_ASSETS_DUCKDB": db, "COST_ASSETS_CLOUD": "AWS", "COST_ASSETS_TIER": "PREMIUM"})
-    resources = {**defs.resources, "workspace": SyntheticWorkspace(
-        clusters=clusters, events_per_cluster=per_cluster, runs=n_runs)}
+    resources = {
+        **defs.resources,
+        "workspace": SyntheticWorkspace(clusters=clusters, events_per_cluster=per_cluster, runs=n_runs),
+    }
     home = tmp / "dagster_home"
     home.mkdir(exist_ok=True)
     return defs, resources, dg.DagsterInstance.local_temp(tempdir=str(home)), db
@@ -167,12 +198,20 @@ def phase_raw(tmp: Path, size: str) -> dict:
         raise RuntimeError(f"no raw/ref asset upstream of {TARGET.to_user_string()}")
     try:
         t = time.perf_counter()
-        ok = dg.materialize(defs.assets, selection=setup_selection(), partition_key=DAY.isoformat(),
-                            instance=instance, resources=resources, run_config=QUIET).success
+        ok = dg.materialize(
+            defs.assets,
+            selection=setup_selection(),
+            partition_key=DAY.isoformat(),
+            instance=instance,
+            resources=resources,
+            run_config=QUIET,
+        ).success
         if not ok:
             raise RuntimeError(f"set-up ({', '.join(k.to_user_string() for k in keys)}) failed")
-        return {"seconds": round(time.perf_counter() - t, 1),
-                "rows": {_table(k): read_table(db, _table(k)).height for k in keys}}
+        return {
+            "seconds": round(time.perf_counter() - t, 1),
+            "rows": {_table(k): read_table(db, _table(k)).height for k in keys},
+        }
     finally:
         instance.dispose()
 
@@ -180,8 +219,15 @@ def phase_raw(tmp: Path, size: str) -> dict:
 def _engine_only(db: str, repeat: int) -> float:
     """Best seconds of ``engine.run_costs`` on the raw and ref frames read back from DuckDB (as the asset
     calls it for one day: the day's price snapshot, without ``usage_date``)."""
-    frames = {n: read_table(db, t) for n, t in [("job_runs", "raw.job_runs"), ("jobs", "raw.jobs"),
-                                                 ("clusters", "raw.clusters"), ("events", "raw.cluster_events")]}
+    frames = {
+        n: read_table(db, t)
+        for n, t in [
+            ("job_runs", "raw.job_runs"),
+            ("jobs", "raw.jobs"),
+            ("clusters", "raw.clusters"),
+            ("events", "raw.cluster_events"),
+        ]
+    }
     for n, t in [("instance_types", "ref.instance_types"), ("dbu_prices", "ref.dbu_prices")]:
         frames[n] = snapshot(read_table(db, t), DAY)
     best = float("inf")
@@ -205,9 +251,15 @@ def phase_time(tmp: Path, size: str, repeat: int, launched_at: float) -> dict:
         base = peak_rss_mb()
         timed = _time(defs, resources, instance, selection, repeat)
         peak = peak_rss_mb()
-        out = {"assets": [k.to_user_string() for k in keys], "process_startup_seconds": round(startup, 2), **timed,
-               "peak_rss_mb": round(peak), "rss_before_mb": round(base), "rows": read_table(db, _table(TARGET)).height,
-               "rows_by_table": {_table(k): read_table(db, _table(k)).height for k in keys}}
+        out = {
+            "assets": [k.to_user_string() for k in keys],
+            "process_startup_seconds": round(startup, 2),
+            **timed,
+            "peak_rss_mb": round(peak),
+            "rss_before_mb": round(base),
+            "rows": read_table(db, _table(TARGET)).height,
+            "rows_by_table": {_table(k): read_table(db, _table(k)).height for k in keys},
+        }
         # The same engine call outside Dagster: what Dagster, DuckDB and the checks add around it.
         out["engine_only_seconds"] = _engine_only(db, repeat)
         return out

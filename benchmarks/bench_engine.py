@@ -91,8 +91,9 @@ def _clock(fn) -> tuple[float, float, object]:
 
 
 def _original(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    return original_run_costs(frames["job_runs"], frames["clusters"], frames["instance_types"],
-                              frames["dbu_prices"], DAY)
+    return original_run_costs(
+        frames["job_runs"], frames["clusters"], frames["instance_types"], frames["dbu_prices"], DAY
+    )
 
 
 # ---------------------------------------------------------------- work counts (untimed)
@@ -111,10 +112,14 @@ def elementary_intervals(segments: pl.DataFrame, runs: pl.DataFrame) -> int:
     """Pieces of every cluster's segment timeline cut at every segment boundary and run start/end."""
     seg = segments.select("cluster_id", "segment_start", "segment_end").sort("cluster_id", "segment_start")
     cuts = (
-        pl.concat([seg.select("cluster_id", pl.col("segment_start").alias("t")),
-                   seg.select("cluster_id", pl.col("segment_end").alias("t")),
-                   runs.select("cluster_id", pl.col("run_start").alias("t")),
-                   runs.select("cluster_id", pl.col("run_end").alias("t"))])
+        pl.concat(
+            [
+                seg.select("cluster_id", pl.col("segment_start").alias("t")),
+                seg.select("cluster_id", pl.col("segment_end").alias("t")),
+                runs.select("cluster_id", pl.col("run_start").alias("t")),
+                runs.select("cluster_id", pl.col("run_end").alias("t")),
+            ]
+        )
         .unique()
         .sort("cluster_id", "t")
         .with_columns(pl.col("t").shift(-1).over("cluster_id").alias("t2"))
@@ -178,8 +183,12 @@ def memory_probe(kind: str, size: str, floor_path: Path) -> dict:
     reset_peak()
     before = peak_rss_mb()
     wall, cpu, _ = _clock(call)
-    return {"inputs_rss_mb": round(before), "peak_rss_mb": round(peak_rss_mb()),
-            "cold_seconds": round(wall, 3), "cold_cpu_seconds": round(cpu, 3)}
+    return {
+        "inputs_rss_mb": round(before),
+        "peak_rss_mb": round(peak_rss_mb()),
+        "cold_seconds": round(wall, 3),
+        "cold_cpu_seconds": round(cpu, 3),
+    }
 
 
 def _probe(kind: str, size: str, floor_path: Path) -> dict:
@@ -317,7 +326,8 @@ def summary(r: dict) -> list[str]:
             f"{_x(L['ratio_wall'])} the bare floor sweep, with a {L['engine_peak_rss_mb']} MB peak. The original "
             f"calculator's per-run loop takes {L['original_seconds']} s "
             f"({round(L['original_seconds'] / L['engine_seconds'], 2)}× the engine): it is cheap because it does "
-            "almost nothing (no events, no sharing, no idle).")
+            "almost nothing (no events, no sharing, no idle)."
+        )
     if a:
         e, o = a["engine"], a["original"]
         sh = o["shared_cluster_runs"]
@@ -328,11 +338,14 @@ def summary(r: dict) -> list[str]:
             f"{_pct(o['p90_abs_rel_error'])}, total {o['total_vs_truth']}×): it charges each run on a shared cluster "
             f"the whole cluster (${sh.get('estimated_usd', 0):,.2f} for those runs vs ${sh.get('true_usd', 0):,.2f} "
             "true), "
-            "misses job clusters' start-up and autoscaling, and has no idle.")
+            "misses job clusters' start-up and autoscaling, and has no idle."
+        )
     d = r.get("dagster_day")
     if d:
-        out.append(f"- Through Dagster, raw tables → `mart/run_costs` at {d['size']} takes "
-                   f"{d['run_costs_cold_seconds']} s (cold run; target ≤ {TARGET_DAGSTER_S:.0f} s).")
+        out.append(
+            f"- Through Dagster, raw tables → `mart/run_costs` at {d['size']} takes "
+            f"{d['run_costs_cold_seconds']} s (cold run; target ≤ {TARGET_DAGSTER_S:.0f} s)."
+        )
     return [*out, ""] if len(out) > 2 else []
 
 
@@ -379,7 +392,8 @@ def write_results(md: Path, js: Path, r: dict) -> None:
     if d:
         lines.append(
             f"| whole day raw → `mart/run_costs` through Dagster ≤ 15 s at {d['size']} | "
-            f"{d['run_costs_cold_seconds']} s cold, {d['run_costs_best_seconds']} s best | {_yes(d['target_met'])} |")
+            f"{d['run_costs_cold_seconds']} s cold, {d['run_costs_best_seconds']} s best | {_yes(d['target_met'])} |"
+        )
     lines += [
         "",
         *summary(r),
@@ -401,7 +415,8 @@ def write_results(md: Path, js: Path, r: dict) -> None:
             lines.append(
                 f"| floor (`sweep_floor.py`) | {s['floor_seconds']} | {s['floor_cpu_seconds']} | 1 | "
                 f"{s['floor_peak_rss_mb']} ({s['floor_inputs_rss_mb']}) | "
-                f"{s['floor_intervals_per_s']:,} intervals/s ({s['floor_intervals']:,} intervals) |")
+                f"{s['floor_intervals_per_s']:,} intervals/s ({s['floor_intervals']:,} intervals) |"
+            )
         lines += [
             f"| engine `run_costs` | {s['engine_seconds']} | {s['engine_cpu_seconds']} | "
             f"**{_x(s['ratio_wall'])}** / {_x(s['ratio_cpu'])} (paired median {_x(s['ratio_wall_paired_median'])}) | "
@@ -427,7 +442,8 @@ def write_results(md: Path, js: Path, r: dict) -> None:
                 f"Cross-check: a naive per-run loop over the priced segments reproduces the engine's DBU shares on "
                 f"{c['sample_runs']} shared-cluster runs, max relative difference {c['max_rel_diff']:.1e} "
                 f"({c['ms_per_run']} ms per run, i.e. ~{c['ms_per_run'] * s['task_runs'] / 1000:,.0f} s for the "
-                "day — the price of the engine's sharing done in a Python loop).")
+                "day — the price of the engine's sharing done in a Python loop)."
+            )
         lines.append("")
     a = r.get("accuracy")
     if a:
@@ -451,7 +467,8 @@ def write_results(md: Path, js: Path, r: dict) -> None:
             lines.append(
                 f"| {label} | {_pct(e['within_2pct_share'])} | {_pct(e['median_abs_rel_error'])} | "
                 f"{_pct(e['p90_abs_rel_error'])} | {e['estimated_usd']:,.2f} ({e['true_usd']:,.2f}) | "
-                f"{e['estimated_total_usd']:,.2f} ({e['true_total_usd']:,.2f}) | {e['total_vs_truth']} |")
+                f"{e['estimated_total_usd']:,.2f} ({e['true_total_usd']:,.2f}) | {e['total_vs_truth']} |"
+            )
         lines += ["", "By kind of cluster the job run used:", "",
                   "| | runs | engine within 2 % / median / p90 | original within 2 % / median / p90 | "
                   "original run $ vs truth |",
@@ -463,7 +480,8 @@ def write_results(md: Path, js: Path, r: dict) -> None:
             lines.append(
                 f"| {label} | {e['runs']:,} | {_pct(e['within_2pct_share'])} / {_pct(e['median_abs_rel_error'])} / "
                 f"{_pct(e['p90_abs_rel_error'])} | {_pct(o['within_2pct_share'])} / {_pct(o['median_abs_rel_error'])}"
-                f" / {_pct(o['p90_abs_rel_error'])} | {o['estimated_usd']:,.2f} vs {o['true_usd']:,.2f} |")
+                f" / {_pct(o['p90_abs_rel_error'])} | {o['estimated_usd']:,.2f} vs {o['true_usd']:,.2f} |"
+            )
         sec = a["seconds"]
         lines += [
             "",
@@ -500,27 +518,39 @@ def write_results(md: Path, js: Path, r: dict) -> None:
                 f"| `{name}` | {x['runs'][0]['wall_seconds']} | {bb['wall_seconds']} | {bb.get('step_seconds')} | "
                 f"{bb.get('load_inputs_seconds')} | {bb.get('compute_seconds')} | {bb.get('write_seconds')} | "
                 f"{bb.get('checks_and_rest_seconds')} | {x['runs'][0].get('peak_rss_mb_so_far')} / "
-                f"{x['peak_rss_mb']} |")
+                f"{x['peak_rss_mb']} |"
+            )
         steps = b.get("steps") or {}
         if len(steps) > 1:
-            lines += ["", "Steps of the best raw → `mart/run_costs` run (s: step / load inputs / compute / write / "
-                      "checks + rest): " + "; ".join(
-                          f"`{k}` {v['step_seconds']} / {v['load_inputs_seconds']} / {v['compute_seconds']} / "
-                          f"{v['write_seconds']} / {v['checks_and_rest_seconds']}" for k, v in steps.items()) + "."]
+            lines += [
+                "",
+                "Steps of the best raw → `mart/run_costs` run (s: step / load inputs / compute / write / "
+                "checks + rest): "
+                + "; ".join(
+                    f"`{k}` {v['step_seconds']} / {v['load_inputs_seconds']} / {v['compute_seconds']} / "
+                    f"{v['write_seconds']} / {v['checks_and_rest_seconds']}"
+                    for k, v in steps.items()
+                )
+                + ".",
+            ]
         lines += [
             "",
             f"Target ≤ {TARGET_DAGSTER_S:.0f} s: {_yes(d['target_met'])} (cold run {d['run_costs_cold_seconds']} s; "
             f"the engine alone on the frames read back from DuckDB: {rc['engine_only_seconds']} s, so Dagster + "
             f"DuckDB + checks add ~{round(b['wall_seconds'] - rc['engine_only_seconds'], 1)} s). A run worker "
             f"process also pays ~{rc['process_startup_seconds']} s of interpreter start, imports and `build_defs` "
-            f"before the run. Output rows: " + ", ".join(f"`{k}` {v:,}" for k, v in rc["rows_by_table"].items())
+            f"before the run. Output rows: "
+            + ", ".join(f"`{k}` {v:,}" for k, v in rc["rows_by_table"].items())
             + ". Peak RSS is the run process's high-water mark (Dagster, DuckDB's buffers and the inputs loaded "
             f"from DuckDB included): {rc['runs'][0].get('peak_rss_mb_so_far')} MB after the cold run, "
             f"{rc['peak_rss_mb']} MB after {len(rc['runs'])} runs in the same process. The 1 GiB target is the "
             "engine's (above); through Dagster the same call sits on top of Dagster, DuckDB's buffers and the inputs "
             "loaded from DuckDB"
-            + (f" ({rc['peak_rss_mb'] - same['engine_peak_rss_mb']:+,} MB over the engine's own peak at {d['size']})."
-               if same else "."),
+            + (
+                f" ({rc['peak_rss_mb'] - same['engine_peak_rss_mb']:+,} MB over the engine's own peak at {d['size']})."
+                if same
+                else "."
+            ),
             "",
         ]
     md.write_text("\n".join(lines).rstrip("\n") + "\n")
@@ -538,8 +568,12 @@ def main() -> None:
     ap.add_argument("--no-dagster", action="store_true")
     ap.add_argument("--dagster-size", default="L", choices=list(SIZES))
     ap.add_argument("--dagster-repeat", type=int, default=3)
-    ap.add_argument("--floor", type=Path, default=FLOOR,
-                    help="sweep_floor.py to compare with (default ../shared/bench/sweep_floor.py); absent: no floor")
+    ap.add_argument(
+        "--floor",
+        type=Path,
+        default=FLOOR,
+        help="sweep_floor.py to compare with (default ../shared/bench/sweep_floor.py); absent: no floor",
+    )
     ap.add_argument("--out-dir", type=Path, default=HERE, help="where RESULTS.md and results.json go")
     ap.add_argument("--memory-probe", choices=["engine", "floor", "original"], help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -555,11 +589,15 @@ def main() -> None:
     started = time.perf_counter()
     result = {
         "command": "POLARS_MAX_THREADS={} .venv/bin/python benchmarks/bench_engine.py {}".format(
-            os.environ["POLARS_MAX_THREADS"], " ".join(sys.argv[1:])).strip(),
+            os.environ["POLARS_MAX_THREADS"], " ".join(sys.argv[1:])
+        ).strip(),
         "machine": machine(),
         "load_average_start": [round(x, 2) for x in os.getloadavg()],
-        "targets": {"ratio_wall_at_L": TARGET_RATIO, "engine_peak_rss_mb_at_L": TARGET_PEAK_MB,
-                    "dagster_day_seconds_at_L": TARGET_DAGSTER_S},
+        "targets": {
+            "ratio_wall_at_L": TARGET_RATIO,
+            "engine_peak_rss_mb_at_L": TARGET_PEAK_MB,
+            "dagster_day_seconds_at_L": TARGET_DAGSTER_S,
+        },
         "sizes": [],
     }
     floor = _load_floor(a.floor)
@@ -568,13 +606,19 @@ def main() -> None:
     for size in sizes:
         r = bench_size(size, floor, a.floor, a.repeat, a.naive_sample)
         result["sizes"].append(r)
-        print(f"{size}: floor {r['floor_seconds']} s, engine {r['engine_seconds']} s ({_x(r['ratio_wall'])}), "
-              f"original {r['original_seconds']} s, engine peak {r['engine_peak_rss_mb']} MB", file=sys.stderr)
+        print(
+            f"{size}: floor {r['floor_seconds']} s, engine {r['engine_seconds']} s ({_x(r['ratio_wall'])}), "
+            f"original {r['original_seconds']} s, engine peak {r['engine_peak_rss_mb']} MB",
+            file=sys.stderr,
+        )
         gc.collect()
     if not a.no_accuracy:
         result["accuracy"] = accuracy(a.accuracy_scale, a.accuracy_days)
-        print(f"accuracy: engine {result['accuracy']['engine']['within_2pct_share']}, original "
-              f"{result['accuracy']['original']['within_2pct_share']} within 2 %", file=sys.stderr)
+        print(
+            f"accuracy: engine {result['accuracy']['engine']['within_2pct_share']}, original "
+            f"{result['accuracy']['original']['within_2pct_share']} within 2 %",
+            file=sys.stderr,
+        )
     if not a.no_dagster:
         cmd = [sys.executable, str(HERE / "bench_dagster_day.py"), "--size", a.dagster_size,
                "--repeat", str(a.dagster_repeat)]  # fmt: skip

@@ -47,8 +47,21 @@ from cost_assets.simulation.world import WorldConfig, world_for
 
 US_PER_HOUR = Decimal(3_600_000_000)
 TOLERANCE = 0.02  # the project's accuracy bar: a run is "accurate" within 2 % of the truth
-ORIGINAL_COLUMNS = ["usage_date", "consumer", "task_run_id", "run_id", "job_id", "cluster_id", "sku_name",
-                    "runtime_hours", "dbus", "dbu_cost_usd", "vm_cost_usd", "total_cost_usd", "unpriced"]
+ORIGINAL_COLUMNS = [
+    "usage_date",
+    "consumer",
+    "task_run_id",
+    "run_id",
+    "job_id",
+    "cluster_id",
+    "sku_name",
+    "runtime_hours",
+    "dbus",
+    "dbu_cost_usd",
+    "vm_cost_usd",
+    "total_cost_usd",
+    "unpriced",
+]
 
 
 def _dec(x: float | None) -> Decimal | None:
@@ -67,8 +80,14 @@ def _in_force(rows: list[tuple], at: dt.datetime):
     return None
 
 
-def original_run_costs(job_runs: pl.DataFrame, clusters: pl.DataFrame, instance_types: pl.DataFrame,
-                       dbu_prices: pl.DataFrame, day: dt.date, tier: str = "PREMIUM") -> pl.DataFrame:
+def original_run_costs(
+    job_runs: pl.DataFrame,
+    clusters: pl.DataFrame,
+    instance_types: pl.DataFrame,
+    dbu_prices: pl.DataFrame,
+    day: dt.date,
+    tier: str = "PREMIUM",
+) -> pl.DataFrame:
     """One row per task run on a cluster overlapping ``day`` (see the module doc for the formula)."""
     day_start = dt.datetime.combine(day, dt.time())
     day_end = day_start + dt.timedelta(days=1)
@@ -76,13 +95,25 @@ def original_run_costs(job_runs: pl.DataFrame, clusters: pl.DataFrame, instance_
     for r in instance_types.iter_rows(named=True):
         spot = r["vm_spot_per_hour"]
         nodes.setdefault((r["cloud"], r["node_type_id"]), []).append(
-            (r["effective_from"], r["effective_to"], _dec(r["dbu_per_hour"]), _dec(r["vm_on_demand_per_hour"]),
-             _dec(spot if spot is not None else r["vm_on_demand_per_hour"])))
+            (
+                r["effective_from"],
+                r["effective_to"],
+                _dec(r["dbu_per_hour"]),
+                _dec(r["vm_on_demand_per_hour"]),
+                _dec(spot if spot is not None else r["vm_on_demand_per_hour"]),
+            )
+        )
     skus: dict[tuple[str, str, str, bool], list[tuple]] = {}
     for r in dbu_prices.iter_rows(named=True):
         skus.setdefault((r["cloud"], r["tier"], r["workload"], r["is_photon"]), []).append(
-            (r["price_start_time"], r["price_end_time"], r["sku_name"], _dec(r["photon_dbu_factor"]),
-             _dec(r["effective_price"])))
+            (
+                r["price_start_time"],
+                r["price_end_time"],
+                r["sku_name"],
+                _dec(r["photon_dbu_factor"]),
+                _dec(r["effective_price"]),
+            )
+        )
     config = {r["cluster_id"]: r for r in clusters.sort("usage_date").iter_rows(named=True)}  # latest wins
 
     rows = []
@@ -100,8 +131,11 @@ def original_run_costs(job_runs: pl.DataFrame, clusters: pl.DataFrame, instance_
         if c is None:
             rows.append((*out, None, None, None, None, True))
             continue
-        workers = 0 if c["is_single_node"] else (c["num_workers"] if c["num_workers"] is not None
-                                                 else c["autoscale_min_workers"] or 0)
+        workers = (
+            0
+            if c["is_single_node"]
+            else (c["num_workers"] if c["num_workers"] is not None else c["autoscale_min_workers"] or 0)
+        )
         workload = "jobs" if c["cluster_source"] == "JOB" else "all_purpose"
         driver = _in_force(nodes.get((c["cloud"], c["driver_node_type_id"]), []), start)
         worker = _in_force(nodes.get((c["cloud"], c["node_type_id"]), []), start)
@@ -118,10 +152,21 @@ def original_run_costs(job_runs: pl.DataFrame, clusters: pl.DataFrame, instance_
         vm_cost = (driver[vm] + n * worker[vm]) * hours
         total = dbu_cost + vm_cost
         rows.append((*out, float(dbus), float(dbu_cost), float(vm_cost), float(total), False))
-    schema = {"usage_date": pl.Date, "consumer": pl.String, "task_run_id": pl.Int64, "run_id": pl.Int64,
-              "job_id": pl.Int64, "cluster_id": pl.String, "sku_name": pl.String, "runtime_hours": pl.Float64,
-              "dbus": pl.Float64, "dbu_cost_usd": pl.Float64, "vm_cost_usd": pl.Float64,
-              "total_cost_usd": pl.Float64, "unpriced": pl.Boolean}
+    schema = {
+        "usage_date": pl.Date,
+        "consumer": pl.String,
+        "task_run_id": pl.Int64,
+        "run_id": pl.Int64,
+        "job_id": pl.Int64,
+        "cluster_id": pl.String,
+        "sku_name": pl.String,
+        "runtime_hours": pl.Float64,
+        "dbus": pl.Float64,
+        "dbu_cost_usd": pl.Float64,
+        "vm_cost_usd": pl.Float64,
+        "total_cost_usd": pl.Float64,
+        "unpriced": pl.Boolean,
+    }
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
@@ -131,38 +176,51 @@ def compare_with_truth(estimate: pl.DataFrame, real: pl.DataFrame, shared_cluste
     misses counts as 100 % error), plus totals. Also split by runs that touched a shared cluster."""
     key = ["usage_date", "run_id"]
     shared = pl.col("cluster_id").is_in(list(shared_clusters))
-    est = (estimate.filter(pl.col("consumer") == "run").group_by(key)
-           .agg(pl.col("total_cost_usd").sum().alias("estimated")))
-    true_runs = (real.filter(pl.col("consumer") == "run").group_by(key)
-                 .agg(pl.col("total_cost_usd").sum().alias("truth"), shared.any().alias("on_shared")))
+    est = (
+        estimate.filter(pl.col("consumer") == "run")
+        .group_by(key)
+        .agg(pl.col("total_cost_usd").sum().alias("estimated"))
+    )
+    true_runs = (
+        real.filter(pl.col("consumer") == "run")
+        .group_by(key)
+        .agg(pl.col("total_cost_usd").sum().alias("truth"), shared.any().alias("on_shared"))
+    )
     both = true_runs.join(est, on=key, how="left").with_columns(
-        pl.when(pl.col("estimated").is_null()).then(1.0)
-        .otherwise((pl.col("estimated") - pl.col("truth")).abs() / pl.col("truth")).alias("error"))
+        pl.when(pl.col("estimated").is_null())
+        .then(1.0)
+        .otherwise((pl.col("estimated") - pl.col("truth")).abs() / pl.col("truth"))
+        .alias("error")
+    )
 
     def stats(frame: pl.DataFrame) -> dict:
         if frame.height == 0:
             return {"runs": 0}
         err = frame["error"]
-        return {"runs": frame.height,
-                "within_2pct_share": round(float((err <= TOLERANCE).mean()), 4),
-                "median_abs_rel_error": round(float(err.median()), 5),
-                "p90_abs_rel_error": round(float(err.quantile(0.9, "linear")), 5),
-                "estimated_usd": round(float(frame["estimated"].fill_null(0).sum()), 2),
-                "true_usd": round(float(frame["truth"].sum()), 2)}
+        return {
+            "runs": frame.height,
+            "within_2pct_share": round(float((err <= TOLERANCE).mean()), 4),
+            "median_abs_rel_error": round(float(err.median()), 5),
+            "p90_abs_rel_error": round(float(err.quantile(0.9, "linear")), 5),
+            "estimated_usd": round(float(frame["estimated"].fill_null(0).sum()), 2),
+            "true_usd": round(float(frame["truth"].sum()), 2),
+        }
 
     idle_est = estimate.filter(pl.col("consumer") == "idle")["total_cost_usd"].sum() or 0.0
     idle_true = real.filter(pl.col("consumer") == "idle")["total_cost_usd"].sum() or 0.0
     out = stats(both)
-    out.update({
-        "missing_runs": int(both["estimated"].is_null().sum()),
-        "estimated_run_usd_all": round(float(est["estimated"].sum()), 2),  # incl. runs the truth lacks
-        "estimated_idle_usd": round(float(idle_est), 2),
-        "true_idle_usd": round(float(idle_true), 2),
-        "estimated_total_usd": round(float(est["estimated"].sum() + idle_est), 2),
-        "true_total_usd": round(float(true_runs["truth"].sum() + idle_true), 2),
-        "job_cluster_runs": stats(both.filter(~pl.col("on_shared"))),
-        "shared_cluster_runs": stats(both.filter(pl.col("on_shared"))),
-    })
+    out.update(
+        {
+            "missing_runs": int(both["estimated"].is_null().sum()),
+            "estimated_run_usd_all": round(float(est["estimated"].sum()), 2),  # incl. runs the truth lacks
+            "estimated_idle_usd": round(float(idle_est), 2),
+            "true_idle_usd": round(float(idle_true), 2),
+            "estimated_total_usd": round(float(est["estimated"].sum() + idle_est), 2),
+            "true_total_usd": round(float(true_runs["truth"].sum() + idle_true), 2),
+            "job_cluster_runs": stats(both.filter(~pl.col("on_shared"))),
+            "shared_cluster_runs": stats(both.filter(pl.col("on_shared"))),
+        }
+    )
     out["total_vs_truth"] = round(out["estimated_total_usd"] / out["true_total_usd"], 4)
     return out
 
@@ -192,8 +250,9 @@ def accuracy(scale: str = "medium", days: int = 7, seed: int = 7, start: dt.date
         clusters += raw.clusters.height
         events += raw.cluster_events.height
         t = time.perf_counter()
-        engine_parts.append(engine_run_costs(raw.job_runs, raw.jobs, raw.clusters, raw.cluster_events, it, dp, day,
-                                             tier=cfg.tier))
+        engine_parts.append(
+            engine_run_costs(raw.job_runs, raw.jobs, raw.clusters, raw.cluster_events, it, dp, day, tier=cfg.tier)
+        )
         seconds["engine"] += time.perf_counter() - t
         t = time.perf_counter()
         original_parts.append(original_run_costs(raw.job_runs, raw.clusters, it, dp, day, tier=cfg.tier))
@@ -202,12 +261,23 @@ def accuracy(scale: str = "medium", days: int = 7, seed: int = 7, start: dt.date
     engine_frame = pl.concat(engine_parts, how="vertical_relaxed")
     original_frame = pl.concat(original_parts, how="vertical_relaxed")
     return {
-        "world": {"scale": scale, "seed": seed, "cloud": cfg.cloud, "tier": cfg.tier, "start": start.isoformat(),
-                  "days": days, "task_run_rows": task_runs, "cluster_rows": clusters, "event_rows": events,
-                  "truth_job_runs": real.filter(pl.col("consumer") == "run").select("usage_date", "run_id")
-                  .n_unique()},
-        "seconds": {"generate_world": round(generate_s, 3), "truth": round(truth_s, 3),
-                    **{k: round(v, 3) for k, v in seconds.items()}},
+        "world": {
+            "scale": scale,
+            "seed": seed,
+            "cloud": cfg.cloud,
+            "tier": cfg.tier,
+            "start": start.isoformat(),
+            "days": days,
+            "task_run_rows": task_runs,
+            "cluster_rows": clusters,
+            "event_rows": events,
+            "truth_job_runs": real.filter(pl.col("consumer") == "run").select("usage_date", "run_id").n_unique(),
+        },
+        "seconds": {
+            "generate_world": round(generate_s, 3),
+            "truth": round(truth_s, 3),
+            **{k: round(v, 3) for k, v in seconds.items()},
+        },
         "engine": compare_with_truth(engine_frame, real, shared),
         "original": compare_with_truth(original_frame, real, shared),
     }

@@ -82,7 +82,10 @@ def synthetic_day(clusters: int, events_per_cluster: int, runs: int, seed: int =
         "cluster_source",
         "node_type_id",
         pl.col("node_type_id").alias("driver_node_type_id"),
-        pl.when(pl.col("shape") == "fixed").then("fixed").when(pl.col("shape") == "single").then(0)
+        pl.when(pl.col("shape") == "fixed")
+        .then("fixed")
+        .when(pl.col("shape") == "single")
+        .then(0)
         .alias("num_workers"),
         pl.when(pl.col("shape") == "autoscale").then("lo").alias("autoscale_min_workers"),
         pl.when(pl.col("shape") == "autoscale").then("hi").alias("autoscale_max_workers"),
@@ -126,8 +129,10 @@ def synthetic_day(clusters: int, events_per_cluster: int, runs: int, seed: int =
         "event_type",
         pl.when("counted").then("cur").alias("current_num_workers"),
         pl.when("counted").then("tgt").alias("target_num_workers"),
-        *[pl.lit(None, pl.Int64).alias(c) for c in ("cluster_size_num_workers", "cluster_size_min_workers",
-                                                     "cluster_size_max_workers")],
+        *[
+            pl.lit(None, pl.Int64).alias(c)
+            for c in ("cluster_size_num_workers", "cluster_size_min_workers", "cluster_size_max_workers")
+        ],
         null_s.alias("cause"),
         pl.when(pl.col("event_type") == "NODES_LOST").then(pl.lit("SPOT_INSTANCE_TERMINATION")).alias("reason_code"),
         (pl.col("timestamp") < T0).alias("is_lookback"),

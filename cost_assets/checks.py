@@ -46,7 +46,10 @@ def contract_result(model: type, frame: pl.DataFrame, asset_key: dg.AssetKey) ->
         failing = frame.with_row_index("row").filter(pl.col("row").is_in(rows)) if rows else frame.head(0)
         summary = cases.select("column", "check", pl.col("failure_case").cast(pl.Utf8)).unique().head(20)
         return dg.AssetCheckResult(
-            check_name=CONTRACT, asset_key=asset_key, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+            check_name=CONTRACT,
+            asset_key=asset_key,
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
             description=f"{cases.height} contract violation(s) in {asset_key.to_user_string()}",
             metadata={
                 "rows": frame.height,
@@ -54,14 +57,18 @@ def contract_result(model: type, frame: pl.DataFrame, asset_key: dg.AssetKey) ->
                 "failing_row_numbers": dg.MetadataValue.text(", ".join(map(str, rows)) or "(table-level)"),
                 "failures": dg.MetadataValue.md(markdown_table(summary, 20)),
                 "first_failing_rows": dg.MetadataValue.md(markdown_table(failing, FAILING_ROWS)),
-            })
-    return dg.AssetCheckResult(check_name=CONTRACT, asset_key=asset_key, passed=True,
-                               metadata={"rows": frame.height})
+            },
+        )
+    return dg.AssetCheckResult(check_name=CONTRACT, asset_key=asset_key, passed=True, metadata={"rows": frame.height})
 
 
 def contract_spec(key: dg.AssetKey, model: type) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(CONTRACT, asset=key, description=f"{model.__name__} contract "
-                             "(types, nullability, keys, ranges, enums); blocks the write when broken")
+    return dg.AssetCheckSpec(
+        CONTRACT,
+        asset=key,
+        description=f"{model.__name__} contract "
+        "(types, nullability, keys, ranges, enums); blocks the write when broken",
+    )
 
 
 MONEY_DECIMALS = 2  # dollars are read in cents
@@ -81,23 +88,31 @@ def rounded(name: str, value: Any) -> Any:
 
 def rounded_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """The frame with every float column rounded by its name (for previews, never for storage)."""
-    return frame.with_columns(pl.col(name).round(decimals_for(name))
-                              for name, dtype in frame.schema.items() if dtype.is_float())
+    return frame.with_columns(
+        pl.col(name).round(decimals_for(name)) for name, dtype in frame.schema.items() if dtype.is_float()
+    )
 
 
 def frame_metadata(frame: pl.DataFrame, **totals: Any) -> dict:
     """Row count, a small rounded preview, and ``totals`` rounded by name (``rounded``) for one
     materialization. Metadata values (``dg.MetadataValue``), ints and strings pass unchanged."""
-    meta: dict = {"dagster/row_count": frame.height,
-                  "preview": dg.MetadataValue.md(markdown_table(rounded_frame(frame)))}
+    meta: dict = {
+        "dagster/row_count": frame.height,
+        "preview": dg.MetadataValue.md(markdown_table(rounded_frame(frame))),
+    }
     for name, value in totals.items():
         meta[name] = rounded(name, value)
     return meta
 
 
-def add_daily_metadata(context: dg.AssetExecutionContext, frame: pl.DataFrame, days: Sequence[dt.date],
-                       totals_fn: Callable[[pl.DataFrame, dt.date], Mapping[str, Any]] | None = None,
-                       output_name: str | None = None, day_column: str = "usage_date") -> None:
+def add_daily_metadata(
+    context: dg.AssetExecutionContext,
+    frame: pl.DataFrame,
+    days: Sequence[dt.date],
+    totals_fn: Callable[[pl.DataFrame, dt.date], Mapping[str, Any]] | None = None,
+    output_name: str | None = None,
+    day_column: str = "usage_date",
+) -> None:
     """Give each day's partition of a (possibly multi-day) materialization its own metadata.
 
     For every day of ``days`` (``window_days(context.partition_time_window)``) the rows of ``frame``
@@ -130,8 +145,9 @@ def add_daily_metadata(context: dg.AssetExecutionContext, frame: pl.DataFrame, d
     for day in days:
         day_frame = frame.filter(pl.col(day_column) == day)
         totals = totals_fn(day_frame, day) if totals_fn is not None else {}
-        context.add_asset_metadata(frame_metadata(day_frame, **totals), asset_key=asset_key,
-                                   partition_key=day.isoformat())
+        context.add_asset_metadata(
+            frame_metadata(day_frame, **totals), asset_key=asset_key, partition_key=day.isoformat()
+        )
 
 
 class ContractBroken(dg.Failure):

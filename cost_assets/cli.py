@@ -41,8 +41,7 @@ def _days(days: int | None, start: dt.datetime | None, end: dt.datetime | None) 
     if last < first:
         raise typer.BadParameter(f"{last} is before --start {first}", param_hint="--end")
     if last > yesterday:
-        raise typer.BadParameter(f"{last} is not a complete UTC day yet (the last is {yesterday})",
-                                 param_hint="--end")
+        raise typer.BadParameter(f"{last} is not a complete UTC day yet (the last is {yesterday})", param_hint="--end")
     return first, last
 
 
@@ -65,12 +64,19 @@ def _print_summary(database: str, first: dt.date, last: dt.date) -> None:
 
 
 @app.command()
-def run(days: Annotated[int | None, typer.Option(
-            min=1, help="How many complete UTC days, ending yesterday [default: COST_ASSETS_SIM_DAYS, 7].")] = None,
-        start: Annotated[dt.datetime | None, typer.Option(
-            formats=["%Y-%m-%d"], help="First day (YYYY-MM-DD) instead of --days.")] = None,
-        end: Annotated[dt.datetime | None, typer.Option(
-            formats=["%Y-%m-%d"], help="Last day (YYYY-MM-DD) with --start; default yesterday.")] = None) -> None:
+def run(
+    days: Annotated[
+        int | None,
+        typer.Option(min=1, help="How many complete UTC days, ending yesterday [default: COST_ASSETS_SIM_DAYS, 7]."),
+    ] = None,
+    start: Annotated[
+        dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day (YYYY-MM-DD) instead of --days.")
+    ] = None,
+    end: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Last day (YYYY-MM-DD) with --start; default yesterday."),
+    ] = None,
+) -> None:
     """Materialize the whole asset graph for a range of complete UTC days (one run) and print a summary."""
     # Beta notices about backfill_policy are for developers, not for someone running the pipeline.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -87,8 +93,13 @@ def run(days: Annotated[int | None, typer.Option(
     with _instance() as instance:
         typer.echo(f"daily pipeline {first} .. {last} (one run) → {settings.duckdb_path}")
         result = defs.resolve_job_def("daily_pipeline").execute_in_process(
-            instance=instance, run_config=QUIET, tags={"dagster/asset_partition_range_start": first.isoformat(),
-                                     "dagster/asset_partition_range_end": last.isoformat()})
+            instance=instance,
+            run_config=QUIET,
+            tags={
+                "dagster/asset_partition_range_start": first.isoformat(),
+                "dagster/asset_partition_range_end": last.isoformat(),
+            },
+        )
         if not result.success:
             raise typer.Exit(1)
     try:
@@ -103,8 +114,9 @@ def run(days: Annotated[int | None, typer.Option(
     os._exit(0)
 
 
-@app.command("mock-server", add_help_option=False,
-             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(
+    "mock-server", add_help_option=False, context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
 def mock_server(ctx: typer.Context) -> None:
     """Serve the simulated workspace over the Databricks APIs on 127.0.0.1 (options: --help)."""
     from cost_assets import mock_server as server

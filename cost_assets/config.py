@@ -18,8 +18,12 @@ from cost_assets.ingest.http import normalize_host
 BILLING_SOURCES = "simulated, csv:<path or glob>, account_api or system_tables"
 # Settings whose value is a URL a credential may travel to: https, or plain http only for loopback.
 CASE_FREE = ("COST_ASSETS_CLOUD", "COST_ASSETS_TIER")
-URL_SETTINGS = ("DATABRICKS_HOST", "DATABRICKS_WORKSPACE_URL", "DATABRICKS_ACCOUNT_HOST",
-                "COST_ASSETS_AZURE_PRICES_URL")
+URL_SETTINGS = (
+    "DATABRICKS_HOST",
+    "DATABRICKS_WORKSPACE_URL",
+    "DATABRICKS_ACCOUNT_HOST",
+    "COST_ASSETS_AZURE_PRICES_URL",
+)
 
 
 class ConfigurationError(ValueError):
@@ -35,8 +39,9 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    databricks_host: str | None = Field(None, validation_alias=AliasChoices(
-        "DATABRICKS_HOST", "DATABRICKS_WORKSPACE_URL"))
+    databricks_host: str | None = Field(
+        None, validation_alias=AliasChoices("DATABRICKS_HOST", "DATABRICKS_WORKSPACE_URL")
+    )
     token_variable: str | None = None
     has_client_credentials: bool = False
     databricks_workspace_id: str | None = Field(None, validation_alias="DATABRICKS_WORKSPACE_ID")
@@ -70,8 +75,9 @@ class Settings(BaseModel):
         has_client_credentials = "DATABRICKS_CLIENT_ID" in given and "DATABRICKS_CLIENT_SECRET" in given
         problems = _url_problems(given) + _billing_source_problem(given)
         try:
-            settings = cls.model_validate({**given, "token_variable": token_variable,
-                                           "has_client_credentials": has_client_credentials})
+            settings = cls.model_validate(
+                {**given, "token_variable": token_variable, "has_client_credentials": has_client_credentials}
+            )
         except ValidationError as e:
             problems += [_line(error, environ) for error in e.errors()]
             settings = None

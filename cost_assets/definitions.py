@@ -24,19 +24,32 @@ from cost_assets.resources.warehouse import storage_resources
 from cost_assets.schedules import daily_schedule
 from cost_assets.sensors import late_billing_sensor
 
-ASSETS = [raw.workspace_tables, raw.billing_usage, raw.serving_usage, reference.dbu_prices,
-          reference.instance_types, costs.estimate,
-          reconciliation.reconcile_and_attribute, reporting.serving_costs, reporting.cost_by_scope]
+ASSETS = [
+    raw.workspace_tables,
+    raw.billing_usage,
+    raw.serving_usage,
+    reference.dbu_prices,
+    reference.instance_types,
+    costs.estimate,
+    reconciliation.reconcile_and_attribute,
+    reporting.serving_costs,
+    reporting.cost_by_scope,
+]
 # Only a simulated workspace has a ground truth to measure the estimate against.
 SIMULATION_ASSETS = [accuracy.run_cost_accuracy]
 DAILY_JOB = dg.define_asset_job(
-    "daily_pipeline", selection=dg.AssetSelection.all(),
+    "daily_pipeline",
+    selection=dg.AssetSelection.all(),
     description="Every table (the day's price snapshot, the raw tables, the marts) for one day, or for a "
-    "range of days in one run (single-run backfill).")
+    "range of days in one run (single-run backfill).",
+)
 
 
-ACCOUNT_HOSTS = {"AZURE": "https://accounts.azuredatabricks.net", "AWS": "https://accounts.cloud.databricks.com",
-                 "GCP": "https://accounts.gcp.databricks.com"}
+ACCOUNT_HOSTS = {
+    "AZURE": "https://accounts.azuredatabricks.net",
+    "AWS": "https://accounts.cloud.databricks.com",
+    "GCP": "https://accounts.gcp.databricks.com",
+}
 
 
 def _connection(settings: Settings, host: str, where: str) -> DatabricksConnection:
@@ -44,39 +57,58 @@ def _connection(settings: Settings, host: str, where: str) -> DatabricksConnecti
     if settings.token_variable:
         secrets = {"token": dg.EnvVar(settings.token_variable)}
     elif settings.has_client_credentials:
-        secrets = {"client_id": dg.EnvVar("DATABRICKS_CLIENT_ID"),
-                   "client_secret": dg.EnvVar("DATABRICKS_CLIENT_SECRET")}
+        secrets = {
+            "client_id": dg.EnvVar("DATABRICKS_CLIENT_ID"),
+            "client_secret": dg.EnvVar("DATABRICKS_CLIENT_SECRET"),
+        }
     else:
-        raise ConfigurationError([f"{where} is set but there are no credentials: set DATABRICKS_TOKEN, or "
-                                  "DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (OAuth M2M)"])
+        raise ConfigurationError(
+            [
+                f"{where} is set but there are no credentials: set DATABRICKS_TOKEN, or "
+                "DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (OAuth M2M)"
+            ]
+        )
     return DatabricksConnection(host=host, max_requests_per_second=settings.databricks_rate_limit, **secrets)
 
 
 def _billing(settings: Settings, world: SimulatedWorld, workspace: DatabricksConnection | None) -> BillingSource:
-    source = settings.billing_source or ("simulated" if workspace is None else
-                                         "system_tables" if settings.databricks_warehouse_id else None)
+    source = settings.billing_source or (
+        "simulated" if workspace is None else "system_tables" if settings.databricks_warehouse_id else None
+    )
     if source is None:
-        raise ConfigurationError([
-            "DATABRICKS_HOST is set, so the bill must come from the same account: set DATABRICKS_WAREHOUSE_ID "
-            "(system.billing.usage), or COST_ASSETS_BILLING_SOURCE=account_api (with DATABRICKS_ACCOUNT_ID) "
-            "or csv:<path or glob>"])
+        raise ConfigurationError(
+            [
+                "DATABRICKS_HOST is set, so the bill must come from the same account: set DATABRICKS_WAREHOUSE_ID "
+                "(system.billing.usage), or COST_ASSETS_BILLING_SOURCE=account_api (with DATABRICKS_ACCOUNT_ID) "
+                "or csv:<path or glob>"
+            ]
+        )
     if source == "simulated":
         return SimulatedBillingSource(world=world)
     if source.startswith("csv:"):
         return CsvBillingSource(path=source.removeprefix("csv:"))
     if source == "system_tables":
         if workspace is None or not settings.databricks_warehouse_id:
-            raise ConfigurationError(["COST_ASSETS_BILLING_SOURCE='system_tables': needs DATABRICKS_HOST, "
-                                      "credentials and DATABRICKS_WAREHOUSE_ID (a SQL warehouse that can read "
-                                      "system.billing)"])
+            raise ConfigurationError(
+                [
+                    "COST_ASSETS_BILLING_SOURCE='system_tables': needs DATABRICKS_HOST, "
+                    "credentials and DATABRICKS_WAREHOUSE_ID (a SQL warehouse that can read "
+                    "system.billing)"
+                ]
+            )
         return SystemTablesBillingSource(connection=workspace, warehouse_id=settings.databricks_warehouse_id)
     if source == "account_api":
         if not settings.databricks_account_id:
-            raise ConfigurationError(["COST_ASSETS_BILLING_SOURCE='account_api': needs DATABRICKS_ACCOUNT_ID "
-                                      "(and account-level credentials)"])
+            raise ConfigurationError(
+                [
+                    "COST_ASSETS_BILLING_SOURCE='account_api': needs DATABRICKS_ACCOUNT_ID "
+                    "(and account-level credentials)"
+                ]
+            )
         host = settings.databricks_account_host or ACCOUNT_HOSTS[settings.cloud]
-        return AccountApiBillingSource(connection=_connection(settings, host, "DATABRICKS_ACCOUNT_ID"),
-                                       account_id=settings.databricks_account_id)
+        return AccountApiBillingSource(
+            connection=_connection(settings, host, "DATABRICKS_ACCOUNT_ID"), account_id=settings.databricks_account_id
+        )
     raise ConfigurationError([f"COST_ASSETS_BILLING_SOURCE={source!r}: allowed: {BILLING_SOURCES}"])
 
 
@@ -95,9 +127,12 @@ def build_resources(settings: Settings) -> dict:
     world = SimulatedWorld(seed=settings.sim_seed, scale=settings.sim_scale, cloud=settings.cloud, tier=settings.tier)
     if settings.databricks_host:
         connection = _connection(settings, settings.databricks_host, "DATABRICKS_HOST")
-        workspace = LiveWorkspace(connection=connection, cloud=settings.cloud,
-                                  workspace_id=settings.databricks_workspace_id,
-                                  warehouse_id=settings.databricks_warehouse_id)
+        workspace = LiveWorkspace(
+            connection=connection,
+            cloud=settings.cloud,
+            workspace_id=settings.databricks_workspace_id,
+            warehouse_id=settings.databricks_warehouse_id,
+        )
     else:
         connection, workspace = None, SimulatedWorkspace(world=world)
     return {
@@ -113,8 +148,13 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     settings = Settings.from_environ(os.environ if environ is None else environ)
     resources = build_resources(settings)
     simulated = isinstance(resources["workspace"], SimulatedWorkspace)
-    return dg.Definitions(assets=ASSETS + (SIMULATION_ASSETS if simulated else []), jobs=[DAILY_JOB],
-                          schedules=[daily_schedule(DAILY_JOB)], sensors=[late_billing_sensor], resources=resources)
+    return dg.Definitions(
+        assets=ASSETS + (SIMULATION_ASSETS if simulated else []),
+        jobs=[DAILY_JOB],
+        schedules=[daily_schedule(DAILY_JOB)],
+        sensors=[late_billing_sensor],
+        resources=resources,
+    )
 
 
 defs = build_defs()

@@ -60,16 +60,24 @@ def _per_day(frame: pl.DataFrame, with_quantity: bool) -> dict[dt.date, tuple[in
         return {}
     aggs = [pl.len().alias("rows")]
     if with_quantity:
-        aggs += [pl.col("usage_quantity").sum().alias("net"),
-                 pl.col("usage_quantity").filter(pl.col("record_type") != "RETRACTION").sum().alias("gross")]
+        aggs += [
+            pl.col("usage_quantity").sum().alias("net"),
+            pl.col("usage_quantity").filter(pl.col("record_type") != "RETRACTION").sum().alias("gross"),
+        ]
     else:
         aggs += [pl.lit(0.0).alias("net"), pl.lit(0.0).alias("gross")]
     out = frame.group_by("usage_date").agg(aggs)
     return {r["usage_date"]: (r["rows"], r["net"] or 0.0, r["gross"] or 0.0) for r in out.iter_rows(named=True)}
 
 
-def check_days(table: str, stored: pl.DataFrame, new: pl.DataFrame, days: Iterable[dt.date], rule: Rule,
-               threshold: float = DEFAULT_THRESHOLD) -> list[DayCheck]:
+def check_days(
+    table: str,
+    stored: pl.DataFrame,
+    new: pl.DataFrame,
+    days: Iterable[dt.date],
+    rule: Rule,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> list[DayCheck]:
     """Compare the new answer with the stored rows, day by day (``usage_date``), under ``rule``."""
     if not 0 < threshold < 1:
         raise ValueError(f"the shrink threshold is a share in (0, 1), got {threshold}")
@@ -83,8 +91,10 @@ def check_days(table: str, stored: pl.DataFrame, new: pl.DataFrame, days: Iterab
         if s_rows and not n_rows:
             reason = "the source returned no rows for a day that is stored"
         elif s_rows and bill and s_net > 0 and n_net < s_net * (1 - threshold) and n_gross < s_gross * (1 - threshold):
-            reason = (f"net billed quantity dropped by {1 - n_net / s_net:.0%} (more than {threshold:.0%}) "
-                      "and no RETRACTION records explain it")
+            reason = (
+                f"net billed quantity dropped by {1 - n_net / s_net:.0%} (more than {threshold:.0%}) "
+                "and no RETRACTION records explain it"
+            )
         elif s_rows and not bill and n_rows < s_rows:
             reason = "fewer rows than stored (the source keeps this data for a limited time)"
         quantities = (s_net, n_net) if bill else (None, None)
@@ -102,19 +112,21 @@ def keep_stored(new: pl.DataFrame, stored: pl.DataFrame, days: Iterable[dt.date]
     keep = list(days)
     if not keep:
         return new
-    old = stored.filter(pl.col("usage_date").is_in(keep)).select(
-        [pl.col(c).cast(t) for c, t in new.schema.items()])
+    old = stored.filter(pl.col("usage_date").is_in(keep)).select([pl.col(c).cast(t) for c, t in new.schema.items()])
     return pl.concat([new.filter(~pl.col("usage_date").is_in(keep)), old]).sort("usage_date", maintain_order=True)
 
 
 def refusal_message(source: str, refused_checks: list[DayCheck], written: list[dt.date]) -> str:
     """What was refused and kept, what was written, and how to accept the smaller answer."""
     days = sorted({c.day for c in refused_checks})
-    lines = [f"{source} answered with less than is stored for {len(days)} day(s); their stored rows were kept "
-             f"(kept: {', '.join(map(str, days))}):"]
+    lines = [
+        f"{source} answered with less than is stored for {len(days)} day(s); their stored rows were kept "
+        f"(kept: {', '.join(map(str, days))}):"
+    ]
     lines += [f"  {c.describe()}" for c in refused_checks]
-    lines.append(f"written with the new rows: {', '.join(map(str, written))}" if written else
-                 "nothing was written")
-    lines.append(f"If the smaller answer is right, re-run with the run tag {ACCEPT_TAG}=true (threshold: "
-                 "COST_ASSETS_SHRINK_THRESHOLD).")
+    lines.append(f"written with the new rows: {', '.join(map(str, written))}" if written else "nothing was written")
+    lines.append(
+        f"If the smaller answer is right, re-run with the run tag {ACCEPT_TAG}=true (threshold: "
+        "COST_ASSETS_SHRINK_THRESHOLD)."
+    )
     return "\n".join(lines)

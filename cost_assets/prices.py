@@ -89,8 +89,17 @@ from cost_assets.schemas import CLOUDS, TIERS, UTC_TS
 from cost_assets.schemas import CURRENCY as CURRENCY_CODE
 
 WORKLOADS = (
-    "jobs", "all_purpose", "jobs_light", "dlt_core", "dlt_pro", "dlt_advanced",
-    "sql_classic", "sql_pro", "sql_serverless", "serverless_jobs", "model_serving",
+    "jobs",
+    "all_purpose",
+    "jobs_light",
+    "dlt_core",
+    "dlt_pro",
+    "dlt_advanced",
+    "sql_classic",
+    "sql_pro",
+    "sql_serverless",
+    "serverless_jobs",
+    "model_serving",
 )
 USAGE_UNIT = "DBU"
 PHOTON_SUFFIX = "_(PHOTON)"
@@ -113,8 +122,9 @@ class PriceSheetError(ValueError):
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        super().__init__("\n".join(f"{p.file}: {p.path}: {p.problem}" if p.path else f"{p.file}: {p.problem}"
-                                   for p in problems))
+        super().__init__(
+            "\n".join(f"{p.file}: {p.path}: {p.problem}" if p.path else f"{p.file}: {p.problem}" for p in problems)
+        )
 
 
 class UnknownPriceError(KeyError):
@@ -155,8 +165,10 @@ def _choice(allowed: Iterable[str], what: str, norm: Callable[[str], str]) -> Ca
 def _sku_name(value: Any) -> str:
     if isinstance(value, str) and _SKU_RE.match(value.strip().upper()):
         return value.strip().upper()
-    raise ValueError(f"malformed sku_name {value!r}: expected <STANDARD|PREMIUM|ENTERPRISE>_..., "
-                     "e.g. PREMIUM_JOBS_COMPUTE or PREMIUM_JOBS_COMPUTE_(PHOTON)")
+    raise ValueError(
+        f"malformed sku_name {value!r}: expected <STANDARD|PREMIUM|ENTERPRISE>_..., "
+        "e.g. PREMIUM_JOBS_COMPUTE or PREMIUM_JOBS_COMPUTE_(PHOTON)"
+    )
 
 
 Cloud = Annotated[str, BeforeValidator(_choice(CLOUDS, "cloud", str.upper))]
@@ -254,8 +266,10 @@ class _SheetFile(_Row):
 
 
 _SECTION_MODELS: dict[str, type[_Row]] = {
-    "instance_types": InstanceTypeRow, "dbu_prices": DbuPriceRow,
-    "contract_discounts": ContractDiscountRow, "token_prices": TokenPriceRow,
+    "instance_types": InstanceTypeRow,
+    "dbu_prices": DbuPriceRow,
+    "contract_discounts": ContractDiscountRow,
+    "token_prices": TokenPriceRow,
 }
 
 RowT = TypeVar("RowT", bound=_Row)
@@ -302,19 +316,39 @@ class SkuPrice:
 
 # ------------------------------------------------------------------------------------------ the sheet
 _INSTANCE_SCHEMA = {
-    "cloud": pl.String, "node_type_id": pl.String, "vcpus": pl.Float64, "memory_gb": pl.Float64,
-    "dbu_per_hour": pl.Float64, "vm_on_demand_per_hour": pl.Float64, "vm_spot_per_hour": pl.Float64,
-    "currency_code": pl.String, "effective_from": UTC_TS, "effective_to": UTC_TS, "source": pl.String,
+    "cloud": pl.String,
+    "node_type_id": pl.String,
+    "vcpus": pl.Float64,
+    "memory_gb": pl.Float64,
+    "dbu_per_hour": pl.Float64,
+    "vm_on_demand_per_hour": pl.Float64,
+    "vm_spot_per_hour": pl.Float64,
+    "currency_code": pl.String,
+    "effective_from": UTC_TS,
+    "effective_to": UTC_TS,
+    "source": pl.String,
 }
 _DBU_SCHEMA = {
-    "cloud": pl.String, "sku_name": pl.String, "tier": pl.String, "workload": pl.String,
-    "is_photon": pl.Boolean, "photon_dbu_factor": pl.Float64, "usage_unit": pl.String,
-    "currency_code": pl.String, "price_start_time": UTC_TS, "price_end_time": UTC_TS,
-    "list_price": pl.Float64, "contract_discount": pl.Float64, "contract_price": pl.Float64,
-    "effective_price": pl.Float64, "source": pl.String,
+    "cloud": pl.String,
+    "sku_name": pl.String,
+    "tier": pl.String,
+    "workload": pl.String,
+    "is_photon": pl.Boolean,
+    "photon_dbu_factor": pl.Float64,
+    "usage_unit": pl.String,
+    "currency_code": pl.String,
+    "price_start_time": UTC_TS,
+    "price_end_time": UTC_TS,
+    "list_price": pl.Float64,
+    "contract_discount": pl.Float64,
+    "contract_price": pl.Float64,
+    "effective_price": pl.Float64,
+    "source": pl.String,
 }
 _TOKEN_SCHEMA = {
-    "model": pl.String, "input_per_million": pl.Float64, "output_per_million": pl.Float64,
+    "model": pl.String,
+    "input_per_million": pl.Float64,
+    "output_per_million": pl.Float64,
     "currency_code": pl.String,
 }
 
@@ -367,11 +401,21 @@ class PriceSheet:
     def instance_types_frame(self) -> pl.DataFrame:
         """``ref.instance_types`` rows (the ``InstanceTypes`` contract)."""
         rows = [
-            {"cloud": r.cloud, "node_type_id": r.node_type_id, "vcpus": r.vcpus, "memory_gb": r.memory_gb,
-             "dbu_per_hour": r.dbu_per_hour, "vm_on_demand_per_hour": r.vm_on_demand_per_hour,
-             "vm_spot_per_hour": r.vm_spot_per_hour, "currency_code": CURRENCY_CODE,
-             "effective_from": r.effective_from, "effective_to": r.effective_to, "source": s.source}
-            for s in self.instance_types for r in [s.row]
+            {
+                "cloud": r.cloud,
+                "node_type_id": r.node_type_id,
+                "vcpus": r.vcpus,
+                "memory_gb": r.memory_gb,
+                "dbu_per_hour": r.dbu_per_hour,
+                "vm_on_demand_per_hour": r.vm_on_demand_per_hour,
+                "vm_spot_per_hour": r.vm_spot_per_hour,
+                "currency_code": CURRENCY_CODE,
+                "effective_from": r.effective_from,
+                "effective_to": r.effective_to,
+                "source": s.source,
+            }
+            for s in self.instance_types
+            for r in [s.row]
         ]
         return pl.DataFrame(rows, schema=_INSTANCE_SCHEMA)
 
@@ -382,20 +426,38 @@ class PriceSheet:
             r = s.row
             discount = self.contract_discount(r.cloud, r.sku_name, r.workload)
             contract = r.list_price * (1 - discount)
-            rows.append({
-                "cloud": r.cloud, "sku_name": r.sku_name, "tier": r.tier, "workload": r.workload,
-                "is_photon": r.is_photon, "photon_dbu_factor": r.factor, "usage_unit": USAGE_UNIT,
-                "currency_code": CURRENCY_CODE, "price_start_time": r.price_start_time,
-                "price_end_time": r.price_end_time, "list_price": r.list_price, "contract_discount": discount,
-                "contract_price": contract, "effective_price": contract, "source": s.source,
-            })
+            rows.append(
+                {
+                    "cloud": r.cloud,
+                    "sku_name": r.sku_name,
+                    "tier": r.tier,
+                    "workload": r.workload,
+                    "is_photon": r.is_photon,
+                    "photon_dbu_factor": r.factor,
+                    "usage_unit": USAGE_UNIT,
+                    "currency_code": CURRENCY_CODE,
+                    "price_start_time": r.price_start_time,
+                    "price_end_time": r.price_end_time,
+                    "list_price": r.list_price,
+                    "contract_discount": discount,
+                    "contract_price": contract,
+                    "effective_price": contract,
+                    "source": s.source,
+                }
+            )
         return pl.DataFrame(rows, schema=_DBU_SCHEMA)
 
     def token_prices_frame(self) -> pl.DataFrame:
         """Token prices per served model: model, input_per_million, output_per_million, currency_code."""
-        rows = [{"model": s.row.model, "input_per_million": s.row.input_per_million,
-                 "output_per_million": s.row.output_per_million, "currency_code": CURRENCY_CODE}
-                for s in self.token_prices]
+        rows = [
+            {
+                "model": s.row.model,
+                "input_per_million": s.row.input_per_million,
+                "output_per_million": s.row.output_per_million,
+                "currency_code": CURRENCY_CODE,
+            }
+            for s in self.token_prices
+        ]
         return pl.DataFrame(rows, schema=_TOKEN_SCHEMA)
 
     # -- lookups
@@ -405,30 +467,42 @@ class PriceSheet:
         rows = self._nodes.get((cloud, node_type_id))
         if not rows:
             known = sorted(n for c, n in self._nodes if c == cloud)
-            raise UnknownPriceError(f"unknown node type {node_type_id!r} on {cloud} "
-                                    f"({len(known)} known; add it to the prices file)")
+            raise UnknownPriceError(
+                f"unknown node type {node_type_id!r} on {cloud} ({len(known)} known; add it to the prices file)"
+            )
         for r in rows:
             if _covers(r.effective_from, r.effective_to, at):
-                return NodeType(r.cloud, r.node_type_id, r.vcpus, r.memory_gb, r.dbu_per_hour,
-                                r.vm_on_demand_per_hour, r.vm_spot_per_hour)
+                return NodeType(
+                    r.cloud,
+                    r.node_type_id,
+                    r.vcpus,
+                    r.memory_gb,
+                    r.dbu_per_hour,
+                    r.vm_on_demand_per_hour,
+                    r.vm_spot_per_hour,
+                )
         windows = ", ".join(f"[{_fmt(r.effective_from)}, {_fmt(r.effective_to)})" for r in rows)
-        raise UnknownPriceError(f"no price for node type {node_type_id!r} on {cloud} at {at.isoformat()} "
-                                f"(windows: {windows})")
+        raise UnknownPriceError(
+            f"no price for node type {node_type_id!r} on {cloud} at {at.isoformat()} (windows: {windows})"
+        )
 
     def sku(self, cloud: str, tier: str, workload: str, photon: bool, at: dt.datetime) -> SkuPrice:
         """The SKU and its $/DBU at ``at`` (naive = UTC). Raises :class:`UnknownPriceError` (a KeyError)."""
         cloud, tier, workload, at = cloud.upper(), tier.upper(), workload.lower(), _as_utc_naive(at)
         sku_name = self._skus.get((cloud, tier, workload, photon))
         if sku_name is None:
-            raise UnknownPriceError(f"no DBU price for {cloud} {tier} {workload}"
-                                    f"{' (Photon)' if photon else ''}: no such SKU in the price sheet")
+            raise UnknownPriceError(
+                f"no DBU price for {cloud} {tier} {workload}"
+                f"{' (Photon)' if photon else ''}: no such SKU in the price sheet"
+            )
         rows = self._sku_rows[(cloud, sku_name)]
         for r in rows:
             if _covers(r.price_start_time, r.price_end_time, at):
                 discount = self.contract_discount(cloud, sku_name, workload)
                 contract = r.list_price * (1 - discount)
-                return SkuPrice(sku_name, r.tier, r.workload, r.is_photon, r.factor, r.list_price,
-                                discount, contract, contract)
+                return SkuPrice(
+                    sku_name, r.tier, r.workload, r.is_photon, r.factor, r.list_price, discount, contract, contract
+                )
         windows = ", ".join(f"[{_fmt(r.price_start_time)}, {_fmt(r.price_end_time)})" for r in rows)
         raise UnknownPriceError(f"no price for {cloud} {sku_name} at {at.isoformat()} (windows: {windows})")
 
@@ -450,8 +524,8 @@ class _Loader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark, f"duplicate key {key!r}",
-                    key_node.start_mark)
+                    "while constructing a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark
+                )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -500,8 +574,9 @@ def _parse(text: str, file: str) -> _SheetFile:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise PriceSheetError([Problem(file, "", "the top level must be a mapping of sections "
-                                                 f"({', '.join(_SECTION_MODELS)})")])
+        raise PriceSheetError(
+            [Problem(file, "", f"the top level must be a mapping of sections ({', '.join(_SECTION_MODELS)})")]
+        )
     data = {k: v for k, v in data.items() if v is not None}  # `section:` with no rows means empty
     try:
         return _SheetFile.model_validate(data)
@@ -529,18 +604,27 @@ def _check_file(sheet: _SheetFile, file: str, source: str) -> tuple[dict[str, li
     for s in placed["instance_types"]:
         r = s.row
         if r.effective_to is not None and r.effective_to <= r.effective_from:
-            add(f"{s.path}.effective_to", f"window end before start: effective_to {_fmt(r.effective_to)} "
-                f"is not after effective_from {_fmt(r.effective_from)}")
+            add(
+                f"{s.path}.effective_to",
+                f"window end before start: effective_to {_fmt(r.effective_to)} "
+                f"is not after effective_from {_fmt(r.effective_from)}",
+            )
     for s in placed["dbu_prices"]:
         r = s.row
         if r.price_end_time is not None and r.price_end_time <= r.price_start_time:
-            add(f"{s.path}.price_end_time", f"window end before start: price_end_time "
-                f"{_fmt(r.price_end_time)} is not after price_start_time {_fmt(r.price_start_time)}")
+            add(
+                f"{s.path}.price_end_time",
+                f"window end before start: price_end_time "
+                f"{_fmt(r.price_end_time)} is not after price_start_time {_fmt(r.price_start_time)}",
+            )
         if r.is_photon and r.photon_dbu_factor is None:
             add(f"{s.path}.photon_dbu_factor", f"required for a Photon SKU (name ends with {PHOTON_SUFFIX})")
         if not r.is_photon and r.photon_dbu_factor not in (None, 1.0):
-            add(f"{s.path}.photon_dbu_factor", f"must be 1.0 for a non-Photon SKU, got "
-                f"{r.photon_dbu_factor} (Photon SKU names end with {PHOTON_SUFFIX})")
+            add(
+                f"{s.path}.photon_dbu_factor",
+                f"must be 1.0 for a non-Photon SKU, got "
+                f"{r.photon_dbu_factor} (Photon SKU names end with {PHOTON_SUFFIX})",
+            )
     for s in placed["contract_discounts"]:
         if (s.row.sku_name is None) == (s.row.workload is None):
             add(s.path, "give exactly one of sku_name or workload")
@@ -558,44 +642,60 @@ def _check_windows(rows: list[Sourced], name: Callable[[Any], str], start: str, 
         for before, after in itertools.pairwise(group):
             b_end = getattr(before.row, end)
             if b_end is None or b_end > getattr(after.row, start):
-                problems.append(Problem(
-                    after.file, after.path,
-                    f"window [{_fmt(getattr(after.row, start))}, {_fmt(getattr(after.row, end))}) of {label} "
-                    f"overlaps [{_fmt(getattr(before.row, start))}, {_fmt(b_end)}) at {before.file}: "
-                    f"{before.path}; end the earlier window first (override that row, same key, with "
-                    f"{end}: {_fmt(getattr(after.row, start))})"))
+                problems.append(
+                    Problem(
+                        after.file,
+                        after.path,
+                        f"window [{_fmt(getattr(after.row, start))}, {_fmt(getattr(after.row, end))}) of {label} "
+                        f"overlaps [{_fmt(getattr(before.row, start))}, {_fmt(b_end)}) at {before.file}: "
+                        f"{before.path}; end the earlier window first (override that row, same key, with "
+                        f"{end}: {_fmt(getattr(after.row, start))})",
+                    )
+                )
     return problems
 
 
 def _check_merged(merged: dict[str, list[Sourced]]) -> list[Problem]:
     """Rules across rows and files: overlapping windows, SKU consistency, discounts naming real prices."""
-    problems = _check_windows(merged["instance_types"], lambda r: f"{r.cloud} {r.node_type_id}",
-                              "effective_from", "effective_to")
-    problems += _check_windows(merged["dbu_prices"], lambda r: f"{r.cloud} {r.sku_name}",
-                               "price_start_time", "price_end_time")
+    problems = _check_windows(
+        merged["instance_types"], lambda r: f"{r.cloud} {r.node_type_id}", "effective_from", "effective_to"
+    )
+    problems += _check_windows(
+        merged["dbu_prices"], lambda r: f"{r.cloud} {r.sku_name}", "price_start_time", "price_end_time"
+    )
     sku_of: dict[tuple[str, str, str, bool], Sourced] = {}
     workload_of: dict[tuple[str, str], Sourced] = {}
     for s in merged["dbu_prices"]:
         r = s.row
         first = workload_of.setdefault((r.cloud, r.sku_name), s)
         if first.row.workload != r.workload:
-            problems.append(Problem(s.file, f"{s.path}.workload", f"{r.sku_name} is workload "
-                                    f"{first.row.workload!r} at {first.file}: {first.path}, "
-                                    f"not {r.workload!r}"))
+            problems.append(
+                Problem(
+                    s.file,
+                    f"{s.path}.workload",
+                    f"{r.sku_name} is workload "
+                    f"{first.row.workload!r} at {first.file}: {first.path}, "
+                    f"not {r.workload!r}",
+                )
+            )
         other = sku_of.setdefault((r.cloud, r.tier, r.workload, r.is_photon), s)
         if other.row.sku_name != r.sku_name:
             photon = " Photon" if r.is_photon else ""
-            problems.append(Problem(s.file, f"{s.path}.sku_name", f"{r.cloud} {r.tier} {r.workload}{photon} "
-                                    f"already bills as {other.row.sku_name} ({other.file}: {other.path}); "
-                                    "one SKU per tier, workload and Photon"))
+            problems.append(
+                Problem(
+                    s.file,
+                    f"{s.path}.sku_name",
+                    f"{r.cloud} {r.tier} {r.workload}{photon} "
+                    f"already bills as {other.row.sku_name} ({other.file}: {other.path}); "
+                    "one SKU per tier, workload and Photon",
+                )
+            )
     for s in merged["contract_discounts"]:
         r = s.row
         if r.sku_name is not None and (r.cloud, r.sku_name) not in workload_of:
-            problems.append(Problem(s.file, f"{s.path}.sku_name",
-                                    f"no dbu_prices row for {r.cloud} {r.sku_name}"))
+            problems.append(Problem(s.file, f"{s.path}.sku_name", f"no dbu_prices row for {r.cloud} {r.sku_name}"))
         if r.workload is not None and not any(k[0] == r.cloud and k[2] == r.workload for k in sku_of):
-            problems.append(Problem(s.file, f"{s.path}.workload",
-                                    f"no dbu_prices row for {r.cloud} {r.workload}"))
+            problems.append(Problem(s.file, f"{s.path}.workload", f"no dbu_prices row for {r.cloud} {r.workload}"))
     return problems
 
 

@@ -16,6 +16,10 @@ DAILY_HOUR_UTC = 6
 
 def daily_schedule(job: AssetJob) -> dg.ScheduleDefinition:
     """``job`` is the partitioned daily asset job (an unresolved `define_asset_job` result)."""
-    return dg.build_schedule_from_partitioned_job(job, hour_of_day=DAILY_HOUR_UTC, minute_of_hour=0,
-                                                  name="daily_pipeline_schedule",
-                                                  default_status=dg.DefaultScheduleStatus.RUNNING)
+    return dg.build_schedule_from_partitioned_job(
+        job,
+        hour_of_day=DAILY_HOUR_UTC,
+        minute_of_hour=0,
+        name="daily_pipeline_schedule",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )

@@ -257,7 +257,8 @@ class DbuPrices(pa.DataFrameModel):
     @pa.dataframe_check(error="price_end_time must be after price_start_time")
     def window_is_positive(cls, data) -> pl.LazyFrame:
         return data.lazyframe.select(
-            pl.col("price_end_time").is_null() | (pl.col("price_end_time") > pl.col("price_start_time")))
+            pl.col("price_end_time").is_null() | (pl.col("price_end_time") > pl.col("price_start_time"))
+        )
 
 
 class InstanceTypes(pa.DataFrameModel):
@@ -282,7 +283,8 @@ class InstanceTypes(pa.DataFrameModel):
     @pa.dataframe_check(error="effective_to must be after effective_from")
     def window_is_positive(cls, data) -> pl.LazyFrame:
         return data.lazyframe.select(
-            pl.col("effective_to").is_null() | (pl.col("effective_to") > pl.col("effective_from")))
+            pl.col("effective_to").is_null() | (pl.col("effective_to") > pl.col("effective_from"))
+        )
 
 
 class DailyDbuPrices(DbuPrices):
@@ -392,7 +394,8 @@ class EstimatedCosts(_Daily):
     @pa.dataframe_check(error="run rows need a run_id; idle rows have no ids")
     def ids_match_consumer(cls, data) -> pl.LazyFrame:
         return data.lazyframe.select(
-            pl.when(pl.col("consumer") == "run").then(pl.col("run_id").is_not_null())
+            pl.when(pl.col("consumer") == "run")
+            .then(pl.col("run_id").is_not_null())
             .otherwise(pl.col("task_run_id").is_null() & pl.col("job_id").is_null())
         )
 
@@ -440,14 +443,15 @@ class RunCosts(_Daily):
         strict = True
         unique = ["usage_date", "consumer", "cluster_id", "task_run_id"]
 
-    @pa.dataframe_check(error="run rows need a run_id (and a task_run_id unless it is a job cluster's run-free "
-                        "time); idle rows have no ids")
+    @pa.dataframe_check(
+        error="run rows need a run_id (and a task_run_id unless it is a job cluster's run-free "
+        "time); idle rows have no ids"
+    )
     def ids_match_consumer(cls, data) -> pl.LazyFrame:
         is_run = pl.col("consumer") == "run"
         return data.lazyframe.select(
             pl.when(is_run)
-            .then(pl.col("run_id").is_not_null()
-                  & (pl.col("task_run_id").is_not_null() | ~pl.col("is_shared_cluster")))
+            .then(pl.col("run_id").is_not_null() & (pl.col("task_run_id").is_not_null() | ~pl.col("is_shared_cluster")))
             .otherwise(pl.col("task_run_id").is_null() & pl.col("job_id").is_null())
         )
 
@@ -525,8 +529,17 @@ class AttributedCosts(_Daily):
     class Config:
         strict = True
         # task_run_id is null for idle/unattributed and for bill-metadata runs; run_id disambiguates those.
-        unique = ["usage_date", "workspace_id", "resource_type", "resource_id", "hour_start", "sku_name",
-                  "consumer", "run_id", "task_run_id"]
+        unique = [
+            "usage_date",
+            "workspace_id",
+            "resource_type",
+            "resource_id",
+            "hour_start",
+            "sku_name",
+            "consumer",
+            "run_id",
+            "task_run_id",
+        ]
 
     @pa.dataframe_check(error="a run row needs a run_id or a job_id; idle/unattributed rows have neither")
     def consumer_ids(cls, data) -> pl.LazyFrame:

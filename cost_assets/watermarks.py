@@ -17,8 +17,11 @@ METADATA_KEY = "billing_fingerprints"
 def bill_fingerprints(billing: pl.DataFrame, days: list[dt.date]) -> dict[str, dict]:
     """Per usage day (ISO): latest ingestion date, record count, net quantity and a digest of record ids."""
     per_day = billing.group_by("usage_date").agg(
-        pl.col("ingestion_date").max().alias("latest"), pl.len().alias("records"),
-        pl.col("usage_quantity").sum().alias("quantity"), pl.col("record_id").sort().str.join("|").alias("ids"))
+        pl.col("ingestion_date").max().alias("latest"),
+        pl.len().alias("records"),
+        pl.col("usage_quantity").sum().alias("quantity"),
+        pl.col("record_id").sort().str.join("|").alias("ids"),
+    )
     found = {r["usage_date"]: r for r in per_day.iter_rows(named=True)}
     out = {}
     for day in days:

@@ -11,16 +11,31 @@ from cost_assets.definitions import build_defs
 from cost_assets.resources.warehouse import read_table
 
 WORLD_START = dt.date(2026, 1, 1)
-RAW_TABLES = ["raw.job_runs", "raw.jobs", "raw.clusters", "raw.cluster_events", "raw.billing_usage",
-              "raw.serving_usage"]
-MART_TABLES = ["mart.cluster_segments", "mart.estimated_costs", "mart.run_costs", "mart.reconciliation",
-               "mart.attributed_costs", "mart.serving_costs", "mart.cost_by_scope"]
+RAW_TABLES = [
+    "raw.job_runs",
+    "raw.jobs",
+    "raw.clusters",
+    "raw.cluster_events",
+    "raw.billing_usage",
+    "raw.serving_usage",
+]
+MART_TABLES = [
+    "mart.cluster_segments",
+    "mart.estimated_costs",
+    "mart.run_costs",
+    "mart.reconciliation",
+    "mart.attributed_costs",
+    "mart.serving_costs",
+    "mart.cost_by_scope",
+]
 # The key of every raw table within a partition (sorting by it makes frames comparable).
 TABLE_KEYS = {
-    "raw.job_runs": ["usage_date", "task_run_id"], "raw.jobs": ["usage_date", "job_id"],
+    "raw.job_runs": ["usage_date", "task_run_id"],
+    "raw.jobs": ["usage_date", "job_id"],
     "raw.clusters": ["usage_date", "cluster_id"],
     "raw.cluster_events": ["usage_date", "cluster_id", "timestamp", "event_type"],
-    "raw.billing_usage": ["usage_date", "record_id"], "raw.serving_usage": ["usage_date", "databricks_request_id"],
+    "raw.billing_usage": ["usage_date", "record_id"],
+    "raw.serving_usage": ["usage_date", "databricks_request_id"],
 }
 
 
@@ -44,12 +59,30 @@ def defs(database: Path) -> dg.Definitions:
 # is everything else, in-process and in seconds: `make test-fast` (pytest -m "not e2e"); `make test` runs both.
 # A module joins the list when any of its tests does one of those things; a single test elsewhere can also be
 # marked ``@pytest.mark.e2e`` itself. Tests marked ``postgres`` or ``browser`` are e2e wherever they are.
-E2E_MODULES = frozenset({
-    "test_automation", "test_azure_prices", "test_benchmarks", "test_billing_sources", "test_cli",
-    "test_cost_assets", "test_fetch", "test_late_billing", "test_live_contract", "test_live_faults",
-    "test_mock_faults", "test_mock_server", "test_partition_metadata", "test_postgres_instance", "test_raw_assets",
-    "test_settings", "test_sim_calendar", "test_trust", "test_ui_browser", "test_warehouse",
-})
+E2E_MODULES = frozenset(
+    {
+        "test_automation",
+        "test_azure_prices",
+        "test_benchmarks",
+        "test_billing_sources",
+        "test_cli",
+        "test_cost_assets",
+        "test_fetch",
+        "test_late_billing",
+        "test_live_contract",
+        "test_live_faults",
+        "test_mock_faults",
+        "test_mock_server",
+        "test_partition_metadata",
+        "test_postgres_instance",
+        "test_raw_assets",
+        "test_settings",
+        "test_sim_calendar",
+        "test_trust",
+        "test_ui_browser",
+        "test_warehouse",
+    }
+)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the marks must be on the items by then
@@ -67,10 +100,15 @@ def run_daily(defs: dg.Definitions, first: str, last: str | None = None, **kwarg
     ``last`` is omitted)."""
     job = defs.resolve_job_def("daily_pipeline")
     if last is None:
-        return job.execute_in_process(partition_key=first, instance=dg.DagsterInstance.ephemeral(), run_config=QUIET,
-                                      **kwargs)
-    return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config=QUIET, tags={
-        "dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}, **kwargs)
+        return job.execute_in_process(
+            partition_key=first, instance=dg.DagsterInstance.ephemeral(), run_config=QUIET, **kwargs
+        )
+    return job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config=QUIET,
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        **kwargs,
+    )
 
 
 def table(database: Path, name: str) -> pl.DataFrame:

@@ -20,8 +20,11 @@ import pytest
 from cost_assets.definitions import build_defs
 
 SNAPSHOT = Path(__file__).parent / "__snapshots__" / "asset_graph.json"
-LIVE = {"DATABRICKS_HOST": "https://adb-1.azuredatabricks.net", "DATABRICKS_TOKEN": "unused",
-        "DATABRICKS_WAREHOUSE_ID": "wh"}
+LIVE = {
+    "DATABRICKS_HOST": "https://adb-1.azuredatabricks.net",
+    "DATABRICKS_TOKEN": "unused",
+    "DATABRICKS_WAREHOUSE_ID": "wh",
+}
 
 
 def _partitions(definition) -> str | None:
@@ -58,7 +61,9 @@ def graph_of(defs: dg.Definitions) -> dict:
             "deps": sorted(p.to_user_string() for p in node.parent_keys),
             "checks": sorted(f"{c.name}{' (blocking)' if graph.get(c).blocking else ''}" for c in node.check_keys),
             "partitions": _partitions(node.partitions_def),
-            "backfill": None if policy is None else f"{policy.policy_type.value}"
+            "backfill": None
+            if policy is None
+            else f"{policy.policy_type.value}"
             f"{'' if policy.max_partitions_per_run is None else f' ≤ {policy.max_partitions_per_run}'}",
             "retry": _retry(defs.resolve_assets_def(key).op.retry_policy),
             "freshness": _freshness(node.freshness_policy),
@@ -75,15 +80,18 @@ def graph_of(defs: dg.Definitions) -> dict:
 @pytest.fixture(scope="module")
 def current(tmp_path_factory) -> dict:
     database = str(tmp_path_factory.mktemp("graph") / "d.duckdb")
-    return {"simulated": graph_of(build_defs({"COST_ASSETS_DUCKDB": database})),
-            "live": graph_of(build_defs({"COST_ASSETS_DUCKDB": database, **LIVE}))}
+    return {
+        "simulated": graph_of(build_defs({"COST_ASSETS_DUCKDB": database})),
+        "live": graph_of(build_defs({"COST_ASSETS_DUCKDB": database, **LIVE})),
+    }
 
 
 def test_the_asset_graph_matches_its_snapshot(current):
     if os.environ.get("UPDATE_SNAPSHOTS"):
         SNAPSHOT.write_text(json.dumps(current, indent=2, ensure_ascii=False) + "\n")
     assert current == json.loads(SNAPSHOT.read_text()), (
-        "the asset graph changed; if intended, run UPDATE_SNAPSHOTS=1 pytest tests/test_asset_graph.py")
+        "the asset graph changed; if intended, run UPDATE_SNAPSHOTS=1 pytest tests/test_asset_graph.py"
+    )
 
 
 def test_a_dollar_flows_raw_segments_estimate_reconciliation_attribution(current):

@@ -28,12 +28,24 @@ from tests.conftest import MART_TABLES, RAW_TABLES, sim_environ
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 BACKFILL_TIMEOUT_S = 300
-DAILY_KEYS = [["ref", "dbu_prices"], ["ref", "instance_types"],
-              ["raw", "job_runs"], ["raw", "jobs"], ["raw", "clusters"], ["raw", "cluster_events"],
-              ["raw", "billing_usage"], ["raw", "serving_usage"], ["mart", "cluster_segments"],
-              ["mart", "estimated_costs"], ["mart", "run_costs"], ["mart", "reconciliation"],
-              ["mart", "attributed_costs"], ["mart", "serving_costs"], ["mart", "cost_by_scope"],
-              ["sim", "run_cost_accuracy"]]
+DAILY_KEYS = [
+    ["ref", "dbu_prices"],
+    ["ref", "instance_types"],
+    ["raw", "job_runs"],
+    ["raw", "jobs"],
+    ["raw", "clusters"],
+    ["raw", "cluster_events"],
+    ["raw", "billing_usage"],
+    ["raw", "serving_usage"],
+    ["mart", "cluster_segments"],
+    ["mart", "estimated_costs"],
+    ["mart", "run_costs"],
+    ["mart", "reconciliation"],
+    ["mart", "attributed_costs"],
+    ["mart", "serving_costs"],
+    ["mart", "cost_by_scope"],
+    ["sim", "run_cost_accuracy"],
+]
 RAW_KEYS = [k for k in DAILY_KEYS if k[0] == "raw"]
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -62,9 +74,23 @@ def test_cli_partition_range_over_every_asset_is_one_run(tmp_path: Path, databas
     home = _home(tmp_path)
     env = {**os.environ, **sim_environ(database), "DAGSTER_HOME": str(home)}
     done = subprocess.run(
-        [str(BIN / "dagster"), "asset", "materialize", "--select", "*",
-         "--partition-range", "2026-01-02...2026-01-03", "-m", "cost_assets.definitions"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "--select",
+            "*",
+            "--partition-range",
+            "2026-01-02...2026-01-03",
+            "-m",
+            "cost_assets.definitions",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     for table in RAW_TABLES + MART_TABLES:
         assert _days(database, table) == [dt.date(2026, 1, 2), dt.date(2026, 1, 3)], table
@@ -83,13 +109,21 @@ def daemon_instance(tmp_path: Path, database: Path, monkeypatch) -> Iterator[tup
     for name, value in {**sim_environ(database), "DAGSTER_HOME": str(home)}.items():
         monkeypatch.setenv(name, value)
     workspace = tmp_path / "workspace.yaml"
-    workspace.write_text("load_from:\n  - python_module:\n      module_name: cost_assets.definitions\n"
-                         f"      working_directory: {REPO}\n      location_name: cost_assets\n")
+    workspace.write_text(
+        "load_from:\n  - python_module:\n      module_name: cost_assets.definitions\n"
+        f"      working_directory: {REPO}\n      location_name: cost_assets\n"
+    )
     log = tmp_path / "daemon.log"
     with dg.DagsterInstance.from_config(str(home)) as instance, log.open("wb") as out:
-        daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], cwd=REPO,
-                                  env=dict(os.environ), stdin=subprocess.DEVNULL, stdout=out,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        daemon = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
+            cwd=REPO,
+            env=dict(os.environ),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             yield instance, workspace
         finally:
@@ -103,8 +137,17 @@ def daemon_instance(tmp_path: Path, database: Path, monkeypatch) -> Iterator[tup
 
 def _launch(context, keys: list[list[str]], days: list[str]) -> str:
     """Launch a backfill as the UI does (launchPartitionBackfill with an asset selection and partitions)."""
-    answer = execute_dagster_graphql(context, LAUNCH_PARTITION_BACKFILL_MUTATION, variables={"backfillParams": {
-        "assetSelection": [{"path": k} for k in keys], "partitionNames": days, "fromFailure": False}})
+    answer = execute_dagster_graphql(
+        context,
+        LAUNCH_PARTITION_BACKFILL_MUTATION,
+        variables={
+            "backfillParams": {
+                "assetSelection": [{"path": k} for k in keys],
+                "partitionNames": days,
+                "fromFailure": False,
+            }
+        },
+    )
     launched = answer.data["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     return launched["backfillId"]

@@ -71,12 +71,22 @@ def prices_server():
 
 
 def test_linux_on_demand_and_spot_prices_by_hand(prices_server):
-    frame = vm_prices("eastus", ["Standard_DS3_v2", "Standard_E8ds_v4"],
-                      base_url=f"{prices_server.base}/api/retail/prices", max_requests_per_second=None)
-    expected = pl.DataFrame({
-        "node_type_id": ["Standard_DS3_v2", "Standard_E8ds_v4"], "vm_on_demand_per_hour": [0.229, 0.576],
-        "vm_spot_per_hour": [0.0458, 0.1152], "currency_code": ["USD", "USD"],
-        "effective_from": [dt.datetime(2023, 4, 1)] * 2}, schema=frame.schema)
+    frame = vm_prices(
+        "eastus",
+        ["Standard_DS3_v2", "Standard_E8ds_v4"],
+        base_url=f"{prices_server.base}/api/retail/prices",
+        max_requests_per_second=None,
+    )
+    expected = pl.DataFrame(
+        {
+            "node_type_id": ["Standard_DS3_v2", "Standard_E8ds_v4"],
+            "vm_on_demand_per_hour": [0.229, 0.576],
+            "vm_spot_per_hour": [0.0458, 0.1152],
+            "currency_code": ["USD", "USD"],
+            "effective_from": [dt.datetime(2023, 4, 1)] * 2,
+        },
+        schema=frame.schema,
+    )
     assert_frame_equal(frame, expected)
     first, second = prices_server.queries
     assert first["api-version"] == ["2023-01-01-preview"] and first["meterRegion"] == ["primary"]
@@ -88,13 +98,24 @@ def test_linux_on_demand_and_spot_prices_by_hand(prices_server):
 def test_filter_quotes_values():
     assert vm_filter("eastus", ["Standard_D4s_v3", "O'Brien"]) == (
         "serviceName eq 'Virtual Machines' and armRegionName eq 'eastus' and priceType eq 'Consumption' "
-        "and (armSkuName eq 'O''Brien' or armSkuName eq 'Standard_D4s_v3')")
+        "and (armSkuName eq 'O''Brien' or armSkuName eq 'Standard_D4s_v3')"
+    )
 
 
 def _item(meter: str, price: float, product: str = "Virtual Machines DSv2 Series") -> dict:
-    return {"armSkuName": "Standard_DS3_v2", "type": "Consumption", "productName": product, "skuName": "DS3 v2",
-            "meterName": "DS3 v2", "meterId": meter, "retailPrice": price, "currencyCode": "USD",
-            "unitOfMeasure": "1 Hour", "tierMinimumUnits": 0, "effectiveStartDate": "2024-01-01T00:00:00Z"}
+    return {
+        "armSkuName": "Standard_DS3_v2",
+        "type": "Consumption",
+        "productName": product,
+        "skuName": "DS3 v2",
+        "meterName": "DS3 v2",
+        "meterId": meter,
+        "retailPrice": price,
+        "currencyCode": "USD",
+        "unitOfMeasure": "1 Hour",
+        "tierMinimumUnits": 0,
+        "effectiveStartDate": "2024-01-01T00:00:00Z",
+    }
 
 
 def test_disagreeing_meters_are_an_error_not_a_pick():
@@ -129,11 +150,22 @@ def test_prices_overlay_the_instance_types_of_azure_only():
 def test_azure_region_feeds_ref_instance_types(prices_server, tmp_path):
     """COST_ASSETS_AZURE_REGION: ref/instance_types takes Azure VM prices from the Retail Prices API."""
     database = tmp_path / "w.duckdb"
-    defs = build_defs(sim_environ(database, COST_ASSETS_AZURE_REGION="eastus",
-                                  COST_ASSETS_AZURE_PRICES_URL=f"{prices_server.base}/api/retail/prices"))
-    assert defs.resolve_job_def("daily_pipeline").execute_in_process(
-        run_config=QUIET, partition_key="2026-01-02",
-        asset_selection=[dg.AssetKey(["ref", "dbu_prices"]), dg.AssetKey(["ref", "instance_types"])]).success
+    defs = build_defs(
+        sim_environ(
+            database,
+            COST_ASSETS_AZURE_REGION="eastus",
+            COST_ASSETS_AZURE_PRICES_URL=f"{prices_server.base}/api/retail/prices",
+        )
+    )
+    assert (
+        defs.resolve_job_def("daily_pipeline")
+        .execute_in_process(
+            run_config=QUIET,
+            partition_key="2026-01-02",
+            asset_selection=[dg.AssetKey(["ref", "dbu_prices"]), dg.AssetKey(["ref", "instance_types"])],
+        )
+        .success
+    )
     rows = read_table(str(database), "ref.instance_types")
     ds3 = rows.filter(pl.col("node_type_id") == "Standard_DS3_v2").row(0, named=True)
     # From fixtures/azure_prices/page1.json: Linux on-demand 0.229, Spot 0.0458; DBU/h stays the sheet's 0.75.

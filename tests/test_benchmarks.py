@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 # The floor lives outside the repository; this stand-in has its interface (``synthetic`` and ``sweep``,
 # whose third result has one row per interval) and does next to nothing.
-FLOOR_STUB = '''
+FLOOR_STUB = """
 import numpy as np
 import polars as pl
 
@@ -38,13 +38,14 @@ def synthetic(clusters, events_per_cluster, runs, seed=1):
 def sweep(events, runs):
     iv = events.sort("cluster", "ts")
     return runs.with_columns(pl.lit(1.0).alias("run_dbus")), iv.head(0), iv
-'''
+"""
 
 
 def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     env = {**os.environ, "POLARS_MAX_THREADS": "2"}
-    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=timeout,
-                          cwd=BENCH.parent)
+    done = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=BENCH.parent
+    )
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stderr[-4000:]}"
     return done
 
@@ -61,9 +62,27 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
     floor.write_text(FLOOR_STUB)
     committed = {name: _sha(BENCH / name) for name in ("RESULTS.md", "results.json")}
     out = tmp / "out"
-    _run(str(BENCH / "bench_engine.py"), "--sizes", "S", "--repeat", "1", "--naive-sample", "5",
-         "--accuracy-scale", "tiny", "--accuracy-days", "2", "--dagster-size", "S", "--dagster-repeat", "1",
-         "--floor", str(floor), "--out-dir", str(out))
+    _run(
+        str(BENCH / "bench_engine.py"),
+        "--sizes",
+        "S",
+        "--repeat",
+        "1",
+        "--naive-sample",
+        "5",
+        "--accuracy-scale",
+        "tiny",
+        "--accuracy-days",
+        "2",
+        "--dagster-size",
+        "S",
+        "--dagster-repeat",
+        "1",
+        "--floor",
+        str(floor),
+        "--out-dir",
+        str(out),
+    )
     assert {name: _sha(BENCH / name) for name in committed} == committed, "the committed results were rewritten"
     return {"json": json.loads((out / "results.json").read_text()), "md": (out / "RESULTS.md").read_text()}
 
@@ -128,8 +147,21 @@ def test_results_md(smoke: dict):
 
 def test_without_the_floor(tmp_path: Path):
     """The floor is outside the repository: without it the ratios are n/a and the rest still runs."""
-    done = _run(str(BENCH / "bench_engine.py"), "--sizes", "S", "--repeat", "1", "--naive-sample", "0",
-                "--no-accuracy", "--no-dagster", "--floor", str(tmp_path / "absent.py"), "--out-dir", str(tmp_path))
+    done = _run(
+        str(BENCH / "bench_engine.py"),
+        "--sizes",
+        "S",
+        "--repeat",
+        "1",
+        "--naive-sample",
+        "0",
+        "--no-accuracy",
+        "--no-dagster",
+        "--floor",
+        str(tmp_path / "absent.py"),
+        "--out-dir",
+        str(tmp_path),
+    )
     assert "ratios are n/a" in done.stderr
     (s,) = json.loads((tmp_path / "results.json").read_text())["sizes"]
     assert s["ratio_wall"] is None and s["floor_seconds"] is None and s["run_costs_rows"] > 0

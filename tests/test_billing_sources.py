@@ -22,8 +22,10 @@ from cost_assets.resources.databricks import DatabricksConnection
 from cost_assets.resources.warehouse import read_table, storage_resources
 from cost_assets.simulation.world import WorldConfig
 
-HEADER = ("workspaceId,timestamp,clusterId,clusterName,clusterNodeType,clusterOwnerUserId,clusterCustomTags,sku,"
-          "dbus,machineHours,clusterOwnerUserName,tags")
+HEADER = (
+    "workspaceId,timestamp,clusterId,clusterName,clusterNodeType,clusterOwnerUserId,clusterCustomTags,sku,"
+    "dbus,machineHours,clusterOwnerUserName,tags"
+)
 GOOD_DAY = textwrap.dedent(f"""\
     {HEADER}
     2222333344445555,2026-01-05T09:59:59.999Z,0105-090000-job00001,job-998877-run-455600001,i3.xlarge,4711,"{{""team"":""ml""}}",PREMIUM_JOBS_COMPUTE,5.0,5.0,,"{{""team"":""ml""}}"
@@ -33,15 +35,18 @@ GOOD_DAY = textwrap.dedent(f"""\
 
 
 def row(dbus: str) -> str:
-    return f'2222333344445555,2026-01-06T10:59:59.999Z,0106-090000-job00002,job-1-run-2,i3.xlarge,4711,"{{}}",' \
-           f'PREMIUM_JOBS_COMPUTE,{dbus},1.0,,"{{}}"'
+    return (
+        f'2222333344445555,2026-01-06T10:59:59.999Z,0106-090000-job00002,job-1-run-2,i3.xlarge,4711,"{{}}",'
+        f'PREMIUM_JOBS_COMPUTE,{dbus},1.0,,"{{}}"'
+    )
 
 
 BAD_FILES = {
-    "malformed row": (f"{HEADER}\n{row('2.0')}\n2222333344445555,2026-01-06T11:59:59.999Z,x\n",
-                      ["line 3", "expected 12 fields, found 3"]),
-    "wrong header": (f"{HEADER.replace('dbus', 'dbu')}\n{row('2.0')}\n",
-                     ["line 1", "header lacks column(s) dbus"]),
+    "malformed row": (
+        f"{HEADER}\n{row('2.0')}\n2222333344445555,2026-01-06T11:59:59.999Z,x\n",
+        ["line 3", "expected 12 fields, found 3"],
+    ),
+    "wrong header": (f"{HEADER.replace('dbus', 'dbu')}\n{row('2.0')}\n", ["line 1", "header lacks column(s) dbus"]),
     "non-numeric dbus": (f"{HEADER}\n{row('five')}\n", ["line 2", "column dbus", "not a number: 'five'"]),
 }
 CFG = WorldConfig(seed=5, scale="tiny", start=dt.date(2026, 1, 30), days=3)
@@ -89,8 +94,7 @@ def test_bad_file_for_another_day_leaves_stored_days_intact(tmp_path, case):
 
     text, needles = BAD_FILES[case]
     (bills / "2026-01-06.csv").write_text(text)
-    result = dg.materialize([raw.billing_usage], partition_key="2026-01-06", resources=resources,
-                            raise_on_error=False)
+    result = dg.materialize([raw.billing_usage], partition_key="2026-01-06", resources=resources, raise_on_error=False)
     assert not result.success
     message = _failure(result)
     assert str(bills / "2026-01-06.csv") in message and all(n in message for n in needles)
@@ -118,6 +122,7 @@ def test_account_api_needs_the_right_account():
 
 
 # --- the SQL statement client ------------------------------------------------------------------------
+
 
 @pytest.fixture
 def sql_server():
@@ -158,7 +163,6 @@ def test_connection_never_shows_secrets():
         DatabricksConnection(host="https://adb-1.2.azuredatabricks.net").client()
 
 
-
 def test_csv_saved_by_excel_with_a_byte_order_mark_reads_like_without(tmp_path):
     (tmp_path / "plain.csv").write_text(GOOD_DAY, encoding="utf-8")
     (tmp_path / "excel.csv").write_text(GOOD_DAY, encoding="utf-8-sig")  # Excel's "CSV UTF-8"
@@ -175,8 +179,9 @@ FLAKY = Faults(error_rate=0.5, seed=3)  # with this seed the first requests incl
 
 
 def _flaky_connection(server: MockServer) -> DatabricksConnection:
-    return DatabricksConnection(host=server.url, token="dapi-mock-token", max_requests_per_second=0,
-                                backoff_s=0.01, jitter_s=0, max_attempts=10)
+    return DatabricksConnection(
+        host=server.url, token="dapi-mock-token", max_requests_per_second=0, backoff_s=0.01, jitter_s=0, max_attempts=10
+    )
 
 
 def test_system_tables_source_fills_calls_and_retries_of_injected_503s():
@@ -184,7 +189,8 @@ def test_system_tables_source_fills_calls_and_retries_of_injected_503s():
     with MockServer(MockOptions(world=CFG, faults=FLAKY, sql_chunk_rows=20)) as server:
         stats: dict = {}
         frame = SystemTablesBillingSource(connection=_flaky_connection(server), warehouse_id="wh").usage(
-            days, stats=stats)
+            days, stats=stats
+        )
         served, failed = dict(server.mock.calls), server.mock.faults.injected["503"]
     assert failed >= 1 and frame.height > 20  # retried, and the result came in more than one chunk
     assert stats["retries"] == stats["http_503"] == failed
@@ -198,7 +204,8 @@ def test_account_api_source_fills_calls_and_retries_and_csv_leaves_stats_alone(t
     with MockServer(MockOptions(world=CFG, faults=FLAKY)) as server:
         stats: dict = {"kept": 1}
         AccountApiBillingSource(connection=_flaky_connection(server), account_id=CFG.account_id).usage(
-            [dt.date(2026, 1, 31)], stats=stats)
+            [dt.date(2026, 1, 31)], stats=stats
+        )
         failed = server.mock.faults.injected["503"]
     assert failed >= 1 and stats["retries"] == failed and stats["kept"] == 1
     assert stats["calls/api/2.0/accounts/{account_id}/usage/download"] == failed + 1 == stats["calls"]
@@ -210,8 +217,14 @@ def test_account_api_source_fills_calls_and_retries_and_csv_leaves_stats_alone(t
 
 def test_stats_are_filled_when_the_bill_cannot_be_fetched():
     with MockServer(MockOptions(world=CFG, faults=Faults(error_rate=1.0))) as server:
-        conn = DatabricksConnection(host=server.url, token="dapi-mock-token", max_requests_per_second=0,
-                                    backoff_s=0.01, jitter_s=0, max_attempts=3)
+        conn = DatabricksConnection(
+            host=server.url,
+            token="dapi-mock-token",
+            max_requests_per_second=0,
+            backoff_s=0.01,
+            jitter_s=0,
+            max_attempts=3,
+        )
         stats: dict = {}
         with pytest.raises(Exception, match="HTTP 503"):
             SystemTablesBillingSource(connection=conn, warehouse_id="wh").usage([dt.date(2026, 1, 31)], stats=stats)

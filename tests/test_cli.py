@@ -19,16 +19,27 @@ from cost_assets.read import WarehouseMissingError
 YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
-@pytest.mark.parametrize(("args", "environ", "days"), [
-    (["--start", "2026-01-01", "--end", "2026-01-02"], {}, [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]),
-    ([], {"COST_ASSETS_SIM_DAYS": "1"}, [YESTERDAY]),  # `make run` without DAYS: the setting chooses
-], ids=["range", "sim-days"])
-def test_run_materializes_the_days_and_prints_the_summary(tmp_path: Path, args: list[str], environ: dict,
-                                                          days: list[dt.date]):
+@pytest.mark.parametrize(
+    ("args", "environ", "days"),
+    [
+        (["--start", "2026-01-01", "--end", "2026-01-02"], {}, [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]),
+        ([], {"COST_ASSETS_SIM_DAYS": "1"}, [YESTERDAY]),  # `make run` without DAYS: the setting chooses
+    ],
+    ids=["range", "sim-days"],
+)
+def test_run_materializes_the_days_and_prints_the_summary(
+    tmp_path: Path, args: list[str], environ: dict, days: list[dt.date]
+):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "COST_ASSETS_", "DAGSTER_"))}
     env.update(COST_ASSETS_SIM_SCALE="tiny", **environ)
-    result = subprocess.run([sys.executable, "-m", "cost_assets.cli", "run", *args], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "cost_assets.cli", "run", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert f"daily pipeline {days[0]} .. {days[-1]} (one run)" in out
@@ -50,13 +61,16 @@ def test_days_default_to_the_last_complete_days():
     assert _days(None, dt.datetime(2026, 1, 1), None) == (dt.date(2026, 1, 1), yesterday)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--end", "2026-01-02"], "--end needs --start"),
-    (["--days", "2", "--start", "2026-01-01"], "give --days or --start, not both"),
-    (["--start", "2026-01-03", "--end", "2026-01-02"], "2026-01-02 is before --start 2026-01-03"),
-    (["--start", "2026-01-01", "--end", "2999-01-01"], "not a complete UTC day yet"),
-    (["--start", "2026-1-32"], "Invalid value for '--start'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--end", "2026-01-02"], "--end needs --start"),
+        (["--days", "2", "--start", "2026-01-01"], "give --days or --start, not both"),
+        (["--start", "2026-01-03", "--end", "2026-01-02"], "2026-01-02 is before --start 2026-01-03"),
+        (["--start", "2026-01-01", "--end", "2999-01-01"], "not a complete UTC day yet"),
+        (["--start", "2026-1-32"], "Invalid value for '--start'"),
+    ],
+)
 def test_bad_ranges_are_refused_before_anything_runs(args: list[str], message: str):
     result = CliRunner().invoke(app, ["run", *args])
     assert result.exit_code == 2

@@ -31,10 +31,16 @@ def test_estimates_match_the_simulated_truth_and_the_ledger_sums_to_the_bill(dat
     checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     assert checks[("mart/attributed_costs", "conserves_the_bill")]
     # Conservation, recomputed from the stored tables: per day Σ attributed $ = Σ billed $.
-    recon = read_table(str(database), "mart.reconciliation").group_by("usage_date").agg(
-        pl.col("billed_cost_usd").sum().alias("billed"))
-    ledger = read_table(str(database), "mart.attributed_costs").group_by("usage_date").agg(
-        pl.col("billed_cost_usd").sum().alias("attributed"))
+    recon = (
+        read_table(str(database), "mart.reconciliation")
+        .group_by("usage_date")
+        .agg(pl.col("billed_cost_usd").sum().alias("billed"))
+    )
+    ledger = (
+        read_table(str(database), "mart.attributed_costs")
+        .group_by("usage_date")
+        .agg(pl.col("billed_cost_usd").sum().alias("attributed"))
+    )
     both = recon.join(ledger, on="usage_date")
     assert both.height == 2 and ((both["billed"] - both["attributed"]).abs() < 0.01).all()
 
@@ -53,8 +59,11 @@ def test_an_unknown_node_type_is_flagged_never_zero(database):
     result = run_daily(defs, "2026-01-03")
     assert result.success  # a WARN check does not stop the pipeline
     clusters = read_table(str(database), "raw.clusters")
-    ds3 = set(clusters.filter((pl.col("node_type_id") == "Standard_DS3_v2")
-                              | (pl.col("driver_node_type_id") == "Standard_DS3_v2"))["cluster_id"])
+    ds3 = set(
+        clusters.filter(
+            (pl.col("node_type_id") == "Standard_DS3_v2") | (pl.col("driver_node_type_id") == "Standard_DS3_v2")
+        )["cluster_id"]
+    )
     assert ds3, "the simulated day should use Standard_DS3_v2"
     costs = read_table(str(database), "mart.run_costs")
     unpriced = costs.filter(pl.col("cluster_id").is_in(list(ds3)))
@@ -91,8 +100,11 @@ def test_day_over_day_compares_with_the_day_before_not_a_whole_backfill(database
     instance = dg.DagsterInstance.ephemeral()
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     job = defs.resolve_job_def("daily_pipeline")
-    assert job.execute_in_process(instance=instance, run_config=quiet, tags={
-        "dagster/asset_partition_range_start": "2026-01-01", "dagster/asset_partition_range_end": "2026-01-03"}).success
+    assert job.execute_in_process(
+        instance=instance,
+        run_config=quiet,
+        tags={"dagster/asset_partition_range_start": "2026-01-01", "dagster/asset_partition_range_end": "2026-01-03"},
+    ).success
     result = job.execute_in_process(instance=instance, run_config=quiet, partition_key="2026-01-04")
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "day_over_day")
     costs = read_table(str(database), "mart.run_costs").group_by("usage_date").agg(pl.col("total_cost_usd").sum())

@@ -197,8 +197,15 @@ def test_pool_idle_row():
 def test_pool_idle_from_the_pool_details_on_raw_clusters():
     # A job cluster drew from pool-7 (instance-pools/get: m5.xlarge, min_idle_instances 3, team=platform).
     # The pool keeps 3 idle VMs all day: 3 × 24 h × $0.192 = $13.824 of VM, no DBUs.
-    cl = clusters({"cluster_id": "c", "instance_pool_id": "pool-7", "pool_node_type_id": "m5.xlarge",
-                   "pool_min_idle_instances": 3, "pool_custom_tags": '{"team":"platform"}'})
+    cl = clusters(
+        {
+            "cluster_id": "c",
+            "instance_pool_id": "pool-7",
+            "pool_node_type_id": "m5.xlarge",
+            "pool_min_idle_instances": 3,
+            "pool_custom_tags": '{"team":"platform"}',
+        }
+    )
     ev = events(("c", 0, "RUNNING", 2, 2), ("c", 60, "TERMINATING", None, None))
     out = costs(job_runs(), cl, ev)
     row = one(out, cluster_id="pool-7")
@@ -369,8 +376,9 @@ def test_batches_of_clusters_give_the_same_result(monkeypatch):
     assert_frame_equal(costs(jr, cl, ev, pools=pool), whole, check_exact=False, rel_tol=1e-12)
     by = ["cluster_id", "hour_start", "consumer", "task_run_id"]
     batched = cost_by_cluster_hour(jr, jobs({"job_id": 1}), cl, ev, IT, DP, DAY, pools=pool)
-    assert_frame_equal(batched.sort(by, nulls_last=True), hourly.sort(by, nulls_last=True), check_exact=False,
-                       rel_tol=1e-12)
+    assert_frame_equal(
+        batched.sort(by, nulls_last=True), hourly.sort(by, nulls_last=True), check_exact=False, rel_tol=1e-12
+    )
     assert set(whole["cluster_id"]) == {"c", "j", "s", "p"}
 
 

@@ -14,15 +14,27 @@ from cost_assets.costing.spec import spec_events
 
 IT, DP = standard_prices()
 # A purged job cluster: 3 workers from the spec, no details, no events left.
-PURGED = {"cluster_id": "gone", "cluster_source": "JOB", "num_workers": 3, "state": "TERMINATED",
-          "reason": "cluster_not_found"}
+PURGED = {
+    "cluster_id": "gone",
+    "cluster_source": "JOB",
+    "num_workers": 3,
+    "state": "TERMINATED",
+    "reason": "cluster_not_found",
+}
 NO_EVENTS = events()
 
 
 def _runs():
     # One task on the purged cluster 10:00–11:30 (90 min).
-    return job_runs({"task_run_id": 7, "cluster_id": "gone", "compute_type": "job_cluster",
-                     "start_time": at(600), "end_time": at(690)})
+    return job_runs(
+        {
+            "task_run_id": 7,
+            "cluster_id": "gone",
+            "compute_type": "job_cluster",
+            "start_time": at(600),
+            "end_time": at(690),
+        }
+    )
 
 
 def test_a_purged_cluster_without_events_is_estimated_from_its_spec():

@@ -7,10 +7,21 @@ from cost_assets.definitions import build_defs
 # Every asset of the planned graph built so far. Not yet built (docs/design.md, "Planned"):
 # mart/budget_status, mart/cost_anomalies and the exports; they join this set when their assets land.
 EXPECTED_KEYS = {
-    "raw/job_runs", "raw/jobs", "raw/clusters", "raw/cluster_events", "raw/billing_usage", "raw/serving_usage",
-    "ref/dbu_prices", "ref/instance_types",
-    "mart/cluster_segments", "mart/estimated_costs", "mart/run_costs", "mart/reconciliation",
-    "mart/attributed_costs", "mart/cost_by_scope", "mart/serving_costs",
+    "raw/job_runs",
+    "raw/jobs",
+    "raw/clusters",
+    "raw/cluster_events",
+    "raw/billing_usage",
+    "raw/serving_usage",
+    "ref/dbu_prices",
+    "ref/instance_types",
+    "mart/cluster_segments",
+    "mart/estimated_costs",
+    "mart/run_costs",
+    "mart/reconciliation",
+    "mart/attributed_costs",
+    "mart/cost_by_scope",
+    "mart/serving_costs",
     "sim/run_cost_accuracy",  # simulated workspace only
 }
 

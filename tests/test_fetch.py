@@ -46,9 +46,17 @@ PAGED = {"runs_page_size": 2, "events_page_size": 3, "clusters_page_size": 1}
 LONG, DOWN = "0301-080000-longlife", "0301-070000-downtime"
 EARLY, LATE = "0304-100000-earlyjob", "0304-230000-latejob0"
 SHARED_JOB, CLUSTER_JOB = 501, 502
-SPEC = {"node_type": "Standard_DS3_v2", "driver_node_type": "Standard_DS3_v2", "photon": False,
-        "single_node": False, "num_workers": 2, "autoscale": None, "availability": "ON_DEMAND_AZURE",
-        "first_on_demand": 1, "pool_id": None}
+SPEC = {
+    "node_type": "Standard_DS3_v2",
+    "driver_node_type": "Standard_DS3_v2",
+    "photon": False,
+    "single_node": False,
+    "num_workers": 2,
+    "autoscale": None,
+    "availability": "ON_DEMAND_AZURE",
+    "first_on_demand": 1,
+    "pool_id": None,
+}
 
 
 def at(day: int, hh: int, mm: int = 0) -> int:
@@ -65,9 +73,27 @@ def ev(c: Cluster, ts: int, kind: str, **details) -> dict:
 
 
 def cluster(cluster_id: str, name: str, source: str, tags: dict) -> Cluster:
-    return Cluster(cluster_id=cluster_id, name=name, source=source, custom_tags=tags, creator="me@example.com",
-                   **{k: SPEC[k] for k in ("node_type", "driver_node_type", "photon", "single_node", "num_workers",
-                                           "autoscale", "availability", "first_on_demand", "pool_id")})
+    return Cluster(
+        cluster_id=cluster_id,
+        name=name,
+        source=source,
+        custom_tags=tags,
+        creator="me@example.com",
+        **{
+            k: SPEC[k]
+            for k in (
+                "node_type",
+                "driver_node_type",
+                "photon",
+                "single_node",
+                "num_workers",
+                "autoscale",
+                "availability",
+                "first_on_demand",
+                "pool_id",
+            )
+        },
+    )
 
 
 def session(c: Cluster, start: int, end: int, first: bool, between: list[dict] = ()) -> Session:
@@ -75,38 +101,102 @@ def session(c: Cluster, start: int, end: int, first: bool, between: list[dict] =
     running = start + 5 * MINUTE
     s = Session(start=start, running=running, end=end)
     s.nodes = [Node(role, c.node_type, False, start, running, end) for role in ("driver", "worker", "worker")]
-    s.events = [ev(c, start, "CREATING" if first else "STARTING", cluster_size={"num_workers": 2}),
-                ev(c, running, "RUNNING", current_num_workers=2, target_num_workers=2), *between,
-                ev(c, end, "TERMINATING", reason={"code": "INACTIVITY", "type": "SUCCESS", "parameters": {}})]
+    s.events = [
+        ev(c, start, "CREATING" if first else "STARTING", cluster_size={"num_workers": 2}),
+        ev(c, running, "RUNNING", current_num_workers=2, target_num_workers=2),
+        *between,
+        ev(c, end, "TERMINATING", reason={"code": "INACTIVITY", "type": "SUCCESS", "parameters": {}}),
+    ]
     return s
 
 
 def build_world() -> World:
     long = cluster(LONG, "shared-long", "UI", {"team": "platform"})
-    long.sessions = [session(long, at(1, 8), at(6, 12), True, [
-        ev(long, at(1, 8, 2), "INIT_SCRIPTS_STARTED"),  # not a state-fixing type: the walk-back skips it
-        ev(long, at(2, 10), "NODES_LOST", current_num_workers=1, target_num_workers=2,
-           reason={"code": "SPOT_INSTANCE_TERMINATION", "type": "CLOUD_FAILURE", "parameters": {}}),
-        ev(long, at(2, 10, 1), "RESIZING", current_num_workers=1, target_num_workers=2, cause="REPLACE_BAD_NODES"),
-        ev(long, at(2, 10, 4), "UPSIZE_COMPLETED", current_num_workers=2, target_num_workers=2)])]
+    long.sessions = [
+        session(
+            long,
+            at(1, 8),
+            at(6, 12),
+            True,
+            [
+                ev(long, at(1, 8, 2), "INIT_SCRIPTS_STARTED"),  # not a state-fixing type: the walk-back skips it
+                ev(
+                    long,
+                    at(2, 10),
+                    "NODES_LOST",
+                    current_num_workers=1,
+                    target_num_workers=2,
+                    reason={"code": "SPOT_INSTANCE_TERMINATION", "type": "CLOUD_FAILURE", "parameters": {}},
+                ),
+                ev(
+                    long,
+                    at(2, 10, 1),
+                    "RESIZING",
+                    current_num_workers=1,
+                    target_num_workers=2,
+                    cause="REPLACE_BAD_NODES",
+                ),
+                ev(long, at(2, 10, 4), "UPSIZE_COMPLETED", current_num_workers=2, target_num_workers=2),
+            ],
+        )
+    ]
     long.sessions[0].events.sort(key=lambda e: e["timestamp"])
     down = cluster(DOWN, "shared-down", "API", {"team": "ops"})
     down.sessions = [session(down, at(1, 7), at(1, 12), True), session(down, at(6, 8), at(6, 10), False)]
-    jobs = {SHARED_JOB: Job(SHARED_JOB, "on-long", {"team": "data-eng"}, "me@example.com", at(1, 0) - 30 * DAY,
-                            "shared", ["main"], SPEC, LONG),
-            CLUSTER_JOB: Job(CLUSTER_JOB, "own-cluster", {"team": "ml"}, "me@example.com", at(1, 0) - 30 * DAY,
-                             "job_cluster", ["main"], SPEC, None)}
+    jobs = {
+        SHARED_JOB: Job(
+            SHARED_JOB,
+            "on-long",
+            {"team": "data-eng"},
+            "me@example.com",
+            at(1, 0) - 30 * DAY,
+            "shared",
+            ["main"],
+            SPEC,
+            LONG,
+        ),
+        CLUSTER_JOB: Job(
+            CLUSTER_JOB,
+            "own-cluster",
+            {"team": "ml"},
+            "me@example.com",
+            at(1, 0) - 30 * DAY,
+            "job_cluster",
+            ["main"],
+            SPEC,
+            None,
+        ),
+    }
     clusters = {LONG: long, DOWN: down}
-    runs = [JobRun(SHARED_JOB, 9001, at(5, 9), at(5, 10), "PERIODIC",
-                   [TaskRun("main", 9002, LONG, None, at(5, 9), at(5, 10), 0, "SUCCESS")], {})]
-    for cid, run_id, start, end, gone in ((EARLY, 9101, at(4, 10), at(4, 11), at(4, 11, 1)),
-                                          (LATE, 9201, at(4, 23), at(4, 23, 50), at(5, 0, 10))):
+    runs = [
+        JobRun(
+            SHARED_JOB,
+            9001,
+            at(5, 9),
+            at(5, 10),
+            "PERIODIC",
+            [TaskRun("main", 9002, LONG, None, at(5, 9), at(5, 10), 0, "SUCCESS")],
+            {},
+        )
+    ]
+    for cid, run_id, start, end, gone in (
+        (EARLY, 9101, at(4, 10), at(4, 11), at(4, 11, 1)),
+        (LATE, 9201, at(4, 23), at(4, 23, 50), at(5, 0, 10)),
+    ):
         c = cluster(cid, f"job-{CLUSTER_JOB}-run-{run_id}", "JOB", {"team": "ml"})
         c.sessions = [session(c, start, gone, True)]
         clusters[cid] = c
-        runs.append(JobRun(CLUSTER_JOB, run_id, start, end, "PERIODIC",
-                           [TaskRun("main", run_id + 1, cid, "main", start + 5 * MINUTE, end - MINUTE, 0, "SUCCESS")],
-                           {"main": cid}))
+        runs.append(
+            JobRun(
+                CLUSTER_JOB,
+                run_id,
+                start,
+                end,
+                "PERIODIC",
+                [TaskRun("main", run_id + 1, cid, "main", start + 5 * MINUTE, end - MINUTE, 0, "SUCCESS")],
+                {"main": cid},
+            )
+        )
     runs.sort(key=lambda r: (r.start, r.run_id))
     return World(config=CFG, jobs=jobs, clusters=clusters, runs=runs, pools={}, endpoints=[], requests=[])
 
@@ -120,8 +210,10 @@ def hand_world(monkeypatch) -> World:
 
 
 def live(server: MockServer, **kwargs) -> LiveWorkspace:
-    return LiveWorkspace(connection=DatabricksConnection(host=server.url, token=TOKEN, max_requests_per_second=0,
-                                                         max_attempts=1), **kwargs)
+    return LiveWorkspace(
+        connection=DatabricksConnection(host=server.url, token=TOKEN, max_requests_per_second=0, max_attempts=1),
+        **kwargs,
+    )
 
 
 def assert_same_tables(got: fetch.WorkspaceDay, expected: fetch.WorkspaceDay) -> None:
@@ -136,12 +228,18 @@ def events_of(got: fetch.WorkspaceDay, cluster_id: str) -> list[tuple[str, bool]
 
 # --- long-running clusters: the state at 00:00 ------------------------------------------------------------
 
+
 def test_cluster_up_longer_than_the_lookback_window_is_walked_back_to_its_last_lifecycle_event():
     got = fetch.fetch_day(SimulatedApi(CFG), dt.date(2026, 3, 5))
     # Nothing in the fixed window (03-03 00:00 → 03-05): the walk-back found CREATING on 03-01 and kept the
     # state-fixing events since (not INIT_SCRIPTS_STARTED), all before 00:00.
-    assert events_of(got, LONG) == [("CREATING", True), ("RUNNING", True), ("NODES_LOST", True),
-                                    ("RESIZING", True), ("UPSIZE_COMPLETED", True)]
+    assert events_of(got, LONG) == [
+        ("CREATING", True),
+        ("RUNNING", True),
+        ("NODES_LOST", True),
+        ("RESIZING", True),
+        ("UPSIZE_COMPLETED", True),
+    ]
     assert LONG in got.clusters["cluster_id"].to_list()
     # DOWN's walk-back ends on its TERMINATING of 03-01: down at 00:00, no event all day, not kept.
     assert DOWN not in got.clusters["cluster_id"].to_list() and not events_of(got, DOWN)
@@ -152,10 +250,18 @@ def test_walk_back_adds_what_precedes_a_window_without_lifecycle_events():
     got = fetch.fetch_day(SimulatedApi(CFG), dt.date(2026, 3, 4))
     # The window (from 03-02 00:00) holds the spot loss; the walk-back from before it adds RUNNING and
     # CREATING of 03-01.
-    assert events_of(got, LONG) == [("CREATING", True), ("RUNNING", True), ("NODES_LOST", True),
-                                    ("RESIZING", True), ("UPSIZE_COMPLETED", True)]
+    assert events_of(got, LONG) == [
+        ("CREATING", True),
+        ("RUNNING", True),
+        ("NODES_LOST", True),
+        ("RESIZING", True),
+        ("UPSIZE_COMPLETED", True),
+    ]
     assert [e["type"] for e in SimulatedApi(CFG).cluster_events(LONG, day_ms(dt.date(2026, 3, 2)), at(5, 0))] == [
-        "NODES_LOST", "RESIZING", "UPSIZE_COMPLETED"]
+        "NODES_LOST",
+        "RESIZING",
+        "UPSIZE_COMPLETED",
+    ]
 
 
 def test_a_cluster_with_a_lifecycle_event_in_the_window_is_not_walked_back():
@@ -178,8 +284,13 @@ def test_walk_back_is_bounded():
             def resizes():
                 for k in itertools.count():
                     Endless.pulled += 1
-                    yield {"cluster_id": LONG, "timestamp": end_time - k * MINUTE, "type": "RESIZING",
-                           "details": {"current_num_workers": 2, "target_num_workers": 2}}
+                    yield {
+                        "cluster_id": LONG,
+                        "timestamp": end_time - k * MINUTE,
+                        "type": "RESIZING",
+                        "details": {"current_num_workers": 2, "target_num_workers": 2},
+                    }
+
             return resizes()
 
     got = fetch.fetch_day(Endless(CFG), dt.date(2026, 3, 5))
@@ -188,6 +299,7 @@ def test_walk_back_is_bounded():
 
 
 # --- job clusters torn down after midnight ---------------------------------------------------------------
+
 
 def test_job_cluster_torn_down_after_midnight_is_fetched_though_its_run_ended_before():
     got = fetch.fetch_day(SimulatedApi(CFG), dt.date(2026, 3, 5))
@@ -199,6 +311,7 @@ def test_job_cluster_torn_down_after_midnight_is_fetched_though_its_run_ended_be
 
 
 # --- missing jobs -----------------------------------------------------------------------------------------
+
 
 def test_a_run_whose_job_is_gone_keeps_the_day_with_a_stub_job():
     got = fetch.fetch_day(SimulatedApi(CFG, deleted_jobs=[SHARED_JOB]), dt.date(2026, 3, 5))
@@ -223,6 +336,7 @@ def test_simulated_api_raises_not_found_for_unknown_jobs():
 
 
 # --- live client against the mock: the same tables --------------------------------------------------------
+
 
 @pytest.mark.parametrize("day", [dt.date(2026, 3, d) for d in (2, 4, 5, 6)])
 def test_live_client_yields_the_same_tables(day):
@@ -257,7 +371,10 @@ def test_live_missing_job_is_a_stub_and_asked_for_once_in_a_backfill():
 
 
 def test_live_errors_other_than_not_found_still_fail():
-    with MockServer(MockOptions(world=CFG, faults=Faults(error_rate=1.0))) as server, \
-            live(server).api() as api, pytest.raises(ApiError) as failure:
+    with (
+        MockServer(MockOptions(world=CFG, faults=Faults(error_rate=1.0))) as server,
+        live(server).api() as api,
+        pytest.raises(ApiError) as failure,
+    ):
         api.get_job(SHARED_JOB)  # 503, retries exhausted (max_attempts=1)
     assert failure.value.status == 503 and not isinstance(failure.value, fetch.NotFound)

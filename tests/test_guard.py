@@ -11,18 +11,22 @@ D1, D2, D3 = dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)
 
 
 def bill(*rows: tuple[dt.date, str, float]) -> pl.DataFrame:
-    return pl.DataFrame([{"usage_date": d, "record_type": t, "usage_quantity": q, "record_id": f"r{i}"}
-                         for i, (d, t, q) in enumerate(rows)],
-                        schema={"usage_date": pl.Date, "record_type": pl.String, "usage_quantity": pl.Float64,
-                                "record_id": pl.String})
+    return pl.DataFrame(
+        [
+            {"usage_date": d, "record_type": t, "usage_quantity": q, "record_id": f"r{i}"}
+            for i, (d, t, q) in enumerate(rows)
+        ],
+        schema={"usage_date": pl.Date, "record_type": pl.String, "usage_quantity": pl.Float64, "record_id": pl.String},
+    )
 
 
 STORED = bill((D1, "ORIGINAL", 60.0), (D1, "ORIGINAL", 40.0), (D2, "ORIGINAL", 10.0))
 
 
 def verdicts(new: pl.DataFrame, stored: pl.DataFrame = STORED, threshold: float = 0.5) -> dict:
-    return {c.day: c.reason for c in guard.check_days("raw.billing_usage", stored, new, [D1, D2, D3], guard.BILL,
-                                                       threshold)}
+    return {
+        c.day: c.reason for c in guard.check_days("raw.billing_usage", stored, new, [D1, D2, D3], guard.BILL, threshold)
+    }
 
 
 def test_an_empty_answer_for_stored_days_is_refused_and_a_never_stored_day_is_not():
@@ -65,7 +69,10 @@ def test_keep_stored_puts_back_exactly_the_refused_days():
     out = guard.keep_stored(new, STORED, [D1])
     # D1: the two stored rows (60 + 40); D2 and D3: the new rows.
     assert out.group_by("usage_date").agg(pl.col("usage_quantity").sum()).sort("usage_date").rows() == [
-        (D1, 100.0), (D2, 2.0), (D3, 3.0)]
+        (D1, 100.0),
+        (D2, 2.0),
+        (D3, 3.0),
+    ]
     assert out.schema == new.schema
 
 

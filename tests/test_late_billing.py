@@ -31,11 +31,20 @@ class JsonLinesBillingSource(BillingSource):
 
 def _row(record_id: str, day: dt.date, record_type: str, quantity: float, ingested: dt.date) -> dict:
     hour = f"{day.isoformat()}T10:00:00.000Z"
-    return {"record_id": record_id, "account_id": "a", "workspace_id": "1234567890123456", "cloud": "AZURE",
-            "sku_name": "PREMIUM_ALL_PURPOSE_COMPUTE", "usage_start_time": hour,
-            "usage_end_time": f"{day.isoformat()}T11:00:00.000Z", "usage_unit": "DBU",
-            "usage_quantity": f"{quantity:.18f}", "usage_metadata": {"cluster_id": "0101-000000-shared01"},
-            "record_type": record_type, "ingestion_date": ingested.isoformat()}
+    return {
+        "record_id": record_id,
+        "account_id": "a",
+        "workspace_id": "1234567890123456",
+        "cloud": "AZURE",
+        "sku_name": "PREMIUM_ALL_PURPOSE_COMPUTE",
+        "usage_start_time": hour,
+        "usage_end_time": f"{day.isoformat()}T11:00:00.000Z",
+        "usage_unit": "DBU",
+        "usage_quantity": f"{quantity:.18f}",
+        "usage_metadata": {"cluster_id": "0101-000000-shared01"},
+        "record_type": record_type,
+        "ingestion_date": ingested.isoformat(),
+    }
 
 
 @pytest.fixture
@@ -43,8 +52,12 @@ def setup(tmp_path):
     bill = tmp_path / "usage.jsonl"
     database = tmp_path / "w.duckdb"
     defs = build_defs(sim_environ(database))
-    defs = dg.Definitions(assets=defs.assets, jobs=defs.jobs, sensors=defs.sensors, resources={
-        **defs.resources, "billing": JsonLinesBillingSource(path=str(bill))})
+    defs = dg.Definitions(
+        assets=defs.assets,
+        jobs=defs.jobs,
+        sensors=defs.sensors,
+        resources={**defs.resources, "billing": JsonLinesBillingSource(path=str(bill))},
+    )
     return defs, bill, database
 
 
@@ -53,21 +66,30 @@ def _write(path: Path, rows: list[dict]) -> None:
 
 
 def _tick(defs: dg.Definitions, instance: dg.DagsterInstance):
-    context = dg.build_sensor_context(instance=instance, resources={"billing": defs.resources["billing"]},
-                                      definitions=defs)
+    context = dg.build_sensor_context(
+        instance=instance, resources={"billing": defs.resources["billing"]}, definitions=defs
+    )
     return late_billing_sensor.evaluate_tick(context)
 
 
 def _materialize(defs: dg.Definitions, instance: dg.DagsterInstance, day: dt.date, selection) -> None:
-    result = dg.materialize(defs.assets, selection=selection, partition_key=day.isoformat(), instance=instance,
-                            resources=defs.resources, run_config=QUIET)
+    result = dg.materialize(
+        defs.assets,
+        selection=selection,
+        partition_key=day.isoformat(),
+        instance=instance,
+        resources=defs.resources,
+        run_config=QUIET,
+    )
     assert result.success
 
 
 def test_a_correction_rematerializes_exactly_its_day(setup):
     defs, bill, database = setup
-    original = [_row("o1", DAY, "ORIGINAL", 10.0, DAY + dt.timedelta(days=1)),
-                _row("o2", OTHER, "ORIGINAL", 4.0, OTHER + dt.timedelta(days=1))]
+    original = [
+        _row("o1", DAY, "ORIGINAL", 10.0, DAY + dt.timedelta(days=1)),
+        _row("o2", OTHER, "ORIGINAL", 4.0, OTHER + dt.timedelta(days=1)),
+    ]
     _write(bill, original)
     instance = dg.DagsterInstance.ephemeral()
     downstream = dg.AssetSelection.assets(["raw", "billing_usage"]).downstream()
@@ -88,7 +110,8 @@ def test_a_correction_rematerializes_exactly_its_day(setup):
     _materialize(defs, instance, DAY, downstream)
     # The simulated workspace has clusters of its own that day (estimated, unbilled here): keep the bill's one.
     recon = read_table(str(database), "mart.reconciliation").filter(
-        pl.col("usage_date") == DAY, pl.col("resource_id") == "0101-000000-shared01")
+        pl.col("usage_date") == DAY, pl.col("resource_id") == "0101-000000-shared01"
+    )
     assert recon["billed_dbus"].to_list() == [pytest.approx(10.0 - 10.0 + 12.0)]
     assert recon["has_correction"].to_list() == [True]
     # The cluster is unknown to the workspace, so its hour has no estimate (that reason outranks correction).
@@ -107,6 +130,8 @@ def test_records_ingested_later_on_the_same_date_are_noticed(setup):
     _write(bill, original)
     instance = dg.DagsterInstance.ephemeral()
     _materialize(defs, instance, DAY, dg.AssetSelection.all())
-    _write(bill, [*original, _row("r1", DAY, "RETRACTION", -10.0, ingested),
-                  _row("s1", DAY, "RESTATEMENT", 12.0, ingested)])
+    _write(
+        bill,
+        [*original, _row("r1", DAY, "RETRACTION", -10.0, ingested), _row("s1", DAY, "RESTATEMENT", 12.0, ingested)],
+    )
     assert [r.partition_key for r in _tick(defs, instance).run_requests] == [DAY.isoformat()]

@@ -94,7 +94,8 @@ def test_workspace_tables_equal_with_every_paging_path(small_limits, day):
     assert made["GET /api/2.1/clusters/list"] == 1  # one all-purpose cluster: one page of 2
     asked = sorted(set(expected.clusters["cluster_id"]) | {"0701-000000-0dbfa9c7"})
     assert made["POST /api/2.1/clusters/events"] == sum(
-        pages(len(sim.cluster_events(c, lo - 2 * DAY, lo + DAY - 1)), 3) for c in asked)
+        pages(len(sim.cluster_events(c, lo - 2 * DAY, lo + DAY - 1)), 3) for c in asked
+    )
     assert got.stats["calls"] == sum(made.values())
 
 
@@ -177,8 +178,10 @@ def test_system_tables_billing_equal(small_limits):
     assert set(got["billing_source"]) == {"system_tables"}
     body = small_limits.mock.sql.executed[-1]
     assert "2026-01" not in body["statement"] and ":first_day" in body["statement"]
-    assert body["parameters"] == [{"name": "first_day", "type": "DATE", "value": "2026-01-01"},
-                                  {"name": "last_day", "type": "DATE", "value": "2026-01-02"}]
+    assert body["parameters"] == [
+        {"name": "first_day", "type": "DATE", "value": "2026-01-01"},
+        {"name": "last_day", "type": "DATE", "value": "2026-01-02"},
+    ]
 
 
 def test_account_api_download_equals_the_bill_per_cluster_hour(small_limits):
@@ -206,8 +209,9 @@ class Clock:
 def test_oauth_m2m_token_is_cached_and_refreshed():
     clock = Clock()
     with MockServer(MockOptions(world=CFG, oauth_expires_in=3600), clock=clock) as server:
-        credentials = OAuthM2MCredentials(token_url=f"{server.url}/oidc/v1/token", client_id="mock-client-id",
-                                          client_secret="mock-client-secret")
+        credentials = OAuthM2MCredentials(
+            token_url=f"{server.url}/oidc/v1/token", client_id="mock-client-id", client_secret="mock-client-secret"
+        )
         with ApiClient(server.url, credentials, max_requests_per_second=None, clock=clock) as client:
             for _ in range(3):
                 client.get_json("/api/2.0/preview/scim/v2/Me")
@@ -229,8 +233,7 @@ def test_databricks_sdk_pages_through_the_mock(small_limits):
     from databricks.sdk.service.compute import GetEventsOrder
 
     w = WorkspaceClient(host=small_limits.url, token=TOKEN)
-    runs = list(w.jobs.list_runs(expand_tasks=True, start_time_from=CFG.start_ms, start_time_to=CFG.end_ms,
-                                 limit=4))
+    runs = list(w.jobs.list_runs(expand_tasks=True, start_time_from=CFG.start_ms, start_time_to=CFG.end_ms, limit=4))
     sim = list(SimulatedApi(CFG).list_runs(CFG.start_ms, CFG.end_ms))
     assert [r.run_id for r in runs] == [r["run_id"] for r in sim]
     assert [len(r.tasks) for r in runs] == [len(r["tasks"]) for r in sim]  # capped arrays completed
@@ -247,24 +250,33 @@ def test_raw_group_materializes_on_the_live_path_from_environment_variables(smal
     monkeypatch.setenv("DATABRICKS_HOST", small_limits.url)
     monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
     monkeypatch.setenv("DATABRICKS_WAREHOUSE_ID", "wh")
-    conn = DatabricksConnection(host=dg.EnvVar("DATABRICKS_HOST"), token=dg.EnvVar("DATABRICKS_TOKEN"),
-                                max_requests_per_second=0)
+    conn = DatabricksConnection(
+        host=dg.EnvVar("DATABRICKS_HOST"), token=dg.EnvVar("DATABRICKS_TOKEN"), max_requests_per_second=0
+    )
     warehouse = dg.EnvVar("DATABRICKS_WAREHOUSE_ID")
     db = str(tmp_path / "cost.duckdb")
     result = dg.materialize(
-        [raw.workspace_tables, raw.billing_usage, raw.serving_usage], partition_key="2026-01-02",
-        resources={"workspace": LiveWorkspace(connection=conn, warehouse_id=warehouse),
-                   "billing": SystemTablesBillingSource(connection=conn, warehouse_id=warehouse),
-                   **storage_resources(db)})
+        [raw.workspace_tables, raw.billing_usage, raw.serving_usage],
+        partition_key="2026-01-02",
+        resources={
+            "workspace": LiveWorkspace(connection=conn, warehouse_id=warehouse),
+            "billing": SystemTablesBillingSource(connection=conn, warehouse_id=warehouse),
+            **storage_resources(db),
+        },
+    )
     assert result.success
     expected = fetch.fetch_day(SimulatedApi(CFG), DAYS[1])
     for name in TABLES:
         assert_frame_equal(read_table(db, f"raw.{name}"), getattr(expected, name), check_row_order=False)
-    assert_frame_equal(read_table(db, "raw.serving_usage"), SimulatedWorkspace(world=WORLD).serving_usage([DAYS[1]]),
-                       check_row_order=False)
+    assert_frame_equal(
+        read_table(db, "raw.serving_usage"),
+        SimulatedWorkspace(world=WORLD).serving_usage([DAYS[1]]),
+        check_row_order=False,
+    )
     billed = read_table(db, "raw.billing_usage").drop("billing_source")
-    assert_frame_equal(billed, SimulatedBillingSource(world=WORLD).usage([DAYS[1]]).drop("billing_source"),
-                       check_row_order=False)
+    assert_frame_equal(
+        billed, SimulatedBillingSource(world=WORLD).usage([DAYS[1]]).drop("billing_source"), check_row_order=False
+    )
     meta = result.asset_materializations_for_node("workspace_tables")[0].metadata
     assert meta["api/calls/api/2.2/jobs/runs/list"].value == 1
     assert TOKEN not in "".join(repr(e) for e in result.all_events)

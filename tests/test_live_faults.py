@@ -49,16 +49,29 @@ def workspace(server: MockServer, **connection) -> LiveWorkspace:
 
 def materialize(resources: dict, tmp_path) -> dg.ExecuteInProcessResult:
     db = str(tmp_path / "cost.duckdb")
-    return dg.materialize([raw.workspace_tables], partition_key=DAY.isoformat(), raise_on_error=False,
-                          resources={**storage_resources(db), **resources})
+    return dg.materialize(
+        [raw.workspace_tables],
+        partition_key=DAY.isoformat(),
+        raise_on_error=False,
+        resources={**storage_resources(db), **resources},
+    )
 
 
 def test_retry_after_is_honoured():
     clock = FakeClock()
-    with MockServer(MockOptions(world=CFG, tokens=(SECRET,), faults=Faults(rate_limit_per_s=1, retry_after_s=2)),
-                    clock=clock) as server, \
-            ApiClient(server.url, PatCredentials(SECRET), max_requests_per_second=None, sleep=clock.sleep,
-                      clock=clock, retry=RetryPolicy(jitter_s=0)) as client:
+    with (
+        MockServer(
+            MockOptions(world=CFG, tokens=(SECRET,), faults=Faults(rate_limit_per_s=1, retry_after_s=2)), clock=clock
+        ) as server,
+        ApiClient(
+            server.url,
+            PatCredentials(SECRET),
+            max_requests_per_second=None,
+            sleep=clock.sleep,
+            clock=clock,
+            retry=RetryPolicy(jitter_s=0),
+        ) as client,
+    ):
         client.get_json("/api/2.0/preview/scim/v2/Me")  # takes the bucket's only token
         client.get_json("/api/2.0/preview/scim/v2/Me")  # 429, Retry-After: 2 → sleep 2 s → refilled → 200
     assert clock.sleeps == [2.0]
@@ -69,10 +82,18 @@ def test_retry_after_is_honoured():
 
 def test_backoff_is_exponential_and_bounded():
     clock = FakeClock()
-    with MockServer(MockOptions(world=CFG, tokens=(SECRET,), faults=Faults(error_rate=1.0))) as server, \
-            ApiClient(server.url, PatCredentials(SECRET), max_requests_per_second=None, sleep=clock.sleep,
-                      clock=clock, retry=RetryPolicy(max_attempts=4, backoff_s=0.5, jitter_s=0)) as client, \
-            pytest.raises(ApiError) as failure:
+    with (
+        MockServer(MockOptions(world=CFG, tokens=(SECRET,), faults=Faults(error_rate=1.0))) as server,
+        ApiClient(
+            server.url,
+            PatCredentials(SECRET),
+            max_requests_per_second=None,
+            sleep=clock.sleep,
+            clock=clock,
+            retry=RetryPolicy(max_attempts=4, backoff_s=0.5, jitter_s=0),
+        ) as client,
+        pytest.raises(ApiError) as failure,
+    ):
         client.get_json("/api/2.1/clusters/list")
     assert clock.sleeps == [0.5, 1.0, 2.0]  # 503 without Retry-After: 0.5 · 2^(attempt-1), then give up
     message = str(failure.value)
@@ -81,9 +102,12 @@ def test_backoff_is_exponential_and_bounded():
 
 def test_client_side_rate_limit_spaces_requests():
     clock = FakeClock()
-    with MockServer(MockOptions(world=CFG, tokens=(SECRET,))) as server, \
-            ApiClient(server.url, PatCredentials(SECRET), max_requests_per_second=4, sleep=clock.sleep,
-                      clock=clock) as client:
+    with (
+        MockServer(MockOptions(world=CFG, tokens=(SECRET,))) as server,
+        ApiClient(
+            server.url, PatCredentials(SECRET), max_requests_per_second=4, sleep=clock.sleep, clock=clock
+        ) as client,
+    ):
         for _ in range(3):
             client.get_json("/api/2.0/preview/scim/v2/Me")
     assert clock.sleeps == [0.25, 0.25]  # 4 per second: a quarter second between starts
@@ -146,8 +170,10 @@ def _all_text(result: dg.ExecuteInProcessResult, captured: str) -> str:
 
 def test_exhausted_retries_fail_naming_endpoint_and_status_never_the_token(tmp_path, capfd):
     with MockServer(MockOptions(world=CFG, tokens=(SECRET,), faults=Faults(error_rate=1.0))) as server:
-        result = materialize({"workspace": workspace(
-            server, max_requests_per_second=0, backoff_s=0.01, jitter_s=0, max_attempts=3)}, tmp_path)
+        result = materialize(
+            {"workspace": workspace(server, max_requests_per_second=0, backoff_s=0.01, jitter_s=0, max_attempts=3)},
+            tmp_path,
+        )
         # 3 attempts by the HTTP client, in each of the step's tries (its retry policy is a second layer).
         assert server.mock.calls["GET /api/2.2/jobs/runs/list"] == 3 * (1 + SOURCE_RETRY.max_retries)
     assert not result.success
@@ -170,8 +196,9 @@ def test_wrong_token_fails_fast_naming_the_variable(tmp_path, capfd):
 
 def test_401_fails_fast_without_retries_naming_the_variables(capfd):
     with MockServer(MockOptions(world=CFG)) as server:
-        conn = DatabricksConnection(host=server.url, client_id="mock-client-id", client_secret=SECRET,
-                                    max_requests_per_second=0, **FAST_RETRY)
+        conn = DatabricksConnection(
+            host=server.url, client_id="mock-client-id", client_secret=SECRET, max_requests_per_second=0, **FAST_RETRY
+        )
         with pytest.raises(AuthError) as failure:
             LiveWorkspace(connection=conn).fetch([DAY])
         assert server.mock.calls == {"POST /oidc/v1/token": 1}
@@ -192,8 +219,9 @@ def test_plain_http_to_a_remote_host_is_refused():
 def _refused_with(status: int, **reply) -> str:
     """The client's error text for one error reply (an in-memory transport: no socket, no other host)."""
     client = ApiClient("http://127.0.0.1:9", PatCredentials(SECRET), max_requests_per_second=None)
-    client.http = httpx.Client(base_url=client.base_url,
-                               transport=httpx.MockTransport(lambda request: httpx.Response(status, **reply)))
+    client.http = httpx.Client(
+        base_url=client.base_url, transport=httpx.MockTransport(lambda request: httpx.Response(status, **reply))
+    )
     with client, pytest.raises(ApiError) as failure:
         client.get_json("/api/2.1/clusters/get")
     return str(failure.value)

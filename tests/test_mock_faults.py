@@ -57,6 +57,7 @@ def ms_to_datetime(ms: int) -> dt.datetime:
 
 # --- the SQL warehouse cannot touch files --------------------------------------------------------------
 
+
 def test_statements_cannot_read_or_write_files(tmp_path):
     target = tmp_path / "x.csv"
     with serve() as s, client(s) as http:
@@ -75,6 +76,7 @@ def test_statements_cannot_read_or_write_files(tmp_path):
 
 # --- request log and fault summary ---------------------------------------------------------------------
 
+
 def test_request_log_has_a_line_per_request_and_no_credentials(tmp_path):
     log = tmp_path / "requests.jsonl"
     with serve(request_log=str(log), faults=Faults(error_rate=0.5, seed=1)) as s, client(s) as http:
@@ -86,19 +88,30 @@ def test_request_log_has_a_line_per_request_and_no_credentials(tmp_path):
     assert [line["status"] for line in lines] == [r.status_code for r in replies]
     assert [line["fault"] for line in lines] == ["503" if r.status_code == 503 else None for r in replies]
     assert injected["503"] == sum(r.status_code == 503 for r in replies) >= 1
-    assert lines[0] == {"method": "GET", "path": "/api/2.1/clusters/get", "status": lines[0]["status"],
-                        "fault": lines[0]["fault"]}
+    assert lines[0] == {
+        "method": "GET",
+        "path": "/api/2.1/clusters/get",
+        "status": lines[0]["status"],
+        "fault": lines[0]["fault"],
+    }
     assert lines[-1]["path"] == "/api/2.9/nothing"  # the query string is not logged
     assert TOKEN not in log.read_text() and "Bearer" not in log.read_text()
 
 
 def test_request_log_names_slow_and_dropped_replies(tmp_path):
     log = tmp_path / "requests.jsonl"
-    with serve(request_log=str(log), faults=Faults(drop_rate=1.0, slow_rate=1.0, slow_s=0.01)) as s, \
-            client(s) as http, pytest.raises(httpx.RemoteProtocolError):
+    with (
+        serve(request_log=str(log), faults=Faults(drop_rate=1.0, slow_rate=1.0, slow_s=0.01)) as s,
+        client(s) as http,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
         http.get("/api/2.1/clusters/list-node-types")
-    assert json.loads(log.read_text()) == {"method": "GET", "path": "/api/2.1/clusters/list-node-types",
-                                           "status": 200, "fault": "slow+drop"}
+    assert json.loads(log.read_text()) == {
+        "method": "GET",
+        "path": "/api/2.1/clusters/list-node-types",
+        "status": 200,
+        "fault": "slow+drop",
+    }
 
 
 def test_fault_summary_most_frequent_first():
@@ -108,13 +121,31 @@ def test_fault_summary_most_frequent_first():
 
 def test_cli_logs_requests_and_prints_the_fault_summary_on_exit(tmp_path):
     log = tmp_path / "requests.jsonl"
-    command = [sys.executable, "-m", "cost_assets.mock_server", "--port", "0", "--scale", "tiny", "--days", "1",
-               "--start", "2026-01-01", "--token", TOKEN, "--error-rate", "1", "--request-log", str(log)]
+    command = [
+        sys.executable,
+        "-m",
+        "cost_assets.mock_server",
+        "--port",
+        "0",
+        "--scale",
+        "tiny",
+        "--days",
+        "1",
+        "--start",
+        "2026-01-01",
+        "--token",
+        TOKEN,
+        "--error-rate",
+        "1",
+        "--request-log",
+        str(log),
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # Start it as a shell starts a background job (`mock_server &`, as CI does): SIGINT ignored.
     ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                          preexec_fn=ignore_sigint) as proc:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ignore_sigint
+    ) as proc:
         try:
             url = proc.stdout.readline().split(" at ")[1].split(":", 2)
             base = ":".join(url[:2]) + ":" + url[2].split(":")[0]
@@ -132,10 +163,24 @@ def test_cli_logs_requests_and_prints_the_fault_summary_on_exit(tmp_path):
 
 
 def test_cli_stops_cleanly_on_sigterm():
-    command = [sys.executable, "-m", "cost_assets.mock_server", "--port", "0", "--scale", "tiny", "--days", "1",
-               "--start", "2026-01-01", "--token", TOKEN]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"}) as proc:
+    command = [
+        sys.executable,
+        "-m",
+        "cost_assets.mock_server",
+        "--port",
+        "0",
+        "--scale",
+        "tiny",
+        "--days",
+        "1",
+        "--start",
+        "2026-01-01",
+        "--token",
+        TOKEN,
+    ]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    ) as proc:
         proc.stdout.readline()
         proc.terminate()
         try:
@@ -150,9 +195,20 @@ def test_cli_help_documents_every_live_option(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for flag in ("--purged-cluster", "--purged-cluster-error", "--events-retention-days", "--runs-retention-days",
-                 "--now", "--missing-system-schema", "--denied-system-schema", "--forbidden-pools",
-                 "--forbidden-job", "--empty-bill-day", "--request-log", "--deleted-job"):
+    for flag in (
+        "--purged-cluster",
+        "--purged-cluster-error",
+        "--events-retention-days",
+        "--runs-retention-days",
+        "--now",
+        "--missing-system-schema",
+        "--denied-system-schema",
+        "--forbidden-pools",
+        "--forbidden-job",
+        "--empty-bill-day",
+        "--request-log",
+        "--deleted-job",
+    ):
         assert flag in out
 
 
@@ -167,15 +223,18 @@ def test_bad_options_fail_when_built():
 
 # --- purged clusters -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("variant", "status", "code"), [
-    ("404", 404, "RESOURCE_DOES_NOT_EXIST"), ("400", 400, "INVALID_PARAMETER_VALUE")])
+
+@pytest.mark.parametrize(
+    ("variant", "status", "code"), [("404", 404, "RESOURCE_DOES_NOT_EXIST"), ("400", 400, "INVALID_PARAMETER_VALUE")]
+)
 def test_purged_cluster_is_gone_from_get_and_list_but_its_events_are_served(variant, status, code):
     with serve() as s, client(s) as http:
         events_before = http.post("/api/2.1/clusters/events", json={"cluster_id": SHARED, "limit": 500}).json()
     with serve(purged_clusters=(SHARED,), purged_cluster_error=variant) as s, client(s) as http:
         got = http.get("/api/2.1/clusters/get", params={"cluster_id": SHARED})
-        listed = [c["cluster_id"] for c in http.get("/api/2.1/clusters/list", params={"page_size": 100}).json()[
-            "clusters"]]
+        listed = [
+            c["cluster_id"] for c in http.get("/api/2.1/clusters/list", params={"page_size": 100}).json()["clusters"]
+        ]
         events = http.post("/api/2.1/clusters/events", json={"cluster_id": SHARED, "limit": 500}).json()
         other = http.get("/api/2.1/clusters/get", params={"cluster_id": listed[0]})
     assert error_of(got) == (status, code, f"Cluster {SHARED} does not exist")
@@ -186,6 +245,7 @@ def test_purged_cluster_is_gone_from_get_and_list_but_its_events_are_served(vari
 
 # --- retention against a frozen clock ------------------------------------------------------------------
 
+
 def test_events_retention_keeps_only_events_newer_than_the_cutoff():
     stamps = sorted(e["timestamp"] for e in views.cluster_events(WORLD, SHARED))
     cutoff = stamps[10]
@@ -194,8 +254,9 @@ def test_events_retention_keeps_only_events_newer_than_the_cutoff():
     now = ms_to_datetime(cutoff + 3 * MS_PER_DAY)
     with serve(events_retention_days=3, now=now) as s, client(s) as http:
         body = http.post("/api/2.1/clusters/events", json={"cluster_id": SHARED, "order": "ASC", "limit": 500}).json()
-        windowed = http.post("/api/2.1/clusters/events", json={
-            "cluster_id": SHARED, "start_time": 0, "end_time": cutoff, "limit": 500}).json()
+        windowed = http.post(
+            "/api/2.1/clusters/events", json={"cluster_id": SHARED, "start_time": 0, "end_time": cutoff, "limit": 500}
+        ).json()
     assert [e["timestamp"] for e in body["events"]] == newer and body["total_count"] == len(newer)
     assert "events" not in windowed and windowed["total_count"] == 0
 
@@ -205,10 +266,12 @@ def test_naive_now_is_utc_and_one_millisecond_later_drops_the_boundary_event():
     now = ms_to_datetime(stamps[0] + MS_PER_DAY - 1).replace(tzinfo=None)  # cutoff one ms before the first
     with serve(events_retention_days=1, now=now) as s, client(s) as http:
         assert http.post("/api/2.1/clusters/events", json={"cluster_id": SHARED, "limit": 500}).json()[
-            "total_count"] == len(stamps)
+            "total_count"
+        ] == len(stamps)
     with serve(events_retention_days=1, now=now + dt.timedelta(milliseconds=1)) as s, client(s) as http:
         assert http.post("/api/2.1/clusters/events", json={"cluster_id": SHARED, "limit": 500}).json()[
-            "total_count"] == len(stamps) - stamps.count(stamps[0])
+            "total_count"
+        ] == len(stamps) - stamps.count(stamps[0])
 
 
 def test_runs_retention_forgets_runs_started_before_the_cutoff():
@@ -247,9 +310,15 @@ def test_missing_system_schema_fails_the_statement_as_databricks_does():
         quoted = statement(http, "SELECT * FROM `system`.`serving`.`served_entities`")
         schema = statement(http, "SHOW TABLES FROM system.serving")
         billing = statement(http, "SELECT COUNT(*) FROM system.billing.usage")
-    assert plain["status"] == {"state": "FAILED", "sql_state": "42P01", "error": {
-        "error_code": "BAD_REQUEST",
-        "message": "[TABLE_OR_VIEW_NOT_FOUND] The table or view `system`.`serving`.`endpoint_usage` cannot be found."}}
+    assert plain["status"] == {
+        "state": "FAILED",
+        "sql_state": "42P01",
+        "error": {
+            "error_code": "BAD_REQUEST",
+            "message": "[TABLE_OR_VIEW_NOT_FOUND] The table or view `system`.`serving`.`endpoint_usage` "
+            "cannot be found.",
+        },
+    }
     assert "`system`.`serving`.`served_entities`" in quoted["status"]["error"]["message"]
     assert schema["status"]["sql_state"] == "42704" and "[SCHEMA_NOT_FOUND]" in schema["status"]["error"]["message"]
     assert billing["status"]["state"] == "SUCCEEDED"
@@ -258,25 +327,37 @@ def test_missing_system_schema_fails_the_statement_as_databricks_does():
 def test_denied_system_schema_fails_with_insufficient_permissions():
     with serve(denied_system_schemas=("system.serving",)) as s, client(s) as http:
         denied = statement(http, SERVING)
-        joined = statement(http, "SELECT COUNT(*) FROM system.billing.usage u "
-                                 "JOIN system.serving.served_entities e ON u.workspace_id = e.workspace_id")
+        joined = statement(
+            http,
+            "SELECT COUNT(*) FROM system.billing.usage u "
+            "JOIN system.serving.served_entities e ON u.workspace_id = e.workspace_id",
+        )
     with serve() as s, client(s) as http:
         granted = statement(http, SERVING)
-    assert denied["status"] == {"state": "FAILED", "sql_state": "42501", "error": {
-        "error_code": "BAD_REQUEST", "message": "[INSUFFICIENT_PERMISSIONS] Insufficient privileges: User does not "
-                                                "have USE SCHEMA on Schema 'system.serving'."}}
+    assert denied["status"] == {
+        "state": "FAILED",
+        "sql_state": "42501",
+        "error": {
+            "error_code": "BAD_REQUEST",
+            "message": "[INSUFFICIENT_PERMISSIONS] Insufficient privileges: User does not "
+            "have USE SCHEMA on Schema 'system.serving'.",
+        },
+    }
     assert joined["status"]["sql_state"] == "42501"
     assert granted["status"]["state"] == "SUCCEEDED"
 
 
 def test_the_statement_client_raises_the_missing_schema():
-    with serve(missing_system_schemas=("system.serving",)) as s, \
-            ApiClient(s.url, PatCredentials(TOKEN), max_requests_per_second=None) as api, \
-            pytest.raises(SqlStatementError, match=r"FAILED \(SQLSTATE 42P01\).*TABLE_OR_VIEW_NOT_FOUND"):
+    with (
+        serve(missing_system_schemas=("system.serving",)) as s,
+        ApiClient(s.url, PatCredentials(TOKEN), max_requests_per_second=None) as api,
+        pytest.raises(SqlStatementError, match=r"FAILED \(SQLSTATE 42P01\).*TABLE_OR_VIEW_NOT_FOUND"),
+    ):
         StatementClient(api, "wh").query(SERVING)
 
 
 # --- forbidden pools and jobs --------------------------------------------------------------------------
+
 
 def test_forbidden_pools_answer_403():
     with serve(forbidden_pools=True) as s, client(s) as http:
@@ -302,14 +383,16 @@ def test_forbidden_job_answers_403_and_its_runs_stay_listed():
 
 # --- days whose bill is still empty --------------------------------------------------------------------
 
+
 def _rows_per_day(http: httpx.Client) -> dict[str, int]:
     body = statement(http, "SELECT CAST(usage_date AS STRING), COUNT(*) FROM system.billing.usage GROUP BY 1")
     return {day: int(n) for day, n in body["result"]["data_array"]}
 
 
 def _download(http: httpx.Client) -> list[str]:
-    r = http.get(f"/api/2.0/accounts/{CFG.account_id}/usage/download",
-                 params={"start_month": "2026-01", "end_month": "2026-01"})
+    r = http.get(
+        f"/api/2.0/accounts/{CFG.account_id}/usage/download", params={"start_month": "2026-01", "end_month": "2026-01"}
+    )
     assert r.status_code == 200
     return r.text.splitlines()
 
@@ -332,5 +415,7 @@ def test_every_requested_day_empty_downloads_the_header_only():
     assert len(days) >= 2  # the world's two days, and tear-downs after its last midnight
     with serve(empty_bill_days=tuple(sorted(days))) as s, client(s) as http:
         lines = _download(http)
-    assert lines == ["workspaceId,timestamp,clusterId,clusterName,clusterNodeType,clusterOwnerUserId,"
-                     "clusterCustomTags,sku,dbus,machineHours,clusterOwnerUserName,tags"]
+    assert lines == [
+        "workspaceId,timestamp,clusterId,clusterName,clusterNodeType,clusterOwnerUserId,"
+        "clusterCustomTags,sku,dbus,machineHours,clusterOwnerUserName,tags"
+    ]

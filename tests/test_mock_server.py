@@ -45,6 +45,7 @@ def statement(http: httpx.Client, sql: str, params: list | None = None, **extra)
 
 # --- auth and errors -----------------------------------------------------------------------------------
 
+
 def test_missing_token_is_401_and_wrong_token_403(server):
     r = httpx.get(f"{server.url}/api/2.1/clusters/list")
     assert r.status_code == 401
@@ -64,6 +65,7 @@ def test_workspace_responses_carry_the_org_id(http):
 
 # --- Jobs ----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("version", ["2.1", "2.2"])
 def test_runs_list_limit_above_25_is_400(http, version):
     r = http.get(f"/api/{version}/jobs/runs/list", params={"limit": 26})
@@ -79,11 +81,19 @@ def test_runs_list_limit_0_means_25(http):
 
 def test_runs_list_window_is_inclusive_on_start_time_newest_first(http):
     a, b, c = runs_of_world()[3:6]
-    ids = [r["run_id"] for r in http.get("/api/2.2/jobs/runs/list", params={
-        "start_time_from": a.start, "start_time_to": c.start}).json()["runs"]]
+    ids = [
+        r["run_id"]
+        for r in http.get(
+            "/api/2.2/jobs/runs/list", params={"start_time_from": a.start, "start_time_to": c.start}
+        ).json()["runs"]
+    ]
     assert ids == [c.run_id, b.run_id, a.run_id]
-    ids = [r["run_id"] for r in http.get("/api/2.2/jobs/runs/list", params={
-        "start_time_from": a.start + 1, "start_time_to": c.start - 1}).json()["runs"]]
+    ids = [
+        r["run_id"]
+        for r in http.get(
+            "/api/2.2/jobs/runs/list", params={"start_time_from": a.start + 1, "start_time_to": c.start - 1}
+        ).json()["runs"]
+    ]
     assert ids == [b.run_id]
 
 
@@ -115,8 +125,11 @@ def test_active_only_with_completed_only_is_400(http):
 
 def test_completed_only_and_active_only_filter_on_end_time():
     active = runs_of_world()[4].run_id
-    with MockServer(MockOptions(world=CFG, active_runs=(active,))) as s, \
-            httpx.Client(base_url=s.url, headers=AUTH) as c:
+    with (
+        MockServer(MockOptions(world=CFG, active_runs=(active,))) as s,
+        httpx.Client(base_url=s.url, headers=AUTH) as c,
+    ):
+
         def listed(**flags) -> dict[int, dict]:
             body = c.get("/api/2.2/jobs/runs/list", params={"limit": 25, "expand_tasks": "true", **flags}).json()
             return {r["run_id"]: r for r in body.get("runs", [])}
@@ -133,8 +146,10 @@ def test_completed_only_and_active_only_filter_on_end_time():
 
 def test_deleted_job_is_404_but_its_runs_stay_listed():
     run = runs_of_world()[0]
-    with MockServer(MockOptions(world=CFG, deleted_jobs=(run.job_id,))) as s, \
-            httpx.Client(base_url=s.url, headers=AUTH) as c:
+    with (
+        MockServer(MockOptions(world=CFG, deleted_jobs=(run.job_id,))) as s,
+        httpx.Client(base_url=s.url, headers=AUTH) as c,
+    ):
         r = c.get("/api/2.2/jobs/get", params={"job_id": run.job_id})
         assert (r.status_code, r.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
         listed = c.get("/api/2.2/jobs/runs/list", params={"limit": 25}).json()["runs"]
@@ -148,11 +163,15 @@ def _five_task_run() -> int:
 def test_expand_tasks_caps_arrays_in_2_2_only(http):
     run_id = _five_task_run()
     window = {"start_time_from": 0, "start_time_to": 2**60, "limit": 25}
-    listed = {r["run_id"]: r for r in http.get("/api/2.2/jobs/runs/list", params={
-        **window, "expand_tasks": "true"}).json()["runs"]}
+    listed = {
+        r["run_id"]: r
+        for r in http.get("/api/2.2/jobs/runs/list", params={**window, "expand_tasks": "true"}).json()["runs"]
+    }
     assert len(listed[run_id]["tasks"]) == 2 and listed[run_id]["has_more"] is True
-    full = {r["run_id"]: r for r in http.get("/api/2.1/jobs/runs/list", params={
-        **window, "expand_tasks": "true"}).json()["runs"]}
+    full = {
+        r["run_id"]: r
+        for r in http.get("/api/2.1/jobs/runs/list", params={**window, "expand_tasks": "true"}).json()["runs"]
+    }
     assert len(full[run_id]["tasks"]) == 5 and "has_more" not in full[run_id]
     plain = http.get("/api/2.2/jobs/runs/list", params=window).json()["runs"]
     assert all("tasks" not in r for r in plain)
@@ -186,6 +205,7 @@ def test_jobs_get_has_settings_tags(http):
 
 # --- Clusters ------------------------------------------------------------------------------------------
 
+
 def test_clusters_get_unknown_is_400(http):
     r = http.get("/api/2.1/clusters/get", params={"cluster_id": "0000-000000-nothere"})
     assert (r.status_code, r.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
@@ -202,8 +222,9 @@ def test_clusters_list_pages_and_filters(http):
             break
         params["page_token"] = body["next_page_token"]
     assert calls == 4 and len(ids) == 16 == len(set(ids))
-    ui = http.get("/api/2.1/clusters/list", params=[("filter_by.cluster_sources", "UI"),
-                                                    ("filter_by.cluster_sources", "API")]).json()
+    ui = http.get(
+        "/api/2.1/clusters/list", params=[("filter_by.cluster_sources", "UI"), ("filter_by.cluster_sources", "API")]
+    ).json()
     assert [c["cluster_id"] for c in ui["clusters"]] == ["0701-000000-6317cf6d"]
 
 
@@ -231,8 +252,9 @@ def test_cluster_events_window_is_inclusive(http):
     cid = "0701-000000-6317cf6d"
     all_events = http.post("/api/2.1/clusters/events", json={"cluster_id": cid, "limit": 500}).json()["events"]
     t = sorted(e["timestamp"] for e in all_events)[10]
-    window = http.post("/api/2.1/clusters/events", json={
-        "cluster_id": cid, "start_time": t, "end_time": t, "limit": 500}).json()["events"]
+    window = http.post(
+        "/api/2.1/clusters/events", json={"cluster_id": cid, "start_time": t, "end_time": t, "limit": 500}
+    ).json()["events"]
     assert [e["timestamp"] for e in window] == [t] * sum(1 for e in all_events if e["timestamp"] == t)
 
 
@@ -252,7 +274,10 @@ def test_cluster_events_desc_before_end_time_of_some_types_pages_newest_first(ht
         calls += 1
         if page.get("next_page"):
             assert {k: page["next_page"][k] for k in ("order", "end_time", "event_types")} == {
-                "order": "DESC", "end_time": end, "event_types": kinds}
+                "order": "DESC",
+                "end_time": end,
+                "event_types": kinds,
+            }
         body = page.get("next_page")
     assert [(e["timestamp"], e["type"]) for e in events] == wanted  # newest first, none after end_time
     assert calls == math.ceil(len(wanted) / 2)
@@ -278,36 +303,63 @@ def test_list_node_types_has_sizes_but_no_prices(http):
 
 # --- Account API ---------------------------------------------------------------------------------------
 
+
 def test_usage_download_is_the_legacy_csv(http):
-    r = http.get(f"/api/2.0/accounts/{CFG.account_id}/usage/download",
-                 params={"start_month": "2026-01", "end_month": "2026-01"})
+    r = http.get(
+        f"/api/2.0/accounts/{CFG.account_id}/usage/download", params={"start_month": "2026-01", "end_month": "2026-01"}
+    )
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     assert r.text.splitlines()[0] == ",".join(LEGACY_CSV_COLUMNS)
-    assert http.get(f"/api/2.0/accounts/{CFG.account_id}/usage/download",
-                    params={"start_month": "2026-1", "end_month": "2026-01"}).status_code == 400
-    assert http.get("/api/2.0/accounts/other/usage/download",
-                    params={"start_month": "2026-01", "end_month": "2026-01"}).status_code == 404
+    assert (
+        http.get(
+            f"/api/2.0/accounts/{CFG.account_id}/usage/download",
+            params={"start_month": "2026-1", "end_month": "2026-01"},
+        ).status_code
+        == 400
+    )
+    assert (
+        http.get(
+            "/api/2.0/accounts/other/usage/download", params={"start_month": "2026-01", "end_month": "2026-01"}
+        ).status_code
+        == 404
+    )
 
 
 # --- SQL -----------------------------------------------------------------------------------------------
 
+
 def test_statement_values_are_strings_with_a_schema(http):
-    body = statement(http, "SELECT 1 AS one, 'x' AS s, CAST(2.5 AS DECIMAL(10,2)) AS d, NULL AS n, "
-                           "DATE '2026-01-02' AS day, TRUE AS b, TIMESTAMP '2026-01-02 03:04:05' AS t")
+    body = statement(
+        http,
+        "SELECT 1 AS one, 'x' AS s, CAST(2.5 AS DECIMAL(10,2)) AS d, NULL AS n, "
+        "DATE '2026-01-02' AS day, TRUE AS b, TIMESTAMP '2026-01-02 03:04:05' AS t",
+    )
     assert body["status"] == {"state": "SUCCEEDED"}
-    assert body["result"]["data_array"] == [["1", "x", "2.50", None, "2026-01-02", "true",
-                                            "2026-01-02T03:04:05.000Z"]]
+    assert body["result"]["data_array"] == [["1", "x", "2.50", None, "2026-01-02", "true", "2026-01-02T03:04:05.000Z"]]
     columns = body["manifest"]["schema"]["columns"]
     assert [(c["name"], c["type_name"], c["position"]) for c in columns] == [
-        ("one", "INT", 0), ("s", "STRING", 1), ("d", "DECIMAL", 2), ("n", "NULL", 3), ("day", "DATE", 4),
-        ("b", "BOOLEAN", 5), ("t", "TIMESTAMP", 6)]
+        ("one", "INT", 0),
+        ("s", "STRING", 1),
+        ("d", "DECIMAL", 2),
+        ("n", "NULL", 3),
+        ("day", "DATE", 4),
+        ("b", "BOOLEAN", 5),
+        ("t", "TIMESTAMP", 6),
+    ]
     assert (columns[2]["type_precision"], columns[2]["type_scale"]) == (10, 2)
 
 
 def test_statement_named_parameters_are_typed(http):
-    body = statement(http, "SELECT :day + 1 AS next_day, :n * 2 AS twice, :s AS s, :missing_value AS m", [
-        {"name": "day", "value": "2026-01-31", "type": "DATE"}, {"name": "n", "value": "21", "type": "INT"},
-        {"name": "s", "value": "it's"}, {"name": "missing_value", "type": "STRING"}])
+    body = statement(
+        http,
+        "SELECT :day + 1 AS next_day, :n * 2 AS twice, :s AS s, :missing_value AS m",
+        [
+            {"name": "day", "value": "2026-01-31", "type": "DATE"},
+            {"name": "n", "value": "21", "type": "INT"},
+            {"name": "s", "value": "it's"},
+            {"name": "missing_value", "type": "STRING"},
+        ],
+    )
     assert body["result"]["data_array"] == [["2026-02-01", "42", "it's", None]]
 
 
@@ -321,8 +373,11 @@ def test_unbound_parameter_and_bad_sql_fail_with_http_200(http):
 
 def test_system_tables_resolve_and_hold_the_world(http):
     rows = [r for r in views.billing_usage_rows(CFG) if r["usage_date"] == "2026-01-01"]
-    body = statement(http, "SELECT COUNT(*) AS n, SUM(usage_quantity) AS q FROM system.billing.usage "
-                           "WHERE usage_date = :day", [{"name": "day", "value": "2026-01-01", "type": "DATE"}])
+    body = statement(
+        http,
+        "SELECT COUNT(*) AS n, SUM(usage_quantity) AS q FROM system.billing.usage WHERE usage_date = :day",
+        [{"name": "day", "value": "2026-01-01", "type": "DATE"}],
+    )
     n, q = body["result"]["data_array"][0]
     assert int(n) == len(rows) and float(q) == pytest.approx(sum(float(r["usage_quantity"]) for r in rows))
     prices = statement(http, "SELECT pricing FROM system.billing.list_prices LIMIT 1")["result"]["data_array"]
@@ -361,8 +416,10 @@ class Clock:
 
 def test_slow_statement_is_pending_then_succeeded():
     clock = Clock()
-    with MockServer(MockOptions(world=CFG, statement_delay_s=60), clock=clock) as s, \
-            httpx.Client(base_url=s.url, headers=AUTH) as http:
+    with (
+        MockServer(MockOptions(world=CFG, statement_delay_s=60), clock=clock) as s,
+        httpx.Client(base_url=s.url, headers=AUTH) as http,
+    ):
         body = statement(http, "SELECT 1 AS x", wait_timeout="0s")
         assert body["status"]["state"] == "PENDING" and "manifest" not in body
         path = f"/api/2.0/sql/statements/{body['statement_id']}"
@@ -376,11 +433,15 @@ def test_slow_statement_is_pending_then_succeeded():
 
 # --- OAuth ---------------------------------------------------------------------------------------------
 
+
 def test_oauth_client_credentials_token_works_until_it_expires():
     clock = Clock()
     with MockServer(MockOptions(world=CFG, oauth_expires_in=3600), clock=clock) as s:
-        r = httpx.post(f"{s.url}/oidc/v1/token", auth=("mock-client-id", "mock-client-secret"),
-                       data={"grant_type": "client_credentials", "scope": "all-apis"})
+        r = httpx.post(
+            f"{s.url}/oidc/v1/token",
+            auth=("mock-client-id", "mock-client-secret"),
+            data={"grant_type": "client_credentials", "scope": "all-apis"},
+        )
         assert r.status_code == 200
         token = r.json()
         assert (token["token_type"], token["expires_in"], token["scope"]) == ("Bearer", 3600, "all-apis")
@@ -389,12 +450,14 @@ def test_oauth_client_credentials_token_works_until_it_expires():
         assert httpx.get(f"{s.url}/api/2.0/preview/scim/v2/Me", headers=headers).status_code == 200
         clock.now += 1
         assert httpx.get(f"{s.url}/api/2.0/preview/scim/v2/Me", headers=headers).status_code == 403
-        bad = httpx.post(f"{s.url}/oidc/v1/token", auth=("mock-client-id", "wrong"),
-                         data={"grant_type": "client_credentials"})
+        bad = httpx.post(
+            f"{s.url}/oidc/v1/token", auth=("mock-client-id", "wrong"), data={"grant_type": "client_credentials"}
+        )
         assert (bad.status_code, bad.json()["error"]) == (401, "invalid_client")
 
 
 # --- faults --------------------------------------------------------------------------------------------
+
 
 def _statuses(faults: Faults, n: int) -> list[int]:
     with MockServer(MockOptions(world=CFG, faults=faults)) as s, httpx.Client(base_url=s.url, headers=AUTH) as c:
@@ -410,8 +473,10 @@ def test_503_faults_are_deterministic_given_a_seed():
 
 def test_rate_limit_answers_429_with_retry_after():
     clock = Clock()
-    with MockServer(MockOptions(world=CFG, faults=Faults(rate_limit_per_s=2)), clock=clock) as s, \
-            httpx.Client(base_url=s.url, headers=AUTH) as c:
+    with (
+        MockServer(MockOptions(world=CFG, faults=Faults(rate_limit_per_s=2)), clock=clock) as s,
+        httpx.Client(base_url=s.url, headers=AUTH) as c,
+    ):
         replies = [c.get("/api/2.0/preview/scim/v2/Me") for _ in range(3)]  # a burst of 2 is allowed
         assert [r.status_code for r in replies] == [200, 200, 429]
         assert replies[2].headers["Retry-After"] == "1"  # one token refills in 0.5 s: rounded up to 1 s
@@ -421,8 +486,11 @@ def test_rate_limit_answers_429_with_retry_after():
 
 
 def test_dropped_connection_cuts_the_body():
-    with MockServer(MockOptions(world=CFG, faults=Faults(drop_rate=1.0))) as s, \
-            httpx.Client(base_url=s.url, headers=AUTH) as c, pytest.raises(httpx.RemoteProtocolError):
+    with (
+        MockServer(MockOptions(world=CFG, faults=Faults(drop_rate=1.0))) as s,
+        httpx.Client(base_url=s.url, headers=AUTH) as c,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
         c.get("/api/2.1/clusters/list-node-types")
 
 

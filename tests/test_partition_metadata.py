@@ -26,8 +26,11 @@ def two_days(defs: dg.Definitions) -> dg.ExecuteInProcessResult:
 
 def _metadata(result: dg.ExecuteInProcessResult, key: str, day: dt.date) -> dict:
     """The metadata of the materialization of ``key``'s partition ``day`` in the run."""
-    events = [e.materialization for e in result.get_asset_materialization_events()
-              if e.asset_key.to_user_string() == key and e.materialization.partition == day.isoformat()]
+    events = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == key and e.materialization.partition == day.isoformat()
+    ]
     assert len(events) == 1, (key, day, len(events))
     return {k: v.value for k, v in events[0].metadata.items()}
 
@@ -40,11 +43,14 @@ def _is_cents(value: float) -> bool:
     return abs(value * 100 - round(value * 100)) < 1e-6
 
 
-@pytest.mark.parametrize(("key", "table", "column", "meta_key"), [
-    ("mart/attributed_costs", "mart.attributed_costs", "billed_cost_usd", "attributed_usd"),
-    ("mart/run_costs", "mart.run_costs", "total_cost_usd", "total_cost_usd"),
-    ("mart/reconciliation", "mart.reconciliation", "billed_cost_usd", "billed_usd"),
-])
+@pytest.mark.parametrize(
+    ("key", "table", "column", "meta_key"),
+    [
+        ("mart/attributed_costs", "mart.attributed_costs", "billed_cost_usd", "attributed_usd"),
+        ("mart/run_costs", "mart.run_costs", "total_cost_usd", "total_cost_usd"),
+        ("mart/reconciliation", "mart.reconciliation", "billed_cost_usd", "billed_usd"),
+    ],
+)
 def test_each_day_carries_its_own_rows_and_total_in_cents(two_days, database, key, table, column, meta_key):
     totals = {}
     for day in (FIRST, SECOND):

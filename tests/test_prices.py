@@ -45,10 +45,18 @@ def test_bundled_frames_validate_against_the_contracts(sheet):
 def test_bundled_sheet_has_every_premium_workload(sheet):
     skus = set(sheet.dbu_prices_frame().filter(pl.col("cloud") == "AWS")["sku_name"])
     assert {
-        "PREMIUM_JOBS_COMPUTE", "PREMIUM_JOBS_COMPUTE_(PHOTON)", "PREMIUM_ALL_PURPOSE_COMPUTE",
-        "PREMIUM_ALL_PURPOSE_COMPUTE_(PHOTON)", "PREMIUM_JOBS_LIGHT_COMPUTE", "PREMIUM_DLT_CORE_COMPUTE",
-        "PREMIUM_DLT_PRO_COMPUTE", "PREMIUM_DLT_ADVANCED_COMPUTE", "PREMIUM_SQL_COMPUTE",
-        "PREMIUM_SQL_PRO_COMPUTE", "PREMIUM_SERVERLESS_SQL_COMPUTE", "PREMIUM_JOBS_SERVERLESS_COMPUTE",
+        "PREMIUM_JOBS_COMPUTE",
+        "PREMIUM_JOBS_COMPUTE_(PHOTON)",
+        "PREMIUM_ALL_PURPOSE_COMPUTE",
+        "PREMIUM_ALL_PURPOSE_COMPUTE_(PHOTON)",
+        "PREMIUM_JOBS_LIGHT_COMPUTE",
+        "PREMIUM_DLT_CORE_COMPUTE",
+        "PREMIUM_DLT_PRO_COMPUTE",
+        "PREMIUM_DLT_ADVANCED_COMPUTE",
+        "PREMIUM_SQL_COMPUTE",
+        "PREMIUM_SQL_PRO_COMPUTE",
+        "PREMIUM_SERVERLESS_SQL_COMPUTE",
+        "PREMIUM_JOBS_SERVERLESS_COMPUTE",
         "PREMIUM_SERVERLESS_REAL_TIME_INFERENCE",
     } <= skus
 
@@ -100,19 +108,24 @@ def test_jobs_photon_factor_changes_on_a_half_open_window(sheet):
     # an aware time is converted to UTC first: 01:00 at +02:00 is 2024-12-31 23:00 UTC
     assert factor(dt.datetime(2025, 1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == pytest.approx(2.9)
 
-    rows = sheet.dbu_prices_frame().filter(
-        (pl.col("cloud") == "AZURE") & (pl.col("sku_name") == "PREMIUM_JOBS_COMPUTE_(PHOTON)")
-    ).sort("price_start_time")
+    rows = (
+        sheet.dbu_prices_frame()
+        .filter((pl.col("cloud") == "AZURE") & (pl.col("sku_name") == "PREMIUM_JOBS_COMPUTE_(PHOTON)"))
+        .sort("price_start_time")
+    )
     assert rows["price_end_time"].to_list() == [dt.datetime(2025, 1, 1), None]
     assert rows["photon_dbu_factor"].to_list() == [2.9, 2.5]
 
 
-@pytest.mark.parametrize("lookup, words", [
-    (lambda s: s.node("AWS", "x9.mega", AT), ["x9.mega", "AWS"]),
-    (lambda s: s.node("AWS", "m5.xlarge", dt.datetime(2019, 1, 1)), ["m5.xlarge", "2019-01-01"]),
-    (lambda s: s.sku("AWS", "ENTERPRISE", "sql_pro", photon=False, at=AT), ["ENTERPRISE", "sql_pro"]),
-    (lambda s: s.sku("AZURE", "PREMIUM", "jobs_light", photon=True, at=AT), ["jobs_light", "Photon"]),
-])
+@pytest.mark.parametrize(
+    "lookup, words",
+    [
+        (lambda s: s.node("AWS", "x9.mega", AT), ["x9.mega", "AWS"]),
+        (lambda s: s.node("AWS", "m5.xlarge", dt.datetime(2019, 1, 1)), ["m5.xlarge", "2019-01-01"]),
+        (lambda s: s.sku("AWS", "ENTERPRISE", "sql_pro", photon=False, at=AT), ["ENTERPRISE", "sql_pro"]),
+        (lambda s: s.sku("AZURE", "PREMIUM", "jobs_light", photon=True, at=AT), ["jobs_light", "Photon"]),
+    ],
+)
 def test_unknown_lookups_raise_key_error_with_a_clear_message(sheet, lookup, words):
     with pytest.raises(KeyError) as info:
         lookup(sheet)
@@ -123,7 +136,10 @@ def test_unknown_lookups_raise_key_error_with_a_clear_message(sheet, lookup, wor
 
 # ------------------------------------------------------------------------------------------ overrides
 def test_overrides_replace_and_add_rows(tmp_path):
-    path = write(tmp_path, "my_prices.yaml", """\
+    path = write(
+        tmp_path,
+        "my_prices.yaml",
+        """\
         instance_types:
           # same key as the bundled row (AWS, m5.xlarge, 2020-01-01): replaces it
           - {cloud: aws, node_type_id: m5.xlarge, vcpus: 4, memory_gb: 16, dbu_per_hour: 0.69,
@@ -139,7 +155,8 @@ def test_overrides_replace_and_add_rows(tmp_path):
              price_start_time: 2025-06-01}
         contract_discounts:
           - {cloud: azure, workload: jobs, discount: 0.10}
-        """)
+        """,
+    )
     sheet = load_price_sheet(path)
     instances = InstanceTypes.validate(sheet.instance_types_frame())
     prices = DbuPrices.validate(sheet.dbu_prices_frame())
@@ -180,34 +197,63 @@ def test_empty_overrides_file_changes_nothing(tmp_path):
 NODE = "cloud: AZURE, node_type_id: Standard_X, vcpus: 4, memory_gb: 16, dbu_per_hour: 1.0"
 
 
-@pytest.mark.parametrize("text, key_path, problem", [
-    (f"instance_types:\n  - {{{NODE}, vm_on_demand_per_hour: 0.2, vm_price: 0.2,"
-     " effective_from: 2024-01-01}\n",
-     "instance_types[0].vm_price", "unknown field"),
-    (f"instance_types:\n  - {{{NODE}, vm_on_demand_per_hour: 0.2, effective_from: 2024-01-01}}\n"
-     f"  - {{{NODE}, vm_on_demand_per_hour: -0.5, effective_from: 2024-02-01}}\n",
-     "instance_types[1].vm_on_demand_per_hour", "negative"),
-    (f"instance_types:\n  - {{{NODE}, vm_on_demand_per_hour: 0.2, effective_from: 2024-13-01}}\n",
-     "instance_types[0].effective_from", "malformed date '2024-13-01'"),
-    (f"instance_types:\n  - {{{NODE}, vm_on_demand_per_hour: 0.2, effective_from: 2024-01-01,"
-     " effective_to: 2023-01-01}\n",
-     "instance_types[0].effective_to", "window end before start"),
-    ("dbu_prices:\n  - {cloud: azur, sku_name: PREMIUM_JOBS_COMPUTE, workload: jobs, list_price: 0.3,"
-     " price_start_time: 2020-01-01}\n",
-     "dbu_prices[0].cloud", "unknown cloud 'azur'"),
-    ("dbu_prices:\n  - {cloud: AWS, sku_name: PREMIUM_JOBS_COMPUTE_(PHOTON), workload: jobs,"
-     " list_price: 0.15, price_start_time: 2026-01-01}\n",
-     "dbu_prices[0].photon_dbu_factor", "required for a Photon SKU"),
-    ("token_prices:\n  - {model: m1, input_per_million: 1.0, output_per_million: 2.0}\n"
-     "  - {model: m1, input_per_million: 1.5, output_per_million: 2.5}\n",
-     "token_prices[1]", "duplicate key"),
-    # a new price without ending the bundled window: two answers for one time
-    ("dbu_prices:\n  - {cloud: AWS, sku_name: PREMIUM_JOBS_COMPUTE, workload: jobs, list_price: 0.12,"
-     " price_start_time: 2026-01-01}\n",
-     "dbu_prices[0]", "overlaps"),
-    ("contract_discounts:\n  - {cloud: AWS, workload: jobs, discount: 1.0}\n",
-     "contract_discounts[0].discount", "must be < 1"),
-])
+@pytest.mark.parametrize(
+    "text, key_path, problem",
+    [
+        (
+            f"instance_types:\n  - {{{NODE}, vm_on_demand_per_hour: 0.2, vm_price: 0.2, effective_from: 2024-01-01}}\n",
+            "instance_types[0].vm_price",
+            "unknown field",
+        ),
+        (
+            f"instance_types:\n  - {{{NODE}, vm_on_demand_per_hour: 0.2, effective_from: 2024-01-01}}\n"
+            f"  - {{{NODE}, vm_on_demand_per_hour: -0.5, effective_from: 2024-02-01}}\n",
+            "instance_types[1].vm_on_demand_per_hour",
+            "negative",
+        ),
+        (
+            f"instance_types:\n  - {{{NODE}, vm_on_demand_per_hour: 0.2, effective_from: 2024-13-01}}\n",
+            "instance_types[0].effective_from",
+            "malformed date '2024-13-01'",
+        ),
+        (
+            f"instance_types:\n  - {{{NODE}, vm_on_demand_per_hour: 0.2, effective_from: 2024-01-01,"
+            " effective_to: 2023-01-01}\n",
+            "instance_types[0].effective_to",
+            "window end before start",
+        ),
+        (
+            "dbu_prices:\n  - {cloud: azur, sku_name: PREMIUM_JOBS_COMPUTE, workload: jobs, list_price: 0.3,"
+            " price_start_time: 2020-01-01}\n",
+            "dbu_prices[0].cloud",
+            "unknown cloud 'azur'",
+        ),
+        (
+            "dbu_prices:\n  - {cloud: AWS, sku_name: PREMIUM_JOBS_COMPUTE_(PHOTON), workload: jobs,"
+            " list_price: 0.15, price_start_time: 2026-01-01}\n",
+            "dbu_prices[0].photon_dbu_factor",
+            "required for a Photon SKU",
+        ),
+        (
+            "token_prices:\n  - {model: m1, input_per_million: 1.0, output_per_million: 2.0}\n"
+            "  - {model: m1, input_per_million: 1.5, output_per_million: 2.5}\n",
+            "token_prices[1]",
+            "duplicate key",
+        ),
+        # a new price without ending the bundled window: two answers for one time
+        (
+            "dbu_prices:\n  - {cloud: AWS, sku_name: PREMIUM_JOBS_COMPUTE, workload: jobs, list_price: 0.12,"
+            " price_start_time: 2026-01-01}\n",
+            "dbu_prices[0]",
+            "overlaps",
+        ),
+        (
+            "contract_discounts:\n  - {cloud: AWS, workload: jobs, discount: 1.0}\n",
+            "contract_discounts[0].discount",
+            "must be < 1",
+        ),
+    ],
+)
 def test_bad_overrides_name_file_key_path_and_problem(tmp_path, text, key_path, problem):
     path = write(tmp_path, "bad_prices.yaml", text)
     with pytest.raises(PriceSheetError) as info:
@@ -219,8 +265,9 @@ def test_bad_overrides_name_file_key_path_and_problem(tmp_path, text, key_path, 
 
 
 def test_duplicate_yaml_key_and_missing_file_are_price_sheet_errors(tmp_path):
-    path = write(tmp_path, "dup.yaml", "token_prices:\n  - {model: m, model: n, input_per_million: 1,"
-                                       " output_per_million: 1}\n")
+    path = write(
+        tmp_path, "dup.yaml", "token_prices:\n  - {model: m, model: n, input_per_million: 1, output_per_million: 1}\n"
+    )
     with pytest.raises(PriceSheetError, match=r"dup\.yaml: invalid YAML at line 2.*duplicate key 'model'"):
         load_price_sheet(path)
     with pytest.raises(PriceSheetError, match=r"nope\.yaml: cannot read"):

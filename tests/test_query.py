@@ -42,8 +42,7 @@ def database(tmp_path: Path) -> str:
 
 
 def test_tenant_with_a_quote_returns_exactly_its_rows(database):
-    out = query_attribution(tenant_id="o'reilly", start_date=D1, end_date=D2, group_by=["tenant"],
-                            database=database)
+    out = query_attribution(tenant_id="o'reilly", start_date=D1, end_date=D2, group_by=["tenant"], database=database)
     assert out.to_dicts() == [
         {
             "tenant": "o'reilly",

@@ -65,16 +65,22 @@ class BrokenWorkspace(SimulatedWorkspace):
         got = super().fetch(days)
         runs = got.job_runs
         bad = pl.concat([runs.head(1), runs]).with_columns(
-            pl.when(pl.int_range(pl.len()) == 3).then(pl.col("start_time") - dt.timedelta(days=2))
-            .otherwise(pl.col("end_time")).alias("end_time"))
+            pl.when(pl.int_range(pl.len()) == 3)
+            .then(pl.col("start_time") - dt.timedelta(days=2))
+            .otherwise(pl.col("end_time"))
+            .alias("end_time")
+        )
         return WorkspaceDay(job_runs=bad, jobs=got.jobs, clusters=got.clusters, cluster_events=got.cluster_events)
 
 
 def test_a_contract_violation_fails_its_check_names_the_rows_and_writes_nothing(defs, database):
     assert run_daily(defs, "2026-01-02").success
     before = table(database, "raw.job_runs")
-    broken = dg.Definitions(assets=defs.assets, jobs=defs.jobs, resources={
-        **defs.resources, "workspace": BrokenWorkspace(world=defs.resources["workspace"].world)})
+    broken = dg.Definitions(
+        assets=defs.assets,
+        jobs=defs.jobs,
+        resources={**defs.resources, "workspace": BrokenWorkspace(world=defs.resources["workspace"].world)},
+    )
     result = run_daily(broken, "2026-01-02", raise_on_error=False)
     assert not result.success
     evaluations = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
@@ -90,8 +96,10 @@ def test_a_contract_violation_fails_its_check_names_the_rows_and_writes_nothing(
 def _prices(defs: dg.Definitions, **kwargs) -> dg.ExecuteInProcessResult:
     """The day's price snapshot alone (the ref assets of the daily job, one partition)."""
     return defs.resolve_job_def("daily_pipeline").execute_in_process(
-        partition_key="2026-01-02", asset_selection=[dg.AssetKey(["ref", "dbu_prices"]),
-                                                     dg.AssetKey(["ref", "instance_types"])], **kwargs)
+        partition_key="2026-01-02",
+        asset_selection=[dg.AssetKey(["ref", "dbu_prices"]), dg.AssetKey(["ref", "instance_types"])],
+        **kwargs,
+    )
 
 
 def test_reference_tables_load_and_bad_prices_file_changes_nothing(tmp_path, database):
@@ -100,8 +108,10 @@ def test_reference_tables_load_and_bad_prices_file_changes_nothing(tmp_path, dat
     before = table(database, "ref.instance_types")
     assert before.height >= 30 and set(before["cloud"]) >= {"AZURE", "AWS"}
     prices = tmp_path / "my_prices.yaml"
-    prices.write_text("instance_types:\n  - {cloud: AZURE, node_type_id: Standard_X1, vcpus: 4, memory_gb: 16,"
-                      " dbu_per_hour: 1.0, vm_on_demand_per_hour: -0.5, effective_from: 2026-01-01}\n")
+    prices.write_text(
+        "instance_types:\n  - {cloud: AZURE, node_type_id: Standard_X1, vcpus: 4, memory_gb: 16,"
+        " dbu_per_hour: 1.0, vm_on_demand_per_hour: -0.5, effective_from: 2026-01-01}\n"
+    )
     bad = build_defs(sim_environ(database, COST_ASSETS_PRICES=str(prices)))
     result = _prices(bad, raise_on_error=False)
     assert not result.success
@@ -112,14 +122,17 @@ def test_reference_tables_load_and_bad_prices_file_changes_nothing(tmp_path, dat
 
 def test_overrides_file_adds_a_node_type(tmp_path, database):
     prices = tmp_path / "prices.yaml"
-    prices.write_text("instance_types:\n  - {cloud: AWS, node_type_id: x9.huge, vcpus: 96, memory_gb: 768,"
-                      " dbu_per_hour: 20.0, vm_on_demand_per_hour: 9.5, vm_spot_per_hour: 3.0,"
-                      " effective_from: 2026-01-01}\n")
+    prices.write_text(
+        "instance_types:\n  - {cloud: AWS, node_type_id: x9.huge, vcpus: 96, memory_gb: 768,"
+        " dbu_per_hour: 20.0, vm_on_demand_per_hour: 9.5, vm_spot_per_hour: 3.0,"
+        " effective_from: 2026-01-01}\n"
+    )
     defs = build_defs(sim_environ(database, COST_ASSETS_PRICES=str(prices)))
     assert _prices(defs).success
     with duckdb.connect(str(database), read_only=True) as con:
-        row = con.execute("select dbu_per_hour, source from ref.instance_types where node_type_id = ?",
-                          ["x9.huge"]).fetchone()
+        row = con.execute(
+            "select dbu_per_hour, source from ref.instance_types where node_type_id = ?", ["x9.huge"]
+        ).fetchone()
     assert row == (20.0, "overrides:prices.yaml")
 
 
@@ -144,14 +157,20 @@ def test_a_shrunken_serving_answer_keeps_the_stored_day_unless_the_run_accepts_i
     assert run_daily(defs, "2026-01-02").success
     stored = table(database, "raw.serving_usage")
     assert stored.height >= 8  # enough that a quarter is well past the 50 % threshold
-    forgetful = dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks, jobs=defs.jobs,
-                               resources={**defs.resources, "workspace": FewerRequests(world=defs.resources[
-                                   "workspace"].world)})
+    forgetful = dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        resources={**defs.resources, "workspace": FewerRequests(world=defs.resources["workspace"].world)},
+    )
     result = run_daily(forgetful, "2026-01-02")
     assert result.success  # an optional source never fails the day
     assert_frame_equal(table(database, "raw.serving_usage"), stored)
-    warn = next(e for e in result.get_asset_check_evaluations()
-                if e.asset_key.to_user_string() == "raw/serving_usage" and e.check_name == "sources_complete")
+    warn = next(
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key.to_user_string() == "raw/serving_usage" and e.check_name == "sources_complete"
+    )
     assert not warn.passed and "stored rows kept" in warn.description
     accepted = run_daily(forgetful, "2026-01-02", tags={"cost_assets/accept_smaller_source": "true"})
     assert accepted.success

@@ -393,8 +393,9 @@ def test_empty_inputs_give_an_empty_table_with_the_contract_columns():
 
 
 def test_only_dbu_quantities_count_as_billed_dbus():
-    bill = usage({"cluster_id": "c", "usage_quantity": 4.0},
-                 {"cluster_id": "c", "usage_quantity": 2.0, "usage_unit": "GPU_HOUR"})
+    bill = usage(
+        {"cluster_id": "c", "usage_quantity": 4.0}, {"cluster_id": "c", "usage_quantity": 2.0, "usage_unit": "GPU_HOUR"}
+    )
     row = one(reconcile(bill, no_estimate()), resource_id="c")
     assert row["billed_dbus"] == 4.0  # the 2 GPU hours are not DBUs
     # No price per GPU hour in the table: the hour's dollars are unknown, never $0.

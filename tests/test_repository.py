@@ -79,21 +79,50 @@ def test_no_committed_file_cites_outside_documents_or_holds_machine_paths():
     assert not found, f"{len(found)} offending line(s):\n" + "\n".join(found)
 
 
-@pytest.mark.parametrize("line", [
-    "rule (DESIGN §4)", "see DESIGN.md", "(reference §7.1)", "reference/databricks_api.md", "(idioms §a4)",
-    "target (issue 4)", "later Issue #12", "PYTHONPATH=/tmp/duckdb1", "'/work/main/.venv'", "~/x /home/me/x",
-    "/Users/me/x", 'cd "/root/repo"', "--out-dir /tmp/bench", "cd /work.",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "rule (DESIGN §4)",
+        "see DESIGN.md",
+        "(reference §7.1)",
+        "reference/databricks_api.md",
+        "(idioms §a4)",
+        "target (issue 4)",
+        "later Issue #12",
+        "PYTHONPATH=/tmp/duckdb1",
+        "'/work/main/.venv'",
+        "~/x /home/me/x",
+        "/Users/me/x",
+        'cd "/root/repo"',
+        "--out-dir /tmp/bench",
+        "cd /work.",
+    ],
+)
 def test_the_patterns_catch_citations_and_machine_paths(line: str):
     assert offences(line)
 
 
-@pytest.mark.parametrize("line", [
-    "def test_x(tmp_path: Path):", "the design (docs/design.md)", "workers from events",
-    "CHROMIUM = '/usr/bin/chromium'", "PG_BIN := /usr/lib/postgresql/15/bin", "rm -rf .pg/ benchmarks/out/",
-    "later issues: budget_status", "an issue with 503s", "https://example.com/tmp/x", "data/tmp/x", "$(VENV)/work/",
-    "${HOME}/tmp/x", "/tmpfs", "/rootless/x",
-    "parent=${TMPDIR:-/tmp}", 'mktemp -d "$parent/pg.XXXXXX"', "# As root, use /tmp: postgres must reach it",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "def test_x(tmp_path: Path):",
+        "the design (docs/design.md)",
+        "workers from events",
+        "CHROMIUM = '/usr/bin/chromium'",
+        "PG_BIN := /usr/lib/postgresql/15/bin",
+        "rm -rf .pg/ benchmarks/out/",
+        "later issues: budget_status",
+        "an issue with 503s",
+        "https://example.com/tmp/x",
+        "data/tmp/x",
+        "$(VENV)/work/",
+        "${HOME}/tmp/x",
+        "/tmpfs",
+        "/rootless/x",
+        "parent=${TMPDIR:-/tmp}",
+        'mktemp -d "$parent/pg.XXXXXX"',
+        "# As root, use /tmp: postgres must reach it",
+    ],
+)
 def test_the_patterns_leave_ordinary_text_alone(line: str):
     assert not offences(line)

@@ -46,8 +46,15 @@ def test_all_problems_are_reported_at_once():
     assert str(raised.value).count("\n") == len(BAD)  # a header line, then one line per problem
 
 
-@pytest.mark.parametrize("host", ["http://127.0.0.1:8765", "http://localhost:8765", "adb-1.azuredatabricks.net",
-                                  "https://adb-1.azuredatabricks.net/"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "http://127.0.0.1:8765",
+        "http://localhost:8765",
+        "adb-1.azuredatabricks.net",
+        "https://adb-1.azuredatabricks.net/",
+    ],
+)
 def test_https_and_loopback_http_hosts_are_accepted(host):
     assert Settings.from_environ({"DATABRICKS_HOST": host}).databricks_host == host
 
@@ -60,8 +67,14 @@ def test_lower_case_cloud_and_tier_are_accepted():
 def test_cost_assets_run_prints_the_lines_without_a_traceback(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "COST_ASSETS_", "DAGSTER_"))}
     env.update({"COST_ASSETS_SIM_SCALE": "huge", "DATABRICKS_HOST": "http://example.com"})
-    result = subprocess.run([sys.executable, "-m", "cost_assets.cli", "run", "--days", "1"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "cost_assets.cli", "run", "--days", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "COST_ASSETS_SIM_SCALE='huge'" in result.stderr and "DATABRICKS_HOST='http://example.com'" in result.stderr

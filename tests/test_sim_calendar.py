@@ -28,8 +28,11 @@ from tests.conftest import QUIET, run_daily, sim_environ, table
 THE_DAY = dt.date(2026, 11, 28)
 LO = parse.to_ms(parse.day_bounds(THE_DAY)[0])
 HI = LO + DAY
-WINDOWS = [WorldConfig(start=THE_DAY, days=1), WorldConfig(start=dt.date(2026, 11, 20), days=14),
-           WorldConfig(start=dt.date(2026, 11, 25), days=4)]
+WINDOWS = [
+    WorldConfig(start=THE_DAY, days=1),
+    WorldConfig(start=dt.date(2026, 11, 20), days=14),
+    WorldConfig(start=dt.date(2026, 11, 25), days=4),
+]
 WORKSPACE_TABLES = ["raw.job_runs", "raw.jobs", "raw.clusters", "raw.cluster_events", "raw.serving_usage"]
 
 
@@ -37,8 +40,10 @@ def _payloads_of_the_day(config: WorldConfig) -> dict:
     """Everything the APIs and the bill show of THE_DAY in the world of ``config``, serialized."""
     world = world_for(config)
     runs = [r for r in world.runs if r.start < HI and r.end >= LO]
-    clusters = sorted({t.cluster_id for r in runs for t in r.tasks}
-                      | {c.cluster_id for c in world.clusters.values() if c.created is not None})
+    clusters = sorted(
+        {t.cluster_id for r in runs for t in r.tasks}
+        | {c.cluster_id for c in world.clusters.values() if c.created is not None}
+    )
     return {
         "runs": [views.run_payload(world, r) for r in runs],
         "jobs": [views.job_payload(world, world.jobs[j]) for j in sorted({r.job_id for r in runs})],
@@ -88,9 +93,12 @@ def test_the_always_on_cluster_is_up_in_every_window_and_found_by_walking_back()
         session = always_on[0].sessions[0]
         assert session.start == always_on[0].created == parse.to_ms(parse.day_bounds(ANCHOR)[0]) + 60_000
         assert [e["type"] for e in session.events if e["timestamp"] < LO] in (
-            ["CREATING", "RUNNING"], ["CREATING", "INIT_SCRIPTS_STARTED", "RUNNING"])
+            ["CREATING", "RUNNING"],
+            ["CREATING", "INIT_SCRIPTS_STARTED", "RUNNING"],
+        )
         events = fetch.fetch_day(SimulatedApi(config), THE_DAY).cluster_events.filter(
-            cluster_id=always_on[0].cluster_id)
+            cluster_id=always_on[0].cluster_id
+        )
         assert events["event_type"].to_list() == ["CREATING", "RUNNING"]
         assert events["is_lookback"].all()
 
@@ -98,22 +106,34 @@ def test_the_always_on_cluster_is_up_in_every_window_and_found_by_walking_back()
 def test_nothing_happens_before_the_workspace_was_created():
     world = generate_world(WorldConfig(scale="tiny", start=ANCHOR - dt.timedelta(days=3), days=2))
     assert world.runs == [] and world.requests == []
-    assert all(s.start >= parse.to_ms(parse.day_bounds(ANCHOR)[0]) for c in world.clusters.values()
-               for s in c.sessions)
+    assert all(s.start >= parse.to_ms(parse.day_bounds(ANCHOR)[0]) for c in world.clusters.values() for s in c.sessions)
 
 
-@pytest.mark.parametrize(("clock", "expected"), [
-    # ORIGINAL records are ingested the day after the usage; the five corrected hours of the day are
-    # retracted and restated 3-5 days after it (two hours on 12-01, two on 12-02, one on 12-03).
-    (dt.date(2026, 11, 28), {}),
-    (dt.date(2026, 11, 29), {("ORIGINAL", "2026-11-29"): 140}),
-    (dt.date(2026, 12, 1), {("ORIGINAL", "2026-11-29"): 140, ("RETRACTION", "2026-12-01"): 2,
-                            ("RESTATEMENT", "2026-12-01"): 2}),
-    (dt.date(2026, 12, 8), {("ORIGINAL", "2026-11-29"): 140, ("RETRACTION", "2026-12-01"): 2,
-                            ("RESTATEMENT", "2026-12-01"): 2, ("RETRACTION", "2026-12-02"): 2,
-                            ("RESTATEMENT", "2026-12-02"): 2, ("RETRACTION", "2026-12-03"): 1,
-                            ("RESTATEMENT", "2026-12-03"): 1}),
-])
+@pytest.mark.parametrize(
+    ("clock", "expected"),
+    [
+        # ORIGINAL records are ingested the day after the usage; the five corrected hours of the day are
+        # retracted and restated 3-5 days after it (two hours on 12-01, two on 12-02, one on 12-03).
+        (dt.date(2026, 11, 28), {}),
+        (dt.date(2026, 11, 29), {("ORIGINAL", "2026-11-29"): 140}),
+        (
+            dt.date(2026, 12, 1),
+            {("ORIGINAL", "2026-11-29"): 140, ("RETRACTION", "2026-12-01"): 2, ("RESTATEMENT", "2026-12-01"): 2},
+        ),
+        (
+            dt.date(2026, 12, 8),
+            {
+                ("ORIGINAL", "2026-11-29"): 140,
+                ("RETRACTION", "2026-12-01"): 2,
+                ("RESTATEMENT", "2026-12-01"): 2,
+                ("RETRACTION", "2026-12-02"): 2,
+                ("RESTATEMENT", "2026-12-02"): 2,
+                ("RETRACTION", "2026-12-03"): 1,
+                ("RESTATEMENT", "2026-12-03"): 1,
+            },
+        ),
+    ],
+)
 def test_a_record_shows_once_the_clock_reaches_its_ingestion_date(clock, expected):
     rows = [r for r in views.billing_usage_rows(WINDOWS[0], clock) if r["usage_date"] == THE_DAY.isoformat()]
     got: dict[tuple[str, str], int] = {}
@@ -169,25 +189,38 @@ def test_late_billing_sensor_finds_corrections_as_the_clock_moves_on(tmp_path: P
     defs = build_defs(sim_environ(tmp_path / "w.duckdb"))
     world = defs.resources["billing"].world
     # A recent day (inside the sensor's 14-day look-back) with a corrected hour; most tiny days have one.
-    day = next(d for d in (today - dt.timedelta(days=k) for k in range(13, 5, -1))
-               if any(r["record_type"] != "ORIGINAL" for r in views.billing_usage_rows(
-                   world.config_for([d]), d + dt.timedelta(days=6)) if r["usage_date"] == d.isoformat()))
+    day = next(
+        d
+        for d in (today - dt.timedelta(days=k) for k in range(13, 5, -1))
+        if any(
+            r["record_type"] != "ORIGINAL"
+            for r in views.billing_usage_rows(world.config_for([d]), d + dt.timedelta(days=6))
+            if r["usage_date"] == d.isoformat()
+        )
+    )
 
     def on(clock: dt.date) -> dg.Definitions:
         billing = SimulatedBillingSource(world=world, as_of=clock.isoformat())
-        return dg.Definitions(assets=defs.assets, jobs=defs.jobs, sensors=defs.sensors,
-                              resources={**defs.resources, "billing": billing})
+        return dg.Definitions(
+            assets=defs.assets, jobs=defs.jobs, sensors=defs.sensors, resources={**defs.resources, "billing": billing}
+        )
 
     def tick(clock: dt.date) -> list[str]:
         then = on(clock)
-        context = dg.build_sensor_context(instance=instance, resources={"billing": then.resources["billing"]},
-                                          definitions=then)
+        context = dg.build_sensor_context(
+            instance=instance, resources={"billing": then.resources["billing"]}, definitions=then
+        )
         return [r.partition_key for r in late_billing_sensor.evaluate_tick(context).run_requests]
 
     instance = dg.DagsterInstance.ephemeral()
     first = on(day + dt.timedelta(days=1))
-    assert dg.materialize(first.assets, selection=dg.AssetSelection.assets(["raw", "billing_usage"]),
-                          partition_key=day.isoformat(), instance=instance, resources=first.resources,
-                          run_config=QUIET).success
+    assert dg.materialize(
+        first.assets,
+        selection=dg.AssetSelection.assets(["raw", "billing_usage"]),
+        partition_key=day.isoformat(),
+        instance=instance,
+        resources=first.resources,
+        run_config=QUIET,
+    ).success
     assert tick(day + dt.timedelta(days=2)) == []  # corrections come 3-5 days after the usage
     assert tick(day + dt.timedelta(days=6)) == [day.isoformat()]

@@ -25,8 +25,12 @@ D1, D2 = dt.date(2026, 1, 2), dt.date(2026, 1, 3)
 TOKEN = "dapi-mock-token"
 WAREHOUSE = "wh-trust"
 # The money column summed per table and day (tables not listed: rows only).
-MONEY = {"raw.billing_usage": "usage_quantity", "mart.run_costs": "total_cost_usd",
-         "mart.attributed_costs": "billed_cost_usd", "mart.reconciliation": "billed_dbus"}
+MONEY = {
+    "raw.billing_usage": "usage_quantity",
+    "mart.run_costs": "total_cost_usd",
+    "mart.attributed_costs": "billed_cost_usd",
+    "mart.reconciliation": "billed_dbus",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -36,13 +40,20 @@ def token(monkeypatch):
 
 
 def live_defs(server: MockServer, db: Path, **extra: str) -> dg.Definitions:
-    environ = {"DATABRICKS_HOST": server.url, "DATABRICKS_TOKEN": TOKEN, "DATABRICKS_WAREHOUSE_ID": WAREHOUSE,
-               "DATABRICKS_RATE_LIMIT": "0", "COST_ASSETS_DUCKDB": str(db), **extra}
+    environ = {
+        "DATABRICKS_HOST": server.url,
+        "DATABRICKS_TOKEN": TOKEN,
+        "DATABRICKS_WAREHOUSE_ID": WAREHOUSE,
+        "DATABRICKS_RATE_LIMIT": "0",
+        "COST_ASSETS_DUCKDB": str(db),
+        **extra,
+    }
     return build_defs({k: v for k, v in environ.items() if v is not None})
 
 
-def run(options: MockOptions, db: Path, first: dt.date, last: dt.date | None = None, tags: dict | None = None,
-        **extra: str) -> dg.ExecuteInProcessResult:
+def run(
+    options: MockOptions, db: Path, first: dt.date, last: dt.date | None = None, tags: dict | None = None, **extra: str
+) -> dg.ExecuteInProcessResult:
     with MockServer(options) as server:
         defs = live_defs(server, db, **extra)
         if tags:
@@ -70,8 +81,9 @@ def failure(result: dg.ExecuteInProcessResult) -> str:
 
 
 def check(result: dg.ExecuteInProcessResult, key: str, name: str):
-    found = [e for e in result.get_asset_check_evaluations()
-             if e.asset_key.to_user_string() == key and e.check_name == name]
+    found = [
+        e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == key and e.check_name == name
+    ]
     assert found, f"no {name} check on {key}"
     return found[-1]
 
@@ -120,8 +132,7 @@ def test_a_single_day_refused_writes_nothing(stored):
 
 def test_the_override_tag_accepts_the_smaller_bill_and_warns_that_the_day_has_none(stored):
     before = snapshot(stored)
-    result = run(MockOptions(world=CFG, empty_bill_days=(D2.isoformat(),)), stored, D2,
-                 tags={guard.ACCEPT_TAG: "true"})
+    result = run(MockOptions(world=CFG, empty_bill_days=(D2.isoformat(),)), stored, D2, tags={guard.ACCEPT_TAG: "true"})
     assert result.success
     after = snapshot(stored)
     assert ("raw.billing_usage", D2) not in after  # the empty bill was accepted
@@ -131,8 +142,10 @@ def test_the_override_tag_accepts_the_smaller_bill_and_warns_that_the_day_has_no
     assert f"no bill for {D2} from system.billing.usage" in present.description and "12–48 h" in present.description
 
 
-@pytest.mark.parametrize(("table", "retention"), [("raw.cluster_events", {"events_retention_days": 30}),
-                                                  ("raw.job_runs", {"runs_retention_days": 30})])
+@pytest.mark.parametrize(
+    ("table", "retention"),
+    [("raw.cluster_events", {"events_retention_days": 30}), ("raw.job_runs", {"runs_retention_days": 30})],
+)
 def test_a_backfill_past_the_apis_retention_keeps_the_stored_rows(stored, table, retention):
     before = snapshot(stored)
     # Forty days later, with events (or runs) kept 30 days: everything of D1 (and its look-back) is gone.
@@ -172,8 +185,10 @@ def test_a_purged_cluster_is_rebuilt_from_its_runs_spec_and_money_is_conserved(t
     for column in ("node_type_id", "driver_node_type_id", "num_workers", "autoscale_min_workers", "availability"):
         assert got[column] == true[column], column
     # Its events outlive it, so the estimate is the same as with clusters/get; the bill is conserved.
-    cost = {db: read_table(str(db), "mart.run_costs").filter(pl.col("cluster_id") == cluster)["total_cost_usd"].sum()
-            for db in (healthy, purged)}
+    cost = {
+        db: read_table(str(db), "mart.run_costs").filter(pl.col("cluster_id") == cluster)["total_cost_usd"].sum()
+        for db in (healthy, purged)
+    }
     assert cost[purged] == pytest.approx(cost[healthy]) and cost[purged] > 0
     assert check(result, "mart/attributed_costs", "conserves_the_bill").passed
 
@@ -215,8 +230,7 @@ def test_a_legacy_workspace_without_a_warehouse_runs_the_whole_pipeline(tmp_path
     bill = tmp_path / "usage.csv"
     bill.write_text(views.legacy_csv(CFG, D1, D1))
     db = tmp_path / "legacy.duckdb"
-    result = run(MockOptions(world=CFG), db, D1, DATABRICKS_WAREHOUSE_ID=None,
-                 COST_ASSETS_BILLING_SOURCE=f"csv:{bill}")
+    result = run(MockOptions(world=CFG), db, D1, DATABRICKS_WAREHOUSE_ID=None, COST_ASSETS_BILLING_SOURCE=f"csv:{bill}")
     assert result.success
     warn = check(result, "raw/serving_usage", "sources_complete")
     assert not warn.passed and "DATABRICKS_WAREHOUSE_ID is not set" in warn.description

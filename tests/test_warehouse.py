@@ -97,9 +97,7 @@ def test_key_prefix_is_the_duckdb_schema(tmp_path: Path) -> None:
     assert result.success
 
     with duckdb.connect(str(db), read_only=True) as con:
-        tables = con.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables ORDER BY ALL"
-        ).fetchall()
+        tables = con.execute("SELECT table_schema, table_name FROM information_schema.tables ORDER BY ALL").fetchall()
         columns = con.execute(
             "SELECT column_name, data_type FROM information_schema.columns"
             " WHERE table_schema = 'raw' AND table_name = 'usage' ORDER BY ordinal_position"
@@ -168,9 +166,7 @@ def test_empty_frame_creates_the_table_and_downstream_loads_it(tmp_path: Path) -
     assert seen["usage"].schema == pl.Schema(SCHEMA)
     assert rows(db) == []
     assert read_table(str(db), "raw.usage").schema == pl.Schema(SCHEMA)
-    assert read_table(str(db), "mart.daily_cost").schema == pl.Schema(
-        {"usage_date": pl.Date, "cost_usd": pl.Float64}
-    )
+    assert read_table(str(db), "mart.daily_cost").schema == pl.Schema({"usage_date": pl.Date, "cost_usd": pl.Float64})
 
     # A day that had rows and becomes empty is emptied (not skipped), other days stay.
     assert dg.materialize([daily_usage()], resources=res, partition_key="2026-01-02").success
@@ -189,9 +185,7 @@ def test_failed_insert_after_the_delete_keeps_the_old_rows(tmp_path: Path) -> No
     def bad_cost(start: dt.date, end: dt.date) -> pl.DataFrame:
         return usage_rows(start, end).with_columns(cost_usd=pl.lit("not-a-number"))
 
-    result = dg.materialize(
-        [daily_usage(bad_cost)], resources=res, partition_key="2026-01-01", raise_on_error=False
-    )
+    result = dg.materialize([daily_usage(bad_cost)], resources=res, partition_key="2026-01-01", raise_on_error=False)
     assert not result.success
     assert "not-a-number" in failure_text(result)
     assert rows(db) == DAY1 + DAY2
@@ -221,9 +215,7 @@ def test_the_atomicity_test_catches_an_autocommitted_delete(tmp_path: Path) -> N
     def bad_cost(start: dt.date, end: dt.date) -> pl.DataFrame:
         return usage_rows(start, end).with_columns(cost_usd=pl.lit("not-a-number"))
 
-    result = dg.materialize(
-        [daily_usage(bad_cost)], resources=res, partition_key="2026-01-01", raise_on_error=False
-    )
+    result = dg.materialize([daily_usage(bad_cost)], resources=res, partition_key="2026-01-01", raise_on_error=False)
     assert not result.success
     assert rows(db) == DAY2  # day 1 is gone
 
@@ -238,9 +230,7 @@ def test_rows_outside_the_partition_are_refused(tmp_path: Path) -> None:
     def leaky(start: dt.date, end: dt.date) -> pl.DataFrame:
         return pl.DataFrame([(D1, "ws-a", "DBU", 1.0), (D2, "ws-a", "DBU", 2.0)], schema=SCHEMA, orient="row")
 
-    result = dg.materialize(
-        [daily_usage(leaky)], resources=res, partition_key="2026-01-01", raise_on_error=False
-    )
+    result = dg.materialize([daily_usage(leaky)], resources=res, partition_key="2026-01-01", raise_on_error=False)
     assert not result.success
     assert "1 of 2 rows written to raw.usage lie outside the partition" in failure_text(result)
     assert rows(db) == DAY1 + DAY2
@@ -255,9 +245,7 @@ def test_new_column_is_schema_drift(tmp_path: Path) -> None:
         return usage_rows(start, end).with_columns(region=pl.lit("eu-west-1"))
 
     for key in ("2026-01-01", "2026-01-02"):
-        result = dg.materialize(
-            [daily_usage(with_region)], resources=res, partition_key=key, raise_on_error=False
-        )
+        result = dg.materialize([daily_usage(with_region)], resources=res, partition_key=key, raise_on_error=False)
         assert not result.success
         text = failure_text(result)
         assert "Schema drift in raw.usage" in text
@@ -413,9 +401,7 @@ def test_all_null_untyped_column_takes_the_table_type_or_fails_clearly(tmp_path:
 
     # sku=None everywhere has polars dtype Null: stored as NULL in the existing VARCHAR column.
     def no_sku(start: dt.date, end: dt.date) -> pl.DataFrame:
-        return pl.DataFrame(
-            {"usage_date": [start], "workspace_id": ["ws-a"], "sku": [None], "cost_usd": [1.0]}
-        )
+        return pl.DataFrame({"usage_date": [start], "workspace_id": ["ws-a"], "sku": [None], "cost_usd": [1.0]})
 
     assert dg.materialize([daily_usage(no_sku)], resources=res, partition_key="2026-01-02").success
     assert rows(db, where="usage_date = ?", params=[D2]) == [(D2, "ws-a", None, 1.0)]
@@ -424,9 +410,7 @@ def test_all_null_untyped_column_takes_the_table_type_or_fails_clearly(tmp_path:
     def untyped_new(start: dt.date, end: dt.date) -> pl.DataFrame:
         return usage_rows(start, end).with_columns(note=pl.lit(None))
 
-    result = dg.materialize(
-        [daily_usage(untyped_new)], resources=res, partition_key="2026-01-03", raise_on_error=False
-    )
+    result = dg.materialize([daily_usage(untyped_new)], resources=res, partition_key="2026-01-03", raise_on_error=False)
     assert not result.success
     assert "column(s) ['note'] have polars dtype Null" in failure_text(result)
 

@@ -71,8 +71,10 @@ def test_world_has_the_hard_cases():
     # An always-on cluster: its state at 00:00 lies further back than the 2-day event look-back.
     assert any(s.end - s.start > 3 * 24 * HOUR for c in clusters for s in c.sessions)
     # Downscales are logged the Databricks way: RESIZING with target below current.
-    assert any(e["type"] == "RESIZING" and e["details"]["target_num_workers"] < e["details"]["current_num_workers"]
-               for e in events)
+    assert any(
+        e["type"] == "RESIZING" and e["details"]["target_num_workers"] < e["details"]["current_num_workers"]
+        for e in events
+    )
 
 
 def test_aws_world_uses_aws_node_types():
@@ -93,15 +95,29 @@ def hand_world() -> World:
       driver 10:00, 10:05, 12:30;  w1 10:00, 10:05, 12:30;  w2 10:00, 10:05, 11:30 (scaled down);
       w3 10:50, 10:55, 12:30 (scaled up).
     """
-    c = Cluster(cluster_id="0310-100000-handmade", name="shared-hand", source="UI", node_type="Standard_DS3_v2",
-                driver_node_type="Standard_DS3_v2", photon=True, single_node=False, num_workers=None,
-                autoscale=(1, 3), availability="ON_DEMAND_AZURE", first_on_demand=1, pool_id=None,
-                custom_tags={"team": "hand"}, creator="me@example.com")
+    c = Cluster(
+        cluster_id="0310-100000-handmade",
+        name="shared-hand",
+        source="UI",
+        node_type="Standard_DS3_v2",
+        driver_node_type="Standard_DS3_v2",
+        photon=True,
+        single_node=False,
+        num_workers=None,
+        autoscale=(1, 3),
+        availability="ON_DEMAND_AZURE",
+        first_on_demand=1,
+        pool_id=None,
+        custom_tags={"team": "hand"},
+        creator="me@example.com",
+    )
     s = Session(start=_ms(10, 0), running=_ms(10, 5), end=_ms(12, 30))
-    s.nodes = [Node("driver", "Standard_DS3_v2", False, _ms(10, 0), _ms(10, 5), _ms(12, 30)),
-               Node("worker", "Standard_DS3_v2", False, _ms(10, 0), _ms(10, 5), _ms(12, 30)),
-               Node("worker", "Standard_DS3_v2", False, _ms(10, 0), _ms(10, 5), _ms(11, 30)),
-               Node("worker", "Standard_DS3_v2", False, _ms(10, 50), _ms(10, 55), _ms(12, 30))]
+    s.nodes = [
+        Node("driver", "Standard_DS3_v2", False, _ms(10, 0), _ms(10, 5), _ms(12, 30)),
+        Node("worker", "Standard_DS3_v2", False, _ms(10, 0), _ms(10, 5), _ms(12, 30)),
+        Node("worker", "Standard_DS3_v2", False, _ms(10, 0), _ms(10, 5), _ms(11, 30)),
+        Node("worker", "Standard_DS3_v2", False, _ms(10, 50), _ms(10, 55), _ms(12, 30)),
+    ]
     c.sessions = [s]
     config = WorldConfig(start=dt.date(2026, 3, 10), days=1, correction_rate=0.0)
     return World(config=config, jobs={}, clusters={c.cluster_id: c}, runs=[], pools={}, endpoints=[], requests=[])
@@ -112,11 +128,11 @@ def test_billed_dbus_per_cluster_hour_match_ready_nodes_by_hand(hand_world):
     rate = 0.75 * 2.0
     expected = {
         # 10:00-11:00: driver, w1, w2 ready 55 min each; w3 ready 5 min → 170 node-minutes
-        "2026-03-10T10:00:00.000Z": (55 + 55 + 55 + 5) / 60 * rate,   # 4.25
+        "2026-03-10T10:00:00.000Z": (55 + 55 + 55 + 5) / 60 * rate,  # 4.25
         # 11:00-12:00: driver, w1, w3 60 min; w2 30 min → 210 node-minutes
         "2026-03-10T11:00:00.000Z": (60 + 60 + 30 + 60) / 60 * rate,  # 5.25
         # 12:00-12:30: driver, w1, w3 30 min → 90 node-minutes
-        "2026-03-10T12:00:00.000Z": (30 + 30 + 30) / 60 * rate,       # 2.25
+        "2026-03-10T12:00:00.000Z": (30 + 30 + 30) / 60 * rate,  # 2.25
     }
     rows = views.bill(hand_world, load_price_sheet())
     billed = {r["usage_start_time"]: float(r["usage_quantity"]) for r in rows}
@@ -146,13 +162,25 @@ def test_generated_bill_nets_to_the_truth():
     config = WorldConfig(scale="tiny", days=3, correction_rate=0.5)
     world = generate_world(config)
     sheet = load_price_sheet()
-    rows = pl.DataFrame([{"cluster_id": r["usage_metadata"]["cluster_id"], "hour": r["usage_start_time"],
-                          "q": float(r["usage_quantity"]), "type": r["record_type"]}
-                         for r in views.bill(world, sheet) if r["usage_metadata"]["cluster_id"]])
+    rows = pl.DataFrame(
+        [
+            {
+                "cluster_id": r["usage_metadata"]["cluster_id"],
+                "hour": r["usage_start_time"],
+                "q": float(r["usage_quantity"]),
+                "type": r["record_type"],
+            }
+            for r in views.bill(world, sheet)
+            if r["usage_metadata"]["cluster_id"]
+        ]
+    )
     assert rows.filter(pl.col("type") == "RETRACTION").height > 0
     net = rows.group_by("cluster_id", "hour").agg(pl.col("q").sum())
-    expected = truth.cluster_hours(world, sheet).filter(pl.col("dbus") > 0).with_columns(
-        hour=pl.col("hour_start").dt.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    expected = (
+        truth.cluster_hours(world, sheet)
+        .filter(pl.col("dbus") > 0)
+        .with_columns(hour=pl.col("hour_start").dt.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    )
     joined = expected.join(net, on=["cluster_id", "hour"], how="full", coalesce=True)
     assert joined.height == expected.height
     assert (joined["q"] - joined["dbus"]).abs().max() < 1e-9

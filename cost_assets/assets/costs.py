@@ -36,22 +36,35 @@ def _unpriced_check(frame: pl.DataFrame, clusters: pl.DataFrame) -> dg.AssetChec
     """WARN when rows have no price: names the node types / SKUs and their hours (never a silent $0)."""
     bad = frame.filter(pl.col("unpriced"))
     node_types = clusters.unique("cluster_id", keep="last").select("cluster_id", "node_type_id", "driver_node_type_id")
-    detail = (bad.join(node_types, on="cluster_id", how="left")
-              .group_by("node_type_id", "driver_node_type_id", "sku_name")
-              .agg(pl.col("runtime_hours").sum().round(3).alias("run_hours"), pl.col("cluster_id").n_unique()
-                   .alias("clusters"), pl.len().alias("rows"))
-              .sort("run_hours", descending=True))
+    detail = (
+        bad.join(node_types, on="cluster_id", how="left")
+        .group_by("node_type_id", "driver_node_type_id", "sku_name")
+        .agg(
+            pl.col("runtime_hours").sum().round(3).alias("run_hours"),
+            pl.col("cluster_id").n_unique().alias("clusters"),
+            pl.len().alias("rows"),
+        )
+        .sort("run_hours", descending=True)
+    )
     return dg.AssetCheckResult(
-        check_name="priced", asset_key=RUN_COSTS, passed=bad.height == 0, severity=dg.AssetCheckSeverity.WARN,
+        check_name="priced",
+        asset_key=RUN_COSTS,
+        passed=bad.height == 0,
+        severity=dg.AssetCheckSeverity.WARN,
         description=f"{bad.height} unpriced row(s)" if bad.height else "every row has a price",
-        metadata={"unpriced_rows": bad.height, "unpriced": dg.MetadataValue.md(markdown_table(detail, 20))})
+        metadata={"unpriced_rows": bad.height, "unpriced": dg.MetadataValue.md(markdown_table(detail, 20))},
+    )
 
 
-def _sanity_checks(context: dg.AssetExecutionContext, frame: pl.DataFrame, job_runs: pl.DataFrame,
-                   days: list[dt.date]) -> list[dg.AssetCheckResult]:
+def _sanity_checks(
+    context: dg.AssetExecutionContext, frame: pl.DataFrame, job_runs: pl.DataFrame, days: list[dt.date]
+) -> list[dg.AssetCheckResult]:
     """The original calculator's sanity rules, per day, as WARN checks."""
-    daily = (frame.group_by("usage_date").agg(pl.col("total_cost_usd").sum(), pl.col("dbu_cost_usd").sum())
-             .sort("usage_date"))
+    daily = (
+        frame.group_by("usage_date")
+        .agg(pl.col("total_cost_usd").sum(), pl.col("dbu_cost_usd").sum())
+        .sort("usage_date")
+    )
     totals = {r["usage_date"]: r for r in daily.iter_rows(named=True)}
     days_with_runs = set(job_runs.filter(pl.col("cluster_id").is_not_null())["usage_date"].to_list())
     zero = [d for d in days if d in days_with_runs and not (totals.get(d) or {}).get("total_cost_usd")]
@@ -66,15 +79,32 @@ def _sanity_checks(context: dg.AssetExecutionContext, frame: pl.DataFrame, job_r
         previous[d] = today
     warn = dg.AssetCheckSeverity.WARN
     return [
-        dg.AssetCheckResult(check_name="nonzero_when_runs", asset_key=RUN_COSTS, passed=not zero, severity=warn,
-                            metadata={"days_with_runs_but_no_cost": ", ".join(map(str, zero)) or "none"}),
-        dg.AssetCheckResult(check_name="dbu_share_plausible", asset_key=RUN_COSTS, passed=not off_share,
-                            severity=warn, description="DBU $ between 20 % and 80 % of the total",
-                            metadata={"dbu_share_by_day": {str(d): round(s, 3) for d, s in share.items()},
-                                      "outside": off_share or "none"}),
-        dg.AssetCheckResult(check_name="day_over_day", asset_key=RUN_COSTS, passed=not jumps, severity=warn,
-                            description="total changed by more than 50 % from the day before",
-                            metadata={"jumps": jumps or "none"}),
+        dg.AssetCheckResult(
+            check_name="nonzero_when_runs",
+            asset_key=RUN_COSTS,
+            passed=not zero,
+            severity=warn,
+            metadata={"days_with_runs_but_no_cost": ", ".join(map(str, zero)) or "none"},
+        ),
+        dg.AssetCheckResult(
+            check_name="dbu_share_plausible",
+            asset_key=RUN_COSTS,
+            passed=not off_share,
+            severity=warn,
+            description="DBU $ between 20 % and 80 % of the total",
+            metadata={
+                "dbu_share_by_day": {str(d): round(s, 3) for d, s in share.items()},
+                "outside": off_share or "none",
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name="day_over_day",
+            asset_key=RUN_COSTS,
+            passed=not jumps,
+            severity=warn,
+            description="total changed by more than 50 % from the day before",
+            metadata={"jumps": jumps or "none"},
+        ),
     ]
 
 
@@ -83,7 +113,8 @@ def _previous_totals(context: dg.AssetExecutionContext, first: dt.date) -> dict:
     that day's partition (each partition's metadata holds its own day's total)."""
     before = first - dt.timedelta(days=1)
     records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=RUN_COSTS, asset_partitions=[before.isoformat()]), limit=1, ascending=False)
+        dg.AssetRecordsFilter(asset_key=RUN_COSTS, asset_partitions=[before.isoformat()]), limit=1, ascending=False
+    )
     for rec in records.records:
         entry = rec.asset_materialization.metadata.get("total_cost_usd") if rec.asset_materialization else None
         if entry is not None and entry.value is not None:
@@ -93,72 +124,112 @@ def _previous_totals(context: dg.AssetExecutionContext, first: dt.date) -> dict:
 
 def _cost_totals(frame: pl.DataFrame) -> dict:
     """The estimate's dollars (total, DBU, VM, idle) and its unpriced rows."""
-    return {"total_cost_usd": float(frame["total_cost_usd"].sum() or 0.0),
-            "dbu_cost_usd": float(frame["dbu_cost_usd"].sum() or 0.0),
-            "vm_cost_usd": float(frame["vm_cost_usd"].sum() or 0.0),
-            "idle_cost_usd": float(frame.filter(pl.col("consumer") == "idle")["total_cost_usd"].sum() or 0.0),
-            "unpriced_rows": int(frame["unpriced"].sum())}
+    return {
+        "total_cost_usd": float(frame["total_cost_usd"].sum() or 0.0),
+        "dbu_cost_usd": float(frame["dbu_cost_usd"].sum() or 0.0),
+        "vm_cost_usd": float(frame["vm_cost_usd"].sum() or 0.0),
+        "idle_cost_usd": float(frame.filter(pl.col("consumer") == "idle")["total_cost_usd"].sum() or 0.0),
+        "unpriced_rows": int(frame["unpriced"].sum()),
+    }
 
 
-_MART = {"group_name": "mart", "kinds": {"polars", "duckdb"}, "metadata": PARTITIONED,
-         "freshness_policy": MART_FRESHNESS}
+_MART = {
+    "group_name": "mart",
+    "kinds": {"polars", "duckdb"},
+    "metadata": PARTITIONED,
+    "freshness_policy": MART_FRESHNESS,
+}
 
 
 @dg.multi_asset(
     outs={
         "cluster_segments": dg.AssetOut(
-            key=CLUSTER_SEGMENTS, **_MART,
+            key=CLUSTER_SEGMENTS,
+            **_MART,
             description="Each cluster's (and warm pool's) timeline as elementary segments (constant state and "
             "node counts), clipped to the day and cut at every hour: provisioned and ready workers, driver, "
             "on-demand vs spot, and whether VMs and DBUs are billable. Built from events (worker counts never "
-            "from the config alone); a purged cluster without events from its run's spec."),
+            "from the config alone); a purged cluster without events from its run's spec.",
+        ),
         "estimated_costs": dg.AssetOut(
-            key=ESTIMATED_COSTS, **_MART,
+            key=ESTIMATED_COSTS,
+            **_MART,
             description="The estimate at the bill's grain: cluster (or pool) × hour × SKU × consumer with DBUs, "
             "DBU $ (list, contract, effective) and VM $, and each consumer's share of the cluster-hour. Shared "
             "clusters are split per elementary interval among the task runs active in it; run-free time is "
             "idle, except on a job cluster, whose start-up and tear-down belong to its run. Each day is priced "
-            "with its own price snapshot."),
+            "with its own price snapshot.",
+        ),
         "run_costs": dg.AssetOut(
-            key=RUN_COSTS, **_MART,
+            key=RUN_COSTS,
+            **_MART,
             description="Estimated cost of every task run × cluster × day (DBUs, DBU $, VM $): the estimate "
             "summed per run, plus one idle row per shared cluster and warm pool × day, with team, tenant, "
-            "project and cost_center resolved as on the attributed bill."),
+            "project and cost_center resolved as on the attributed bill.",
+        ),
     },
-    ins={"job_runs": dg.AssetIn(JOB_RUNS), "jobs": dg.AssetIn(JOBS), "clusters": dg.AssetIn(CLUSTERS),
-         "events": dg.AssetIn(CLUSTER_EVENTS), "instance_types": dg.AssetIn(INSTANCE_TYPES),
-         "dbu_prices": dg.AssetIn(DBU_PRICES)},
+    ins={
+        "job_runs": dg.AssetIn(JOB_RUNS),
+        "jobs": dg.AssetIn(JOBS),
+        "clusters": dg.AssetIn(CLUSTERS),
+        "events": dg.AssetIn(CLUSTER_EVENTS),
+        "instance_types": dg.AssetIn(INSTANCE_TYPES),
+        "dbu_prices": dg.AssetIn(DBU_PRICES),
+    },
     # How a dollar flows (the UI's lineage): the timeline, then the estimate from it, then its roll-up.
     internal_asset_deps={
         "cluster_segments": {CLUSTERS, CLUSTER_EVENTS, JOB_RUNS},
         "estimated_costs": {CLUSTER_SEGMENTS, JOB_RUNS, CLUSTERS, INSTANCE_TYPES, DBU_PRICES},
         "run_costs": {ESTIMATED_COSTS, JOB_RUNS, JOBS, CLUSTERS},
     },
-    check_specs=[dg.AssetCheckSpec("contract", asset=CLUSTER_SEGMENTS, blocking=True),
-                 dg.AssetCheckSpec("contract", asset=ESTIMATED_COSTS, blocking=True),
-                 dg.AssetCheckSpec("contract", asset=RUN_COSTS, blocking=True),
-                 dg.AssetCheckSpec("priced", asset=RUN_COSTS, description="unpriced node types / SKUs"),
-                 dg.AssetCheckSpec("nonzero_when_runs", asset=RUN_COSTS),
-                 dg.AssetCheckSpec("dbu_share_plausible", asset=RUN_COSTS),
-                 dg.AssetCheckSpec("day_over_day", asset=RUN_COSTS)],
-    pool="duckdb_writer", **DAILY_ASSET,
+    check_specs=[
+        dg.AssetCheckSpec("contract", asset=CLUSTER_SEGMENTS, blocking=True),
+        dg.AssetCheckSpec("contract", asset=ESTIMATED_COSTS, blocking=True),
+        dg.AssetCheckSpec("contract", asset=RUN_COSTS, blocking=True),
+        dg.AssetCheckSpec("priced", asset=RUN_COSTS, description="unpriced node types / SKUs"),
+        dg.AssetCheckSpec("nonzero_when_runs", asset=RUN_COSTS),
+        dg.AssetCheckSpec("dbu_share_plausible", asset=RUN_COSTS),
+        dg.AssetCheckSpec("day_over_day", asset=RUN_COSTS),
+    ],
+    pool="duckdb_writer",
+    **DAILY_ASSET,
 )
-def estimate(context: dg.AssetExecutionContext, prices: PriceCatalog, job_runs: pl.DataFrame, jobs: pl.DataFrame,
-             clusters: pl.DataFrame, events: pl.DataFrame, instance_types: pl.DataFrame, dbu_prices: pl.DataFrame):
+def estimate(
+    context: dg.AssetExecutionContext,
+    prices: PriceCatalog,
+    job_runs: pl.DataFrame,
+    jobs: pl.DataFrame,
+    clusters: pl.DataFrame,
+    events: pl.DataFrame,
+    instance_types: pl.DataFrame,
+    dbu_prices: pl.DataFrame,
+):
     """The day's estimate, once: segments → estimated costs → run costs. One step, so that neither million-row
     table is read back from storage by the next; each table still has its own contract and metadata."""
     days = window_days(context.partition_time_window)
-    context.log.info(f"estimating {job_runs.height:,} task-run rows and {events.height:,} events over "
-                     f"{len(days)} day(s)")
+    context.log.info(
+        f"estimating {job_runs.height:,} task-run rows and {events.height:,} events over {len(days)} day(s)"
+    )
     segments = per_day(days, lambda d: engine.segments_for_day(clusters, events, d, job_runs=job_runs))
-    add_daily_metadata(context, segments, days, lambda f, _: {
-        "clusters": f.filter(pl.col("segment_kind") == "cluster")["cluster_id"].n_unique(),
-        "pools": f.filter(pl.col("segment_kind") == "pool")["cluster_id"].n_unique()}, output_name="cluster_segments")
+    add_daily_metadata(
+        context,
+        segments,
+        days,
+        lambda f, _: {
+            "clusters": f.filter(pl.col("segment_kind") == "cluster")["cluster_id"].n_unique(),
+            "pools": f.filter(pl.col("segment_kind") == "pool")["cluster_id"].n_unique(),
+        },
+        output_name="cluster_segments",
+    )
     yield dg.Output(segments, output_name="cluster_segments")
     yield contract_result(schemas.ClusterSegments, segments, CLUSTER_SEGMENTS)
 
-    estimated = per_day(days, lambda d: engine.estimate(segments, job_runs, clusters, snapshot(instance_types, d),
-                                                       snapshot(dbu_prices, d), d, tier=prices.tier))
+    estimated = per_day(
+        days,
+        lambda d: engine.estimate(
+            segments, job_runs, clusters, snapshot(instance_types, d), snapshot(dbu_prices, d), d, tier=prices.tier
+        ),
+    )
     add_daily_metadata(context, estimated, days, lambda f, _: _cost_totals(f), output_name="estimated_costs")
     yield dg.Output(estimated, output_name="estimated_costs")
     yield contract_result(schemas.EstimatedCosts, estimated, ESTIMATED_COSTS)

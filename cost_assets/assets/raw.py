@@ -41,16 +41,28 @@ BILL_PRESENT = "bill_present"
 BILL_LAG = "bill lag is 12–48 h"
 
 _WORKSPACE_TABLES = {
-    JOB_RUNS: (schemas.JobRuns, "One row per task run overlapping the day (runs started earlier included): "
-               "task key, cluster, compute type, start/end, states. From Jobs API runs/list with "
-               "expand_tasks."),
-    JOBS: (schemas.Jobs, "The jobs seen in the day's runs, with settings.tags and the team / tenant / "
-           "project / cost_center tag columns. From jobs/get."),
-    CLUSTERS: (schemas.Clusters, "clusters/get details of every cluster used or alive on the day: node "
-               "types, autoscale, availability and first_on_demand, Photon, pools, custom tags. A cluster "
-               "purged after its retention is rebuilt from its run's spec (reason cluster_not_found)."),
-    CLUSTER_EVENTS: (schemas.ClusterEvents, "Cluster events of the day plus the look-back that fixes each "
-                     "cluster's state at 00:00 (is_lookback): lifecycle, resizes, lost nodes."),
+    JOB_RUNS: (
+        schemas.JobRuns,
+        "One row per task run overlapping the day (runs started earlier included): "
+        "task key, cluster, compute type, start/end, states. From Jobs API runs/list with "
+        "expand_tasks.",
+    ),
+    JOBS: (
+        schemas.Jobs,
+        "The jobs seen in the day's runs, with settings.tags and the team / tenant / "
+        "project / cost_center tag columns. From jobs/get.",
+    ),
+    CLUSTERS: (
+        schemas.Clusters,
+        "clusters/get details of every cluster used or alive on the day: node "
+        "types, autoscale, availability and first_on_demand, Photon, pools, custom tags. A cluster "
+        "purged after its retention is rebuilt from its run's spec (reason cluster_not_found).",
+    ),
+    CLUSTER_EVENTS: (
+        schemas.ClusterEvents,
+        "Cluster events of the day plus the look-back that fixes each "
+        "cluster's state at 00:00 (is_lookback): lifecycle, resizes, lost nodes.",
+    ),
 }
 # The workspace tables whose source forgets a past day (runs ~60 days, events ~30 days): guarded by count.
 _RETAINED = (JOB_RUNS, CLUSTER_EVENTS)
@@ -74,22 +86,33 @@ def contract_gate(context: dg.AssetExecutionContext, checks: list[dg.AssetCheckR
     yield from checks
     broken = [c.asset_key.to_user_string() for c in checks if not c.passed]
     if broken:
-        raise ContractBroken(description=f"contract broken for {', '.join(broken)}; nothing was written "
-                             "(see the failed contract checks for the rows)")
+        raise ContractBroken(
+            description=f"contract broken for {', '.join(broken)}; nothing was written "
+            "(see the failed contract checks for the rows)"
+        )
 
 
 def _sources_check(key: dg.AssetKey, warnings: list[str]) -> dg.AssetCheckResult:
     """WARN when part of a source could not be read (named, with the error); passed otherwise."""
     return dg.AssetCheckResult(
-        check_name=SOURCES, asset_key=key, passed=not warnings, severity=dg.AssetCheckSeverity.WARN,
+        check_name=SOURCES,
+        asset_key=key,
+        passed=not warnings,
+        severity=dg.AssetCheckSeverity.WARN,
         description="; ".join(warnings[:5]) + (f" (+{len(warnings) - 5} more)" if len(warnings) > 5 else "")
-        if warnings else "every source answered",
-        metadata={"problems": len(warnings), "details": dg.MetadataValue.text("\n".join(warnings) or "none")})
+        if warnings
+        else "every source answered",
+        metadata={"problems": len(warnings), "details": dg.MetadataValue.text("\n".join(warnings) or "none")},
+    )
 
 
 def _sources_spec(key: dg.AssetKey, what: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(SOURCES, asset=key, description=f"WARN when {what} could not be read (the "
-                             "source and the error are named; what could be read is written)")
+    return dg.AssetCheckSpec(
+        SOURCES,
+        asset=key,
+        description=f"WARN when {what} could not be read (the "
+        "source and the error are named; what could be read is written)",
+    )
 
 
 def _accepts_smaller(context: dg.AssetExecutionContext) -> bool:
@@ -100,8 +123,9 @@ class _Guarded:
     """The guard's verdict for one asset's window: which days keep their stored rows, and the message.
     A refusal is deliberate, so its failure is never retried."""
 
-    def __init__(self, context: dg.AssetExecutionContext, source: str, days: list[dt.date],
-                 checks: list[guard.DayCheck]):
+    def __init__(
+        self, context: dg.AssetExecutionContext, source: str, days: list[dt.date], checks: list[guard.DayCheck]
+    ):
         self.refused = guard.refused(checks)
         self.kept = sorted({c.day for c in self.refused})
         self.written = [d for d in days if d not in self.kept]
@@ -118,14 +142,21 @@ class _Guarded:
 
     def fail_if_nothing_written(self) -> None:
         if self.refused and not self.written:
-            raise dg.Failure(description=self.message, metadata={"kept_days": ", ".join(map(str, self.kept))},
-                             allow_retries=False)
+            raise dg.Failure(
+                description=self.message, metadata={"kept_days": ", ".join(map(str, self.kept))}, allow_retries=False
+            )
 
     def fail_if_refused(self) -> None:
         """After the other days were written: the run fails, so nothing downstream sees the refused days."""
         if self.refused:
-            raise dg.Failure(description=self.message, allow_retries=False, metadata={
-                "kept_days": ", ".join(map(str, self.kept)), "written_days": ", ".join(map(str, self.written))})
+            raise dg.Failure(
+                description=self.message,
+                allow_retries=False,
+                metadata={
+                    "kept_days": ", ".join(map(str, self.kept)),
+                    "written_days": ", ".join(map(str, self.written)),
+                },
+            )
 
 
 def _stored(ledger: Ledger, key: dg.AssetKey, days: list[dt.date], like: pl.DataFrame) -> pl.DataFrame:
@@ -135,12 +166,19 @@ def _stored(ledger: Ledger, key: dg.AssetKey, days: list[dt.date], like: pl.Data
 
 
 @dg.multi_asset(
-    outs={key.path[-1]: dg.AssetOut(key=key, description=desc, group_name="raw", kinds={"databricks", "duckdb"},
-                                    metadata=PARTITIONED) for key, (_, desc) in _WORKSPACE_TABLES.items()},
-    check_specs=[contract_spec(key, model) for key, (model, _) in _WORKSPACE_TABLES.items()] + [
+    outs={
+        key.path[-1]: dg.AssetOut(
+            key=key, description=desc, group_name="raw", kinds={"databricks", "duckdb"}, metadata=PARTITIONED
+        )
+        for key, (_, desc) in _WORKSPACE_TABLES.items()
+    },
+    check_specs=[contract_spec(key, model) for key, (model, _) in _WORKSPACE_TABLES.items()]
+    + [
         _sources_spec(JOBS, "a job (jobs/get: no permission)"),
-        _sources_spec(CLUSTERS, "a cluster (purged) or an instance pool (no permission)")],
-    pool="duckdb_writer", retry_policy=SOURCE_RETRY,
+        _sources_spec(CLUSTERS, "a cluster (purged) or an instance pool (no permission)"),
+    ],
+    pool="duckdb_writer",
+    retry_policy=SOURCE_RETRY,
     **DAILY_ASSET,
 )
 def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace, ledger: Ledger):
@@ -154,14 +192,24 @@ def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWor
     context.log.info(f"fetched {got.stats}")
     frames = {JOB_RUNS: got.job_runs, JOBS: got.jobs, CLUSTERS: got.clusters, CLUSTER_EVENTS: got.cluster_events}
     stored = {key: _stored(ledger, key, days, frames[key]) for key in _RETAINED}
-    verdict = _Guarded(context, "the Jobs and Clusters APIs", days, [
-        check for key in _RETAINED
-        for check in guard.check_days(_table(key), stored[key], frames[key], days, guard.RETAINED)])
+    verdict = _Guarded(
+        context,
+        "the Jobs and Clusters APIs",
+        days,
+        [
+            check
+            for key in _RETAINED
+            for check in guard.check_days(_table(key), stored[key], frames[key], days, guard.RETAINED)
+        ],
+    )
     verdict.fail_if_nothing_written()
     if verdict.kept:
-        frames = {key: guard.keep_stored(frame, stored.get(key) if key in stored else
-                                         _stored(ledger, key, days, frame), verdict.kept)
-                  for key, frame in frames.items()}
+        frames = {
+            key: guard.keep_stored(
+                frame, stored.get(key) if key in stored else _stored(ledger, key, days, frame), verdict.kept
+            )
+            for key, frame in frames.items()
+        }
     yield from contract_gate(context, [contract_result(_WORKSPACE_TABLES[k][0], f, k) for k, f in frames.items()])
     jobs_warnings = [w for w in got.warnings if "jobs/get" in w]
     yield _sources_check(JOBS, jobs_warnings)
@@ -169,15 +217,19 @@ def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWor
     per_day = {
         JOB_RUNS: lambda f, _: {"runs": f["run_id"].n_unique()},
         JOBS: lambda f, _: {"untagged_jobs": f.filter(pl.col("tags") == "{}").height},
-        CLUSTERS: lambda f, _: {"job_clusters": f.filter(cluster_source="JOB").height,
-                                "photon_clusters": int(f["is_photon"].sum()),
-                                "clusters_not_found": f.filter(reason="cluster_not_found").height},
+        CLUSTERS: lambda f, _: {
+            "job_clusters": f.filter(cluster_source="JOB").height,
+            "photon_clusters": int(f["is_photon"].sum()),
+            "clusters_not_found": f.filter(reason="cluster_not_found").height,
+        },
         CLUSTER_EVENTS: lambda f, _: {"lookback_events": int(f["is_lookback"].sum())},
     }
     # Run-wide facts (the same on every day's event): what was kept, and what the fetch cost in calls.
-    run_wide = {JOB_RUNS: {"api/" + k: v for k, v in got.stats.items()},
-                JOBS: {"jobs_not_permitted": int(got.stats.get("jobs_not_permitted", 0))},
-                CLUSTERS: {"pools_not_permitted": int(got.stats.get("pools_not_permitted", 0))}}
+    run_wide = {
+        JOB_RUNS: {"api/" + k: v for k, v in got.stats.items()},
+        JOBS: {"jobs_not_permitted": int(got.stats.get("jobs_not_permitted", 0))},
+        CLUSTERS: {"pools_not_permitted": int(got.stats.get("pools_not_permitted", 0))},
+    }
     for key, frame in frames.items():
         add_daily_metadata(context, frame, days, per_day[key], output_name=key.path[-1])
         yield dg.Output(frame, output_name=key.path[-1], metadata={**verdict.metadata(), **run_wide.get(key, {})})
@@ -189,18 +241,33 @@ def _bill_present(days: list[dt.date], frame: pl.DataFrame, source: str) -> dg.A
     billed = set(frame["usage_date"].unique().to_list()) if frame.height else set()
     missing = [d for d in days if d not in billed]
     return dg.AssetCheckResult(
-        check_name=BILL_PRESENT, asset_key=BILLING_USAGE, passed=not missing, severity=dg.AssetCheckSeverity.WARN,
+        check_name=BILL_PRESENT,
+        asset_key=BILLING_USAGE,
+        passed=not missing,
+        severity=dg.AssetCheckSeverity.WARN,
         description="; ".join(f"no bill for {d} from {source}" for d in missing) + f"; {BILL_LAG}"
-        if missing else f"every day has bill records from {source}",
-        metadata={"days_without_bill": dg.MetadataValue.text(", ".join(map(str, missing)) or "none")})
+        if missing
+        else f"every day has bill records from {source}",
+        metadata={"days_without_bill": dg.MetadataValue.text(", ".join(map(str, missing)) or "none")},
+    )
 
 
 @dg.asset(
-    key=BILLING_USAGE, group_name="raw", kinds={"databricks", "duckdb"}, metadata=PARTITIONED,
-    check_specs=[contract_spec(BILLING_USAGE, schemas.BillingUsage),
-                 dg.AssetCheckSpec(BILL_PRESENT, asset=BILLING_USAGE, description="WARN for a day without any "
-                                   f"bill record from the source ({BILL_LAG}); never a silent $0")],
-    pool="duckdb_writer", retry_policy=SOURCE_RETRY, **DAILY_ASSET,
+    key=BILLING_USAGE,
+    group_name="raw",
+    kinds={"databricks", "duckdb"},
+    metadata=PARTITIONED,
+    check_specs=[
+        contract_spec(BILLING_USAGE, schemas.BillingUsage),
+        dg.AssetCheckSpec(
+            BILL_PRESENT,
+            asset=BILLING_USAGE,
+            description=f"WARN for a day without any bill record from the source ({BILL_LAG}); never a silent $0",
+        ),
+    ],
+    pool="duckdb_writer",
+    retry_policy=SOURCE_RETRY,
+    **DAILY_ASSET,
 )
 def billing_usage(context: dg.AssetExecutionContext, billing: BillingSource, ledger: Ledger):
     """Every billing record of the day (ORIGINAL, RETRACTION and RESTATEMENT, with ingestion_date), from
@@ -213,26 +280,44 @@ def billing_usage(context: dg.AssetExecutionContext, billing: BillingSource, led
     with _final_errors(source):
         frame = billing.usage(days, stats=stats)
     stored = _stored(ledger, BILLING_USAGE, days, frame)
-    verdict = _Guarded(context, f"the bill ({source})", days, guard.check_days(
-        _table(BILLING_USAGE), stored, frame, days, guard.BILL, ledger.shrink_threshold))
+    verdict = _Guarded(
+        context,
+        f"the bill ({source})",
+        days,
+        guard.check_days(_table(BILLING_USAGE), stored, frame, days, guard.BILL, ledger.shrink_threshold),
+    )
     verdict.fail_if_nothing_written()
     frame = guard.keep_stored(frame, stored, verdict.kept)
     yield from contract_gate(context, [contract_result(schemas.BillingUsage, frame, BILLING_USAGE)])
     yield _bill_present(days, frame, source)
-    add_daily_metadata(context, frame, days, lambda f, day: {
-        "billed_dbus": float(f["usage_quantity"].sum()),
-        "correction_records": f.filter(pl.col("record_type") != "ORIGINAL").height,
-        watermarks.METADATA_KEY: dg.MetadataValue.json(watermarks.bill_fingerprints(f, [day]))})
-    yield dg.Output(frame, metadata={"source": source, **verdict.metadata(),
-                                     **{"api/" + k: v for k, v in stats.items()}})
+    add_daily_metadata(
+        context,
+        frame,
+        days,
+        lambda f, day: {
+            "billed_dbus": float(f["usage_quantity"].sum()),
+            "correction_records": f.filter(pl.col("record_type") != "ORIGINAL").height,
+            watermarks.METADATA_KEY: dg.MetadataValue.json(watermarks.bill_fingerprints(f, [day])),
+        },
+    )
+    yield dg.Output(
+        frame, metadata={"source": source, **verdict.metadata(), **{"api/" + k: v for k, v in stats.items()}}
+    )
     verdict.fail_if_refused()
 
 
 @dg.asset(
-    key=SERVING_USAGE, group_name="raw", kinds={"databricks", "duckdb"}, metadata=PARTITIONED,
-    check_specs=[contract_spec(SERVING_USAGE, schemas.ServingUsage),
-                 _sources_spec(SERVING_USAGE, "system.serving (no SQL warehouse, schema not enabled, no grant)")],
-    pool="duckdb_writer", retry_policy=SOURCE_RETRY, **DAILY_ASSET,
+    key=SERVING_USAGE,
+    group_name="raw",
+    kinds={"databricks", "duckdb"},
+    metadata=PARTITIONED,
+    check_specs=[
+        contract_spec(SERVING_USAGE, schemas.ServingUsage),
+        _sources_spec(SERVING_USAGE, "system.serving (no SQL warehouse, schema not enabled, no grant)"),
+    ],
+    pool="duckdb_writer",
+    retry_policy=SOURCE_RETRY,
+    **DAILY_ASSET,
 )
 def serving_usage(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace, ledger: Ledger):
     """Model-serving requests of the day with token counts and usage_context (tenant, agent, user).
@@ -257,16 +342,25 @@ def serving_usage(context: dg.AssetExecutionContext, workspace: DatabricksWorksp
         kept = sorted(set(stored["usage_date"].to_list()))
     elif smaller and _accepts_smaller(context):
         kept = []
-        context.log.warning("accepted by the run tag " + guard.ACCEPT_TAG + ":\n"
-                            + "\n".join(c.describe() for c in smaller))
+        context.log.warning(
+            "accepted by the run tag " + guard.ACCEPT_TAG + ":\n" + "\n".join(c.describe() for c in smaller)
+        )
     else:
         kept = sorted({c.day for c in smaller})
         problems = [c.describe() + "; stored rows kept" for c in smaller]
     frame = guard.keep_stored(frame, stored, kept)
     yield from contract_gate(context, [contract_result(schemas.ServingUsage, frame, SERVING_USAGE)])
     yield _sources_check(SERVING_USAGE, problems)
-    add_daily_metadata(context, frame, days, lambda f, _: {
-        "requests": f.height, "tokens": int((f["input_token_count"] + f["output_token_count"]).sum())})
-    yield dg.Output(frame, metadata={**({"kept_stored_days": ", ".join(map(str, kept))} if kept else {}),
-                                     **{"api/" + k: v for k, v in stats.items()}})
-
+    add_daily_metadata(
+        context,
+        frame,
+        days,
+        lambda f, _: {"requests": f.height, "tokens": int((f["input_token_count"] + f["output_token_count"]).sum())},
+    )
+    yield dg.Output(
+        frame,
+        metadata={
+            **({"kept_stored_days": ", ".join(map(str, kept))} if kept else {}),
+            **{"api/" + k: v for k, v in stats.items()},
+        },
+    )

@@ -35,8 +35,15 @@ def snapshot(frame: pl.DataFrame, day: dt.date) -> pl.DataFrame:
     return frame.filter(pl.col("usage_date") == day).drop("usage_date")
 
 
-@dg.asset(key=DBU_PRICES, group_name="ref", kinds={"yaml", "duckdb"}, metadata=PARTITIONED,
-          check_specs=[contract_spec(DBU_PRICES, schemas.DailyDbuPrices)], pool="duckdb_writer", **DAILY_ASSET)
+@dg.asset(
+    key=DBU_PRICES,
+    group_name="ref",
+    kinds={"yaml", "duckdb"},
+    metadata=PARTITIONED,
+    check_specs=[contract_spec(DBU_PRICES, schemas.DailyDbuPrices)],
+    pool="duckdb_writer",
+    **DAILY_ASSET,
+)
 def dbu_prices(context: dg.AssetExecutionContext, prices: PriceCatalog):
     """$/DBU per SKU (cloud × tier × workload × Photon) over effective windows: list, contract (after
     discounts) and effective price, and the SKU's Photon DBU factor as data. Bundled sheet plus the
@@ -44,20 +51,31 @@ def dbu_prices(context: dg.AssetExecutionContext, prices: PriceCatalog):
     days = window_days(context.partition_time_window)
     frame = per_day(prices.dbu_prices(), days)
     yield from contract_gate(context, [contract_result(schemas.DailyDbuPrices, frame, DBU_PRICES)])
-    add_daily_metadata(context, frame, days, lambda f, _: {
-        "skus": f["sku_name"].n_unique(), "clouds": ", ".join(sorted(f["cloud"].unique()))})
+    add_daily_metadata(
+        context,
+        frame,
+        days,
+        lambda f, _: {"skus": f["sku_name"].n_unique(), "clouds": ", ".join(sorted(f["cloud"].unique()))},
+    )
     yield dg.Output(frame)
 
 
-@dg.asset(key=INSTANCE_TYPES, group_name="ref", kinds={"yaml", "duckdb"}, metadata=PARTITIONED,
-          check_specs=[contract_spec(INSTANCE_TYPES, schemas.DailyInstanceTypes)], pool="duckdb_writer",
-          **DAILY_ASSET)
+@dg.asset(
+    key=INSTANCE_TYPES,
+    group_name="ref",
+    kinds={"yaml", "duckdb"},
+    metadata=PARTITIONED,
+    check_specs=[contract_spec(INSTANCE_TYPES, schemas.DailyInstanceTypes)],
+    pool="duckdb_writer",
+    **DAILY_ASSET,
+)
 def instance_types(context: dg.AssetExecutionContext, prices: PriceCatalog):
     """Node types per cloud over effective windows: DBU/hour (non-Photon), vCPUs, memory, on-demand and
     spot VM $/hour; one snapshot per day."""
     days = window_days(context.partition_time_window)
     frame = per_day(prices.instance_types(), days)
     yield from contract_gate(context, [contract_result(schemas.DailyInstanceTypes, frame, INSTANCE_TYPES)])
-    add_daily_metadata(context, frame, days, lambda f, _: {
-        "node_types": f.height, "clouds": ", ".join(sorted(f["cloud"].unique()))})
+    add_daily_metadata(
+        context, frame, days, lambda f, _: {"node_types": f.height, "clouds": ", ".join(sorted(f["cloud"].unique()))}
+    )
     yield dg.Output(frame)

@@ -20,39 +20,71 @@ SERVING_COSTS = dg.AssetKey(["mart", "serving_costs"])
 
 
 @dg.asset(
-    key=SERVING_COSTS, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED,
+    key=SERVING_COSTS,
+    group_name="mart",
+    kinds={"polars", "duckdb"},
+    metadata=PARTITIONED,
     ins={"reconciliation": dg.AssetIn(RECONCILIATION), "serving_usage": dg.AssetIn(SERVING_USAGE)},
     check_specs=[dg.AssetCheckSpec("contract", asset=SERVING_COSTS, blocking=True)],
-    pool="duckdb_writer", **MART_ASSET,
+    pool="duckdb_writer",
+    **MART_ASSET,
 )
-def serving_costs(context: dg.AssetExecutionContext, prices: PriceCatalog, reconciliation: pl.DataFrame,
-                  serving_usage: pl.DataFrame):
+def serving_costs(
+    context: dg.AssetExecutionContext, prices: PriceCatalog, reconciliation: pl.DataFrame, serving_usage: pl.DataFrame
+):
     """Model-serving (AI) spend: each endpoint's billed DBUs per hour split over its requests by tokens,
     grouped by day, tenant, agent, user, endpoint and model, next to the token-price estimate."""
     days = window_days(context.partition_time_window)
-    frame = serving.serving_costs(reconciliation.filter(pl.col("usage_date").is_in(days)), serving_usage,
-                                  prices.token_prices())
-    add_daily_metadata(context, frame, days, lambda f, _: {
-        "calls": int(f["calls"].sum() or 0), "actual_usd": float(f["actual_usd"].sum() or 0.0),
-        "estimated_usd": float(f["estimated_usd"].sum() or 0.0)})
+    frame = serving.serving_costs(
+        reconciliation.filter(pl.col("usage_date").is_in(days)), serving_usage, prices.token_prices()
+    )
+    add_daily_metadata(
+        context,
+        frame,
+        days,
+        lambda f, _: {
+            "calls": int(f["calls"].sum() or 0),
+            "actual_usd": float(f["actual_usd"].sum() or 0.0),
+            "estimated_usd": float(f["estimated_usd"].sum() or 0.0),
+        },
+    )
     yield dg.Output(frame)
     yield contract_result(schemas.ServingCosts, frame, SERVING_COSTS)
 
 
 @dg.asset(
-    key=COST_BY_SCOPE, group_name="mart", kinds={"polars", "duckdb"}, metadata=PARTITIONED,
-    ins={"attributed": dg.AssetIn(ATTRIBUTED_COSTS), "jobs": dg.AssetIn(JOBS), "clusters": dg.AssetIn(CLUSTERS),
-         "billing": dg.AssetIn(BILLING_USAGE), "serving": dg.AssetIn(SERVING_COSTS)},
+    key=COST_BY_SCOPE,
+    group_name="mart",
+    kinds={"polars", "duckdb"},
+    metadata=PARTITIONED,
+    ins={
+        "attributed": dg.AssetIn(ATTRIBUTED_COSTS),
+        "jobs": dg.AssetIn(JOBS),
+        "clusters": dg.AssetIn(CLUSTERS),
+        "billing": dg.AssetIn(BILLING_USAGE),
+        "serving": dg.AssetIn(SERVING_COSTS),
+    },
     check_specs=[dg.AssetCheckSpec("contract", asset=COST_BY_SCOPE, blocking=True)],
-    pool="duckdb_writer", **MART_ASSET,
+    pool="duckdb_writer",
+    **MART_ASSET,
 )
-def cost_by_scope(context: dg.AssetExecutionContext, attributed: pl.DataFrame, jobs: pl.DataFrame,
-                  clusters: pl.DataFrame, billing: pl.DataFrame, serving: pl.DataFrame):
+def cost_by_scope(
+    context: dg.AssetExecutionContext,
+    attributed: pl.DataFrame,
+    jobs: pl.DataFrame,
+    clusters: pl.DataFrame,
+    billing: pl.DataFrame,
+    serving: pl.DataFrame,
+):
     """Daily attributed $ by team, tenant, project, cost_center, job and user ('(untagged)' is a value of
     its own). Tag precedence: job tags > cluster custom tags > pool tags. Serving spend joins by tenant and
     user through its token split."""
     frame = scope.cost_by_scope(attributed, jobs, clusters=clusters, billing=billing, serving_costs=serving)
-    add_daily_metadata(context, frame, window_days(context.partition_time_window), lambda f, _: {
-        "dimensions": ", ".join(sorted(f["dimension"].unique())) if f.height else "none"})
+    add_daily_metadata(
+        context,
+        frame,
+        window_days(context.partition_time_window),
+        lambda f, _: {"dimensions": ", ".join(sorted(f["dimension"].unique())) if f.height else "none"},
+    )
     yield dg.Output(frame)
     yield contract_result(schemas.CostByScope, frame, COST_BY_SCOPE)

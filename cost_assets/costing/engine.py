@@ -165,10 +165,16 @@ class _Day:
     def _batch(runs, clusters, segments, attributes, prices) -> dict[str, pl.DataFrame]:
         """Prices → sweep for one batch of clusters' segments; returns only the small results."""
         segments = _grouped_in_time(segments.collect(engine=ENGINE))
-        seen = (segments.filter(pl.col("segment_kind") == "cluster").group_by("cluster_id", maintain_order=True)
-                .agg(pl.col("workspace_id").first()))
-        core = segments.lazy().select(CORE_COLUMNS).with_columns(
-            pl.col("segment_kind").cast(SEGMENT_KIND), pl.col("state").cast(STATE))
+        seen = (
+            segments.filter(pl.col("segment_kind") == "cluster")
+            .group_by("cluster_id", maintain_order=True)
+            .agg(pl.col("workspace_id").first())
+        )
+        core = (
+            segments.lazy()
+            .select(CORE_COLUMNS)
+            .with_columns(pl.col("segment_kind").cast(SEGMENT_KIND), pl.col("state").cast(STATE))
+        )
         # Slim path: the million-row frames carry only what the money needs; cluster-level attributes
         # (cloud, node types, workload, Photon) are joined per cluster × price epoch inside the pricing.
         priced = (
@@ -196,8 +202,10 @@ def _grouped_in_time(segments: pl.DataFrame) -> pl.DataFrame:
     storage may not be)."""
     cluster, start = pl.col("cluster_id"), pl.col("segment_start")
     new_group = cluster.ne_missing(cluster.shift()).fill_null(True)
-    grouped = segments.select((new_group.sum() == cluster.n_unique()).alias("grouped"),
-                              (new_group | (start >= start.shift())).all().alias("in_time")).row(0)
+    grouped = segments.select(
+        (new_group.sum() == cluster.n_unique()).alias("grouped"),
+        (new_group | (start >= start.shift())).all().alias("in_time"),
+    ).row(0)
     return segments if all(grouped) else segments.sort("cluster_id", "segment_start")
 
 
@@ -236,10 +244,13 @@ def pools_from_clusters(clusters: Frame) -> pl.DataFrame | None:
     pools = (
         frame.filter(pl.col("pool_node_type_id").is_not_null())
         .group_by("usage_date", "instance_pool_id")
-        .agg(pl.col("workspace_id").first(), pl.col("cloud").first(),
-             pl.col("pool_node_type_id").first().alias("node_type_id"),
-             pl.col("pool_min_idle_instances").max().fill_null(0).alias("idle_instances"),
-             pl.col("pool_custom_tags").first().alias("custom_tags"))
+        .agg(
+            pl.col("workspace_id").first(),
+            pl.col("cloud").first(),
+            pl.col("pool_node_type_id").first().alias("node_type_id"),
+            pl.col("pool_min_idle_instances").max().fill_null(0).alias("idle_instances"),
+            pl.col("pool_custom_tags").first().alias("custom_tags"),
+        )
         .sort("usage_date", "instance_pool_id")
         .collect(engine=ENGINE)
     )
@@ -251,8 +262,11 @@ def _job_cluster_owners(clusters: pl.LazyFrame) -> pl.LazyFrame:
     ids = pl.col("cluster_name").str.extract_groups(r"^job-(\d+)-run-(\d+)$")
     return (
         clusters.filter(pl.col("cluster_source") == "JOB")
-        .select("cluster_id", ids.struct.field("1").cast(pl.Int64).alias("_owner_job"),
-                ids.struct.field("2").cast(pl.Int64).alias("_owner_run"))
+        .select(
+            "cluster_id",
+            ids.struct.field("1").cast(pl.Int64).alias("_owner_job"),
+            ids.struct.field("2").cast(pl.Int64).alias("_owner_run"),
+        )
         .filter(pl.col("_owner_run").is_not_null())
     )
 
@@ -262,14 +276,11 @@ def _hand_job_cluster_idle_to_its_run(frame: pl.LazyFrame) -> pl.LazyFrame:
     run-free money is that run's (``task_run_id`` null), never idle. Unnamed job clusters stay idle.
     ``frame`` carries the owner columns of :func:`_job_cluster_owners`."""
     move = (pl.col("consumer") == "idle") & pl.col("_owner_run").is_not_null()
-    return (
-        frame.with_columns(
-            pl.when(move).then(pl.lit("run")).otherwise(pl.col("consumer")).alias("consumer"),
-            pl.when(move).then(pl.col("_owner_run")).otherwise(pl.col("run_id")).alias("run_id"),
-            pl.when(move).then(pl.col("_owner_job")).otherwise(pl.col("job_id")).alias("job_id"),
-        )
-        .drop("_owner_job", "_owner_run")
-    )
+    return frame.with_columns(
+        pl.when(move).then(pl.lit("run")).otherwise(pl.col("consumer")).alias("consumer"),
+        pl.when(move).then(pl.col("_owner_run")).otherwise(pl.col("run_id")).alias("run_id"),
+        pl.when(move).then(pl.col("_owner_job")).otherwise(pl.col("job_id")).alias("job_id"),
+    ).drop("_owner_job", "_owner_run")
 
 
 def _finish_money(frame: pl.LazyFrame) -> pl.LazyFrame:
@@ -282,8 +293,9 @@ def _finish_money(frame: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def segments_for_day(clusters: Frame, events: Frame, day: dt.date, pools: Frame | None = None,
-                     job_runs: Frame | None = None) -> pl.DataFrame:
+def segments_for_day(
+    clusters: Frame, events: Frame, day: dt.date, pools: Frame | None = None, job_runs: Frame | None = None
+) -> pl.DataFrame:
     """``mart/cluster_segments`` for one day: the hour-cut cluster and pool timeline, grouped by cluster and in
     time order within each. ``pools`` defaults to the pools on ``clusters`` (:func:`pools_from_clusters`);
     with ``job_runs``, clusters rebuilt from their run's spec get the spec's timeline (``spec.py``)."""
@@ -322,8 +334,9 @@ def estimate(
         .join(d.workspaces.lazy(), on="cluster_id", how="left")
     )
     # Per cluster: shared or not, and the run a job cluster's name gives it to.
-    per_cluster = d.flags.lazy().join(_job_cluster_owners(d.clusters.lazy()), on="cluster_id", how="full",
-                                      coalesce=True)
+    per_cluster = d.flags.lazy().join(
+        _job_cluster_owners(d.clusters.lazy()), on="cluster_id", how="full", coalesce=True
+    )
     total = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")
     hour = ["cluster_id", "hour_start"]
     rows = (
@@ -343,8 +356,9 @@ def estimate(
         .join(sku_hour, on=hour, how="left")
         .join(per_cluster, on="cluster_id", how="left")
         .join(
-            d.runs.lazy().select("task_run_id", "run_id", "job_id", "task_key",
-                                 pl.col("workspace_id").alias("_run_ws")),
+            d.runs.lazy().select(
+                "task_run_id", "run_id", "job_id", "task_key", pl.col("workspace_id").alias("_run_ws")
+            ),
             on="task_run_id",
             how="left",
         )
@@ -372,15 +386,18 @@ def roll_up(estimated: Frame, jobs: Frame, clusters: Frame, pools: Frame | None 
         pl.col("workspace_id").drop_nulls().first().alias("_cluster_ws"),
     )
     rows = est.group_by("usage_date", "cluster_id", "consumer", "task_run_id").agg(
-        *sums, pl.col("unpriced").any(),
-        *[pl.col(c).drop_nulls().first() for c in ("run_id", "job_id", "task_key", "workspace_id")])
+        *sums,
+        pl.col("unpriced").any(),
+        *[pl.col(c).drop_nulls().first() for c in ("run_id", "job_id", "task_key", "workspace_id")],
+    )
     # Shared clusters and pools always show their idle row (a job cluster's run-free money is its run's).
     idle = (
         per_cluster.filter(pl.col("is_shared_cluster"))
         .select("usage_date", "cluster_id", pl.lit("idle").alias("consumer"))
         .join(rows.filter(pl.col("consumer") == "idle"), on=["usage_date", "cluster_id", "consumer"], how="anti")
-        .with_columns(*[pl.lit(0.0).alias(c) for c in ["runtime_hours", *MONEY_COLUMNS]],
-                      pl.lit(False).alias("unpriced"))
+        .with_columns(
+            *[pl.lit(0.0).alias(c) for c in ["runtime_hours", *MONEY_COLUMNS]], pl.lit(False).alias("unpriced")
+        )
     )
     out = (
         pl.concat([rows, idle], how="diagonal_relaxed")

@@ -33,22 +33,39 @@ def spec_events(clusters: Frame, job_runs: Frame, events: Frame) -> pl.DataFrame
         .sort("usage_date")
         .unique("cluster_id", keep="last")
         .join(with_events, on="cluster_id", how="anti")
-        .select("cluster_id", "workspace_id", "usage_date",
-                pl.coalesce("num_workers", "autoscale_min_workers", pl.lit(0, pl.Int64)).alias("workers"))
-        .join(lazy(job_runs).filter(pl.col("start_time").is_not_null())
-              .group_by("cluster_id").agg(pl.col("start_time").min().alias("up"),
-                                          pl.col("end_time").max().alias("down")),
-              on="cluster_id", how="inner")
+        .select(
+            "cluster_id",
+            "workspace_id",
+            "usage_date",
+            pl.coalesce("num_workers", "autoscale_min_workers", pl.lit(0, pl.Int64)).alias("workers"),
+        )
+        .join(
+            lazy(job_runs)
+            .filter(pl.col("start_time").is_not_null())
+            .group_by("cluster_id")
+            .agg(pl.col("start_time").min().alias("up"), pl.col("end_time").max().alias("down")),
+            on="cluster_id",
+            how="inner",
+        )
     )
-    up = spans.select("usage_date", "workspace_id", "cluster_id", pl.col("up").alias("timestamp"),
-                      pl.lit("RUNNING").alias("event_type"), pl.col("workers").alias("current_num_workers"),
-                      pl.col("workers").alias("cluster_size_num_workers"))
+    up = spans.select(
+        "usage_date",
+        "workspace_id",
+        "cluster_id",
+        pl.col("up").alias("timestamp"),
+        pl.lit("RUNNING").alias("event_type"),
+        pl.col("workers").alias("current_num_workers"),
+        pl.col("workers").alias("cluster_size_num_workers"),
+    )
     down = spans.filter(pl.col("down").is_not_null()).select(
-        "usage_date", "workspace_id", "cluster_id", pl.col("down").alias("timestamp"),
-        pl.lit("TERMINATING").alias("event_type"))
+        "usage_date",
+        "workspace_id",
+        "cluster_id",
+        pl.col("down").alias("timestamp"),
+        pl.lit("TERMINATING").alias("event_type"),
+    )
     out = pl.concat([up, down], how="diagonal").collect().with_columns(pl.lit(False).alias("is_lookback"))
-    return out.select([pl.col(c).cast(t) if c in out.columns else pl.lit(None, t).alias(c)
-                       for c, t in schema.items()])
+    return out.select([pl.col(c).cast(t) if c in out.columns else pl.lit(None, t).alias(c) for c, t in schema.items()])
 
 
 def with_spec_events(clusters: Frame, job_runs: Frame, events: Frame) -> Frame:

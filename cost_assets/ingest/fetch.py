@@ -35,8 +35,16 @@ from cost_assets.timeutil import DAY_MS, day_start_ms
 
 # The event types that fix a cluster's state and size at an instant (lifecycle + resize), asked for when
 # walking back from 00:00; parse.LIFECYCLE_EVENTS among them end the walk.
-STATE_EVENT_TYPES = ("CREATING", "STARTING", "RESTARTING", "RUNNING", "RESIZING", "UPSIZE_COMPLETED",
-                     "NODES_LOST", "TERMINATING")
+STATE_EVENT_TYPES = (
+    "CREATING",
+    "STARTING",
+    "RESTARTING",
+    "RUNNING",
+    "RESIZING",
+    "UPSIZE_COMPLETED",
+    "NODES_LOST",
+    "TERMINATING",
+)
 WALK_BACK_PAGE = 25  # events per clusters/events page when walking back (most walks end on the first page)
 WALK_BACK_MAX_EVENTS = 500  # at most 20 pages per cluster; past that the look-back is kept as found
 
@@ -87,8 +95,9 @@ class WorkspaceApi(Protocol):
         """clusters/events over [start, end] (inclusive, epoch ms), oldest first, every page."""
         ...
 
-    def cluster_events_before(self, cluster_id: str, end_time: int, event_types: Iterable[str], limit: int
-                              ) -> Iterator[dict]:
+    def cluster_events_before(
+        self, cluster_id: str, end_time: int, event_types: Iterable[str], limit: int
+    ) -> Iterator[dict]:
         """clusters/events of ``event_types`` at or before ``end_time`` (epoch ms), **newest first**
         (``order=DESC``), ``limit`` per page. Lazy: the caller stops when it has seen enough, and pages
         it does not reach are never requested."""
@@ -127,8 +136,9 @@ def _job_clusters_of(runs: Iterable[Mapping]) -> set[str]:
     out: set[str] = set()
     for run in runs:
         # A legacy single-task run has no ``tasks``: its cluster is at the top (cluster_spec + cluster_instance).
-        for task in run.get("tasks") or [{**(run.get("cluster_spec") or {}),
-                                          "cluster_instance": run.get("cluster_instance")}]:
+        for task in run.get("tasks") or [
+            {**(run.get("cluster_spec") or {}), "cluster_instance": run.get("cluster_instance")}
+        ]:
             cluster_id = (task.get("cluster_instance") or {}).get("cluster_id")
             if cluster_id and not task.get("existing_cluster_id"):
                 out.add(cluster_id)
@@ -159,8 +169,9 @@ def _walk_back(api: WorkspaceApi, cluster_id: str, end_time: int) -> tuple[list[
     return found[::-1], len(found)
 
 
-def _events_with_lookback(api: WorkspaceApi, cluster_id: str, window_lo: int, lo_ms: int, hi_ms: int,
-                          stats: dict[str, float]) -> list[dict]:
+def _events_with_lookback(
+    api: WorkspaceApi, cluster_id: str, window_lo: int, lo_ms: int, hi_ms: int, stats: dict[str, float]
+) -> list[dict]:
     """The cluster's events of the day plus the look-back that fixes its state at 00:00 (``lo_ms``)."""
     raw = api.cluster_events(cluster_id, window_lo, hi_ms - 1)
     lifecycle_before = any(e["timestamp"] < lo_ms and e.get("type") in parse.LIFECYCLE_EVENTS for e in raw)
@@ -177,15 +188,22 @@ def _events_with_lookback(api: WorkspaceApi, cluster_id: str, window_lo: int, lo
     return older + raw  # the window's events in full (no lifecycle event before 00:00 to trim at)
 
 
-def fetch_day(api: WorkspaceApi, day: dt.date, run_lookback_days: int = 2, event_lookback_days: int = 2
-              ) -> WorkspaceDay:
+def fetch_day(
+    api: WorkspaceApi, day: dt.date, run_lookback_days: int = 2, event_lookback_days: int = 2
+) -> WorkspaceDay:
     """Fetch one UTC day: runs overlapping it, their jobs, the clusters involved and their events."""
     lo_ms = day_start_ms(day)
     hi_ms = lo_ms + DAY_MS
     window_lo = lo_ms - event_lookback_days * DAY_MS
-    stats: dict[str, float] = {"jobs_missing": 0, "jobs_not_permitted": 0, "pools_missing": 0,
-                               "pools_not_permitted": 0, "job_clusters_up_without_tasks": 0,
-                               "clusters_walked_back": 0, "events_walked_back": 0}
+    stats: dict[str, float] = {
+        "jobs_missing": 0,
+        "jobs_not_permitted": 0,
+        "pools_missing": 0,
+        "pools_not_permitted": 0,
+        "job_clusters_up_without_tasks": 0,
+        "clusters_walked_back": 0,
+        "events_walked_back": 0,
+    }
     warnings: list[str] = []
     runs = list(api.list_runs(lo_ms - run_lookback_days * DAY_MS, hi_ms - 1))
     job_runs = parse.job_runs_frame(runs, day, api.workspace_id)
@@ -200,9 +218,11 @@ def fetch_day(api: WorkspaceApi, day: dt.date, run_lookback_days: int = 2, event
         except NotFound as e:  # purged after its retention: rebuild what its runs say about it
             details[cid] = cluster_from_runs(runs, cid)
             not_found.add(cid)
-            warnings.append(f"clusters/get: cluster {cid} not found ({e}); estimated from its run's cluster spec"
-                            if details[cid].get("node_type_id") else
-                            f"clusters/get: cluster {cid} not found ({e}) and no run carries its spec: unpriced")
+            warnings.append(
+                f"clusters/get: cluster {cid} not found ({e}); estimated from its run's cluster spec"
+                if details[cid].get("node_type_id")
+                else f"clusters/get: cluster {cid} not found ({e}) and no run carries its spec: unpriced"
+            )
     stats["clusters_not_found"] = len(not_found)
     # The listed runs' other job clusters (their tasks ended before 00:00, or start after 24:00) that were
     # up during the day anyway, e.g. a tear-down that crossed midnight: their VMs cost money on this day.
@@ -226,14 +246,33 @@ def fetch_day(api: WorkspaceApi, day: dt.date, run_lookback_days: int = 2, event
     # day or a look-back (up at 00:00). A listed cluster that was down all day has neither.
     kept = set(events_frame["cluster_id"].to_list()) | used
     kept_details = [c for cid, c in sorted(details.items()) if cid in kept]
-    clusters = parse.clusters_frame(kept_details, day, api.workspace_id, api.cloud,
-                                    pools=_pools_of(api, kept_details, stats, warnings), not_found=not_found)
-    jobs = parse.jobs_frame([_job_or_stub(api, j, stats, warnings)
-                             for j in sorted(set(job_runs["job_id"].to_list()))], day, api.workspace_id)
-    return WorkspaceDay(job_runs=job_runs, jobs=jobs, clusters=clusters, cluster_events=events_frame,
-                        stats={"runs_listed": len(runs), "clusters": clusters.height, "jobs": jobs.height,
-                               "events": events_frame.height, **stats},
-                        warnings=[f"{day}: {w}" for w in warnings])
+    clusters = parse.clusters_frame(
+        kept_details,
+        day,
+        api.workspace_id,
+        api.cloud,
+        pools=_pools_of(api, kept_details, stats, warnings),
+        not_found=not_found,
+    )
+    jobs = parse.jobs_frame(
+        [_job_or_stub(api, j, stats, warnings) for j in sorted(set(job_runs["job_id"].to_list()))],
+        day,
+        api.workspace_id,
+    )
+    return WorkspaceDay(
+        job_runs=job_runs,
+        jobs=jobs,
+        clusters=clusters,
+        cluster_events=events_frame,
+        stats={
+            "runs_listed": len(runs),
+            "clusters": clusters.height,
+            "jobs": jobs.height,
+            "events": events_frame.height,
+            **stats,
+        },
+        warnings=[f"{day}: {w}" for w in warnings],
+    )
 
 
 def cluster_from_runs(runs: Iterable[Mapping], cluster_id: str) -> dict:
@@ -253,13 +292,18 @@ def cluster_from_runs(runs: Iterable[Mapping], cluster_id: str) -> dict:
                 name = name or f"job-{run.get('job_id')}-run-{run.get('run_id')}"
             starts.append(task.get("start_time") or 0)
             ends.append(task.get("end_time") or 0)
-    return {**spec, "cluster_id": cluster_id, "cluster_name": name, "cluster_source": "JOB" if name else None,
-            "state": "TERMINATED", "start_time": min(starts, default=None) or None,
-            "terminated_time": max(ends, default=None) or None}
+    return {
+        **spec,
+        "cluster_id": cluster_id,
+        "cluster_name": name,
+        "cluster_source": "JOB" if name else None,
+        "state": "TERMINATED",
+        "start_time": min(starts, default=None) or None,
+        "terminated_time": max(ends, default=None) or None,
+    }
 
 
-def _pools_of(api: WorkspaceApi, clusters: list[dict], stats: dict[str, float], warnings: list[str]
-              ) -> dict[str, dict]:
+def _pools_of(api: WorkspaceApi, clusters: list[dict], stats: dict[str, float], warnings: list[str]) -> dict[str, dict]:
     """instance-pools/get for each pool the day's clusters draw from; a vanished pool, or one the principal
     may not read (403), is left out (its idle VMs are then not estimated: a WARN says so)."""
     ids = {c.get(k) for c in clusters for k in ("instance_pool_id", "driver_instance_pool_id")} - {None, ""}
@@ -298,7 +342,10 @@ def fetch_days(api: WorkspaceApi, days: list[dt.date], **kwargs: int) -> Workspa
         for k, v in p.stats.items():
             stats[k] = stats.get(k, 0) + v
     return WorkspaceDay(
-        job_runs=pl.concat([p.job_runs for p in parts]), jobs=pl.concat([p.jobs for p in parts]),
+        job_runs=pl.concat([p.job_runs for p in parts]),
+        jobs=pl.concat([p.jobs for p in parts]),
         clusters=pl.concat([p.clusters for p in parts]),
-        cluster_events=pl.concat([p.cluster_events for p in parts]), stats=stats,
-        warnings=[w for p in parts for w in p.warnings])
+        cluster_events=pl.concat([p.cluster_events for p in parts]),
+        stats=stats,
+        warnings=[w for p in parts for w in p.warnings],
+    )

@@ -46,8 +46,16 @@ _VARYING = [
 class ApiError(RuntimeError):
     """A call that failed for good. The message names the method, endpoint and HTTP status; never a secret."""
 
-    def __init__(self, message: str, *, method: str, endpoint: str, status: int | None,
-                 error_code: str | None = None, attempts: int = 1):
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        endpoint: str,
+        status: int | None,
+        error_code: str | None = None,
+        attempts: int = 1,
+    ):
         super().__init__(message)
         self.method = method
         self.endpoint = endpoint
@@ -125,14 +133,22 @@ class OAuthM2MCredentials:
     def _fetch(self, client: "ApiClient") -> None:
         basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
         response = client.send(
-            "POST", self.token_url, headers={"Authorization": f"Basic {basic}"},
-            data={"grant_type": "client_credentials", "scope": self.scope}, auth_hint=self.hint)
+            "POST",
+            self.token_url,
+            headers={"Authorization": f"Basic {basic}"},
+            data={"grant_type": "client_credentials", "scope": self.scope},
+            auth_hint=self.hint,
+        )
         body = client.json_body(response, "POST", self.token_url)
         token, lifetime = body.get("access_token"), body.get("expires_in")
         if not token or lifetime is None:
             endpoint = client.endpoint_of(self.token_url)
-            raise ApiError(f"POST {endpoint}: the token response lacks access_token or expires_in", method="POST",
-                           endpoint=endpoint, status=response.status_code)
+            raise ApiError(
+                f"POST {endpoint}: the token response lacks access_token or expires_in",
+                method="POST",
+                endpoint=endpoint,
+                status=response.status_code,
+            )
         lifetime = float(lifetime)  # an int, or a string in some token services
         self._token = token
         self._refresh_at = client.clock() + lifetime - min(self.refresh_margin_s, lifetime / 2)
@@ -201,10 +217,19 @@ class ApiClient:
     or call :meth:`close`.
     """
 
-    def __init__(self, base_url: str, credentials: Credentials | None = None, *, timeout_s: float = 30.0,
-                 max_requests_per_second: float | None = 20.0, retry: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None, name: str = "Databricks API"):
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials | None = None,
+        *,
+        timeout_s: float = 30.0,
+        max_requests_per_second: float | None = 20.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        name: str = "Databricks API",
+    ):
         self.base_url = normalize_host(base_url)
         self.name = name  # how error messages call the service
         self.credentials = credentials
@@ -212,9 +237,12 @@ class ApiClient:
         self.sleep, self.clock = sleep, clock
         self.rng = rng or random.Random()
         self.limiter = _RateLimiter(max_requests_per_second, clock, sleep)
-        self.http = httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
-                                 headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-                                 follow_redirects=False)
+        self.http = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            follow_redirects=False,
+        )
         self.response_headers: Mapping[str, str] = {}
         self._counts: Counter[str] = Counter()
         self._seconds: Counter[str] = Counter()
@@ -240,17 +268,39 @@ class ApiClient:
     def get_text(self, path: str, params: Mapping[str, Any] | None = None, accept: str = "text/plain") -> str:
         return self.request("GET", path, params=params, headers={"Accept": accept}).text
 
-    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                json: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
         """An authenticated call (``Authorization`` recomputed per attempt, so a refreshed token is used)."""
         hint = self.credentials.hint if self.credentials else None
-        return self.send(method, path, params=params, json=json, headers=headers,
-                         authorize=self.credentials is not None, auth_hint=hint)
+        return self.send(
+            method,
+            path,
+            params=params,
+            json=json,
+            headers=headers,
+            authorize=self.credentials is not None,
+            auth_hint=hint,
+        )
 
-    def send(self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
-             json: Mapping[str, Any] | None = None, data: Mapping[str, str] | None = None,
-             headers: Mapping[str, str] | None = None, authorize: bool = False,
-             auth_hint: str | None = None) -> httpx.Response:
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Mapping[str, Any] | None = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        authorize: bool = False,
+        auth_hint: str | None = None,
+    ) -> httpx.Response:
         """The retry loop. Returns a 2xx/3xx response or raises :class:`ApiError`/:class:`AuthError`."""
         endpoint = self.endpoint_of(url)
         deadline = self.clock() + self.retry.retry_timeout_s
@@ -275,19 +325,31 @@ class ApiClient:
                     return response
                 self._count(f"http_{status}")
                 if status in AUTH_STATUSES:
-                    raise self._error(AuthError, method, endpoint, response, attempt,
-                                      f"; the credentials were refused, check {auth_hint or 'the credentials'}")
+                    raise self._error(
+                        AuthError,
+                        method,
+                        endpoint,
+                        response,
+                        attempt,
+                        f"; the credentials were refused, check {auth_hint or 'the credentials'}",
+                    )
                 if status not in RETRY_STATUSES:
                     raise self._error(ApiError, method, endpoint, response, attempt, "")
                 problem = f"HTTP {status}"
                 delay = self._retry_after(response)
                 delay = self._backoff(attempt) if delay is None else delay
             if attempt == self.retry.max_attempts or self.clock() + delay > deadline:
-                detail = (f"gave up after {attempt} attempt(s) within the retry budget of "
-                          f"{self.retry.retry_timeout_s:g} s")
+                detail = (
+                    f"gave up after {attempt} attempt(s) within the retry budget of {self.retry.retry_timeout_s:g} s"
+                )
                 if status is None:
-                    raise ApiError(self.redact(f"{self.name} {method} {endpoint} failed: {problem}; {detail}"),
-                                   method=method, endpoint=endpoint, status=None, attempts=attempt)
+                    raise ApiError(
+                        self.redact(f"{self.name} {method} {endpoint} failed: {problem}; {detail}"),
+                        method=method,
+                        endpoint=endpoint,
+                        status=None,
+                        attempts=attempt,
+                    )
                 raise self._error(ApiError, method, endpoint, response, attempt, f"; {detail}")
             self._count(f"retries{endpoint}")
             self._count("retries")
@@ -327,8 +389,12 @@ class ApiClient:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise ApiError(f"{self.name} {method} {endpoint}: expected a JSON object in the response",
-                           method=method, endpoint=endpoint, status=response.status_code)
+            raise ApiError(
+                f"{self.name} {method} {endpoint}: expected a JSON object in the response",
+                method=method,
+                endpoint=endpoint,
+                status=response.status_code,
+            )
         return body
 
     def _count(self, key: str) -> None:
@@ -351,14 +417,21 @@ class ApiClient:
         value = response.headers.get("Retry-After", "").strip()
         return int(value) + self._jitter() if value.isdigit() else None
 
-    def _error(self, kind: type[ApiError], method: str, endpoint: str, response: httpx.Response, attempts: int,
-               suffix: str) -> ApiError:
+    def _error(
+        self, kind: type[ApiError], method: str, endpoint: str, response: httpx.Response, attempts: int, suffix: str
+    ) -> ApiError:
         code, message = _error_body(response, self.redact)
         text = f"{self.name} {method} {endpoint} failed: HTTP {response.status_code}"
         text += f" {code}" if code else ""
         text += f": {message.rstrip('. ')}" if message else ""
-        return kind(self.redact(text + suffix), method=method, endpoint=endpoint, status=response.status_code,
-                    error_code=code, attempts=attempts)
+        return kind(
+            self.redact(text + suffix),
+            method=method,
+            endpoint=endpoint,
+            status=response.status_code,
+            error_code=code,
+            attempts=attempts,
+        )
 
 
 def _error_body(response: httpx.Response, redact: Callable[[str], str]) -> tuple[str | None, str]:

@@ -23,9 +23,20 @@ from cost_assets.vocabulary import CLUSTER_NOT_FOUND, TAG_DIMENSIONS
 
 LIFECYCLE_EVENTS = ("CREATING", "STARTING", "RESTARTING", "TERMINATING")
 # The documented column order of the legacy billable-usage CSV.
-LEGACY_CSV_COLUMNS = ["workspaceId", "timestamp", "clusterId", "clusterName", "clusterNodeType",
-                      "clusterOwnerUserId", "clusterCustomTags", "sku", "dbus", "machineHours",
-                      "clusterOwnerUserName", "tags"]
+LEGACY_CSV_COLUMNS = [
+    "workspaceId",
+    "timestamp",
+    "clusterId",
+    "clusterName",
+    "clusterNodeType",
+    "clusterOwnerUserId",
+    "clusterCustomTags",
+    "sku",
+    "dbus",
+    "machineHours",
+    "clusterOwnerUserName",
+    "tags",
+]
 
 
 class InputError(ValueError):
@@ -45,6 +56,7 @@ def _frame(rows: list[dict], model: type) -> pl.DataFrame:
 
 # --- Jobs API ------------------------------------------------------------------------------------------
 
+
 def _compute_type(task: Mapping) -> str:
     if task.get("job_cluster_key"):
         return "job_cluster"
@@ -62,10 +74,18 @@ def tasks_of(run: Mapping) -> list[Mapping]:
     if run.get("tasks"):
         return run["tasks"]
     spec = run.get("cluster_spec") or {}
-    return [{"task_key": run.get("run_name") or "main", "run_id": run["run_id"],
-             "attempt_number": run.get("attempt_number", 0), "start_time": run.get("start_time"),
-             "end_time": run.get("end_time"), "state": run.get("state"), "cluster_instance":
-             run.get("cluster_instance"), **{k: v for k, v in spec.items() if k != "libraries"}}]
+    return [
+        {
+            "task_key": run.get("run_name") or "main",
+            "run_id": run["run_id"],
+            "attempt_number": run.get("attempt_number", 0),
+            "start_time": run.get("start_time"),
+            "end_time": run.get("end_time"),
+            "state": run.get("state"),
+            "cluster_instance": run.get("cluster_instance"),
+            **{k: v for k, v in spec.items() if k != "libraries"},
+        }
+    ]
 
 
 def job_runs_frame(runs: Iterable[Mapping], day: dt.date, workspace_id: str) -> pl.DataFrame:
@@ -80,19 +100,31 @@ def job_runs_frame(runs: Iterable[Mapping], day: dt.date, workspace_id: str) -> 
                 continue
             state = task.get("state") or {}
             cluster_id = (task.get("cluster_instance") or {}).get("cluster_id") or task.get("existing_cluster_id")
-            rows.append({
-                "usage_date": day, "workspace_id": workspace_id, "job_id": run.get("job_id", 0),
-                "run_id": run["run_id"], "task_run_id": task["run_id"], "task_key": task["task_key"],
-                "attempt_number": task.get("attempt_number", 0), "run_name": run.get("run_name"),
-                "run_type": run.get("run_type", "JOB_RUN"), "trigger": run.get("trigger"),
-                "creator_user_name": run.get("creator_user_name"), "compute_type": _compute_type(task),
-                "job_cluster_key": task.get("job_cluster_key"), "cluster_id": cluster_id,
-                "run_start_time": ms_to_dt(run.get("start_time")), "run_end_time": ms_to_dt(run.get("end_time")),
-                "start_time": start, "end_time": end,
-                "life_cycle_state": state.get("life_cycle_state")
-                or ("TERMINATED" if end is not None else "RUNNING"),
-                "result_state": state.get("result_state"),
-            })
+            rows.append(
+                {
+                    "usage_date": day,
+                    "workspace_id": workspace_id,
+                    "job_id": run.get("job_id", 0),
+                    "run_id": run["run_id"],
+                    "task_run_id": task["run_id"],
+                    "task_key": task["task_key"],
+                    "attempt_number": task.get("attempt_number", 0),
+                    "run_name": run.get("run_name"),
+                    "run_type": run.get("run_type", "JOB_RUN"),
+                    "trigger": run.get("trigger"),
+                    "creator_user_name": run.get("creator_user_name"),
+                    "compute_type": _compute_type(task),
+                    "job_cluster_key": task.get("job_cluster_key"),
+                    "cluster_id": cluster_id,
+                    "run_start_time": ms_to_dt(run.get("start_time")),
+                    "run_end_time": ms_to_dt(run.get("end_time")),
+                    "start_time": start,
+                    "end_time": end,
+                    "life_cycle_state": state.get("life_cycle_state")
+                    or ("TERMINATED" if end is not None else "RUNNING"),
+                    "result_state": state.get("result_state"),
+                }
+            )
     return _frame(rows, schemas.JobRuns).sort(["start_time", "task_run_id"])
 
 
@@ -102,14 +134,23 @@ def jobs_frame(jobs: Iterable[Mapping], day: dt.date, workspace_id: str) -> pl.D
     for job in jobs:
         settings = job.get("settings") or {}
         tags = settings.get("tags") or {}
-        rows.append({"usage_date": day, "workspace_id": workspace_id, "job_id": job["job_id"],
-                     "job_name": settings.get("name"), "creator_user_name": job.get("creator_user_name"),
-                     "created_time": ms_to_dt(job.get("created_time")), "tags": canonical_json(tags),
-                     **{k: tags.get(k) for k in TAG_DIMENSIONS}})
+        rows.append(
+            {
+                "usage_date": day,
+                "workspace_id": workspace_id,
+                "job_id": job["job_id"],
+                "job_name": settings.get("name"),
+                "creator_user_name": job.get("creator_user_name"),
+                "created_time": ms_to_dt(job.get("created_time")),
+                "tags": canonical_json(tags),
+                **{k: tags.get(k) for k in TAG_DIMENSIONS},
+            }
+        )
     return _frame(rows, schemas.Jobs).sort("job_id")
 
 
 # --- Clusters API --------------------------------------------------------------------------------------
+
 
 def _cloud_and_attrs(details: Mapping, default_cloud: str) -> tuple[str, Mapping]:
     for key, cloud in (("azure_attributes", "AZURE"), ("aws_attributes", "AWS"), ("gcp_attributes", "GCP")):
@@ -123,8 +164,14 @@ def is_photon(details: Mapping) -> bool:
     return details.get("runtime_engine") == "PHOTON" or "-photon-" in (details.get("spark_version") or "")
 
 
-def clusters_frame(clusters: Iterable[Mapping], day: dt.date, workspace_id: str, default_cloud: str,
-                   pools: Mapping[str, Mapping] | None = None, not_found: Iterable[str] = ()) -> pl.DataFrame:
+def clusters_frame(
+    clusters: Iterable[Mapping],
+    day: dt.date,
+    workspace_id: str,
+    default_cloud: str,
+    pools: Mapping[str, Mapping] | None = None,
+    not_found: Iterable[str] = (),
+) -> pl.DataFrame:
     """clusters/get ClusterDetails → one row per cluster and day; ``pools`` (instance-pools/get by id) adds
     the worker pool's node type, minimum idle instances and custom tags. The ``not_found`` clusters were
     rebuilt from their runs' specs (clusters/get no longer knows them): ``reason = 'cluster_not_found'``."""
@@ -135,28 +182,39 @@ def clusters_frame(clusters: Iterable[Mapping], day: dt.date, workspace_id: str,
         cloud, attrs = _cloud_and_attrs(c, default_cloud)
         tags = c.get("custom_tags") or {}
         autoscale = c.get("autoscale") or {}
-        rows.append({
-            "usage_date": day, "workspace_id": workspace_id, "cloud": cloud, "cluster_id": c["cluster_id"],
-            "cluster_name": c.get("cluster_name"), "cluster_source": c.get("cluster_source"),
-            "node_type_id": c.get("node_type_id") or "", "driver_node_type_id":
-            c.get("driver_node_type_id") or c.get("node_type_id") or "",
-            "num_workers": None if autoscale else c.get("num_workers", 0),
-            "autoscale_min_workers": autoscale.get("min_workers"),
-            "autoscale_max_workers": autoscale.get("max_workers"),
-            "is_single_node": bool(c.get("is_single_node")) or (
-                not autoscale and not c.get("num_workers") and tags.get("ResourceClass") == "SingleNode"),
-            "availability": attrs.get("availability"), "first_on_demand": attrs.get("first_on_demand"),
-            "spark_version": c.get("spark_version"), "runtime_engine": c.get("runtime_engine"),
-            "is_photon": is_photon(c), "instance_pool_id": c.get("instance_pool_id"),
-            "driver_instance_pool_id": c.get("driver_instance_pool_id") or c.get("instance_pool_id"),
-            "custom_tags": canonical_json(tags), "state": c.get("state"),
-            "start_time": ms_to_dt(c.get("start_time")), "terminated_time": ms_to_dt(c.get("terminated_time")),
-            "creator_user_name": c.get("creator_user_name"),
-            "pool_node_type_id": pool.get("node_type_id") if pool else None,
-            "pool_min_idle_instances": pool.get("min_idle_instances", 0) if pool else None,
-            "pool_custom_tags": canonical_json(pool.get("custom_tags")) if pool else None,
-            "reason": CLUSTER_NOT_FOUND if c["cluster_id"] in not_found else None,
-        })
+        rows.append(
+            {
+                "usage_date": day,
+                "workspace_id": workspace_id,
+                "cloud": cloud,
+                "cluster_id": c["cluster_id"],
+                "cluster_name": c.get("cluster_name"),
+                "cluster_source": c.get("cluster_source"),
+                "node_type_id": c.get("node_type_id") or "",
+                "driver_node_type_id": c.get("driver_node_type_id") or c.get("node_type_id") or "",
+                "num_workers": None if autoscale else c.get("num_workers", 0),
+                "autoscale_min_workers": autoscale.get("min_workers"),
+                "autoscale_max_workers": autoscale.get("max_workers"),
+                "is_single_node": bool(c.get("is_single_node"))
+                or (not autoscale and not c.get("num_workers") and tags.get("ResourceClass") == "SingleNode"),
+                "availability": attrs.get("availability"),
+                "first_on_demand": attrs.get("first_on_demand"),
+                "spark_version": c.get("spark_version"),
+                "runtime_engine": c.get("runtime_engine"),
+                "is_photon": is_photon(c),
+                "instance_pool_id": c.get("instance_pool_id"),
+                "driver_instance_pool_id": c.get("driver_instance_pool_id") or c.get("instance_pool_id"),
+                "custom_tags": canonical_json(tags),
+                "state": c.get("state"),
+                "start_time": ms_to_dt(c.get("start_time")),
+                "terminated_time": ms_to_dt(c.get("terminated_time")),
+                "creator_user_name": c.get("creator_user_name"),
+                "pool_node_type_id": pool.get("node_type_id") if pool else None,
+                "pool_min_idle_instances": pool.get("min_idle_instances", 0) if pool else None,
+                "pool_custom_tags": canonical_json(pool.get("custom_tags")) if pool else None,
+                "reason": CLUSTER_NOT_FOUND if c["cluster_id"] in not_found else None,
+            }
+        )
     return _frame(rows, schemas.Clusters).sort("cluster_id")
 
 
@@ -183,20 +241,28 @@ def cluster_events_frame(events: Iterable[Mapping], day: dt.date, workspace_id: 
         d = e.get("details") or {}
         size = d.get("cluster_size") or {}
         ts = ms_to_dt(e["timestamp"])
-        rows.append({
-            "usage_date": day, "workspace_id": workspace_id, "cluster_id": e["cluster_id"], "timestamp": ts,
-            "event_type": e["type"], "current_num_workers": d.get("current_num_workers"),
-            "target_num_workers": d.get("target_num_workers"),
-            "cluster_size_num_workers": size.get("num_workers"),
-            "cluster_size_min_workers": (size.get("autoscale") or {}).get("min_workers"),
-            "cluster_size_max_workers": (size.get("autoscale") or {}).get("max_workers"),
-            "cause": d.get("cause"), "reason_code": (d.get("reason") or {}).get("code"),
-            "is_lookback": ts < lo,
-        })
+        rows.append(
+            {
+                "usage_date": day,
+                "workspace_id": workspace_id,
+                "cluster_id": e["cluster_id"],
+                "timestamp": ts,
+                "event_type": e["type"],
+                "current_num_workers": d.get("current_num_workers"),
+                "target_num_workers": d.get("target_num_workers"),
+                "cluster_size_num_workers": size.get("num_workers"),
+                "cluster_size_min_workers": (size.get("autoscale") or {}).get("min_workers"),
+                "cluster_size_max_workers": (size.get("autoscale") or {}).get("max_workers"),
+                "cause": d.get("cause"),
+                "reason_code": (d.get("reason") or {}).get("code"),
+                "is_lookback": ts < lo,
+            }
+        )
     return _frame(rows, schemas.ClusterEvents).sort(["cluster_id", "timestamp", "event_type"])
 
 
 # --- billing -------------------------------------------------------------------------------------------
+
 
 def _tags(value: str | Mapping | None) -> Mapping:
     if value is None or value == "":
@@ -216,20 +282,32 @@ def _usage_row(r: Mapping, source: str) -> dict:
     start = naive_utc(r["usage_start_time"])
     ingestion = r.get("ingestion_date")
     return {
-        "usage_date": start.date(), "account_id": r.get("account_id"), "workspace_id": r.get("workspace_id"),
-        "record_id": r["record_id"], "record_type": r.get("record_type") or "ORIGINAL",
+        "usage_date": start.date(),
+        "account_id": r.get("account_id"),
+        "workspace_id": r.get("workspace_id"),
+        "record_id": r["record_id"],
+        "record_type": r.get("record_type") or "ORIGINAL",
         "ingestion_date": dt.date.fromisoformat(str(ingestion)[:10]) if ingestion else None,
-        "cloud": (r.get("cloud") or "").upper() or None, "sku_name": r["sku_name"],
-        "usage_start_time": start, "usage_end_time": naive_utc(r["usage_end_time"]),
-        "usage_unit": r.get("usage_unit") or "DBU", "usage_quantity": float(r["usage_quantity"]),
-        "billing_origin_product": r.get("billing_origin_product"), "cluster_id": meta.get("cluster_id"),
-        "warehouse_id": meta.get("warehouse_id"), "endpoint_name": meta.get("endpoint_name"),
-        "instance_pool_id": meta.get("instance_pool_id"), "node_type": meta.get("node_type"),
-        "job_id": _int_or_none(meta.get("job_id")), "job_run_id": _int_or_none(meta.get("job_run_id")),
+        "cloud": (r.get("cloud") or "").upper() or None,
+        "sku_name": r["sku_name"],
+        "usage_start_time": start,
+        "usage_end_time": naive_utc(r["usage_end_time"]),
+        "usage_unit": r.get("usage_unit") or "DBU",
+        "usage_quantity": float(r["usage_quantity"]),
+        "billing_origin_product": r.get("billing_origin_product"),
+        "cluster_id": meta.get("cluster_id"),
+        "warehouse_id": meta.get("warehouse_id"),
+        "endpoint_name": meta.get("endpoint_name"),
+        "instance_pool_id": meta.get("instance_pool_id"),
+        "node_type": meta.get("node_type"),
+        "job_id": _int_or_none(meta.get("job_id")),
+        "job_run_id": _int_or_none(meta.get("job_run_id")),
         "is_photon": _bool_or_none(features.get("is_photon")),
         "is_serverless": _bool_or_none(features.get("is_serverless")),
-        "custom_tags": canonical_json(_tags(r.get("custom_tags"))), "run_as": identity.get("run_as"),
-        "machine_hours": None, "billing_source": source,
+        "custom_tags": canonical_json(_tags(r.get("custom_tags"))),
+        "run_as": identity.get("run_as"),
+        "machine_hours": None,
+        "billing_source": source,
     }
 
 
@@ -247,8 +325,10 @@ def system_usage_frame(rows: Iterable[Mapping], source: str) -> pl.DataFrame:
         except (ValueError, TypeError, json.JSONDecodeError) as e:
             raise InputError(f"{source} usage: row {i} (record {r.get('record_id')!r}): {e}") from None
         if not math.isfinite(out[-1]["usage_quantity"]):
-            raise InputError(f"{source} usage: row {i} (record {r.get('record_id')!r}): usage_quantity "
-                             f"{r['usage_quantity']!r} is not a finite number")
+            raise InputError(
+                f"{source} usage: row {i} (record {r.get('record_id')!r}): usage_quantity "
+                f"{r['usage_quantity']!r} is not a finite number"
+            )
     return _frame(out, schemas.BillingUsage).sort(["usage_start_time", "record_id"])
 
 
@@ -274,8 +354,9 @@ def legacy_csv_frame(text: str, file_name: str, source: str = "csv") -> pl.DataF
         raise InputError(f"{file_name}: line 1: empty file, expected the header {','.join(LEGACY_CSV_COLUMNS)}")
     missing = [c for c in LEGACY_CSV_COLUMNS if c not in header]
     if missing:
-        raise InputError(f"{file_name}: line 1: header lacks column(s) {', '.join(missing)}; "
-                         f"expected {','.join(LEGACY_CSV_COLUMNS)}")
+        raise InputError(
+            f"{file_name}: line 1: header lacks column(s) {', '.join(missing)}; expected {','.join(LEGACY_CSV_COLUMNS)}"
+        )
     index = {name: header.index(name) for name in LEGACY_CSV_COLUMNS}
     rows = []
     for cells in reader:
@@ -299,8 +380,11 @@ def legacy_csv_frame(text: str, file_name: str, source: str = "csv") -> pl.DataF
         if end == start:  # a stamp exactly on the hour closes the previous hour
             start -= dt.timedelta(hours=1)
         dbus = _finite(cell("dbus"), lambda problem: fail("dbus", problem))
-        machine = _finite(cell("machineHours"), lambda problem: fail("machineHours", problem)) \
-            if cell("machineHours") else None
+        machine = (
+            _finite(cell("machineHours"), lambda problem: fail("machineHours", problem))
+            if cell("machineHours")
+            else None
+        )
         for name in ("clusterCustomTags", "tags"):
             try:
                 if not isinstance(_tags(cell(name)), dict):
@@ -314,21 +398,37 @@ def legacy_csv_frame(text: str, file_name: str, source: str = "csv") -> pl.DataF
         # same hour downloaded twice in overlapping files) collapses; two rows of one cluster-hour-SKU that
         # differ (e.g. tags changed within the hour) both count.
         record_id = hashlib.sha256("\x1f".join(cells).encode()).hexdigest()[:32]
-        rows.append({
-            "usage_date": start.date(), "account_id": None, "workspace_id": cell("workspaceId"),
-            "record_id": record_id, "record_type": "ORIGINAL", "ingestion_date": None, "cloud": None,
-            "sku_name": sku, "usage_start_time": start, "usage_end_time": start + dt.timedelta(hours=1),
-            "usage_unit": "DBU", "usage_quantity": dbus,
-            "billing_origin_product": _origin_from_sku(sku),
-            # A SQL warehouse row carries the warehouse id in clusterId and its size in clusterNodeType.
-            "cluster_id": None if "_SQL_" in sku else cluster_id,
-            "warehouse_id": cluster_id if "_SQL_" in sku else None, "endpoint_name": None,
-            "instance_pool_id": None, "node_type": cell("clusterNodeType") or None,
-            "job_id": _job_id_from_name(cell("clusterName")), "job_run_id": _run_id_from_name(cell("clusterName")),
-            "is_photon": "(PHOTON)" in sku, "is_serverless": "SERVERLESS" in sku,
-            "custom_tags": canonical_json(_tags(cell("clusterCustomTags"))), "run_as": None,
-            "machine_hours": machine, "billing_source": source,
-        })
+        rows.append(
+            {
+                "usage_date": start.date(),
+                "account_id": None,
+                "workspace_id": cell("workspaceId"),
+                "record_id": record_id,
+                "record_type": "ORIGINAL",
+                "ingestion_date": None,
+                "cloud": None,
+                "sku_name": sku,
+                "usage_start_time": start,
+                "usage_end_time": start + dt.timedelta(hours=1),
+                "usage_unit": "DBU",
+                "usage_quantity": dbus,
+                "billing_origin_product": _origin_from_sku(sku),
+                # A SQL warehouse row carries the warehouse id in clusterId and its size in clusterNodeType.
+                "cluster_id": None if "_SQL_" in sku else cluster_id,
+                "warehouse_id": cluster_id if "_SQL_" in sku else None,
+                "endpoint_name": None,
+                "instance_pool_id": None,
+                "node_type": cell("clusterNodeType") or None,
+                "job_id": _job_id_from_name(cell("clusterName")),
+                "job_run_id": _run_id_from_name(cell("clusterName")),
+                "is_photon": "(PHOTON)" in sku,
+                "is_serverless": "SERVERLESS" in sku,
+                "custom_tags": canonical_json(_tags(cell("clusterCustomTags"))),
+                "run_as": None,
+                "machine_hours": machine,
+                "billing_source": source,
+            }
+        )
     return _frame(rows, schemas.BillingUsage).sort(["usage_start_time", "record_id"])
 
 
@@ -344,8 +444,13 @@ def _finite(text: str, fail) -> float:
 
 
 def _origin_from_sku(sku: str) -> str | None:
-    for needle, origin in (("ALL_PURPOSE", "ALL_PURPOSE"), ("JOBS", "JOBS"), ("DLT", "DLT"), ("SQL", "SQL"),
-                           ("INFERENCE", "MODEL_SERVING")):
+    for needle, origin in (
+        ("ALL_PURPOSE", "ALL_PURPOSE"),
+        ("JOBS", "JOBS"),
+        ("DLT", "DLT"),
+        ("SQL", "SQL"),
+        ("INFERENCE", "MODEL_SERVING"),
+    ):
         if needle in sku:
             return origin
     return None
@@ -364,6 +469,7 @@ def _run_id_from_name(name: str) -> int | None:
 
 # --- serving -------------------------------------------------------------------------------------------
 
+
 def serving_usage_frame(rows: Iterable[Mapping], day: dt.date, workspace_id: str) -> pl.DataFrame:
     """``system.serving.endpoint_usage`` rows (joined to served_entities) for one day."""
     out = []
@@ -372,15 +478,24 @@ def serving_usage_frame(rows: Iterable[Mapping], day: dt.date, workspace_id: str
         if t.date() != day:
             continue
         context = _tags(r.get("usage_context"))
-        out.append({
-            "usage_date": day, "workspace_id": r.get("workspace_id") or workspace_id,
-            "databricks_request_id": r["databricks_request_id"], "client_request_id": r.get("client_request_id"),
-            "endpoint_name": r["endpoint_name"], "served_entity_id": r["served_entity_id"],
-            "entity_name": r.get("entity_name"), "requester": r.get("requester"),
-            "status_code": int(r.get("status_code") or 0), "request_time": t,
-            "input_token_count": int(r.get("input_token_count") or 0),
-            "output_token_count": int(r.get("output_token_count") or 0),
-            "usage_context": canonical_json(context), "tenant": context.get("tenant"),
-            "agent": context.get("agent"), "user": context.get("user"),
-        })
+        out.append(
+            {
+                "usage_date": day,
+                "workspace_id": r.get("workspace_id") or workspace_id,
+                "databricks_request_id": r["databricks_request_id"],
+                "client_request_id": r.get("client_request_id"),
+                "endpoint_name": r["endpoint_name"],
+                "served_entity_id": r["served_entity_id"],
+                "entity_name": r.get("entity_name"),
+                "requester": r.get("requester"),
+                "status_code": int(r.get("status_code") or 0),
+                "request_time": t,
+                "input_token_count": int(r.get("input_token_count") or 0),
+                "output_token_count": int(r.get("output_token_count") or 0),
+                "usage_context": canonical_json(context),
+                "tenant": context.get("tenant"),
+                "agent": context.get("agent"),
+                "user": context.get("user"),
+            }
+        )
     return _frame(out, schemas.ServingUsage).sort(["request_time", "databricks_request_id"])

@@ -49,8 +49,7 @@ def _does_not_exist(error: ApiError) -> bool:
     cluster."""
     if error.status == 404 and error.error_code == "RESOURCE_DOES_NOT_EXIST":
         return True
-    return (error.status == 400 and error.error_code == "INVALID_PARAMETER_VALUE"
-            and "does not exist" in str(error))
+    return error.status == 400 and error.error_code == "INVALID_PARAMETER_VALUE" and "does not exist" in str(error)
 
 
 def _once(seen: dict, key: Any, fetch: Callable[[], dict], what: str, forbidden_ok: bool = False) -> dict:
@@ -80,9 +79,17 @@ def _query(params: dict[str, Any]) -> dict[str, Any]:
 class RestWorkspaceApi:
     """``WorkspaceApi`` over HTTP. Jobs API 2.2, falling back to 2.1 once if 2.2 is not served."""
 
-    def __init__(self, client: ApiClient, *, cloud: str, workspace_id: str | None = None,
-                 warehouse_id: str | None = None, runs_page_size: int = 25, events_page_size: int = 500,
-                 clusters_page_size: int = 100):
+    def __init__(
+        self,
+        client: ApiClient,
+        *,
+        cloud: str,
+        workspace_id: str | None = None,
+        warehouse_id: str | None = None,
+        runs_page_size: int = 25,
+        events_page_size: int = 500,
+        clusters_page_size: int = 100,
+    ):
         if not 1 <= runs_page_size <= 25:
             raise ValueError("runs_page_size must be 1..25 (runs/list rejects larger pages)")
         if not 1 <= events_page_size <= 500:
@@ -116,8 +123,9 @@ class RestWorkspaceApi:
                 self.client.get_json("/api/2.0/preview/scim/v2/Me")
                 org = self.client.response_headers.get("x-databricks-org-id")
             if not org:
-                raise ValueError("the workspace did not say its id (no X-Databricks-Org-Id header): "
-                                 "set DATABRICKS_WORKSPACE_ID")
+                raise ValueError(
+                    "the workspace did not say its id (no X-Databricks-Org-Id header): set DATABRICKS_WORKSPACE_ID"
+                )
             self._workspace_id = org
         return self._workspace_id
 
@@ -137,8 +145,12 @@ class RestWorkspaceApi:
             raise
 
     def list_runs(self, start_time_from: int, start_time_to: int) -> Iterator[dict]:
-        params: dict[str, Any] = {"start_time_from": start_time_from, "start_time_to": start_time_to,
-                                  "expand_tasks": True, "limit": self.runs_page_size}
+        params: dict[str, Any] = {
+            "start_time_from": start_time_from,
+            "start_time_to": start_time_to,
+            "expand_tasks": True,
+            "limit": self.runs_page_size,
+        }
         while True:
             page = self._jobs("runs/list", params)
             for run in page.get("runs") or []:
@@ -172,8 +184,9 @@ class RestWorkspaceApi:
     def get_job(self, job_id: int) -> dict:
         """jobs/get with every 2.2 array page merged; :class:`NotFound` on 404 ``RESOURCE_DOES_NOT_EXIST``
         (a deleted job, or the anonymous job of a runs/submit run). Other errors propagate."""
-        return _once(self._jobs_seen, job_id, lambda: self._fetch_job(job_id), f"jobs/get: job {job_id}",
-                     forbidden_ok=True)
+        return _once(
+            self._jobs_seen, job_id, lambda: self._fetch_job(job_id), f"jobs/get: job {job_id}", forbidden_ok=True
+        )
 
     def _fetch_job(self, job_id: int) -> dict:
         job = self._jobs("get", {"job_id": job_id})
@@ -192,15 +205,23 @@ class RestWorkspaceApi:
 
     def get_cluster(self, cluster_id: str) -> dict:
         """clusters/get (once per cluster per client); :class:`NotFound` for a purged cluster."""
-        return _once(self._clusters_seen, cluster_id, lambda: self.client.get_json(
-            "/api/2.1/clusters/get", {"cluster_id": cluster_id}), f"clusters/get: cluster {cluster_id}")
+        return _once(
+            self._clusters_seen,
+            cluster_id,
+            lambda: self.client.get_json("/api/2.1/clusters/get", {"cluster_id": cluster_id}),
+            f"clusters/get: cluster {cluster_id}",
+        )
 
     def get_instance_pool(self, instance_pool_id: str) -> dict:
         """instance-pools/get (once per pool per client); :class:`NotFound` for a deleted pool,
         :class:`NotPermitted` for one the principal may not read."""
-        return _once(self._pools_seen, instance_pool_id, lambda: self.client.get_json(
-            "/api/2.0/instance-pools/get", {"instance_pool_id": instance_pool_id}),
-            f"instance-pools/get: pool {instance_pool_id}", forbidden_ok=True)
+        return _once(
+            self._pools_seen,
+            instance_pool_id,
+            lambda: self.client.get_json("/api/2.0/instance-pools/get", {"instance_pool_id": instance_pool_id}),
+            f"instance-pools/get: pool {instance_pool_id}",
+            forbidden_ok=True,
+        )
 
     def list_clusters(self) -> list[dict]:
         """The non-job clusters (see NON_JOB_SOURCES), every page; listed once per instance."""
@@ -219,16 +240,27 @@ class RestWorkspaceApi:
             params["page_token"] = page["next_page_token"]
 
     def cluster_events(self, cluster_id: str, start_time: int, end_time: int) -> list[dict]:
-        body = {"cluster_id": cluster_id, "start_time": start_time, "end_time": end_time, "order": "ASC",
-                "limit": self.events_page_size}
+        body = {
+            "cluster_id": cluster_id,
+            "start_time": start_time,
+            "end_time": end_time,
+            "order": "ASC",
+            "limit": self.events_page_size,
+        }
         return list(self._events_pages(body))
 
-    def cluster_events_before(self, cluster_id: str, end_time: int, event_types: Iterable[str], limit: int
-                              ) -> Iterator[dict]:
+    def cluster_events_before(
+        self, cluster_id: str, end_time: int, event_types: Iterable[str], limit: int
+    ) -> Iterator[dict]:
         """Newest first (``order=DESC``, no ``start_time``), ``limit`` per page (capped at
         ``events_page_size``); lazy, so a caller that stops early never requests the later pages."""
-        body = {"cluster_id": cluster_id, "end_time": end_time, "order": "DESC", "event_types": list(event_types),
-                "limit": max(1, min(limit, self.events_page_size))}
+        body = {
+            "cluster_id": cluster_id,
+            "end_time": end_time,
+            "order": "DESC",
+            "event_types": list(event_types),
+            "limit": max(1, min(limit, self.events_page_size)),
+        }
         return self._events_pages(body)
 
     def _events_pages(self, body: dict | None) -> Iterator[dict]:
@@ -250,9 +282,11 @@ class RestWorkspaceApi:
         """system.serving.endpoint_usage rows; :class:`SourceUnavailable` without a SQL warehouse, or when the
         statement fails (schema not enabled, no grant) or the API refuses it."""
         if not self.warehouse_id:
-            raise SourceUnavailable("system.serving.endpoint_usage is read through a SQL warehouse and "
-                                    "DATABRICKS_WAREHOUSE_ID is not set (a workspace without Unity Catalog has "
-                                    "no system tables)")
+            raise SourceUnavailable(
+                "system.serving.endpoint_usage is read through a SQL warehouse and "
+                "DATABRICKS_WAREHOUSE_ID is not set (a workspace without Unity Catalog has "
+                "no system tables)"
+            )
         try:
             return self._serving_rows(start_time, end_time)
         except (ApiError, SqlStatementError) as e:
@@ -260,7 +294,11 @@ class RestWorkspaceApi:
 
     def _serving_rows(self, start_time: int, end_time: int) -> list[dict]:
         fmt = "%Y-%m-%d %H:%M:%S.%f"  # naive UTC: SQL warehouses run in UTC unless the session says otherwise
-        return StatementClient(self.client, self.warehouse_id).query(SERVING_SQL, [
-            Param("workspace_id", self.workspace_id),
-            Param("start_time", from_ms(start_time).strftime(fmt), "TIMESTAMP"),
-            Param("end_time", from_ms(end_time).strftime(fmt), "TIMESTAMP")])
+        return StatementClient(self.client, self.warehouse_id).query(
+            SERVING_SQL,
+            [
+                Param("workspace_id", self.workspace_id),
+                Param("start_time", from_ms(start_time).strftime(fmt), "TIMESTAMP"),
+                Param("end_time", from_ms(end_time).strftime(fmt), "TIMESTAMP"),
+            ],
+        )

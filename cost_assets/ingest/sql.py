@@ -41,9 +41,17 @@ class SqlStatementError(RuntimeError):
 class StatementClient:
     """Runs one statement at a time on a SQL warehouse and returns every row as a dict of strings."""
 
-    def __init__(self, client: ApiClient, warehouse_id: str, *, wait_timeout_s: int = 30,
-                 poll_interval_s: float = 1.0, max_poll_interval_s: float = 5.0, timeout_s: float = 900.0,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        client: ApiClient,
+        warehouse_id: str,
+        *,
+        wait_timeout_s: int = 30,
+        poll_interval_s: float = 1.0,
+        max_poll_interval_s: float = 5.0,
+        timeout_s: float = 900.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         if not warehouse_id:
             raise ValueError("a SQL warehouse id is needed for system tables: set DATABRICKS_WAREHOUSE_ID")
         if wait_timeout_s != 0 and not 5 <= wait_timeout_s <= 50:
@@ -55,17 +63,28 @@ class StatementClient:
 
     def query(self, statement: str, params: Sequence[Param] = ()) -> list[dict[str, str | None]]:
         """Execute, wait for a terminal state, fetch every chunk; rows keyed by column name."""
-        response = self.client.post_json(STATEMENTS, {
-            "warehouse_id": self.warehouse_id, "statement": statement,
-            "parameters": [p.wire() for p in params], "wait_timeout": f"{self.wait_timeout_s}s",
-            "on_wait_timeout": "CONTINUE", "format": "JSON_ARRAY", "disposition": "INLINE"})
+        response = self.client.post_json(
+            STATEMENTS,
+            {
+                "warehouse_id": self.warehouse_id,
+                "statement": statement,
+                "parameters": [p.wire() for p in params],
+                "wait_timeout": f"{self.wait_timeout_s}s",
+                "on_wait_timeout": "CONTINUE",
+                "format": "JSON_ARRAY",
+                "disposition": "INLINE",
+            },
+        )
         response = self._wait(response)
         manifest = response.get("manifest") or {}
         if manifest.get("truncated"):
-            raise SqlStatementError(f"statement {response.get('statement_id')}: the result was truncated "
-                                    f"({manifest.get('total_row_count')} rows); query a narrower range")
-        columns = [c["name"] for c in sorted((manifest.get("schema") or {}).get("columns") or [],
-                                             key=lambda c: c["position"])]
+            raise SqlStatementError(
+                f"statement {response.get('statement_id')}: the result was truncated "
+                f"({manifest.get('total_row_count')} rows); query a narrower range"
+            )
+        columns = [
+            c["name"] for c in sorted((manifest.get("schema") or {}).get("columns") or [], key=lambda c: c["position"])
+        ]
         rows: list[list[str | None]] = []
         chunk = response.get("result") or {}
         while True:
@@ -83,8 +102,10 @@ class StatementClient:
         while (state := (response.get("status") or {}).get("state")) in ("PENDING", "RUNNING"):
             if waited >= self.timeout_s:
                 self.client.post_json(f"{STATEMENTS}/{statement_id}/cancel", {})
-                raise SqlStatementError(f"statement {statement_id} still {state} after {self.timeout_s:g} s; "
-                                        "cancelled it (is the SQL warehouse running?)")
+                raise SqlStatementError(
+                    f"statement {statement_id} still {state} after {self.timeout_s:g} s; "
+                    "cancelled it (is the SQL warehouse running?)"
+                )
             self.sleep(interval)
             waited += interval
             interval = min(self.max_poll_interval_s, interval * 2)
@@ -95,5 +116,7 @@ class StatementClient:
         error = status.get("error") or {}
         detail = f"{error.get('error_code') or ''} {error.get('message') or ''}".strip()
         sql_state = f" (SQLSTATE {status['sql_state']})" if status.get("sql_state") else ""
-        raise SqlStatementError(f"statement {statement_id} on warehouse {self.warehouse_id} ended {state}"
-                                f"{sql_state}: {detail or 'no error message'}")
+        raise SqlStatementError(
+            f"statement {statement_id} on warehouse {self.warehouse_id} ended {state}"
+            f"{sql_state}: {detail or 'no error message'}"
+        )

@@ -24,5 +24,13 @@ from cost_assets.mock_server.options import DEFAULT_TOKEN, MockOptions
 from cost_assets.mock_server.routes import MockWorkspace
 from cost_assets.mock_server.server import MockServer, serve_in_thread
 
-__all__ = ["DEFAULT_TOKEN", "Faults", "MockOptions", "MockServer", "MockWorkspace", "fault_summary", "main",
-           "serve_in_thread"]
+__all__ = [
+    "DEFAULT_TOKEN",
+    "Faults",
+    "MockOptions",
+    "MockServer",
+    "MockWorkspace",
+    "fault_summary",
+    "main",
+    "serve_in_thread",
+]

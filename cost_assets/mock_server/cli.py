@@ -21,8 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--scale", default="small", choices=["tiny", "small", "medium", "large"])
     p.add_argument("--days", type=int, default=7)
-    p.add_argument("--start", type=dt.date.fromisoformat, default=None,
-                   help="first simulated UTC day (default: the last --days complete days)")
+    p.add_argument(
+        "--start",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="first simulated UTC day (default: the last --days complete days)",
+    )
     p.add_argument("--cloud", default="AZURE", type=str.upper)
     p.add_argument("--tier", default="PREMIUM", type=str.upper)
     p.add_argument("--token", default=DEFAULT_TOKEN, help="the personal access token to accept")
@@ -34,47 +38,116 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fault-seed", type=int, default=0)
     p.add_argument("--statement-delay", type=float, default=0.0, help="seconds a SQL statement stays PENDING")
     live = p.add_argument_group("what live workspaces do (repeat the flags that take one id or day)")
-    live.add_argument("--deleted-job", type=int, action="append", default=[], metavar="JOB_ID",
-                      help="jobs/get answers 404 RESOURCE_DOES_NOT_EXIST; its runs stay listed")
-    live.add_argument("--forbidden-job", type=int, action="append", default=[], metavar="JOB_ID",
-                      help="jobs/get answers 403 PERMISSION_DENIED; its runs stay listed")
+    live.add_argument(
+        "--deleted-job",
+        type=int,
+        action="append",
+        default=[],
+        metavar="JOB_ID",
+        help="jobs/get answers 404 RESOURCE_DOES_NOT_EXIST; its runs stay listed",
+    )
+    live.add_argument(
+        "--forbidden-job",
+        type=int,
+        action="append",
+        default=[],
+        metavar="JOB_ID",
+        help="jobs/get answers 403 PERMISSION_DENIED; its runs stay listed",
+    )
     live.add_argument("--forbidden-pools", action="store_true", help="instance-pools/get answers 403 PERMISSION_DENIED")
-    live.add_argument("--purged-cluster", action="append", default=[], metavar="CLUSTER_ID",
-                      help="clusters/get answers 'Cluster <id> does not exist', clusters/list leaves it out, "
-                           "clusters/events still serves its events")
-    live.add_argument("--purged-cluster-error", choices=["404", "400"], default="404",
-                      help="a purged cluster's clusters/get: 404 RESOURCE_DOES_NOT_EXIST or 400 "
-                           "INVALID_PARAMETER_VALUE (default 404)")
-    live.add_argument("--events-retention-days", type=int, default=None, metavar="N",
-                      help="clusters/events returns only events newer than now - N days")
-    live.add_argument("--runs-retention-days", type=int, default=None, metavar="N",
-                      help="runs started before now - N days are gone from runs/list and runs/get")
-    live.add_argument("--now", type=dt.datetime.fromisoformat, default=None, metavar="ISO_DATETIME",
-                      help="the clock retention is measured from (UTC; default: the real now)")
-    live.add_argument("--missing-system-schema", action="append", default=[], metavar="system.SCHEMA",
-                      help="statements on its tables end FAILED with [TABLE_OR_VIEW_NOT_FOUND]")
-    live.add_argument("--denied-system-schema", action="append", default=[], metavar="system.SCHEMA",
-                      help="statements on its tables end FAILED with [INSUFFICIENT_PERMISSIONS]")
-    live.add_argument("--empty-bill-day", action="append", default=[], metavar="YYYY-MM-DD",
-                      help="no bill rows of that usage date in system.billing.usage or the usage download")
-    p.add_argument("--request-log", default=None, metavar="FILE",
-                   help="write one JSON line per request: method, path, status, injected fault (never headers)")
+    live.add_argument(
+        "--purged-cluster",
+        action="append",
+        default=[],
+        metavar="CLUSTER_ID",
+        help="clusters/get answers 'Cluster <id> does not exist', clusters/list leaves it out, "
+        "clusters/events still serves its events",
+    )
+    live.add_argument(
+        "--purged-cluster-error",
+        choices=["404", "400"],
+        default="404",
+        help="a purged cluster's clusters/get: 404 RESOURCE_DOES_NOT_EXIST or 400 "
+        "INVALID_PARAMETER_VALUE (default 404)",
+    )
+    live.add_argument(
+        "--events-retention-days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="clusters/events returns only events newer than now - N days",
+    )
+    live.add_argument(
+        "--runs-retention-days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="runs started before now - N days are gone from runs/list and runs/get",
+    )
+    live.add_argument(
+        "--now",
+        type=dt.datetime.fromisoformat,
+        default=None,
+        metavar="ISO_DATETIME",
+        help="the clock retention is measured from (UTC; default: the real now)",
+    )
+    live.add_argument(
+        "--missing-system-schema",
+        action="append",
+        default=[],
+        metavar="system.SCHEMA",
+        help="statements on its tables end FAILED with [TABLE_OR_VIEW_NOT_FOUND]",
+    )
+    live.add_argument(
+        "--denied-system-schema",
+        action="append",
+        default=[],
+        metavar="system.SCHEMA",
+        help="statements on its tables end FAILED with [INSUFFICIENT_PERMISSIONS]",
+    )
+    live.add_argument(
+        "--empty-bill-day",
+        action="append",
+        default=[],
+        metavar="YYYY-MM-DD",
+        help="no bill rows of that usage date in system.billing.usage or the usage download",
+    )
+    p.add_argument(
+        "--request-log",
+        default=None,
+        metavar="FILE",
+        help="write one JSON line per request: method, path, status, injected fault (never headers)",
+    )
     args = p.parse_args(argv)
     start = args.start or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=args.days)
     try:
         options = MockOptions(
-            world=WorldConfig(seed=args.seed, scale=args.scale, start=start, days=args.days, cloud=args.cloud,
-                              tier=args.tier),
-            tokens=(args.token,), statement_delay_s=args.statement_delay,
-            deleted_jobs=tuple(args.deleted_job), forbidden_jobs=tuple(args.forbidden_job),
-            forbidden_pools=args.forbidden_pools, purged_clusters=tuple(args.purged_cluster),
-            purged_cluster_error=args.purged_cluster_error, events_retention_days=args.events_retention_days,
-            runs_retention_days=args.runs_retention_days, now=args.now,
+            world=WorldConfig(
+                seed=args.seed, scale=args.scale, start=start, days=args.days, cloud=args.cloud, tier=args.tier
+            ),
+            tokens=(args.token,),
+            statement_delay_s=args.statement_delay,
+            deleted_jobs=tuple(args.deleted_job),
+            forbidden_jobs=tuple(args.forbidden_job),
+            forbidden_pools=args.forbidden_pools,
+            purged_clusters=tuple(args.purged_cluster),
+            purged_cluster_error=args.purged_cluster_error,
+            events_retention_days=args.events_retention_days,
+            runs_retention_days=args.runs_retention_days,
+            now=args.now,
             missing_system_schemas=tuple(args.missing_system_schema),
-            denied_system_schemas=tuple(args.denied_system_schema), empty_bill_days=tuple(args.empty_bill_day),
+            denied_system_schemas=tuple(args.denied_system_schema),
+            empty_bill_days=tuple(args.empty_bill_day),
             request_log=args.request_log,
-            faults=Faults(rate_limit_per_s=args.rate_limit, error_rate=args.error_rate, slow_rate=args.slow_rate,
-                          slow_s=args.slow_seconds, drop_rate=args.drop_rate, seed=args.fault_seed))
+            faults=Faults(
+                rate_limit_per_s=args.rate_limit,
+                error_rate=args.error_rate,
+                slow_rate=args.slow_rate,
+                slow_s=args.slow_seconds,
+                drop_rate=args.drop_rate,
+                seed=args.fault_seed,
+            ),
+        )
     except ValueError as e:
         p.error(str(e))
     server = MockServer(options, args.port)
@@ -85,10 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        print(f"mock Databricks workspace {config.workspace_id} (account {config.account_id}) at {server.url}: "
-              f"{args.scale} world, seed {args.seed}, {start} + {args.days} days", flush=True)
-        print(f"export DATABRICKS_HOST={server.url} DATABRICKS_TOKEN={args.token} DATABRICKS_WAREHOUSE_ID=mock "
-              f"DATABRICKS_ACCOUNT_HOST={server.url} DATABRICKS_ACCOUNT_ID={config.account_id}", flush=True)
+        print(
+            f"mock Databricks workspace {config.workspace_id} (account {config.account_id}) at {server.url}: "
+            f"{args.scale} world, seed {args.seed}, {start} + {args.days} days",
+            flush=True,
+        )
+        print(
+            f"export DATABRICKS_HOST={server.url} DATABRICKS_TOKEN={args.token} DATABRICKS_WAREHOUSE_ID=mock "
+            f"DATABRICKS_ACCOUNT_HOST={server.url} DATABRICKS_ACCOUNT_ID={config.account_id}",
+            flush=True,
+        )
         server.serve_forever()
     except KeyboardInterrupt:
         pass

@@ -50,15 +50,22 @@ class _FaultInjector:
                 if self.tokens < 1:
                     self.injected["429"] += 1
                     wait = f.retry_after_s or max(1, math.ceil((1 - self.tokens) / f.rate_limit_per_s))
-                    raise MockError(429, "REQUEST_LIMIT_EXCEEDED", f"Too many requests to {path}; "
-                                    f"the limit is {f.rate_limit_per_s:g} per second", {"Retry-After": str(wait)})
+                    raise MockError(
+                        429,
+                        "REQUEST_LIMIT_EXCEEDED",
+                        f"Too many requests to {path}; the limit is {f.rate_limit_per_s:g} per second",
+                        {"Retry-After": str(wait)},
+                    )
                 self.tokens -= 1
             # Drawn after the (time-dependent) rate limit, so the same seed gives the same faults.
             error, slow, drop = self.rng.random(), self.rng.random(), self.rng.random()
             if error < f.error_rate:
                 self.injected["503"] += 1
-                raise MockError(503, "TEMPORARILY_UNAVAILABLE",
-                                f"The service at {path} is temporarily unavailable. Please try again later.")
+                raise MockError(
+                    503,
+                    "TEMPORARILY_UNAVAILABLE",
+                    f"The service at {path} is temporarily unavailable. Please try again later.",
+                )
             stall = f.slow_s if slow < f.slow_rate else 0.0
             if stall:
                 self.injected["slow"] += 1

@@ -151,8 +151,9 @@ class MockWorkspace:
     def _authorize(self, headers: dict[str, str]) -> None:
         value = headers.get("authorization", "")
         if not value.startswith("Bearer ") or not value[7:].strip():
-            raise MockError(401, "UNAUTHENTICATED",
-                            "Credential was not sent or was of an unsupported type for this API.")
+            raise MockError(
+                401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type for this API."
+            )
         token = value[7:].strip()
         if token in self.options.tokens:
             return
@@ -191,13 +192,22 @@ class MockWorkspace:
         lo, hi = query.int("start_time_from", 0), query.int("start_time_to", 2**62)
         job_id, run_type = query.int("job_id"), query.str("run_type")
         active_only, completed_only = query.bool("active_only"), query.bool("completed_only")
-        runs = [] if run_type not in (None, "JOB_RUN") else [
-            r for r in self.runs_newest_first if lo <= r.start <= hi and job_id in (None, r.job_id)
-            and self._retained(r)
-            and not (active_only and not self._active(r)) and not (completed_only and self._active(r))]
+        runs = (
+            []
+            if run_type not in (None, "JOB_RUN")
+            else [
+                r
+                for r in self.runs_newest_first
+                if lo <= r.start <= hi
+                and job_id in (None, r.job_id)
+                and self._retained(r)
+                and not (active_only and not self._active(r))
+                and not (completed_only and self._active(r))
+            ]
+        )
         token = query.str("page_token")
         offset = _untoken(token, "offset") if token else query.int("offset", 0)
-        page = runs[offset:offset + limit]
+        page = runs[offset : offset + limit]
         out: dict[str, Any] = {"has_more": offset + limit < len(runs)}
         if page:
             out["runs"] = [self._listed_run(r, version, query.bool("expand_tasks")) for r in page]
@@ -249,8 +259,9 @@ class MockWorkspace:
         if not query.bool("include_history"):
             payload.pop("repair_history", None)
         if version == "2.2":
-            payload = self._array_page(payload, ("tasks", "job_clusters", "job_parameters", "repair_history"),
-                                       query.str("page_token"))
+            payload = self._array_page(
+                payload, ("tasks", "job_clusters", "job_parameters", "repair_history"), query.str("page_token")
+            )
         return _json(200, self._mark(payload))
 
     def _array_page(self, obj: dict, keys: tuple[str, ...], token: str | None) -> dict:
@@ -273,8 +284,9 @@ class MockWorkspace:
         if job_id not in self.world.jobs or job_id in self.options.deleted_jobs:
             raise MockError(404, "RESOURCE_DOES_NOT_EXIST", f"Job {job_id} does not exist.")
         if job_id in self.options.forbidden_jobs:
-            raise MockError(403, "PERMISSION_DENIED", f"User {MOCK_USER} does not have View permissions on job "
-                                                      f"{job_id}.")
+            raise MockError(
+                403, "PERMISSION_DENIED", f"User {MOCK_USER} does not have View permissions on job {job_id}."
+            )
         payload = views.job_payload(self.world, self.world.jobs[job_id])
         if version == "2.2":
             settings = self._array_page(payload["settings"], ("tasks", "job_clusters"), query.str("page_token"))
@@ -306,8 +318,9 @@ class MockWorkspace:
         if not pool_id:
             raise _bad("Missing required field: instance_pool_id")
         if self.options.forbidden_pools:
-            raise MockError(403, "PERMISSION_DENIED", f"User {MOCK_USER} does not have permission to view "
-                                                      f"instance pool {pool_id}.")
+            raise MockError(
+                403, "PERMISSION_DENIED", f"User {MOCK_USER} does not have permission to view instance pool {pool_id}."
+            )
         if pool_id not in self.world.pools:
             raise MockError(404, "RESOURCE_DOES_NOT_EXIST", f"Instance pool {pool_id} does not exist")
         return _json(200, self._mark(views.instance_pool_payload(self.world, pool_id)))
@@ -316,15 +329,21 @@ class MockWorkspace:
         size = min(100, query.int("page_size", 20) or 20)  # the server may constrain the page size
         sources, states = query.list("filter_by.cluster_sources"), query.list("filter_by.cluster_states")
         # Every simulated cluster is TERMINATED when seen (after the world's last day).
-        ids = [cid for cid, c in sorted(self.world.clusters.items())
-               if (not sources or c.source in sources) and (not states or "TERMINATED" in states)
-               and cid not in self.options.purged_clusters]
+        ids = [
+            cid
+            for cid, c in sorted(self.world.clusters.items())
+            if (not sources or c.source in sources)
+            and (not states or "TERMINATED" in states)
+            and cid not in self.options.purged_clusters
+        ]
         token = query.str("page_token")
         offset = _untoken(token, "offset") if token else 0
-        out: dict[str, Any] = {"next_page_token": _token(offset=offset + size) if offset + size < len(ids)
-                               else "", "prev_page_token": _token(offset=max(0, offset - size)) if offset else ""}
-        if ids[offset:offset + size]:
-            out["clusters"] = [self._cluster(cid) for cid in ids[offset:offset + size]]
+        out: dict[str, Any] = {
+            "next_page_token": _token(offset=offset + size) if offset + size < len(ids) else "",
+            "prev_page_token": _token(offset=max(0, offset - size)) if offset else "",
+        }
+        if ids[offset : offset + size]:
+            out["clusters"] = [self._cluster(cid) for cid in ids[offset : offset + size]]
         return _json(200, out)
 
     def clusters_events(self, *, body: bytes, **_: Any) -> Reply:
@@ -343,9 +362,11 @@ class MockWorkspace:
         types = set(request.get("event_types") or [])
         if unknown := sorted(map(str, types - set(EVENT_TYPES))):
             raise _bad(f"event_types: unknown event type(s) {', '.join(unknown)}")
-        events = [self._mark({**e, "details": self._mark(dict(e.get("details") or {}))})
-                  for e in views.cluster_events(self.world, cluster_id)
-                  if lo <= e["timestamp"] <= hi and (not types or e["type"] in types)]
+        events = [
+            self._mark({**e, "details": self._mark(dict(e.get("details") or {}))})
+            for e in views.cluster_events(self.world, cluster_id)
+            if lo <= e["timestamp"] <= hi and (not types or e["type"] in types)
+        ]
         if order == "DESC":
             events.reverse()
         if "page_token" in request or "page_size" in request:
@@ -356,7 +377,9 @@ class MockWorkspace:
             offset = _untoken(token, "offset") if token else 0
             out: dict[str, Any] = {
                 "next_page_token": _token(offset=offset + size) if offset + size < len(events) else "",
-                "prev_page_token": _token(offset=max(0, offset - size)) if offset else "", "total_count": 0}
+                "prev_page_token": _token(offset=max(0, offset - size)) if offset else "",
+                "total_count": 0,
+            }
         else:
             size, offset = request.get("limit") or 50, request.get("offset") or 0
             if not 1 <= size <= MAX_EVENTS_LIMIT:
@@ -369,8 +392,8 @@ class MockWorkspace:
                 if order == "DESC" and not request.get("end_time"):
                     # DESC offsets need a fixed end: pin it to the newest event, as the service pins "now".
                     out["next_page"]["end_time"] = events[0]["timestamp"]
-        if events[offset:offset + size]:
-            out["events"] = events[offset:offset + size]
+        if events[offset : offset + size]:
+            out["events"] = events[offset : offset + size]
         return _json(200, out)
 
     def node_types(self, **_: Any) -> Reply:
@@ -425,8 +448,7 @@ class MockWorkspace:
     def me(self, **_: Any) -> Reply:
         return _json(200, {"id": "4711471147114711", "userName": MOCK_USER, "active": True})
 
-    def oauth_token(self, account_id: str | None = None, *, body: bytes, headers: dict[str, str], **_: Any
-                    ) -> Reply:
+    def oauth_token(self, account_id: str | None = None, *, body: bytes, headers: dict[str, str], **_: Any) -> Reply:
         form = {k: v[-1] for k, v in parse_qs(body.decode(errors="replace")).items()}
         client_id, secret = form.get("client_id"), form.get("client_secret")
         auth = headers.get("authorization", "")
@@ -438,13 +460,21 @@ class MockWorkspace:
         if form.get("grant_type") != "client_credentials":
             return _json(400, {"error": "unsupported_grant_type", "error_description": "use client_credentials"})
         if (client_id, secret) != (self.options.client_id, self.options.client_secret) or (
-                account_id is not None and account_id != self.config.account_id):
+            account_id is not None and account_id != self.config.account_id
+        ):
             return _json(401, {"error": "invalid_client", "error_description": "Client authentication failed"})
         token = f"mock-oauth-{self._serial_id('oauth')[:40]}"
         with self._lock:
             self.oauth_tokens[token] = self.clock() + self.options.oauth_expires_in
-        return _json(200, {"access_token": token, "token_type": "Bearer",
-                           "expires_in": self.options.oauth_expires_in, "scope": form.get("scope") or "all-apis"})
+        return _json(
+            200,
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": self.options.oauth_expires_in,
+                "scope": form.get("scope") or "all-apis",
+            },
+        )
 
 
 def _without_days(text: str, days: set[str]) -> str:
@@ -455,5 +485,6 @@ def _without_days(text: str, days: set[str]) -> str:
     rows = list(csv.reader(io.StringIO(text)))
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(
-        [rows[0], *(r for r in rows[1:] if r[LEGACY_CSV_COLUMNS.index("timestamp")][:10] not in days)])
+        [rows[0], *(r for r in rows[1:] if r[LEGACY_CSV_COLUMNS.index("timestamp")][:10] not in days)]
+    )
     return buf.getvalue()

@@ -64,8 +64,7 @@ class _HttpServer(ThreadingHTTPServer):
 class MockServer:
     """The server on ``127.0.0.1:port`` (0 picks a free port); ``start()`` serves from a daemon thread."""
 
-    def __init__(self, options: MockOptions | None = None, port: int = 0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, options: MockOptions | None = None, port: int = 0, clock: Callable[[], float] = time.monotonic):
         self.mock = MockWorkspace(options or MockOptions(), clock)
         self._httpd = _HttpServer((LOOPBACK, port), _Handler)
         self._httpd.mock = self.mock
@@ -76,8 +75,9 @@ class MockServer:
         return f"http://{LOOPBACK}:{self._httpd.server_address[1]}"
 
     def start(self) -> "MockServer":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="cost-assets-mock", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="cost-assets-mock", daemon=True
+        )
         self._thread.start()
         return self
 

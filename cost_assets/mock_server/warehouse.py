@@ -34,50 +34,131 @@ EPOCH = dt.datetime(1970, 1, 1)
 SYSTEM_CATALOG = "dbx_system"  # DuckDB reserves the name "system"; statements are rewritten to this
 
 _STRUCTS = {
-    "usage_metadata": "STRUCT(" + ", ".join(f"{c} VARCHAR" for c in (
-        "cluster_id", "job_id", "warehouse_id", "instance_pool_id", "node_type", "job_run_id", "notebook_id",
-        "dlt_pipeline_id", "endpoint_name", "endpoint_id", "dlt_update_id", "run_name", "job_name",
-        "notebook_path", "budget_policy_id")) + ")",
+    "usage_metadata": "STRUCT("
+    + ", ".join(
+        f"{c} VARCHAR"
+        for c in (
+            "cluster_id",
+            "job_id",
+            "warehouse_id",
+            "instance_pool_id",
+            "node_type",
+            "job_run_id",
+            "notebook_id",
+            "dlt_pipeline_id",
+            "endpoint_name",
+            "endpoint_id",
+            "dlt_update_id",
+            "run_name",
+            "job_name",
+            "notebook_path",
+            "budget_policy_id",
+        )
+    )
+    + ")",
     "identity_metadata": "STRUCT(run_as VARCHAR, created_by VARCHAR, owned_by VARCHAR, run_by VARCHAR)",
     "product_features": "STRUCT(jobs_tier VARCHAR, sql_tier VARCHAR, dlt_tier VARCHAR, is_serverless BOOLEAN, "
-                        "is_photon BOOLEAN, serving_type VARCHAR, performance_target VARCHAR)",
+    "is_photon BOOLEAN, serving_type VARCHAR, performance_target VARCHAR)",
     "pricing": 'STRUCT("default" DECIMAL(38,18), promotional STRUCT("default" DECIMAL(38,18)), '
-               'effective_list STRUCT("default" DECIMAL(38,18)))',
+    'effective_list STRUCT("default" DECIMAL(38,18)))',
 }
 _TAGS = "MAP(VARCHAR, VARCHAR)"
 _TABLES: dict[str, dict[str, str]] = {
     "billing.usage": {
-        "account_id": "VARCHAR", "workspace_id": "VARCHAR", "record_id": "VARCHAR", "sku_name": "VARCHAR",
-        "cloud": "VARCHAR", "usage_start_time": "TIMESTAMP", "usage_end_time": "TIMESTAMP", "usage_date": "DATE",
-        "custom_tags": _TAGS, "usage_unit": "VARCHAR", "usage_quantity": "DECIMAL(38,18)",
-        "usage_metadata": _STRUCTS["usage_metadata"], "identity_metadata": _STRUCTS["identity_metadata"],
-        "record_type": "VARCHAR", "ingestion_date": "DATE", "billing_origin_product": "VARCHAR",
-        "product_features": _STRUCTS["product_features"], "usage_type": "VARCHAR"},
+        "account_id": "VARCHAR",
+        "workspace_id": "VARCHAR",
+        "record_id": "VARCHAR",
+        "sku_name": "VARCHAR",
+        "cloud": "VARCHAR",
+        "usage_start_time": "TIMESTAMP",
+        "usage_end_time": "TIMESTAMP",
+        "usage_date": "DATE",
+        "custom_tags": _TAGS,
+        "usage_unit": "VARCHAR",
+        "usage_quantity": "DECIMAL(38,18)",
+        "usage_metadata": _STRUCTS["usage_metadata"],
+        "identity_metadata": _STRUCTS["identity_metadata"],
+        "record_type": "VARCHAR",
+        "ingestion_date": "DATE",
+        "billing_origin_product": "VARCHAR",
+        "product_features": _STRUCTS["product_features"],
+        "usage_type": "VARCHAR",
+    },
     "billing.list_prices": {
-        "account_id": "VARCHAR", "price_start_time": "TIMESTAMP", "price_end_time": "TIMESTAMP",
-        "sku_name": "VARCHAR", "cloud": "VARCHAR", "currency_code": "VARCHAR", "usage_unit": "VARCHAR",
-        "pricing": _STRUCTS["pricing"]},
+        "account_id": "VARCHAR",
+        "price_start_time": "TIMESTAMP",
+        "price_end_time": "TIMESTAMP",
+        "sku_name": "VARCHAR",
+        "cloud": "VARCHAR",
+        "currency_code": "VARCHAR",
+        "usage_unit": "VARCHAR",
+        "pricing": _STRUCTS["pricing"],
+    },
     "serving.endpoint_usage": {
-        "workspace_id": "VARCHAR", "account_id": "VARCHAR", "client_request_id": "VARCHAR",
-        "databricks_request_id": "VARCHAR", "requester": "VARCHAR", "status_code": "INTEGER",
-        "request_time": "TIMESTAMP", "input_token_count": "BIGINT", "output_token_count": "BIGINT",
-        "usage_context": _TAGS, "served_entity_id": "VARCHAR"},
+        "workspace_id": "VARCHAR",
+        "account_id": "VARCHAR",
+        "client_request_id": "VARCHAR",
+        "databricks_request_id": "VARCHAR",
+        "requester": "VARCHAR",
+        "status_code": "INTEGER",
+        "request_time": "TIMESTAMP",
+        "input_token_count": "BIGINT",
+        "output_token_count": "BIGINT",
+        "usage_context": _TAGS,
+        "served_entity_id": "VARCHAR",
+    },
     "serving.served_entities": {
-        "served_entity_id": "VARCHAR", "account_id": "VARCHAR", "workspace_id": "VARCHAR", "created_by": "VARCHAR",
-        "endpoint_name": "VARCHAR", "endpoint_id": "VARCHAR", "served_entity_name": "VARCHAR",
-        "entity_type": "VARCHAR", "entity_name": "VARCHAR", "entity_version": "VARCHAR", "task": "VARCHAR",
-        "change_time": "TIMESTAMP", "endpoint_delete_time": "TIMESTAMP"},
+        "served_entity_id": "VARCHAR",
+        "account_id": "VARCHAR",
+        "workspace_id": "VARCHAR",
+        "created_by": "VARCHAR",
+        "endpoint_name": "VARCHAR",
+        "endpoint_id": "VARCHAR",
+        "served_entity_name": "VARCHAR",
+        "entity_type": "VARCHAR",
+        "entity_name": "VARCHAR",
+        "entity_version": "VARCHAR",
+        "task": "VARCHAR",
+        "change_time": "TIMESTAMP",
+        "endpoint_delete_time": "TIMESTAMP",
+    },
 }
-_PARAM_TYPES = {"STRING": "VARCHAR", "DATE": "DATE", "TIMESTAMP": "TIMESTAMP", "TIMESTAMP_NTZ": "TIMESTAMP",
-                "INT": "INTEGER", "INTEGER": "INTEGER", "BIGINT": "BIGINT", "LONG": "BIGINT", "SMALLINT": "SMALLINT",
-                "TINYINT": "TINYINT", "DOUBLE": "DOUBLE", "FLOAT": "FLOAT", "BOOLEAN": "BOOLEAN"}
-_SIMPLE_TYPES = {"VARCHAR": ("STRING", "STRING"), "BIGINT": ("LONG", "BIGINT"), "HUGEINT": ("LONG", "BIGINT"),
-                 "INTEGER": ("INT", "INT"), "SMALLINT": ("SHORT", "SMALLINT"), "TINYINT": ("BYTE", "TINYINT"),
-                 "DOUBLE": ("DOUBLE", "DOUBLE"), "FLOAT": ("FLOAT", "FLOAT"), "BOOLEAN": ("BOOLEAN", "BOOLEAN"),
-                 "DATE": ("DATE", "DATE"), "TIMESTAMP": ("TIMESTAMP", "TIMESTAMP"),
-                 "TIMESTAMP WITH TIME ZONE": ("TIMESTAMP", "TIMESTAMP"), '"NULL"': ("NULL", "NULL")}
-_SQLSTATES = {"CatalogException": "42P01", "BinderException": "42703", "ParserException": "42601",
-              "PermissionException": "42501"}
+_PARAM_TYPES = {
+    "STRING": "VARCHAR",
+    "DATE": "DATE",
+    "TIMESTAMP": "TIMESTAMP",
+    "TIMESTAMP_NTZ": "TIMESTAMP",
+    "INT": "INTEGER",
+    "INTEGER": "INTEGER",
+    "BIGINT": "BIGINT",
+    "LONG": "BIGINT",
+    "SMALLINT": "SMALLINT",
+    "TINYINT": "TINYINT",
+    "DOUBLE": "DOUBLE",
+    "FLOAT": "FLOAT",
+    "BOOLEAN": "BOOLEAN",
+}
+_SIMPLE_TYPES = {
+    "VARCHAR": ("STRING", "STRING"),
+    "BIGINT": ("LONG", "BIGINT"),
+    "HUGEINT": ("LONG", "BIGINT"),
+    "INTEGER": ("INT", "INT"),
+    "SMALLINT": ("SHORT", "SMALLINT"),
+    "TINYINT": ("BYTE", "TINYINT"),
+    "DOUBLE": ("DOUBLE", "DOUBLE"),
+    "FLOAT": ("FLOAT", "FLOAT"),
+    "BOOLEAN": ("BOOLEAN", "BOOLEAN"),
+    "DATE": ("DATE", "DATE"),
+    "TIMESTAMP": ("TIMESTAMP", "TIMESTAMP"),
+    "TIMESTAMP WITH TIME ZONE": ("TIMESTAMP", "TIMESTAMP"),
+    '"NULL"': ("NULL", "NULL"),
+}
+_SQLSTATES = {
+    "CatalogException": "42P01",
+    "BinderException": "42703",
+    "ParserException": "42601",
+    "PermissionException": "42501",
+}
 # A system table after _translate: dbx_system.<schema>[.<table>], names possibly double-quoted.
 _SYSTEM_REFERENCE = re.compile(SYSTEM_CATALOG + r'\."?([A-Za-z_]\w*)"?(?:\."?([A-Za-z_]\w*)"?)?')
 
@@ -106,17 +187,17 @@ def _translate(sql: str, params: dict[str, tuple[str | None, str]]) -> tuple[str
             j = i + 1
             while (j < n and sql[j] != "'") or sql.startswith("''", j):
                 j += 2 if sql[j] == "\\" or sql.startswith("''", j) else 1
-            out.append(sql[i:j + 1])
+            out.append(sql[i : j + 1])
             i = j + 1
         elif sql.startswith("--", i) or sql.startswith("/*", i):
             j = sql.find("\n" if c == "-" else "*/", i)
             j = n if j < 0 else j + (1 if c == "-" else 2)
             out.append(sql[i:j])
             i = j
-        elif c in "`\"":
+        elif c in '`"':
             j = sql.find(c, i + 1)
             j = n - 1 if j < 0 else j
-            name = sql[i + 1:j]
+            name = sql[i + 1 : j]
             catalog = name.lower() == "system" and qualifier_ahead(j + 1)
             out.append(SYSTEM_CATALOG if catalog else '"' + name.replace('"', '""') + '"')
             i = j + 1
@@ -124,7 +205,7 @@ def _translate(sql: str, params: dict[str, tuple[str | None, str]]) -> tuple[str
             out.append("::")
             i += 2
         elif c == ":" and i + 1 < n and (sql[i + 1].isalpha() or sql[i + 1] == "_"):
-            m = re.match(r"[A-Za-z_]\w*", sql[i + 1:])
+            m = re.match(r"[A-Za-z_]\w*", sql[i + 1 :])
             name = m.group(0)
             if name not in params:
                 raise _SqlFailure(f"[UNBOUND_SQL_PARAMETER] Found the unbound parameter: {name}.", "42P02")
@@ -186,8 +267,13 @@ def _column(position: int, name: str, duck_type: str) -> dict:
     column: dict[str, Any] = {"name": name, "position": position}
     if m := re.fullmatch(r"DECIMAL\((\d+),\s*(\d+)\)", t):
         p, s = int(m.group(1)), int(m.group(2))
-        return {**column, "type_name": "DECIMAL", "type_text": f"DECIMAL({p},{s})", "type_precision": p,
-                "type_scale": s}
+        return {
+            **column,
+            "type_name": "DECIMAL",
+            "type_text": f"DECIMAL({p},{s})",
+            "type_precision": p,
+            "type_scale": s,
+        }
     if t in _SIMPLE_TYPES:
         type_name, type_text = _SIMPLE_TYPES[t]
     elif t.startswith("STRUCT"):
@@ -236,15 +322,28 @@ class _SqlWarehouse:
         rows = {
             "billing.usage": [r for r in views.billing_usage_rows(config) if r["usage_date"] not in empty],
             "billing.list_prices": views.list_prices_rows(load_price_sheet(), config),
-            "serving.endpoint_usage": [{k: v for k, v in r.items() if k not in ("endpoint_name", "entity_name")}
-                                       for r in views.serving_rows(world)],
-            "serving.served_entities": [{
-                "served_entity_id": e.served_entity_id, "account_id": config.account_id,
-                "workspace_id": config.workspace_id, "created_by": "owner@example.com", "endpoint_name": e.name,
-                "endpoint_id": e.endpoint_id, "served_entity_name": e.entity_name, "entity_type": "FOUNDATION_MODEL",
-                "entity_name": e.entity_name, "entity_version": "1", "task": "llm/v1/chat",
-                "change_time": _ts_text(EPOCH + dt.timedelta(milliseconds=config.start_ms - 30 * DAY)),
-                "endpoint_delete_time": None} for e in world.endpoints],
+            "serving.endpoint_usage": [
+                {k: v for k, v in r.items() if k not in ("endpoint_name", "entity_name")}
+                for r in views.serving_rows(world)
+            ],
+            "serving.served_entities": [
+                {
+                    "served_entity_id": e.served_entity_id,
+                    "account_id": config.account_id,
+                    "workspace_id": config.workspace_id,
+                    "created_by": "owner@example.com",
+                    "endpoint_name": e.name,
+                    "endpoint_id": e.endpoint_id,
+                    "served_entity_name": e.entity_name,
+                    "entity_type": "FOUNDATION_MODEL",
+                    "entity_name": e.entity_name,
+                    "entity_version": "1",
+                    "task": "llm/v1/chat",
+                    "change_time": _ts_text(EPOCH + dt.timedelta(milliseconds=config.start_ms - 30 * DAY)),
+                    "endpoint_delete_time": None,
+                }
+                for e in world.endpoints
+            ],
         }
         con = duckdb.connect()
         con.execute(f"ATTACH ':memory:' AS {SYSTEM_CATALOG}")
@@ -259,12 +358,16 @@ class _SqlWarehouse:
                 with open(path, "w", encoding="utf-8") as f:
                     f.writelines(json.dumps(r) + "\n" for r in rows[table])
                 # Timestamps, dates and decimals arrive as text and are cast; the rest JSON reads typed.
-                textual = {c: ("VARCHAR" if t in ("TIMESTAMP", "DATE") or t.startswith("DECIMAL") else t)
-                           for c, t in columns.items()}
+                textual = {
+                    c: ("VARCHAR" if t in ("TIMESTAMP", "DATE") or t.startswith("DECIMAL") else t)
+                    for c, t in columns.items()
+                }
                 spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in textual.items()) + "}"
                 select = ", ".join(f'CAST("{c}" AS {t})' for c, t in columns.items())
-                con.execute(f"INSERT INTO {SYSTEM_CATALOG}.{table} SELECT {select} FROM "
-                            f"read_json('{path}', format='newline_delimited', columns={spec})")
+                con.execute(
+                    f"INSERT INTO {SYSTEM_CATALOG}.{table} SELECT {select} FROM "
+                    f"read_json('{path}', format='newline_delimited', columns={spec})"
+                )
         # Loaded: from now on no statement may touch the file system (read_csv('/etc/passwd'), COPY … TO,
         # ATTACH, INSTALL), and none may switch that back on.
         con.execute("SET enable_external_access = false")
@@ -277,27 +380,36 @@ class _SqlWarehouse:
         for schema, table in _SYSTEM_REFERENCE.findall(sql):
             name = f"system.{schema.lower()}"
             if name in missing and table:
-                raise _SqlFailure(f"[TABLE_OR_VIEW_NOT_FOUND] The table or view `system`.`{schema}`.`{table}` "
-                                  "cannot be found.", "42P01")
+                raise _SqlFailure(
+                    f"[TABLE_OR_VIEW_NOT_FOUND] The table or view `system`.`{schema}`.`{table}` cannot be found.",
+                    "42P01",
+                )
             if name in missing:
                 raise _SqlFailure(f"[SCHEMA_NOT_FOUND] The schema `system`.`{schema}` cannot be found.", "42704")
             if name in denied:
-                raise _SqlFailure("[INSUFFICIENT_PERMISSIONS] Insufficient privileges: User does not have "
-                                  f"USE SCHEMA on Schema '{name}'.", "42501")
+                raise _SqlFailure(
+                    "[INSUFFICIENT_PERMISSIONS] Insufficient privileges: User does not have "
+                    f"USE SCHEMA on Schema '{name}'.",
+                    "42501",
+                )
 
     def execute(self, body: dict, statement_id: str) -> dict:
         warehouse, statement = body.get("warehouse_id"), body.get("statement")
         if not warehouse or not statement:
             raise _bad("warehouse_id and statement are required")
         if (body.get("disposition") or "INLINE") != "INLINE" or (body.get("format") or "JSON_ARRAY") != "JSON_ARRAY":
-            raise _bad("the mock warehouse serves format JSON_ARRAY with disposition INLINE only "
-                       "(ARROW_STREAM and CSV need EXTERNAL_LINKS)")
+            raise _bad(
+                "the mock warehouse serves format JSON_ARRAY with disposition INLINE only "
+                "(ARROW_STREAM and CSV need EXTERNAL_LINKS)"
+            )
         wait = str(body.get("wait_timeout") or "10s")
         if not re.fullmatch(r"\d+s", wait) or not (wait == "0s" or 5 <= int(wait[:-1]) <= 50):
             raise _bad(f"wait_timeout must be 0s or between 5s and 50s, got {wait!r}")
         on_timeout = body.get("on_wait_timeout") or "CONTINUE"
-        params = {p["name"]: (p.get("value"), self._param_type(p.get("type") or "STRING"))
-                  for p in body.get("parameters") or []}
+        params = {
+            p["name"]: (p.get("value"), self._param_type(p.get("type") or "STRING"))
+            for p in body.get("parameters") or []
+        }
         self.executed.append(body)
         st = _Statement(statement_id, ready_at=self.clock() + self.options.statement_delay_s)
         try:
@@ -353,12 +465,23 @@ class _SqlWarehouse:
             return {**out, "status": {"state": "PENDING"}}
         size = self.options.sql_chunk_rows
         count = max(1, math.ceil(len(st.rows) / size))
-        chunks = [{"chunk_index": i, "row_offset": i * size, "row_count": len(st.rows[i * size:(i + 1) * size])}
-                  for i in range(count)]
-        return {**out, "status": {"state": "SUCCEEDED"}, "manifest": {
-            "format": "JSON_ARRAY", "schema": {"column_count": len(st.columns), "columns": st.columns},
-            "total_chunk_count": count, "chunks": chunks, "total_row_count": len(st.rows),
-            "truncated": st.truncated}, "result": self.chunk(statement_id, 0)}
+        chunks = [
+            {"chunk_index": i, "row_offset": i * size, "row_count": len(st.rows[i * size : (i + 1) * size])}
+            for i in range(count)
+        ]
+        return {
+            **out,
+            "status": {"state": "SUCCEEDED"},
+            "manifest": {
+                "format": "JSON_ARRAY",
+                "schema": {"column_count": len(st.columns), "columns": st.columns},
+                "total_chunk_count": count,
+                "chunks": chunks,
+                "total_row_count": len(st.rows),
+                "truncated": st.truncated,
+            },
+            "result": self.chunk(statement_id, 0),
+        }
 
     def chunk(self, statement_id: str, index: int) -> dict:
         st = self._get(statement_id)
@@ -368,14 +491,15 @@ class _SqlWarehouse:
         count = max(1, math.ceil(len(st.rows) / size))
         if not 0 <= index < count:
             raise _bad(f"chunk_index {index} is out of range [0, {count})")
-        data = st.rows[index * size:(index + 1) * size]
+        data = st.rows[index * size : (index + 1) * size]
         out: dict[str, Any] = {"chunk_index": index, "row_offset": index * size, "row_count": len(data)}
         if data:
             out["data_array"] = data
         if index + 1 < count:
             out["next_chunk_index"] = index + 1
-            out["next_chunk_internal_link"] = (f"/api/2.0/sql/statements/{statement_id}/result/chunks/{index + 1}"
-                                               f"?row_offset={(index + 1) * size}")
+            out["next_chunk_internal_link"] = (
+                f"/api/2.0/sql/statements/{statement_id}/result/chunks/{index + 1}?row_offset={(index + 1) * size}"
+            )
         return out
 
     def close(self) -> None:

@@ -93,10 +93,13 @@ class AccountApiBillingSource(BillingSource):
         first, last = min(days), max(days)
         start_month, end_month = f"{first:%Y-%m}", f"{last:%Y-%m}"
         with self.connection.client("account", self.account_id) as client, _reporting(client, stats):
-            text = client.get_text(f"/api/2.0/accounts/{self.account_id}/usage/download",
-                                   {"start_month": start_month, "end_month": end_month, "personal_data": "false"})
-        frame = parse.legacy_csv_frame(text, f"Account API usage download {start_month}..{end_month}",
-                                       source="account_api")
+            text = client.get_text(
+                f"/api/2.0/accounts/{self.account_id}/usage/download",
+                {"start_month": start_month, "end_month": end_month, "personal_data": "false"},
+            )
+        frame = parse.legacy_csv_frame(
+            text, f"Account API usage download {start_month}..{end_month}", source="account_api"
+        )
         return frame.filter(pl.col("usage_date").is_in(days)).unique("record_id", keep="last", maintain_order=True)
 
 
@@ -116,8 +119,10 @@ class SystemTablesBillingSource(BillingSource):
 
     def usage(self, days: list[dt.date], stats: dict | None = None) -> pl.DataFrame:
         with self.connection.client() as client, _reporting(client, stats):
-            rows = StatementClient(client, self.warehouse_id, wait_timeout_s=self.wait_timeout_s,
-                                   timeout_s=self.timeout_s).query(USAGE_SQL, [
-                                       Param("first_day", min(days).isoformat(), "DATE"),
-                                       Param("last_day", max(days).isoformat(), "DATE")])
+            rows = StatementClient(
+                client, self.warehouse_id, wait_timeout_s=self.wait_timeout_s, timeout_s=self.timeout_s
+            ).query(
+                USAGE_SQL,
+                [Param("first_day", min(days).isoformat(), "DATE"), Param("last_day", max(days).isoformat(), "DATE")],
+            )
         return parse.system_usage_frame(rows, "system_tables").filter(pl.col("usage_date").is_in(days))

@@ -49,13 +49,20 @@ class DatabricksConnection(dg.Config):
         for name, value in super().__repr_args__():
             yield name, ("<redacted>" if name in SECRET_FIELDS and value else value)
 
-    def client(self, kind: Literal["workspace", "account"] = "workspace", account_id: str | None = None
-               ) -> ApiClient:
+    def client(self, kind: Literal["workspace", "account"] = "workspace", account_id: str | None = None) -> ApiClient:
         """A keep-alive client with this connection's credentials, retries and rate limit."""
-        return ApiClient(self.host, self.credentials(kind, account_id), timeout_s=self.timeout_s,
-                         max_requests_per_second=self.max_requests_per_second,
-                         retry=RetryPolicy(max_attempts=self.max_attempts, retry_timeout_s=self.retry_timeout_s,
-                                           backoff_s=self.backoff_s, jitter_s=self.jitter_s))
+        return ApiClient(
+            self.host,
+            self.credentials(kind, account_id),
+            timeout_s=self.timeout_s,
+            max_requests_per_second=self.max_requests_per_second,
+            retry=RetryPolicy(
+                max_attempts=self.max_attempts,
+                retry_timeout_s=self.retry_timeout_s,
+                backoff_s=self.backoff_s,
+                jitter_s=self.jitter_s,
+            ),
+        )
 
     def credentials(self, kind: Literal["workspace", "account"], account_id: str | None) -> Credentials:
         where = "DATABRICKS_HOST" if kind == "workspace" else "DATABRICKS_ACCOUNT_HOST and DATABRICKS_ACCOUNT_ID"
@@ -63,11 +70,16 @@ class DatabricksConnection(dg.Config):
             return PatCredentials(self.token, hint=f"DATABRICKS_TOKEN (or DATABRICKS_ACCESS_TOKEN) and {where}")
         if self.client_id and self.client_secret:
             path = "/oidc/v1/token" if kind == "workspace" else f"/oidc/accounts/{account_id}/v1/token"
-            return OAuthM2MCredentials(token_url=normalize_host(self.host) + path, client_id=self.client_id,
-                                       client_secret=self.client_secret,
-                                       hint=f"DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET and {where}")
-        raise ValueError(f"no Databricks credentials for {where}: set DATABRICKS_TOKEN, or "
-                         "DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET")
+            return OAuthM2MCredentials(
+                token_url=normalize_host(self.host) + path,
+                client_id=self.client_id,
+                client_secret=self.client_secret,
+                hint=f"DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET and {where}",
+            )
+        raise ValueError(
+            f"no Databricks credentials for {where}: set DATABRICKS_TOKEN, or "
+            "DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET"
+        )
 
 
 class DatabricksWorkspace(dg.ConfigurableResource):
@@ -92,8 +104,9 @@ class DatabricksWorkspace(dg.ConfigurableResource):
         return self._serving_with(self.api(), days)
 
     def _fetch_with(self, api: WorkspaceApi, days: list[dt.date]) -> WorkspaceDay:
-        return fetch_days(api, days, run_lookback_days=self.run_lookback_days,
-                                event_lookback_days=self.event_lookback_days)
+        return fetch_days(
+            api, days, run_lookback_days=self.run_lookback_days, event_lookback_days=self.event_lookback_days
+        )
 
     @staticmethod
     def _serving_with(api: WorkspaceApi, days: list[dt.date]) -> pl.DataFrame:
@@ -118,9 +131,15 @@ class LiveWorkspace(DatabricksWorkspace):
     clusters_page_size: int = 100
 
     def api(self) -> RestWorkspaceApi:
-        return RestWorkspaceApi(self.connection.client(), cloud=self.cloud, workspace_id=self.workspace_id,
-                                warehouse_id=self.warehouse_id, runs_page_size=self.runs_page_size,
-                                events_page_size=self.events_page_size, clusters_page_size=self.clusters_page_size)
+        return RestWorkspaceApi(
+            self.connection.client(),
+            cloud=self.cloud,
+            workspace_id=self.workspace_id,
+            warehouse_id=self.warehouse_id,
+            runs_page_size=self.runs_page_size,
+            events_page_size=self.events_page_size,
+            clusters_page_size=self.clusters_page_size,
+        )
 
     def fetch(self, days: list[dt.date]) -> WorkspaceDay:
         with self.api() as api:

@@ -38,8 +38,14 @@ class SimulatedWorld(dg.Config):
     def config_for(self, days: Sequence[dt.date]) -> WorldConfig:
         """The world covering ``days`` (and LOOKBACK_DAYS before them; the generator adds the day before)."""
         first = min(days) - dt.timedelta(days=LOOKBACK_DAYS)
-        return WorldConfig(seed=self.seed, scale=self.scale, start=first, days=(max(days) - first).days + 1,
-                           cloud=self.cloud.upper(), tier=self.tier.upper())
+        return WorldConfig(
+            seed=self.seed,
+            scale=self.scale,
+            start=first,
+            days=(max(days) - first).days + 1,
+            cloud=self.cloud.upper(),
+            tier=self.tier.upper(),
+        )
 
 
 class SimulatedWorkspace(DatabricksWorkspace):

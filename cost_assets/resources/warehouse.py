@@ -218,9 +218,7 @@ class PolarsByNameTypeHandler(DbTypeHandler[pl.DataFrame]):
                 "pl.col(...).cast(pl.String)."
             )
         _register(connection, frame)
-        connection.execute(
-            f"CREATE OR REPLACE TABLE {_qualified_name(table_slice)} AS SELECT * FROM {_INCOMING}"
-        )
+        connection.execute(f"CREATE OR REPLACE TABLE {_qualified_name(table_slice)} AS SELECT * FROM {_INCOMING}")
         return frame
 
     @staticmethod
@@ -420,5 +418,7 @@ class Ledger(dg.ConfigurableResource):
 def storage_resources(database: str, shrink_threshold: float = 0.5) -> dict[str, dg.ConfigurableResource]:
     """The two resources every graph over one DuckDB file needs: the IO manager writing it and the ledger
     reading it (the raw assets compare a new answer with what is stored before replacing a day)."""
-    return {"io_manager": CostDuckDBIOManager(database=database),
-            "ledger": Ledger(database=database, shrink_threshold=shrink_threshold)}
+    return {
+        "io_manager": CostDuckDBIOManager(database=database),
+        "ledger": Ledger(database=database, shrink_threshold=shrink_threshold),
+    }

@@ -58,8 +58,9 @@ class SimulatedApi:
     def cluster_events(self, cluster_id: str, start_time: int, end_time: int) -> list[dict]:
         return [e for e in views.cluster_events(self.world, cluster_id) if start_time <= e["timestamp"] <= end_time]
 
-    def cluster_events_before(self, cluster_id: str, end_time: int, event_types: Iterable[str], limit: int
-                              ) -> Iterator[dict]:
+    def cluster_events_before(
+        self, cluster_id: str, end_time: int, event_types: Iterable[str], limit: int
+    ) -> Iterator[dict]:
         """Newest first, like clusters/events with ``order=DESC`` (no pages in-process: ``limit`` unused)."""
         kinds = frozenset(event_types)
         events = views.cluster_events(self.world, cluster_id)

@@ -24,10 +24,12 @@ from cost_assets.timeutil import from_ms, to_ms
 
 def price_cuts(sheet: PriceSheet) -> list[int]:
     """Instants where any price or DBU rate changes: costs are integrated piecewise between them."""
-    frames = [sheet.instance_types_frame().select(pl.col("effective_from").alias("t")),
-              sheet.instance_types_frame().select(pl.col("effective_to").alias("t")),
-              sheet.dbu_prices_frame().select(pl.col("price_start_time").alias("t")),
-              sheet.dbu_prices_frame().select(pl.col("price_end_time").alias("t"))]
+    frames = [
+        sheet.instance_types_frame().select(pl.col("effective_from").alias("t")),
+        sheet.instance_types_frame().select(pl.col("effective_to").alias("t")),
+        sheet.dbu_prices_frame().select(pl.col("price_start_time").alias("t")),
+        sheet.dbu_prices_frame().select(pl.col("price_end_time").alias("t")),
+    ]
     instants = pl.concat(frames).drop_nulls().unique()["t"].to_list()
     return sorted(to_ms(t) for t in instants)
 
@@ -84,11 +86,30 @@ def cluster_hours(world: World, sheet: PriceSheet) -> pl.DataFrame:
                     row = acc[(cid, a // HOUR * HOUR, sku.sku_name)]
                     row[1] += (b - a) / HOUR
                     row[3] += price * (b - a) / HOUR
-    rows = [{"cluster_id": k[0], "hour_start": from_ms(k[1]), "sku_name": k[2], "dbus": v[0],
-             "machine_hours": v[1], "dbu_cost_usd": v[2], "vm_cost_usd": v[3]} for k, v in sorted(acc.items())]
-    return pl.DataFrame(rows, schema={"cluster_id": pl.Utf8, "hour_start": pl.Datetime("us"),
-                                      "sku_name": pl.Utf8, "dbus": pl.Float64, "machine_hours": pl.Float64,
-                                      "dbu_cost_usd": pl.Float64, "vm_cost_usd": pl.Float64})
+    rows = [
+        {
+            "cluster_id": k[0],
+            "hour_start": from_ms(k[1]),
+            "sku_name": k[2],
+            "dbus": v[0],
+            "machine_hours": v[1],
+            "dbu_cost_usd": v[2],
+            "vm_cost_usd": v[3],
+        }
+        for k, v in sorted(acc.items())
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "cluster_id": pl.Utf8,
+            "hour_start": pl.Datetime("us"),
+            "sku_name": pl.Utf8,
+            "dbus": pl.Float64,
+            "machine_hours": pl.Float64,
+            "dbu_cost_usd": pl.Float64,
+            "vm_cost_usd": pl.Float64,
+        },
+    )
 
 
 def run_costs(world: World, sheet: PriceSheet) -> pl.DataFrame:
@@ -153,14 +174,34 @@ def run_costs(world: World, sheet: PriceSheet) -> pl.DataFrame:
                 continue
             rate = rates.node(pool.node_type, day).vm_on_demand_per_hour
             acc[(day, pool_id, None, None)][2] += pool.min_idle * rate * 24
-    rows = [{"usage_date": from_ms(k[0]).date(), "cluster_id": k[1], "run_id": k[2], "job_id": k[3],
-             "consumer": "run" if k[2] is not None else "idle", "dbus": v[0], "dbu_cost_usd": v[1],
-             "vm_cost_usd": v[2], "total_cost_usd": v[1] + v[2]}
-            for k, v in sorted(acc.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0))]
-    return pl.DataFrame(rows, schema={"usage_date": pl.Date, "cluster_id": pl.Utf8, "run_id": pl.Int64,
-                                      "job_id": pl.Int64, "consumer": pl.Utf8, "dbus": pl.Float64,
-                                      "dbu_cost_usd": pl.Float64, "vm_cost_usd": pl.Float64,
-                                      "total_cost_usd": pl.Float64})
+    rows = [
+        {
+            "usage_date": from_ms(k[0]).date(),
+            "cluster_id": k[1],
+            "run_id": k[2],
+            "job_id": k[3],
+            "consumer": "run" if k[2] is not None else "idle",
+            "dbus": v[0],
+            "dbu_cost_usd": v[1],
+            "vm_cost_usd": v[2],
+            "total_cost_usd": v[1] + v[2],
+        }
+        for k, v in sorted(acc.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0))
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "usage_date": pl.Date,
+            "cluster_id": pl.Utf8,
+            "run_id": pl.Int64,
+            "job_id": pl.Int64,
+            "consumer": pl.Utf8,
+            "dbus": pl.Float64,
+            "dbu_cost_usd": pl.Float64,
+            "vm_cost_usd": pl.Float64,
+            "total_cost_usd": pl.Float64,
+        },
+    )
 
 
 @lru_cache(maxsize=16)

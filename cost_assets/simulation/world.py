@@ -75,8 +75,7 @@ SCALES = {
     "tiny": Scale(jobs=4, runs_per_day=6, shared_clusters=1, pools=1, endpoints=1, requests_per_day=24),
     "small": Scale(jobs=24, runs_per_day=48, shared_clusters=3, pools=1, endpoints=2, requests_per_day=400),
     "medium": Scale(jobs=200, runs_per_day=600, shared_clusters=12, pools=3, endpoints=3, requests_per_day=4000),
-    "large": Scale(jobs=2000, runs_per_day=8000, shared_clusters=60, pools=8, endpoints=6,
-                   requests_per_day=40000),
+    "large": Scale(jobs=2000, runs_per_day=8000, shared_clusters=60, pools=8, endpoints=6, requests_per_day=40000),
 }
 
 
@@ -294,13 +293,23 @@ class _Builder:
             "pool_id": pool.pool_id if pool else None,
         }
 
-    def make_cluster(self, spec: dict, cluster_id: str, name: str, source: str, tags: dict, creator: str
-                     ) -> Cluster:
-        c = Cluster(cluster_id=cluster_id, name=name, source=source, custom_tags=dict(tags), creator=creator,
-                    node_type=spec["node_type"], driver_node_type=spec["driver_node_type"],
-                    photon=spec["photon"], single_node=spec["single_node"], num_workers=spec["num_workers"],
-                    autoscale=spec["autoscale"], availability=spec["availability"],
-                    first_on_demand=spec["first_on_demand"], pool_id=spec["pool_id"])
+    def make_cluster(self, spec: dict, cluster_id: str, name: str, source: str, tags: dict, creator: str) -> Cluster:
+        c = Cluster(
+            cluster_id=cluster_id,
+            name=name,
+            source=source,
+            custom_tags=dict(tags),
+            creator=creator,
+            node_type=spec["node_type"],
+            driver_node_type=spec["driver_node_type"],
+            photon=spec["photon"],
+            single_node=spec["single_node"],
+            num_workers=spec["num_workers"],
+            autoscale=spec["autoscale"],
+            availability=spec["availability"],
+            first_on_demand=spec["first_on_demand"],
+            pool_id=spec["pool_id"],
+        )
         if c.single_node:
             c.custom_tags["ResourceClass"] = "SingleNode"
         self.clusters[cluster_id] = c
@@ -317,16 +326,19 @@ class _Builder:
         setup = rng.randint(20, 50) * 1000 if c.pool_id else rng.randint(150, 330) * 1000
         running = min(start + setup, end - MINUTE)
         s = Session(start=start, running=running, end=end)
-        size = {"num_workers": c.num_workers} if c.autoscale is None else {
-            "autoscale": {"min_workers": c.autoscale[0], "max_workers": c.autoscale[1]}}
-        s.events.append(_event(c, start, "CREATING" if first else "STARTING",
-                               {"cluster_size": size, "user": c.creator}))
+        size = (
+            {"num_workers": c.num_workers}
+            if c.autoscale is None
+            else {"autoscale": {"min_workers": c.autoscale[0], "max_workers": c.autoscale[1]}}
+        )
+        s.events.append(
+            _event(c, start, "CREATING" if first else "STARTING", {"cluster_size": size, "user": c.creator})
+        )
         if rng.random() < 0.3:
             s.events.append(_event(c, start + (running - start) // 2, "INIT_SCRIPTS_STARTED", {}))
         workers0 = 0 if c.single_node else (c.num_workers if c.autoscale is None else c.autoscale[0])
         # first_on_demand counts the driver first; with 0 the whole cluster follows `availability`.
-        s.nodes.append(Node("driver", c.driver_node_type, spot_avail and c.first_on_demand == 0, start,
-                            running, end))
+        s.nodes.append(Node("driver", c.driver_node_type, spot_avail and c.first_on_demand == 0, start, running, end))
 
         def add_workers(k: int, at: int, ready: int, replacement: bool) -> None:
             for _ in range(k):
@@ -335,8 +347,9 @@ class _Builder:
                 s.nodes.append(Node("worker", c.node_type, spot, at, ready, end))
 
         add_workers(workers0, start, running, False)
-        s.events.append(_event(c, running, "RUNNING",
-                               {"current_num_workers": workers0, "target_num_workers": workers0}))
+        s.events.append(
+            _event(c, running, "RUNNING", {"current_num_workers": workers0, "target_num_workers": workers0})
+        )
         current, t = workers0, running
         # Autoscaling and spot evictions while the cluster runs, at least 6 minutes apart.
         while c.autoscale is not None or (spot_avail and not c.single_node):
@@ -350,9 +363,18 @@ class _Builder:
                 for n in lost:
                     n.released = t
                 current -= len(lost)
-                s.events.append(_event(c, t, "NODES_LOST", {
-                    "current_num_workers": current, "target_num_workers": current + len(lost),
-                    "reason": {"code": "SPOT_INSTANCE_TERMINATION", "type": "CLOUD_FAILURE", "parameters": {}}}))
+                s.events.append(
+                    _event(
+                        c,
+                        t,
+                        "NODES_LOST",
+                        {
+                            "current_num_workers": current,
+                            "target_num_workers": current + len(lost),
+                            "reason": {"code": "SPOT_INSTANCE_TERMINATION", "type": "CLOUD_FAILURE", "parameters": {}},
+                        },
+                    )
+                )
                 t = self.upsize(c, s, t + 30_000, current, current + len(lost), add_workers, replacement=True)
                 current += len(lost)
                 continue
@@ -367,25 +389,56 @@ class _Builder:
                 for n in sorted(alive, key=lambda n: (n.provisioned, n.spot))[target:]:
                     n.released = t
                 # Logged as Databricks does: RESIZING from the current to the lower target, no completion event.
-                s.events.append(_event(c, t, "RESIZING", {
-                    "current_num_workers": current, "target_num_workers": target, "cause": "AUTOSCALE",
-                    "cluster_size": size}))
+                s.events.append(
+                    _event(
+                        c,
+                        t,
+                        "RESIZING",
+                        {
+                            "current_num_workers": current,
+                            "target_num_workers": target,
+                            "cause": "AUTOSCALE",
+                            "cluster_size": size,
+                        },
+                    )
+                )
             current = target
-        s.events.append(_event(c, end, "TERMINATING", {"reason": {
-            "code": "JOB_FINISHED" if c.source == "JOB" else "INACTIVITY", "type": "SUCCESS", "parameters": {}}}))
+        s.events.append(
+            _event(
+                c,
+                end,
+                "TERMINATING",
+                {
+                    "reason": {
+                        "code": "JOB_FINISHED" if c.source == "JOB" else "INACTIVITY",
+                        "type": "SUCCESS",
+                        "parameters": {},
+                    }
+                },
+            )
+        )
         return s
 
-    def upsize(self, c: Cluster, s: Session, t: int, current: int, target: int, add_workers,
-               replacement: bool) -> int:
+    def upsize(self, c: Cluster, s: Session, t: int, current: int, target: int, add_workers, replacement: bool) -> int:
         """RESIZING → new VMs requested at ``t`` → UPSIZE_COMPLETED when the last one is ready."""
         done = t + self.rng.randint(60, 200) * 1000
-        s.events.append(_event(c, t, "RESIZING", {
-            "current_num_workers": current, "target_num_workers": target,
-            "cause": "REPLACE_BAD_NODES" if replacement else "AUTOSCALE"}))
+        s.events.append(
+            _event(
+                c,
+                t,
+                "RESIZING",
+                {
+                    "current_num_workers": current,
+                    "target_num_workers": target,
+                    "cause": "REPLACE_BAD_NODES" if replacement else "AUTOSCALE",
+                },
+            )
+        )
         jitter = self.rng.randint(0, self.cfg.ready_jitter_s) * 1000
         add_workers(target - current, t, done - jitter, replacement)
-        s.events.append(_event(c, done, "UPSIZE_COMPLETED",
-                               {"current_num_workers": target, "target_num_workers": target}))
+        s.events.append(
+            _event(c, done, "UPSIZE_COMPLETED", {"current_num_workers": target, "target_num_workers": target})
+        )
         return done
 
 
@@ -407,9 +460,16 @@ class _Workspace:
 def _workspace(cfg: WorldConfig) -> _Workspace:
     b = _Builder(cfg, _stream(cfg, "workspace"))
     rng, scale, anchor = b.rng, b.scale, day_start_ms(ANCHOR)
-    pools = [Pool(pool_id=f"{ANCHOR:%m%d}-pool-{stable_id(cfg.seed, 'pool', i)}", name=f"pool-{i}",
-                  node_type=rng.choice(NODE_TYPES[cfg.cloud]), min_idle=rng.randint(1, 3),
-                  custom_tags={"team": "platform", "cost_center": f"cc-90{i}"}) for i in range(scale.pools)]
+    pools = [
+        Pool(
+            pool_id=f"{ANCHOR:%m%d}-pool-{stable_id(cfg.seed, 'pool', i)}",
+            name=f"pool-{i}",
+            node_type=rng.choice(NODE_TYPES[cfg.cloud]),
+            min_idle=rng.randint(1, 3),
+            custom_tags={"team": "platform", "cost_center": f"cc-90{i}"},
+        )
+        for i in range(scale.pools)
+    ]
 
     # Shared all-purpose clusters, restarted every day (see _shared_sessions); cluster ALWAYS_ON never is.
     shared: list[Cluster] = []
@@ -418,13 +478,22 @@ def _workspace(cfg: WorldConfig) -> _Workspace:
         if i == ALWAYS_ON:
             # Fixed size and on demand, so it logs nothing between its start and FOREVER: a day's state at
             # 00:00 lies beyond any event look-back and is found by walking back to that start.
-            spec.update(num_workers=spec["num_workers"] or spec["autoscale"][0], autoscale=None,
-                        availability=AVAILABILITY[cfg.cloud][0], first_on_demand=1)
+            spec.update(
+                num_workers=spec["num_workers"] or spec["autoscale"][0],
+                autoscale=None,
+                availability=AVAILABILITY[cfg.cloud][0],
+                first_on_demand=1,
+            )
         tags = {"team": TEAMS[i % len(TEAMS)], "cost_center": f"cc-{100 + i}"}
         created = anchor + i * MINUTE
-        c = b.make_cluster(spec, cluster_id_for(created, cfg.seed, "shared", i),
-                           f"shared-{TEAMS[i % len(TEAMS)]}-{i}", rng.choice(["UI", "API"]), tags,
-                           rng.choice(USERS))
+        c = b.make_cluster(
+            spec,
+            cluster_id_for(created, cfg.seed, "shared", i),
+            f"shared-{TEAMS[i % len(TEAMS)]}-{i}",
+            rng.choice(["UI", "API"]),
+            tags,
+            rng.choice(USERS),
+        )
         c.created = created
         if i == ALWAYS_ON:
             c.sessions.append(b.simulate_session(c, created, day_start_ms(FOREVER), first=True))
@@ -433,25 +502,46 @@ def _workspace(cfg: WorldConfig) -> _Workspace:
     jobs: dict[int, Job] = {}
     for i in range(scale.jobs):
         job_id = 100_000 + i * 7919 + cfg.seed
-        mode = "shared" if shared and rng.random() < 0.4 else ("mixed" if shared and rng.random() < 0.15
-                                                               else "job_cluster")
-        tags = {"team": rng.choice(TEAMS), "tenant": rng.choice(TENANTS), "project": rng.choice(PROJECTS),
-                "cost_center": f"cc-{rng.randint(1, 9) * 100}"}
+        mode = (
+            "shared"
+            if shared and rng.random() < 0.4
+            else ("mixed" if shared and rng.random() < 0.15 else "job_cluster")
+        )
+        tags = {
+            "team": rng.choice(TEAMS),
+            "tenant": rng.choice(TENANTS),
+            "project": rng.choice(PROJECTS),
+            "cost_center": f"cc-{rng.randint(1, 9) * 100}",
+        }
         if rng.random() < 0.1:
             tags = {}  # an untagged job
         n_tasks = rng.choice([1, 1, 2, 3, 4])
-        jobs[job_id] = Job(job_id=job_id, name=f"{rng.choice(PROJECTS)}-{i}", tags=tags,
-                           creator=rng.choice(USERS), created=anchor + i * MINUTE, mode=mode,
-                           tasks=[f"task_{k}" for k in range(n_tasks)],
-                           cluster_spec=b.cluster_spec(pools, shared=False),
-                           shared_cluster_id=rng.choice(shared).cluster_id if shared else None)
+        jobs[job_id] = Job(
+            job_id=job_id,
+            name=f"{rng.choice(PROJECTS)}-{i}",
+            tags=tags,
+            creator=rng.choice(USERS),
+            created=anchor + i * MINUTE,
+            mode=mode,
+            tasks=[f"task_{k}" for k in range(n_tasks)],
+            cluster_spec=b.cluster_spec(pools, shared=False),
+            shared_cluster_id=rng.choice(shared).cluster_id if shared else None,
+        )
 
-    endpoints = [Endpoint(name=name, endpoint_id=stable_id(cfg.seed, "ep", name, length=32),
-                          served_entity_id=stable_id(cfg.seed, "se", name, length=32), entity_name=model,
-                          dbu_per_million_tokens=rate)
-                 for name, model, rate in [("agent-chat", "databricks-meta-llama-3-3-70b-instruct", 14.0),
-                                           ("support-bot", "databricks-claude-sonnet-4", 40.0),
-                                           ("embeddings", "databricks-gte-large-en", 1.5)][: scale.endpoints]]
+    endpoints = [
+        Endpoint(
+            name=name,
+            endpoint_id=stable_id(cfg.seed, "ep", name, length=32),
+            served_entity_id=stable_id(cfg.seed, "se", name, length=32),
+            entity_name=model,
+            dbu_per_million_tokens=rate,
+        )
+        for name, model, rate in [
+            ("agent-chat", "databricks-meta-llama-3-3-70b-instruct", 14.0),
+            ("support-bot", "databricks-claude-sonnet-4", 40.0),
+            ("embeddings", "databricks-gte-large-en", 1.5),
+        ][: scale.endpoints]
+    ]
     return _Workspace(pools=pools, shared=shared, jobs=jobs, endpoints=endpoints)
 
 
@@ -488,19 +578,31 @@ def generate_world(config: WorldConfig | None = None) -> World:
     for d in range(-1, cfg.days):
         day = cfg.start + dt.timedelta(days=d)
         # The sessions a run of the day may use: the day before's to the day after's, and the always-on one.
-        near = {cid: [s for k in (-1, 0, 1) if (s := sessions[day + dt.timedelta(days=k)].get(cid))]
-                for cid in sessions[day]}
-        near |= {c.cluster_id: c.sessions for c in workspace.shared[ALWAYS_ON:ALWAYS_ON + 1]}
+        near = {
+            cid: [s for k in (-1, 0, 1) if (s := sessions[day + dt.timedelta(days=k)].get(cid))]
+            for cid in sessions[day]
+        }
+        near |= {c.cluster_id: c.sessions for c in workspace.shared[ALWAYS_ON : ALWAYS_ON + 1]}
         b = _Builder(cfg, _stream(cfg, "runs", day), first_run_id=day.toordinal() * RUN_IDS_PER_DAY)
         runs.extend(_day_runs(b, workspace, day, near))
         clusters.update(b.clusters)
     runs.sort(key=lambda r: (r.start, r.run_id))
 
-    requests = [r for d in range(cfg.days) for r in
-                _serving_requests(cfg, workspace.endpoints, cfg.start + dt.timedelta(days=d))]
+    requests = [
+        r
+        for d in range(cfg.days)
+        for r in _serving_requests(cfg, workspace.endpoints, cfg.start + dt.timedelta(days=d))
+    ]
     requests.sort(key=lambda r: (r["request_time"], r["databricks_request_id"]))
-    return World(config=cfg, jobs=workspace.jobs, clusters=clusters, runs=runs,
-                 pools={p.pool_id: p for p in workspace.pools}, endpoints=workspace.endpoints, requests=requests)
+    return World(
+        config=cfg,
+        jobs=workspace.jobs,
+        clusters=clusters,
+        runs=runs,
+        pools={p.pool_id: p for p in workspace.pools},
+        endpoints=workspace.endpoints,
+        requests=requests,
+    )
 
 
 @lru_cache(maxsize=16)
@@ -519,8 +621,11 @@ def _day_runs(b: _Builder, workspace: _Workspace, day: dt.date, near: dict[str, 
         return runs
     for _ in range(b.scale.runs_per_day):
         job = workspace.jobs[rng.choice(job_ids)]
-        start = day0 + (rng.randint(22 * 60, 23 * 60 + 40) if rng.random() < 0.1
-                        else rng.randint(0, 22 * 60)) * MINUTE + rng.randint(0, 59_999)
+        start = (
+            day0
+            + (rng.randint(22 * 60, 23 * 60 + 40) if rng.random() < 0.1 else rng.randint(0, 22 * 60)) * MINUTE
+            + rng.randint(0, 59_999)
+        )
         run = _simulate_run(b, job, start, near.get(job.shared_cluster_id, []), day0 + DAY)
         if run is not None:
             runs.append(run)
@@ -540,8 +645,9 @@ def _simulate_run(b: _Builder, job: Job, start: int, shared_sessions: list[Sessi
     session = None
     if job.mode == "shared":
         # A run on a shared cluster only starts while the cluster is up: move it into a session.
-        session = next((s for s in shared_sessions
-                        if s.start < day_end and s.end - 40 * MINUTE > max(start, s.running)), None)
+        session = next(
+            (s for s in shared_sessions if s.start < day_end and s.end - 40 * MINUTE > max(start, s.running)), None
+        )
         if session is None:
             return None
         start = max(start, session.running + rng.randint(1, 20) * MINUTE)
@@ -564,33 +670,55 @@ def _simulate_run(b: _Builder, job: Job, start: int, shared_sessions: list[Sessi
     job_cluster = None
     if uses_job_cluster:
         cid = cluster_id_for(start, b.cfg.seed, job.job_id, run_id)
-        job_cluster = b.make_cluster(job.cluster_spec, cid, f"job-{job.job_id}-run-{run_id}", "JOB",
-                                     job.tags, job.creator)
+        job_cluster = b.make_cluster(
+            job.cluster_spec, cid, f"job-{job.job_id}-run-{run_id}", "JOB", job.tags, job.creator
+        )
         job_clusters["main"] = cid
     for k, (key, t0, t1, deps) in enumerate(plan):
-        on_shared = job.mode == "shared" or (job.mode == "mixed" and k % 2 == 1 and any(
-            s.running <= t0 and t1 + 2 * MINUTE <= s.end for s in shared_sessions))
+        on_shared = job.mode == "shared" or (
+            job.mode == "mixed"
+            and k % 2 == 1
+            and any(s.running <= t0 and t1 + 2 * MINUTE <= s.end for s in shared_sessions)
+        )
         cid = job.shared_cluster_id if on_shared else job_cluster.cluster_id
         failed = rng.random() < 0.06
-        tasks.append(TaskRun(key, b.new_run_id(), cid, None if on_shared else "main", t0, t1, 0,
-                             "FAILED" if failed else "SUCCESS", deps))
+        tasks.append(
+            TaskRun(
+                key,
+                b.new_run_id(),
+                cid,
+                None if on_shared else "main",
+                t0,
+                t1,
+                0,
+                "FAILED" if failed else "SUCCESS",
+                deps,
+            )
+        )
         if failed and t1 + 3 * MINUTE < end:
             # A retry on the same cluster, inside the run (the cluster is still up).
             r0 = t1 + rng.randint(20, 60) * 1000
             r1 = min(r0 + durations[k] // 2, end - 1000)
             if r1 > r0:
-                tasks.append(TaskRun(key, b.new_run_id(), cid, None if on_shared else "main", r0, r1, 1,
-                                     "SUCCESS", deps))
+                tasks.append(
+                    TaskRun(key, b.new_run_id(), cid, None if on_shared else "main", r0, r1, 1, "SUCCESS", deps)
+                )
     if job_cluster is not None:
         job_cluster.sessions.append(b.simulate_session(job_cluster, start, end, first=True))
-    run = JobRun(job_id=job.job_id, run_id=run_id, start=start, end=end, trigger="PERIODIC", tasks=tasks,
-                 job_clusters=job_clusters)
+    run = JobRun(
+        job_id=job.job_id,
+        run_id=run_id,
+        start=start,
+        end=end,
+        trigger="PERIODIC",
+        tasks=tasks,
+        job_clusters=job_clusters,
+    )
     if job_cluster is not None and any(tr.result == "FAILED" for tr in tasks) and rng.random() < 0.4:
         # A repair: the failed tasks run again later on a fresh job cluster with the same key.
         r_start = end + rng.randint(10, 40) * MINUTE
         cid = cluster_id_for(r_start, b.cfg.seed, job.job_id, run_id, "repair")
-        rc = b.make_cluster(job.cluster_spec, cid, f"job-{job.job_id}-run-{run_id}", "JOB", job.tags,
-                            job.creator)
+        rc = b.make_cluster(job.cluster_spec, cid, f"job-{job.job_id}-run-{run_id}", "JOB", job.tags, job.creator)
         t = r_start + rng.randint(150, 330) * 1000
         for tr in [tr for tr in tasks if tr.result == "FAILED" and tr.attempt == 0]:
             t1 = t + rng.randint(4, 30) * MINUTE
@@ -613,22 +741,31 @@ def _serving_requests(cfg: WorldConfig, endpoints: list[Endpoint], day: dt.date)
     for i in range(cfg.scale_spec.requests_per_day):
         ep = endpoints[rng.randrange(len(endpoints))]
         t = day0 + rng.randint(0, DAY - 1)
-        context = {"tenant": rng.choice(TENANTS), "agent": rng.choice(["triage", "writer", "retriever"]),
-                   "user": rng.choice(USERS)}
+        context = {
+            "tenant": rng.choice(TENANTS),
+            "agent": rng.choice(["triage", "writer", "retriever"]),
+            "user": rng.choice(USERS),
+        }
         if rng.random() < 0.05:
             context.pop("tenant")
         embeddings = ep.entity_name.endswith("-en")
-        out.append({
-            "workspace_id": cfg.workspace_id, "account_id": cfg.account_id,
-            "databricks_request_id": stable_id(cfg.seed, "req", day.isoformat(), i, length=32),
-            "client_request_id": None if rng.random() < 0.5 else f"c-{day:%Y%m%d}-{i}",
-            "requester": context["user"], "status_code": 200 if rng.random() > 0.02 else 429,
-            "request_time": t, "endpoint_name": ep.name, "served_entity_id": ep.served_entity_id,
-            "entity_name": ep.entity_name,
-            "input_token_count": rng.randint(20, 4000),
-            "output_token_count": 0 if embeddings else rng.randint(10, 1500),
-            "usage_context": context,
-        })
+        out.append(
+            {
+                "workspace_id": cfg.workspace_id,
+                "account_id": cfg.account_id,
+                "databricks_request_id": stable_id(cfg.seed, "req", day.isoformat(), i, length=32),
+                "client_request_id": None if rng.random() < 0.5 else f"c-{day:%Y%m%d}-{i}",
+                "requester": context["user"],
+                "status_code": 200 if rng.random() > 0.02 else 429,
+                "request_time": t,
+                "endpoint_name": ep.name,
+                "served_entity_id": ep.served_entity_id,
+                "entity_name": ep.entity_name,
+                "input_token_count": rng.randint(20, 4000),
+                "output_token_count": 0 if embeddings else rng.randint(10, 1500),
+                "usage_context": context,
+            }
+        )
     return out
 
 
