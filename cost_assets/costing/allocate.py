@@ -28,8 +28,9 @@ dropped. Invariant (tested): Σ run shares + idle = the cluster's cost, per clus
 
 import polars as pl
 
+from cost_assets.costing.frames import ENGINE, Frame, group_starts, lazy
 from cost_assets.costing.price import MONEY_COLUMNS, US_PER_HOUR
-from cost_assets.costing.timeline import ENGINE, Frame, group_starts, lazy, split_at_hours
+from cost_assets.costing.timeline import split_at_hours
 from cost_assets.schemas import UTC_TS
 
 JOB_COMPUTE_TYPES = ["job_cluster", "new_cluster"]

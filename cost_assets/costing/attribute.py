@@ -41,9 +41,9 @@ job tags > cluster custom tags > pool tags > the bill's custom tags.
 import polars as pl
 
 from cost_assets import schemas
+from cost_assets.costing.frames import Frame, lazy
 from cost_assets.costing.reconcile import GRAIN, RESOURCE_HOUR, TOLERANCE
 from cost_assets.costing.scope import resolve_tags
-from cost_assets.costing.timeline import Frame, lazy
 from cost_assets.vocabulary import CONSUMERS, CURRENCY
 
 CONSUMER_KEY = ["consumer", "run_id", "task_run_id", "job_id"]

@@ -35,20 +35,11 @@ import polars as pl
 
 from cost_assets import schemas
 from cost_assets.costing.allocate import allocate, shared_cluster_flags
+from cost_assets.costing.frames import ENGINE, Frame, group_starts, lazy
 from cost_assets.costing.price import MONEY_COLUMNS, price_segments_lazy
 from cost_assets.costing.scope import resolve_tags
 from cost_assets.costing.spec import with_spec_events
-from cost_assets.costing.timeline import (
-    CORE_COLUMNS,
-    ENGINE,
-    SEGMENT_KIND,
-    STATE,
-    Frame,
-    cluster_attributes,
-    cluster_segments_lazy,
-    group_starts,
-    lazy,
-)
+from cost_assets.costing.timeline import CORE_COLUMNS, SEGMENT_KIND, STATE, cluster_attributes, cluster_segments_lazy
 from cost_assets.timeutil import day_bounds
 
 # The engine's output columns are the contracts' (the pandera models are the one source of truth).

@@ -30,7 +30,8 @@ import datetime as dt
 
 import polars as pl
 
-from cost_assets.costing.timeline import ATTRIBUTE_COLUMNS, ENGINE, SEGMENT_COLUMNS, Frame, group_starts, lazy
+from cost_assets.costing.frames import ENGINE, Frame, group_starts, lazy
+from cost_assets.costing.timeline import ATTRIBUTE_COLUMNS, SEGMENT_COLUMNS
 from cost_assets.schemas import UTC_TS
 from cost_assets.timeutil import EPOCH
 

@@ -64,7 +64,8 @@ shown):
 import polars as pl
 
 from cost_assets import schemas
-from cost_assets.costing.timeline import ONE_US, Frame, lazy
+from cost_assets.costing.frames import Frame, lazy
+from cost_assets.costing.timeline import ONE_US
 from cost_assets.vocabulary import CURRENCY
 
 TOLERANCE = 0.05

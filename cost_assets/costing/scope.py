@@ -23,7 +23,7 @@ value for a dimension counts under ``vocabulary.UNTAGGED`` so every dimension su
 import polars as pl
 
 from cost_assets import schemas
-from cost_assets.costing.timeline import Frame, lazy
+from cost_assets.costing.frames import Frame, lazy
 from cost_assets.vocabulary import CURRENCY, SCOPE_DIMENSIONS, TAG_DIMENSIONS, UNTAGGED
 
 COST_BY_SCOPE_COLUMNS = list(schemas.CostByScope.to_schema().columns)

@@ -28,7 +28,7 @@ Why the edge cases go where they go:
 import polars as pl
 
 from cost_assets import schemas
-from cost_assets.costing.timeline import Frame, lazy
+from cost_assets.costing.frames import Frame, lazy
 from cost_assets.vocabulary import CURRENCY, UNTAGGED
 
 # One row per group: the contract's key is the grouping.

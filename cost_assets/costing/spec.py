@@ -16,7 +16,7 @@ only ever holds what the API said. A rebuilt cluster *with* events (purged, even
 
 import polars as pl
 
-from cost_assets.costing.timeline import Frame, lazy
+from cost_assets.costing.frames import Frame, lazy
 from cost_assets.vocabulary import CLUSTER_NOT_FOUND
 
 
