@@ -18,7 +18,7 @@ from typing import Any
 
 from cost_assets.ingest.fetch import NotFound, NotPermitted, SourceUnavailable
 from cost_assets.ingest.http import ApiClient, ApiError
-from cost_assets.ingest.sql import Param, SqlStatementError, StatementClient
+from cost_assets.ingest.sql import Param, SqlStatementError, StatementClient, statement
 from cost_assets.timeutil import from_ms
 
 # Cluster sources other than JOB: fetch only takes all-purpose-like clusters from clusters/list (job
@@ -27,20 +27,6 @@ NON_JOB_SOURCES = ["UI", "API", "PIPELINE", "PIPELINE_MAINTENANCE", "MODELS", "S
 # Arrays that Jobs API 2.2 pages (100 per page) on runs/get, and on jobs/get under ``settings``.
 RUN_ARRAYS = ("job_clusters", "job_parameters", "repair_history")
 JOB_ARRAYS = ("tasks", "job_clusters", "parameters", "environments")
-
-SERVING_SQL = """
-SELECT u.workspace_id, u.account_id, u.client_request_id, u.databricks_request_id, u.requester,
-       u.status_code, u.request_time, u.input_token_count, u.output_token_count, u.usage_context,
-       u.served_entity_id, e.endpoint_name, e.entity_name
-FROM system.serving.endpoint_usage AS u
-LEFT JOIN (
-  SELECT served_entity_id, endpoint_name, entity_name
-  FROM system.serving.served_entities
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY served_entity_id ORDER BY change_time DESC) = 1
-) AS e ON u.served_entity_id = e.served_entity_id
-WHERE u.workspace_id = :workspace_id
-  AND u.request_time >= :start_time AND u.request_time < :end_time
-"""
 
 
 def _does_not_exist(error: ApiError) -> bool:
@@ -295,7 +281,7 @@ class RestWorkspaceApi:
     def _serving_rows(self, start_time: int, end_time: int) -> list[dict]:
         fmt = "%Y-%m-%d %H:%M:%S.%f"  # naive UTC: SQL warehouses run in UTC unless the session says otherwise
         return StatementClient(self.client, self.warehouse_id).query(
-            SERVING_SQL,
+            statement("serving_usage"),
             [
                 Param("workspace_id", self.workspace_id),
                 Param("start_time", from_ms(start_time).strftime(fmt), "TIMESTAMP"),

@@ -13,10 +13,18 @@ silently short bill.
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
 
 from cost_assets.ingest.http import ApiClient
 
 STATEMENTS = "/api/2.0/sql/statements"
+
+
+@cache
+def statement(name: str) -> str:
+    """The SQL of ``queries/<name>.sql``: every statement sent to a SQL warehouse is a file there."""
+    return files("cost_assets.ingest").joinpath("queries", f"{name}.sql").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)

@@ -16,17 +16,8 @@ import polars as pl
 
 from cost_assets.ingest import parse
 from cost_assets.ingest.http import ApiClient
-from cost_assets.ingest.sql import Param, StatementClient
+from cost_assets.ingest.sql import Param, StatementClient, statement
 from cost_assets.resources.databricks import DatabricksConnection
-
-# The columns the shared parser reads; structs and maps arrive as JSON text.
-USAGE_SQL = """
-SELECT record_id, account_id, workspace_id, record_type, ingestion_date, cloud, sku_name,
-       usage_start_time, usage_end_time, usage_date, usage_unit, usage_quantity, billing_origin_product,
-       usage_metadata, identity_metadata, product_features, custom_tags
-FROM system.billing.usage
-WHERE usage_date BETWEEN :first_day AND :last_day
-"""
 
 
 @contextmanager
@@ -122,7 +113,7 @@ class SystemTablesBillingSource(BillingSource):
             rows = StatementClient(
                 client, self.warehouse_id, wait_timeout_s=self.wait_timeout_s, timeout_s=self.timeout_s
             ).query(
-                USAGE_SQL,
+                statement("billing_usage"),
                 [Param("first_day", min(days).isoformat(), "DATE"), Param("last_day", max(days).isoformat(), "DATE")],
             )
         return parse.system_usage_frame(rows, "system_tables").filter(pl.col("usage_date").is_in(days))
