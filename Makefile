@@ -45,8 +45,9 @@ $(DAGSTER_HOME_DIR)/dagster.yaml: deploy/local-dagster.yaml
 	mkdir -p $(DAGSTER_HOME_DIR)
 	cp deploy/local-dagster.yaml $@
 
-run: install $(DAGSTER_HOME_DIR)/dagster.yaml ## set up, then materialize the last 7 complete UTC days of the simulated workspace and print a summary
-	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/cost-assets run $(if $(DAYS),--days $(DAYS))
+run: install $(DAGSTER_HOME_DIR)/dagster.yaml ## set up, then materialize the last 7 complete UTC days of the simulated workspace (with examples/budgets.yaml) and print a summary
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) COST_ASSETS_BUDGETS=$${COST_ASSETS_BUDGETS:-examples/budgets.yaml} \
+	  $(BIN)/cost-assets run $(if $(DAYS),--days $(DAYS))
 
 mock: install ## the simulated workspace over the Databricks APIs on 127.0.0.1:8765 (prints the variables to export)
 	$(BIN)/cost-assets mock-server --days $(or $(DAYS),7)

@@ -54,6 +54,7 @@ class Settings(BaseModel):
     cloud: Literal["AZURE", "AWS", "GCP"] = Field("AZURE", validation_alias="COST_ASSETS_CLOUD")
     tier: Literal["STANDARD", "PREMIUM", "ENTERPRISE"] = Field("PREMIUM", validation_alias="COST_ASSETS_TIER")
     prices_path: str | None = Field(None, validation_alias="COST_ASSETS_PRICES")
+    budgets_path: str | None = Field(None, validation_alias="COST_ASSETS_BUDGETS")
     azure_region: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_REGION")
     azure_prices_url: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_PRICES_URL")
     duckdb_path: str = Field("data/cost_assets.duckdb", validation_alias="COST_ASSETS_DUCKDB")

@@ -9,7 +9,9 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from cost_assets.assets import accuracy, costs, raw, reconciliation, reference, reporting
+from cost_assets.assets import accuracy, budgets, costs, raw, reconciliation, reference, reporting
+from cost_assets.budgets import BudgetError
+from cost_assets.budgets import load as load_budgets
 from cost_assets.config import BILLING_SOURCES, ConfigurationError, Settings
 from cost_assets.resources.billing import (
     AccountApiBillingSource,
@@ -148,8 +150,16 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     settings = Settings.from_environ(os.environ if environ is None else environ)
     resources = build_resources(settings)
     simulated = isinstance(resources["workspace"], SimulatedWorkspace)
+    optional = SIMULATION_ASSETS if simulated else []
+    if settings.budgets_path:
+        try:  # a bad budgets file stops the definitions from loading, before anything is read or written
+            load_budgets(settings.budgets_path)
+        except BudgetError as e:
+            raise ConfigurationError(e.problems) from None
+        resources["budgets"] = budgets.BudgetBook(path=settings.budgets_path)
+        optional = [*optional, budgets.budget_status_asset]
     return dg.Definitions(
-        assets=ASSETS + (SIMULATION_ASSETS if simulated else []),
+        assets=ASSETS + optional,
         jobs=[DAILY_JOB],
         schedules=[daily_schedule(DAILY_JOB)],
         sensors=[late_billing_sensor],

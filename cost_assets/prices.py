@@ -531,6 +531,8 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+# The same strict loading for the project's other YAML files (budgets).
+StrictYamlLoader = _Loader
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:

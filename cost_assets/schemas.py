@@ -400,6 +400,45 @@ class EstimatedCosts(_Daily):
         )
 
 
+class BudgetStatus(_Daily):
+    """mart.budget_status: per budget and day, spend to date in its period, forecast, remaining and state."""
+
+    workspace_id: str | None = pa.Field(nullable=True)  # the scope's workspace, if it names one
+    budget: str
+    scope: str
+    period: str = pa.Field(isin=["day", "week", "month"])
+    period_start: dt.date
+    period_end: dt.date
+    cost_basis: str = pa.Field(isin=["dbu", "total"])
+    amount_usd: pl.Float64 = pa.Field(gt=0)
+    currency_code: str = pa.Field(isin=[CURRENCY])
+    day_spend_usd: pl.Float64
+    day_basis: str = pa.Field(isin=["billed", "estimated"])
+    spend_to_date_usd: pl.Float64
+    billed_to_date_usd: pl.Float64
+    estimated_to_date_usd: pl.Float64
+    estimated_days: pl.Int64 = pa.Field(ge=0)
+    missing_days: pl.Int64 = pa.Field(ge=0)  # days of the period so far the ledger does not hold at all
+    forecast_usd: pl.Float64
+    remaining_usd: pl.Float64
+    pct_used: pl.Float64
+    forecast_pct: pl.Float64
+    threshold_crossed_pct: pl.Float64 = pa.Field(nullable=True)
+    first_crossed_on: dt.date | None = pa.Field(nullable=True)
+    state: str = pa.Field(isin=["ok", "warning", "exceeded", "forecast_exceeded"])
+    owner: str | None = pa.Field(nullable=True)
+    channel: str | None = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "budget"]
+
+    @pa.dataframe_check(error="spend to date = billed part + estimated part")
+    def parts_add_up(cls, data) -> pl.LazyFrame:
+        parts = pl.col("billed_to_date_usd") + pl.col("estimated_to_date_usd")
+        return data.lazyframe.select((pl.col("spend_to_date_usd") - parts).abs() <= 1e-6)
+
+
 class RunCostAccuracy(_Daily):
     """sim.run_cost_accuracy (simulated worlds only): each job run's estimated day cost against the truth."""
 

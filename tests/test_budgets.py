@@ -1,0 +1,213 @@
+"""Budgets: the file's validation, and where a budget stands (expected values worked out by hand)."""
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from cost_assets import schemas
+from cost_assets.budgets import Budget, BudgetError, load, parse
+from cost_assets.costing.budget_status import budget_status, sku_family, spend_rows
+
+D = [dt.date(2026, 1, i) for i in range(1, 6)]  # Thu 01-01 .. Mon 01-05
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "budgets.yaml"
+
+
+def attributed(*rows: tuple) -> pl.DataFrame:
+    """mart/attributed_costs rows: (day, team, billed $), on a jobs cluster of workspace w1."""
+    return pl.DataFrame(
+        [
+            {
+                "usage_date": d,
+                "workspace_id": "w1",
+                "team": team,
+                "tenant": None,
+                "project": None,
+                "cost_center": None,
+                "job_id": 7,
+                "sku_name": "PREMIUM_JOBS_COMPUTE",
+                "resource_type": "cluster",
+                "resource_id": "c1",
+                "billed_cost_usd": usd,
+            }
+            for d, team, usd in rows
+        ]
+    )
+
+
+def run_costs(*rows: tuple) -> pl.DataFrame:
+    """mart/run_costs rows: (day, team, estimated DBU $, estimated VM $)."""
+    return pl.DataFrame(
+        [
+            {
+                "usage_date": d,
+                "workspace_id": "w1",
+                "team": team,
+                "tenant": None,
+                "project": None,
+                "cost_center": None,
+                "job_id": 7,
+                "sku_name": "PREMIUM_JOBS_COMPUTE_(PHOTON)",
+                "dbu_cost_usd": dbu,
+                "vm_cost_usd": vm,
+            }
+            for d, team, dbu, vm in rows
+        ]
+    )
+
+
+@pytest.fixture
+def spend() -> pl.DataFrame:
+    # Team etl is billed $10 a day on 01-01..01-04 (closed), and $5 so far on 01-05 (open: its bill lags).
+    # The estimate: $9 DBU + $2 VM a day on 01-01..01-04, $12 DBU + $3 VM on 01-05. Team ml: $1,000 a day.
+    billed = attributed(*[(d, "etl", 10.0) for d in D[:4]], (D[4], "etl", 5.0), *[(d, "ml", 1000.0) for d in D])
+    estimate = run_costs(*[(d, "etl", 9.0, 2.0) for d in D[:4]], (D[4], "etl", 12.0, 3.0))
+    return spend_rows(billed, estimate)
+
+
+def budget(**kw) -> Budget:
+    return Budget.model_validate({"name": "etl", "scope": {"team": "etl"}, "period": "month", "amount": 100, **kw})
+
+
+def test_month_to_date_uses_the_bill_for_closed_days_and_the_estimate_for_open_ones(spend):
+    out = budget_status(spend, set(D[:4]), [budget()], [D[4]])
+    schemas.BudgetStatus.validate(out)
+    row = out.row(0, named=True)
+    # 4 closed days × $10 billed + the open day's estimated DBU $12 (its partial $5 bill is not used) = $52.
+    assert row["spend_to_date_usd"] == pytest.approx(52.0)
+    assert (row["billed_to_date_usd"], row["estimated_to_date_usd"], row["estimated_days"]) == (40.0, 12.0, 1)
+    assert row["missing_days"] == 0
+    assert (row["day_spend_usd"], row["day_basis"]) == (12.0, "estimated")
+    assert row["remaining_usd"] == pytest.approx(48.0) and row["pct_used"] == pytest.approx(52.0)
+    # 50 % crossed when the total went 40 → 52, on 01-05.
+    assert (row["threshold_crossed_pct"], row["first_crossed_on"]) == (50.0, D[4])
+    # Forecast: weekday means over 01-01..01-05 (the history): Mon 12, Thu/Fri/Sat/Sun 10; Tue and Wed have
+    # no point, so the mean of all 5 days, 52 / 5 = 10.4. Days left 01-06..01-31: Tue ×4, Wed ×4, Thu ×4,
+    # Fri ×4, Sat ×4, Sun ×3, Mon ×3 → 41.6 + 41.6 + 40 + 40 + 40 + 30 + 36 = 269.2; 52 + 269.2 = 321.2.
+    assert row["forecast_usd"] == pytest.approx(321.2)
+    assert row["state"] == "forecast_exceeded"  # 321 % ≥ the 100 % forecast threshold; spend is only 52 %
+
+
+def test_total_cost_adds_the_estimated_vm_dollars(spend):
+    out = budget_status(spend, set(D[:4]), [budget(cost="total", amount=60)], [D[4]])
+    row = out.row(0, named=True)
+    # Closed days: $10 billed + $2 VM = $12 × 4 = $48; the open day: $12 DBU + $3 VM = $15 → $63 ≥ $60.
+    assert row["spend_to_date_usd"] == pytest.approx(63.0)
+    assert row["state"] == "exceeded" and row["threshold_crossed_pct"] == 100.0
+    # Running totals 12, 24, 36, 48, 63: 100 % of $60 is crossed on 01-05.
+    assert row["first_crossed_on"] == D[4]
+
+
+def test_week_and_day_periods_and_the_whole_account(spend):
+    week = budget(name="w", period="week", amount=1000)
+    account = Budget.model_validate({"name": "all", "scope": "account", "period": "day", "amount": 2000})
+    out = budget_status(spend, set(D[:4]), [week, account], [D[3], D[4]])
+    rows = {(r["budget"], r["usage_date"]): r for r in out.iter_rows(named=True)}
+    # Sunday 01-04 closes the week of Mon 12-29 .. Sun 01-04: 01-01..01-04 billed $10 each = $40.
+    assert rows["w", D[3]]["period_start"] == dt.date(2025, 12, 29)
+    assert rows["w", D[3]]["spend_to_date_usd"] == pytest.approx(40.0)
+    assert rows["w", D[3]]["missing_days"] == 3  # 12-29..12-31 are not in the ledger
+    # Monday 01-05 starts a new week: only its estimated $12.
+    assert rows["w", D[4]]["period_start"] == D[4] and rows["w", D[4]]["spend_to_date_usd"] == pytest.approx(12.0)
+    # The account, per day: 01-04 billed $10 (etl) + $1,000 (ml) = $1,010, 51 % of $2,000: a warning.
+    assert rows["all", D[3]]["spend_to_date_usd"] == pytest.approx(1010.0)
+    assert rows["all", D[3]]["state"] == "warning" and rows["all", D[3]]["forecast_usd"] == pytest.approx(1010.0)
+
+
+def test_ok_when_no_threshold_is_reached(spend):
+    out = budget_status(spend, set(D[:4]), [budget(amount=100_000)], [D[0]])
+    row = out.row(0, named=True)
+    assert row["state"] == "ok" and row["threshold_crossed_pct"] is None and row["first_crossed_on"] is None
+
+
+def test_sku_family_drops_tier_and_photon():
+    names = pl.Series(["PREMIUM_JOBS_COMPUTE_(PHOTON)", "STANDARD_ALL_PURPOSE_COMPUTE", "ENTERPRISE_SQL_PRO"])
+    assert pl.select(sku_family(pl.lit(names))).to_series().to_list() == [
+        "JOBS_COMPUTE",
+        "ALL_PURPOSE_COMPUTE",
+        "SQL_PRO",
+    ]
+
+
+def test_a_bad_file_names_the_file_the_budget_and_the_key():
+    text = """
+budgets:
+  - name: etl
+    scope: {team: etl, colour: blue}
+    period: fortnight
+    amount: -5
+  - name: ml
+    period: month
+    amount: 10
+    currency: EUR
+  - name: ml
+    period: day
+    amount: 1
+"""
+    with pytest.raises(BudgetError) as failure:
+        parse(text, "budgets.yaml")
+    lines = str(failure.value).splitlines()
+    assert any(line.startswith("budgets.yaml: budget 'etl': scope:") and "colour" in line for line in lines)
+    assert any(
+        line.startswith("budgets.yaml: budget 'etl': period:") and "'day', 'week' or 'month'" in line for line in lines
+    )
+    assert any(line.startswith("budgets.yaml: budget 'etl': amount:") for line in lines)
+    assert any(line.startswith("budgets.yaml: budget 'ml': currency:") for line in lines)
+    assert "budgets.yaml: budget 'ml': name: another budget has the same name" in lines
+    assert len(lines) == 5
+
+
+def test_an_unreadable_or_malformed_file_is_one_clear_line(tmp_path):
+    with pytest.raises(BudgetError, match="cannot read the budgets file"):
+        load(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("budgets:\n  - name: a\n    name: b\n")
+    with pytest.raises(BudgetError, match=r"bad\.yaml: invalid YAML.*duplicate key"):
+        load(bad)
+
+
+def test_the_shipped_example_is_valid():
+    budgets = load(EXAMPLE)
+    assert budgets and {b.period for b in budgets} <= {"day", "week", "month"}
+
+
+# --- through Dagster ---------------------------------------------------------------------------------------
+
+
+def test_budget_status_is_materialized_from_the_stored_ledger(tmp_path):
+    import dagster as dg
+
+    from cost_assets.definitions import build_defs
+    from cost_assets.resources.warehouse import read_table
+    from tests.conftest import run_daily, sim_environ
+
+    database = tmp_path / "ledger.duckdb"
+    defs = build_defs(sim_environ(database, COST_ASSETS_BUDGETS=str(EXAMPLE)))
+    assert run_daily(defs, "2026-01-05", "2026-01-07").success
+    status = read_table(str(database), "mart.budget_status")
+    names = {b.name for b in load(EXAMPLE)}
+    assert status.height == 3 * len(names) and set(status["budget"]) == names
+    # Only 01-05..07 are stored: 01-01..04 are missing (unknown, not $0), and each day's month to date is
+    # the sum of the stored days so far, read back from the ledger.
+    account = status.filter(pl.col("budget") == "account-monthly").sort("usage_date")
+    days = account["day_spend_usd"].to_list()
+    assert account["spend_to_date_usd"].to_list() == pytest.approx([days[0], days[0] + days[1], sum(days)])
+    assert account["missing_days"].to_list() == [4, 4, 4]
+    # The tiny world's bill for 01-05..07 was ingested up to 01-08: 01-05 and 01-06 are closed (billed);
+    # 01-07 waits for an ingestion on 01-09, so it counts its estimate.
+    assert account["day_basis"].to_list() == ["billed", "billed", "estimated"]
+    assert set(status["state"]) <= {"ok", "warning", "exceeded", "forecast_exceeded"}
+    assert "mart/budget_status" in {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert isinstance(defs.resources["budgets"], dg.ConfigurableResource)
+
+
+def test_a_bad_budgets_file_stops_the_definitions_from_loading(tmp_path):
+    from cost_assets.config import ConfigurationError
+    from cost_assets.definitions import build_defs
+
+    bad = tmp_path / "budgets.yaml"
+    bad.write_text("budgets:\n  - name: x\n    period: year\n    amount: 1\n")
+    with pytest.raises(ConfigurationError, match=r"budget 'x': period"):
+        build_defs({"COST_ASSETS_DUCKDB": str(tmp_path / "d.duckdb"), "COST_ASSETS_BUDGETS": str(bad)})
+    assert not (tmp_path / "d.duckdb").exists()  # nothing was opened, let alone written
