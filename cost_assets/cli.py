@@ -124,5 +124,71 @@ def mock_server(ctx: typer.Context) -> None:
     raise typer.Exit(server.main(ctx.args))
 
 
+@app.command()
+def estimate(
+    cloud: Annotated[str, typer.Option(help="AZURE, AWS or GCP (any case).")],
+    node_type: Annotated[str, typer.Option(help="Worker node type, e.g. Standard_DS3_v2 or m5.xlarge.")],
+    hours: Annotated[float, typer.Option(help="How long the cluster runs, in hours.")],
+    workers: Annotated[
+        int | None, typer.Option(min=0, help="Fixed number of workers (0: single node, driver only).")
+    ] = None,
+    min_workers: Annotated[int | None, typer.Option(min=0, help="Autoscaling: the fewest workers.")] = None,
+    max_workers: Annotated[int | None, typer.Option(min=0, help="Autoscaling: the most workers.")] = None,
+    driver_node_type: Annotated[str | None, typer.Option(help="Driver node type (default: the --node-type).")] = None,
+    photon: Annotated[bool, typer.Option("--photon", help="Photon runtime (the SKU's Photon DBU factor).")] = False,
+    spot: Annotated[bool, typer.Option("--spot", help="Workers on spot VMs, the driver on-demand.")] = False,
+    workload: Annotated[str, typer.Option(help="jobs, all_purpose or dlt.")] = "jobs",
+    tier: Annotated[
+        str | None, typer.Option(help="STANDARD, PREMIUM or ENTERPRISE (default: COST_ASSETS_TIER, else PREMIUM).")
+    ] = None,
+    budget: Annotated[
+        float | None, typer.Option(min=0, help="Exit 2 when the estimate (its upper end) exceeds this many USD.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object instead of the table.")] = False,
+) -> None:
+    """Estimate a cluster's DBUs, DBU $, VM $ and total before launching it, from the pipeline's price sheet."""
+    import dataclasses
+    import json
+
+    from cost_assets import preflight
+    from cost_assets.prices import PriceSheetError, UnknownPriceError, load_price_sheet
+
+    if workers is not None and (min_workers is not None or max_workers is not None):
+        raise typer.BadParameter("give --workers or --min-workers/--max-workers, not both", param_hint="--workers")
+    if workers is None and (min_workers is None or max_workers is None):
+        raise typer.BadParameter("give --workers, or both --min-workers and --max-workers", param_hint="--workers")
+    try:
+        settings = Settings.from_environ(os.environ)
+        sheet = load_price_sheet(settings.prices_path)
+        result = preflight.estimate(
+            cloud=cloud,
+            node_type=node_type,
+            driver_node_type=driver_node_type,
+            workers=workers,
+            min_workers=min_workers,
+            max_workers=max_workers,
+            hours=hours,
+            photon=photon,
+            spot=spot,
+            workload=workload,
+            tier=tier or settings.tier,
+            sheet=sheet,
+        )
+    except (ConfigurationError, PriceSheetError, UnknownPriceError, preflight.PreflightInputError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    if result.cloud == "AZURE" and settings.azure_region:
+        note = (
+            f"COST_ASSETS_AZURE_REGION={settings.azure_region}: the pipeline takes Azure VM $/h from the Retail "
+            "Prices API; this estimate uses the price sheet's"
+        )
+        result = dataclasses.replace(result, notes=(*result.notes, note))
+    typer.echo(json.dumps(result.to_json(budget), indent=2) if as_json else preflight.table(result))
+    message = preflight.budget_message(result, budget) if budget is not None else None
+    if message:
+        typer.echo(message, err=True)
+        raise typer.Exit(2)
+
+
 if __name__ == "__main__":
     app()

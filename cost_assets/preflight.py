@@ -1,0 +1,337 @@
+"""Pre-launch check: what a cluster of a given shape would cost for H hours, before it is started.
+
+The numbers come from the same price tables the pipeline prices with (the bundled sheet plus the
+``COST_ASSETS_PRICES`` overrides, :func:`cost_assets.prices.load_price_sheet`) through the sheet's own
+lookups (:meth:`PriceSheet.node`, :meth:`PriceSheet.sku`), and follow the engine's cost model
+(``cost_assets/costing/price.py``, ``_costs``), applied to one cluster that runs for ``hours``:
+
+* ``dbus = hours × photon_dbu_factor × (driver DBU/h + workers × worker DBU/h)``; DBUs are the same
+  for spot and on-demand nodes, and ``photon_dbu_factor`` is the SKU's (1.0 for non-Photon SKUs).
+* ``dbu_cost_usd = dbus × effective $/DBU`` (the contract price: list × (1 − contract discount)).
+* ``vm_cost_usd = hours × (driver $/h + workers × worker $/h)``. On-demand prices, or with ``spot`` the
+  workers at the spot price and the driver on-demand (Databricks' default ``first_on_demand = 1``). A node
+  type with no spot price is charged on-demand (an over-estimate rather than $0), as the engine does.
+* ``total_cost_usd = dbu_cost_usd + vm_cost_usd``. ``workers = 0`` is a single-node cluster (driver only).
+
+The SKU is the one the engine picks: (cloud, tier, workload, Photon) at the pricing instant, with the
+engine's workloads (``jobs`` for job clusters, ``all_purpose``, ``dlt`` → ``dlt_core`` for pipelines).
+An unknown node type or SKU raises :class:`cost_assets.prices.UnknownPriceError` naming it and the cloud:
+an estimate is never $0 for lack of a price.
+
+Autoscaling (``min_workers < max_workers``): ``min`` and ``max`` are the cost with that many workers for
+all ``hours``; ``mid`` is the cost at ``(min + max) / 2`` workers, which (cost being linear in the worker
+count) is exactly halfway between them. It is a planning figure, not a prediction of the autoscaler.
+A budget is compared with ``max``, the most the configuration can cost in ``hours``.
+
+Not modelled (the estimate assumes ``hours`` of RUNNING time): start-up time (VMs are paid from the
+request, DBUs from RUNNING), spot evictions and fallback, instance pools, price changes during ``hours``
+(everything is priced at ``at``), and Azure VM prices from the Retail Prices API
+(``COST_ASSETS_AZURE_REGION``): the estimate uses the sheet's VM $/h.
+"""
+
+import datetime as dt
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from cost_assets.prices import NodeType, PriceSheet, SkuPrice, UnknownPriceError, load_price_sheet
+from cost_assets.vocabulary import CLOUDS, TIERS
+
+# The workloads a classic cluster bills under, as the engine names them (timeline.workload_of).
+WORKLOADS = {"jobs": "jobs", "all_purpose": "all_purpose", "dlt": "dlt_core"}
+JSON_DECIMALS = 6  # DBUs and dollars in --json: enough for any price, without float noise
+
+
+class PreflightInputError(ValueError):
+    """An argument the estimate cannot use (bad cloud, negative hours, min > max, ...)."""
+
+
+@dataclass(frozen=True)
+class NodeRates:
+    """One node role's rates as charged: DBU/h (non-Photon) and the VM $/h actually used."""
+
+    node_type_id: str
+    dbu_per_hour: float
+    vm_per_hour: float
+    pricing: str  # "on_demand" or "spot"
+
+
+@dataclass(frozen=True)
+class Point:
+    """The cost with ``workers`` workers (plus the driver) for the whole ``hours``."""
+
+    workers: float  # a float: the mid of 2..5 is 3.5
+    dbus: float
+    dbu_cost_usd: float
+    vm_cost_usd: float
+    total_cost_usd: float
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The result of :func:`estimate`: the prices used and the cost at min, mid and max workers."""
+
+    cloud: str
+    tier: str
+    workload: str  # the SKU's workload (dlt → dlt_core)
+    sku_name: str
+    photon: bool
+    spot: bool
+    hours: float
+    priced_at: dt.datetime  # naive UTC
+    driver: NodeRates
+    worker: NodeRates
+    photon_dbu_factor: float
+    dbu_list_price: float
+    dbu_price: float  # effective $/DBU (contract price), the one totals use
+    min: Point
+    mid: Point
+    max: Point
+    notes: tuple[str, ...] = ()
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.min.workers != self.max.workers
+
+    def over_budget(self, budget: float) -> bool:
+        """Whether the upper end (``max``) exceeds ``budget`` (compared in cents, as printed)."""
+        return round(self.max.total_cost_usd, 2) > round(budget, 2)
+
+    def explain(self, point: Point | None = None) -> str:
+        """One line saying what drives the cost of ``point`` (default ``max``): VM and DBU arithmetic."""
+        p = point or self.max
+        w = _count(p.workers)
+        vm = f"VM {money(p.vm_cost_usd)} = (1 driver × {rate(self.driver.vm_per_hour)}/h"
+        dbu = f"DBU {money(p.dbu_cost_usd)} = (1 × {_num(self.driver.dbu_per_hour)}"
+        if p.workers:
+            vm += f" + {w} workers × {rate(self.worker.vm_per_hour)}/h {self.worker.pricing.replace('_', '-')}"
+            dbu += f" + {w} × {_num(self.worker.dbu_per_hour)}"
+        dbu += " DBU/h)"
+        if self.photon_dbu_factor != 1.0:
+            dbu += f" × {_num(self.photon_dbu_factor)} Photon"
+        dbu += f" × {_num(self.hours)} h = {p.dbus:,.2f} DBU × {rate(self.dbu_price)}/DBU"
+        return f"{vm}) × {_num(self.hours)} h  +  {dbu}"
+
+    def to_json(self, budget: float | None = None) -> dict[str, Any]:
+        """A stable JSON object: every key always present (``budget`` is null without one)."""
+        return {
+            "cloud": self.cloud,
+            "tier": self.tier,
+            "workload": self.workload,
+            "sku_name": self.sku_name,
+            "photon": self.photon,
+            "spot": self.spot,
+            "hours": self.hours,
+            "priced_at": self.priced_at.isoformat(timespec="seconds") + "Z",
+            "driver": _rates_json(self.driver),
+            "worker": _rates_json(self.worker),
+            "photon_dbu_factor": self.photon_dbu_factor,
+            "dbu_list_price": self.dbu_list_price,
+            "dbu_price": self.dbu_price,
+            "autoscaling": self.autoscaling,
+            "estimate": _point_json(self.mid),
+            "range": {"min": _point_json(self.min), "mid": _point_json(self.mid), "max": _point_json(self.max)},
+            "budget": None
+            if budget is None
+            else {"usd": budget, "compared_with": "max", "over": self.over_budget(budget)},
+            "notes": list(self.notes),
+        }
+
+
+def cost_at(workers: float, hours: float, driver: NodeRates, worker: NodeRates, sku: SkuPrice) -> Point:
+    """The engine's formulas (costing/price.py) for one cluster with constant counts over ``hours``."""
+    dbus = hours * sku.photon_dbu_factor * (driver.dbu_per_hour + workers * worker.dbu_per_hour)
+    vm = hours * (driver.vm_per_hour + workers * worker.vm_per_hour)
+    dbu_cost = dbus * sku.effective_price
+    return Point(float(workers), dbus, dbu_cost, vm, dbu_cost + vm)
+
+
+def estimate(
+    *,
+    cloud: str,
+    node_type: str,
+    hours: float,
+    workers: int | None = None,
+    min_workers: int | None = None,
+    max_workers: int | None = None,
+    driver_node_type: str | None = None,
+    photon: bool = False,
+    spot: bool = False,
+    workload: str = "jobs",
+    tier: str = "PREMIUM",
+    at: dt.datetime | None = None,
+    sheet: PriceSheet | None = None,
+) -> Estimate:
+    """Cost of running one cluster for ``hours``: give ``workers`` (fixed size; 0 = single node) or
+    ``min_workers`` and ``max_workers`` (autoscaling). ``driver_node_type`` defaults to ``node_type``;
+    ``at`` (default now, naive = UTC) picks the prices in force; ``sheet`` defaults to the bundled sheet.
+
+    Raises :class:`PreflightInputError` for unusable arguments and
+    :class:`~cost_assets.prices.UnknownPriceError` for a node type or SKU the price sheet does not have.
+    """
+    cloud, tier = cloud.strip().upper(), tier.strip().upper()
+    lo, hi = _worker_range(workers, min_workers, max_workers)
+    if cloud not in CLOUDS:
+        raise PreflightInputError(f"unknown cloud {cloud!r} (expected one of: {', '.join(CLOUDS)})")
+    if tier not in TIERS:
+        raise PreflightInputError(f"unknown tier {tier!r} (expected one of: {', '.join(TIERS)})")
+    if workload not in WORKLOADS:
+        raise PreflightInputError(f"unknown workload {workload!r} (expected one of: {', '.join(WORKLOADS)})")
+    if not (isinstance(hours, int | float) and math.isfinite(hours) and hours > 0):
+        raise PreflightInputError(f"hours must be a number > 0, got {hours!r}")
+    sheet = sheet if sheet is not None else load_price_sheet()
+    at = at if at is not None else dt.datetime.now(dt.UTC)
+    at = at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo is not None else at
+
+    driver_node = _node(sheet, cloud, driver_node_type or node_type, at)
+    worker_node = _node(sheet, cloud, node_type, at)
+    sku = sheet.sku(cloud, tier, WORKLOADS[workload], photon, at)
+
+    notes = []
+    d, w = driver_node, worker_node
+    driver = NodeRates(d.node_type_id, d.dbu_per_hour, d.vm_on_demand_per_hour, "on_demand")
+    if spot and w.vm_spot_per_hour is not None:
+        worker = NodeRates(w.node_type_id, w.dbu_per_hour, w.vm_spot_per_hour, "spot")
+    else:
+        worker = NodeRates(w.node_type_id, w.dbu_per_hour, w.vm_on_demand_per_hour, "on_demand")
+        if spot:
+            notes.append(f"{cloud} {node_type} has no spot price in the price sheet: workers are charged on-demand")
+    return Estimate(
+        cloud=cloud,
+        tier=tier,
+        workload=sku.workload,
+        sku_name=sku.sku_name,
+        photon=photon,
+        spot=spot,
+        hours=float(hours),
+        priced_at=at,
+        driver=driver,
+        worker=worker,
+        photon_dbu_factor=sku.photon_dbu_factor,
+        dbu_list_price=sku.list_price,
+        dbu_price=sku.effective_price,
+        min=cost_at(lo, hours, driver, worker, sku),
+        mid=cost_at((lo + hi) / 2, hours, driver, worker, sku),
+        max=cost_at(hi, hours, driver, worker, sku),
+        notes=tuple(notes),
+    )
+
+
+def budget_message(est: Estimate, budget: float) -> str | None:
+    """Two lines when ``est`` exceeds ``budget`` (its ``max``): the verdict and what drives the cost."""
+    if not est.over_budget(budget):
+        return None
+    verdict = f"Estimated cost {money(est.max.total_cost_usd)} exceeds budget {money(budget)}"
+    if est.autoscaling:
+        verdict += (
+            f" (the upper end: {_count(est.max.workers)} workers for {_num(est.hours)} h;"
+            f" mid estimate {money(est.mid.total_cost_usd)})"
+        )
+    return f"{verdict}\n{est.explain(est.max)}"
+
+
+def table(est: Estimate) -> str:
+    """The human-readable estimate: the prices used, one row per point, what drives the cost."""
+    photon = f", Photon ×{_num(est.photon_dbu_factor)} DBU/h" if est.photon else ""
+    discount = f" (list {rate(est.dbu_list_price)})" if est.dbu_price != est.dbu_list_price else ""
+    lines = [
+        f"{est.cloud} {est.tier} {est.workload}: {est.sku_name} at {rate(est.dbu_price)}/DBU{discount}{photon}",
+        f"{_num(est.hours)} h, prices in force at {est.priced_at.isoformat(timespec='minutes')} UTC",
+        f"  driver   {est.driver.node_type_id:<22}{_num(est.driver.dbu_per_hour):>6} DBU/h  "
+        f"{rate(est.driver.vm_per_hour)}/h {est.driver.pricing.replace('_', '-')}",
+    ]
+    if est.max.workers:
+        lines.append(
+            f"  workers  {est.worker.node_type_id:<22}{_num(est.worker.dbu_per_hour):>6} DBU/h  "
+            f"{rate(est.worker.vm_per_hour)}/h {est.worker.pricing.replace('_', '-')}"
+        )
+    else:
+        lines.append("  single node (driver only)")
+    header = ["", "workers", "DBUs", "DBU $", "VM $", "total"]
+    rows = [("min", est.min), ("mid", est.mid), ("max", est.max)] if est.autoscaling else [("estimate", est.max)]
+    lines += ["", "  " + f"{header[0]:<10}" + "".join(f"{h:>14}" for h in header[1:])]
+    for name, p in rows:
+        cells = [_count(p.workers), f"{p.dbus:,.2f}", money(p.dbu_cost_usd), money(p.vm_cost_usd)]
+        cells.append(money(p.total_cost_usd))
+        lines.append("  " + f"{name:<10}" + "".join(f"{c:>14}" for c in cells))
+    lines.append("")
+    if est.autoscaling:
+        lines.append(
+            f"min/max: {_count(est.min.workers)} / {_count(est.max.workers)} workers for all {_num(est.hours)} h;"
+            f" mid: {_count(est.mid.workers)} workers (halfway: cost is linear in workers)"
+        )
+    lines.append(f"max: {est.explain(est.max)}" if est.autoscaling else est.explain(est.max))
+    lines += [f"note: {n}" for n in est.notes]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ formatting
+def money(usd: float) -> str:
+    """$1,234.56"""
+    return f"${usd:,.2f}"
+
+
+def rate(usd: float) -> str:
+    """A unit price with the digits it has: $0.30, $0.046, $0.1808 (at least 2, at most 4 decimals)."""
+    text = f"{usd:,.4f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    return f"${whole}.{frac:0<2}"
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def _count(workers: float) -> str:
+    return f"{workers:g}"
+
+
+def _point_json(p: Point) -> dict[str, float]:
+    return {
+        "workers": p.workers,
+        "dbus": round(p.dbus, JSON_DECIMALS),
+        "dbu_cost_usd": round(p.dbu_cost_usd, JSON_DECIMALS),
+        "vm_cost_usd": round(p.vm_cost_usd, JSON_DECIMALS),
+        "total_cost_usd": round(p.total_cost_usd, JSON_DECIMALS),
+    }
+
+
+def _rates_json(r: NodeRates) -> dict[str, Any]:
+    return {
+        "node_type_id": r.node_type_id,
+        "dbu_per_hour": r.dbu_per_hour,
+        "vm_per_hour": r.vm_per_hour,
+        "pricing": r.pricing,
+    }
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def _worker_range(workers: int | None, min_workers: int | None, max_workers: int | None) -> tuple[int, int]:
+    if workers is not None and (min_workers is not None or max_workers is not None):
+        raise PreflightInputError("give workers (fixed size) or min_workers and max_workers (autoscaling), not both")
+    if workers is not None:
+        lo = hi = workers
+    elif min_workers is not None and max_workers is not None:
+        lo, hi = min_workers, max_workers
+    else:
+        raise PreflightInputError("give workers (fixed size) or both min_workers and max_workers (autoscaling)")
+    if isinstance(lo, bool) or isinstance(hi, bool) or not (isinstance(lo, int) and isinstance(hi, int)):
+        raise PreflightInputError(f"worker counts must be whole numbers, got {lo!r} and {hi!r}")
+    if lo < 0 or hi < 0:
+        raise PreflightInputError(f"worker counts must be >= 0, got {lo} and {hi}")
+    if lo > hi:
+        raise PreflightInputError(f"min_workers {lo} is more than max_workers {hi}")
+    return lo, hi
+
+
+def _node(sheet: PriceSheet, cloud: str, node_type_id: str, at: dt.datetime) -> NodeType:
+    """The sheet's lookup; an unknown node type's error also names the closest known ones."""
+    try:
+        return sheet.node(cloud, node_type_id, at)
+    except UnknownPriceError as e:
+        known = sorted({s.row.node_type_id for s in sheet.instance_types if s.row.cloud == cloud})
+        close = difflib.get_close_matches(node_type_id, known, n=3)
+        if close and node_type_id not in known:
+            raise UnknownPriceError(f"{e}; did you mean {', '.join(close)}?") from None
+        raise
