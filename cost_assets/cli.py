@@ -61,6 +61,19 @@ def _print_summary(database: str, first: dt.date, last: dt.date) -> None:
     for row in report.ledger_by_day(database, first, last).iter_rows(named=True):
         cells = [row[k] or 0.0 for k in ("runs_usd", "idle_usd", "unattributed_usd", "estimated_usd")]
         typer.echo(f"  {row['usage_date']}  " + "  ".join(f"${v:>11,.2f}" for v in cells))
+    budgets = report.budgets_on(database, last)
+    if budgets is not None and budgets.height:
+        typer.echo(f"\nBudgets on {last} (spend so far in the period; forecast to its end)")
+        for row in budgets.iter_rows(named=True):
+            note = "".join(
+                f", {row[k]} day(s) {what}"
+                for k, what in (("estimated_days", "estimated"), ("missing_days", "missing"))
+                if row[k]
+            )
+            typer.echo(
+                f"  {row['budget']:<24} {row['period']:<6} ${row['spend_to_date_usd']:>10,.2f} of "
+                f"${row['amount_usd']:>10,.2f}  forecast ${row['forecast_usd']:>10,.2f}  {row['state']}{note}"
+            )
 
 
 @app.command()

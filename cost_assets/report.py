@@ -41,6 +41,12 @@ select coalesce(est.usage_date, led.usage_date) as usage_date, estimated_usd, ru
 from est full join led on est.usage_date = led.usage_date order by 1
 """
 
+# Where each budget stands on the last day of the run (mart.budget_status exists only with budgets).
+BUDGETS_ON = """
+select budget, scope, period, amount_usd, spend_to_date_usd, forecast_usd, state, estimated_days, missing_days
+from mart.budget_status where usage_date = ? order by budget
+"""
+
 BILLED_SCHEMA = {
     "usage_date": pl.Date,
     "billed_dbus": pl.Float64,
@@ -75,3 +81,11 @@ def billed_by_day(database: str, first, last) -> pl.DataFrame:
 def ledger_by_day(database: str, first, last) -> pl.DataFrame:
     """Per day: the estimate (DBU + VM $) and where the billed DBU dollars went."""
     return read.fetch(database, LEDGER_BY_DAY, [first, last, first, last]).cast(LEDGER_SCHEMA)
+
+
+def budgets_on(database: str, day) -> pl.DataFrame | None:
+    """Each budget's state on ``day``; None when no budgets are configured (no ``mart.budget_status``)."""
+    try:
+        return read.fetch(database, BUDGETS_ON, [day])
+    except read.TableMissingError:
+        return None

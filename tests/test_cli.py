@@ -22,7 +22,11 @@ YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 @pytest.mark.parametrize(
     ("args", "environ", "days"),
     [
-        (["--start", "2026-01-01", "--end", "2026-01-02"], {}, [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]),
+        (
+            ["--start", "2026-01-01", "--end", "2026-01-02"],
+            {"COST_ASSETS_BUDGETS": str(Path(__file__).resolve().parents[1] / "examples" / "budgets.yaml")},
+            [dt.date(2026, 1, 1), dt.date(2026, 1, 2)],
+        ),
         ([], {"COST_ASSETS_SIM_DAYS": "1"}, [YESTERDAY]),  # `make run` without DAYS: the setting chooses
     ],
     ids=["range", "sim-days"],
@@ -51,6 +55,12 @@ def test_run_materializes_the_days_and_prints_the_summary(
         stored = con.execute("select distinct usage_date from mart.attributed_costs order by 1").fetchall()
     assert [day for (day,) in stored] == days
     assert "nanobind" not in result.stderr
+    if "COST_ASSETS_BUDGETS" in environ:  # each budget's state on the last day closes the summary
+        assert f"Budgets on {days[-1]}" in out
+        for name in ("account-monthly", "finance-weekly", "analytics-daily-total", "tenant-acme-monthly"):
+            assert name in out.split("Budgets on")[1]
+    else:
+        assert "Budgets on" not in out
 
 
 def test_days_default_to_the_last_complete_days():
