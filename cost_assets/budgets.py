@@ -22,12 +22,18 @@ Every problem is reported at once, one line each, naming the file, the budget an
 read from the ledger or written to it before the file is valid.
 """
 
+import datetime as dt
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cost_assets import read
 from cost_assets.prices import StrictYamlLoader
 
 # What a budget can filter on, and the column of the spend rows each one reads.
@@ -145,3 +151,67 @@ def load(path: str | Path) -> list[Budget]:
     except OSError as exc:
         raise BudgetError([f"{path}: cannot read the budgets file: {exc.strerror or exc}"]) from None
     return parse(text, str(path))
+
+
+# ------------------------------------------------------------------------------- before spending: check()
+@dataclass(frozen=True)
+class Allowance:
+    """What a budget allows now: the answer of :func:`check`."""
+
+    budget: str
+    allowed: bool
+    remaining_usd: float  # before the estimated spend; negative when the budget is already exceeded
+    spend_to_date_usd: float
+    as_of: dt.date  # the last day mart/budget_status holds for the budget
+
+
+_CACHE: dict[tuple[str, str], tuple[float, Allowance]] = {}
+
+
+def check(
+    scope: Mapping[str, str] | str,
+    estimated_usd: float,
+    *,
+    budgets_path: str | None = None,
+    database: str | None = None,
+    ttl_s: float = 300.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> Allowance:
+    """May a caller spend ``estimated_usd`` more in ``scope`` (``{"tenant": "acme"}``, or ``"account"``)?
+
+    For services that cap a tenant's spend before a call: the budget whose scope is exactly ``scope`` (from
+    ``budgets_path``, default ``COST_ASSETS_BUDGETS``), its latest period-to-date spend in
+    ``mart/budget_status`` (``database``, default ``COST_ASSETS_DUCKDB``), and ``allowed`` = the estimate
+    fits in what remains. The stored status is cached for ``ttl_s`` seconds per (database, budget), so a
+    busy service does not open the ledger on every call. A scope without a budget is a ``LookupError``."""
+    wanted = {} if scope in (None, "account") else {str(k): str(v) for k, v in dict(scope).items()}
+    path = budgets_path or os.environ.get("COST_ASSETS_BUDGETS")
+    if not path:
+        raise LookupError("no budgets file: set COST_ASSETS_BUDGETS or pass budgets_path")
+    match = [b for b in load(path) if b.scope == wanted]
+    if not match:
+        raise LookupError(f"no budget in {path} has the scope {wanted or 'account'}")
+    budget = match[0]
+    database = database or os.environ.get("COST_ASSETS_DUCKDB", "data/cost_assets.duckdb")
+    key = (database, budget.name)
+    cached = _CACHE.get(key)
+    if cached is None or clock() - cached[0] > ttl_s:
+        row = read.fetch(
+            database,
+            "select usage_date, spend_to_date_usd, remaining_usd from mart.budget_status "
+            "where budget = ? order by usage_date desc limit 1",
+            [budget.name],
+        )
+        if row.height == 0:
+            raise LookupError(f"budget {budget.name!r} has no status yet: materialize mart/budget_status first")
+        day, spent, remaining = row.row(0)
+        cached = (clock(), Allowance(budget.name, True, remaining, spent, day))
+        _CACHE[key] = cached
+    stored = cached[1]
+    return Allowance(
+        stored.budget,
+        estimated_usd <= stored.remaining_usd,
+        stored.remaining_usd,
+        stored.spend_to_date_usd,
+        stored.as_of,
+    )

@@ -211,3 +211,40 @@ def test_a_bad_budgets_file_stops_the_definitions_from_loading(tmp_path):
     with pytest.raises(ConfigurationError, match=r"budget 'x': period"):
         build_defs({"COST_ASSETS_DUCKDB": str(tmp_path / "d.duckdb"), "COST_ASSETS_BUDGETS": str(bad)})
     assert not (tmp_path / "d.duckdb").exists()  # nothing was opened, let alone written
+
+
+# --- check(): may a caller spend this much? ----------------------------------------------------------------
+
+
+def test_check_answers_from_the_latest_status_and_caches_it(tmp_path):
+    import duckdb
+
+    from cost_assets import budgets as module
+
+    module._CACHE.clear()
+    path = tmp_path / "budgets.yaml"
+    path.write_text("budgets:\n  - {name: acme, scope: {tenant: acme}, period: month, amount: 300}\n")
+    database = str(tmp_path / "ledger.duckdb")
+    with duckdb.connect(database) as con:
+        con.execute("create schema mart")
+        con.execute(
+            "create table mart.budget_status (usage_date date, budget varchar, "
+            "spend_to_date_usd double, remaining_usd double)"
+        )
+        con.execute(
+            "insert into mart.budget_status values ('2026-01-04', 'acme', 200, 100), ('2026-01-05', 'acme', 260, 40)"
+        )
+    now = [0.0]
+    ask = {"budgets_path": str(path), "database": database, "ttl_s": 60, "clock": lambda: now[0]}
+    # The latest day (01-05): $300 − $260 = $40 remain; $39.99 fits, $40.01 does not.
+    fits = module.check({"tenant": "acme"}, 39.99, **ask)
+    assert (fits.allowed, fits.remaining_usd, fits.as_of) == (True, 40.0, dt.date(2026, 1, 5))
+    assert not module.check({"tenant": "acme"}, 40.01, **ask).allowed
+    with duckdb.connect(database) as con:  # the next day lands: $10 remain
+        con.execute("insert into mart.budget_status values ('2026-01-06', 'acme', 290, 10)")
+    now[0] = 59.0  # within the TTL: the cached answer
+    assert module.check({"tenant": "acme"}, 20, **ask).allowed
+    now[0] = 61.0  # past it: read again
+    assert not module.check({"tenant": "acme"}, 20, **ask).allowed
+    with pytest.raises(LookupError, match="no budget"):
+        module.check({"tenant": "globex"}, 1, **ask)
