@@ -119,76 +119,49 @@ def test_fault_summary_most_frequent_first():
     assert fault_summary(collections.Counter()) == "faults: none"
 
 
-def test_cli_logs_requests_and_prints_the_fault_summary_on_exit(tmp_path):
-    log = tmp_path / "requests.jsonl"
-    command = [
-        sys.executable,
-        "-m",
-        "cost_assets.mock_server",
-        "--port",
-        "0",
-        "--scale",
-        "tiny",
-        "--days",
-        "1",
-        "--start",
-        "2026-01-01",
-        "--token",
-        TOKEN,
-        "--error-rate",
-        "1",
-        "--request-log",
-        str(log),
-    ]
+CLI = [sys.executable, "-m", "cost_assets.mock_server", "--port", "0", "--scale", "tiny", "--days", "1"]
+
+
+def _served(extra: list[str], stop: signal.Signals, talk=lambda base: None, **popen) -> tuple[object, str, int]:
+    """Start the mock server's CLI, let ``talk`` call it, stop it with ``stop``: (what talk returned, its
+    stderr, its exit code). A server that ignores the signal is killed and the test fails."""
+    command = [*CLI, "--start", "2026-01-01", "--token", TOKEN, *extra]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    # Start it as a shell starts a background job (`mock_server &`, as CI does): SIGINT ignored.
-    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ignore_sigint
-    ) as proc:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **popen) as proc:
         try:
             url = proc.stdout.readline().split(" at ")[1].split(":", 2)
-            base = ":".join(url[:2]) + ":" + url[2].split(":")[0]
-            statuses = [httpx.get(f"{base}/api/2.0/preview/scim/v2/Me", headers=AUTH).status_code for _ in range(3)]
+            answer = talk(":".join(url[:2]) + ":" + url[2].split(":")[0])
         finally:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(stop)
         try:
             _, err = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            pytest.fail("the mock server ignored SIGINT")
+            pytest.fail(f"the mock server ignored {stop.name}")
+    return answer, err, proc.returncode
+
+
+def test_cli_logs_requests_and_prints_the_fault_summary_on_exit(tmp_path):
+    log = tmp_path / "requests.jsonl"
+
+    def talk(base: str) -> list[int]:
+        return [httpx.get(f"{base}/api/2.0/preview/scim/v2/Me", headers=AUTH).status_code for _ in range(3)]
+
+    # Started as a shell starts a background job (`mock_server &`, as CI does): SIGINT ignored.
+    statuses, err, _ = _served(
+        ["--error-rate", "1", "--request-log", str(log)],
+        signal.SIGINT,
+        talk,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     assert statuses == [503, 503, 503]
     assert "faults: 503×3" in err and TOKEN not in err
     assert [json.loads(line)["fault"] for line in log.read_text().splitlines()] == ["503"] * 3
 
 
 def test_cli_stops_cleanly_on_sigterm():
-    command = [
-        sys.executable,
-        "-m",
-        "cost_assets.mock_server",
-        "--port",
-        "0",
-        "--scale",
-        "tiny",
-        "--days",
-        "1",
-        "--start",
-        "2026-01-01",
-        "--token",
-        TOKEN,
-    ]
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-    ) as proc:
-        proc.stdout.readline()
-        proc.terminate()
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            pytest.fail("the mock server ignored SIGTERM")
-    assert proc.returncode == 0 and "faults: none" in err
+    _, err, code = _served([], signal.SIGTERM)
+    assert code == 0 and "faults: none" in err
 
 
 def test_cli_help_documents_every_live_option(capsys):

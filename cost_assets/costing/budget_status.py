@@ -36,31 +36,23 @@ def sku_family(sku_name: pl.Expr) -> pl.Expr:
 def spend_rows(attributed: Frame, run_costs: Frame) -> pl.DataFrame:
     """One frame of daily money with every scope dimension: the bill handed out (``mart/attributed_costs``:
     billed DBU $) and the estimate (``mart/run_costs``: estimated DBU $ and VM $), side by side."""
-    billed = lazy(attributed).select(
-        "usage_date",
-        "workspace_id",
-        "team",
-        "tenant",
-        "project",
-        "cost_center",
-        pl.col("job_id").cast(pl.String).alias("job_id"),
-        sku_family(pl.col("sku_name")).alias("sku_family"),
-        pl.when(pl.col("resource_type") == "endpoint").then(pl.col("resource_id")).alias("endpoint"),
-        pl.col("billed_cost_usd").fill_null(0.0).alias("billed_dbu_usd"),
-    )
-    estimated = lazy(run_costs).select(
-        "usage_date",
-        "workspace_id",
-        "team",
-        "tenant",
-        "project",
-        "cost_center",
-        pl.col("job_id").cast(pl.String).alias("job_id"),
-        sku_family(pl.col("sku_name")).alias("sku_family"),
-        pl.lit(None, pl.String).alias("endpoint"),
+
+    def dims(frame: Frame, endpoint: pl.Expr) -> pl.LazyFrame:
+        return lazy(frame).with_columns(
+            pl.col("job_id").cast(pl.String),
+            sku_family(pl.col("sku_name")).alias("sku_family"),
+            endpoint.alias("endpoint"),
+        )
+
+    billed = dims(attributed, pl.when(pl.col("resource_type") == "endpoint").then(pl.col("resource_id")))
+    estimated = dims(run_costs, pl.lit(None, pl.String))
+    billed = billed.with_columns(pl.col("billed_cost_usd").fill_null(0.0).alias("billed_dbu_usd"))
+    estimated = estimated.with_columns(
         pl.col("dbu_cost_usd").fill_null(0.0).alias("est_dbu_usd"),
         pl.col("vm_cost_usd").fill_null(0.0).alias("est_vm_usd"),
     )
+    keep = [c for c in SPEND_COLUMNS if not c.endswith("_usd")]
+    billed, estimated = billed.select(*keep, "billed_dbu_usd"), estimated.select(*keep, "est_dbu_usd", "est_vm_usd")
     return pl.concat([billed, estimated], how="diagonal_relaxed").select(SPEND_COLUMNS).collect()
 
 
