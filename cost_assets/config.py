@@ -58,6 +58,8 @@ class Settings(BaseModel):
     azure_region: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_REGION")
     azure_prices_url: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_PRICES_URL")
     duckdb_path: str = Field("data/cost_assets.duckdb", validation_alias="COST_ASSETS_DUCKDB")
+    # The alerts' outbox (cost_assets/alerts.py): SQLite, not the DuckDB file whose writer lock a run holds.
+    alert_store_path: str = Field("data/alerts.sqlite", validation_alias="COST_ASSETS_ALERT_STORE")
     # A source that answers with much less than the stored day is suspect (see cost_assets/guard.py).
     shrink_threshold: float = Field(0.5, gt=0, lt=1, validation_alias="COST_ASSETS_SHRINK_THRESHOLD")
     sim_seed: int = Field(7, validation_alias="COST_ASSETS_SIM_SEED")
