@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 from cost_assets.assets import accuracy, budgets, costs, raw, reconciliation, reference, reporting
+from cost_assets.budget_alerts import build_budget_sensor
 from cost_assets.budgets import BudgetError
 from cost_assets.budgets import load as load_budgets
 from cost_assets.config import BILLING_SOURCES, ConfigurationError, Settings
@@ -151,6 +152,7 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     resources = build_resources(settings)
     simulated = isinstance(resources["workspace"], SimulatedWorkspace)
     optional = SIMULATION_ASSETS if simulated else []
+    sensors = [late_billing_sensor]
     if settings.budgets_path:
         try:  # a bad budgets file stops the definitions from loading, before anything is read or written
             load_budgets(settings.budgets_path)
@@ -158,11 +160,12 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
             raise ConfigurationError(e.problems) from None
         resources["budgets"] = budgets.BudgetBook(path=settings.budgets_path)
         optional = [*optional, budgets.budget_status_asset]
+        sensors.append(build_budget_sensor(settings.duckdb_path, settings.alert_store_path, settings.budgets_path))
     return dg.Definitions(
         assets=ASSETS + optional,
         jobs=[DAILY_JOB],
         schedules=[daily_schedule(DAILY_JOB)],
-        sensors=[late_billing_sensor],
+        sensors=sensors,
         resources=resources,
     )
 

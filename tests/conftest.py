@@ -65,6 +65,8 @@ E2E_MODULES = frozenset(
         "test_azure_prices",
         "test_benchmarks",
         "test_billing_sources",
+        "test_budget_sensor",
+        "test_budgets",
         "test_cli",
         "test_cost_assets",
         "test_fetch",

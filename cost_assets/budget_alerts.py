@@ -1,0 +1,109 @@
+"""``budget_sensor``: tell a budget's owner once when its spend or its forecast crosses a threshold.
+
+On each tick the sensor reads the ``mart/budget_status`` materializations recorded since its cursor, takes
+the days among them that are recent (the last :data:`RECENT_DAYS` days: a backfill of history does not
+flood the channel), and turns every threshold a budget has crossed in its period into an alert whose
+identity is (budget, period, actual|forecast, level). ``alerts.deliver`` sends each identity once, through
+the sink of ``COST_ASSETS_ALERT_SINK`` / ``COST_ASSETS_ALERT_WEBHOOK`` (the log when none is set), and
+keeps what failed for the next tick. On by default once a budgets file is configured.
+"""
+
+import datetime as dt
+import os
+
+import dagster as dg
+import polars as pl
+
+from cost_assets import read
+from cost_assets.alerts import Alert, deliver, sink_from_environ
+from cost_assets.assets.budgets import BUDGET_STATUS
+from cost_assets.budgets import load
+
+RECENT_DAYS = 5  # the last 3 closed days plus the (open) days since; a day closes ~2 days after its end
+UI_URL = "COST_ASSETS_UI_URL"  # where the Dagster UI is, for the link in each alert
+
+STATUS_ROWS = """
+select usage_date, budget, scope, period, period_start, amount_usd, spend_to_date_usd, forecast_usd,
+       threshold_crossed_pct, forecast_pct, state, first_crossed_on, estimated_days, channel
+from mart.budget_status where usage_date in ({days}) order by budget, usage_date
+"""
+
+
+def budget_alerts(status: pl.DataFrame, forecast_levels: dict[str, list[float]], url: str | None) -> list[Alert]:
+    """One alert per (budget, period, kind, level) crossed in ``status`` rows (``mart/budget_status``); the
+    latest row of a period speaks for it. ``forecast_levels``: each budget's forecast thresholds."""
+    alerts = {}
+    for row in status.sort("usage_date").iter_rows(named=True):
+        base = f"budget:{row['budget']}:{row['period_start']}"
+        facts = [
+            ("Period", f"{row['period']} from {row['period_start']}"),
+            ("As of", str(row["usage_date"])),
+            ("Budget", row["amount_usd"]),
+            ("Forecast to the period's end", row["forecast_usd"]),
+        ]
+        if row["estimated_days"]:
+            facts.append(("Days estimated (bill still lagging)", str(row["estimated_days"])))
+        if row["threshold_crossed_pct"] is not None:
+            level = row["threshold_crossed_pct"]
+            alerts[f"{base}:actual:{level:g}"] = Alert(
+                identity=f"{base}:actual:{level:g}",
+                kind="budget",
+                title=f"Budget {row['budget']}: {level:g} % spent (first on {row['first_crossed_on']})",
+                scope=row["scope"],
+                actual_usd=row["spend_to_date_usd"],
+                expected_usd=row["amount_usd"],
+                impact_usd=row["spend_to_date_usd"] - row["amount_usd"],
+                details=facts,
+                url=url,
+                severity="critical" if level >= 100 else "warning",
+            )
+        crossed = [lv for lv in forecast_levels.get(row["budget"], []) if row["forecast_pct"] >= lv]
+        if crossed and row["state"] == "forecast_exceeded":
+            level = max(crossed)
+            alerts[f"{base}:forecast:{level:g}"] = Alert(
+                identity=f"{base}:forecast:{level:g}",
+                kind="budget",
+                title=f"Budget {row['budget']}: forecast at {row['forecast_pct']:.0f} % of the amount",
+                scope=row["scope"],
+                actual_usd=row["forecast_usd"],
+                expected_usd=row["amount_usd"],
+                impact_usd=row["forecast_usd"] - row["amount_usd"],
+                details=facts,
+                url=url,
+                severity="warning",
+            )
+    return list(alerts.values())
+
+
+def build_budget_sensor(database: str, alert_store: str, budgets_path: str) -> dg.SensorDefinition:
+    """The sensor for one deployment: its ledger, its alert outbox and its budgets file."""
+
+    @dg.sensor(
+        name="budget_sensor",
+        minimum_interval_seconds=300,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Alerts once per budget threshold crossed (spend or forecast), for recent days only.",
+    )
+    def budget_sensor(context: dg.SensorEvaluationContext):
+        after = int(context.cursor) if context.cursor else None
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=BUDGET_STATUS, after_storage_id=after), limit=1000, ascending=True
+        ).records
+        if not records:
+            return dg.SkipReason("no new mart/budget_status materialization")
+        cutoff = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=RECENT_DAYS)
+        days = sorted({r.partition_key for r in records if r.partition_key and r.partition_key >= str(cutoff)})
+        cursor = str(max(r.storage_id for r in records))
+        if not days:
+            context.update_cursor(cursor)
+            return dg.SkipReason(f"{len(records)} materialization(s), none of the last {RECENT_DAYS} days")
+        status = read.fetch(database, STATUS_ROWS.format(days=", ".join("?" for _ in days)), days)
+        levels = {b.name: b.thresholds.forecast for b in load(budgets_path)}
+        base = os.environ.get(UI_URL, "http://127.0.0.1:3000").rstrip("/")
+        alerts = budget_alerts(status, levels, f"{base}/assets/mart/budget_status")
+        report = deliver(alerts, sink_from_environ(os.environ, logger=context.log), alert_store, logger=context.log)
+        context.log.info(report.summary())
+        context.update_cursor(cursor)
+        return dg.SkipReason(f"{len(alerts)} alert(s) considered for {', '.join(days)}: {report.summary()}")
+
+    return budget_sensor
