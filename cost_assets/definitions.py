@@ -9,8 +9,8 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from cost_assets.alerting import build_budget_sensor, build_run_failure_sensor
 from cost_assets.assets import accuracy, budgets, costs, raw, reconciliation, reference, reporting
-from cost_assets.budget_alerts import build_budget_sensor
 from cost_assets.budgets import BudgetError
 from cost_assets.budgets import load as load_budgets
 from cost_assets.config import BILLING_SOURCES, ConfigurationError, Settings
@@ -152,7 +152,7 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     resources = build_resources(settings)
     simulated = isinstance(resources["workspace"], SimulatedWorkspace)
     optional = SIMULATION_ASSETS if simulated else []
-    sensors = [late_billing_sensor]
+    sensors = [late_billing_sensor, build_run_failure_sensor(settings.alert_store_path)]
     if settings.budgets_path:
         try:  # a bad budgets file stops the definitions from loading, before anything is read or written
             load_budgets(settings.budgets_path)

@@ -173,3 +173,25 @@ def test_original_calculator_cli():
     r = json.loads(done.stdout.strip().splitlines()[-1])
     assert r["world"]["truth_job_runs"] > 0
     assert 0 <= r["engine"]["within_2pct_share"] <= 1 and 0 <= r["original"]["within_2pct_share"] <= 1
+
+
+def test_anomaly_benchmark_at_a_small_size(tmp_path: Path):
+    """bench_anomalies.py on 200 series × 60 days: it runs, agrees with its naive loop, writes its report."""
+    done = _run(
+        str(BENCH / "bench_anomalies.py"),
+        "--series",
+        "200",
+        "--days",
+        "60",
+        "--repeat",
+        "1",
+        "--naive-series",
+        "20",
+        "--out-dir",
+        str(tmp_path),
+    )
+    result = json.loads(done.stdout)
+    check = result["cross_check"]
+    assert check["rows"] > 0 and check["state_mismatches"] == 0 and check["alertable_mismatches"] == 0
+    assert result["vectorised"]["scored_rows"] > 0
+    assert "# Anomaly scoring benchmark" in (tmp_path / "ANOMALIES.md").read_text()

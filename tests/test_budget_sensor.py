@@ -5,8 +5,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from cost_assets.alerting import RECENT_DAYS
 from cost_assets.alerts import AlertStore
-from cost_assets.budget_alerts import RECENT_DAYS
 from cost_assets.definitions import build_defs
 from tests.conftest import QUIET, sim_environ
 
@@ -56,3 +56,34 @@ def test_each_crossing_is_alerted_once_and_old_days_never(tmp_path, monkeypatch)
             r["identity"] for r in delivered
         )
         assert RECENT_DAYS >= 3  # the last 3 closed days are always in reach
+
+
+def test_a_failed_run_is_alerted_once(tmp_path, monkeypatch):
+    monkeypatch.delenv("COST_ASSETS_ALERT_WEBHOOK", raising=False)
+    store = tmp_path / "alerts.sqlite"
+    defs = build_defs(sim_environ(tmp_path / "ledger.duckdb", COST_ASSETS_ALERT_STORE=str(store)))
+    sensor = defs.resolve_sensor_def("run_failure_alert_sensor")
+
+    @dg.op
+    def boom():
+        raise RuntimeError("the bill could not be read")
+
+    @dg.job
+    def failing():
+        boom()
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = failing.execute_in_process(instance=instance, raise_on_error=False)
+        assert not result.success
+        (record,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        failure = record.dagster_event
+        for _ in range(2):  # the same failure seen twice: one alert
+            context = dg.build_run_status_sensor_context(
+                sensor_name=sensor.name,
+                dagster_instance=instance,
+                dagster_run=result.dagster_run,
+                dagster_event=failure,
+            ).for_run_failure()
+            sensor(context)
+    rows = AlertStore(store).rows()
+    assert [(r["identity"], r["state"], r["sends"]) for r in rows] == [(f"run_failure:{result.run_id}", "delivered", 1)]

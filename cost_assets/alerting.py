@@ -1,4 +1,5 @@
-"""``budget_sensor``: tell a budget's owner once when its spend or its forecast crosses a threshold.
+"""The alerting sensors. ``budget_sensor``: tell a budget's owner once when its spend or forecast crosses a
+threshold.
 
 On each tick the sensor reads the ``mart/budget_status`` materializations recorded since its cursor, takes
 the days among them that are recent (the last :data:`RECENT_DAYS` days: a backfill of history does not
@@ -6,6 +7,7 @@ flood the channel), and turns every threshold a budget has crossed in its period
 identity is (budget, period, actual|forecast, level). ``alerts.deliver`` sends each identity once, through
 the sink of ``COST_ASSETS_ALERT_SINK`` / ``COST_ASSETS_ALERT_WEBHOOK`` (the log when none is set), and
 keeps what failed for the next tick. On by default once a budgets file is configured.
+``run_failure_alert_sensor`` (always on) tells the same channel when a pipeline run fails.
 """
 
 import datetime as dt
@@ -107,3 +109,39 @@ def build_budget_sensor(database: str, alert_store: str, budgets_path: str) -> d
         return dg.SkipReason(f"{len(alerts)} alert(s) considered for {', '.join(days)}: {report.summary()}")
 
     return budget_sensor
+
+
+def build_run_failure_sensor(alert_store: str) -> dg.SensorDefinition:
+    """Alerts when a pipeline run fails (once per run), through the same sinks and outbox as the budgets."""
+
+    @dg.run_failure_sensor(
+        name="run_failure_alert_sensor",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Alerts once when a run fails, naming the job, the partition and the error.",
+    )
+    def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
+        run = context.dagster_run
+        base = os.environ.get(UI_URL, "http://127.0.0.1:3000").rstrip("/")
+        partition = run.tags.get("dagster/partition") or "–".join(
+            filter(
+                None,
+                (
+                    run.tags.get("dagster/asset_partition_range_start"),
+                    run.tags.get("dagster/asset_partition_range_end"),
+                ),
+            )
+        )
+        alert = Alert(
+            identity=f"run_failure:{run.run_id}",
+            kind="run_failure",
+            title=f"Run of {run.job_name} failed",
+            scope=f"{run.job_name} {partition}".strip(),
+            actual_usd=0.0,
+            details=[("Error", (context.failure_event.message or "")[:500]), ("Run", run.run_id)],
+            url=f"{base}/runs/{run.run_id}",
+            severity="critical",
+        )
+        report = deliver([alert], sink_from_environ(os.environ, logger=context.log), alert_store, logger=context.log)
+        context.log.info(report.summary())
+
+    return run_failure_alert_sensor
