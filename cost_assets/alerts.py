@@ -453,7 +453,7 @@ class WebhookSink:
                     response = http.post(self._url, json=body, headers=headers)
                 except httpx.TransportError as e:  # refused, reset, timed out, or closed mid-body
                     kind = "timed out" if isinstance(e, httpx.TimeoutException) else "connection error"
-                    status, problem, delay = None, f"{kind} ({type(e).__name__})", self._backoff(attempt)
+                    status, problem, delay = None, f"{kind} ({type(e).__name__})", self.retry.backoff(attempt, self.rng)
                 else:
                     status = response.status_code
                     if 200 <= status < 300:
@@ -466,8 +466,8 @@ class WebhookSink:
                             attempts=attempt,
                             permanent=status in REJECTED_STATUSES,
                         )
-                    delay = self._retry_after(response)
-                    delay = self._backoff(attempt) if delay is None else delay
+                    delay = self.retry.retry_after(response, self.rng)
+                    delay = self.retry.backoff(attempt, self.rng) if delay is None else delay
                 if attempt >= self.retry.max_attempts or time.monotonic() + delay > give_up_at:
                     raise DeliveryError(
                         self.redact(f"{self.name} webhook post failed: {problem}; gave up after {attempt} attempt(s)"),
@@ -493,16 +493,6 @@ class WebhookSink:
             code, message = _error_body(response, self.redact)
         text += f" {code}" if code else ""
         return text + (f": {message.rstrip('. ')}" if message else "")
-
-    def _jitter(self) -> float:
-        return self.rng.uniform(0, self.retry.jitter_s) if self.retry.jitter_s else 0.0
-
-    def _backoff(self, attempt: int) -> float:
-        return min(self.retry.max_backoff_s, self.retry.backoff_s * 2 ** (attempt - 1)) + self._jitter()
-
-    def _retry_after(self, response: httpx.Response) -> float | None:
-        value = response.headers.get("Retry-After", "").strip()
-        return int(value) + self._jitter() if value.isdigit() else None
 
 
 class SlackSink(WebhookSink):

@@ -209,6 +209,19 @@ class RetryPolicy:
     max_backoff_s: float = 10.0
     jitter_s: float = 1.0
 
+    def jitter(self, rng: random.Random) -> float:
+        """Up to ``jitter_s`` seconds at random, so clients that failed together do not retry together."""
+        return rng.uniform(0, self.jitter_s) if self.jitter_s else 0.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Exponential from ``backoff_s``, capped at ``max_backoff_s``, plus jitter."""
+        return min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)) + self.jitter(rng)
+
+    def retry_after(self, response: httpx.Response, rng: random.Random) -> float | None:
+        """``Retry-After`` (integer seconds) plus jitter; None when the server did not say."""
+        value = response.headers.get("Retry-After", "").strip()
+        return int(value) + self.jitter(rng) if value.isdigit() else None
+
 
 class ApiClient:
     """One keep-alive ``httpx.Client`` with auth, retries, a rate limit and per-endpoint statistics.
@@ -316,7 +329,7 @@ class ApiClient:
                 response = self.http.request(method, url, params=params, json=json, data=data, headers=request_headers)
             except httpx.TransportError as e:  # refused, reset, timed out, or closed mid-body
                 self._count("connection_errors")
-                problem, delay = f"connection error ({type(e).__name__})", self._backoff(attempt)
+                problem, delay = f"connection error ({type(e).__name__})", self.retry.backoff(attempt, self.rng)
                 status = None
             else:
                 status = response.status_code
@@ -336,8 +349,8 @@ class ApiClient:
                 if status not in RETRY_STATUSES:
                     raise self._error(ApiError, method, endpoint, response, attempt, "")
                 problem = f"HTTP {status}"
-                delay = self._retry_after(response)
-                delay = self._backoff(attempt) if delay is None else delay
+                delay = self.retry.retry_after(response, self.rng)
+                delay = self.retry.backoff(attempt, self.rng) if delay is None else delay
             if attempt == self.retry.max_attempts or self.clock() + delay > deadline:
                 detail = (
                     f"gave up after {attempt} attempt(s) within the retry budget of {self.retry.retry_timeout_s:g} s"
@@ -405,17 +418,6 @@ class ApiClient:
         if seconds:
             with self._stats_lock:
                 self._seconds[key] += seconds
-
-    def _jitter(self) -> float:
-        return self.rng.uniform(0, self.retry.jitter_s) if self.retry.jitter_s else 0.0
-
-    def _backoff(self, attempt: int) -> float:
-        return min(self.retry.max_backoff_s, self.retry.backoff_s * 2 ** (attempt - 1)) + self._jitter()
-
-    def _retry_after(self, response: httpx.Response) -> float | None:
-        """``Retry-After`` (integer seconds) plus jitter; None when the server did not say."""
-        value = response.headers.get("Retry-After", "").strip()
-        return int(value) + self._jitter() if value.isdigit() else None
 
     def _error(
         self, kind: type[ApiError], method: str, endpoint: str, response: httpx.Response, attempts: int, suffix: str
