@@ -55,7 +55,11 @@ def test_schedules_and_sensor_run_by_default(defs: dg.Definitions):
     assert set(schedules) == {"daily_pipeline_schedule"}
     assert schedules["daily_pipeline_schedule"].default_status == dg.DefaultScheduleStatus.RUNNING
     assert defs.resolve_schedule_def("daily_pipeline_schedule").job_name == "daily_pipeline"
-    assert [s.default_status for s in defs.sensors] == [dg.DefaultSensorStatus.RUNNING]
+    sensors = {s.name: s.default_status for s in defs.sensors}
+    assert sensors == {
+        "late_billing_sensor": dg.DefaultSensorStatus.RUNNING,
+        "run_failure_alert_sensor": dg.DefaultSensorStatus.RUNNING,
+    }
 
 
 def _home(tmp_path: Path) -> Path:
