@@ -31,49 +31,52 @@ from mart.budget_status where usage_date in ({days}) order by budget, usage_date
 """
 
 
+def _row_alerts(row: dict, forecast_levels: list[float], url: str | None) -> list[Alert]:
+    """The alerts one ``mart/budget_status`` row calls for: the highest spend threshold crossed, and the
+    highest forecast threshold crossed while the budget is ``forecast_exceeded``."""
+    base = f"budget:{row['budget']}:{row['period_start']}"
+    facts = [
+        ("Period", f"{row['period']} from {row['period_start']}"),
+        ("As of", str(row["usage_date"])),
+        ("Budget", row["amount_usd"]),
+        ("Forecast to the period's end", row["forecast_usd"]),
+    ]
+    if row["estimated_days"]:
+        facts.append(("Days estimated (bill still lagging)", str(row["estimated_days"])))
+
+    def alert(what: str, level: float, title: str, usd: float, severity: str) -> Alert:
+        return Alert(
+            identity=f"{base}:{what}:{level:g}",
+            kind="budget",
+            title=f"Budget {row['budget']}: {title}",
+            scope=row["scope"],
+            actual_usd=usd,
+            expected_usd=row["amount_usd"],
+            impact_usd=usd - row["amount_usd"],
+            details=facts,
+            url=url,
+            severity=severity,
+        )
+
+    out = []
+    level = row["threshold_crossed_pct"]
+    if level is not None:
+        title = f"{level:g} % spent (first on {row['first_crossed_on']})"
+        out.append(alert("actual", level, title, row["spend_to_date_usd"], "critical" if level >= 100 else "warning"))
+    crossed = [lv for lv in forecast_levels if row["forecast_pct"] >= lv]
+    if crossed and row["state"] == "forecast_exceeded":
+        title = f"forecast at {row['forecast_pct']:.0f} % of the amount"
+        out.append(alert("forecast", max(crossed), title, row["forecast_usd"], "warning"))
+    return out
+
+
 def budget_alerts(status: pl.DataFrame, forecast_levels: dict[str, list[float]], url: str | None) -> list[Alert]:
     """One alert per (budget, period, kind, level) crossed in ``status`` rows (``mart/budget_status``); the
     latest row of a period speaks for it. ``forecast_levels``: each budget's forecast thresholds."""
     alerts = {}
     for row in status.sort("usage_date").iter_rows(named=True):
-        base = f"budget:{row['budget']}:{row['period_start']}"
-        facts = [
-            ("Period", f"{row['period']} from {row['period_start']}"),
-            ("As of", str(row["usage_date"])),
-            ("Budget", row["amount_usd"]),
-            ("Forecast to the period's end", row["forecast_usd"]),
-        ]
-        if row["estimated_days"]:
-            facts.append(("Days estimated (bill still lagging)", str(row["estimated_days"])))
-        if row["threshold_crossed_pct"] is not None:
-            level = row["threshold_crossed_pct"]
-            alerts[f"{base}:actual:{level:g}"] = Alert(
-                identity=f"{base}:actual:{level:g}",
-                kind="budget",
-                title=f"Budget {row['budget']}: {level:g} % spent (first on {row['first_crossed_on']})",
-                scope=row["scope"],
-                actual_usd=row["spend_to_date_usd"],
-                expected_usd=row["amount_usd"],
-                impact_usd=row["spend_to_date_usd"] - row["amount_usd"],
-                details=facts,
-                url=url,
-                severity="critical" if level >= 100 else "warning",
-            )
-        crossed = [lv for lv in forecast_levels.get(row["budget"], []) if row["forecast_pct"] >= lv]
-        if crossed and row["state"] == "forecast_exceeded":
-            level = max(crossed)
-            alerts[f"{base}:forecast:{level:g}"] = Alert(
-                identity=f"{base}:forecast:{level:g}",
-                kind="budget",
-                title=f"Budget {row['budget']}: forecast at {row['forecast_pct']:.0f} % of the amount",
-                scope=row["scope"],
-                actual_usd=row["forecast_usd"],
-                expected_usd=row["amount_usd"],
-                impact_usd=row["forecast_usd"] - row["amount_usd"],
-                details=facts,
-                url=url,
-                severity="warning",
-            )
+        for alert in _row_alerts(row, forecast_levels.get(row["budget"], []), url):
+            alerts[alert.identity] = alert
     return list(alerts.values())
 
 

@@ -165,7 +165,25 @@ class Allowance:
     as_of: dt.date  # the last day mart/budget_status holds for the budget
 
 
-_CACHE: dict[tuple[str, str], tuple[float, Allowance]] = {}
+_CACHE: dict[tuple, tuple[float, Allowance]] = {}
+
+
+def _stored_allowance(path: str, database: str, scope: dict[str, str]) -> Allowance:
+    """The latest ``mart/budget_status`` row of the budget whose scope is exactly ``scope``."""
+    match = [b for b in load(path) if b.scope == scope]
+    if not match:
+        raise LookupError(f"no budget in {path} has the scope {scope or 'account'}")
+    name = match[0].name
+    row = read.fetch(
+        database,
+        "select usage_date, spend_to_date_usd, remaining_usd from mart.budget_status "
+        "where budget = ? order by usage_date desc limit 1",
+        [name],
+    )
+    if row.height == 0:
+        raise LookupError(f"budget {name!r} has no status yet: materialize mart/budget_status first")
+    day, spent, remaining = row.row(0)
+    return Allowance(name, True, remaining, spent, day)
 
 
 def check(
@@ -182,30 +200,18 @@ def check(
     For services that cap a tenant's spend before a call: the budget whose scope is exactly ``scope`` (from
     ``budgets_path``, default ``COST_ASSETS_BUDGETS``), its latest period-to-date spend in
     ``mart/budget_status`` (``database``, default ``COST_ASSETS_DUCKDB``), and ``allowed`` = the estimate
-    fits in what remains. The stored status is cached for ``ttl_s`` seconds per (database, budget), so a
-    busy service does not open the ledger on every call. A scope without a budget is a ``LookupError``."""
+    fits in what remains. The budget and its stored status are cached for ``ttl_s`` seconds per (file,
+    database, scope), so a busy service neither parses the file nor opens the ledger on every call. A scope without a
+    budget is a ``LookupError``."""
     wanted = {} if scope in (None, "account") else {str(k): str(v) for k, v in dict(scope).items()}
     path = budgets_path or os.environ.get("COST_ASSETS_BUDGETS")
     if not path:
         raise LookupError("no budgets file: set COST_ASSETS_BUDGETS or pass budgets_path")
-    match = [b for b in load(path) if b.scope == wanted]
-    if not match:
-        raise LookupError(f"no budget in {path} has the scope {wanted or 'account'}")
-    budget = match[0]
     database = database or os.environ.get("COST_ASSETS_DUCKDB", "data/cost_assets.duckdb")
-    key = (database, budget.name)
+    key = (path, database, tuple(sorted(wanted.items())))
     cached = _CACHE.get(key)
-    if cached is None or clock() - cached[0] > ttl_s:
-        row = read.fetch(
-            database,
-            "select usage_date, spend_to_date_usd, remaining_usd from mart.budget_status "
-            "where budget = ? order by usage_date desc limit 1",
-            [budget.name],
-        )
-        if row.height == 0:
-            raise LookupError(f"budget {budget.name!r} has no status yet: materialize mart/budget_status first")
-        day, spent, remaining = row.row(0)
-        cached = (clock(), Allowance(budget.name, True, remaining, spent, day))
+    if cached is None or clock() - cached[0] > ttl_s:  # the file and the ledger are read once per TTL
+        cached = (clock(), _stored_allowance(path, database, wanted))
         _CACHE[key] = cached
     stored = cached[1]
     return Allowance(

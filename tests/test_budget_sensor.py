@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from cost_assets.alerting import RECENT_DAYS
+from cost_assets.alerting import budget_alerts
 from cost_assets.alerts import AlertStore
 from cost_assets.definitions import build_defs
 from tests.conftest import QUIET, sim_environ
@@ -55,7 +55,6 @@ def test_each_crossing_is_alerted_once_and_old_days_never(tmp_path, monkeypatch)
         assert sorted(r["identity"] for r in rows if r["state"] == "delivered") == sorted(
             r["identity"] for r in delivered
         )
-        assert RECENT_DAYS >= 3  # the last 3 closed days are always in reach
 
 
 def test_a_failed_run_is_alerted_once(tmp_path, monkeypatch):
@@ -87,3 +86,33 @@ def test_a_failed_run_is_alerted_once(tmp_path, monkeypatch):
             sensor(context)
     rows = AlertStore(store).rows()
     assert [(r["identity"], r["state"], r["sends"]) for r in rows] == [(f"run_failure:{result.run_id}", "delivered", 1)]
+
+
+def test_budget_alerts_name_each_crossing_once_per_period():
+    import polars as pl
+
+    row = {
+        "budget": "fin",
+        "scope": "team=finance",
+        "period": "week",
+        "period_start": dt.date(2026, 1, 5),
+        "amount_usd": 300.0,
+        "spend_to_date_usd": 250.0,
+        "forecast_usd": 390.0,
+        "threshold_crossed_pct": 80.0,
+        "forecast_pct": 130.0,
+        "state": "forecast_exceeded",
+        "first_crossed_on": dt.date(2026, 1, 8),
+        "estimated_days": 1,
+        "channel": None,
+    }
+    later = {**row, "usage_date": dt.date(2026, 1, 9), "spend_to_date_usd": 280.0}
+    status = pl.DataFrame([{**row, "usage_date": dt.date(2026, 1, 8)}, later])
+    alerts = {a.identity: a for a in budget_alerts(status, {"fin": [100.0, 120.0]}, "http://ui/x")}
+    # One actual alert (80 %) and one forecast alert (130 % ≥ 120 %, the highest level crossed) for the
+    # week of 01-05; the later day's row speaks for both.
+    assert set(alerts) == {"budget:fin:2026-01-05:actual:80", "budget:fin:2026-01-05:forecast:120"}
+    spent = alerts["budget:fin:2026-01-05:actual:80"]
+    assert (spent.actual_usd, spent.impact_usd, spent.severity) == (280.0, 280.0 - 300.0, "warning")
+    forecast = alerts["budget:fin:2026-01-05:forecast:120"]
+    assert (forecast.actual_usd, forecast.impact_usd) == (390.0, 390.0 - 300.0)

@@ -14,18 +14,19 @@ D = [dt.date(2026, 1, i) for i in range(1, 6)]  # Thu 01-01 .. Mon 01-05
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "budgets.yaml"
 
 
+def _rows(rows: list[dict]) -> pl.DataFrame:
+    """Ledger rows of workspace w1, job 7, untagged but for ``team``."""
+    base = {"workspace_id": "w1", "tenant": None, "project": None, "cost_center": None, "job_id": 7}
+    return pl.DataFrame([{**base, **row} for row in rows])
+
+
 def attributed(*rows: tuple) -> pl.DataFrame:
-    """mart/attributed_costs rows: (day, team, billed $), on a jobs cluster of workspace w1."""
-    return pl.DataFrame(
+    """mart/attributed_costs rows: (day, team, billed $), on a jobs cluster."""
+    return _rows(
         [
             {
                 "usage_date": d,
-                "workspace_id": "w1",
                 "team": team,
-                "tenant": None,
-                "project": None,
-                "cost_center": None,
-                "job_id": 7,
                 "sku_name": "PREMIUM_JOBS_COMPUTE",
                 "resource_type": "cluster",
                 "resource_id": "c1",
@@ -38,16 +39,11 @@ def attributed(*rows: tuple) -> pl.DataFrame:
 
 def run_costs(*rows: tuple) -> pl.DataFrame:
     """mart/run_costs rows: (day, team, estimated DBU $, estimated VM $)."""
-    return pl.DataFrame(
+    return _rows(
         [
             {
                 "usage_date": d,
-                "workspace_id": "w1",
                 "team": team,
-                "tenant": None,
-                "project": None,
-                "cost_center": None,
-                "job_id": 7,
                 "sku_name": "PREMIUM_JOBS_COMPUTE_(PHOTON)",
                 "dbu_cost_usd": dbu,
                 "vm_cost_usd": vm,
