@@ -46,14 +46,15 @@ $(DAGSTER_HOME_DIR)/dagster.yaml: deploy/local-dagster.yaml
 	cp deploy/local-dagster.yaml $@
 
 run: install $(DAGSTER_HOME_DIR)/dagster.yaml ## set up, then materialize the last 7 complete UTC days of the simulated workspace (with examples/budgets.yaml) and print a summary
-	DAGSTER_HOME=$(DAGSTER_HOME_DIR) COST_ASSETS_BUDGETS=$${COST_ASSETS_BUDGETS:-examples/budgets.yaml} \
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) COST_ASSETS_BUDGETS=$${COST_ASSETS_BUDGETS-examples/budgets.yaml} \
 	  $(BIN)/cost-assets run $(if $(DAYS),--days $(DAYS))
 
 mock: install ## the simulated workspace over the Databricks APIs on 127.0.0.1:8765 (prints the variables to export)
 	$(BIN)/cost-assets mock-server --days $(or $(DAYS),7)
 
-ui: install $(DAGSTER_HOME_DIR)/dagster.yaml ## Dagster UI + daemon on http://127.0.0.1:3000 (instance in .dagster_home, shared with make run)
-	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
+ui: install $(DAGSTER_HOME_DIR)/dagster.yaml ## Dagster UI + daemon on http://127.0.0.1:3000 (instance in .dagster_home, shared with make run; same budgets)
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) COST_ASSETS_BUDGETS=$${COST_ASSETS_BUDGETS-examples/budgets.yaml} \
+	  $(BIN)/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
 
 # Every test runs against a throwaway PostgreSQL server (scripts/pg.sh: started on a free port of
 # 127.0.0.1, always stopped and deleted afterwards), then the DuckDB 1.x leg runs. Both legs run even if
