@@ -17,9 +17,21 @@ import polars as pl
 
 # The value lists the contracts check columns against (``isin``) are the vocabulary's.
 from cost_assets.vocabulary import (
+    ANOMALY_BASELINES,
+    ANOMALY_FEEDBACK,
+    ANOMALY_MONITORS,
+    ANOMALY_STATES,
+    ANOMALY_STATUSES,
     ATTRIBUTION_REASONS,
     AVAILABILITIES,
     BILLING_SOURCES,
+    CLOUD_ATTRIBUTION_REASONS,
+    CLOUD_BILL_FORMATS,
+    CLOUD_CHARGE_CATEGORIES,
+    CLOUD_GRAINS,
+    CLOUD_PRICING_MODELS,
+    CLOUD_RESOURCE_KINDS,
+    CLOUD_SERVICE_CATEGORIES,
     CLOUDS,
     CLUSTER_REASONS,
     COMPUTE_TYPES,
@@ -37,6 +49,7 @@ from cost_assets.vocabulary import (
     SEGMENT_KINDS,
     SEGMENT_STATES,
     TIERS,
+    VM_RECONCILIATION_REASONS,
 )
 
 UTC_TS = pl.Datetime("us")
@@ -439,6 +452,51 @@ class BudgetStatus(_Daily):
         return data.lazyframe.select((pl.col("spend_to_date_usd") - parts).abs() <= 1e-6)
 
 
+class CostAnomalies(_Daily):
+    """mart.cost_anomalies: the anomaly view as of day ``usage_date`` (the partition) — every monitored series
+    scored on each of the last 3 closed days ≤ ``usage_date`` (``scored_date``), with its episode. The newest
+    partition holding a ``scored_date`` has its current figures (docs/anomalies.md)."""
+
+    scored_date: dt.date
+    monitor: str = pa.Field(isin=ANOMALY_MONITORS)
+    value: str
+    scope: str  # "team = data-eng": monitor and value as a person reads them
+    actual_usd: pl.Float64
+    expected_usd: pl.Float64 = pa.Field(nullable=True)
+    mad_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    lower_usd: pl.Float64 = pa.Field(nullable=True)
+    upper_usd: pl.Float64 = pa.Field(nullable=True)
+    impact_usd: pl.Float64 = pa.Field(nullable=True)
+    threshold_usd: pl.Float64 = pa.Field(nullable=True)
+    baseline: str | None = pa.Field(nullable=True, isin=ANOMALY_BASELINES)
+    baseline_points: pl.Int32 = pa.Field(ge=0)
+    state: str = pa.Field(isin=ANOMALY_STATES)
+    alertable: bool
+    planned: bool
+    unpriced: bool
+    anomaly_id: str | None = pa.Field(nullable=True)
+    opened_on: dt.date | None = pa.Field(nullable=True)
+    opening_impact_usd: pl.Float64 = pa.Field(nullable=True)
+    status: str | None = pa.Field(nullable=True, isin=ANOMALY_STATUSES)
+    feedback: str | None = pa.Field(nullable=True, isin=ANOMALY_FEEDBACK)
+    # JSON list (rank order) of {"dimension", "value", "actual_usd", "expected_usd", "delta_usd"}, on
+    # alertable days only.
+    top_contributors: str | None = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "scored_date", "monitor", "value"]
+
+    @pa.dataframe_check(error="scored_date is a closed day on or before the partition's day")
+    def scored_on_or_before(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("scored_date") <= pl.col("usage_date"))
+
+    @pa.dataframe_check(error="an episode day has its id, its first day and a status")
+    def episode_complete(cls, data) -> pl.LazyFrame:
+        ids = pl.col("anomaly_id").is_null()
+        return data.lazyframe.select((ids == pl.col("opened_on").is_null()) & (ids == pl.col("status").is_null()))
+
+
 class RunCostAccuracy(_Daily):
     """sim.run_cost_accuracy (simulated worlds only): each job run's estimated day cost against the truth."""
 
@@ -628,3 +686,130 @@ class ServingCosts(_Daily):
     class Config:
         strict = True
         unique = ["usage_date", "workspace_id", "tenant", "agent", "user", "endpoint_name", "model"]
+
+
+class CloudCosts(_Daily):
+    """raw.cloud_costs: the cloud provider's cost export (FOCUS or Azure cost details), one row per charge,
+    with the tags Databricks puts on the VMs it launches (``ingest/cloud_bill.py``; docs/cloud-bill.md)."""
+
+    provider: str = pa.Field(isin=CLOUDS)
+    export_format: str = pa.Field(isin=CLOUD_BILL_FORMATS)
+    source_file: str
+    source_row: pl.Int64 = pa.Field(ge=1)  # the data row of the file (1 = the first row after the header)
+    export_time: UTC_TS  # the file's modification time: the latest export of a day wins
+    billing_account_id: str | None = pa.Field(nullable=True)
+    sub_account_id: str | None = pa.Field(nullable=True)
+    charge_period_start: UTC_TS
+    charge_period_end: UTC_TS
+    grain: str = pa.Field(isin=CLOUD_GRAINS)
+    charge_category: str = pa.Field(isin=CLOUD_CHARGE_CATEGORIES)
+    resource_id: str | None = pa.Field(nullable=True)
+    service_name: str | None = pa.Field(nullable=True)
+    sku_description: str | None = pa.Field(nullable=True)
+    service_category: str = pa.Field(isin=CLOUD_SERVICE_CATEGORIES)
+    pricing_model: str = pa.Field(isin=CLOUD_PRICING_MODELS)
+    consumed_quantity: pl.Float64 = pa.Field(nullable=True)
+    billed_cost: pl.Float64
+    effective_cost: pl.Float64
+    list_cost: pl.Float64 = pa.Field(nullable=True)
+    currency_code: str
+    tags: str  # canonical JSON object, the keys as the export spells them
+    is_databricks: bool
+    cluster_id: str | None = pa.Field(nullable=True)
+    cluster_name: str | None = pa.Field(nullable=True)
+    vendor: str | None = pa.Field(nullable=True)
+    creator: str | None = pa.Field(nullable=True)
+    job_id: pl.Int64 = pa.Field(nullable=True)
+    run_name: str | None = pa.Field(nullable=True)
+    instance_pool_id: str | None = pa.Field(nullable=True)
+    sql_warehouse_id: str | None = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "source_file", "source_row"]
+
+    @pa.dataframe_check(error="charge_period_end must be after charge_period_start")
+    def end_after_start(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("charge_period_end") > pl.col("charge_period_start"))
+
+
+class VmReconciliation(_Daily):
+    """mart.vm_reconciliation: estimated VM $ vs the cloud bill per cluster or pool × period × service
+    category (``costing/vm_reconcile.py``)."""
+
+    period_start: UTC_TS
+    grain: str = pa.Field(isin=CLOUD_GRAINS)
+    resource_kind: str = pa.Field(isin=CLOUD_RESOURCE_KINDS)
+    resource_key: str
+    service_category: str = pa.Field(isin=CLOUD_SERVICE_CATEGORIES)
+    workspace_id: str | None = pa.Field(nullable=True)
+    cloud_rows: pl.Int64 = pa.Field(ge=0)
+    pricing_models: str | None = pa.Field(nullable=True)
+    estimated_vm_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    billed_cost: pl.Float64 = pa.Field(nullable=True)
+    effective_cost: pl.Float64 = pa.Field(nullable=True)
+    list_cost: pl.Float64 = pa.Field(nullable=True)
+    currency_code: str | None = pa.Field(nullable=True)
+    ratio: pl.Float64 = pa.Field(nullable=True)
+    delta: pl.Float64 = pa.Field(nullable=True)
+    reason: str = pa.Field(isin=VM_RECONCILIATION_REASONS)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "period_start", "resource_kind", "resource_key", "service_category", "currency_code"]
+
+
+class AttributedCloudCosts(_Daily):
+    """mart.attributed_cloud_costs: the cloud bill of Databricks resources handed out to runs, idle and
+    unattributed by the estimate's VM-$ shares (``costing/cloud_attribute.py``)."""
+
+    period_start: UTC_TS
+    grain: str = pa.Field(isin=CLOUD_GRAINS)
+    resource_kind: str = pa.Field(isin=CLOUD_RESOURCE_KINDS)
+    resource_key: str
+    service_category: str = pa.Field(isin=CLOUD_SERVICE_CATEGORIES)
+    workspace_id: str | None = pa.Field(nullable=True)
+    cluster_id: str | None = pa.Field(nullable=True)
+    consumer: str = pa.Field(isin=CONSUMERS)
+    run_id: pl.Int64 = pa.Field(nullable=True)
+    task_run_id: pl.Int64 = pa.Field(nullable=True)
+    job_id: pl.Int64 = pa.Field(nullable=True)
+    share: pl.Float64 = pa.Field(ge=0, le=1 + 1e-9)
+    billed_cost: pl.Float64
+    effective_cost: pl.Float64
+    currency_code: str
+    reason: str = pa.Field(isin=CLOUD_ATTRIBUTION_REASONS)
+
+    class Config:
+        strict = True
+        unique = [
+            "usage_date",
+            "period_start",
+            "resource_kind",
+            "resource_key",
+            "service_category",
+            "currency_code",
+            "cluster_id",
+            "consumer",
+            "run_id",
+            "task_run_id",
+        ]
+
+
+class RunTotalCosts(_Daily):
+    """mart.run_total_costs: each run's share of both bills per day — the DBU bill's attributed $ plus the
+    cloud bill's attributed effective $ (USD only)."""
+
+    workspace_id: str | None = pa.Field(nullable=True)
+    consumer: str = pa.Field(isin=CONSUMERS)
+    run_id: pl.Int64 = pa.Field(nullable=True)
+    task_run_id: pl.Int64 = pa.Field(nullable=True)
+    job_id: pl.Int64 = pa.Field(nullable=True)
+    dbu_cost_usd: pl.Float64
+    cloud_cost_usd: pl.Float64
+    total_cost_usd: pl.Float64
+    currency_code: str = pa.Field(isin=[CURRENCY])
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "workspace_id", "consumer", "run_id", "task_run_id", "job_id"]

@@ -132,3 +132,49 @@ RECONCILIATION_REASONS = ["unpriced", "sku_mismatch", "no_estimate", "no_billing
 # ``mart.attributed_costs.reason``: the reconciliation reason, or what the attribution path says instead
 # (``costing/attribute.py``): an endpoint (serving), serverless compute, a warehouse, no usable share.
 ATTRIBUTION_REASONS = [*RECONCILIATION_REASONS, "serving", "serverless", "warehouse", "no_share"]
+
+# --- cost anomalies (costing/anomalies.py, docs/anomalies.md) ----------------------------------------------
+
+# The monitored series of ``mart.cost_anomalies``: the layers (account, workspace × SKU family), the scope
+# dimensions as cost_by_scope counts them, and model serving per endpoint × user.
+ANOMALY_MONITORS = ["account", "workspace_sku", *TAG_DIMENSIONS, "job", "user", "endpoint_user"]
+# ``state`` of a scored series-day.
+ANOMALY_STATES = ["normal", "high", "low", "insufficient_history", "new_spender"]
+# ``baseline``: how expected was computed (null when there is none).
+ANOMALY_BASELINES = ["weekday", "rolling_28d"]
+# ``status`` of a day inside an anomaly episode (null outside episodes).
+ANOMALY_STATUSES = ["open", "escalated", "closed"]
+# What a person said about an anomaly (``cost-assets anomaly ack|planned``): acknowledged anomalies are
+# not alerted again unless they escalate; a planned anomaly's days are left out of the baselines.
+ANOMALY_FEEDBACK = ["acknowledged", "planned"]
+
+# --- the cloud bill (docs/cloud-bill.md) -------------------------------------------------------------------
+
+# The shapes of cloud cost export ``raw.cloud_costs`` reads: FOCUS (AWS, Azure, GCP) and Azure's own cost
+# details export (actual or amortized).
+CLOUD_BILL_FORMATS = ["focus", "azure_cost"]
+# What a cloud charge is for (``ingest/cloud_bill.py`` decides it from the service, meter and resource).
+CLOUD_SERVICE_CATEGORIES = ["vm_compute", "managed_disk", "network", "public_ip", "storage", "other"]
+# How a cloud charge was priced.
+CLOUD_PRICING_MODELS = ["on_demand", "spot", "reservation", "savings_plan", "other"]
+# FOCUS ``ChargeCategory`` (Azure's ChargeType is mapped onto it).
+CLOUD_CHARGE_CATEGORIES = ["Usage", "Purchase", "Tax", "Credit", "Adjustment"]
+# The length of a charge period: an hour, a day, or longer (a monthly purchase).
+CLOUD_GRAINS = ["hour", "day", "period"]
+# What a Databricks cloud charge is matched to: a cluster, an instance pool, a SQL warehouse, or nothing
+# (a Databricks resource without a cluster, pool or warehouse tag).
+CLOUD_RESOURCE_KINDS = ["cluster", "pool", "warehouse", "untagged"]
+# ``mart.vm_reconciliation.reason``, in precedence order (meaning in ``costing/vm_reconcile.py``).
+VM_RECONCILIATION_REASONS = [
+    "untagged",
+    "not_estimated_component",
+    "other_currency",
+    "no_cloud_bill",
+    "no_estimate",
+    "ok",
+    "spot_price",
+    "commitment_discount",
+    "mismatch",
+]
+# ``mart.attributed_cloud_costs.reason``: by what the charge was handed out (``costing/cloud_attribute.py``).
+CLOUD_ATTRIBUTION_REASONS = ["hour_share", "day_share", "no_estimate", "untagged", "warehouse"]

@@ -75,21 +75,26 @@ import polars as pl
 
 from cost_assets.costing import scope
 from cost_assets.costing.frames import ENGINE, Frame, cumsum_within, ffill_within, group_starts, lazy, shift_within
-from cost_assets.vocabulary import TAG_DIMENSIONS, TIERS, UNTAGGED
+from cost_assets.vocabulary import (
+    ANOMALY_BASELINES,
+    ANOMALY_MONITORS,
+    ANOMALY_STATES,
+    ANOMALY_STATUSES,
+    TAG_DIMENSIONS,
+    TIERS,
+    UNTAGGED,
+)
 
 # --- vocabulary of this module (the contract of mart/cost_anomalies checks against these) ----------------
 
-# The monitored series: the layer (account, workspace × SKU family), the scope dimensions as
-# cost_by_scope counts them, and model serving per endpoint × user.
-MONITORS = ["account", "workspace_sku", *TAG_DIMENSIONS, "job", "user", "endpoint_user"]
+# The monitored series, ``state``, ``baseline`` and ``status`` values are the vocabulary's (the contract
+# of mart/cost_anomalies checks against them there).
+MONITORS = ANOMALY_MONITORS
+STATES = ANOMALY_STATES
+BASELINES = ANOMALY_BASELINES
+STATUSES = ANOMALY_STATUSES
 # The one value of the ``account`` monitor (a deployment reads one Databricks account).
 ACCOUNT_VALUE = "all"
-# ``state`` of a scored day.
-STATES = ["normal", "high", "low", "insufficient_history", "new_spender"]
-# ``baseline`` (how expected was computed); null when there is none.
-BASELINES = ["weekday", "rolling_28d"]
-# ``status`` of an episode day (null outside episodes).
-STATUSES = ["open", "escalated", "closed"]
 # The lower-level keys a root cause is looked for in (each a column of :func:`spend_rows`); a monitor's
 # own dimension is skipped for its alerts.
 CONTRIBUTOR_DIMENSIONS = ["job", "resource", "sku_name", "user", *TAG_DIMENSIONS]
