@@ -71,3 +71,34 @@ def attributed(*rows: dict[str, Any]) -> pl.DataFrame:
         "cost_center": None,
     }
     return _frame(schemas.AttributedCosts, list(rows), defaults)
+
+
+def billing(*rows: dict[str, Any]) -> pl.DataFrame:
+    """``raw/billing_usage`` records of cluster ``c-1`` at 10:00 by default (give record_id, quantity)."""
+    defaults = {
+        "usage_date": DAY,
+        "account_id": "acct-1",
+        "workspace_id": WS,
+        "record_type": "ORIGINAL",
+        "ingestion_date": DAY,
+        "cloud": "AZURE",
+        "sku_name": "PREMIUM_JOBS_COMPUTE",
+        "usage_start_time": HOUR,
+        "usage_end_time": HOUR + dt.timedelta(hours=1),
+        "usage_unit": "DBU",
+        "billing_origin_product": "JOBS",
+        "cluster_id": "c-1",
+        "warehouse_id": None,
+        "endpoint_name": None,
+        "instance_pool_id": None,
+        "node_type": None,
+        "job_id": None,
+        "job_run_id": None,
+        "is_photon": False,
+        "is_serverless": False,
+        "custom_tags": "{}",
+        "run_as": None,
+        "machine_hours": None,
+        "billing_source": "simulated",
+    }
+    return _frame(schemas.BillingUsage, list(rows), defaults)

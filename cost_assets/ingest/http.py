@@ -242,11 +242,14 @@ class ApiClient:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         name: str = "Databricks API",
+        retry_statuses: frozenset[int] = RETRY_STATUSES,
     ):
         self.base_url = normalize_host(base_url)
         self.name = name  # how error messages call the service
         self.credentials = credentials
         self.retry = retry or RetryPolicy()
+        # Databricks' 500s are mostly permanent (a bad request it failed on); other services say "retry" with any 5xx.
+        self.retry_statuses = retry_statuses
         self.sleep, self.clock = sleep, clock
         self.rng = rng or random.Random()
         self.limiter = _RateLimiter(max_requests_per_second, clock, sleep)
@@ -346,7 +349,7 @@ class ApiClient:
                         attempt,
                         f"; the credentials were refused, check {auth_hint or 'the credentials'}",
                     )
-                if status not in RETRY_STATUSES:
+                if status not in self.retry_statuses:
                     raise self._error(ApiError, method, endpoint, response, attempt, "")
                 problem = f"HTTP {status}"
                 delay = self.retry.retry_after(response, self.rng)
