@@ -8,6 +8,7 @@ naming the variable, the value and what is allowed (:class:`ConfigurationError`)
 short message instead of a traceback in the middle of a run.
 """
 
+import re
 from collections.abc import Mapping
 from typing import Literal
 
@@ -23,6 +24,7 @@ URL_SETTINGS = (
     "DATABRICKS_WORKSPACE_URL",
     "DATABRICKS_ACCOUNT_HOST",
     "COST_ASSETS_AZURE_PRICES_URL",
+    "COST_ASSETS_OBSERVABILITY_URL",
 )
 
 
@@ -55,6 +57,8 @@ class Settings(BaseModel):
     tier: Literal["STANDARD", "PREMIUM", "ENTERPRISE"] = Field("PREMIUM", validation_alias="COST_ASSETS_TIER")
     prices_path: str | None = Field(None, validation_alias="COST_ASSETS_PRICES")
     budgets_path: str | None = Field(None, validation_alias="COST_ASSETS_BUDGETS")
+    # The cloud provider's cost export files (docs/cloud-bill.md); unset: no cloud bill assets.
+    cloud_bill: str | None = Field(None, validation_alias="COST_ASSETS_CLOUD_BILL")
     azure_region: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_REGION")
     azure_prices_url: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_PRICES_URL")
     duckdb_path: str = Field("data/cost_assets.duckdb", validation_alias="COST_ASSETS_DUCKDB")
@@ -66,6 +70,13 @@ class Settings(BaseModel):
     sim_scale: Literal["tiny", "small", "medium", "large"] = Field("small", validation_alias="COST_ASSETS_SIM_SCALE")
     # Only which days `cost-assets run` (`make run`) materializes without --days: the world answers for any day.
     sim_days: int = Field(7, ge=1, validation_alias="COST_ASSETS_SIM_DAYS")
+    # Exports (docs/exports.md): each present only when configured. The Observability Service's bearer token
+    # is a secret (dg.EnvVar); only whether it is set is recorded here.
+    observability_url: str | None = Field(None, validation_alias="COST_ASSETS_OBSERVABILITY_URL")
+    observability_batch_size: int = Field(500, ge=1, validation_alias="COST_ASSETS_OBSERVABILITY_BATCH_SIZE")
+    observability_token_set: bool = False
+    focus_export: bool = Field(False, validation_alias="COST_ASSETS_FOCUS_EXPORT")
+    focus_dir: str = Field("data/focus", validation_alias="COST_ASSETS_FOCUS_DIR")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
@@ -76,7 +87,10 @@ class Settings(BaseModel):
                 given[key] = given[key].upper()
         token_variable = next((k for k in ("DATABRICKS_TOKEN", "DATABRICKS_ACCESS_TOKEN") if k in given), None)
         has_client_credentials = "DATABRICKS_CLIENT_ID" in given and "DATABRICKS_CLIENT_SECRET" in given
-        problems = _url_problems(given) + _billing_source_problem(given)
+        given["observability_token_set"] = "COST_ASSETS_OBSERVABILITY_TOKEN" in given
+        problems = _url_problems(given) + _billing_source_problem(given) + _cloud_bill_problem(given)
+        if "COST_ASSETS_OBSERVABILITY_URL" in given and not given["observability_token_set"]:
+            problems.append("COST_ASSETS_OBSERVABILITY_URL is set, COST_ASSETS_OBSERVABILITY_TOKEN is not")
         try:
             settings = cls.model_validate(
                 {**given, "token_variable": token_variable, "has_client_credentials": has_client_credentials}
@@ -118,3 +132,19 @@ def _billing_source_problem(given: Mapping[str, str]) -> list[str]:
     if source.startswith("csv:") and source.removeprefix("csv:").strip():
         return []
     return [f"COST_ASSETS_BILLING_SOURCE={source!r}: allowed: {BILLING_SOURCES}"]
+
+
+CLOUD_BILL_FORMS = "<path or glob>, focus:<path or glob> or azure:<path or glob> (CSV or Parquet files)"
+
+
+def _cloud_bill_problem(given: Mapping[str, str]) -> list[str]:
+    """A prefix other than ``focus:`` / ``azure:`` is a typo, not a file name (a drive letter aside); a URL
+    (``s3://``…) is not read: sync the exports to a local or mounted folder."""
+    value = given.get("COST_ASSETS_CLOUD_BILL")
+    if value is None:
+        return []
+    prefix = re.match(r"^([A-Za-z_]{2,}):(?!//)", value)
+    path = value.split(":", 1)[1] if prefix else value
+    if (prefix and prefix.group(1) not in ("focus", "azure")) or not path.strip() or "://" in value:
+        return [f"COST_ASSETS_CLOUD_BILL={value!r}: allowed: {CLOUD_BILL_FORMS}"]
+    return []

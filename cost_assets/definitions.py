@@ -10,16 +10,18 @@ from collections.abc import Mapping
 import dagster as dg
 
 from cost_assets.alerting import build_budget_sensor, build_run_failure_sensor
-from cost_assets.assets import accuracy, budgets, costs, raw, reconciliation, reference, reporting
+from cost_assets.assets import accuracy, budgets, cloud, costs, raw, reconciliation, reference, reporting
 from cost_assets.budgets import BudgetError
 from cost_assets.budgets import load as load_budgets
 from cost_assets.config import BILLING_SOURCES, ConfigurationError, Settings
+from cost_assets.ingest.cloud_bill import parse_setting
 from cost_assets.resources.billing import (
     AccountApiBillingSource,
     BillingSource,
     CsvBillingSource,
     SystemTablesBillingSource,
 )
+from cost_assets.resources.cloud_bill import CloudBill
 from cost_assets.resources.databricks import DatabricksConnection, LiveWorkspace
 from cost_assets.resources.prices import AzureRetailPriceCatalog, BundledPriceCatalog
 from cost_assets.resources.simulated import SimulatedBillingSource, SimulatedWorkspace, SimulatedWorld
@@ -161,6 +163,10 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
         resources["budgets"] = budgets.BudgetBook(path=settings.budgets_path)
         optional = [*optional, budgets.budget_status_asset]
         sensors.append(build_budget_sensor(settings.duckdb_path, settings.alert_store_path, settings.budgets_path))
+    if settings.cloud_bill:  # the cloud provider's bill: registered only when its exports are named
+        fmt, path = parse_setting(settings.cloud_bill)
+        resources["cloud_bill"] = CloudBill(path=path, format=fmt)
+        optional = [*optional, cloud.cloud_costs, cloud.reconcile_and_attribute_cloud]
     return dg.Definitions(
         assets=ASSETS + optional,
         jobs=[DAILY_JOB],

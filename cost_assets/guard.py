@@ -46,11 +46,12 @@ class DayCheck:
     stored_quantity: float | None = None  # the bill's net quantity (DBUs); None for row-count tables
     new_quantity: float | None = None
     reason: str | None = None
+    unit: str = "DBUs"  # what the quantity counts (the cloud bill's is its cost)
 
     def describe(self) -> str:
         text = f"{self.table} {self.day}: stored {self.stored_rows:,} rows, new {self.new_rows:,}"
         if self.stored_quantity is not None:
-            text += f" (net {self.stored_quantity:,.4f} DBUs stored, {self.new_quantity or 0.0:,.4f} new)"
+            text += f" (net {self.stored_quantity:,.4f} {self.unit} stored, {self.new_quantity or 0.0:,.4f} new)"
         return text + (f" — {self.reason}" if self.reason else "")
 
 
@@ -77,6 +78,7 @@ def check_days(
     days: Iterable[dt.date],
     rule: Rule,
     threshold: float = DEFAULT_THRESHOLD,
+    unit: str = "DBUs",
 ) -> list[DayCheck]:
     """Compare the new answer with the stored rows, day by day (``usage_date``), under ``rule``."""
     if not 0 < threshold < 1:
@@ -98,7 +100,7 @@ def check_days(
         elif s_rows and not bill and n_rows < s_rows:
             reason = "fewer rows than stored (the source keeps this data for a limited time)"
         quantities = (s_net, n_net) if bill else (None, None)
-        checks.append(DayCheck(table, day, s_rows, n_rows, *quantities, reason=reason))
+        checks.append(DayCheck(table, day, s_rows, n_rows, *quantities, reason=reason, unit=unit))
     return checks
 
 

@@ -1,0 +1,286 @@
+"""The cloud bill (VMs, disks, network billed by Azure, AWS or GCP) next to the Databricks bill.
+
+Registered only when ``COST_ASSETS_CLOUD_BILL`` names the provider's cost export files (docs/cloud-bill.md):
+
+* ``raw/cloud_costs`` — the exports parsed (``ingest/cloud_bill.py``), the latest export of a day winning.
+  A bad file fails the step naming file, row and column; a day whose charges shrink without credits to
+  explain it keeps its stored rows (``guard.py``); no file at all is a WARN, and stored days stay;
+* ``mart/vm_reconciliation`` — the estimate's VM $ against the bill (``costing/vm_reconcile.py``);
+* ``mart/attributed_cloud_costs`` — the Databricks resources' cloud $ handed to runs, idle and
+  unattributed by the estimate's VM-$ shares; per day Σ attributed = Σ billed (a blocking ERROR check);
+* ``mart/run_total_costs`` — each run's share of both bills (``costing/cloud_attribute.py``).
+"""
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+
+from cost_assets import guard, schemas
+from cost_assets.assets.costs import ESTIMATED_COSTS
+from cost_assets.assets.policies import DAILY_ASSET, MART_FRESHNESS, PARTITIONED, SOURCE_RETRY
+from cost_assets.assets.raw import (
+    CLUSTERS,
+    _final_errors,
+    _Guarded,
+    _sources_check,
+    _sources_spec,
+    _stored,
+    _table,
+    contract_gate,
+)
+from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS
+from cost_assets.checks import add_daily_metadata, contract_result, contract_spec, markdown_table
+from cost_assets.costing import cloud_attribute, vm_reconcile
+from cost_assets.ingest.cloud_bill import costs_frame
+from cost_assets.ingest.fetch import SourceUnavailable
+from cost_assets.partitions import window_days
+from cost_assets.resources.cloud_bill import CloudBill
+from cost_assets.resources.warehouse import Ledger
+
+CLOUD_COSTS = dg.AssetKey(["raw", "cloud_costs"])
+VM_RECONCILIATION = dg.AssetKey(["mart", "vm_reconciliation"])
+ATTRIBUTED_CLOUD_COSTS = dg.AssetKey(["mart", "attributed_cloud_costs"])
+RUN_TOTAL_COSTS = dg.AssetKey(["mart", "run_total_costs"])
+CLOUD_BILL_PRESENT = "cloud_bill_present"
+CONSERVES = "conserves_the_cloud_bill"
+
+
+def _guard_view(frame: pl.DataFrame) -> pl.DataFrame:
+    """The cloud bill in the shape the bill's guard rule reads: the effective cost is the quantity, and a
+    negative charge (a credit, a refund) plays the part of a RETRACTION — a day whose cost drops because
+    credits arrived is accepted, one whose charges vanished is not."""
+    return frame.select(
+        "usage_date",
+        pl.col("effective_cost").alias("usage_quantity"),
+        pl.when(pl.col("effective_cost") < 0)
+        .then(pl.lit("RETRACTION"))
+        .otherwise(pl.lit("ORIGINAL"))
+        .alias("record_type"),
+    )
+
+
+def _present(days: list[dt.date], frame: pl.DataFrame, source: str) -> dg.AssetCheckResult:
+    """WARN for each day without a single charge: the exports lag a day or more, a $0 day is not a fact."""
+    seen = set(frame["usage_date"].to_list())
+    missing = [d for d in days if d not in seen]
+    return dg.AssetCheckResult(
+        check_name=CLOUD_BILL_PRESENT,
+        asset_key=CLOUD_COSTS,
+        passed=not missing,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(f"no cloud charges for {d} in {source}" for d in missing) + "; cost exports lag 1–2 days"
+        if missing
+        else f"every day has charges in {source}",
+        metadata={"days_without_charges": dg.MetadataValue.text(", ".join(map(str, missing)) or "none")},
+    )
+
+
+@dg.asset(
+    key=CLOUD_COSTS,
+    group_name="raw",
+    kinds={"csv", "parquet", "duckdb"},
+    metadata=PARTITIONED,
+    check_specs=[
+        contract_spec(CLOUD_COSTS, schemas.CloudCosts),
+        _sources_spec(CLOUD_COSTS, "the cloud cost export files (none found)"),
+        dg.AssetCheckSpec(CLOUD_BILL_PRESENT, asset=CLOUD_COSTS, description="WARN for a day without any charge"),
+    ],
+    pool="duckdb_writer",
+    retry_policy=SOURCE_RETRY,
+    **DAILY_ASSET,
+)
+def cloud_costs(context: dg.AssetExecutionContext, cloud_bill: CloudBill, ledger: Ledger):
+    """Every charge of the day in the cloud provider's cost exports (FOCUS from AWS, Azure or GCP, or the
+    Azure cost details export): charge period, resource, service category, pricing model, billed /
+    effective / list cost, currency and the tags Databricks puts on its VMs. The latest export of a day
+    wins. A bad file fails naming file, row and column, and nothing is written."""
+    days = window_days(context.partition_time_window)
+    source = cloud_bill.describe()
+    empty = costs_frame([])
+    files, problems = 0, []
+    try:
+        with _final_errors(source):
+            frame, files = cloud_bill.costs(days)
+    except SourceUnavailable as e:
+        frame, problems = empty, [str(e)]
+        context.log.warning(f"cloud bill not read, stored rows kept: {e}")
+    stored = _stored(ledger, CLOUD_COSTS, days, empty)
+    if problems:  # nothing was read: every stored day stays as it is
+        verdict = None
+        frame = guard.keep_stored(frame, stored, sorted(set(stored["usage_date"].to_list())))
+    else:
+        checks = guard.check_days(
+            _table(CLOUD_COSTS),
+            _guard_view(stored),
+            _guard_view(frame),
+            days,
+            guard.BILL,
+            ledger.shrink_threshold,
+            unit="(effective cost)",
+        )
+        verdict = _Guarded(context, f"the cloud bill ({source})", days, checks)
+        verdict.fail_if_nothing_written()
+        frame = guard.keep_stored(frame, stored, verdict.kept)
+    yield from contract_gate(context, [contract_result(schemas.CloudCosts, frame, CLOUD_COSTS)])
+    yield _sources_check(CLOUD_COSTS, problems)
+    yield _present(days, frame, source)
+    add_daily_metadata(
+        context,
+        frame,
+        days,
+        lambda f, _: {
+            "databricks_charges": int(f["is_databricks"].sum()),
+            "databricks_effective_cost": float(f.filter(pl.col("is_databricks"))["effective_cost"].sum()),
+            "files": f["source_file"].n_unique(),
+        },
+    )
+    yield dg.Output(frame, metadata={"source": source, "files_found": files, **(verdict.metadata() if verdict else {})})
+    if verdict:
+        verdict.fail_if_refused()
+
+
+@dg.multi_asset(
+    outs={
+        "vm_reconciliation": dg.AssetOut(
+            key=VM_RECONCILIATION,
+            group_name="mart",
+            kinds={"polars", "duckdb"},
+            metadata=PARTITIONED,
+            freshness_policy=MART_FRESHNESS,
+            description="Estimated VM $ vs the cloud bill's effective cost per cluster or pool × hour (× day "
+            "where the export is daily) × service category, ratio, delta and a reason: ok, no_estimate, "
+            "no_cloud_bill, spot_price, commitment_discount, not_estimated_component, untagged, "
+            "other_currency, mismatch.",
+        ),
+        "attributed_cloud_costs": dg.AssetOut(
+            key=ATTRIBUTED_CLOUD_COSTS,
+            group_name="mart",
+            kinds={"polars", "duckdb"},
+            metadata=PARTITIONED,
+            freshness_policy=MART_FRESHNESS,
+            description="The cloud bill of Databricks resources (VMs, disks, network) handed to runs, idle "
+            "and unattributed by the estimate's VM-$ shares; sums to the billed and effective cost per day.",
+        ),
+        "run_total_costs": dg.AssetOut(
+            key=RUN_TOTAL_COSTS,
+            group_name="mart",
+            kinds={"polars", "duckdb"},
+            metadata=PARTITIONED,
+            freshness_policy=MART_FRESHNESS,
+            description="Each run's (and idle's, unattributed's) share of both bills per day: the DBU bill's "
+            "attributed $ plus the cloud bill's attributed effective cost.",
+        ),
+    },
+    ins={
+        "cloud": dg.AssetIn(CLOUD_COSTS),
+        "estimated": dg.AssetIn(ESTIMATED_COSTS),
+        "clusters": dg.AssetIn(CLUSTERS),
+        "attributed": dg.AssetIn(ATTRIBUTED_COSTS),
+    },
+    internal_asset_deps={
+        "vm_reconciliation": {CLOUD_COSTS, ESTIMATED_COSTS, CLUSTERS},
+        "attributed_cloud_costs": {CLOUD_COSTS, ESTIMATED_COSTS, CLUSTERS},
+        "run_total_costs": {ATTRIBUTED_COSTS, ATTRIBUTED_CLOUD_COSTS},
+    },
+    check_specs=[
+        dg.AssetCheckSpec("contract", asset=VM_RECONCILIATION, blocking=True),
+        dg.AssetCheckSpec("contract", asset=ATTRIBUTED_CLOUD_COSTS, blocking=True),
+        dg.AssetCheckSpec("contract", asset=RUN_TOTAL_COSTS, blocking=True),
+        dg.AssetCheckSpec(
+            CONSERVES,
+            asset=ATTRIBUTED_CLOUD_COSTS,
+            blocking=True,
+            description="per day and currency Σ attributed = Σ billed and effective cost of Databricks resources "
+            "(to 0.01)",
+        ),
+    ],
+    pool="duckdb_writer",
+    **DAILY_ASSET,
+)
+def reconcile_and_attribute_cloud(
+    context: dg.AssetExecutionContext,
+    cloud: pl.DataFrame,
+    estimated: pl.DataFrame,
+    clusters: pl.DataFrame,
+    attributed: pl.DataFrame,
+):
+    """Each day of the window: the estimate's VM $ against the cloud bill, the bill handed out, each run's
+    total of both bills; the conservation check judges the whole window."""
+    days = window_days(context.partition_time_window)
+    recon, handed, totals = [], [], []
+    for day in days:
+        bill, estimate = cloud.filter(pl.col("usage_date") == day), estimated.filter(pl.col("usage_date") == day)
+        day_clusters = clusters.filter(pl.col("usage_date") == day)
+        recon.append(vm_reconcile.vm_reconciliation(bill, estimate, day_clusters))
+        handed.append(cloud_attribute.attributed_cloud_costs(bill, estimate, day_clusters))
+        totals.append(cloud_attribute.run_total_costs(attributed.filter(pl.col("usage_date") == day), handed[-1]))
+    recon_frame = pl.concat(recon, how="vertical_relaxed").select(vm_reconcile.COLUMNS)
+    handed_frame = pl.concat(handed, how="vertical_relaxed").select(cloud_attribute.COLUMNS)
+    totals_frame = pl.concat(totals, how="vertical_relaxed")
+    gaps = cloud_attribute.conservation_gaps(cloud, handed_frame)
+
+    add_daily_metadata(
+        context,
+        recon_frame,
+        days,
+        lambda f, _: {
+            "estimated_vm_cost_usd": float(f["estimated_vm_cost_usd"].sum() or 0.0),
+            "effective_vm_cost_usd": float(
+                f.filter((pl.col("service_category") == "vm_compute") & (pl.col("currency_code") == "USD"))[
+                    "effective_cost"
+                ].sum()
+                or 0.0
+            ),
+            "reasons": dg.MetadataValue.json(dict(f.group_by("reason").len().sort("reason").iter_rows())),
+        },
+        output_name="vm_reconciliation",
+    )
+    yield dg.Output(recon_frame, output_name="vm_reconciliation")
+    add_daily_metadata(
+        context,
+        handed_frame,
+        days,
+        lambda f, _: {
+            "attributed_effective_cost": float(f["effective_cost"].sum() or 0.0),
+            "unattributed_effective_cost": float(
+                f.filter(pl.col("consumer") == "unattributed")["effective_cost"].sum() or 0.0
+            ),
+        },
+        output_name="attributed_cloud_costs",
+    )
+    yield dg.Output(handed_frame, output_name="attributed_cloud_costs")
+    add_daily_metadata(
+        context,
+        totals_frame,
+        days,
+        lambda f, _: {"total_cost_usd": float(f["total_cost_usd"].sum() or 0.0)},
+        output_name="run_total_costs",
+    )
+    yield dg.Output(totals_frame, output_name="run_total_costs")
+    yield contract_result(schemas.VmReconciliation, recon_frame, VM_RECONCILIATION)
+    yield contract_result(schemas.AttributedCloudCosts, handed_frame, ATTRIBUTED_CLOUD_COSTS)
+    yield contract_result(schemas.RunTotalCosts, totals_frame, RUN_TOTAL_COSTS)
+    yield conservation_result(gaps)
+
+
+def conservation_result(gaps: pl.DataFrame) -> dg.AssetCheckResult:
+    """The blocking check: every day's (and currency's) attributed cloud cost equals its billed cost."""
+    bad = gaps.filter(~pl.col("ok"))
+    return dg.AssetCheckResult(
+        check_name=CONSERVES,
+        asset_key=ATTRIBUTED_CLOUD_COSTS,
+        passed=bad.height == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="every day's attributed cloud cost equals the billed cost of its Databricks resources"
+        if not bad.height
+        else f"{bad.height} day(s) where attributed ≠ billed cloud cost",
+        metadata={
+            "max_abs_gap": float(
+                max(gaps["billed_gap"].abs().max() or 0.0, gaps["effective_gap"].abs().max() or 0.0)
+                if gaps.height
+                else 0.0
+            ),
+            "days": dg.MetadataValue.md(markdown_table(gaps, 31)),
+        },
+    )

@@ -1,0 +1,150 @@
+"""The cloud bill handed out: ``mart.attributed_cloud_costs``, and each run's share of both bills.
+
+Every charge of a Databricks resource (VMs, disks, network, IPs, storage; ``cloud_match.py`` keys it to a
+cluster or pool) is split among the consumers of that key by the estimate's **VM-$ shares** — not DBU
+shares: VMs bill through start-up, tear-down and pool idle, when no DBUs accrue. A disk or a NIC goes with
+its VM, so the same shares hand it out.
+
+* ``hour_share`` — an hourly charge, by the consumers' VM $ of that hour of the key;
+* ``day_share`` — a daily charge (Azure's exports), or an hourly one whose hour the estimate has nothing
+  for (a VM billed for a minute the event log puts in the next hour), by the VM $ of the key's day;
+* ``no_estimate`` / ``warehouse`` / ``untagged`` — nothing to split by: the whole charge is
+  ``unattributed`` with that reason, never dropped.
+
+Shares are the VM $ of each consumer over the key's total; where the estimate has no VM $ (unpriced), by
+runtime. They sum to 1, so per day and currency Σ attributed = Σ billed, for billed and effective cost
+alike (:func:`conservation_gaps`, a blocking check). The amounts stay in the bill's currency.
+
+A run's total cost is the sum of its shares of both bills (:func:`run_total_costs`): the DBU bill's
+attributed $ (``mart.attributed_costs``) plus the cloud bill's attributed effective cost (USD charges).
+
+Pure polars, no Dagster.
+"""
+
+import polars as pl
+
+from cost_assets.costing.cloud_match import keyed_cloud, keyed_estimate
+from cost_assets.costing.frames import Frame, lazy
+from cost_assets.vocabulary import CURRENCY
+
+TOLERANCE_USD = 0.01
+KIND_KEY = ["usage_date", "resource_kind", "resource_key"]
+CHARGE = [*KIND_KEY, "period_start", "grain", "service_category", "currency_code"]
+CONSUMER = ["workspace_id", "cluster_id", "consumer", "run_id", "task_run_id", "job_id"]
+COLUMNS = [
+    "usage_date",
+    "period_start",
+    "grain",
+    "resource_kind",
+    "resource_key",
+    "service_category",
+    *CONSUMER,
+    "share",
+    "billed_cost",
+    "effective_cost",
+    "currency_code",
+    "reason",
+]
+UNATTRIBUTED_REASON = {"untagged": "untagged", "warehouse": "warehouse"}
+
+
+def _shares(est: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """Each consumer's share of the key's VM $ within ``by`` (runtime where the VM $ is unknown or 0)."""
+    grouped = est.group_by(*by, *CONSUMER).agg(
+        pl.col("vm_cost_usd").fill_null(0.0).sum().alias("_usd"), pl.col("runtime_hours").sum().alias("_hours")
+    )
+    usd, hours = pl.col("_usd").sum().over(by), pl.col("_hours").sum().over(by)
+    share = pl.when(usd > 0).then(pl.col("_usd") / usd).when(hours > 0).then(pl.col("_hours") / hours)
+    return grouped.with_columns(share.alias("share")).filter(pl.col("share") > 0).drop("_usd", "_hours")
+
+
+def attributed_cloud_costs(cloud: Frame, estimated: Frame, clusters: Frame) -> pl.DataFrame:
+    """``mart.attributed_cloud_costs`` (rows of :data:`COLUMNS`) for the days in ``cloud``."""
+    charges = (
+        keyed_cloud(cloud, clusters)
+        .group_by(CHARGE)
+        .agg(pl.col("billed_cost").sum(), pl.col("effective_cost").sum())
+        .with_row_index("_charge")
+    )
+    est = keyed_estimate(estimated, clusters).with_columns(pl.col("hour_start").alias("period_start"))
+    hourly = charges.filter(pl.col("grain") == "hour").join(
+        _shares(est, [*KIND_KEY, "period_start"]), on=[*KIND_KEY, "period_start"], how="inner"
+    )
+    by_day = _shares(est, KIND_KEY)
+    daily = charges.join(hourly.select("_charge").unique(), on="_charge", how="anti").join(
+        by_day, on=KIND_KEY, how="inner"
+    )
+    handed = pl.concat(
+        [
+            hourly.with_columns(pl.lit("hour_share").alias("reason")),
+            daily.with_columns(pl.lit("day_share").alias("reason")),
+        ],
+        how="vertical_relaxed",
+    )
+    left = charges.join(handed.select("_charge").unique(), on="_charge", how="anti").with_columns(
+        *[pl.lit(None).alias(c) for c in CONSUMER],
+        pl.lit("unattributed").alias("consumer"),
+        pl.lit(1.0).alias("share"),
+        pl.col("resource_kind").replace_strict(UNATTRIBUTED_REASON, default="no_estimate").alias("reason"),
+    )
+    out = pl.concat([handed, left.select(handed.columns)], how="vertical_relaxed").with_columns(
+        (pl.col("billed_cost") * pl.col("share")).alias("billed_cost"),
+        (pl.col("effective_cost") * pl.col("share")).alias("effective_cost"),
+    )
+    return (
+        out.select(COLUMNS)
+        .cast({"run_id": pl.Int64, "task_run_id": pl.Int64, "job_id": pl.Int64})
+        .sort([*CHARGE, "consumer", "cluster_id", "run_id", "task_run_id"], nulls_last=True)
+    )
+
+
+def conservation_gaps(cloud: Frame, attributed: Frame) -> pl.DataFrame:
+    """Per day and currency: the Databricks charges' billed and effective cost vs what was attributed;
+    ``ok`` when both gaps are under a cent. A day with charges but no attributed rows shows as a gap."""
+    money = [pl.col("billed_cost").sum(), pl.col("effective_cost").sum()]
+    billed = lazy(cloud).filter(pl.col("is_databricks")).group_by("usage_date", "currency_code").agg(money)
+    handed = lazy(attributed).group_by("usage_date", "currency_code").agg(money)
+    return (
+        billed.join(handed, on=["usage_date", "currency_code"], how="full", coalesce=True, suffix="_attributed")
+        .with_columns(
+            pl.col(c).fill_null(0.0)
+            for c in ["billed_cost", "effective_cost", "billed_cost_attributed", "effective_cost_attributed"]
+        )
+        .with_columns(
+            (pl.col("billed_cost_attributed") - pl.col("billed_cost")).alias("billed_gap"),
+            (pl.col("effective_cost_attributed") - pl.col("effective_cost")).alias("effective_gap"),
+        )
+        .with_columns(
+            ((pl.col("billed_gap").abs() < TOLERANCE_USD) & (pl.col("effective_gap").abs() < TOLERANCE_USD)).alias("ok")
+        )
+        .sort("usage_date", "currency_code")
+        .collect()
+    )
+
+
+RUN_KEY = ["usage_date", "workspace_id", "consumer", "run_id", "task_run_id", "job_id"]
+
+
+def run_total_costs(attributed_dbu: Frame, attributed_cloud: Frame) -> pl.DataFrame:
+    """Each consumer's share of both bills per day: the DBU bill's attributed $ plus the cloud bill's
+    attributed effective cost (USD charges only: the project's amounts are USD). Runs, idle and
+    unattributed alike, so the column totals are the two bills."""
+    dbu = (
+        lazy(attributed_dbu).group_by(RUN_KEY).agg(pl.col("billed_cost_usd").fill_null(0.0).sum().alias("dbu_cost_usd"))
+    )
+    cloud = (
+        lazy(attributed_cloud)
+        .filter(pl.col("currency_code") == CURRENCY)
+        .group_by(RUN_KEY)
+        .agg(pl.col("effective_cost").sum().alias("cloud_cost_usd"))
+    )
+    return (
+        dbu.join(cloud, on=RUN_KEY, how="full", coalesce=True, nulls_equal=True)
+        .with_columns(pl.col("dbu_cost_usd").fill_null(0.0), pl.col("cloud_cost_usd").fill_null(0.0))
+        .with_columns(
+            (pl.col("dbu_cost_usd") + pl.col("cloud_cost_usd")).alias("total_cost_usd"),
+            pl.lit(CURRENCY).alias("currency_code"),
+        )
+        .sort(RUN_KEY, nulls_last=True)
+        .collect()
+    )
