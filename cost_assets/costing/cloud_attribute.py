@@ -82,7 +82,7 @@ def attributed_cloud_costs(cloud: Frame, estimated: Frame, clusters: Frame) -> p
         how="vertical_relaxed",
     )
     left = charges.join(handed.select("_charge").unique(), on="_charge", how="anti").with_columns(
-        *[pl.lit(None).alias(c) for c in CONSUMER],
+        *[pl.lit(None).alias(c) for c in CONSUMER if c != "consumer"],
         pl.lit("unattributed").alias("consumer"),
         pl.lit(1.0).alias("share"),
         pl.col("resource_kind").replace_strict(UNATTRIBUTED_REASON, default="no_estimate").alias("reason"),

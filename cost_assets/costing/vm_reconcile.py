@@ -74,7 +74,7 @@ def vm_reconciliation(cloud: Frame, estimated: Frame, clusters: Frame, tolerance
         .with_columns(_period(pl.col("grain"), "charge_period_start").alias("period_start"))
         .group_by(*KEY, "grain", "currency_code")
         .agg(
-            pl.len().alias("cloud_rows"),
+            pl.len().cast(pl.Int64).alias("cloud_rows"),
             pl.col("pricing_model").unique().sort().str.join(",").alias("pricing_models"),
             pl.col("billed_cost").sum(),
             pl.col("effective_cost").sum(),
@@ -98,7 +98,7 @@ def vm_reconciliation(cloud: Frame, estimated: Frame, clusters: Frame, tolerance
     )
     joined = bill.join(est, on=KEY, how="full", coalesce=True, suffix="_est").with_columns(
         pl.coalesce("grain", "grain_est").alias("grain"),
-        pl.col("cloud_rows").fill_null(0),
+        pl.col("cloud_rows").fill_null(0).cast(pl.Int64),
         pl.col("currency_code").fill_null(CURRENCY),
     )
     est_usd, eff = pl.col("estimated_vm_cost_usd"), pl.col("effective_cost")
