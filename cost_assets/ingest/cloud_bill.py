@@ -414,7 +414,8 @@ def _focus_rows(path: Path, frame: pl.DataFrame) -> list[dict]:
     start, end = c.timestamps("start", _timestamp), c.timestamps("end", _timestamp)
     billed, effective, listed = c.number("billed"), c.number("effective"), c.number("list", required=False)
     providers, currency = c.required_text("provider"), c.required_text("currency")
-    text = {f: c.text(f) for f in FOCUS_COLUMNS if f not in ("start", "end", "billed", "effective", "list")}
+    typed = ("start", "end", "billed", "effective", "list", "quantity", "tags")
+    text = {f: c.text(f) for f in FOCUS_COLUMNS if f not in typed}
     quantity, tags = c.number("quantity", required=False), c.tags()
     rows = []
     for i in range(frame.height):
