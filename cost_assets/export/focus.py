@@ -65,6 +65,7 @@ POLARS_TYPES = {
     "DateTime": pl.Datetime("us", "UTC"),
     "JSON": pl.String,
 }
+DECIMALS = 9
 # FOCUS DateTimeFormat: ISO 8601 in UTC with a "Z".
 CSV_DATETIME = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -322,6 +323,9 @@ def focus_rows(
             pl.col("reason").alias("x_AttributionReason"),
         )
         .select([pl.col(name).cast(dtype) for name, dtype in spec.schema.items()])
+        # The marts' floats can differ in their last bits between two materializations of a day (summation
+        # order); rounded to 1e-9, the same day writes the same files.
+        .with_columns(pl.col(pl.Float64).round(DECIMALS))
         .sort(
             "ChargePeriodStart",
             "SubAccountId",

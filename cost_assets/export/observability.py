@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import polars as pl
 
-from cost_assets.export.run_ledger import calculation_version
+from cost_assets.export.run_ledger import KEY, calculation_version
 from cost_assets.ingest.http import ApiClient, PatCredentials, RetryPolicy
 
 TOKEN_VARIABLE = "COST_ASSETS_OBSERVABILITY_TOKEN"
@@ -81,7 +81,7 @@ def batches(ledger: pl.DataFrame, day: dt.date, batch_size: int = DEFAULT_BATCH_
     for a day without runs)."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: must be ≥ 1")
-    rows = ledger.filter(pl.col("usage_date") == day)
+    rows = ledger.filter(pl.col("usage_date") == day).sort(KEY, nulls_last=True)
     version = calculation_version(rows)
     runs = [_run(row) for row in rows.iter_rows(named=True)]
     count = -(-len(runs) // batch_size)

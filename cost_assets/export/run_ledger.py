@@ -58,6 +58,27 @@ COLUMNS = [
     "tags",
 ]
 COST_BASES = ["billed", "estimated"]
+# Figures are rounded to 1e-9 (of a DBU, an hour, a dollar): the marts' floats can differ in their last bits
+# between two materializations of the same day (summation order), and the version digest and the exports'
+# idempotency keys must not.
+DECIMALS = 9
+FIGURES = [
+    "runtime_hours",
+    "dbus",
+    "billed_dbus",
+    "estimated_dbu_cost_usd",
+    "estimated_vm_cost_usd",
+    "estimated_total_cost_usd",
+    "billed_dbu_cost_usd",
+    "dbu_cost_usd",
+    "vm_total_cost_usd",
+    "total_cost_usd",
+]
+
+
+def _known_sum(column: str) -> pl.Expr:
+    """The group's sum, null when any part is unknown: an unknown amount never becomes a smaller known one."""
+    return pl.when(pl.col(column).is_null().any()).then(None).otherwise(pl.col(column).sum())
 
 
 def _estimated(run_costs: Frame) -> pl.LazyFrame:
@@ -69,17 +90,15 @@ def _estimated(run_costs: Frame) -> pl.LazyFrame:
             pl.col("job_id").first(),
             pl.col("task_key").first(),
             pl.col("runtime_hours").sum(),
-            # Null when any part is unpriced: an unknown amount never becomes a smaller known one.
-            pl.when(pl.col("dbus").is_null().any()).then(None).otherwise(pl.col("dbus").sum()).alias("dbus"),
+            _known_sum("dbus").alias("dbus"),
             *[
-                pl.when(pl.col(src).is_null().any()).then(None).otherwise(pl.col(src).sum()).alias(dst)
+                _known_sum(src).alias(dst)
                 for src, dst in (
                     ("dbu_cost_usd", "estimated_dbu_cost_usd"),
                     ("vm_cost_usd", "estimated_vm_cost_usd"),
                     ("total_cost_usd", "estimated_total_cost_usd"),
                 )
             ],
-            pl.col("unpriced").any().alias("estimate_unpriced"),
             *[pl.col(t).first() for t in TAG_DIMENSIONS],
         )
     )
@@ -97,10 +116,7 @@ def _billed(attributed: Frame) -> pl.LazyFrame:
             (pl.col("resource_type") == "serverless").all().alias("serverless"),
             (pl.col("reason") != "no_billing").any().alias("on_bill"),
             pl.col("billed_dbus").sum(),
-            pl.when(pl.col("billed_cost_usd").is_null().any())
-            .then(None)
-            .otherwise(pl.col("billed_cost_usd").sum())
-            .alias("billed_dbu_cost_usd"),
+            _known_sum("billed_cost_usd").alias("billed_dbu_cost_usd"),
             *[pl.col(t).first().alias(f"billed_{t}") for t in TAG_DIMENSIONS],
         )
     )
@@ -130,7 +146,7 @@ def run_ledger(run_costs: Frame, attributed: Frame) -> pl.DataFrame:
             pl.lit(CURRENCY).alias("currency_code"),
             pl.struct(tags).struct.json_encode().alias("tags"),
         )
-        .with_columns(pl.col("total_cost_usd").is_null().alias("unpriced"))
+        .with_columns(pl.col("total_cost_usd").is_null().alias("unpriced"), pl.col(FIGURES).round(DECIMALS))
         .select(COLUMNS)
         .sort(KEY, nulls_last=True)
         .collect()
