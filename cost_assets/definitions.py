@@ -11,6 +11,7 @@ import dagster as dg
 
 from cost_assets.alerting import build_budget_sensor, build_run_failure_sensor
 from cost_assets.assets import accuracy, budgets, cloud, costs, raw, reconciliation, reference, reporting
+from cost_assets.assets.exports_delivery import FocusExport, ObservabilityService, focus_files, observability_service
 from cost_assets.budgets import BudgetError
 from cost_assets.budgets import load as load_budgets
 from cost_assets.config import BILLING_SOURCES, ConfigurationError, Settings
@@ -148,6 +149,24 @@ def build_resources(settings: Settings) -> dict:
     }
 
 
+def _exports(settings: Settings, resources: dict) -> list[dg.AssetsDefinition]:
+    """The configured ``export`` assets (none by default), with their resources added to ``resources``."""
+    assets = []
+    if settings.observability_url:
+        resources["observability_endpoint"] = ObservabilityService(
+            url=settings.observability_url,
+            token=dg.EnvVar("COST_ASSETS_OBSERVABILITY_TOKEN"),
+            batch_size=settings.observability_batch_size,
+        )
+        assets.append(observability_service)
+    if settings.focus_export:
+        resources["focus_export"] = FocusExport(
+            directory=settings.focus_dir, cloud=settings.cloud, region=settings.azure_region
+        )
+        assets.append(focus_files)
+    return assets
+
+
 def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     """The project's Definitions for an environment (``os.environ`` when not given)."""
     settings = Settings.from_environ(os.environ if environ is None else environ)
@@ -167,6 +186,7 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
         fmt, path = parse_setting(settings.cloud_bill)
         resources["cloud_bill"] = CloudBill(path=path, format=fmt)
         optional = [*optional, cloud.cloud_costs, cloud.reconcile_and_attribute_cloud]
+    optional = [*optional, *_exports(settings, resources)]
     return dg.Definitions(
         assets=ASSETS + optional,
         jobs=[DAILY_JOB],
