@@ -69,6 +69,8 @@ E2E_MODULES = frozenset(
         "test_budgets",
         "test_cli",
         "test_cost_assets",
+        "test_export_focus",
+        "test_export_observability",
         "test_fetch",
         "test_late_billing",
         "test_live_contract",
