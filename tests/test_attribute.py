@@ -255,7 +255,6 @@ def simulated_week():
         hourly.append(
             engine.cost_by_cluster_hour(
                 raw.job_runs,
-                raw.jobs,
                 raw.clusters,
                 raw.cluster_events,
                 instance_types,

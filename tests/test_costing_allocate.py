@@ -107,7 +107,11 @@ def test_job_cluster_startup_and_teardown_belong_to_its_runs():
     )
     usd = daily.with_columns((pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")).alias("usd"))
     assert dict(usd.group_by("task_run_id").agg(pl.col("usd").sum()).iter_rows()) == pytest.approx(per, rel=1e-12)
-    assert daily.height < alloc.height
+    # Hourly: one row per run × hour (the run-free 0–10 of hour 0 joins each run's own row of hour 0; the
+    # tear-down 60–65 of hour 1 gets a row per run): 2 + 2 = 4. Daily: 2 run rows + 2 hand-off rows = 4.
+    assert alloc.select("consumer", "task_run_id", "cluster_id", "hour_start").is_unique().all()
+    assert alloc.height == 4
+    assert daily.height <= alloc.height
 
 
 def test_job_cluster_without_runs_keeps_an_idle_row():

@@ -165,7 +165,7 @@ def test_price_changes_split_the_hour_never_drop_it():
     jr = job_runs({"task_run_id": 1, "cluster_id": "c", "start_time": at(690), "end_time": at(750)})
     row = one(costs(jr, cl, ev, it=it, dp=dp), consumer="run")
     assert money(row) == pytest.approx((6.0, 1.35, 0.672, 1.35 + 0.672))
-    hourly = cost_by_cluster_hour(jr, jobs({"job_id": 1}), cl, ev, it, dp, DAY).filter(pl.col("consumer") == "run")
+    hourly = cost_by_cluster_hour(jr, cl, ev, it, dp, DAY).filter(pl.col("consumer") == "run")
     by_hour = {r["hour_start"]: (r["dbu_cost_usd"], r["vm_cost_usd"]) for r in hourly.to_dicts()}
     # 11:00 hour: 0.5 × 6 × 0.15 = 0.45, VM 3 × 0.192 × 0.5 = 0.288;
     # 12:00 hour: 0.5 × 6 × 0.30 = 0.90, VM 3 × (0.192 × 20/60 + 0.384 × 10/60) = 0.384.
@@ -327,7 +327,7 @@ def test_cost_by_cluster_hour_reconciles_with_run_costs():
         {"task_run_id": 2, "cluster_id": "c", "start_time": at(50), "end_time": at(120)},
     )
     jb = jobs({"job_id": 1})
-    hourly = cost_by_cluster_hour(jr, jb, cl, ev, IT, dp, DAY)
+    hourly = cost_by_cluster_hour(jr, cl, ev, IT, dp, DAY)
     daily = run_costs(jr, jb, cl, ev, IT, dp, DAY)
     # 150 min × 0.1 DBU/min = 15 DBU: list 15 × 0.15 = 2.25, contract/effective 15 × 0.12 = 1.80.
     assert hourly["dbus"].sum() == pytest.approx(15.0)
@@ -369,13 +369,13 @@ def test_batches_of_clusters_give_the_same_result(monkeypatch):
     )
     pool = pools({"instance_pool_id": "p", "idle_instances": 3})
     whole = costs(jr, cl, ev, pools=pool)
-    hourly = cost_by_cluster_hour(jr, jobs({"job_id": 1}), cl, ev, IT, DP, DAY, pools=pool)
+    hourly = cost_by_cluster_hour(jr, cl, ev, IT, DP, DAY, pools=pool)
     monkeypatch.setattr(engine_module, "SEGMENTS_PER_BATCH", 1)
     # Same rows and numbers; sums may differ in the last bit, as the order rows are added in is not fixed (the
     # hourly estimate is not sorted: at a million rows the sort would cost more than computing it).
     assert_frame_equal(costs(jr, cl, ev, pools=pool), whole, check_exact=False, rel_tol=1e-12)
     by = ["cluster_id", "hour_start", "consumer", "task_run_id"]
-    batched = cost_by_cluster_hour(jr, jobs({"job_id": 1}), cl, ev, IT, DP, DAY, pools=pool)
+    batched = cost_by_cluster_hour(jr, cl, ev, IT, DP, DAY, pools=pool)
     assert_frame_equal(
         batched.sort(by, nulls_last=True), hourly.sort(by, nulls_last=True), check_exact=False, rel_tol=1e-12
     )
@@ -393,5 +393,5 @@ def test_a_job_cluster_tearing_down_after_midnight_bills_its_run_not_idle():
     # 00:00-00:10, 3 nodes of 2.0 DBU/h: 3 × 2.0 × 10/60 = 1.0 DBU; VM 3 × 0.192 × 10/60 = $0.096.
     dbus = 3 * 2.0 * 10 / 60
     assert money(row) == pytest.approx((dbus, dbus * 0.15, 3 * 0.192 * 10 / 60, dbus * 0.15 + 3 * 0.192 * 10 / 60))
-    hourly = cost_by_cluster_hour(job_runs(), jobs({"job_id": 7}), cl, ev, IT, DP, DAY)
+    hourly = cost_by_cluster_hour(job_runs(), cl, ev, IT, DP, DAY)
     assert hourly["consumer"].to_list() == ["run"] and hourly["run_id"].to_list() == [70]

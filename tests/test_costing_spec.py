@@ -58,7 +58,7 @@ def test_an_autoscaling_spec_is_estimated_at_its_minimum_size():
 
 
 def test_the_hourly_estimate_splits_the_spec_timeline_at_hours():
-    hourly = cost_by_cluster_hour(_runs(), jobs({"job_id": 1}), clusters(PURGED), NO_EVENTS, IT, DP, DAY)
+    hourly = cost_by_cluster_hour(_runs(), clusters(PURGED), NO_EVENTS, IT, DP, DAY)
     by_hour = dict(hourly.group_by("hour_start").agg(pl.col("dbus").sum()).iter_rows())
     # 10:00–11:00 = 1 h and 11:00–11:30 = 0.5 h, 4 nodes at 2.0 DBU/h each.
     assert by_hour == {at(600): pytest.approx(8.0), at(660): pytest.approx(4.0)}

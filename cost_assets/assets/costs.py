@@ -210,7 +210,9 @@ def estimate(
     context.log.info(
         f"estimating {job_runs.height:,} task-run rows and {events.height:,} events over {len(days)} day(s)"
     )
-    segments = per_day(days, lambda d: engine.segments_for_day(clusters, events, d, job_runs=job_runs))
+    # The estimate works on each day's timeline as computed; the stored segments are its wider form.
+    timelines = {d: engine.timeline_for_day(clusters, events, d, job_runs=job_runs) for d in days}
+    segments = per_day(days, lambda d: engine.stored_segments(timelines[d], clusters, d))
     add_daily_metadata(
         context,
         segments,
@@ -227,7 +229,7 @@ def estimate(
     estimated = per_day(
         days,
         lambda d: engine.estimate(
-            segments, job_runs, clusters, snapshot(instance_types, d), snapshot(dbu_prices, d), d, tier=prices.tier
+            timelines.pop(d), job_runs, clusters, snapshot(instance_types, d), snapshot(dbu_prices, d), d, prices.tier
         ),
     )
     add_daily_metadata(context, estimated, days, lambda f, _: _cost_totals(f), output_name="estimated_costs")

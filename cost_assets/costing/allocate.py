@@ -43,6 +43,7 @@ ALLOCATION_COLUMNS = [
     *MONEY_COLUMNS,
     "unpriced",
 ]
+ALLOCATION_COLUMNS_KEYED = [("ck" if c == "cluster_id" else c) for c in ALLOCATION_COLUMNS]
 _UNP = "_unpriced_us"
 _SUMMED = [*MONEY_COLUMNS, _UNP]
 
@@ -270,7 +271,7 @@ def _run_shares(lookup: pl.DataFrame, table: pl.LazyFrame, pieces: pl.LazyFrame)
 
 def allocate(segments: Frame, runs: Frame, flags: Frame | None = None, hourly_handoff: bool = True) -> pl.DataFrame:
     """Hourly allocation rows: ``consumer ('run'|'idle'), task_run_id, cluster_id, hour_start, runtime_hours``,
-    the money columns and ``unpriced``.
+    the money columns and ``unpriced``; one row per consumer × task run × cluster × hour.
 
     ``segments``: priced segments (``price.price_segments``; at least cluster_id, segment_start/end, the
     money columns and unpriced). ``runs``: one row per task run on a cluster with ``cluster_id,
@@ -280,8 +281,19 @@ def allocate(segments: Frame, runs: Frame, flags: Frame | None = None, hourly_ha
     engine nulls its money). Runs outside every segment get zero money (the cluster was down).
 
     ``hourly_handoff=False`` hands a job cluster's run-free money to its runs once per day (rows with
-    ``hour_start`` null) instead of once per idle hour × run: same totals per run, far fewer rows when
-    only the daily grain is needed (``run_costs``).
+    ``hour_start`` null) instead of once per idle hour × run: same totals per run, fewer rows when
+    only the daily grain is needed.
+    """
+    rows, keys = allocate_keyed(segments, runs, flags, hourly_handoff)
+    return rows.with_columns(keys["cluster_id"].gather(rows["ck"])).select(ALLOCATION_COLUMNS)
+
+
+def allocate_keyed(
+    segments: Frame, runs: Frame, flags: Frame | None = None, hourly_handoff: bool = True
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`allocate` with the cluster as a dense key: rows carry ``ck`` instead of ``cluster_id``, and
+    ``keys`` (``cluster_id, ck``, row ``i`` has ``ck = i``) maps it back. The engine gathers per-cluster
+    columns by ``ck`` (no hash join over the million allocation rows).
     """
     seg, runs = lazy(segments), lazy(runs)
     if "weight" not in runs.collect_schema().names():
@@ -307,6 +319,9 @@ def allocate(segments: Frame, runs: Frame, flags: Frame | None = None, hourly_ha
             .otherwise(1.0 / pl.len().over("ck"))
             .alias("_frac")
         )
+        .select("ck", "task_run_id", "_frac")
+        .collect(engine=ENGINE)
+        .with_row_index("_ir")
     )
     to_hand = (
         idle
@@ -315,16 +330,24 @@ def allocate(segments: Frame, runs: Frame, flags: Frame | None = None, hourly_ha
             pl.lit(None, UTC_TS).alias("hour_start"), pl.sum("up_us"), *[pl.sum(m) for m in _SUMMED]
         )
     )
-    handed = to_hand.join(run_time, on="ck", how="inner").select(
-        pl.lit("run").alias("consumer"),
-        "task_run_id",
-        "ck",
-        "hour_start",
-        pl.lit(0.0).alias("runtime_hours"),
-        *[(pl.col(m) * pl.col("_frac")).alias(m) for m in MONEY_COLUMNS],
-        (pl.col(_UNP) > 0.5).alias("unpriced"),
+    to_hand = to_hand.collect(engine=ENGINE).with_row_index("_ih")
+    shares, handed_into_shares = _with_handed(shares, to_hand, run_time)
+    # The other (hour to hand × run) pairs of a job cluster: a row of their own.
+    handed = (
+        to_hand.lazy()
+        .join(run_time.lazy(), on="ck", how="inner")
+        .filter(~_pair(run_time.height).is_in(handed_into_shares.implode()))
+        .select(
+            pl.lit("run").alias("consumer"),
+            "task_run_id",
+            "ck",
+            "hour_start",
+            pl.lit(0.0).alias("runtime_hours"),
+            *[(pl.col(m) * pl.col("_frac")).alias(m) for m in MONEY_COLUMNS],
+            (pl.col(_UNP) > 0.5).alias("unpriced"),
+        )
     )
-    kept_idle = idle.join(run_time.select("ck").unique(), on="ck", how="anti").select(
+    kept_idle = idle.join(run_time.lazy().select("ck").unique(), on="ck", how="anti").select(
         pl.lit("idle").alias("consumer"),
         pl.lit(None, pl.Int64).alias("task_run_id"),
         "ck",
@@ -333,9 +356,33 @@ def allocate(segments: Frame, runs: Frame, flags: Frame | None = None, hourly_ha
         *MONEY_COLUMNS,
         (pl.col(_UNP) > 0.5).alias("unpriced"),
     )
-    return (
-        pl.concat([shares, handed, kept_idle], how="vertical_relaxed")
-        .join(keys, on="ck", how="left")
-        .select(ALLOCATION_COLUMNS)
+    rows = pl.concat([shares.lazy(), handed, kept_idle], how="vertical_relaxed").collect(engine=ENGINE)
+    return rows, keys.collect(engine=ENGINE).sort("ck")
+
+
+def _with_handed(shares: pl.LazyFrame, to_hand: pl.DataFrame, run_time: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+    """A job cluster's run share in an hour with run-free money to hand out takes its part of it in the
+    same row (one row per run × hour); also returns those (hour to hand × run) pairs, which get no row of
+    their own. Only job-cluster runs are in ``run_time``, so shared clusters' shares pass unchanged."""
+    hand = to_hand.lazy().select("ck", "hour_start", "_ih", *[pl.col(c).alias(f"_hand{c}") for c in _SUMMED])
+    met = pl.col("_ih").is_not_null() & pl.col("_ir").is_not_null()
+    joined = (
+        shares.join(hand, on=["ck", "hour_start"], how="left")
+        .join(run_time.lazy(), on=["ck", "task_run_id"], how="left")
+        .with_columns(
+            *[
+                pl.when(met).then(pl.col(m) + pl.col(f"_hand{m}") * pl.col("_frac")).otherwise(m).alias(m)
+                for m in MONEY_COLUMNS
+            ],
+            (pl.col("unpriced") | (met & (pl.col(f"_hand{_UNP}") > 0.5))).alias("unpriced"),
+            pl.when(met).then(_pair(run_time.height)).alias("_pair"),
+        )
         .collect(engine=ENGINE)
     )
+    pairs = joined["_pair"].drop_nulls()
+    return joined.select(ALLOCATION_COLUMNS_KEYED), pairs
+
+
+def _pair(runs: int) -> pl.Expr:
+    """One integer per (hour to hand ``_ih``, job-cluster run ``_ir``) pair."""
+    return pl.col("_ih").cast(pl.UInt64) * max(runs, 1) + pl.col("_ir")

@@ -30,16 +30,24 @@ See ``benchmarks/RESULTS.md``: ~2–2.3× the bare polars sweep floor and ~0.7 G
 """
 
 import datetime as dt
+from typing import NamedTuple
 
 import polars as pl
 
 from cost_assets import schemas
-from cost_assets.costing.allocate import allocate, shared_cluster_flags
+from cost_assets.costing.allocate import allocate_keyed, shared_cluster_flags
 from cost_assets.costing.frames import ENGINE, Frame, group_starts, lazy
 from cost_assets.costing.price import MONEY_COLUMNS, price_segments_lazy
 from cost_assets.costing.scope import resolve_tags
 from cost_assets.costing.spec import with_spec_events
-from cost_assets.costing.timeline import CORE_COLUMNS, SEGMENT_KIND, STATE, cluster_attributes, cluster_segments_lazy
+from cost_assets.costing.timeline import (
+    CORE_COLUMNS,
+    SEGMENT_KIND,
+    STATE,
+    cluster_attributes,
+    segment_core,
+)
+from cost_assets.costing.timeline import stored_segments as stored_form
 from cost_assets.timeutil import day_bounds
 
 # The engine's output columns are the contracts' (the pandera models are the one source of truth).
@@ -98,93 +106,166 @@ def _day_runs(job_runs: Frame, day: dt.date) -> pl.DataFrame:
     return out
 
 
-class _Day:
-    """Everything the public functions share for one day, built once.
+class Timeline(NamedTuple):
+    """One day's timeline as the estimate uses it (the stored ``mart/cluster_segments`` form is wider).
+
+    ``core``: segments with ``timeline.CORE_COLUMNS`` (kind and state as ``Enum`` codes), grouped by cluster
+    and in time order within each; ``seen``: ``cluster_id, workspace_id`` of every cluster with a cluster
+    segment on the day (a run on any other cluster has no timeline), the workspace from its events.
+    """
+
+    core: pl.DataFrame
+    seen: pl.DataFrame
+
+
+def _timeline_of(segments: Frame, day: dt.date) -> Timeline:
+    """:class:`Timeline` of stored segments (any days, any order; the day's rows are used)."""
+    seg = _grouped_in_time(lazy(segments).filter(pl.col("usage_date") == day).collect(engine=ENGINE))
+    seen = (
+        seg.filter(pl.col("segment_kind") == "cluster")
+        .group_by("cluster_id", maintain_order=True)
+        .agg(pl.col("workspace_id").first())
+    )
+    core = seg.select(CORE_COLUMNS).with_columns(pl.col("segment_kind").cast(SEGMENT_KIND), pl.col("state").cast(STATE))
+    return Timeline(core, seen)
+
+
+def _estimate(
+    timeline: Timeline,
+    job_runs: Frame,
+    clusters: Frame,
+    instance_types: Frame,
+    dbu_prices: Frame,
+    day: dt.date,
+    tier: str,
+    pools: Frame | None,
+) -> pl.DataFrame:
+    """The day's estimate, in batches of clusters.
 
     Clusters are independent (a cluster's cost only depends on its own events, prices and runs), so the
     day is processed in a few batches of clusters (by hash of the id): peak memory follows the batch,
-    not the day, and the result is identical. Only small results are kept per batch: the hourly
-    allocation rows, the first priced segment per cluster and per cluster-hour (SKU, kind), and the
-    clusters seen in the events.
+    not the day, and the result is identical.
     """
+    snapshot = _nearest_snapshot(clusters, ["cluster_id"], day).collect(engine=ENGINE)
+    if pools is None:
+        pools = pools_from_clusters(clusters)
+    per_cluster = {
+        "runs": _day_runs(job_runs, day),
+        "clusters": snapshot,
+        "attributes": cluster_attributes(snapshot, pools).collect(engine=ENGINE),
+        "owners": _job_cluster_owners(snapshot.lazy()).collect(engine=ENGINE),
+        "core": timeline.core,
+        "seen": timeline.seen,
+    }
+    batches = max(1, -(-timeline.core.height // SEGMENTS_PER_BATCH))
+    parts = []
+    for k in range(batches):
+        mine = _in_batch("cluster_id", k, batches)
+        part = {name: frame.filter(mine) for name, frame in per_cluster.items()} if batches > 1 else per_cluster
+        parts.append(_estimate_batch(**part, prices=(instance_types, dbu_prices, tier), day=day))
+    return pl.concat(parts, how="vertical_relaxed") if batches > 1 else parts[0]
 
-    def __init__(
-        self,
-        segments: Frame,
-        job_runs: Frame,
-        clusters: Frame,
-        instance_types: Frame,
-        dbu_prices: Frame,
-        day: dt.date,
-        tier: str,
-        pools: Frame | None,
-    ) -> None:
-        self.day = day
-        self.clusters = _nearest_snapshot(clusters, ["cluster_id"], day).collect(engine=ENGINE)
-        if pools is None:
-            pools = pools_from_clusters(clusters)
-        self.runs = _day_runs(job_runs, day)
-        attributes = cluster_attributes(self.clusters, pools).collect(engine=ENGINE)
-        segments = lazy(segments).filter(pl.col("usage_date") == day)
-        n_segments = segments.select(pl.len()).collect(engine=ENGINE).item()
-        batches = max(1, -(-n_segments // SEGMENTS_PER_BATCH))
-        parts: dict[str, list[pl.DataFrame]] = {"alloc": [], "first_hour": [], "seen": [], "flags": []}
-        for k in range(batches):
-            mine = _in_batch("cluster_id", k, batches)
-            part = self._batch(
-                runs=self.runs.filter(mine),
-                clusters=self.clusters.filter(mine),
-                segments=segments.filter(mine),
-                attributes=attributes.filter(mine),
-                prices=(instance_types, dbu_prices, tier),
-            )
-            for name, frame in part.items():
-                parts[name].append(frame)
-        self.alloc, self.first_hour, seen, self.flags = (
-            pl.concat(parts[n], how="vertical_relaxed") for n in ("alloc", "first_hour", "seen", "flags")
-        )
-        # Workspace per cluster: the snapshot's, else the timeline's (taken from the events).
-        self.workspaces = (
-            attributes.lazy()
-            .select("cluster_id", "workspace_id")
-            .join(seen.lazy().rename({"workspace_id": "_ev_ws"}), on="cluster_id", how="full", coalesce=True)
-            .select("cluster_id", pl.coalesce("workspace_id", "_ev_ws").alias("workspace_id"))
-            .collect(engine=ENGINE)
-        )
 
-    @staticmethod
-    def _batch(runs, clusters, segments, attributes, prices) -> dict[str, pl.DataFrame]:
-        """Prices → sweep for one batch of clusters' segments; returns only the small results."""
-        segments = _grouped_in_time(segments.collect(engine=ENGINE))
-        seen = (
-            segments.filter(pl.col("segment_kind") == "cluster")
-            .group_by("cluster_id", maintain_order=True)
-            .agg(pl.col("workspace_id").first())
+def _estimate_batch(
+    core: pl.DataFrame,
+    seen: pl.DataFrame,
+    runs: pl.DataFrame,
+    clusters: pl.DataFrame,
+    attributes: pl.DataFrame,
+    owners: pl.DataFrame,
+    prices: tuple[Frame, Frame, str],
+    day: dt.date,
+) -> pl.DataFrame:
+    """Prices → sweep → estimate rows for one batch of clusters.
+
+    The allocation rows (one per consumer × run × cluster × hour, keyed by a dense cluster key ``ck``)
+    already have the estimate's grain, so per-cluster and per-cluster-hour columns are gathered by index
+    (``ck``; ``ck × 24 + hour``) instead of joined: at a million rows a hash join costs more than the rest.
+    """
+    # Slim path: the million-row frames carry only what the money needs; cluster-level attributes
+    # (cloud, node types, workload, Photon) are joined per cluster × price epoch inside the pricing.
+    priced = (
+        price_segments_lazy(core, *prices[:2], prices[2], attributes=attributes)
+        .select(SLIM_COLUMNS)
+        .collect(engine=ENGINE)
+    )
+    # Segments arrive grouped by cluster and ordered in time: first rows are per-cluster facts
+    # (the day's first SKU, "has cost"), found by a linear pass instead of a group-by.
+    first, first_hour = _first_rows(priced)
+    flags = shared_cluster_flags(first, runs, clusters).collect(engine=ENGINE)
+    rows, keys = allocate_keyed(priced, runs, flags)
+    del priced
+    # Per cluster key (row i is ck i): a cluster's workspace is the snapshot's, else its events'; a cluster
+    # without a timeline on the day (no lifecycle event, or none that puts it up while its runs ran) cannot
+    # say what its runs cost: unknown, not $0. Shared or not, and the run a job cluster's name gives it to.
+    per_ck = (
+        keys.lazy()
+        .join(attributes.lazy().select("cluster_id", "workspace_id"), on="cluster_id", how="left")
+        .join(
+            seen.lazy().select("cluster_id", pl.col("workspace_id").alias("_ev_ws"), pl.lit(True).alias("_seen")),
+            on="cluster_id",
+            how="left",
         )
-        core = (
-            segments.lazy()
-            .select(CORE_COLUMNS)
-            .with_columns(pl.col("segment_kind").cast(SEGMENT_KIND), pl.col("state").cast(STATE))
+        .join(flags.lazy(), on="cluster_id", how="left")
+        .join(owners.lazy(), on="cluster_id", how="left")
+        .select(
+            "cluster_id",
+            pl.coalesce("workspace_id", "_ev_ws").alias("_cluster_ws"),
+            pl.col("_seen").fill_null(False),
+            "is_shared_cluster",
+            "_owner_job",
+            "_owner_run",
         )
-        # Slim path: the million-row frames carry only what the money needs; cluster-level attributes
-        # (cloud, node types, workload, Photon) are joined per cluster × price epoch inside the pricing.
-        priced = (
-            price_segments_lazy(core, *prices[:2], prices[2], attributes=attributes)
-            .select(SLIM_COLUMNS)
-            .collect(engine=ENGINE)
+        .sort(pl.int_range(pl.len()))  # keep the keys' order (the join may not)
+        .collect(engine=ENGINE)
+    )
+    # Per cluster-hour (ck × 24 + hour of the day): the hour's first SKU, and whether it has a segment.
+    start, _ = day_bounds(day)
+    hour_of_day = (pl.col("hour_start") - pl.lit(start, pl.Datetime("us"))).dt.total_hours()
+    ckh = (pl.col("ck").cast(pl.Int64) * 24 + hour_of_day).alias("_ckh")
+    slots = pl.DataFrame({"_ckh": pl.int_range(keys.height * 24, eager=True)})
+    per_hour = slots.join(
+        first_hour.join(keys, on="cluster_id").select(ckh, "sku_name", pl.lit(True).alias("_has_segment")),
+        on="_ckh",
+        how="left",
+        maintain_order="left",
+    )
+    outside = rows.select(~hour_of_day.is_between(0, 23)).to_series()
+    if outside.any():
+        raise ValueError(f"estimate rows outside the day {day}: hour_start {rows.filter(outside)['hour_start'][0]}")
+    rows = rows.with_columns(ckh)
+    rows = rows.with_columns(
+        *[per_ck[c].gather(rows["ck"]) for c in per_ck.columns],
+        *[per_hour[c].gather(rows["_ckh"]) for c in ("sku_name", "_has_segment")],
+    )
+    total = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")
+    out = (
+        rows.lazy()
+        .with_columns(
+            pl.col("unpriced") | ((pl.col("consumer") == "run") & ~pl.col("_seen")),
+            pl.col("dbus").sum().over("_ckh").alias("cluster_dbus"),
+            total.sum().over("_ckh").alias("cluster_total_cost_usd"),
         )
-        del core, segments
-        # Segments arrive grouped by cluster and ordered in time: first rows are per-cluster facts
-        # (the day's first SKU, "has cost"), found by a linear pass instead of a group-by.
-        first, first_hour = _first_rows(priced)
-        flags = shared_cluster_flags(first, runs, clusters).collect(engine=ENGINE)
-        # A cluster without a timeline on the day (no lifecycle event, or none that puts it up while its
-        # runs ran) cannot say what its runs cost: unknown, not $0.
-        no_timeline = ~pl.col("cluster_id").is_in(seen["cluster_id"].implode())
-        alloc = allocate(priced, runs, flags).with_columns(
-            pl.col("unpriced") | ((pl.col("consumer") == "run") & no_timeline)
+        .with_columns(
+            pl.when(pl.col("cluster_dbus") > 0).then(pl.col("dbus") / pl.col("cluster_dbus")).alias("dbu_share"),
+            pl.when(pl.col("cluster_total_cost_usd") > 0)
+            .then(total / pl.col("cluster_total_cost_usd"))
+            .alias("cost_share"),
         )
-        return {"alloc": alloc, "first_hour": first_hour, "seen": seen, "flags": flags}
+        .join(
+            runs.lazy().select("task_run_id", "run_id", "job_id", "task_key", pl.col("workspace_id").alias("_run_ws")),
+            on="task_run_id",
+            how="left",
+        )
+        .with_columns(
+            pl.coalesce(pl.when(pl.col("_has_segment")).then(pl.col("_cluster_ws")), "_run_ws").alias("workspace_id"),
+            pl.col("hour_start").dt.date().alias("usage_date"),
+        )
+        .pipe(_hand_job_cluster_idle_to_its_run)
+        .pipe(_finish_money)
+    )
+    # Not sorted: at a million rows the sort would cost more than the rest of the step (order is not stored).
+    return out.select(HOURLY_COLUMNS).collect(engine=ENGINE)
 
 
 def _grouped_in_time(segments: pl.DataFrame) -> pl.DataFrame:
@@ -202,7 +283,7 @@ def _grouped_in_time(segments: pl.DataFrame) -> pl.DataFrame:
 
 def _in_batch(column: str, k: int, batches: int) -> pl.Expr:
     """Stable batch of an id (same id → same batch in every frame of the process)."""
-    return pl.lit(True) if batches == 1 else (pl.col(column).hash(seed=7) % batches) == k
+    return (pl.col(column).hash(seed=7) % batches) == k
 
 
 def _first_rows(priced: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -284,23 +365,42 @@ def _finish_money(frame: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def segments_for_day(
+def timeline_for_day(
     clusters: Frame, events: Frame, day: dt.date, pools: Frame | None = None, job_runs: Frame | None = None
-) -> pl.DataFrame:
-    """``mart/cluster_segments`` for one day: the hour-cut cluster and pool timeline, grouped by cluster and in
-    time order within each. ``pools`` defaults to the pools on ``clusters`` (:func:`pools_from_clusters`);
-    with ``job_runs``, clusters rebuilt from their run's spec get the spec's timeline (``spec.py``)."""
+) -> Timeline:
+    """The day's :class:`Timeline`: the hour-cut cluster and pool timeline (``timeline.segment_core``).
+    ``pools`` defaults to the pools on ``clusters`` (:func:`pools_from_clusters`); with ``job_runs``,
+    clusters rebuilt from their run's spec get the spec's timeline (``spec.py``)."""
     start, end = day_bounds(day)
     snapshot = _nearest_snapshot(clusters, ["cluster_id"], day)
     if pools is None:
         pools = pools_from_clusters(clusters)
     if job_runs is not None:
         events = with_spec_events(snapshot, job_runs, events)
-    return cluster_segments_lazy(snapshot, events, start, end, pools).collect(engine=ENGINE)
+    core, workspaces = segment_core(snapshot, events, start, end, pools)
+    # Segments come grouped by cluster (pools last): one linear pass finds the clusters with a segment.
+    with_segment = core.filter(group_starts("cluster_id") & (pl.col("segment_kind") == "cluster")).select("cluster_id")
+    return Timeline(core, with_segment.join(workspaces, on="cluster_id", how="left", maintain_order="left"))
+
+
+def stored_segments(timeline: Timeline, clusters: Frame, day: dt.date, pools: Frame | None = None) -> pl.DataFrame:
+    """``mart/cluster_segments`` rows of a :class:`Timeline` (``clusters`` and ``pools`` as given to
+    :func:`timeline_for_day`): grouped by cluster and in time order within each."""
+    if pools is None:
+        pools = pools_from_clusters(clusters)
+    snapshot = _nearest_snapshot(clusters, ["cluster_id"], day)
+    return stored_form(timeline.core, timeline.seen, snapshot, pools).collect(engine=ENGINE)
+
+
+def segments_for_day(
+    clusters: Frame, events: Frame, day: dt.date, pools: Frame | None = None, job_runs: Frame | None = None
+) -> pl.DataFrame:
+    """``mart/cluster_segments`` for one day (:func:`timeline_for_day` in its stored form)."""
+    return stored_segments(timeline_for_day(clusters, events, day, pools, job_runs), clusters, day, pools)
 
 
 def estimate(
-    segments: Frame,
+    segments: Frame | Timeline,
     job_runs: Frame,
     clusters: Frame,
     instance_types: Frame,
@@ -312,56 +412,14 @@ def estimate(
     """``mart/estimated_costs`` for one day: cluster × hour × SKU × consumer (columns :data:`HOURLY_COLUMNS`),
     estimated DBUs and $ and each consumer's share of the cluster-hour.
 
-    ``segments``: :func:`segments_for_day` rows (other days are ignored). ``dbu_share`` / ``cost_share`` are
-    the consumer's part of the cluster-hour's DBUs / total $ (null when the hour has none); reconciliation
-    multiplies the billed amount of that cluster-hour by them. Money columns are null on unpriced rows;
-    shares use the priced part only. A job cluster's run-free hours go to its runs (``task_run_id`` set),
-    or, on a day without its runs, to the run its name gives it to (``task_run_id`` null).
-    """
-    d = _Day(segments, job_runs, clusters, instance_types, dbu_prices, day, tier, pools)
-    sku_hour = (
-        d.first_hour.lazy()
-        .select("cluster_id", "hour_start", "sku_name")
-        .join(d.workspaces.lazy(), on="cluster_id", how="left")
-    )
-    # Per cluster: shared or not, and the run a job cluster's name gives it to.
-    per_cluster = d.flags.lazy().join(
-        _job_cluster_owners(d.clusters.lazy()), on="cluster_id", how="full", coalesce=True
-    )
-    total = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")
-    hour = ["cluster_id", "hour_start"]
-    rows = (
-        d.alloc.lazy()
-        .group_by(*hour, "consumer", "task_run_id")
-        .agg(*[pl.col(c).sum() for c in ["runtime_hours", *MONEY_COLUMNS]], pl.col("unpriced").any())
-        .with_columns(
-            pl.col("dbus").sum().over(hour).alias("cluster_dbus"),
-            total.sum().over(hour).alias("cluster_total_cost_usd"),
-        )
-        .with_columns(
-            pl.when(pl.col("cluster_dbus") > 0).then(pl.col("dbus") / pl.col("cluster_dbus")).alias("dbu_share"),
-            pl.when(pl.col("cluster_total_cost_usd") > 0)
-            .then(total / pl.col("cluster_total_cost_usd"))
-            .alias("cost_share"),
-        )
-        .join(sku_hour, on=hour, how="left")
-        .join(per_cluster, on="cluster_id", how="left")
-        .join(
-            d.runs.lazy().select(
-                "task_run_id", "run_id", "job_id", "task_key", pl.col("workspace_id").alias("_run_ws")
-            ),
-            on="task_run_id",
-            how="left",
-        )
-        .with_columns(
-            pl.coalesce("workspace_id", "_run_ws").alias("workspace_id"),
-            pl.col("hour_start").dt.date().alias("usage_date"),
-        )
-        .pipe(_hand_job_cluster_idle_to_its_run)
-        .pipe(_finish_money)
-    )
-    # Not sorted: at a million rows the sort would cost more than the rest of the step (order is not stored).
-    return rows.select(HOURLY_COLUMNS).collect(engine=ENGINE)
+    ``segments``: the day's :class:`Timeline`, or :func:`segments_for_day` rows (other days are ignored).
+    ``dbu_share`` / ``cost_share`` are the consumer's part of the cluster-hour's DBUs / total $ (null when the
+    hour has none); reconciliation multiplies the billed amount of that cluster-hour by them. Money columns
+    are null on unpriced rows; shares use the priced part only. A job cluster's run-free hours go to its runs
+    (``task_run_id`` set), or, on a day without its runs, to the run its name gives it to (``task_run_id``
+    null)."""
+    timeline = segments if isinstance(segments, Timeline) else _timeline_of(segments, day)
+    return _estimate(timeline, job_runs, clusters, instance_types, dbu_prices, day, tier, pools)
 
 
 def roll_up(estimated: Frame, jobs: Frame, clusters: Frame, pools: Frame | None = None) -> pl.DataFrame:
@@ -407,7 +465,6 @@ def roll_up(estimated: Frame, jobs: Frame, clusters: Frame, pools: Frame | None 
 
 def cost_by_cluster_hour(
     job_runs: Frame,
-    jobs: Frame,
     clusters: Frame,
     events: Frame,
     instance_types: Frame,
@@ -416,9 +473,9 @@ def cost_by_cluster_hour(
     tier: str = "PREMIUM",
     pools: Frame | None = None,
 ) -> pl.DataFrame:
-    """:func:`estimate` of the day straight from the raw frames (``jobs`` is unused: same call as run_costs)."""
-    segments = segments_for_day(clusters, events, day, pools, job_runs)
-    return estimate(segments, job_runs, clusters, instance_types, dbu_prices, day, tier, pools)
+    """:func:`estimate` of the day straight from the raw frames (the timeline never takes its stored form)."""
+    timeline = timeline_for_day(clusters, events, day, pools, job_runs)
+    return estimate(timeline, job_runs, clusters, instance_types, dbu_prices, day, tier, pools)
 
 
 def run_costs(
@@ -433,5 +490,5 @@ def run_costs(
     pools: Frame | None = None,
 ) -> pl.DataFrame:
     """``mart/run_costs`` for one day straight from the raw frames (columns :data:`RUN_COSTS_COLUMNS`)."""
-    hourly = cost_by_cluster_hour(job_runs, jobs, clusters, events, instance_types, dbu_prices, day, tier, pools)
+    hourly = cost_by_cluster_hour(job_runs, clusters, events, instance_types, dbu_prices, day, tier, pools)
     return roll_up(hourly, jobs, clusters, pools)

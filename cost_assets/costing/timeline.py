@@ -447,11 +447,18 @@ def cluster_segments_lazy(
 ) -> pl.LazyFrame:
     """:func:`cluster_segments` as a LazyFrame (the timeline itself is computed eagerly)."""
     core, workspaces = segment_core(clusters, events, day_start, day_end, pools)
+    return stored_segments(core, workspaces, clusters, pools)
+
+
+def stored_segments(core: Frame, workspaces: Frame, clusters: Frame, pools: Frame | None = None) -> pl.LazyFrame:
+    """The stored form of :func:`segment_core` rows (:data:`SEGMENT_COLUMNS`): cluster-level columns joined
+    per cluster, the workspace from the cluster's config else from its events (``workspaces``), and the
+    state and kind codes as strings."""
     attrs = cluster_attributes(clusters, pools).rename({"workspace_id": "_cfg_ws"})
     return (
-        core.lazy()
+        lazy(core)
         .join(attrs, on="cluster_id", how="left")
-        .join(workspaces.lazy(), on="cluster_id", how="left")
+        .join(lazy(workspaces), on="cluster_id", how="left")
         .with_columns(
             pl.coalesce("_cfg_ws", "workspace_id").alias("workspace_id"),
             pl.col("state").cast(pl.String),
