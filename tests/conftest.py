@@ -68,6 +68,7 @@ E2E_MODULES = frozenset(
         "test_budget_sensor",
         "test_budgets",
         "test_cli",
+        "test_cloud_assets",
         "test_cost_assets",
         "test_export_focus",
         "test_export_observability",
