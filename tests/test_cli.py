@@ -105,17 +105,25 @@ def test_the_summary_reads_a_hand_written_warehouse(tmp_path: Path):
         con.execute("CREATE TABLE other.ignored AS SELECT 1 AS id")
         con.execute(
             "CREATE TABLE mart.reconciliation (usage_date DATE, billed_dbus DOUBLE, billed_cost_usd DOUBLE, "
-            "unpriced BOOLEAN)"
+            "unpriced BOOLEAN, workspace_id VARCHAR)"
         )
         con.execute(
-            "INSERT INTO mart.reconciliation VALUES (?, 10, 1.5, false), (?, 2, NULL, true), (?, 4, 0.5, false)",
+            "INSERT INTO mart.reconciliation (usage_date, billed_dbus, billed_cost_usd, unpriced) "
+            "VALUES (?, 10, 1.5, false), (?, 2, NULL, true), (?, 4, 0.5, false)",
             [D1, D1, D2],
         )
-        con.execute("CREATE TABLE mart.run_costs (usage_date DATE, total_cost_usd DOUBLE)")
-        con.execute("INSERT INTO mart.run_costs VALUES (?, 3.0)", [D2])
-        con.execute("CREATE TABLE mart.attributed_costs (usage_date DATE, consumer VARCHAR, billed_cost_usd DOUBLE)")
         con.execute(
-            "INSERT INTO mart.attributed_costs VALUES (?, 'run', 1.0), (?, 'idle', 0.5), (?, 'unattributed', 0.5)",
+            "CREATE TABLE mart.run_costs (usage_date DATE, total_cost_usd DOUBLE, dbu_cost_usd DOUBLE, "
+            "vm_cost_usd DOUBLE, workspace_id VARCHAR)"
+        )
+        con.execute("INSERT INTO mart.run_costs VALUES (?, 3.0, 1.0, 2.0, NULL)", [D2])
+        con.execute(
+            "CREATE TABLE mart.attributed_costs (usage_date DATE, consumer VARCHAR, billed_cost_usd DOUBLE, "
+            "workspace_id VARCHAR)"
+        )
+        con.execute(
+            "INSERT INTO mart.attributed_costs (usage_date, consumer, billed_cost_usd) "
+            "VALUES (?, 'run', 1.0), (?, 'idle', 0.5), (?, 'unattributed', 0.5)",
             [D1, D1, D2],
         )
 
