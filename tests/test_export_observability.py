@@ -242,3 +242,25 @@ def test_the_asset_posts_each_day_only_when_configured_and_keeps_the_token_out(t
 
 def _keys(defs: dg.Definitions) -> set[str]:
     return {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+
+
+def test_a_refused_token_fails_the_asset_without_step_retries_and_leaves_the_marts(tmp_path, monkeypatch):
+    receiver = Receiver(fail=lambda n: True, status=401)
+    thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("COST_ASSETS_OBSERVABILITY_TOKEN", TOKEN)
+    database = tmp_path / "ledger.duckdb"
+    environ = sim_environ(database, COST_ASSETS_OBSERVABILITY_URL=receiver.url, COST_ASSETS_OBSERVABILITY_TOKEN=TOKEN)
+    try:
+        result = run_daily(build_defs(environ), "2026-01-05", raise_on_error=False)
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()
+    assert not result.success
+    assert len(receiver.calls) == 1  # neither the client nor the step tried again
+    failed = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failed] == ["export__observability_service"]
+    assert TOKEN not in str(failed[0].step_failure_data.error)
+    # The marts were written before the export ran: its failure blocks none of them.
+    materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"mart/run_costs", "mart/attributed_costs", "mart/cost_by_scope"} <= materialized

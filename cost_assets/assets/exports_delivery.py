@@ -14,6 +14,7 @@ from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS
 from cost_assets.assets.reference import DBU_PRICES
 from cost_assets.export import focus, observability
 from cost_assets.export.run_ledger import run_ledger
+from cost_assets.ingest.http import ApiError
 from cost_assets.partitions import window_days
 
 OBSERVABILITY_SERVICE = dg.AssetKey(["export", "observability_service"])
@@ -28,7 +29,14 @@ class ObservabilityService(dg.ConfigurableResource):
     batch_size: int = observability.DEFAULT_BATCH_SIZE
 
     def deliver(self, day_batches: list[observability.Batch]) -> dict[str, float]:
-        return observability.deliver(self.url, self.token, day_batches)
+        """POST the batches; a refusal another try cannot fix (401/403, a rejected payload) fails the step
+        without the step's own retries, an outage that outlasts the client's retries gets them."""
+        try:
+            return observability.deliver(self.url, self.token, day_batches)
+        except ApiError as e:
+            if e.status is not None and e.status < 500 and e.status != 429:
+                raise dg.Failure(description=str(e), allow_retries=False) from None
+            raise
 
 
 class FocusExport(dg.ConfigurableResource):
