@@ -172,7 +172,10 @@ def test_files_by_folder_glob_or_path(tmp_path):
     assert cloud_bill.export_files(str(tmp_path / "missing-*.csv")) == []
 
 
-HEADER = "ProviderName,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,ResourceId,BilledCost,EffectiveCost,BillingCurrency,Tags"
+HEADER = (
+    "ProviderName,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,ResourceId,"
+    "BilledCost,EffectiveCost,BillingCurrency,Tags"
+)
 GOOD = 'AWS,2026-01-05T10:00:00Z,2026-01-05T11:00:00Z,Usage,i-1,1.0,1.0,USD,"{}"'
 
 
@@ -235,6 +238,19 @@ def test_a_bad_cell_names_the_file_the_row_and_the_column(tmp_path, bad_row, exp
         cloud_bill.read_file(path)
     assert str(e.value).startswith(f"{path}: ")
     assert expected in str(e.value)
+
+
+def test_only_the_days_asked_are_converted_and_rows_keep_their_number_in_the_file(tmp_path):
+    path = tmp_path / "month.csv"
+    other_day = GOOD.replace("2026-01-05T1", "2026-01-04T1").replace(",1.0,1.0,", ",oops,1.0,")
+    path.write_text(f"{HEADER}\n{other_day}\n{GOOD}\n{GOOD.replace(',1.0,1.0,', ',n/a,1.0,')}\n")
+    # day 4's bad cost is not looked at when day 5 is asked; day 5's is, named by its row in the file (3)
+    with pytest.raises(InputError, match=r"month\.csv: data row 3: column BilledCost: not a number: 'n/a'"):
+        cloud_bill.read_file(path, days={DAY})
+    path.write_text(f"{HEADER}\n{other_day}\n{GOOD}\n")
+    assert cloud_bill.read_file(path, days={DAY})["source_row"].to_list() == [2]
+    with pytest.raises(InputError, match=r"data row 1: column BilledCost: not a number: 'oops'"):
+        cloud_bill.read_file(path, days={dt.date(2026, 1, 4)})
 
 
 def test_a_bad_header_or_an_unreadable_file_names_the_file(tmp_path):

@@ -22,7 +22,9 @@ What the rest of the project relies on (docs/cloud-bill.md):
   account), the rows come from the one file with the newest modification time that has rows for them
   (ties: the later path in sort order); the other files' rows of that day and scope are dropped.
 * **A bad file fails the whole read** with the file, the data row (1 = the first row after the header)
-  and the column, so nothing half-read is stored.
+  and the column, so nothing half-read is stored. Only the rows of the days asked are converted (a month's
+  export is read for one day on a daily run); their start is read on every row, so a bad start fails any
+  day, a bad cost only the day it belongs to.
 
 Pure: no Dagster. The raw asset (``assets/cloud.py``) calls :func:`read_exports`.
 """
@@ -32,7 +34,7 @@ import glob
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -235,11 +237,24 @@ def detect_format(columns: Iterable[str]) -> str | None:
 class _Cells:
     """Typed access to one file's columns; every problem names the file, the data row and the column."""
 
-    def __init__(self, path: Path, frame: pl.DataFrame, columns: Mapping[str, str]):
+    def __init__(self, path: Path, frame: pl.DataFrame, columns: Mapping[str, str], rows: Sequence[int] | None = None):
         self.path, self.frame, self.columns = path, frame, columns
+        self.rows = list(range(frame.height)) if rows is None else list(rows)  # each row's index in the file
+
+    def number_of(self, row: int) -> int:
+        """The data row number in the file (1 = the first row after the header)."""
+        return self.rows[row] + 1
 
     def fail(self, row: int, field: str, problem: str) -> InputError:
-        return InputError(f"{self.path}: data row {row + 1}: column {self.columns[field]}: {problem}")
+        return InputError(f"{self.path}: data row {self.number_of(row)}: column {self.columns[field]}: {problem}")
+
+    def of_days(self, days: Collection[dt.date] | None, field: str, parse: Callable[[str], dt.datetime]) -> "_Cells":
+        """Only the rows whose ``field`` falls on one of ``days`` (all rows for None): a month's export
+        is converted for the days asked, not every day of the month on every run."""
+        if days is None:
+            return self
+        keep = [i for i, t in enumerate(self.timestamps(field, parse)) if t.date() in days]
+        return _Cells(self.path, self.frame[keep], self.columns, [self.rows[i] for i in keep])
 
     def text(self, field: str) -> list[str | None]:
         if field not in self.columns:
@@ -391,8 +406,9 @@ def _missing(path: Path, fmt: str, columns: Mapping[str, str], required: Sequenc
         raise InputError(f"{path}: header: the {fmt} export lacks column(s) {', '.join(missing)}")
 
 
-def read_file(path: Path, fmt: str | None = None) -> pl.DataFrame:
-    """One export file → ``raw.cloud_costs`` rows (``fmt`` None: decided by the columns)."""
+def read_file(path: Path, fmt: str | None = None, days: Collection[dt.date] | None = None) -> pl.DataFrame:
+    """One export file → ``raw.cloud_costs`` rows (``fmt`` None: decided by the columns), only the charges
+    starting on ``days`` (None: all). A bad cell of another day's row is not looked at."""
     frame = _read(path)
     fmt = fmt or detect_format(frame.columns)
     if fmt is None:
@@ -401,16 +417,16 @@ def read_file(path: Path, fmt: str | None = None) -> pl.DataFrame:
             "details export (Date, CostInBillingCurrency, …)"
         )
     export_time = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)
-    rows = _focus_rows(path, frame) if fmt == FOCUS else _azure_rows(path, frame)
+    rows = _focus_rows(path, frame, days) if fmt == FOCUS else _azure_rows(path, frame, days)
     for row in rows:
         row["source_file"], row["export_time"], row["export_format"] = str(path), export_time, fmt
     return costs_frame(rows)
 
 
-def _focus_rows(path: Path, frame: pl.DataFrame) -> list[dict]:
+def _focus_rows(path: Path, frame: pl.DataFrame, days: Collection[dt.date] | None) -> list[dict]:
     columns = _lookup(frame, FOCUS_COLUMNS)
     _missing(path, "FOCUS", columns, FOCUS_REQUIRED, FOCUS_COLUMNS)
-    c = _Cells(path, frame, columns)
+    c = _Cells(path, frame, columns).of_days(days, "start", _timestamp)
     start, end = c.timestamps("start", _timestamp), c.timestamps("end", _timestamp)
     billed, effective, listed = c.number("billed"), c.number("effective"), c.number("list", required=False)
     providers, currency = c.required_text("provider"), c.required_text("currency")
@@ -418,13 +434,13 @@ def _focus_rows(path: Path, frame: pl.DataFrame) -> list[dict]:
     text = {f: c.text(f) for f in FOCUS_COLUMNS if f not in typed}
     quantity, tags = c.number("quantity", required=False), c.tags()
     rows = []
-    for i in range(frame.height):
+    for i in range(c.frame.height):
         if end[i] <= start[i]:
             raise c.fail(i, "end", f"charge period ends ({end[i]}) before it starts ({start[i]})")
         t = {f: v[i] for f, v in text.items()}
         rows.append(
             _row(
-                i,
+                c.number_of(i),
                 provider=_provider(providers[i], lambda p, i=i: c.fail(i, "provider", p)),
                 start=start[i],
                 end=end[i],
@@ -457,14 +473,14 @@ def _focus_rows(path: Path, frame: pl.DataFrame) -> list[dict]:
     return rows
 
 
-def _azure_rows(path: Path, frame: pl.DataFrame) -> list[dict]:
+def _azure_rows(path: Path, frame: pl.DataFrame, days: Collection[dt.date] | None) -> list[dict]:
     """The Azure cost details export: one row per resource × meter × day. Its one cost column (actual or
     amortized, as the export was defined) is both the billed and the effective cost; the list cost is the
     pay-as-you-go cost (``PaygCostInBillingCurrency``, else ``PayGPrice × Quantity``)."""
     columns = _lookup(frame, AZURE_COLUMNS)
     _missing(path, "Azure cost details", columns, AZURE_REQUIRED, AZURE_COLUMNS)
-    c = _Cells(path, frame, columns)
-    days = c.timestamps("date", _azure_date)
+    c = _Cells(path, frame, columns).of_days(days, "date", _azure_date)
+    dates = c.timestamps("date", _azure_date)
     cost, currency = c.number("cost"), c.required_text("currency")
     payg_cost, payg_price = c.number("payg_cost", required=False), c.number("payg_price", required=False)
     quantity, tags = c.number("quantity", required=False), c.tags()
@@ -483,15 +499,15 @@ def _azure_rows(path: Path, frame: pl.DataFrame) -> list[dict]:
         )
     }
     rows = []
-    for i in range(frame.height):
+    for i in range(c.frame.height):
         t = {f: v[i] for f, v in text.items()}
-        start = days[i].replace(hour=0, minute=0, second=0, microsecond=0)
+        start = dates[i].replace(hour=0, minute=0, second=0, microsecond=0)
         listed = payg_cost[i]
         if listed is None and payg_price[i] is not None and quantity[i] is not None:
             listed = payg_price[i] * quantity[i]
         rows.append(
             _row(
-                i,
+                c.number_of(i),
                 provider="AZURE",
                 start=start,
                 end=start + dt.timedelta(days=1),
@@ -516,7 +532,8 @@ def _azure_rows(path: Path, frame: pl.DataFrame) -> list[dict]:
     return rows
 
 
-def _row(i: int, *, start, end, tags, resource_id, pricing, charge_category, **f) -> dict:
+def _row(number: int, *, start, end, tags, resource_id, pricing, charge_category, **f) -> dict:
+    """One ``raw.cloud_costs`` row (``number``: the data row in the file)."""
     found = databricks_tags(tags)
     job_id = found["job_id"]
     is_databricks = (
@@ -527,7 +544,7 @@ def _row(i: int, *, start, end, tags, resource_id, pricing, charge_category, **f
     return {
         "usage_date": start.date(),
         "provider": f["provider"],
-        "source_row": i + 1,
+        "source_row": number,
         "billing_account_id": f["billing_account"],
         "sub_account_id": f["sub_account"],
         "charge_period_start": start,
@@ -582,7 +599,7 @@ def latest_wins(frame: pl.DataFrame) -> pl.DataFrame:
 def read_exports(files: Sequence[Path], days: Sequence[dt.date], fmt: str | None = None) -> pl.DataFrame:
     """Every file parsed (a bad one raises :class:`InputError` naming file, row and column), the latest
     export of each day and scope kept, the rows of ``days`` returned in a stable order."""
-    frames = [read_file(p, fmt) for p in files]
+    frames = [read_file(p, fmt, set(days)) for p in files]
     frame = pl.concat(frames) if frames else costs_frame([])
     return latest_wins(frame.filter(pl.col("usage_date").is_in(list(days)))).sort(
         "usage_date", "source_file", "source_row"
