@@ -177,6 +177,20 @@ def test_the_asset_writes_a_conforming_file_pair_per_day_only_when_configured(tm
     assert violations(day) == []
     ledger = read_table(str(database), "mart.attributed_costs").filter(pl.col("usage_date") == DAY)
     assert day["BilledCost"].sum() == pytest.approx(ledger["billed_cost_usd"].sum(), abs=1e-6)
+    # Each origin charge of the bill (mart/reconciliation: resource × hour × SKU) = Σ its allocated rows.
+    bill = read_table(str(database), "mart.reconciliation").filter(
+        pl.col("usage_date") == DAY, pl.col("billed_cost_usd").is_not_null(), pl.col("billing_records") > 0
+    )
+    charges = day.group_by(ORIGIN).agg(pl.col("BilledCost").sum(), pl.len().alias("allocated_rows"))
+    joined = bill.join(
+        charges,
+        left_on=["workspace_id", "resource_id", "sku_name", pl.col("hour_start").dt.replace_time_zone("UTC")],
+        right_on=ORIGIN,
+        how="left",
+    )
+    assert joined["BilledCost"].null_count() == 0 and joined.height == charges.height
+    assert (joined["BilledCost"] - joined["billed_cost_usd"]).abs().max() < 1e-6
+    assert joined["allocated_rows"].max() > 1  # some charge is split over several consumers
     assert run_daily(defs, "2026-01-05", "2026-01-06").success  # idempotent: the same bytes again
     assert {name: (directory / name).read_bytes() for name in files} == first
 
