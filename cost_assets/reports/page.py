@@ -92,7 +92,7 @@ def billed_vs_estimated(database: str, window: Window) -> alt.Chart | None:
         .encode(
             x=alt.X("yearmonthdate(usage_date):O", title="day"),
             y=alt.Y("usd:Q", title="$"),
-            color=alt.Color("series:N", sort=list(SERIES.values()), title=None),
+            color=alt.Color("series:N", sort=list(SERIES.values()), title=None, legend=alt.Legend(labelLimit=0)),
             tooltip=[alt.Tooltip("series:N"), alt.Tooltip("usd:Q", format=MONEY)],
         )
         .properties(width=WIDTH, height=HEIGHT)

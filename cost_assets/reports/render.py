@@ -38,6 +38,9 @@ HEADERS = {
     "runs_share": "on runs",
     "bill_share": "of bill",
     "runtime_hours": "runtime h",
+    "dbus": "DBUs",
+    "task_runs": "task runs",
+    "cluster_id": "cluster",
     "shared_cluster_usd": "on shared $",
     "shared_cluster_share": "on shared",
     "idle_nearby_usd": "idle nearby $",
@@ -127,7 +130,7 @@ def as_table(report: Report) -> str:
         if frame.width or not report.notes:
             out.append(text_table(frame))
     out += [f"\n{note}" for note in report.notes]
-    if any(c.endswith("_usd") for frame in report.tables.values() for c in frame.columns):
+    if any(c.startswith(("billed_", "estimated_")) for frame in report.tables.values() for c in frame.columns):
         out.append("\n" + LEGEND)
     return "\n".join(out)
 
