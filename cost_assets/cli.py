@@ -9,13 +9,15 @@ from typing import Annotated
 import dagster as dg
 import typer
 
-from cost_assets import report
+from cost_assets import anomaly_summary, report
+from cost_assets.anomaly_cli import app as anomaly_app
 from cost_assets.config import ConfigurationError, Settings
 from cost_assets.read import WarehouseError
 
 # Step-level progress is printed here; Dagster's own debug stream stays in the run's event log.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 app = typer.Typer(help="Databricks cost attribution on Dagster.", no_args_is_help=True, add_completion=False)
+app.add_typer(anomaly_app, name="anomaly")
 
 
 @app.callback()
@@ -61,6 +63,13 @@ def _print_summary(database: str, first: dt.date, last: dt.date) -> None:
     for row in report.ledger_by_day(database, first, last).iter_rows(named=True):
         cells = [row[k] or 0.0 for k in ("runs_usd", "idle_usd", "unattributed_usd", "estimated_usd")]
         typer.echo(f"  {row['usage_date']}  " + "  ".join(f"${v:>11,.2f}" for v in cells))
+    anomalies = anomaly_summary.open_anomalies(database)
+    if anomalies is not None:
+        typer.echo(f"\nOpen cost anomalies ({anomalies.height}; `cost-assets anomaly ack|planned ID --reason ...`)")
+        for line in anomaly_summary.anomaly_lines(anomalies):
+            typer.echo(line)
+    if (detection := anomaly_summary.detection_line(database, last)) is not None:
+        typer.echo(f"\nPlanted anomalies of the simulated world, 35 days to {last}: {detection}")
     budgets = report.budgets_on(database, last)
     if budgets is not None and budgets.height:
         typer.echo(f"\nBudgets on {last} (spend so far in the period; forecast to its end)")

@@ -64,6 +64,11 @@ class Settings(BaseModel):
     duckdb_path: str = Field("data/cost_assets.duckdb", validation_alias="COST_ASSETS_DUCKDB")
     # The alerts' outbox (cost_assets/alerts.py): SQLite, not the DuckDB file whose writer lock a run holds.
     alert_store_path: str = Field("data/alerts.sqlite", validation_alias="COST_ASSETS_ALERT_STORE")
+    # Cost anomaly detection (docs/anomalies.md): band half-width in robust σ, and an alert needs an impact
+    # of at least max(floor $, pct × expected).
+    anomaly_k: float = Field(3.5, gt=0, validation_alias="COST_ASSETS_ANOMALY_K")
+    anomaly_floor_usd: float = Field(50.0, ge=0, validation_alias="COST_ASSETS_ANOMALY_FLOOR_USD")
+    anomaly_pct: float = Field(0.2, ge=0, validation_alias="COST_ASSETS_ANOMALY_PCT")
     # A source that answers with much less than the stored day is suspect (see cost_assets/guard.py).
     shrink_threshold: float = Field(0.5, gt=0, lt=1, validation_alias="COST_ASSETS_SHRINK_THRESHOLD")
     sim_seed: int = Field(7, validation_alias="COST_ASSETS_SIM_SEED")

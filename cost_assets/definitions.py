@@ -9,8 +9,10 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from cost_assets.alerting import build_budget_sensor, build_run_failure_sensor
+from cost_assets.alerting import build_budget_sensor, build_cost_anomaly_sensor, build_run_failure_sensor
 from cost_assets.assets import accuracy, budgets, cloud, costs, raw, reconciliation, reference, reporting
+from cost_assets.assets.anomalies import AnomalyDetector, cost_anomalies
+from cost_assets.assets.anomaly_accuracy import anomaly_detection
 from cost_assets.assets.exports_delivery import FocusExport, ObservabilityService, focus_files, observability_service
 from cost_assets.budgets import BudgetError
 from cost_assets.budgets import load as load_budgets
@@ -40,9 +42,10 @@ ASSETS = [
     reconciliation.reconcile_and_attribute,
     reporting.serving_costs,
     reporting.cost_by_scope,
+    cost_anomalies,
 ]
 # Only a simulated workspace has a ground truth to measure the estimate against.
-SIMULATION_ASSETS = [accuracy.run_cost_accuracy]
+SIMULATION_ASSETS = [accuracy.run_cost_accuracy, anomaly_detection]
 DAILY_JOB = dg.define_asset_job(
     "daily_pipeline",
     selection=dg.AssetSelection.all(),
@@ -173,7 +176,17 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     resources = build_resources(settings)
     simulated = isinstance(resources["workspace"], SimulatedWorkspace)
     optional = SIMULATION_ASSETS if simulated else []
-    sensors = [late_billing_sensor, build_run_failure_sensor(settings.alert_store_path)]
+    sensors = [
+        late_billing_sensor,
+        build_run_failure_sensor(settings.alert_store_path),
+        build_cost_anomaly_sensor(settings.duckdb_path, settings.alert_store_path),
+    ]
+    resources["anomaly_detector"] = AnomalyDetector(
+        k=settings.anomaly_k,
+        floor_usd=settings.anomaly_floor_usd,
+        pct=settings.anomaly_pct,
+        feedback_store=settings.alert_store_path,
+    )
     if settings.budgets_path:
         try:  # a bad budgets file stops the definitions from loading, before anything is read or written
             load_budgets(settings.budgets_path)

@@ -181,36 +181,26 @@ def unpriced_rows(attributed: Frame) -> int:
     return lazy(attributed).filter(pl.col("billed_cost_usd").is_null()).select(pl.len()).collect().item()
 
 
-def focus_rows(
-    attributed: Frame,
-    billing: Frame,
-    dbu_prices: Frame,
-    *,
-    cloud: str,
-    region: str | None = None,
-) -> pl.DataFrame:
-    """The FOCUS rows of the attributed ledger given (any days), in the rules' column order, sorted."""
-    spec = rules()
-    cloud = cloud.upper()
-    origin = GRAIN
+def _parts(attributed: Frame, billing: Frame) -> pl.LazyFrame:
+    """The priced attributed rows with their share of the origin charge (``_ratio``), their bill account,
+    and cut into ORIGINAL / ``Correction`` parts (``ChargeClass``) with the part's $ and DBUs (``_cost``,
+    ``_dbus``); see the module doc."""
     rows = lazy(attributed).filter(pl.col("billed_cost_usd").is_not_null())
     # The share of the origin charge: by $, by DBUs when the charge is $0, equal when both are 0.
-    n = pl.len().over(origin).cast(pl.Float64)
-    cost_total, dbu_total = pl.col("billed_cost_usd").sum().over(origin), pl.col("billed_dbus").sum().over(origin)
+    cost_total, dbu_total = pl.col("billed_cost_usd").sum().over(GRAIN), pl.col("billed_dbus").sum().over(GRAIN)
     ratio = (
         pl.when(cost_total != 0)
         .then(pl.col("billed_cost_usd") / cost_total)
         .when(dbu_total != 0)
         .then(pl.col("billed_dbus") / dbu_total)
-        .otherwise(1.0 / n)
+        .otherwise(1.0 / pl.len().over(GRAIN).cast(pl.Float64))
     )
     accounts = lazy(billing).group_by("workspace_id").agg(pl.col("account_id").drop_nulls().min())
     rows = (
         rows.with_columns(ratio.alias("_ratio"))
-        .join(_corrections(billing), on=origin, how="left", nulls_equal=True)
+        .join(_corrections(billing), on=GRAIN, how="left", nulls_equal=True)
         .join(accounts, on="workspace_id", how="left", nulls_equal=True)
     )
-    # Cut rows of corrected charges into their ORIGINAL and correction parts (see the module doc).
     has_correction = pl.col("_has_correction").fill_null(False)
     original_share = (
         pl.when(~has_correction)
@@ -227,21 +217,16 @@ def focus_rows(
             ),
         ]
     ).filter((pl.col("_part") != 0) | pl.col("ChargeClass").is_not_null())
-    parts = _unit_prices(
-        parts.with_columns(
-            (pl.col("billed_cost_usd") * pl.col("_part")).alias("_cost"),
-            (pl.col("billed_dbus") * pl.col("_part")).alias("_dbus"),
-        ),
-        dbu_prices,
-        cloud,
+    return parts.with_columns(
+        (pl.col("billed_cost_usd") * pl.col("_part")).alias("_cost"),
+        (pl.col("billed_dbus") * pl.col("_part")).alias("_dbus"),
     )
-    service = {k: v["service"] for k, v in spec.services.items()}
-    category = {k: v["category"] for k, v in spec.services.items()}
-    resource_kind = {k: v["resource_type"] for k, v in spec.services.items()}
-    month = pl.col("hour_start").dt.truncate("1mo")
-    utc = pl.Datetime("us", "UTC")
-    consumer = pl.col("consumer")
-    from_bill = (consumer == "run") & ((pl.col("resource_type") == "serverless") | (pl.col("reason") == "no_estimate"))
+
+
+def _allocation() -> list[pl.Expr]:
+    """The split cost allocation columns and ``Tags`` of a part (see the module doc)."""
+    consumer, is_run = pl.col("consumer"), pl.col("consumer") == "run"
+    from_bill = is_run & ((pl.col("resource_type") == "serverless") | (pl.col("reason") == "no_estimate"))
     method = (
         pl.when(consumer == "unattributed")
         .then(pl.lit(METHOD_UNATTRIBUTED))
@@ -249,33 +234,57 @@ def focus_rows(
         .then(pl.lit(METHOD_BILL))
         .otherwise(pl.lit(METHOD_SHARE))
     )
-    run_part = (
-        pl.when(pl.col("task_run_id").is_not_null()).then(pl.format("/task:{}", "task_run_id")).otherwise(pl.lit(""))
-    )
-    allocated_id = (
+    task = pl.when(pl.col("task_run_id").is_not_null()).then(pl.format("/task:{}", "task_run_id")).otherwise(pl.lit(""))
+    has_run = is_run & pl.col("run_id").is_not_null()
+    resource_id = (
         pl.when(consumer == "idle")
         .then(pl.format("{}/idle", "resource_id"))
-        .when((consumer == "run") & pl.col("run_id").is_not_null())
-        .then(pl.format("run:{}", "run_id") + run_part)
-        .when(consumer == "run")
+        .when(has_run)
+        .then(pl.format("run:{}", "run_id") + task)
+        .when(is_run)
         .then(pl.format("job:{}", "job_id"))
     )
-    allocated_name = (
+    resource_name = (
         pl.when(consumer == "idle")
         .then(pl.format("idle time of {}", "resource_id"))
-        .when((consumer == "run") & pl.col("run_id").is_not_null())
+        .when(has_run)
         .then(pl.format("run {} of job {}", "run_id", pl.col("job_id").cast(pl.String).fill_null("?")))
-        .when(consumer == "run")
+        .when(is_run)
         .then(pl.format("job {}", "job_id"))
     )
     details = pl.concat_str(
         pl.lit('{"Elements":[{"AllocatedRatio":'),
         pl.col("_ratio").round(12).cast(pl.String),
         pl.lit(',"UsageUnit":"DBU","UsageQuantity":'),
-        pl.col("_dbus").round(9).cast(pl.String),
+        pl.col("_dbus").round(DECIMALS).cast(pl.String),
         pl.lit("}]}"),
     )
-    tags = pl.struct(TAG_DIMENSIONS).map_elements(_tags_json, return_dtype=pl.String)
+    return [
+        method.alias("AllocatedMethodId"),
+        details.alias("AllocatedMethodDetails"),
+        resource_id.alias("AllocatedResourceId"),
+        resource_name.alias("AllocatedResourceName"),
+        pl.lit(None, pl.String).alias("AllocatedTags"),
+        pl.struct(TAG_DIMENSIONS).map_elements(_tags_json, return_dtype=pl.String).alias("Tags"),
+    ]
+
+
+def focus_rows(
+    attributed: Frame,
+    billing: Frame,
+    dbu_prices: Frame,
+    *,
+    cloud: str,
+    region: str | None = None,
+) -> pl.DataFrame:
+    """The FOCUS rows of the attributed ledger given (any days), in the rules' column order, sorted."""
+    spec, cloud = rules(), cloud.upper()
+    parts = _unit_prices(_parts(attributed, billing), dbu_prices, cloud)
+    service = {k: v["service"] for k, v in spec.services.items()}
+    category = {k: v["category"] for k, v in spec.services.items()}
+    resource_kind = {k: v["resource_type"] for k, v in spec.services.items()}
+    month = pl.col("hour_start").dt.truncate("1mo")
+    utc = pl.Datetime("us", "UTC")
     return (
         parts.with_columns(
             pl.col("_cost").alias("BilledCost"),
@@ -310,13 +319,8 @@ def focus_rows(
             pl.lit(PROVIDER).alias("ServiceProviderName"),
             pl.col("sku_name").alias("SkuId"),
             pl.col("workspace_id").alias("SubAccountId"),
-            tags.alias("Tags"),
-            method.alias("AllocatedMethodId"),
-            details.alias("AllocatedMethodDetails"),
-            allocated_id.alias("AllocatedResourceId"),
-            allocated_name.alias("AllocatedResourceName"),
-            pl.lit(None, pl.String).alias("AllocatedTags"),
-            consumer.alias("x_Consumer"),
+            *_allocation(),
+            pl.col("consumer").alias("x_Consumer"),
             pl.col("run_id").cast(pl.String).alias("x_RunId"),
             pl.col("task_run_id").cast(pl.String).alias("x_TaskRunId"),
             pl.col("job_id").cast(pl.String).alias("x_JobId"),
