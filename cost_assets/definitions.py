@@ -13,9 +13,11 @@ from cost_assets.alerting import build_budget_sensor, build_cost_anomaly_sensor,
 from cost_assets.assets import accuracy, budgets, cloud, costs, raw, reconciliation, reference, reporting
 from cost_assets.assets.anomalies import AnomalyDetector, cost_anomalies
 from cost_assets.assets.anomaly_accuracy import anomaly_detection
+from cost_assets.assets.export_postgres import PostgresTarget, build_postgres_export
 from cost_assets.assets.exports_delivery import FocusExport, ObservabilityService, focus_files, observability_service
 from cost_assets.budgets import BudgetError
 from cost_assets.budgets import load as load_budgets
+from cost_assets.cloud_sensor import cloud_bill_sensor
 from cost_assets.config import BILLING_SOURCES, ConfigurationError, Settings
 from cost_assets.ingest.cloud_bill import parse_setting
 from cost_assets.resources.billing import (
@@ -199,7 +201,11 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
         fmt, path = parse_setting(settings.cloud_bill)
         resources["cloud_bill"] = CloudBill(path=path, format=fmt)
         optional = [*optional, cloud.cloud_costs, cloud.reconcile_and_attribute_cloud]
+        sensors.append(cloud_bill_sensor)
     optional = [*optional, *_exports(settings, resources)]
+    if settings.postgres_url_set:  # last: it reads whichever optional marts (budgets, anomalies) are present
+        resources["postgres_target"] = PostgresTarget(url=dg.EnvVar("COST_ASSETS_POSTGRES_URL"))
+        optional = [*optional, build_postgres_export({key for asset in ASSETS + optional for key in asset.keys})]
     return dg.Definitions(
         assets=ASSETS + optional,
         jobs=[DAILY_JOB],

@@ -4,14 +4,16 @@ with file/row/column while nothing stored is lost, and missing files degrading t
 
 import datetime as dt
 
+import dagster as dg
 import polars as pl
 import pytest
 
 from cost_assets import guard
-from cost_assets.assets.cloud import _guard_view
+from cost_assets.assets.cloud import CLOUD_COSTS, _guard_view
+from cost_assets.cloud_sensor import cloud_bill_sensor
 from cost_assets.definitions import build_defs
 from cost_assets.resources.warehouse import read_table
-from tests.conftest import run_daily, sim_environ
+from tests.conftest import QUIET, run_daily, sim_environ
 from tests.test_cloud_costing import bill, charge
 
 DAY = "2026-01-05"
@@ -153,3 +155,46 @@ def test_a_day_whose_charges_shrink_without_credits_is_refused_and_credits_are_a
     assert "dropped by 60%" in verdict(shrunk)
     assert verdict(credited) is None
     assert verdict(bill()) == "the source returned no rows for a day that is stored"
+
+
+def test_a_late_cloud_export_rematerializes_exactly_its_day(tmp_path):
+    today = dt.datetime.now(dt.UTC).date()
+    day, other = today - dt.timedelta(days=3), today - dt.timedelta(days=4)  # inside the look-back
+    at = dt.datetime.combine
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    (exports / "early.csv").write_text(
+        HEADER + "\n" + _line("c1", at(other, dt.time(10)), "BoxUsage", "i-1", 1.0) + "\n"
+    )
+    defs = build_defs(sim_environ(tmp_path / "w.duckdb", COST_ASSETS_CLOUD_BILL=str(exports)))
+    assert "cloud_bill_sensor" in {s.name for s in defs.sensors}
+    instance = dg.DagsterInstance.ephemeral()
+
+    def materialize(d: dt.date) -> None:
+        result = dg.materialize(
+            defs.assets,
+            selection=dg.AssetSelection.assets(CLOUD_COSTS),
+            partition_key=d.isoformat(),
+            instance=instance,
+            resources=defs.resources,
+            run_config=QUIET,
+        )
+        assert result.success
+
+    def tick():
+        context = dg.build_sensor_context(
+            instance=instance, resources={"cloud_bill": defs.resources["cloud_bill"]}, definitions=defs
+        )
+        return cloud_bill_sensor.evaluate_tick(context).run_requests
+
+    for d in (day, other):
+        materialize(d)  # `day` has no charges yet: a WARN, the run succeeds
+    assert not tick()  # nothing changed since
+
+    # The export of `day` lands a day late: exactly that day is requested, once per change.
+    (exports / "late.csv").write_text(HEADER + "\n" + _line("c1", at(day, dt.time(10)), "BoxUsage", "i-1", 2.0) + "\n")
+    requests = tick()
+    assert [r.partition_key for r in requests] == [day.isoformat()]
+    assert requests[0].run_key.startswith(f"cloud-bill:{day.isoformat()}:") and requests[0].run_key.endswith(":2.0")
+    materialize(day)
+    assert not tick()

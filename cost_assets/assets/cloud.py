@@ -32,7 +32,7 @@ from cost_assets.assets.raw import (
 from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS
 from cost_assets.checks import add_daily_metadata, contract_result, contract_spec, markdown_table
 from cost_assets.costing import cloud_attribute, vm_reconcile
-from cost_assets.ingest.cloud_bill import costs_frame
+from cost_assets.ingest.cloud_bill import costs_frame, day_fingerprints
 from cost_assets.ingest.fetch import SourceUnavailable
 from cost_assets.partitions import window_days
 from cost_assets.resources.cloud_bill import CloudBill
@@ -43,6 +43,8 @@ VM_RECONCILIATION = dg.AssetKey(["mart", "vm_reconciliation"])
 ATTRIBUTED_CLOUD_COSTS = dg.AssetKey(["mart", "attributed_cloud_costs"])
 RUN_TOTAL_COSTS = dg.AssetKey(["mart", "run_total_costs"])
 CLOUD_BILL_PRESENT = "cloud_bill_present"
+# Per day, a fingerprint of the charges stored (the late cloud bill sensor compares it with the files).
+FINGERPRINTS = "cloud_bill_fingerprints"
 CONSERVES = "conserves_the_cloud_bill"
 
 
@@ -129,7 +131,8 @@ def cloud_costs(context: dg.AssetExecutionContext, cloud_bill: CloudBill, ledger
         context,
         frame,
         days,
-        lambda f, _: {
+        lambda f, day: {
+            FINGERPRINTS: dg.MetadataValue.json(day_fingerprints(f, [day])),
             "databricks_charges": int(f["is_databricks"].sum()),
             "databricks_effective_cost": float(f.filter(pl.col("is_databricks"))["effective_cost"].sum()),
             "files": f["source_file"].n_unique(),

@@ -31,6 +31,7 @@ Pure: no Dagster. The raw asset (``assets/cloud.py``) calls :func:`read_exports`
 
 import datetime as dt
 import glob
+import hashlib
 import json
 import math
 import re
@@ -604,3 +605,28 @@ def read_exports(files: Sequence[Path], days: Sequence[dt.date], fmt: str | None
     return latest_wins(frame.filter(pl.col("usage_date").is_in(list(days)))).sort(
         "usage_date", "source_file", "source_row"
     )
+
+
+# --- what a day's cloud bill looked like (for the late cloud bill sensor) -----------------------------------
+
+
+def day_fingerprints(frame: pl.DataFrame, days: Sequence[dt.date]) -> dict[str, dict]:
+    """Per day (ISO): how many charges, their effective cost, the newest export they came from and a digest
+    of the files and rows. A re-export, a late day or a correction changes it."""
+    per_day = frame.group_by("usage_date").agg(
+        pl.len().alias("charges"),
+        pl.col("effective_cost").sum().alias("effective"),
+        pl.col("export_time").max().alias("newest"),
+        pl.concat_str("source_file", "source_row", separator="#").sort().str.join("|").alias("rows"),
+    )
+    found = {r["usage_date"]: r for r in per_day.iter_rows(named=True)}
+    out = {}
+    for day in days:
+        r = found.get(day)
+        out[day.isoformat()] = {
+            "charges": r["charges"] if r else 0,
+            "effective_cost": round(r["effective"], 9) if r else 0.0,
+            "newest_export": r["newest"].isoformat() if r else None,
+            "digest": hashlib.sha256((r["rows"] if r else "").encode()).hexdigest()[:16],
+        }
+    return out
