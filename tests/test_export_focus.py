@@ -8,6 +8,7 @@ import pytest
 
 from cost_assets.definitions import build_defs
 from cost_assets.export.focus import (
+    METHOD_BILL,
     METHOD_SHARE,
     METHOD_UNATTRIBUTED,
     POLARS_TYPES,
@@ -103,6 +104,30 @@ def test_allocated_rows_sum_to_their_origin_charge_and_name_their_method():
     # The unallocated portion of a charge: method named, no allocated resource.
     assert unattributed["AllocatedMethodId"] == METHOD_UNATTRIBUTED and unattributed["AllocatedResourceId"] is None
     assert focus.filter(pl.col("x_Consumer") == "idle")["AllocatedResourceId"].unique().to_list() == ["c-1/idle"]
+
+
+def test_a_run_only_the_bill_names_is_allocated_by_the_bill_metadata():
+    # A serverless job run: no cluster, no estimate; the bill's job_run_id hands it the whole $0.70.
+    rows = attributed(
+        {"resource_type": "serverless", "resource_id": "3", "run_id": 3, "job_id": 300, "billed_dbus": 1.0}
+        | {"billed_cost_usd": 0.7, "reason": "serverless", "sku_name": "PREMIUM_JOBS_SERVERLESS_COMPUTE"}
+    )
+    bill = billing({"record_id": "s1", "usage_quantity": 1.0, "cluster_id": None, "job_id": 300, "job_run_id": 3})
+    prices = dbu_prices(
+        {"cloud": "AWS", "sku_name": "PREMIUM_JOBS_SERVERLESS_COMPUTE", "workload": "jobs", "price": 0.7}
+    )
+    row = focus_rows(rows, bill, prices, cloud="AWS").row(0, named=True)
+    assert (row["AllocatedMethodId"], row["AllocatedResourceId"]) == (METHOD_BILL, "run:3")
+    assert json.loads(row["AllocatedMethodDetails"]) == {
+        "Elements": [{"AllocatedRatio": 1.0, "UsageUnit": "DBU", "UsageQuantity": 1.0}]
+    }
+    assert (row["ResourceType"], row["ServiceName"], row["BilledCost"]) == (
+        "Serverless Compute",
+        "Databricks Serverless Compute",
+        0.7,
+    )
+    # On AWS, Databricks invoices its own usage; the VMs are Amazon's.
+    assert (row["InvoiceIssuerName"], row["HostProviderName"]) == ("Databricks", "Amazon Web Services")
 
 
 def test_an_unpriced_charge_is_left_out_and_counted_never_zero():
