@@ -8,9 +8,15 @@ identity is (budget, period, actual|forecast, level). ``alerts.deliver`` sends e
 the sink of ``COST_ASSETS_ALERT_SINK`` / ``COST_ASSETS_ALERT_WEBHOOK`` (the log when none is set), and
 keeps what failed for the next tick. On by default once a budgets file is configured.
 ``run_failure_alert_sensor`` (always on) tells the same channel when a pipeline run fails.
+
+``cost_anomaly_sensor`` (always on) does the same for ``mart/cost_anomalies``: one alert per anomaly id
+(an episode of one series), again only when it escalates, for the last 3 closed days only; an anomaly
+acknowledged with ``cost-assets anomaly ack`` is not alerted again unless it escalates after the mark,
+and a planned one not at all (docs/anomalies.md).
 """
 
 import datetime as dt
+import json
 import os
 
 import dagster as dg
@@ -18,8 +24,12 @@ import polars as pl
 
 from cost_assets import read
 from cost_assets.alerts import Alert, deliver, sink_from_environ
+from cost_assets.anomaly_feedback import FeedbackStore
+from cost_assets.assets.anomalies import COST_ANOMALIES
 from cost_assets.assets.budgets import BUDGET_STATUS
 from cost_assets.budgets import load
+from cost_assets.costing.anomalies import RESCORE_LAST_N
+from cost_assets.costing.closure import CLOSE_AFTER
 
 RECENT_DAYS = 5  # the last 3 closed days plus the (open) days since; a day closes ~2 days after its end
 UI_URL = "COST_ASSETS_UI_URL"  # where the Dagster UI is, for the link in each alert
@@ -148,3 +158,86 @@ def build_run_failure_sensor(alert_store: str) -> dg.SensorDefinition:
         context.log.info(report.summary())
 
     return run_failure_alert_sensor
+
+
+# The newest day that can be closed is two days before today (closure.CLOSE_AFTER); anomalies are alerted
+# for the last RESCORE_LAST_N closed days only, so a backfill of history stays quiet.
+ANOMALY_RECENT = CLOSE_AFTER + dt.timedelta(days=RESCORE_LAST_N - 1)
+ANOMALY_ROWS = """
+select usage_date, scored_date, scope, actual_usd, expected_usd, impact_usd, state, alertable, anomaly_id,
+       opened_on, status, top_contributors
+from mart.cost_anomalies
+where usage_date in ({days}) and scored_date >= ? and anomaly_id is not null and status in ('open', 'escalated')
+order by anomaly_id, usage_date, scored_date
+"""
+
+
+def anomaly_alerts(rows: pl.DataFrame, feedback: pl.DataFrame, url: str | None) -> list[Alert]:
+    """One alert per anomaly id of ``rows`` (``ANOMALY_ROWS``) that was alertable on one of its days, with
+    the figures of its newest row; ``escalation`` 1 once escalated. ``feedback`` (the feedback store):
+    planned anomalies are left out, acknowledged ones unless they escalated after the mark."""
+    marks = {r["anomaly_id"]: r for r in feedback.iter_rows(named=True)}
+    alerts = []
+    for (anomaly_id,), episode in rows.sort("usage_date", "scored_date").group_by("anomaly_id", maintain_order=True):
+        if not episode["alertable"].any():
+            continue
+        row = episode.row(-1, named=True)
+        escalation = int(row["status"] == "escalated")
+        mark = marks.get(anomaly_id)
+        if mark and (mark["feedback"] == "planned" or mark["escalation"] >= escalation):
+            continue
+        contributors = [
+            (f"{c['dimension']} {c['value']}", c["delta_usd"])
+            for c in json.loads(next((t for t in reversed(episode["top_contributors"].to_list()) if t), None) or "[]")
+        ]
+        alerts.append(
+            Alert(
+                identity=f"anomaly:{anomaly_id}",
+                kind="anomaly",
+                title=f"Cost anomaly {'escalated' if escalation else 'opened'} on {row['scored_date']}"
+                f" (open since {row['opened_on']})",
+                scope=row["scope"],
+                actual_usd=row["actual_usd"],
+                expected_usd=row["expected_usd"],
+                impact_usd=row["impact_usd"],
+                details=[("State", row["state"]), *contributors],
+                url=url,
+                severity="critical" if escalation else "warning",
+                escalation=escalation,
+            )
+        )
+    return alerts
+
+
+def build_cost_anomaly_sensor(database: str, alert_store: str) -> dg.SensorDefinition:
+    """The sensor for one deployment: its ledger and its alert outbox (where the feedback is kept too)."""
+
+    @dg.sensor(
+        name="cost_anomaly_sensor",
+        minimum_interval_seconds=300,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Alerts once per cost anomaly (again when it escalates), for the last 3 closed days only.",
+    )
+    def cost_anomaly_sensor(context: dg.SensorEvaluationContext):
+        after = int(context.cursor) if context.cursor else None
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=COST_ANOMALIES, after_storage_id=after), limit=1000, ascending=True
+        ).records
+        if not records:
+            return dg.SkipReason("no new mart/cost_anomalies materialization")
+        cursor = str(max(r.storage_id for r in records))
+        cutoff = dt.datetime.now(dt.UTC).date() - ANOMALY_RECENT
+        days = sorted({r.partition_key for r in records if r.partition_key and r.partition_key >= str(cutoff)})
+        if not days:
+            context.update_cursor(cursor)
+            recent = f"the last {RESCORE_LAST_N} closed days"
+            return dg.SkipReason(f"{len(records)} materialization(s), none scoring {recent}")
+        rows = read.fetch(database, ANOMALY_ROWS.format(days=", ".join("?" for _ in days)), [*days, cutoff])
+        base = os.environ.get(UI_URL, "http://127.0.0.1:3000").rstrip("/")
+        alerts = anomaly_alerts(rows, FeedbackStore(alert_store).frame(), f"{base}/assets/mart/cost_anomalies")
+        report = deliver(alerts, sink_from_environ(os.environ, logger=context.log), alert_store, logger=context.log)
+        context.log.info(report.summary())
+        context.update_cursor(cursor)
+        return dg.SkipReason(f"{len(alerts)} anomaly alert(s) considered for {', '.join(days)}: {report.summary()}")
+
+    return cost_anomaly_sensor

@@ -40,6 +40,7 @@ from cost_assets.vocabulary import (
     ESTIMATE_CONSUMERS,
     EVENT_TYPES,
     LIFE_CYCLE_STATES,
+    PLANTED_ANOMALY_KINDS,
     RECONCILIATION_REASONS,
     RECORD_TYPES,
     RESOURCE_TYPES,
@@ -495,6 +496,24 @@ class CostAnomalies(_Daily):
     def episode_complete(cls, data) -> pl.LazyFrame:
         ids = pl.col("anomaly_id").is_null()
         return data.lazyframe.select((ids == pl.col("opened_on").is_null()) & (ids == pl.col("status").is_null()))
+
+
+class AnomalyDetection(_Daily):
+    """sim.anomaly_detection (simulated worlds only): the alerts of mart.cost_anomalies over the 35 days up
+    to ``usage_date`` against the planted anomalies — found, missed, and the other alerts."""
+
+    planted_id: str | None = pa.Field(nullable=True)  # null: an alert no planted anomaly explains
+    kind: str | None = pa.Field(nullable=True, isin=PLANTED_ANOMALY_KINDS)
+    anomaly_id: str | None = pa.Field(nullable=True)  # null: a planted anomaly no alert found
+    monitor: str | None = pa.Field(nullable=True, isin=ANOMALY_MONITORS)
+    value: str | None = pa.Field(nullable=True)
+    first_alert: dt.date | None = pa.Field(nullable=True)
+    # The alert's first day and the resource whose spend moved most: one spend change, many series.
+    incident: str | None = pa.Field(nullable=True)
+    found: bool
+
+    class Config:
+        strict = True
 
 
 class RunCostAccuracy(_Daily):

@@ -147,6 +147,8 @@ ANOMALY_STATUSES = ["open", "escalated", "closed"]
 # What a person said about an anomaly (``cost-assets anomaly ack|planned``): acknowledged anomalies are
 # not alerted again unless they escalate; a planned anomaly's days are left out of the baselines.
 ANOMALY_FEEDBACK = ["acknowledged", "planned"]
+# The kinds of anomaly the simulated world plants (``simulation/planted.py``; ``sim.anomaly_detection``).
+PLANTED_ANOMALY_KINDS = ["runaway_job", "weekend_cluster", "serving_spike"]
 
 # --- the cloud bill (docs/cloud-bill.md) -------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ def test_schedules_and_sensor_run_by_default(defs: dg.Definitions):
     assert sensors == {
         "late_billing_sensor": dg.DefaultSensorStatus.RUNNING,
         "run_failure_alert_sensor": dg.DefaultSensorStatus.RUNNING,
+        "cost_anomaly_sensor": dg.DefaultSensorStatus.RUNNING,
     }
 
 

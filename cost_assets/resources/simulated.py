@@ -14,9 +14,9 @@ import polars as pl
 from cost_assets.ingest import fetch, parse
 from cost_assets.resources.billing import BillingSource
 from cost_assets.resources.databricks import DatabricksWorkspace
-from cost_assets.simulation import truth, views
+from cost_assets.simulation import planted, truth, views
 from cost_assets.simulation.api import SimulatedApi
-from cost_assets.simulation.world import WorldConfig
+from cost_assets.simulation.world import WorldConfig, ground_truth_anomalies
 
 # Days generated before the first asked day: runs/list looks back two days by default (a run crosses at
 # most one midnight, so they change nothing in the day's tables, but the listing is then the real one).
@@ -30,6 +30,8 @@ class SimulatedWorld(dg.Config):
     scale: str = "small"  # tiny | small | medium | large
     cloud: str = "AZURE"
     tier: str = "PREMIUM"
+    # The planted cost anomalies (simulation/planted.py) with their ground truth.
+    anomalies: bool = True
     # Accepted so existing run configs still load; no effect: a day's content does not depend on a window,
     # and the resources generate the window of the days they are asked for.
     start: str | None = None
@@ -45,6 +47,7 @@ class SimulatedWorld(dg.Config):
             days=(max(days) - first).days + 1,
             cloud=self.cloud.upper(),
             tier=self.tier.upper(),
+            anomalies=self.anomalies,
         )
 
 
@@ -66,6 +69,10 @@ class SimulatedWorkspace(DatabricksWorkspace):
     def ground_truth_run_costs(self, days: list[dt.date]) -> pl.DataFrame:
         """What every run really cost on ``days`` (simulated worlds only): the yardstick of the estimate."""
         return truth.run_costs_for(self.world.config_for(days)).filter(pl.col("usage_date").is_in(days))
+
+    def planted_anomalies(self, days: list[dt.date]) -> pl.DataFrame:
+        """The anomalies planted on ``days`` (simulated worlds only): the yardstick of the anomaly detector."""
+        return planted.planted_frame(ground_truth_anomalies(self.world.config_for(days), days))
 
 
 class SimulatedBillingSource(BillingSource):

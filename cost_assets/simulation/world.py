@@ -28,15 +28,17 @@ import random
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from cost_assets.simulation import planted
+from cost_assets.simulation.epoch import ANCHOR
+
 # The world counts in epoch ms; these short names are also imported by truth, views and the mock server.
 from cost_assets.timeutil import DAY_MS as DAY
 from cost_assets.timeutil import HOUR_MS as HOUR
 from cost_assets.timeutil import MINUTE_MS as MINUTE
 from cost_assets.timeutil import day_start_ms, from_ms
 
-# When the workspace and its long-lived objects were created (nothing happens before), and the always-on
-# shared cluster started; it runs until FOREVER, beyond any window anyone asks for.
-ANCHOR = dt.date(2025, 7, 1)
+# When the workspace and its long-lived objects were created (nothing happens before; ``epoch.ANCHOR``),
+# and the always-on shared cluster started; it runs until FOREVER, beyond any window anyone asks for.
 FOREVER = dt.date(2100, 1, 1)
 # Run and task-run ids of a day are the date's block plus a per-day counter (ids never depend on which
 # days were generated before); a large day uses well under a million of its block.
@@ -97,6 +99,9 @@ class WorldConfig:
     correction_rate: float = 0.03
     ready_jitter_s: int = 45
     spot_eviction_rate: float = 0.15
+    # The planted cost anomalies of ``simulation/planted.py`` (a runaway job, a cluster left running over a
+    # weekend, a tenant's serving spike); the simulated workspace resource turns them on.
+    anomalies: bool = False
 
     @property
     def scale_spec(self) -> Scale:
@@ -586,6 +591,12 @@ def generate_world(config: WorldConfig | None = None) -> World:
         b = _Builder(cfg, _stream(cfg, "runs", day), first_run_id=day.toordinal() * RUN_IDS_PER_DAY)
         runs.extend(_day_runs(b, workspace, day, near))
         clusters.update(b.clusters)
+        if cfg.anomalies and planted.is_runaway_day(day):
+            b = _Builder(cfg, _stream(cfg, "planted-runaway", day), first_run_id=_planted_run_ids(day))
+            runs.append(_runaway_run(b, runaway_job(workspace), day))
+            clusters.update(b.clusters)
+    if cfg.anomalies:
+        clusters.update({c.cluster_id: c for c in _weekend_clusters(cfg)})
     runs.sort(key=lambda r: (r.start, r.run_id))
 
     requests = [
@@ -593,6 +604,12 @@ def generate_world(config: WorldConfig | None = None) -> World:
         for d in range(cfg.days)
         for r in _serving_requests(cfg, workspace.endpoints, cfg.start + dt.timedelta(days=d))
     ]
+    if cfg.anomalies:
+        requests += [
+            r
+            for d in range(cfg.days)
+            for r in _spike_requests(cfg, workspace.endpoints, cfg.start + dt.timedelta(days=d))
+        ]
     requests.sort(key=lambda r: (r["request_time"], r["databricks_request_id"]))
     return World(
         config=cfg,
@@ -767,6 +784,129 @@ def _serving_requests(cfg: WorldConfig, endpoints: list[Endpoint], day: dt.date)
             }
         )
     return out
+
+
+# --- planted anomalies (simulation/planted.py): each from an RNG stream of its own, so the rest of the day
+# is drawn exactly as without them ----------------------------------------------------------------------
+
+
+def _planted_run_ids(day: dt.date) -> int:
+    """The planted runs' ids: the top of the date's id block, which the day's ordinary runs never reach."""
+    return day.toordinal() * RUN_IDS_PER_DAY + RUN_IDS_PER_DAY - 1_000_000
+
+
+def runaway_job(workspace: "_Workspace") -> Job:
+    """The job that runs away: the first tagged job (by id) that runs on job clusters only."""
+    return next(j for _, j in sorted(workspace.jobs.items()) if j.mode == "job_cluster" and j.tags)
+
+
+def _runaway_run(b: _Builder, job: Job, day: dt.date) -> JobRun:
+    """A run of ``job`` stuck in a loop from ~01:00 to ~22:00 on a job cluster of RUNAWAY_WORKERS workers
+    (fixed size, on demand: its cost is the hours, not the spot market)."""
+    day0 = day_start_ms(day)
+    start = day0 + HOUR + b.rng.randint(0, 30) * MINUTE
+    end = day0 + 22 * HOUR + b.rng.randint(0, 60) * MINUTE
+    spec = dict(
+        job.cluster_spec,
+        single_node=False,
+        num_workers=planted.RUNAWAY_WORKERS,
+        autoscale=None,
+        availability=AVAILABILITY[b.cfg.cloud][0],
+        first_on_demand=1,
+        pool_id=None,
+    )
+    run_id = b.new_run_id()
+    cid = cluster_id_for(start, b.cfg.seed, job.job_id, run_id, "runaway")
+    c = b.make_cluster(spec, cid, f"job-{job.job_id}-run-{run_id}", "JOB", job.tags, job.creator)
+    task = TaskRun(job.tasks[0], b.new_run_id(), cid, "main", start + 4 * MINUTE, end - 2 * MINUTE, 0, "SUCCESS")
+    c.sessions.append(b.simulate_session(c, start, end, first=True))
+    return JobRun(job.job_id, run_id, start, end, "PERIODIC", [task], {"main": cid})
+
+
+def weekend_cluster_id(config: WorldConfig, friday: dt.date) -> str:
+    """The id of the cluster left running over the planted weekend starting on ``friday``."""
+    return cluster_id_for(day_start_ms(friday) + 18 * HOUR, config.seed, "weekend", friday)
+
+
+def _weekend_clusters(cfg: WorldConfig) -> list[Cluster]:
+    """The planted weekend clusters whose life (Friday 18:00 to Monday ~07:00) overlaps the window's span:
+    untagged, all-purpose, fixed size, on demand, no run on them (all of it idle)."""
+    lo, hi = cfg.span_ms
+    first, last = from_ms(lo).date() - dt.timedelta(days=3), from_ms(hi).date()
+    fridays = sorted(
+        {f for k in range((last - first).days + 1) if (f := planted.weekend_friday(first + dt.timedelta(days=k)))}
+    )
+    out = []
+    for friday in fridays:
+        start = day_start_ms(friday) + 18 * HOUR
+        b = _Builder(cfg, _stream(cfg, "planted-weekend", friday))
+        end = start + 2 * DAY + 13 * HOUR + b.rng.randint(0, 60) * MINUTE
+        if end <= lo or start >= hi:
+            continue
+        node = NODE_TYPES[cfg.cloud][1]
+        spec = {
+            "node_type": node,
+            "driver_node_type": node,
+            "photon": False,
+            "single_node": False,
+            "num_workers": 4,
+            "autoscale": None,
+            "availability": AVAILABILITY[cfg.cloud][0],
+            "first_on_demand": 1,
+            "pool_id": None,
+        }
+        user = b.rng.choice(USERS)
+        c = b.make_cluster(spec, weekend_cluster_id(cfg, friday), f"scratch-{user.split('@')[0]}", "UI", {}, user)
+        c.sessions.append(b.simulate_session(c, start, end, first=True))
+        out.append(c)
+    return out
+
+
+def spike_endpoint(endpoints: list[Endpoint]) -> Endpoint | None:
+    """The endpoint the planted spike hits: ``planted.SPIKE_ENDPOINT`` when the world has it, else none."""
+    return next((e for e in endpoints if e.name == planted.SPIKE_ENDPOINT), None)
+
+
+def _spike_requests(cfg: WorldConfig, endpoints: list[Endpoint], day: dt.date) -> list[dict]:
+    """The planted tenant's long-context requests on a spike day (from 09:00 to 15:00)."""
+    ep = spike_endpoint(endpoints)
+    if ep is None or not planted.is_spike_day(day):
+        return []
+    rng = _stream(cfg, "planted-spike", day)
+    day0 = day_start_ms(day)
+    out = []
+    for i in range(planted.SPIKE_REQUESTS):
+        user = rng.choice(USERS)
+        out.append(
+            {
+                "workspace_id": cfg.workspace_id,
+                "account_id": cfg.account_id,
+                "databricks_request_id": stable_id(cfg.seed, "spike", day.isoformat(), i, length=32),
+                "client_request_id": None,
+                "requester": user,
+                "status_code": 200,
+                "request_time": day0 + 9 * HOUR + rng.randint(0, 6 * HOUR - 1),
+                "endpoint_name": ep.name,
+                "served_entity_id": ep.served_entity_id,
+                "entity_name": ep.entity_name,
+                "input_token_count": planted.SPIKE_INPUT_TOKENS,
+                "output_token_count": planted.SPIKE_OUTPUT_TOKENS,
+                "usage_context": {"tenant": planted.SPIKE_TENANT, "agent": "retriever", "user": user},
+            }
+        )
+    return out
+
+
+def ground_truth_anomalies(config: WorldConfig, days: list[dt.date]) -> list[planted.Planted]:
+    """The planted anomalies with a day among ``days`` (none unless ``config.anomalies``); a world without
+    the spike's endpoint has no spike."""
+    if not config.anomalies:
+        return []
+    workspace = _workspace(config)
+    items = planted.planted(days, runaway_job(workspace).job_id, lambda f: weekend_cluster_id(config, f))
+    if spike_endpoint(workspace.endpoints) is None:
+        items = [p for p in items if p.kind != "serving_spike"]
+    return items
 
 
 def replace(config: WorldConfig, **changes) -> WorldConfig:

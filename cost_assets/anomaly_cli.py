@@ -1,0 +1,66 @@
+"""``cost-assets anomaly``: list the open cost anomalies, acknowledge one or mark it planned.
+
+``ack ID --reason TEXT``: seen, handled; the alert sensor does not alert on it again unless it escalates.
+``planned ID --reason TEXT``: expected spend (a migration, a backfill); its days are left out of the
+baselines from the next materialization of ``mart/cost_anomalies`` on. Marks go to the feedback store
+(:mod:`cost_assets.anomaly_feedback`, in ``COST_ASSETS_ALERT_STORE``); the ledger is only read.
+"""
+
+import os
+from typing import Annotated
+
+import typer
+
+from cost_assets import anomaly_summary
+from cost_assets.anomaly_feedback import FeedbackError, FeedbackStore, mark
+from cost_assets.config import ConfigurationError, Settings
+from cost_assets.read import WarehouseError
+
+app = typer.Typer(help="Cost anomalies: list the open ones, acknowledge one or mark it planned.", no_args_is_help=True)
+Reason = Annotated[str, typer.Option("--reason", help="Why (stored with the mark).")]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_environ(os.environ)
+    except ConfigurationError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
+
+
+def _mark(anomaly_id: str, feedback: str, reason: str) -> None:
+    settings = _settings()
+    try:
+        episode = mark(settings.duckdb_path, FeedbackStore(settings.alert_store_path), anomaly_id, feedback, reason)
+    except (FeedbackError, WarehouseError) as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{anomaly_id} ({episode['scope']}, {episode['first_day']} … {episode['last_day']}): {feedback}")
+
+
+@app.command()
+def ack(anomaly_id: Annotated[str, typer.Argument(metavar="ID")], reason: Reason) -> None:
+    """Acknowledge an anomaly: no further alert unless it escalates."""
+    _mark(anomaly_id, "acknowledged", reason)
+
+
+@app.command()
+def planned(anomaly_id: Annotated[str, typer.Argument(metavar="ID")], reason: Reason) -> None:
+    """Mark an anomaly as planned spend: its days leave the baselines."""
+    _mark(anomaly_id, "planned", reason)
+
+
+@app.command("list")
+def list_open() -> None:
+    """The anomalies open on the newest scored day, largest impact first, with any feedback."""
+    settings = _settings()
+    try:
+        rows = anomaly_summary.open_anomalies(settings.duckdb_path)
+    except WarehouseError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
+    if rows is None or rows.is_empty():
+        typer.echo("no open anomalies")
+        return
+    for line in anomaly_summary.anomaly_lines(rows):
+        typer.echo(line)
