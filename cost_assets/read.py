@@ -43,6 +43,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 # How duckdb says that the file is held by a writer: another process holds its lock (IOException), or this
 # process has it open read-write (ConnectionException: "... with a different configuration ...").
 _LOCKED = ("lock", "different configuration")
+# Who holds the lock, as duckdb names it: "Conflicting lock is held in /usr/bin/python3 (PID 1234) by user …".
+_HOLDER = re.compile(r"held in (?P<exe>\S+) \(PID (?P<pid>\d+)\)")
 # How duckdb says that a table, or the schema it should be in, is not in the catalog.
 _NO_TABLE = re.compile(r"(Table|Schema) with name .* does not exist", re.IGNORECASE)
 
@@ -110,8 +112,10 @@ def connect(database: str) -> Iterator[duckdb.DuckDBPyConnection]:
     except (duckdb.IOException, duckdb.ConnectionException) as e:
         if not any(word in str(e).lower() for word in _LOCKED):
             raise
+        holder = _HOLDER.search(str(e))
+        who = f"a writer, process {holder['pid']} ({holder['exe']})," if holder else "a writer"
         raise WarehouseLockedError(
-            f"DuckDB database {database!r} is held by a writer (another process running the pipeline, e.g. "
+            f"DuckDB database {database!r} is held by {who} (another process running the pipeline, e.g. "
             "`make run` or a Dagster run, or a read-write connection of this process): DuckDB lets no one else "
             f"open the file meanwhile. Try again when it has finished. ({_first_line(e)})"
         ) from e

@@ -80,6 +80,7 @@ E2E_MODULES = frozenset(
         "test_mock_server",
         "test_partition_metadata",
         "test_postgres_instance",
+        "test_report_cli",
         "test_raw_assets",
         "test_settings",
         "test_sim_calendar",
