@@ -218,6 +218,10 @@ GOOD = 'AWS,2026-01-05T10:00:00Z,2026-01-05T11:00:00Z,Usage,i-1,1.0,1.0,USD,"{}"
             'AWS,2026-01-05T10:00:00Z,2026-01-05T11:00:00Z,Usage,i-1,1.0,1.0,,"{}"',
             "data row 2: column BillingCurrency: empty",
         ),
+        (  # the resource id is missing: every later cell would shift one column to the left
+            'AWS,2026-01-05T10:00:00Z,2026-01-05T11:00:00Z,Usage,1.0,1.0,USD,"{}"',
+            "data row 2: expected 9 fields, found 8",
+        ),
     ],
     ids=[
         "cost-text",
@@ -229,6 +233,7 @@ GOOD = 'AWS,2026-01-05T10:00:00Z,2026-01-05T11:00:00Z,Usage,i-1,1.0,1.0,USD,"{}"
         "provider",
         "category",
         "currency",
+        "a-field-missing",
     ],
 )
 def test_a_bad_cell_names_the_file_the_row_and_the_column(tmp_path, bad_row, expected):

@@ -29,6 +29,7 @@ What the rest of the project relies on (docs/cloud-bill.md):
 Pure: no Dagster. The raw asset (``assets/cloud.py``) calls :func:`read_exports`.
 """
 
+import csv
 import datetime as dt
 import glob
 import hashlib
@@ -201,13 +202,27 @@ def pricing_model(category: str | None, commitment: str | None, *texts: str | No
 # --- reading one file -------------------------------------------------------------------------------------
 
 
+def _check_fields(path: Path) -> None:
+    """Every CSV record has as many fields as the header. polars fills a short record with nulls, and a
+    record missing a field in the middle would shift every later cell into the wrong column."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as f:
+        reader = csv.reader(f)
+        width = len(next(reader, []))
+        for number, cells in enumerate(reader, start=1):
+            if cells and len(cells) != width:
+                raise InputError(f"{path}: data row {number}: expected {width} fields, found {len(cells)}")
+
+
 def _read(path: Path) -> pl.DataFrame:
     """The file as a frame; CSV cells as text (the parser converts and names the bad cell)."""
     try:
         if path.name.lower().endswith(".parquet"):
             frame = pl.read_parquet(path)
         else:
-            frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=False)
+            _check_fields(path)
+            frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+    except InputError:
+        raise
     except Exception as e:  # polars raises many types for a broken file; all mean "not readable"
         raise InputError(f"{path}: not a readable {path.suffix.lstrip('.')} file: {str(e).splitlines()[0]}") from None
     return frame.rename({c: c.lstrip("\ufeff").strip() for c in frame.columns})
