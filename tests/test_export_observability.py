@@ -9,6 +9,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from cost_assets.assets.exports_delivery import ObservabilityService
 from cost_assets.definitions import build_defs
 from cost_assets.export.observability import batches, deliver
 from cost_assets.export.run_ledger import calculation_version, run_ledger
@@ -199,6 +200,7 @@ def test_a_refused_token_fails_at_once_and_never_shows_the_token():
         receiver.server.server_close()
     assert len(receiver.calls) == 1  # not retried
     assert TOKEN not in str(refused.value) and "COST_ASSETS_OBSERVABILITY_TOKEN" in str(refused.value)
+    assert TOKEN not in repr(ObservabilityService(url=receiver.url, token=TOKEN))
 
 
 def test_a_receiver_that_keeps_failing_gives_up_with_the_status():

@@ -4,6 +4,9 @@ per day, and downstream of the marts, so its failure never blocks them. The pure
 ``cost_assets/export/observability.py`` and ``cost_assets/export/focus.py``; the per-run numbers come from
 ``cost_assets/export/run_ledger.py`` (shared with the Postgres export)."""
 
+from collections.abc import Iterator
+from typing import Any
+
 import dagster as dg
 import polars as pl
 
@@ -14,7 +17,7 @@ from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS
 from cost_assets.assets.reference import DBU_PRICES
 from cost_assets.export import focus, observability
 from cost_assets.export.run_ledger import run_ledger
-from cost_assets.ingest.http import ApiError
+from cost_assets.ingest.http import REDACTED, ApiError
 from cost_assets.partitions import window_days
 
 OBSERVABILITY_SERVICE = dg.AssetKey(["export", "observability_service"])
@@ -27,6 +30,11 @@ class ObservabilityService(dg.ConfigurableResource):
     url: str
     token: str
     batch_size: int = observability.DEFAULT_BATCH_SIZE
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """``repr`` shows ``token`` as ``<redacted>``, so the resource can appear in logs and errors safely."""
+        for name, value in super().__repr_args__():
+            yield name, (REDACTED if name == "token" and value else value)
 
     def deliver(self, day_batches: list[observability.Batch]) -> dict[str, float]:
         """POST the batches; a refusal another try cannot fix (401/403, a rejected payload) fails the step
