@@ -12,6 +12,7 @@ import typer
 from cost_assets import anomaly_summary, report
 from cost_assets.anomaly_cli import app as anomaly_app
 from cost_assets.config import ConfigurationError, Settings
+from cost_assets.export.metrics_cli import app as metrics_app
 from cost_assets.read import WarehouseError
 from cost_assets.reports.cli import app as report_app
 
@@ -20,6 +21,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 app = typer.Typer(help="Databricks cost attribution on Dagster.", no_args_is_help=True, add_completion=False)
 app.add_typer(anomaly_app, name="anomaly")
 app.add_typer(report_app, name="report")
+app.add_typer(metrics_app, name="metrics")
 
 
 @app.callback()

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
+from cost_assets.export.postgres import url_problem
 from cost_assets.ingest.http import normalize_host
 
 BILLING_SOURCES = "simulated, csv:<path or glob>, account_api or system_tables"
@@ -82,6 +83,11 @@ class Settings(BaseModel):
     observability_token_set: bool = False
     focus_export: bool = Field(False, validation_alias="COST_ASSETS_FOCUS_EXPORT")
     focus_dir: str = Field("data/focus", validation_alias="COST_ASSETS_FOCUS_DIR")
+    # COST_ASSETS_POSTGRES_URL holds the password: only whether it is set is recorded (the resource reads it
+    # as a dg.EnvVar); its shape is checked here and reported redacted.
+    postgres_url_set: bool = False
+    # `cost-assets metrics serve|textfile`: seconds one reading of the DuckDB file is served before re-reading.
+    metrics_cache_seconds: float = Field(60.0, ge=0, validation_alias="COST_ASSETS_METRICS_CACHE_SECONDS")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
@@ -93,9 +99,12 @@ class Settings(BaseModel):
         token_variable = next((k for k in ("DATABRICKS_TOKEN", "DATABRICKS_ACCESS_TOKEN") if k in given), None)
         has_client_credentials = "DATABRICKS_CLIENT_ID" in given and "DATABRICKS_CLIENT_SECRET" in given
         given["observability_token_set"] = "COST_ASSETS_OBSERVABILITY_TOKEN" in given
+        given["postgres_url_set"] = "COST_ASSETS_POSTGRES_URL" in given
         problems = _url_problems(given) + _billing_source_problem(given) + _cloud_bill_problem(given)
         if "COST_ASSETS_OBSERVABILITY_URL" in given and not given["observability_token_set"]:
             problems.append("COST_ASSETS_OBSERVABILITY_URL is set, COST_ASSETS_OBSERVABILITY_TOKEN is not")
+        if given["postgres_url_set"] and (problem := url_problem(given["COST_ASSETS_POSTGRES_URL"])):
+            problems.append(f"COST_ASSETS_POSTGRES_URL={problem}")
         try:
             settings = cls.model_validate(
                 {**given, "token_variable": token_variable, "has_client_credentials": has_client_credentials}

@@ -127,12 +127,22 @@ def connect(url: str) -> Iterator[psycopg.Connection]:
         connection.close()
 
 
+# How libpq words a refused connection (it gives no SQLSTATE before the session exists).
+_REFUSALS = ("authentication failed", "pg_hba.conf", "does not exist", "permission denied", "invalid")
+
+
 def _scrubbed(error: psycopg.Error, url: str, where: str) -> PostgresExportError:
-    # A connection that failed or broke (no SQLSTATE, or class 08 connection / 53 resources / 57 operator
-    # intervention) may work on another try; a refusal (bad password 28P01, an SQL error) will not.
+    # A connection that failed or broke (SQLSTATE class 08 connection / 53 resources / 57 operator
+    # intervention, or none) may work on another try; a refusal (a bad password or database, an SQL error)
+    # will not.
+    text = scrub(str(error), url).strip()
     state = error.sqlstate
-    transient = isinstance(error, psycopg.OperationalError) and (state is None or state[:2] in ("08", "53", "57"))
-    return PostgresExportError(f"{where}: {scrub(str(error), url).strip()}", transient=transient)
+    transient = (
+        isinstance(error, psycopg.OperationalError)
+        and (state is None or state[:2] in ("08", "53", "57"))
+        and not any(word in text.lower() for word in _REFUSALS)
+    )
+    return PostgresExportError(f"{where}: {text}", transient=transient)
 
 
 # ------------------------------------------------------------------------------------------ migrations

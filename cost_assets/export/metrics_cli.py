@@ -1,0 +1,50 @@
+"""``cost-assets metrics``: the ledger's Prometheus metrics, served over HTTP or written for node_exporter."""
+
+import os
+import threading
+from typing import Annotated
+
+import typer
+
+from cost_assets.config import ConfigurationError, Settings
+from cost_assets.export import metrics
+
+app = typer.Typer(
+    help="Prometheus metrics of the stored ledger (docs/exports.md).", no_args_is_help=True, add_completion=False
+)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_environ(os.environ)
+    except ConfigurationError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port of /metrics.")] = 9464,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
+) -> None:
+    """Serve /metrics, reading COST_ASSETS_DUCKDB at most once per COST_ASSETS_METRICS_CACHE_SECONDS."""
+    settings = _settings()
+    server, _ = metrics.serve(settings.duckdb_path, host, port, settings.metrics_cache_seconds)
+    typer.echo(f"serving http://{host}:{server.server_port}/metrics from {settings.duckdb_path} (Ctrl-C stops)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+@app.command()
+def textfile(
+    out: Annotated[str, typer.Option(help="The .prom file node_exporter's textfile collector reads.")],
+) -> None:
+    """Write the metrics once to OUT (atomically: a temp file renamed over it); exit 1 when the ledger could
+    not be read (OUT then holds databricks_cost_exporter_up 0)."""
+    settings = _settings()
+    if not metrics.write_textfile(settings.duckdb_path, out):
+        typer.echo(f"{settings.duckdb_path}: the ledger could not be read; {out} says up 0", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"wrote {out}")
