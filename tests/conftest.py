@@ -76,6 +76,7 @@ E2E_MODULES = frozenset(
         "test_late_billing",
         "test_live_contract",
         "test_live_faults",
+        "test_metrics",
         "test_mock_faults",
         "test_mock_server",
         "test_partition_metadata",

@@ -260,6 +260,70 @@ def test_rows_outside_the_days_are_refused(pg_url):
         _export(pg_url, _marts(), [b.DAY])
 
 
+# ------------------------------------------------------------------------------------------ Grafana
+def panel_queries(first: dt.date, last: dt.date) -> dict[str, str]:
+    """Each panel's SQL of deploy/grafana's dashboard with Grafana's macros as Grafana's Postgres datasource
+    expands them for a time range of [first 00:00, last 23:59:59] UTC."""
+    start, end = f"'{first}T00:00:00Z'", f"'{last}T23:59:59Z'"
+    queries = {}
+    for panel in json.loads(DASHBOARD.read_text())["panels"]:
+        assert panel["datasource"] == {"type": "grafana-postgresql-datasource", "uid": "${datasource}"}
+        (target,) = panel["targets"]
+        sql = re.sub(r"\$__timeFilter\(([^)]+)\)", rf"\1 BETWEEN {start} AND {end}", target["rawSql"])
+        sql = sql.replace("$__timeFrom()", start).replace("$__timeTo()", end)
+        assert "$" not in sql, f"{panel['title']}: a macro the test does not expand"
+        queries[panel["title"]] = sql
+    return queries
+
+
+def _scope_rows() -> pl.DataFrame:
+    """mart/cost_by_scope rows: teams data $0.33 + $1.00 (next day), ml $0.165, (untagged) $0.76; a tenant row."""
+    rows = [
+        (b.DAY, "team", "data", 0.33),
+        (b.DAY, "team", "ml", 0.165),
+        (b.DAY, "team", "(untagged)", 0.76),
+        (NEXT_DAY, "team", "data", 1.00),
+        (b.DAY, "tenant", "acme", 1.255),
+    ]
+    return pl.DataFrame(
+        [
+            {"usage_date": day, "workspace_id": b.WS, "dimension": dim, "value": value, "billed_dbus": 1.0,
+             "billed_cost_usd": usd, "estimated_cost_usd": usd, "run_cost_usd": usd, "idle_cost_usd": 0.0,
+             "unattributed_cost_usd": 0.0, "serving_cost_usd": 0.0, "currency_code": "USD"}
+            for day, dim, value, usd in rows
+        ]
+    )  # fmt: skip
+
+
+def _numbers(rows: list[tuple]) -> list[tuple]:
+    return [tuple(float(v) if isinstance(v, Decimal) else v for v in row) for row in rows]
+
+
+def test_the_grafana_panels_answer_hand_computed_figures(pg_url):
+    _export(pg_url, {**_marts(), "cost_by_scope": _scope_rows()}, [b.DAY, NEXT_DAY])
+    answers = {title: _numbers(_query(pg_url, sql)) for title, sql in panel_queries(b.DAY, NEXT_DAY).items()}
+    day, next_day = dt.datetime(2026, 1, 5), dt.datetime(2026, 1, 6)
+    assert answers["Run costs per day (billed where the bill is in)"] == [
+        (day, "billed", pytest.approx(0.83 + 0.415 + 0.70)),  # runs 1, 2, 4
+        (day, "estimated", pytest.approx(0.50)),  # run 3
+        (next_day, "estimated", pytest.approx(3.00)),  # run 5
+    ]
+    assert answers["The bill per day: runs, idle, unattributed"] == [
+        (day, "idle", pytest.approx(0.06)),
+        (day, "run", pytest.approx(0.33 + 0.165 + 0.70)),
+    ]
+    assert answers["Billed $ by team"] == [
+        ("data", pytest.approx(0.33 + 1.00)),
+        ("(untagged)", pytest.approx(0.76)),
+        ("ml", pytest.approx(0.165)),
+    ]
+    assert answers["Idle share of the bill per day"] == [(day, pytest.approx(0.06 / (0.33 + 0.165 + 0.06 + 0.70)))]
+    assert answers["Budgets (newest day in the range)"] == []  # no budget rows exported
+    assert answers["Open cost anomalies"] == []
+    # Outside the range: nothing.
+    assert all(not _query(pg_url, sql) for sql in panel_queries(dt.date(2025, 1, 1), dt.date(2025, 1, 31)).values())
+
+
 # ------------------------------------------------------------------------------------------ the password
 def test_the_password_is_scrubbed_from_connection_errors():
     password = "s3cr3t-PassW0rd"
@@ -335,6 +399,11 @@ def test_the_pipeline_exports_each_day_idempotently_without_the_password(pg_url,
     (meta,) = metadata
     assert meta["verification/run_rows"].value == count
     assert meta["verification/total_cost_usd"].value == pytest.approx(float(total), abs=0.005)
+
+    # Every Grafana panel runs on what the pipeline exported; all but anomalies have rows (the tiny world has
+    # too little history on 2026-01-02 for an anomaly).
+    answers = {title: _query(pg_url, sql) for title, sql in panel_queries(day, day).items()}
+    assert [title for title, rows in answers.items() if not rows] == ["Open cost anomalies"]
 
     password = _password(pg_url)
     out, err = capfd.readouterr()
