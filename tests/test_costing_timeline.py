@@ -192,3 +192,22 @@ def test_events_repeated_across_partitions_count_once():
     ev = events(("c", 0, "RUNNING", 2, 2), ("c", 30, "NODES_LOST", 1, 2), ("c", 90, "TERMINATING", None, None))
     twice = pl.concat([ev, ev.with_columns(pl.lit(DAY - dt.timedelta(days=1)).alias("usage_date"))])
     assert segs(cl, twice).equals(segs(cl, ev))
+
+
+def test_events_in_any_order_give_the_same_timeline():
+    # Two clusters, their events interleaved and reversed, two of them at the same instant: the timeline
+    # sorts them (the lifecycle order breaks the tie: RESIZING before UPSIZE_COMPLETED at 20). Hand-worked:
+    # a RUNNING 0–20 with 2 workers, 20–40 with 4 (resized and completed at 20), down at 40; b 10–50, 1 worker.
+    cl = clusters({"cluster_id": "a"}, {"cluster_id": "b"})
+    ev = events(
+        ("a", 0, "RUNNING", 2, 2),
+        ("a", 20, "RESIZING", 2, 4),
+        ("a", 20, "UPSIZE_COMPLETED", 4, 4),
+        ("a", 40, "TERMINATING", None, None),
+        ("b", 10, "RUNNING", 1, 1),
+        ("b", 50, "TERMINATING", None, None),
+    )
+    want = [("a", at(0), at(20), 2), ("a", at(20), at(40), 4), ("b", at(10), at(50), 1)]
+    for frame in (ev, ev.reverse(), ev.sort("timestamp")):
+        out = segs(cl, frame).select("cluster_id", "segment_start", "segment_end", "ready_workers")
+        assert list(out.iter_rows()) == want
