@@ -8,6 +8,7 @@ naming the variable, the value and what is allowed (:class:`ConfigurationError`)
 short message instead of a traceback in the middle of a run.
 """
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Literal
@@ -63,6 +64,10 @@ class Settings(BaseModel):
     azure_region: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_REGION")
     azure_prices_url: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_PRICES_URL")
     duckdb_path: str = Field("data/cost_assets.duckdb", validation_alias="COST_ASSETS_DUCKDB")
+    # The first day of the daily partitions (cost_assets/partitions.py): the oldest day a backfill can ask for.
+    partition_start: dt.date = Field(dt.date(2025, 1, 1), validation_alias="COST_ASSETS_PARTITION_START")
+    # Where the report/html asset writes its file (docs/reports.md); None: `reports/` beside the DuckDB file.
+    report_dir: str | None = Field(None, validation_alias="COST_ASSETS_REPORT_DIR")
     # The alerts' outbox (cost_assets/alerts.py): SQLite, not the DuckDB file whose writer lock a run holds.
     alert_store_path: str = Field("data/alerts.sqlite", validation_alias="COST_ASSETS_ALERT_STORE")
     # Cost anomaly detection (docs/anomalies.md): band half-width in robust σ, and an alert needs an impact

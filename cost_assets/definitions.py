@@ -9,12 +9,14 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from cost_assets import partitions
 from cost_assets.alerting import build_budget_sensor, build_cost_anomaly_sensor, build_run_failure_sensor
 from cost_assets.assets import accuracy, budgets, cloud, costs, raw, reconciliation, reference, reporting
 from cost_assets.assets.anomalies import AnomalyDetector, cost_anomalies
 from cost_assets.assets.anomaly_accuracy import anomaly_detection
 from cost_assets.assets.export_postgres import PostgresTarget, build_postgres_export
 from cost_assets.assets.exports_delivery import FocusExport, ObservabilityService, focus_files, observability_service
+from cost_assets.assets.report_html import ReportFiles, build_report_html
 from cost_assets.budgets import BudgetError
 from cost_assets.budgets import load as load_budgets
 from cost_assets.cloud_sensor import cloud_bill_sensor
@@ -206,8 +208,11 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     if settings.postgres_url_set:  # last: it reads whichever optional marts (budgets, anomalies) are present
         resources["postgres_target"] = PostgresTarget(url=dg.EnvVar("COST_ASSETS_POSTGRES_URL"))
         optional = [*optional, build_postgres_export({key for asset in ASSETS + optional for key in asset.keys})]
+    # Last: the HTML report reads whichever optional marts (budgets, anomalies) are present.
+    resources["report_files"] = ReportFiles(directory=settings.report_dir, database=settings.duckdb_path)
+    optional = [*optional, build_report_html({key for asset in ASSETS + optional for key in asset.keys})]
     return dg.Definitions(
-        assets=ASSETS + optional,
+        assets=partitions.starting(ASSETS + optional, settings.partition_start),
         jobs=[DAILY_JOB],
         schedules=[daily_schedule(DAILY_JOB)],
         sensors=sensors,

@@ -82,3 +82,23 @@ def test_without_budgets_and_anomalies_the_page_says_what_is_not_built(tmp_path:
     assert any("not built: mart.budget_status" in note for note in written.notes)
     assert any("not built: mart.cost_anomalies" in note for note in written.notes)
     assert "not built: mart.budget_status" in written.path.read_text()
+
+
+def test_the_daily_asset_writes_the_file_and_links_it(tmp_path: Path):
+    import dagster as dg
+
+    from cost_assets.assets.report_html import ReportFiles, build_report_html
+
+    database = fx.write_ledger(tmp_path / "cost.duckdb")
+    asset = build_report_html(set())
+    result = dg.materialize(
+        [asset], resources={"report_files": ReportFiles(database=database)}, partition_key=D2.isoformat()
+    )
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    # Beside the DuckDB file by default; the week ending the partition's day (D2 − 6 .. D2).
+    expected = (tmp_path / "reports" / "cost-report-2026-01-02.html").resolve()
+    assert metadata["report_file"].value == str(expected) and expected.exists()
+    assert metadata["report_link"].value == expected.as_uri()
+    assert metadata["covers"].value == "2025-12-27 .. 2026-01-02"

@@ -1,0 +1,74 @@
+"""``report/html``: the offline HTML report (:mod:`cost_assets.reports.page`) written after the day's marts, with
+a link to the file in the materialization's metadata.
+
+It reads the stored ledger through :mod:`cost_assets.read` (read-only), like ``cost-assets report html``, so
+it declares the marts it reads as plain dependencies (``deps``) instead of loading them as inputs; it runs
+in the ``duckdb_writer`` pool because DuckDB lets no reader in while a writer holds the file.
+"""
+
+import datetime as dt
+from collections.abc import Collection
+from pathlib import Path
+
+import dagster as dg
+
+from cost_assets.assets.anomalies import COST_ANOMALIES
+from cost_assets.assets.budgets import BUDGET_STATUS
+from cost_assets.assets.costs import RUN_COSTS
+from cost_assets.assets.policies import DAILY_ASSET
+from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS, RECONCILIATION
+from cost_assets.assets.reporting import COST_BY_SCOPE
+from cost_assets.partitions import window_days
+from cost_assets.reports import page
+from cost_assets.reports.ledger import Window
+
+REPORT_HTML = dg.AssetKey(["report", "html"])
+# The report of a day covers the week ending that day.
+REPORT_DAYS = 7
+MARTS = (COST_BY_SCOPE, ATTRIBUTED_COSTS, RECONCILIATION, RUN_COSTS)
+OPTIONAL_MARTS = (BUDGET_STATUS, COST_ANOMALIES)
+
+
+class ReportFiles(dg.ConfigurableResource):
+    """Which DuckDB file the HTML reports read and where they go: ``COST_ASSETS_REPORT_DIR``, else a
+    ``reports`` folder beside the DuckDB file (``data/reports`` by default; a test's own folder in tests)."""
+
+    database: str
+    directory: str | None = None
+
+    def path_for(self, day: dt.date) -> Path:
+        folder = Path(self.directory) if self.directory else Path(self.database).parent / "reports"
+        return folder.resolve() / f"cost-report-{day.isoformat()}.html"
+
+
+def build_report_html(present: Collection[dg.AssetKey]) -> dg.AssetsDefinition:
+    """The report asset, after the marts it reads (budget status and anomalies when ``present`` has them)."""
+
+    @dg.asset(
+        key=REPORT_HTML,
+        group_name="report",
+        kinds={"html", "altair"},
+        deps=[*MARTS, *(key for key in OPTIONAL_MARTS if key in present)],
+        pool="duckdb_writer",
+        **DAILY_ASSET,
+    )
+    def report_html(context: dg.AssetExecutionContext, report_files: ReportFiles) -> dg.MaterializeResult:
+        """The offline HTML report of the week ending the run's last day (spend by team, billed vs estimated,
+        top jobs and users, idle by cluster, reconciliation accuracy, budget burn-down, open anomalies): one
+        self-contained file under ``COST_ASSETS_REPORT_DIR``, linked from the metadata. A range of days
+        writes the file of its last day."""
+        last = window_days(context.partition_time_window)[-1]
+        window = Window(last - dt.timedelta(days=REPORT_DAYS - 1), last)
+        written = page.write(report_files.database, window, report_files.path_for(last))
+        return dg.MaterializeResult(
+            metadata={
+                "report_file": dg.MetadataValue.path(str(written.path)),
+                "report_link": dg.MetadataValue.url(written.path.as_uri()),
+                "covers": f"{window.start} .. {window.end}",
+                "charts": dg.MetadataValue.md("\n".join(f"- {title}" for title in written.charts)),
+                "left_out": dg.MetadataValue.md("\n".join(f"- {note}" for note in written.notes) or "nothing"),
+                "size_bytes": written.size_bytes,
+            }
+        )
+
+    return report_html
