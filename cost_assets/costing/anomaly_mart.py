@@ -157,6 +157,8 @@ def as_of(
             pl.lit(day).alias("_day"),
             scope().alias("scope"),
             pl.when(pl.col("alertable")).then(pl.col("top_contributors")).alias("top_contributors"),
+            # A planned day opens no episode (never alertable): it is planned because of a mark.
+            pl.coalesce("feedback", pl.when(pl.col("planned")).then(pl.lit("planned"))).alias("feedback"),
         )
         .rename({"usage_date": "scored_date"})
         .rename({"_day": "usage_date"})
