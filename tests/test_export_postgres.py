@@ -21,6 +21,7 @@ import polars as pl
 import psycopg
 import pytest
 
+from cost_assets.config import ConfigurationError, Settings
 from cost_assets.definitions import build_defs
 from cost_assets.export import postgres
 from cost_assets.read import fetch
@@ -106,6 +107,40 @@ def _marts() -> dict[str, pl.DataFrame]:
          "reason": "serverless"},
     )  # fmt: skip
     return {"run_costs": run_costs, "attributed_costs": attributed}
+
+
+# ------------------------------------------------------------------------------------------ the asset
+def test_the_export_is_present_only_when_configured_and_reads_the_marts_present(tmp_path):
+    database = tmp_path / "w.duckdb"
+    assert dg.AssetKey(["export", "postgres"]) not in build_defs(sim_environ(database)).resolve_all_asset_keys()
+    url = "postgresql://finops:not-used@127.0.0.1:5432/finops"
+    for extra, optional in (
+        ({}, set()),
+        ({"COST_ASSETS_BUDGETS": str(REPO / "examples" / "budgets.yaml")}, {"mart/budget_status"}),
+    ):
+        defs = build_defs(sim_environ(database, COST_ASSETS_POSTGRES_URL=url, **extra))
+        graph = defs.resolve_asset_graph()
+        node = graph.get(dg.AssetKey(["export", "postgres"]))
+        anomalies = {"mart/cost_anomalies"} & {k.to_user_string() for k in graph.get_all_asset_keys()}
+        assert {p.to_user_string() for p in node.parent_keys} == {
+            "mart/run_costs",
+            "mart/attributed_costs",
+            "mart/cost_by_scope",
+            "mart/serving_costs",
+            *optional,
+            *anomalies,
+        }
+        assert node.group_name == "export" and not node.child_keys  # a leaf: nothing waits for it
+        assert node.partitions_def == dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone="UTC")
+
+
+def test_a_bad_url_is_reported_redacted():
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_environ({"COST_ASSETS_POSTGRES_URL": "mysql://finops:hunter2-secret@db.example.com/finops"})
+    assert caught.value.problems == [
+        "COST_ASSETS_POSTGRES_URL=mysql://finops:***@db.example.com/finops: must be "
+        "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+    ]
 
 
 # ------------------------------------------------------------------------------------------ migrations

@@ -3,6 +3,11 @@
 sum over a small DuckDB file written here."""
 
 import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -266,3 +271,26 @@ def test_textfile_writes_the_same_metrics_through_the_cli(tmp_path):
     )
     assert missing.exit_code == 1
     assert samples(out.read_text()) == {("databricks_cost_exporter_up", ()): 0}
+
+
+def test_the_serve_command_answers_scrapes_until_stopped(tmp_path):
+    """`cost-assets metrics serve` as an operator starts it: a process listening on 127.0.0.1."""
+    database = write_ledger(tmp_path)
+    with socket.socket() as probe:  # a free port (a race with another process is possible but harmless here)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "cost-assets"), "metrics", "serve", "--port", str(port)]
+    env = {**os.environ, "COST_ASSETS_DUCKDB": str(database)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout.readline().startswith(f"serving http://127.0.0.1:{port}/metrics")
+        got = samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
+        assert_samples(got, EXPECTED)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            assert process.wait(timeout=20) == 0  # Ctrl-C ends it cleanly
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()

@@ -1,6 +1,7 @@
 """``cost-assets metrics``: the ledger's Prometheus metrics, served over HTTP or written for node_exporter."""
 
 import os
+import signal
 import threading
 from typing import Annotated
 
@@ -29,6 +30,9 @@ def serve(
 ) -> None:
     """Serve /metrics, reading COST_ASSETS_DUCKDB at most once per COST_ASSETS_METRICS_CACHE_SECONDS."""
     settings = _settings()
+    # A background job of a shell ignores SIGINT and a service manager stops with SIGTERM: both end the server.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     server, _ = metrics.serve(settings.duckdb_path, host, port, settings.metrics_cache_seconds)
     typer.echo(f"serving http://{host}:{server.server_port}/metrics from {settings.duckdb_path} (Ctrl-C stops)")
     try:
