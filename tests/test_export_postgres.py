@@ -393,47 +393,58 @@ def _rounded(rows: list[tuple]) -> list[tuple]:
     return [tuple(round(v, 9) if isinstance(v, Decimal | float) else v for v in row) for row in rows]
 
 
+def _day_rows(url: str, day: dt.date) -> dict[str, list[tuple]]:
+    return {
+        t: sorted(_query(url, f"SELECT * FROM finops.{t} WHERE {c} = %s", [day]), key=repr)
+        for t, c in postgres.DAY_COLUMNS.items()
+    }
+
+
 def test_the_pipeline_exports_each_day_idempotently_without_the_password(pg_url, tmp_path, monkeypatch, capfd):
-    """With COST_ASSETS_POSTGRES_URL set (and budgets), export/postgres joins the daily pipeline: twice the
-    same day gives the same rows; Postgres holds what DuckDB holds; the password is nowhere to be seen."""
+    """With COST_ASSETS_POSTGRES_URL set (and budgets), export/postgres joins the daily pipeline: the same day
+    twice, then a two-day backfill over it, give the same rows for it; Postgres holds what DuckDB holds; the
+    password is nowhere to be seen."""
     database = tmp_path / "w.duckdb"
     monkeypatch.setenv("COST_ASSETS_POSTGRES_URL", pg_url)
     environ = sim_environ(
         database, COST_ASSETS_POSTGRES_URL=pg_url, COST_ASSETS_BUDGETS=str(REPO / "examples" / "budgets.yaml")
     )
     defs = build_defs(environ)
-    logs = []
-    for _ in range(2):
+    day, before = dt.date(2026, 1, 2), dt.date(2026, 1, 1)
+    backfill = {"dagster/asset_partition_range_start": "2026-01-01", "dagster/asset_partition_range_end": "2026-01-02"}
+    logs, snapshots, metadata = [], [], {}
+    for run in ({"partition_key": "2026-01-02"}, {"partition_key": "2026-01-02"}, {"tags": backfill}):
         with dg.instance_for_test() as instance:
-            result = defs.resolve_job_def("daily_pipeline").execute_in_process(
-                partition_key="2026-01-02", instance=instance
-            )
+            result = defs.resolve_job_def("daily_pipeline").execute_in_process(instance=instance, **run)
             assert result.success
             logs.append(_run_logs(instance, result))
-            metadata = [
-                m.metadata
-                for m in (e.materialization for e in result.get_asset_materialization_events())
-                if m.asset_key == dg.AssetKey(["export", "postgres"])
-            ]
-        if _ == 0:
-            first = {t: _all_rows(pg_url, t) for t in postgres.DAY_COLUMNS}
-    again = {t: _all_rows(pg_url, t) for t in postgres.DAY_COLUMNS}
+            for m in (e.materialization for e in result.get_asset_materialization_events()):
+                if m.asset_key == dg.AssetKey(["export", "postgres"]):
+                    metadata[m.partition] = m.metadata
+        snapshots.append(_day_rows(pg_url, day))
+    first, again, after_backfill = snapshots
     assert again["calculator_run_costs"] == first["calculator_run_costs"]  # calculation_version included
     # The marts' own float sums may differ in the last bit from run to run (summation order); the export
     # copies what the mart holds, so the mirrored tables are compared to 1e-9 $.
     assert {t: _rounded(rows) for t, rows in again.items()} == {t: _rounded(rows) for t, rows in first.items()}
+    # The backfill writes 2026-01-02 again beside 2026-01-01: the same rows, except in the marts that look back
+    # at earlier days (a budget's period so far, an anomaly's history now hold 2026-01-01 too).
+    own_day = set(postgres.DAY_COLUMNS) - {"budget_status", "cost_anomalies"}
+    assert {t: _rounded(after_backfill[t]) for t in own_day} == {t: _rounded(first[t]) for t in own_day}
     assert first["calculator_run_costs"] and first["budget_status"] and first["cost_by_scope"]
+    assert _day_rows(pg_url, before)["calculator_run_costs"]  # the backfill's other day is there too
 
-    day = dt.date(2026, 1, 2)
     mart_billed = fetch(
         str(database), "SELECT SUM(billed_cost_usd) FROM mart.attributed_costs WHERE usage_date = ?", [day]
     )
     pg_billed = _query(pg_url, "SELECT SUM(billed_cost_usd) FROM finops.attributed_costs WHERE usage_date = %s", [day])
     assert float(pg_billed[0][0]) == pytest.approx(mart_billed.item(), abs=1e-9)
-    count, total = _query(pg_url, VERIFY, [day])[0]
-    (meta,) = metadata
-    assert meta["verification/run_rows"].value == count
-    assert meta["verification/total_cost_usd"].value == pytest.approx(float(total), abs=0.005)
+    assert sorted(metadata) == ["2026-01-01", "2026-01-02"]  # each day of the backfill has its own metadata
+    for partition, meta in metadata.items():
+        count, total = _query(pg_url, VERIFY, [dt.date.fromisoformat(partition)])[0]
+        assert meta["verification/run_rows"].value == count == meta["rows/calculator_run_costs"].value
+        assert meta["verification/total_cost_usd"].value == pytest.approx(float(total), abs=0.005)
+    meta = metadata["2026-01-02"]
 
     # Every Grafana panel runs on what the pipeline exported; all but anomalies have rows (the tiny world has
     # too little history on 2026-01-02 for an anomaly).
