@@ -362,15 +362,18 @@ def test_the_grafana_panels_answer_hand_computed_figures(pg_url):
 # ------------------------------------------------------------------------------------------ the password
 def test_the_password_is_scrubbed_from_connection_errors():
     password = "s3cr3t-PassW0rd"
-    for url in (
-        f"postgresql://someone:{password}@127.0.0.1:1/db",  # nothing listens on port 1
-        f"postgresql://someone:{password}@127.0.0.1:notaport/db",  # psycopg quotes a malformed string whole
+    for url, transient in (
+        # nothing listens on port 1: another try may find the server up
+        (f"postgresql://someone:{password}@127.0.0.1:1/db", True),
+        # psycopg quotes a malformed string whole; no try will fix it
+        (f"postgresql://someone:{password}@127.0.0.1:notaport/db", False),
     ):
         with pytest.raises(postgres.PostgresExportError) as caught, postgres.connect(url):
             pass
         shown = str(caught.value)
         assert password not in shown and "someone:***@127.0.0.1" in shown
         assert caught.value.__cause__ is None and caught.value.__suppress_context__
+        assert caught.value.transient is transient
     assert postgres.redact(f"postgresql://u:{password}@h:5432/db?sslpassword={password}") == (
         "postgresql://u:***@h:5432/db?***"
     )
