@@ -119,3 +119,13 @@ def test_the_mark_lives_in_its_own_table_beside_the_outbox(tmp_path):
 def test_reading_a_store_that_does_not_exist_creates_nothing(tmp_path):
     assert FeedbackStore(tmp_path / "none.sqlite").frame().is_empty()
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_the_detector_settings_are_checked_when_read(monkeypatch, tmp_path):
+    monkeypatch.setenv("COST_ASSETS_DUCKDB", str(tmp_path / "ledger.duckdb"))
+    monkeypatch.setenv("COST_ASSETS_ANOMALY_K", "0")
+    monkeypatch.setenv("COST_ASSETS_ANOMALY_PCT", "-0.1")
+    result = CliRunner().invoke(app, ["anomaly", "list"])
+    assert result.exit_code == 2
+    assert "COST_ASSETS_ANOMALY_K='0': must be greater than 0" in result.output
+    assert "COST_ASSETS_ANOMALY_PCT='-0.1': must be greater than or equal to 0" in result.output
