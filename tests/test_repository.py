@@ -21,9 +21,11 @@ below are assembled from pieces (``SECTION``, ``SLASH``…) so that this file do
 forbids.
 """
 
+import fnmatch
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,19 @@ def test_the_patterns_catch_citations_and_machine_paths(line: str):
 )
 def test_the_patterns_leave_ordinary_text_alone(line: str):
     assert not offences(line)
+
+
+def test_every_data_file_of_the_package_ships_with_it():
+    """A file the code reads at run time (SQL, YAML) is in the wheel only if package-data names it.
+
+    An editable install finds every file in the checkout, so a forgotten glob shows only once the project is
+    installed as a wheel: the migrations or the report queries would then be missing in production.
+    """
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["cost_assets"]
+    tracked = subprocess.run(
+        ["git", "ls-files", "cost_assets"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    data = [p.removeprefix("cost_assets/") for p in tracked if not p.endswith(".py")]
+    assert data, "git lists no data files under cost_assets/"
+    unshipped = [p for p in data if not any(fnmatch.fnmatch(p, g) for g in globs)]
+    assert not unshipped, f"add a package-data glob in pyproject.toml for: {unshipped}"
