@@ -193,7 +193,9 @@ def _estimate_batch(
     # (the day's first SKU, "has cost"), found by a linear pass instead of a group-by.
     first, first_hour = _first_rows(priced)
     flags = shared_cluster_flags(first, runs, clusters).collect(engine=ENGINE)
-    rows, keys = allocate_keyed(priced, runs, flags)
+    # allocate treats task_run_id as an opaque key: given the run's row number, the run columns are
+    # gathered by it afterwards instead of joined.
+    rows, keys = allocate_keyed(priced, runs.with_columns(pl.int_range(pl.len()).alias("task_run_id")), flags)
     del priced
     # Per cluster key (row i is ck i): a cluster's workspace is the snapshot's, else its events'; a cluster
     # without a timeline on the day (no lifecycle event, or none that puts it up while its runs ran) cannot
@@ -219,45 +221,54 @@ def _estimate_batch(
         .sort(pl.int_range(pl.len()))  # keep the keys' order (the join may not)
         .collect(engine=ENGINE)
     )
-    # Per cluster-hour (ck × 24 + hour of the day): the hour's first SKU, and whether it has a segment.
+    # Per cluster-hour (ck × 24 + hour of the day): the hour's first SKU, whether it has a segment, and the
+    # hour's DBUs and $ over all its consumers (what each consumer's share is of).
     start, _ = day_bounds(day)
     hour_of_day = (pl.col("hour_start") - pl.lit(start, pl.Datetime("us"))).dt.total_hours()
-    ckh = (pl.col("ck").cast(pl.Int64) * 24 + hour_of_day).alias("_ckh")
-    slots = pl.DataFrame({"_ckh": pl.int_range(keys.height * 24, eager=True)})
-    per_hour = slots.join(
-        first_hour.join(keys, on="cluster_id").select(ckh, "sku_name", pl.lit(True).alias("_has_segment")),
-        on="_ckh",
-        how="left",
-        maintain_order="left",
+    rows = rows.with_columns(hour_of_day.alias("_ckh"))
+    lo, hi = rows.select(pl.col("_ckh").min().alias("lo"), pl.col("_ckh").max().alias("hi")).row(0)
+    if rows.height and not (lo >= 0 and hi < 24):
+        raise ValueError(f"estimate rows outside the day {day} (hour_start must fall on it)")
+    rows = rows.with_columns((pl.col("ck").cast(pl.Int64) * 24 + pl.col("_ckh")).alias("_ckh"))
+    total = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")
+    slots = pl.LazyFrame({"_ckh": pl.int_range(keys.height * 24, eager=True)})
+    per_hour = (
+        slots.join(
+            first_hour.lazy()
+            .join(keys.lazy(), on="cluster_id")
+            .select(
+                (pl.col("ck").cast(pl.Int64) * 24 + hour_of_day).alias("_ckh"),
+                "sku_name",
+                pl.lit(True).alias("_has_segment"),
+            ),
+            on="_ckh",
+            how="left",
+            maintain_order="left",
+        )
+        .join(
+            rows.lazy()
+            .group_by("_ckh")
+            .agg(pl.col("dbus").sum().alias("cluster_dbus"), total.sum().alias("cluster_total_cost_usd")),
+            on="_ckh",
+            how="left",
+            maintain_order="left",
+        )
+        .collect(engine=ENGINE)
     )
-    outside = rows.select(~hour_of_day.is_between(0, 23)).to_series()
-    if outside.any():
-        raise ValueError(f"estimate rows outside the day {day}: hour_start {rows.filter(outside)['hour_start'][0]}")
-    rows = rows.with_columns(ckh)
+    run_cols = runs.select("task_run_id", "run_id", "job_id", "task_key", pl.col("workspace_id").alias("_run_ws"))
     rows = rows.with_columns(
         *[per_ck[c].gather(rows["ck"]) for c in per_ck.columns],
-        *[per_hour[c].gather(rows["_ckh"]) for c in ("sku_name", "_has_segment")],
+        *[per_hour[c].gather(rows["_ckh"]) for c in per_hour.columns if c != "_ckh"],
+        *[run_cols[c].gather(rows["task_run_id"]) for c in run_cols.columns],
     )
-    total = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")
     out = (
         rows.lazy()
         .with_columns(
             pl.col("unpriced") | ((pl.col("consumer") == "run") & ~pl.col("_seen")),
-            pl.col("dbus").sum().over("_ckh").alias("cluster_dbus"),
-            total.sum().over("_ckh").alias("cluster_total_cost_usd"),
-        )
-        .with_columns(
             pl.when(pl.col("cluster_dbus") > 0).then(pl.col("dbus") / pl.col("cluster_dbus")).alias("dbu_share"),
             pl.when(pl.col("cluster_total_cost_usd") > 0)
             .then(total / pl.col("cluster_total_cost_usd"))
             .alias("cost_share"),
-        )
-        .join(
-            runs.lazy().select("task_run_id", "run_id", "job_id", "task_key", pl.col("workspace_id").alias("_run_ws")),
-            on="task_run_id",
-            how="left",
-        )
-        .with_columns(
             pl.coalesce(pl.when(pl.col("_has_segment")).then(pl.col("_cluster_ws")), "_run_ws").alias("workspace_id"),
             pl.col("hour_start").dt.date().alias("usage_date"),
         )
