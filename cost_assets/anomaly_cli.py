@@ -35,6 +35,12 @@ def _mark(anomaly_id: str, feedback: str, reason: str) -> None:
     except (FeedbackError, WarehouseError) as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from None
+    if episode is None:
+        typer.echo(
+            f"{anomaly_id}: {feedback} (a run holds the ledger, so its series is not shown; the next "
+            "materialization of mart/cost_anomalies finds it)"
+        )
+        return
     typer.echo(f"{anomaly_id} ({episode['scope']}, {episode['first_day']} … {episode['last_day']}): {feedback}")
 
 

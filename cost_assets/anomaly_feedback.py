@@ -7,7 +7,10 @@ running pipeline holds: marking an anomaly must work while the pipeline runs. On
 later mark replaces an earlier one (a planned anomaly acknowledged later is acknowledged). The row keeps
 what the episode was when it was marked (series, first and last day, escalation), read from
 ``mart/cost_anomalies``, so that scoring knows which days a ``planned`` mark covers and the alert sensor
-knows whether an ``acknowledged`` anomaly has escalated since.
+knows whether an ``acknowledged`` anomaly has escalated since. While a run holds the ledger's writer lock
+the episode cannot be read: the mark is stored with the id alone (escalation 0), and the next
+materialization of ``mart/cost_anomalies`` finds the series and days from its stored rows
+(``costing/anomaly_mart.resolve``).
 """
 
 import datetime as dt
@@ -27,10 +30,10 @@ CREATE TABLE IF NOT EXISTS anomaly_feedback (
     anomaly_id TEXT PRIMARY KEY,
     feedback TEXT NOT NULL,
     reason TEXT NOT NULL,
-    monitor TEXT NOT NULL,
-    value TEXT NOT NULL,
-    first_day TEXT NOT NULL,
-    last_day TEXT NOT NULL,
+    monitor TEXT,
+    value TEXT,
+    first_day TEXT,
+    last_day TEXT,
     escalation INTEGER NOT NULL,
     recorded_at TEXT NOT NULL
 )
@@ -73,10 +76,10 @@ class FeedbackStore:
         feedback: str,
         reason: str,
         *,
-        monitor: str,
-        value: str,
-        first_day: dt.date,
-        last_day: dt.date,
+        monitor: str | None,
+        value: str | None,
+        first_day: dt.date | None,
+        last_day: dt.date | None,
         escalation: int,
         now: dt.datetime | None = None,
     ) -> None:
@@ -95,8 +98,8 @@ class FeedbackStore:
                     reason.strip(),
                     monitor,
                     value,
-                    first_day.isoformat(),
-                    last_day.isoformat(),
+                    first_day and first_day.isoformat(),
+                    last_day and last_day.isoformat(),
                     escalation,
                     at,
                 ),
@@ -115,11 +118,17 @@ class FeedbackStore:
         ).cast(STORED_SCHEMA)
 
 
-def mark(database: str, store: FeedbackStore, anomaly_id: str, feedback: str, reason: str) -> dict:
+def mark(database: str, store: FeedbackStore, anomaly_id: str, feedback: str, reason: str) -> dict | None:
     """Record ``feedback`` on the episode ``anomaly_id`` of ``mart/cost_anomalies`` (read-only from
-    ``database``); returns the episode. An id the mart does not hold is a :class:`FeedbackError`; the
-    ledger missing or held by a writer is :mod:`cost_assets.read`'s error, which says so."""
-    episode = read.fetch(database, EPISODE, [anomaly_id])
+    ``database``); returns the episode, or None when a run holds the ledger (the mark is stored with the id
+    alone). An id the mart does not hold is a :class:`FeedbackError`; no ledger at all is
+    :mod:`cost_assets.read`'s error, which says so."""
+    try:
+        episode = read.fetch(database, EPISODE, [anomaly_id])
+    except read.WarehouseLockedError:
+        empty = {"monitor": None, "value": None, "first_day": None, "last_day": None, "escalation": 0}
+        store.record(anomaly_id, feedback, reason, **empty)
+        return None
     if episode.is_empty():
         raise FeedbackError(
             f"anomaly {anomaly_id!r} is not in mart.cost_anomalies (`cost-assets anomaly list` shows the open ones)"

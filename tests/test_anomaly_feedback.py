@@ -5,6 +5,7 @@ import datetime as dt
 import sqlite3
 from pathlib import Path
 
+import duckdb
 import pytest
 from anomaly_builders import mart_row, write_mart
 from typer.testing import CliRunner
@@ -129,3 +130,19 @@ def test_the_detector_settings_are_checked_when_read(monkeypatch, tmp_path):
     assert result.exit_code == 2
     assert "COST_ASSETS_ANOMALY_K='0': must be greater than 0" in result.output
     assert "COST_ASSETS_ANOMALY_PCT='-0.1': must be greater than or equal to 0" in result.output
+
+
+def test_a_mark_made_while_a_run_holds_the_ledger_is_kept_by_id(env):
+    with duckdb.connect(str(env["database"])):  # a writer holds the file (here: this process, read-write)
+        result = CliRunner().invoke(app, ["anomaly", "planned", "a1", "--reason", "the migration"])
+    assert result.exit_code == 0, result.output
+    assert "a run holds the ledger" in result.output
+    (mark,) = FeedbackStore(env["store"]).frame().iter_rows(named=True)
+    # The series and days are unknown until the next materialization reads them from the stored rows.
+    assert (mark["anomaly_id"], mark["feedback"], mark["monitor"], mark["first_day"], mark["escalation"]) == (
+        "a1",
+        "planned",
+        None,
+        None,
+        0,
+    )

@@ -13,7 +13,14 @@ import polars as pl
 import pytest
 
 from cost_assets.costing import anomalies as an
-from cost_assets.costing.anomaly_mart import FEEDBACK_SCHEMA, MART_SCHEMA, as_of, planned_days, top_contributors
+from cost_assets.costing.anomaly_mart import (
+    FEEDBACK_SCHEMA,
+    MART_SCHEMA,
+    as_of,
+    planned_days,
+    resolve,
+    top_contributors,
+)
 
 D0 = dt.date(2026, 3, 1)
 SPIKE = dt.date(2026, 3, 19)
@@ -146,6 +153,20 @@ def test_a_planned_anomaly_leaves_the_baseline_and_alerts_no_more():
     carried = pl.DataFrame({"monitor": ["job"], "value": ["j1"], "anomaly_id": [feedback["anomaly_id"][0]]})
     days = planned_days(feedback, carried, [day(19), day(20)]).sort("usage_date")
     assert days["usage_date"].to_list() == [SPIKE, day(19), day(20)]
+
+
+def test_a_mark_stored_by_id_alone_finds_its_series_in_the_stored_rows():
+    # Marked planned while a run held the ledger: only the id. Partition 03-22 (days 18–20) holds the
+    # episode opened on 03-19 (day 18), open on all three days.
+    previous = partition(21)
+    episode = an.anomaly_id("job", "j1", SPIKE)
+    by_id = pl.DataFrame([{"anomaly_id": episode, "feedback": "planned", "escalation": 0}], schema=FEEDBACK_SCHEMA)
+    (mark,) = resolve(by_id, previous).iter_rows(named=True)
+    assert (mark["monitor"], mark["value"], mark["first_day"], mark["last_day"]) == ("job", "j1", SPIKE, day(20))
+    # The next partition (03-23) then scores days 19–21 with the planned days left out and never alertable.
+    rows_ = job_rows(partition(22, previous, by_id))
+    assert rows_["planned"].to_list() == [True, True, True] and not rows_["alertable"].any()
+    assert rows_["feedback"].to_list() == ["planned"] * 3
 
 
 def test_top_contributors_take_the_largest_mover_of_each_kind():

@@ -65,13 +65,43 @@ def carry(previous: pl.DataFrame | None, before: dt.date | None) -> pl.DataFrame
     return newest.filter(pl.col("status").is_in(["open", "escalated"])).select(CARRY_COLUMNS)
 
 
+def resolve(feedback: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:
+    """``feedback`` with the series and days of marks stored by id alone (made while a run held the
+    ledger) filled in from ``previous`` mart rows: the episode's series, its opening day and its newest day
+    out of band. Marks ``previous`` does not hold stay without them (their open episodes are still found
+    through the carried episodes)."""
+    missing = feedback.filter(pl.col("monitor").is_null())
+    if missing.is_empty() or previous is None:
+        return feedback
+    episodes = (
+        previous.filter(pl.col("anomaly_id").is_in(missing["anomaly_id"].implode()) & (pl.col("status") != "closed"))
+        .group_by("anomaly_id")
+        .agg(
+            pl.col("monitor").first().alias("_monitor"),
+            pl.col("value").first().alias("_value"),
+            pl.col("opened_on").min().alias("_first"),
+            pl.col("scored_date").max().alias("_last"),
+        )
+    )
+    return (
+        feedback.join(episodes, on="anomaly_id", how="left")
+        .with_columns(
+            pl.coalesce("monitor", "_monitor").alias("monitor"),
+            pl.coalesce("value", "_value").alias("value"),
+            pl.coalesce("first_day", "_first").alias("first_day"),
+            pl.coalesce("last_day", "_last").alias("last_day"),
+        )
+        .select(feedback.columns)
+    )
+
+
 def planned_days(feedback: pl.DataFrame, carried: pl.DataFrame | None, days: list[dt.date]) -> pl.DataFrame:
     """``monitor, value, usage_date`` left out of the baselines: every day a planned anomaly had when it was
     marked (``first_day`` … ``last_day``), and the scored ``days`` of a planned episode still open."""
     marked = feedback.filter(pl.col("feedback") == "planned")
-    spans = marked.select("monitor", "value", pl.date_ranges("first_day", "last_day").alias("usage_date")).explode(
-        "usage_date"
-    )
+    known = marked.drop_nulls(["monitor", "first_day", "last_day"])
+    spans = known.select("monitor", "value", pl.date_ranges("first_day", "last_day").alias("usage_date"))
+    spans = spans.explode("usage_date")
     ongoing = pl.DataFrame(schema={"monitor": pl.String, "value": pl.String, "usage_date": pl.Date})
     if carried is not None:
         still = carried.filter(pl.col("anomaly_id").is_in(marked["anomaly_id"].implode()))
@@ -139,6 +169,7 @@ def as_of(
     if not days:
         return pl.DataFrame(schema=MART_SCHEMA)
     carried = carry(previous, cal[-RESCORE_LAST_N - 1] if len(cal) > RESCORE_LAST_N else None)
+    feedback = resolve(feedback, previous)
     scored = anomalies.score(
         spend.filter(pl.col("usage_date") <= day),
         closed,
