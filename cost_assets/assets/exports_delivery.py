@@ -66,6 +66,8 @@ def _total_usd(day_batches: list[observability.Batch]) -> float:
     kinds={"http"},
     ins={"run_costs": dg.AssetIn(RUN_COSTS), "attributed": dg.AssetIn(ATTRIBUTED_COSTS)},
     retry_policy=SOURCE_RETRY,
+    # Loading the inputs opens the DuckDB file, which a writing step elsewhere would hold.
+    pool="duckdb_writer",
     **DAILY_ASSET,
 )
 def observability_service(
@@ -89,9 +91,7 @@ def observability_service(
                 "batches": len(day_batches),
                 "calculation_version": day_batches[0].body["calculation_version"] if day_batches else "",
                 "idempotency_keys": dg.MetadataValue.json([b.key for b in day_batches]),
-                "total_cost_usd": round(
-                    sum(r["total_cost_usd"] or 0.0 for b in day_batches for r in b.body["runs"]), 2
-                ),
+                "total_cost_usd": _total_usd(day_batches),
                 "api/calls": int(stats["calls"]),
                 "api/retries": int(stats["retries"]),
             },
@@ -110,6 +110,7 @@ def observability_service(
         "billing": dg.AssetIn(BILLING_USAGE),
         "dbu_prices": dg.AssetIn(DBU_PRICES),
     },
+    pool="duckdb_writer",
     **DAILY_ASSET,
 )
 def focus_files(
