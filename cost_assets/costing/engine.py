@@ -4,14 +4,16 @@ Pure polars, no Dagster: assets call these functions and store what they return.
 
 The estimate is computed once per day, in three steps that are also the assets' lineage:
 
-* :func:`segments_for_day` → ``mart/cluster_segments``: the hour-cut cluster and pool timeline (see
-  ``timeline.py``), spec timelines of purged clusters included (``spec.py``);
+* :func:`timeline_for_day` → the hour-cut cluster and pool timeline (see ``timeline.py``), spec timelines
+  of purged clusters included (``spec.py``); :func:`stored_segments` is its ``mart/cluster_segments`` form
+  (:func:`segments_for_day` both at once);
 * :func:`estimate` → ``mart/estimated_costs``: the segments priced and shared out, at the grain the bill
   is reconciled at: cluster × hour × SKU × consumer, with each consumer's share of the cluster-hour;
 * :func:`roll_up` → ``mart/run_costs``: the estimate summed per task run × cluster × day, plus one
   ``idle`` row per shared cluster (and per pool) × day.
 
-:func:`cost_by_cluster_hour` and :func:`run_costs` chain those steps from the raw frames (tests, benchmarks).
+:func:`cost_by_cluster_hour` and :func:`run_costs` chain those steps from the raw frames (tests, benchmarks);
+they never build the stored form of the segments, which only the asset needs.
 
 Input handling (why): frames may hold more than the day (a backfill reads a range), so every input is
 reduced to the day by *time* rather than trusting one partition: task runs overlapping the day are
@@ -25,8 +27,10 @@ unknown, not $0.
 Scale: the day is processed in batches of clusters above :data:`SEGMENTS_PER_BATCH` segments (clusters
 are independent, so the result is the same and peak memory follows the batch). A job cluster's run-free
 money goes to its runs hour by hour, so the daily roll-up has the same totals per run as the hourly grain.
-See ``benchmarks/RESULTS.md``: ~2–2.3× the bare polars sweep floor and ~0.7 GB peak at 100k task runs,
-10k clusters and 1M events on 2 threads.
+The million-row frames are keyed by dense integers (cluster ``ck``, cluster-hour ``ck × 24 + hour``, run
+row number) so that per-cluster, per-hour and per-run columns are gathered, not hash-joined. Speed and
+memory against the bare polars sweep floor at 100k task runs, 10k clusters and 1M events on 2 threads:
+``benchmarks/RESULTS.md``.
 """
 
 import datetime as dt
