@@ -72,6 +72,9 @@ FLOOR = HERE.parents[1] / "shared" / "bench" / "sweep_floor.py"
 TARGET_RATIO = 3.0
 TARGET_PEAK_MB = 1024.0
 TARGET_DAGSTER_S = 15.0
+# The Dagster day's cold run before the estimate became one asset (timeline + daily run costs, the hourly
+# estimate rebuilt by reconciliation): making the estimate once must not make the day slower than that.
+DAGSTER_BEFORE_S = 4.2
 
 
 # ---------------------------------------------------------------- helpers
@@ -344,7 +347,8 @@ def summary(r: dict) -> list[str]:
     if d:
         out.append(
             f"- Through Dagster, raw tables → `mart/run_costs` at {d['size']} takes "
-            f"{d['run_costs_cold_seconds']} s (cold run; target ≤ {TARGET_DAGSTER_S:.0f} s)."
+            f"{d['run_costs_cold_seconds']} s (cold run; target ≤ {TARGET_DAGSTER_S:.0f} s, and no slower than the "
+            f"{DAGSTER_BEFORE_S} s before the estimate became one asset)."
         )
     return [*out, ""] if len(out) > 2 else []
 
@@ -393,6 +397,11 @@ def write_results(md: Path, js: Path, r: dict) -> None:
         lines.append(
             f"| whole day raw → `mart/run_costs` through Dagster ≤ 15 s at {d['size']} | "
             f"{d['run_costs_cold_seconds']} s cold, {d['run_costs_best_seconds']} s best | {_yes(d['target_met'])} |"
+        )
+        lines.append(
+            f"| the same, no slower than before the estimate became one asset (≤ {DAGSTER_BEFORE_S} s cold at L) | "
+            f"{d['run_costs_cold_seconds']} s cold | "
+            f"{_yes(d['run_costs_cold_seconds'] <= DAGSTER_BEFORE_S) if d['size'] == 'L' else 'n/a'} |"
         )
     lines += [
         "",
