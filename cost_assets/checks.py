@@ -19,6 +19,11 @@ import pandera.errors
 import polars as pl
 
 CONTRACT = "contract"
+# What a table's blocking contract check says in the UI (its pandera model is in cost_assets/schemas.py).
+CONTRACT_DESCRIPTION = (
+    "The table's pandera contract (cost_assets/schemas.py: types, nullability, keys, ranges, allowed values); "
+    "ERROR: a broken contract writes nothing and blocks everything downstream"
+)
 PREVIEW_ROWS = 5
 FAILING_ROWS = 10
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from cost_assets import partitions
+from cost_assets import catalog, partitions
 from cost_assets.alerting import build_budget_sensor, build_cost_anomaly_sensor, build_run_failure_sensor
 from cost_assets.assets import accuracy, budgets, cloud, costs, raw, reconciliation, reference, reporting
 from cost_assets.assets.anomalies import AnomalyDetector, cost_anomalies
@@ -212,7 +212,7 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     resources["report_files"] = ReportFiles(directory=settings.report_dir, database=settings.duckdb_path)
     optional = [*optional, build_report_html({key for asset in ASSETS + optional for key in asset.keys})]
     return dg.Definitions(
-        assets=partitions.starting(ASSETS + optional, settings.partition_start),
+        assets=catalog.describe(partitions.starting(ASSETS + optional, settings.partition_start)),
         jobs=[DAILY_JOB],
         schedules=[daily_schedule(DAILY_JOB)],
         sensors=sensors,

@@ -25,6 +25,7 @@ EXPECTED_KEYS = {
     "mart/cost_anomalies",
     "sim/run_cost_accuracy",  # simulated workspace only
     "sim/anomaly_detection",  # simulated workspace only
+    "report/html",
 }
 
 

@@ -102,3 +102,5 @@ def test_the_daily_asset_writes_the_file_and_links_it(tmp_path: Path):
     assert metadata["report_file"].value == str(expected) and expected.exists()
     assert metadata["report_link"].value == expected.as_uri()
     assert metadata["covers"].value == "2025-12-27 .. 2026-01-02"
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed and check.metadata["offline"].value is True

@@ -10,7 +10,7 @@ import polars as pl
 from cost_assets import schemas
 from cost_assets.assets.costs import RUN_COSTS
 from cost_assets.assets.policies import DAILY_ASSET, PARTITIONED
-from cost_assets.checks import add_daily_metadata, contract_result
+from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result
 from cost_assets.partitions import window_days
 from cost_assets.resources.simulated import SimulatedWorkspace
 from cost_assets.simulation import accuracy
@@ -25,7 +25,7 @@ RUN_COST_ACCURACY = dg.AssetKey(["sim", "run_cost_accuracy"])
     metadata=PARTITIONED,
     ins={"run_costs": dg.AssetIn(RUN_COSTS)},
     check_specs=[
-        dg.AssetCheckSpec("contract", asset=RUN_COST_ACCURACY, blocking=True),
+        dg.AssetCheckSpec("contract", asset=RUN_COST_ACCURACY, blocking=True, description=CONTRACT_DESCRIPTION),
         dg.AssetCheckSpec(
             "runs_within_2pct",
             asset=RUN_COST_ACCURACY,

@@ -15,7 +15,7 @@ from cost_assets.assets.policies import MART_ASSET, PARTITIONED
 from cost_assets.assets.raw import BILLING_USAGE, CLUSTERS, JOBS
 from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS
 from cost_assets.assets.reporting import SERVING_COSTS
-from cost_assets.checks import add_daily_metadata, contract_result, markdown_table
+from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result, markdown_table
 from cost_assets.costing import anomalies, anomaly_mart
 from cost_assets.costing.closure import closed_days
 from cost_assets.partitions import window_days
@@ -99,7 +99,7 @@ def day_metadata(frame: pl.DataFrame, _: dt.date) -> dict:
         "serving": dg.AssetIn(SERVING_COSTS, partition_mapping=LOOKBACK),
     },
     check_specs=[
-        dg.AssetCheckSpec("contract", asset=COST_ANOMALIES, blocking=True),
+        dg.AssetCheckSpec("contract", asset=COST_ANOMALIES, blocking=True, description=CONTRACT_DESCRIPTION),
         dg.AssetCheckSpec(
             "no_alertable_anomaly",
             asset=COST_ANOMALIES,

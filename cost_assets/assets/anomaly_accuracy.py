@@ -12,7 +12,7 @@ import polars as pl
 from cost_assets import schemas
 from cost_assets.assets.anomalies import COST_ANOMALIES
 from cost_assets.assets.policies import DAILY_ASSET, PARTITIONED
-from cost_assets.checks import add_daily_metadata, contract_result
+from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result
 from cost_assets.partitions import window_days
 from cost_assets.resources.simulated import SimulatedWorkspace
 from cost_assets.simulation import planted
@@ -69,7 +69,7 @@ def day_rows(day, anomalies: pl.DataFrame, truth: pl.DataFrame) -> tuple[pl.Data
     metadata=PARTITIONED,
     ins={"anomalies": dg.AssetIn(COST_ANOMALIES, partition_mapping=WINDOW)},
     check_specs=[
-        dg.AssetCheckSpec("contract", asset=ANOMALY_DETECTION, blocking=True),
+        dg.AssetCheckSpec("contract", asset=ANOMALY_DETECTION, blocking=True, description=CONTRACT_DESCRIPTION),
         dg.AssetCheckSpec(
             "planted_found",
             asset=ANOMALY_DETECTION,

@@ -11,7 +11,7 @@ from cost_assets.assets.policies import MART_ASSET, PARTITIONED
 from cost_assets.assets.raw import BILLING_USAGE
 from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS
 from cost_assets.budgets import Budget, load
-from cost_assets.checks import add_daily_metadata, contract_result
+from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result
 from cost_assets.costing.budget_status import LOOKBACK_DAYS, budget_status, spend_rows
 from cost_assets.costing.closure import closed_days
 from cost_assets.partitions import window_days
@@ -41,7 +41,7 @@ class BudgetBook(dg.ConfigurableResource):
         "billing": dg.AssetIn(BILLING_USAGE, partition_mapping=LOOKBACK),
     },
     check_specs=[
-        dg.AssetCheckSpec("contract", asset=BUDGET_STATUS, blocking=True),
+        dg.AssetCheckSpec("contract", asset=BUDGET_STATUS, blocking=True, description=CONTRACT_DESCRIPTION),
         dg.AssetCheckSpec(
             "within_budget", asset=BUDGET_STATUS, description="WARN when a budget is exceeded or forecast to be"
         ),

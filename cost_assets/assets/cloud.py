@@ -30,7 +30,7 @@ from cost_assets.assets.raw import (
     contract_gate,
 )
 from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS
-from cost_assets.checks import add_daily_metadata, contract_result, contract_spec, markdown_table
+from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result, contract_spec, markdown_table
 from cost_assets.costing import cloud_attribute, vm_reconcile
 from cost_assets.ingest.cloud_bill import costs_frame, day_fingerprints
 from cost_assets.ingest.fetch import SourceUnavailable
@@ -187,9 +187,9 @@ def cloud_costs(context: dg.AssetExecutionContext, cloud_bill: CloudBill, ledger
         "run_total_costs": {ATTRIBUTED_COSTS, ATTRIBUTED_CLOUD_COSTS},
     },
     check_specs=[
-        dg.AssetCheckSpec("contract", asset=VM_RECONCILIATION, blocking=True),
-        dg.AssetCheckSpec("contract", asset=ATTRIBUTED_CLOUD_COSTS, blocking=True),
-        dg.AssetCheckSpec("contract", asset=RUN_TOTAL_COSTS, blocking=True),
+        dg.AssetCheckSpec("contract", asset=VM_RECONCILIATION, blocking=True, description=CONTRACT_DESCRIPTION),
+        dg.AssetCheckSpec("contract", asset=ATTRIBUTED_CLOUD_COSTS, blocking=True, description=CONTRACT_DESCRIPTION),
+        dg.AssetCheckSpec("contract", asset=RUN_TOTAL_COSTS, blocking=True, description=CONTRACT_DESCRIPTION),
         dg.AssetCheckSpec(
             CONSERVES,
             asset=ATTRIBUTED_CLOUD_COSTS,

@@ -17,7 +17,7 @@ from cost_assets import schemas
 from cost_assets.assets.policies import DAILY_ASSET, MART_FRESHNESS, PARTITIONED
 from cost_assets.assets.raw import CLUSTER_EVENTS, CLUSTERS, JOB_RUNS, JOBS
 from cost_assets.assets.reference import DBU_PRICES, INSTANCE_TYPES, snapshot
-from cost_assets.checks import add_daily_metadata, contract_result, markdown_table
+from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result, markdown_table
 from cost_assets.costing import engine
 from cost_assets.partitions import window_days
 from cost_assets.resources.prices import PriceCatalog
@@ -183,13 +183,23 @@ _MART = {
         "run_costs": {ESTIMATED_COSTS, JOB_RUNS, JOBS, CLUSTERS},
     },
     check_specs=[
-        dg.AssetCheckSpec("contract", asset=CLUSTER_SEGMENTS, blocking=True),
-        dg.AssetCheckSpec("contract", asset=ESTIMATED_COSTS, blocking=True),
-        dg.AssetCheckSpec("contract", asset=RUN_COSTS, blocking=True),
-        dg.AssetCheckSpec("priced", asset=RUN_COSTS, description="unpriced node types / SKUs"),
-        dg.AssetCheckSpec("nonzero_when_runs", asset=RUN_COSTS),
-        dg.AssetCheckSpec("dbu_share_plausible", asset=RUN_COSTS),
-        dg.AssetCheckSpec("day_over_day", asset=RUN_COSTS),
+        dg.AssetCheckSpec("contract", asset=CLUSTER_SEGMENTS, blocking=True, description=CONTRACT_DESCRIPTION),
+        dg.AssetCheckSpec("contract", asset=ESTIMATED_COSTS, blocking=True, description=CONTRACT_DESCRIPTION),
+        dg.AssetCheckSpec("contract", asset=RUN_COSTS, blocking=True, description=CONTRACT_DESCRIPTION),
+        dg.AssetCheckSpec(
+            "priced", asset=RUN_COSTS, description="WARN: rows whose node type or SKU has no price ($ null, never $0)"
+        ),
+        dg.AssetCheckSpec(
+            "nonzero_when_runs", asset=RUN_COSTS, description="WARN: a day with job runs on clusters but $0 estimated"
+        ),
+        dg.AssetCheckSpec(
+            "dbu_share_plausible",
+            asset=RUN_COSTS,
+            description="WARN: the estimate's DBU $ outside 20–80 % of its DBU + VM $ on a day",
+        ),
+        dg.AssetCheckSpec(
+            "day_over_day", asset=RUN_COSTS, description="WARN: the estimate (DBU + VM $) moved > 50 % in a day"
+        ),
     ],
     pool="duckdb_writer",
     **DAILY_ASSET,

@@ -13,7 +13,7 @@ from cost_assets.assets.costs import ESTIMATED_COSTS
 from cost_assets.assets.policies import DAILY_ASSET, MART_FRESHNESS, PARTITIONED
 from cost_assets.assets.raw import BILLING_USAGE, CLUSTERS, JOBS
 from cost_assets.assets.reference import DBU_PRICES, snapshot
-from cost_assets.checks import add_daily_metadata, contract_result, markdown_table, rounded_frame
+from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result, markdown_table, rounded_frame
 from cost_assets.costing import attribute, reconcile
 from cost_assets.partitions import window_days
 from cost_assets.resources.prices import PriceCatalog
@@ -58,8 +58,8 @@ ATTRIBUTED_COSTS = dg.AssetKey(["mart", "attributed_costs"])
         "attributed_costs": {RECONCILIATION, ESTIMATED_COSTS, JOBS, CLUSTERS},
     },
     check_specs=[
-        dg.AssetCheckSpec("contract", asset=RECONCILIATION, blocking=True),
-        dg.AssetCheckSpec("contract", asset=ATTRIBUTED_COSTS, blocking=True),
+        dg.AssetCheckSpec("contract", asset=RECONCILIATION, blocking=True, description=CONTRACT_DESCRIPTION),
+        dg.AssetCheckSpec("contract", asset=ATTRIBUTED_COSTS, blocking=True, description=CONTRACT_DESCRIPTION),
         dg.AssetCheckSpec(
             "conserves_the_bill",
             asset=ATTRIBUTED_COSTS,

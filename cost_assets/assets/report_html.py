@@ -49,6 +49,14 @@ def build_report_html(present: Collection[dg.AssetKey]) -> dg.AssetsDefinition:
         group_name="report",
         kinds={"html", "altair"},
         deps=[*MARTS, *(key for key in OPTIONAL_MARTS if key in present)],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "contract",
+                asset=REPORT_HTML,
+                description="The file works offline (the chart library inlined, no script fetched from a CDN) and "
+                "holds at least one chart",
+            )
+        ],
         pool="duckdb_writer",
         **DAILY_ASSET,
     )
@@ -60,7 +68,16 @@ def build_report_html(present: Collection[dg.AssetKey]) -> dg.AssetsDefinition:
         last = window_days(context.partition_time_window)[-1]
         window = Window(last - dt.timedelta(days=REPORT_DAYS - 1), last)
         written = page.write(report_files.database, window, report_files.path_for(last))
+        text = written.path.read_text(encoding="utf-8")
+        offline = "<script src=" not in text and "vegaEmbed" in text
         return dg.MaterializeResult(
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="contract",
+                    passed=offline and bool(written.charts),
+                    metadata={"offline": offline, "charts": len(written.charts)},
+                )
+            ],
             metadata={
                 "report_file": dg.MetadataValue.path(str(written.path)),
                 "report_link": dg.MetadataValue.url(written.path.as_uri()),
@@ -68,7 +85,7 @@ def build_report_html(present: Collection[dg.AssetKey]) -> dg.AssetsDefinition:
                 "charts": dg.MetadataValue.md("\n".join(f"- {title}" for title in written.charts)),
                 "left_out": dg.MetadataValue.md("\n".join(f"- {note}" for note in written.notes) or "nothing"),
                 "size_bytes": written.size_bytes,
-            }
+            },
         )
 
     return report_html

@@ -10,9 +10,10 @@ from cost_assets import schemas
 from cost_assets.assets.policies import MART_ASSET, PARTITIONED
 from cost_assets.assets.raw import BILLING_USAGE, CLUSTERS, JOBS, SERVING_USAGE
 from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS, RECONCILIATION
-from cost_assets.checks import add_daily_metadata, contract_result
+from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result
 from cost_assets.costing import scope, serving
 from cost_assets.partitions import window_days
+from cost_assets.reports import rollup
 from cost_assets.resources.prices import PriceCatalog
 
 COST_BY_SCOPE = dg.AssetKey(["mart", "cost_by_scope"])
@@ -25,7 +26,7 @@ SERVING_COSTS = dg.AssetKey(["mart", "serving_costs"])
     kinds={"polars", "duckdb"},
     metadata=PARTITIONED,
     ins={"reconciliation": dg.AssetIn(RECONCILIATION), "serving_usage": dg.AssetIn(SERVING_USAGE)},
-    check_specs=[dg.AssetCheckSpec("contract", asset=SERVING_COSTS, blocking=True)],
+    check_specs=[dg.AssetCheckSpec("contract", asset=SERVING_COSTS, blocking=True, description=CONTRACT_DESCRIPTION)],
     pool="duckdb_writer",
     **MART_ASSET,
 )
@@ -64,7 +65,7 @@ def serving_costs(
         "billing": dg.AssetIn(BILLING_USAGE),
         "serving": dg.AssetIn(SERVING_COSTS),
     },
-    check_specs=[dg.AssetCheckSpec("contract", asset=COST_BY_SCOPE, blocking=True)],
+    check_specs=[dg.AssetCheckSpec("contract", asset=COST_BY_SCOPE, blocking=True, description=CONTRACT_DESCRIPTION)],
     pool="duckdb_writer",
     **MART_ASSET,
 )
@@ -84,7 +85,13 @@ def cost_by_scope(
         context,
         frame,
         window_days(context.partition_time_window),
-        lambda f, _: {"dimensions": ", ".join(sorted(f["dimension"].unique())) if f.height else "none"},
+        lambda f, day: {
+            "dimensions": ", ".join(sorted(f["dimension"].unique())) if f.height else "none",
+            **{
+                key: dg.MetadataValue.md(table)
+                for key, table in rollup.day_tops(f, attributed.filter(pl.col("usage_date") == day)).items()
+            },
+        },
     )
     yield dg.Output(frame)
     yield contract_result(schemas.CostByScope, frame, COST_BY_SCOPE)

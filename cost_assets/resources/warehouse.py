@@ -57,6 +57,7 @@ from dagster._core.storage.db_io_manager import (  # the same (internal) base cl
 from dagster_duckdb import DuckDBIOManager
 from dagster_duckdb.io_manager import DuckDbClient
 
+from cost_assets.catalog import descriptions_by_name
 from cost_assets.read import (
     TableMissingError,
     WarehouseError,
@@ -197,11 +198,17 @@ class PolarsByNameTypeHandler(DbTypeHandler[pl.DataFrame]):
         finally:
             _unregister(connection)
 
-        # Dagster's standard table metadata keys (what TableMetadataSet writes): shown in the UI.
+        # Dagster's standard table metadata keys (what TableMetadataSet writes): shown in the UI, which shows
+        # a materialization's column schema over the definition's, so the definition's descriptions
+        # (cost_assets.catalog) are carried over.
+        described = descriptions_by_name((context.definition_metadata or {}).get("dagster/column_schema"))
         return {
             "dagster/row_count": dg.MetadataValue.int(frame.height),
             "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(name=col, type=dtype) for col, dtype in stored.items()]
+                columns=[
+                    dg.TableColumn(name=col, type=dtype, description=described.get(col))
+                    for col, dtype in stored.items()
+                ]
             ),
         }
 
