@@ -200,7 +200,7 @@ def anomaly_alerts(rows: pl.DataFrame, feedback: pl.DataFrame, url: str | None) 
                 actual_usd=row["actual_usd"],
                 expected_usd=row["expected_usd"],
                 impact_usd=row["impact_usd"],
-                details=[("State", row["state"]), *contributors],
+                details=contributors,
                 url=url,
                 severity="critical" if escalation else "warning",
                 escalation=escalation,
