@@ -19,7 +19,6 @@ from cost_assets.assets.policies import DAILY_ASSET
 from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS, RECONCILIATION
 from cost_assets.assets.reporting import COST_BY_SCOPE
 from cost_assets.partitions import window_days
-from cost_assets.reports import page
 from cost_assets.reports.ledger import Window
 
 REPORT_HTML = dg.AssetKey(["report", "html"])
@@ -65,6 +64,8 @@ def build_report_html(present: Collection[dg.AssetKey]) -> dg.AssetsDefinition:
         top jobs and users, idle by cluster, reconciliation accuracy, budget burn-down, open anomalies): one
         self-contained file under ``COST_ASSETS_REPORT_DIR``, linked from the metadata. A range of days
         writes the file of its last day."""
+        from cost_assets.reports import page  # Altair and vl-convert load when a report is drawn, not with the defs
+
         last = window_days(context.partition_time_window)[-1]
         window = Window(last - dt.timedelta(days=REPORT_DAYS - 1), last)
         written = page.write(report_files.database, window, report_files.path_for(last))
