@@ -61,6 +61,7 @@ def defs(database: Path) -> dg.Definitions:
 # marked ``@pytest.mark.e2e`` itself. Tests marked ``postgres`` or ``browser`` are e2e wherever they are.
 E2E_MODULES = frozenset(
     {
+        "test_alerts",
         "test_anomaly_asset",
         "test_anomaly_sensor",
         "test_automation",
