@@ -70,6 +70,8 @@ class Settings(BaseModel):
     report_dir: str | None = Field(None, validation_alias="COST_ASSETS_REPORT_DIR")
     # The alerts' outbox (cost_assets/alerts.py): SQLite, not the DuckDB file whose writer lock a run holds.
     alert_store_path: str = Field("data/alerts.sqlite", validation_alias="COST_ASSETS_ALERT_STORE")
+    # Serving calls' local estimates (cost_assets/instrument.py, docs/ai-spend.md): SQLite, apart from the ledger.
+    call_log_path: str | None = Field(None, validation_alias="COST_ASSETS_CALL_LOG")
     # Cost anomaly detection (docs/anomalies.md): band half-width in robust σ, and an alert needs an impact
     # of at least max(floor $, pct × expected).
     anomaly_k: float = Field(3.5, gt=0, validation_alias="COST_ASSETS_ANOMALY_K")

@@ -76,6 +76,7 @@ E2E_MODULES = frozenset(
         "test_export_focus",
         "test_export_observability",
         "test_fetch",
+        "test_instrument",
         "test_late_billing",
         "test_live_contract",
         "test_live_faults",

@@ -14,6 +14,8 @@ Layout:
 - ``routes.py``: :class:`MockWorkspace`, the routes of every API (Jobs, Clusters, instance pools,
   Account usage download, SQL statements, SCIM Me, OAuth M2M), auth and the request log.
 - ``warehouse.py``: the SQL Statement Execution API's warehouse on DuckDB over the system tables.
+- ``serving.py``: model-serving invocations (``/serving-endpoints/...``) and the overlay of
+  ``system.serving.endpoint_usage`` the calls leave, apart from the generated world.
 - ``server.py``: :class:`MockServer` (HTTP transport on ``ThreadingHTTPServer``) and :func:`serve_in_thread`.
 - ``cli.py``: :func:`main`, ``cost-assets mock-server`` / ``python -m cost_assets.mock_server``.
 """

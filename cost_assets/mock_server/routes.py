@@ -31,6 +31,7 @@ from cost_assets.ingest.parse import LEGACY_CSV_COLUMNS
 from cost_assets.mock_server.faults import _FaultInjector
 from cost_assets.mock_server.options import MockOptions
 from cost_assets.mock_server.protocol import MockError, Reply, _bad, _json, _Query, _token, _untoken
+from cost_assets.mock_server.serving import ServingEndpoints
 from cost_assets.mock_server.warehouse import _SqlWarehouse
 from cost_assets.prices import load_price_sheet
 from cost_assets.schemas import EVENT_TYPES
@@ -55,6 +56,14 @@ class MockWorkspace:
         self.runs_by_id = {r.run_id: r for r in ordered}
         self.faults = _FaultInjector(options.faults, clock)
         self.sql = _SqlWarehouse(options, clock)
+        self.serving = ServingEndpoints(
+            self.world.endpoints,
+            self.config.workspace_id,
+            self.config.account_id,
+            self.sql.serving_overlay,
+            now=lambda: self.options.now or dt.datetime.now(dt.UTC),
+            requester=MOCK_USER,
+        )
         self.calls: Counter[str] = Counter()  # "GET /api/2.2/jobs/runs/list" → count (faulted ones included)
         self.oauth_tokens: dict[str, float] = {}
         self._serial = 0
@@ -78,6 +87,8 @@ class MockWorkspace:
             ("POST", re.compile(r"/api/2\.0/sql/statements/([^/]+)/cancel"), self.statements_cancel),
             ("GET", re.compile(r"/api/2\.0/sql/statements/([^/]+)/result/chunks/(\d+)"), self.statements_chunk),
             ("GET", re.compile(r"/api/2\.0/preview/scim/v2/Me"), self.me),
+            ("POST", re.compile(r"/serving-endpoints/chat/completions"), self.serving.chat_completions),
+            ("POST", re.compile(r"/serving-endpoints/([^/]+)/invocations"), self.serving.invocations),
             ("POST", re.compile(r"/oidc/v1/token"), self.oauth_token),
             ("POST", re.compile(r"/oidc/accounts/([^/]+)/v1/token"), self.oauth_token),
         ]

@@ -26,6 +26,7 @@ import duckdb
 
 from cost_assets.mock_server.options import MockOptions
 from cost_assets.mock_server.protocol import MockError, _bad
+from cost_assets.mock_server.serving import EndpointUsageOverlay
 from cost_assets.prices import load_price_sheet
 from cost_assets.simulation import views
 from cost_assets.simulation.world import DAY
@@ -308,6 +309,7 @@ class _SqlWarehouse:
         self.executed: list[dict] = []  # request bodies, for tests ("parameterized statements only")
         self.lock = threading.Lock()
         self._connection: duckdb.DuckDBPyConnection | None = None
+        self.serving_overlay = EndpointUsageOverlay()  # calls made to the mock (mock_server/serving.py)
 
     def _tables(self) -> duckdb.DuckDBPyConnection:
         with self.lock:
@@ -368,6 +370,7 @@ class _SqlWarehouse:
                     f"INSERT INTO {SYSTEM_CATALOG}.{table} SELECT {select} FROM "
                     f"read_json('{path}', format='newline_delimited', columns={spec})"
                 )
+        self.serving_overlay.install(con, f"{SYSTEM_CATALOG}.serving.endpoint_usage")
         # Loaded: from now on no statement may touch the file system (read_csv('/etc/passwd'), COPY … TO,
         # ATTACH, INSTALL), and none may switch that back on.
         con.execute("SET enable_external_access = false")
