@@ -1,8 +1,17 @@
 """SQL Statement Execution API client: parameterized statements, polling, chunk fetching.
 
 Only named parameters (``:name``) are sent, never values spliced into SQL text: dates and ids reach the
-warehouse as typed parameters. Results come back as JSON_ARRAY/INLINE, where every non-null value is a
-string (complex types are JSON text); the shared parsers convert them.
+warehouse as typed parameters. :meth:`StatementClient.query` asks for JSON_ARRAY/INLINE, where every
+non-null value is a string (complex types are JSON text); the shared parsers convert them. INLINE results
+are capped at 25 MiB (beyond it the statement fails), so :meth:`StatementClient.query_arrow` asks for
+ARROW_STREAM through EXTERNAL_LINKS: typed Arrow chunks downloaded from short-lived presigned URLs.
+
+**The Authorization header never goes to a link.** A link is signed by its own URL and lives on cloud
+storage, not on the workspace: the downloads use a separate HTTP client that has no credentials at all
+(sending the token there would hand it to a third party, and storage refuses a second auth mechanism
+anyway). Links must be https (plain http only on loopback, as for the workspace). A link whose
+``expiration`` has passed (or that storage refuses with 403) is asked for again once through its chunk's
+``result/chunks/{n}`` call, which hands out a fresh one.
 
 An execution failure is an HTTP 200 with ``status.state = FAILED`` and is raised as
 :class:`SqlStatementError` with the warehouse's error code, SQLSTATE and message. A statement still
@@ -10,13 +19,20 @@ PENDING/RUNNING after ``timeout_s`` is cancelled and raised. A truncated result 
 silently short bill.
 """
 
+import datetime as dt
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
+from urllib.parse import urlsplit
 
-from cost_assets.ingest.http import ApiClient
+import httpx
+import polars as pl
+
+from cost_assets.ingest.http import USER_AGENT, ApiClient, normalize_host
+from cost_assets.timeutil import naive_utc
 
 STATEMENTS = "/api/2.0/sql/statements"
 
@@ -59,6 +75,7 @@ class StatementClient:
         max_poll_interval_s: float = 5.0,
         timeout_s: float = 900.0,
         sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None),
     ):
         if not warehouse_id:
             raise ValueError("a SQL warehouse id is needed for system tables: set DATABRICKS_WAREHOUSE_ID")
@@ -68,9 +85,73 @@ class StatementClient:
         self.wait_timeout_s, self.timeout_s = wait_timeout_s, timeout_s
         self.poll_interval_s, self.max_poll_interval_s = poll_interval_s, max_poll_interval_s
         self.sleep = sleep
+        self.now = now
+        self.link_stats: Counter[str] = Counter()
 
     def query(self, statement: str, params: Sequence[Param] = ()) -> list[dict[str, str | None]]:
         """Execute, wait for a terminal state, fetch every chunk; rows keyed by column name."""
+        response = self._execute(statement, params, "JSON_ARRAY", "INLINE")
+        columns = _columns(response)
+        rows: list[list[str | None]] = []
+        chunk = response.get("result") or {}
+        while True:
+            rows.extend(chunk.get("data_array") or [])
+            link = _next_chunk(response["statement_id"], chunk)
+            if link is None:
+                break
+            chunk = self.client.get_json(link)
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
+    def query_arrow(self, statement: str, params: Sequence[Param] = ()) -> pl.DataFrame:
+        """Execute with ARROW_STREAM + EXTERNAL_LINKS and download every chunk; one typed frame.
+
+        ``self.link_stats`` counts the downloads (``calls/external_link``, ``bytes/external_link``,
+        ``links_refreshed``); the caller adds them to the statistics it reports."""
+        response = self._execute(statement, params, "ARROW_STREAM", "EXTERNAL_LINKS")
+        statement_id = response["statement_id"]
+        frames: list[pl.DataFrame] = []
+        links = (response.get("result") or {}).get("external_links") or []
+        with httpx.Client(timeout=self.client.http.timeout, headers={"User-Agent": USER_AGENT}) as storage:
+            while links:
+                for link in links:
+                    frames.append(pl.read_ipc_stream(self._download(storage, statement_id, link)))
+                path = _next_chunk(statement_id, links[-1])
+                links = (self.client.get_json(path).get("external_links") or []) if path else []
+        if not frames:  # an empty result has no chunk: the manifest's column names, no rows
+            return pl.DataFrame(schema={name: pl.String for name in _columns(response)})
+        return pl.concat(frames, how="vertical_relaxed")
+
+    def _download(self, storage: httpx.Client, statement_id: str, link: dict) -> bytes:
+        """The bytes behind one external link, without credentials; a fresh link once if it expired."""
+        refreshed = False
+        while True:
+            url = link.get("external_link") or ""
+            parts = urlsplit(url)
+            normalize_host(f"{parts.scheme}://{parts.netloc}")  # https, or http on loopback only
+            if not (link.get("expiration") and naive_utc(link["expiration"]) <= self.now()):
+                self.link_stats["calls/external_link"] += 1
+                # Only the headers the warehouse listed for the link: never the workspace's Authorization.
+                response = storage.get(url, headers=link.get("http_headers") or {})
+                if response.status_code == 200:
+                    self.link_stats["bytes/external_link"] += len(response.content)
+                    return response.content
+                if response.status_code != 403 or refreshed:
+                    raise SqlStatementError(
+                        f"statement {statement_id}: downloading chunk {link.get('chunk_index')} from its external "
+                        f"link answered HTTP {response.status_code}"
+                    )
+            elif refreshed:
+                raise SqlStatementError(
+                    f"statement {statement_id}: the external link of chunk {link.get('chunk_index')} had "
+                    "expired when it was handed out (is this machine's clock right?)"
+                )
+            refreshed = True
+            self.link_stats["links_refreshed"] += 1
+            fresh = self.client.get_json(f"{STATEMENTS}/{statement_id}/result/chunks/{link['chunk_index']}")
+            link = (fresh.get("external_links") or [{}])[0]
+
+    def _execute(self, statement: str, params: Sequence[Param], result_format: str, disposition: str) -> dict:
+        """POST the statement, wait for SUCCEEDED; a truncated result is an error."""
         response = self.client.post_json(
             STATEMENTS,
             {
@@ -79,8 +160,8 @@ class StatementClient:
                 "parameters": [p.wire() for p in params],
                 "wait_timeout": f"{self.wait_timeout_s}s",
                 "on_wait_timeout": "CONTINUE",
-                "format": "JSON_ARRAY",
-                "disposition": "INLINE",
+                "format": result_format,
+                "disposition": disposition,
             },
         )
         response = self._wait(response)
@@ -90,19 +171,7 @@ class StatementClient:
                 f"statement {response.get('statement_id')}: the result was truncated "
                 f"({manifest.get('total_row_count')} rows); query a narrower range"
             )
-        columns = [
-            c["name"] for c in sorted((manifest.get("schema") or {}).get("columns") or [], key=lambda c: c["position"])
-        ]
-        rows: list[list[str | None]] = []
-        chunk = response.get("result") or {}
-        while True:
-            rows.extend(chunk.get("data_array") or [])
-            link = chunk.get("next_chunk_internal_link")
-            if not link and chunk.get("next_chunk_index") is None:
-                break
-            link = link or f"{STATEMENTS}/{response['statement_id']}/result/chunks/{chunk['next_chunk_index']}"
-            chunk = self.client.get_json(link)
-        return [dict(zip(columns, row, strict=True)) for row in rows]
+        return response
 
     def _wait(self, response: dict) -> dict:
         statement_id = response.get("statement_id")
@@ -128,3 +197,18 @@ class StatementClient:
             f"statement {statement_id} on warehouse {self.warehouse_id} ended {state}"
             f"{sql_state}: {detail or 'no error message'}"
         )
+
+
+def _columns(response: dict) -> list[str]:
+    """The result's column names in position order (from the manifest)."""
+    columns = ((response.get("manifest") or {}).get("schema") or {}).get("columns") or []
+    return [c["name"] for c in sorted(columns, key=lambda c: c["position"])]
+
+
+def _next_chunk(statement_id: str, chunk: dict) -> str | None:
+    """The path of the chunk after this one (an inline chunk or an external link), None after the last."""
+    if chunk.get("next_chunk_internal_link"):
+        return chunk["next_chunk_internal_link"]
+    if chunk.get("next_chunk_index") is not None:
+        return f"{STATEMENTS}/{statement_id}/result/chunks/{chunk['next_chunk_index']}"
+    return None

@@ -32,6 +32,10 @@ class MockOptions:
     array_limit: int = 100  # Jobs 2.2 array page size (100 in the real API; smaller to exercise paging)
     jobs_api_versions: tuple[str, ...] = ("2.1", "2.2")  # ("2.1",) plays an older workspace
     sql_chunk_rows: int = 5000
+    # INLINE results larger than this (JSON bytes) fail as a warehouse's over 25 MiB do; EXTERNAL_LINKS
+    # URLs expire this many seconds after they are handed out (a warehouse's live ≤ 15 min).
+    sql_inline_limit_bytes: int = 25 * 1024 * 1024
+    sql_link_ttl_s: float = 900.0
     statement_delay_s: float = 0.0  # statements stay PENDING this long
     unknown_fields: bool = False  # add fields (and a CSV column) no parser knows
     # World objects shown differently from the world: jobs deleted since their runs (jobs/get answers 404

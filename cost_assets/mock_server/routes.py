@@ -31,6 +31,7 @@ from cost_assets.ingest.parse import LEGACY_CSV_COLUMNS
 from cost_assets.mock_server.faults import _FaultInjector
 from cost_assets.mock_server.options import MockOptions
 from cost_assets.mock_server.protocol import MockError, Reply, _bad, _json, _Query, _token, _untoken
+from cost_assets.mock_server.result_links import LINK_PREFIX
 from cost_assets.mock_server.serving import ServingEndpoints
 from cost_assets.mock_server.warehouse import _SqlWarehouse
 from cost_assets.prices import load_price_sheet
@@ -87,6 +88,7 @@ class MockWorkspace:
             ("POST", re.compile(r"/api/2\.0/sql/statements/([^/]+)/cancel"), self.statements_cancel),
             ("GET", re.compile(r"/api/2\.0/sql/statements/([^/]+)/result/chunks/(\d+)"), self.statements_chunk),
             ("GET", re.compile(r"/api/2\.0/preview/scim/v2/Me"), self.me),
+            ("GET", re.compile(re.escape(LINK_PREFIX) + r"([^/]+)/(\d+)"), self.statements_download),
             ("POST", re.compile(r"/serving-endpoints/chat/completions"), self.serving.chat_completions),
             ("POST", re.compile(r"/serving-endpoints/([^/]+)/invocations"), self.serving.invocations),
             ("POST", re.compile(r"/oidc/v1/token"), self.oauth_token),
@@ -123,7 +125,7 @@ class MockWorkspace:
             for verb, pattern, handler in self._routes:
                 m = pattern.fullmatch(path)
                 if m and verb == method:
-                    if not path.startswith("/oidc/"):
+                    if not path.startswith(("/oidc/", LINK_PREFIX)):  # a result link is signed instead
                         self._authorize(headers)
                     reply = handler(*m.groups(), query=query, body=body, headers=headers)
                     reply.headers.update(extra)
@@ -435,20 +437,25 @@ class MockWorkspace:
 
     # --- SQL ----------------------------------------------------------------------------------------------
 
-    def statements_post(self, *, body: bytes, **_: Any) -> Reply:
+    def statements_post(self, *, body: bytes, headers: dict[str, str], **_: Any) -> Reply:
         try:
             request = json.loads(body or b"{}")
         except ValueError:
             raise MockError(400, "MALFORMED_REQUEST", "Could not parse request object") from None
         sid = self._serial_id("statement")
         statement_id = f"{sid[:8]}-{sid[8:12]}-{sid[12:16]}-{sid[16:20]}-{sid[20:32]}"
-        return _json(200, self._mark(self.sql.execute(request, statement_id)))
+        return _json(200, self._mark(self.sql.execute(request, statement_id, headers.get("host", "127.0.0.1"))))
 
-    def statements_get(self, statement_id: str, **_: Any) -> Reply:
-        return _json(200, self._mark(self.sql.status(statement_id)))
+    def statements_get(self, statement_id: str, *, headers: dict[str, str], **_: Any) -> Reply:
+        return _json(200, self._mark(self.sql.status(statement_id, headers.get("host", "127.0.0.1"))))
 
-    def statements_chunk(self, statement_id: str, index: str, **_: Any) -> Reply:
-        return _json(200, self._mark(self.sql.chunk(statement_id, int(index))))
+    def statements_chunk(self, statement_id: str, index: str, *, headers: dict[str, str], **_: Any) -> Reply:
+        return _json(200, self._mark(self.sql.chunk(statement_id, int(index), headers.get("host", "127.0.0.1"))))
+
+    def statements_download(self, statement_id: str, index: str, *, query: _Query, headers: dict[str, str], **_: Any):
+        """The storage behind an external link: signed by its query string, no Authorization header."""
+        body = self.sql.download(statement_id, int(index), query.str("signature"), "authorization" in headers)
+        return Reply(200, body, content_type="application/vnd.apache.arrow.stream")
 
     def statements_cancel(self, statement_id: str, **_: Any) -> Reply:
         self.sql.cancel(statement_id)

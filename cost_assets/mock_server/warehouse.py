@@ -2,8 +2,11 @@
 
 The world's ``system.billing.usage``, ``system.billing.list_prices`` and ``system.serving.*`` tables are
 loaded into an in-memory DuckDB; statements in Databricks SQL are translated to DuckDB (named
-parameters, backticks, the ``system`` catalog) and answered as ``JSON_ARRAY`` results in chunks, with
-the states, SQL states and error messages a Databricks warehouse gives.
+parameters, backticks, the ``system`` catalog, and the few Databricks functions the project's statements
+use: ``sha2``, ``collect_list``, ``array_join``) and answered in chunks, with the states, SQL states and
+error messages a Databricks warehouse gives: ``JSON_ARRAY`` + ``INLINE`` (a result over
+``MockOptions.sql_inline_limit_bytes`` fails, as over 25 MiB does), or ``ARROW_STREAM``/``JSON_ARRAY`` +
+``EXTERNAL_LINKS`` (chunks behind expiring links, :mod:`cost_assets.mock_server.result_links`).
 
 The warehouse runs statements with file access switched off and the configuration locked after the
 tables are loaded: a statement can read the system tables, never the server's files.
@@ -26,6 +29,7 @@ import duckdb
 
 from cost_assets.mock_server.options import MockOptions
 from cost_assets.mock_server.protocol import MockError, _bad
+from cost_assets.mock_server.result_links import ResultLinks, arrow_stream
 from cost_assets.mock_server.serving import EndpointUsageOverlay
 from cost_assets.prices import load_price_sheet
 from cost_assets.simulation import views
@@ -159,6 +163,12 @@ _SQLSTATES = {
     "BinderException": "42703",
     "ParserException": "42601",
     "PermissionException": "42501",
+}
+# Databricks SQL functions the project's statements use, as DuckDB macros (same results for their uses).
+_DATABRICKS_FUNCTIONS = {
+    "sha2(x, n)": "sha256(x)",  # only sha2(..., 256) is used
+    "collect_list(x)": "list(x)",
+    "array_join(a, sep)": "array_to_string(a, sep)",
 }
 # A system table after _translate: dbx_system.<schema>[.<table>], names possibly double-quoted.
 _SYSTEM_REFERENCE = re.compile(SYSTEM_CATALOG + r'\."?([A-Za-z_]\w*)"?(?:\."?([A-Za-z_]\w*)"?)?')
@@ -298,6 +308,11 @@ class _Statement:
     truncated: bool = False
     error: dict | None = None
     sql_state: str | None = None
+    disposition: str = "INLINE"
+    format: str = "JSON_ARRAY"
+    values: list[tuple] = field(default_factory=list)  # typed rows, for ARROW_STREAM
+    duck_types: list[str] = field(default_factory=list)
+    encoded: dict[int, bytes] = field(default_factory=dict)  # chunk index → the bytes behind its link
 
 
 class _SqlWarehouse:
@@ -310,6 +325,7 @@ class _SqlWarehouse:
         self.lock = threading.Lock()
         self._connection: duckdb.DuckDBPyConnection | None = None
         self.serving_overlay = EndpointUsageOverlay()  # calls made to the mock (mock_server/serving.py)
+        self.links = ResultLinks()
 
     def _tables(self) -> duckdb.DuckDBPyConnection:
         with self.lock:
@@ -371,6 +387,8 @@ class _SqlWarehouse:
                     f"read_json('{path}', format='newline_delimited', columns={spec})"
                 )
         self.serving_overlay.install(con, f"{SYSTEM_CATALOG}.serving.endpoint_usage")
+        for signature, body in _DATABRICKS_FUNCTIONS.items():
+            con.execute(f"CREATE MACRO {signature} AS {body}")
         # Loaded: from now on no statement may touch the file system (read_csv('/etc/passwd'), COPY … TO,
         # ATTACH, INSTALL), and none may switch that back on.
         con.execute("SET enable_external_access = false")
@@ -396,15 +414,17 @@ class _SqlWarehouse:
                     "42501",
                 )
 
-    def execute(self, body: dict, statement_id: str) -> dict:
+    def execute(self, body: dict, statement_id: str, host: str = "127.0.0.1") -> dict:
         warehouse, statement = body.get("warehouse_id"), body.get("statement")
         if not warehouse or not statement:
             raise _bad("warehouse_id and statement are required")
-        if (body.get("disposition") or "INLINE") != "INLINE" or (body.get("format") or "JSON_ARRAY") != "JSON_ARRAY":
+        disposition, result_format = body.get("disposition") or "INLINE", body.get("format") or "JSON_ARRAY"
+        if disposition not in ("INLINE", "EXTERNAL_LINKS") or result_format not in ("JSON_ARRAY", "ARROW_STREAM"):
             raise _bad(
-                "the mock warehouse serves format JSON_ARRAY with disposition INLINE only "
-                "(ARROW_STREAM and CSV need EXTERNAL_LINKS)"
+                "the mock warehouse serves disposition INLINE or EXTERNAL_LINKS, format JSON_ARRAY or ARROW_STREAM"
             )
+        if disposition == "INLINE" and result_format != "JSON_ARRAY":
+            raise _bad(f"format {result_format} needs disposition EXTERNAL_LINKS")
         wait = str(body.get("wait_timeout") or "10s")
         if not re.fullmatch(r"\d+s", wait) or not (wait == "0s" or 5 <= int(wait[:-1]) <= 50):
             raise _bad(f"wait_timeout must be 0s or between 5s and 50s, got {wait!r}")
@@ -414,7 +434,12 @@ class _SqlWarehouse:
             for p in body.get("parameters") or []
         }
         self.executed.append(body)
-        st = _Statement(statement_id, ready_at=self.clock() + self.options.statement_delay_s)
+        st = _Statement(
+            statement_id,
+            ready_at=self.clock() + self.options.statement_delay_s,
+            disposition=disposition,
+            format=result_format,
+        )
         try:
             sql, binds = _translate(statement, params)
             self._unavailable_schema(sql)
@@ -422,6 +447,7 @@ class _SqlWarehouse:
             cursor.execute(sql, binds)
             result = cursor.fetchall()
             st.columns = [_column(i, d[0], str(d[1])) for i, d in enumerate(cursor.description or [])]
+            st.duck_types = [str(d[1]) for d in cursor.description or []]
         except _SqlFailure as e:
             st.state, st.sql_state, st.error = "FAILED", e.sql_state, {"error_code": "BAD_REQUEST", "message": str(e)}
         except duckdb.Error as e:
@@ -431,7 +457,17 @@ class _SqlWarehouse:
         else:
             limit = body.get("row_limit")
             st.truncated = limit is not None and len(result) > int(limit)
-            st.rows = [[_wire(v) for v in row] for row in (result[: int(limit)] if st.truncated else result)]
+            st.values = result[: int(limit)] if st.truncated else result
+            st.rows = [[_wire(v) for v in row] for row in st.values]
+            inline_bytes = len(json.dumps(st.rows, separators=(",", ":")))
+            if disposition == "INLINE" and inline_bytes > self.options.sql_inline_limit_bytes:
+                st.state, st.sql_state, st.rows, st.values = "FAILED", "54000", [], []
+                st.error = {
+                    "error_code": "BAD_REQUEST",
+                    "message": "Inline byte limit exceeded. Statements executed with disposition=INLINE can have "
+                    f"a result size of at most {self.options.sql_inline_limit_bytes} bytes. Please use "
+                    "disposition=EXTERNAL_LINKS for large result sets.",
+                }
         with self.lock:
             self.statements[statement_id] = st
         pending = st.ready_at - self.clock()
@@ -439,7 +475,7 @@ class _SqlWarehouse:
             time.sleep(min(pending, int(wait[:-1])))
             if self.clock() < st.ready_at and on_timeout == "CANCEL":
                 st.state = "CANCELED"
-        return self.status(statement_id)
+        return self.status(statement_id, host)
 
     @staticmethod
     def _param_type(kind: str) -> str:
@@ -457,7 +493,9 @@ class _SqlWarehouse:
             raise MockError(404, "RESOURCE_DOES_NOT_EXIST", f"Statement {statement_id} does not exist.")
         return st
 
-    def status(self, statement_id: str) -> dict:
+    def status(self, statement_id: str, host: str = "127.0.0.1") -> dict:
+        """The statement's state; once SUCCEEDED with its manifest and first chunk (``host``: the one the
+        request named, for the external links)."""
         st = self._get(statement_id)
         out: dict[str, Any] = {"statement_id": statement_id}
         if st.state == "FAILED":
@@ -466,44 +504,79 @@ class _SqlWarehouse:
             return {**out, "status": {"state": "CANCELED"}}
         if self.clock() < st.ready_at:
             return {**out, "status": {"state": "PENDING"}}
-        size = self.options.sql_chunk_rows
-        count = max(1, math.ceil(len(st.rows) / size))
+        size, count = self.options.sql_chunk_rows, self._chunk_count(st)
         chunks = [
             {"chunk_index": i, "row_offset": i * size, "row_count": len(st.rows[i * size : (i + 1) * size])}
             for i in range(count)
         ]
+        if st.disposition == "EXTERNAL_LINKS":
+            for chunk in chunks:
+                chunk["byte_count"] = len(self._chunk_bytes(st, chunk["chunk_index"]))
         return {
             **out,
             "status": {"state": "SUCCEEDED"},
             "manifest": {
-                "format": "JSON_ARRAY",
+                "format": st.format,
                 "schema": {"column_count": len(st.columns), "columns": st.columns},
                 "total_chunk_count": count,
                 "chunks": chunks,
                 "total_row_count": len(st.rows),
                 "truncated": st.truncated,
             },
-            "result": self.chunk(statement_id, 0),
+            # An empty EXTERNAL_LINKS result has no chunk, hence no link.
+            "result": self.chunk(statement_id, 0, host) if count else {},
         }
 
-    def chunk(self, statement_id: str, index: int) -> dict:
+    def _chunk_count(self, st: _Statement) -> int:
+        """INLINE answers one (possibly empty) chunk at least; EXTERNAL_LINKS none for an empty result."""
+        count = math.ceil(len(st.rows) / self.options.sql_chunk_rows)
+        return count if st.disposition == "EXTERNAL_LINKS" else max(1, count)
+
+    def _chunk_bytes(self, st: _Statement, index: int) -> bytes:
+        """The bytes behind a chunk's external link: an Arrow IPC stream or a JSON array of rows."""
+        if index not in st.encoded:
+            size = self.options.sql_chunk_rows
+            lo, hi = index * size, (index + 1) * size
+            st.encoded[index] = (
+                arrow_stream([c["name"] for c in st.columns], st.duck_types, st.values[lo:hi], _wire)
+                if st.format == "ARROW_STREAM"
+                else json.dumps(st.rows[lo:hi], separators=(",", ":")).encode()
+            )
+        return st.encoded[index]
+
+    def _now(self) -> dt.datetime:
+        now = self.options.now or dt.datetime.now(dt.UTC)
+        return now if now.tzinfo else now.replace(tzinfo=dt.UTC)
+
+    def chunk(self, statement_id: str, index: int, host: str = "127.0.0.1") -> dict:
         st = self._get(statement_id)
         if st.state != "SUCCEEDED" or self.clock() < st.ready_at:
             raise MockError(400, "BAD_REQUEST", f"Statement {statement_id} has no result to fetch ({st.state}).")
-        size = self.options.sql_chunk_rows
-        count = max(1, math.ceil(len(st.rows) / size))
+        size, count = self.options.sql_chunk_rows, self._chunk_count(st)
         if not 0 <= index < count:
             raise _bad(f"chunk_index {index} is out of range [0, {count})")
         data = st.rows[index * size : (index + 1) * size]
         out: dict[str, Any] = {"chunk_index": index, "row_offset": index * size, "row_count": len(data)}
-        if data:
-            out["data_array"] = data
         if index + 1 < count:
             out["next_chunk_index"] = index + 1
             out["next_chunk_internal_link"] = (
                 f"/api/2.0/sql/statements/{statement_id}/result/chunks/{index + 1}?row_offset={(index + 1) * size}"
             )
+        if st.disposition == "EXTERNAL_LINKS":
+            url, expiration = self.links.issue(host, statement_id, index, self._now(), self.options.sql_link_ttl_s)
+            link = {**out, "byte_count": len(self._chunk_bytes(st, index)), "external_link": url}
+            return {"external_links": [{**link, "expiration": expiration, "http_headers": {}}]}
+        if data:
+            out["data_array"] = data
         return out
+
+    def download(self, statement_id: str, index: int, signature: str | None, authorized: bool) -> bytes:
+        """What the storage behind an external link answers (see :class:`ResultLinks` for refusals)."""
+        self.links.check(statement_id, index, signature, authorized, self._now())
+        st = self._get(statement_id)
+        if not 0 <= index < self._chunk_count(st):
+            raise MockError(404, "NoSuchKey", "The specified key does not exist.")
+        return self._chunk_bytes(st, index)
 
     def close(self) -> None:
         with self.lock:

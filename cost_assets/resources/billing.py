@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from cost_assets.ingest import parse
+from cost_assets.ingest import parse, pushdown
 from cost_assets.ingest.http import ApiClient
 from cost_assets.ingest.sql import Param, StatementClient, statement
 from cost_assets.resources.databricks import DatabricksConnection
@@ -98,22 +98,36 @@ class SystemTablesBillingSource(BillingSource):
     """``system.billing.usage`` through a SQL warehouse (SQL Statement Execution API), every record type.
 
     One parameterized statement per call (the days are DATE parameters, never spliced into the text).
+    ``pushdown`` (the default): the warehouse reduces and prices the rows and only the aggregates travel,
+    as Arrow through EXTERNAL_LINKS (:mod:`cost_assets.ingest.pushdown`); off: the raw rows come as
+    JSON_ARRAY INLINE (for warehouses whose result links this machine cannot reach, e.g. storage behind a
+    firewall). Both give the same ``raw/billing_usage`` rows.
     """
 
     connection: DatabricksConnection
     warehouse_id: str
     wait_timeout_s: int = 30
     timeout_s: float = 900.0
+    pushdown: bool = True
 
     def describe(self) -> str:
         return f"system.billing.usage (SQL warehouse {self.warehouse_id})"
 
     def usage(self, days: list[dt.date], stats: dict | None = None) -> pl.DataFrame:
+        params = [Param("first_day", min(days).isoformat(), "DATE"), Param("last_day", max(days).isoformat(), "DATE")]
         with self.connection.client() as client, _reporting(client, stats):
-            rows = StatementClient(
+            sql = StatementClient(
                 client, self.warehouse_id, wait_timeout_s=self.wait_timeout_s, timeout_s=self.timeout_s
-            ).query(
-                statement("billing_usage"),
-                [Param("first_day", min(days).isoformat(), "DATE"), Param("last_day", max(days).isoformat(), "DATE")],
             )
+            if self.pushdown:
+                try:
+                    reduced = sql.query_arrow(statement("billing_usage_pushdown"), params)
+                finally:
+                    if stats is not None:
+                        stats.update(sql.link_stats)
+                if stats is not None:
+                    stats.update(pushdown.priced_totals(reduced))
+                rows = pushdown.usage_rows(reduced)
+            else:
+                rows = sql.query(statement("billing_usage"), params)
         return parse.system_usage_frame(rows, "system_tables").filter(pl.col("usage_date").is_in(days))

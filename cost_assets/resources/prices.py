@@ -4,7 +4,10 @@ import dagster as dg
 import polars as pl
 
 from cost_assets.ingest.azure_prices import AZURE_PRICES_URL, vm_prices, with_vm_prices
+from cost_assets.ingest.list_prices import dbu_prices_from_list_prices
+from cost_assets.ingest.sql import SqlStatementError, StatementClient, statement
 from cost_assets.prices import PriceSheet, load_price_sheet
+from cost_assets.resources.databricks import DatabricksConnection
 
 
 class PriceCatalog(dg.ConfigurableResource):
@@ -46,3 +49,37 @@ class AzureRetailPriceCatalog(BundledPriceCatalog):
         sheet = super().instance_types()
         azure = sheet.filter(pl.col("cloud") == "AZURE")["node_type_id"].unique().to_list()
         return with_vm_prices(sheet, vm_prices(self.region, azure, base_url=self.prices_url))
+
+
+class SystemTablesPriceCatalog(PriceCatalog):
+    """``base``'s prices, with the account's ``system.billing.list_prices`` in place of the sheet's DBU list
+    prices (:mod:`cost_assets.ingest.list_prices`); used when the bill comes from the system tables, so
+    estimate and bill are priced alike. An optional source: when the statement fails (``system.billing``
+    not granted or not enabled) the run log WARNs and the sheet's prices are used."""
+
+    base: BundledPriceCatalog
+    connection: DatabricksConnection
+    warehouse_id: str
+
+    def sheet(self) -> PriceSheet:
+        return self.base.sheet()
+
+    def instance_types(self) -> pl.DataFrame:
+        return self.base.instance_types()
+
+    def dbu_prices(self) -> pl.DataFrame:
+        sheet = self.base.dbu_prices()
+        log = dg.get_dagster_logger()
+        try:
+            with self.connection.client() as client:
+                rows = StatementClient(client, self.warehouse_id).query(statement("list_prices"))
+        except SqlStatementError as e:
+            log.warning(f"system.billing.list_prices unavailable ({e}); ref/dbu_prices uses the bundled price sheet")
+            return sheet
+        frame, unknown = dbu_prices_from_list_prices(sheet, rows)
+        if unknown:
+            log.warning(
+                f"system.billing.list_prices: {len(unknown)} SKU(s) the price sheet does not describe (no workload "
+                f"or Photon factor), left out: {', '.join(unknown[:20])}"
+            )
+        return frame
