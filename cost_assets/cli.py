@@ -133,6 +133,11 @@ def run(
     except WarehouseError as e:  # e.g. another process took the file for writing meanwhile: say so, briefly
         typer.echo(f"\nno summary: {e}", err=True)
         raise typer.Exit(1) from None
+    from cost_assets.assets.report_html import ReportFiles
+
+    html = ReportFiles(database=settings.duckdb_path, directory=settings.report_dir).path_for(last)
+    if html.exists():
+        typer.echo(f"\nHTML report (open it in a browser; more: `cost-assets report --help`): {html}")
     # duckdb 2.0's bindings print ~100 "nanobind: leaked ..." lines at interpreter shutdown, burying this
     # summary; everything is written and closed by now, so leave without the shutdown pass.
     sys.stdout.flush()
