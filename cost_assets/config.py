@@ -55,6 +55,8 @@ class Settings(BaseModel):
     databricks_rate_limit: float = Field(20.0, ge=0, validation_alias="DATABRICKS_RATE_LIMIT")
     # None: system_tables for a live workspace with a SQL warehouse, simulated without DATABRICKS_HOST.
     billing_source: str | None = Field(None, validation_alias="COST_ASSETS_BILLING_SOURCE")
+    # system_tables: the warehouse reduces and prices the bill, results through EXTERNAL_LINKS (docs/account-scale.md).
+    sql_pushdown: bool = Field(True, validation_alias="COST_ASSETS_SQL_PUSHDOWN")
     cloud: Literal["AZURE", "AWS", "GCP"] = Field("AZURE", validation_alias="COST_ASSETS_CLOUD")
     tier: Literal["STANDARD", "PREMIUM", "ENTERPRISE"] = Field("PREMIUM", validation_alias="COST_ASSETS_TIER")
     prices_path: str | None = Field(None, validation_alias="COST_ASSETS_PRICES")

@@ -30,7 +30,7 @@ from cost_assets.resources.billing import (
 )
 from cost_assets.resources.cloud_bill import CloudBill
 from cost_assets.resources.databricks import DatabricksConnection, LiveWorkspace
-from cost_assets.resources.prices import AzureRetailPriceCatalog, BundledPriceCatalog
+from cost_assets.resources.prices import AzureRetailPriceCatalog, BundledPriceCatalog, SystemTablesPriceCatalog
 from cost_assets.resources.simulated import SimulatedBillingSource, SimulatedWorkspace, SimulatedWorld
 from cost_assets.resources.warehouse import storage_resources
 from cost_assets.schedules import daily_schedule
@@ -109,7 +109,9 @@ def _billing(settings: Settings, world: SimulatedWorld, workspace: DatabricksCon
                     "system.billing)"
                 ]
             )
-        return SystemTablesBillingSource(connection=workspace, warehouse_id=settings.databricks_warehouse_id)
+        return SystemTablesBillingSource(
+            connection=workspace, warehouse_id=settings.databricks_warehouse_id, pushdown=settings.sql_pushdown
+        )
     if source == "account_api":
         if not settings.databricks_account_id:
             raise ConfigurationError(
@@ -148,10 +150,19 @@ def build_resources(settings: Settings) -> dict:
         )
     else:
         connection, workspace = None, SimulatedWorkspace(world=world)
+    billing, prices = _billing(settings, world, connection), _prices(settings)
+    if isinstance(billing, SystemTablesBillingSource):  # the estimate priced like the bill: the account's list
+        prices = SystemTablesPriceCatalog(
+            base=prices,
+            connection=billing.connection,
+            warehouse_id=billing.warehouse_id,
+            tier=settings.tier,
+            cloud=settings.cloud,
+        )
     return {
         "workspace": workspace,
-        "billing": _billing(settings, world, connection),
-        "prices": _prices(settings),
+        "billing": billing,
+        "prices": prices,
         **storage_resources(settings.duckdb_path, settings.shrink_threshold),
     }
 
