@@ -9,10 +9,11 @@ the sink of ``COST_ASSETS_ALERT_SINK`` / ``COST_ASSETS_ALERT_WEBHOOK`` (the log 
 keeps what failed for the next tick. On by default once a budgets file is configured.
 ``run_failure_alert_sensor`` (always on) tells the same channel when a pipeline run fails.
 
-``cost_anomaly_sensor`` (always on) does the same for ``mart/cost_anomalies``: one alert per anomaly id
-(an episode of one series), again only when it escalates, for the last 3 closed days only; an anomaly
-acknowledged with ``cost-assets anomaly ack`` is not alerted again unless it escalates after the mark,
-and a planned one not at all (docs/anomalies.md).
+``cost_anomaly_sensor`` (always on) does the same for ``mart/cost_anomalies``: one alert per incident
+(the series one spend change moved, grouped by their shared top contributor:
+``costing/anomaly_incidents.py``), again only when it escalates, for the last 3 closed days only; an
+incident acknowledged with ``cost-assets anomaly ack`` (its id or any member's anomaly id) is not alerted
+again unless it escalates after the mark, and a planned one not at all (docs/anomalies.md).
 """
 
 import datetime as dt
@@ -28,6 +29,7 @@ from cost_assets.anomaly_feedback import FeedbackStore
 from cost_assets.assets.anomalies import COST_ANOMALIES
 from cost_assets.assets.budgets import BUDGET_STATUS
 from cost_assets.budgets import load
+from cost_assets.costing import anomaly_incidents
 from cost_assets.costing.anomalies import RESCORE_LAST_N
 from cost_assets.costing.closure import CLOSE_AFTER
 
@@ -164,43 +166,65 @@ def build_run_failure_sensor(alert_store: str) -> dg.SensorDefinition:
 # for the last RESCORE_LAST_N closed days only, so a backfill of history stays quiet.
 ANOMALY_RECENT = CLOSE_AFTER + dt.timedelta(days=RESCORE_LAST_N - 1)
 ANOMALY_ROWS = """
-select usage_date, scored_date, scope, actual_usd, expected_usd, impact_usd, state, alertable, anomaly_id,
-       opened_on, status, top_contributors
+select usage_date, scored_date, monitor, value, scope, actual_usd, expected_usd, impact_usd, alertable,
+       anomaly_id, opened_on, status, top_contributors, incident_id
 from mart.cost_anomalies
-where usage_date in ({days}) and scored_date >= ? and anomaly_id is not null and status in ('open', 'escalated')
-order by anomaly_id, usage_date, scored_date
+where usage_date in ({days}) and scored_date >= ? and incident_id is not null
+order by incident_id, usage_date, scored_date
 """
+MAX_MEMBER_LINES = 8  # the members an alert lists (largest first); the rest are counted
+
+
+def _suppressed(anomaly_ids: list[str], incident_id: str, marks: dict[str, dict], escalation: int) -> bool:
+    """An incident is silenced by a mark on itself or on any of its members (anomaly ids): ``planned`` for
+    good, ``acknowledged`` until it escalates after the mark."""
+    for mark in (marks.get(i) for i in [incident_id, *anomaly_ids]):
+        if mark and (mark["feedback"] == "planned" or mark["escalation"] >= escalation):
+            return True
+    return False
 
 
 def anomaly_alerts(rows: pl.DataFrame, feedback: pl.DataFrame, url: str | None) -> list[Alert]:
-    """One alert per anomaly id of ``rows`` (``ANOMALY_ROWS``) that was alertable on one of its days, with
-    the figures of its newest row; ``escalation`` 1 once escalated. ``feedback`` (the feedback store):
-    planned anomalies are left out, acknowledged ones unless they escalated after the mark."""
+    """One alert per incident of ``rows`` (``ANOMALY_ROWS``: the alertable rows with their ``incident_id``),
+    with the figures of its newest scored day as the newest partition has them
+    (:func:`anomaly_incidents.summarize`: the impact of its most specific layer, its members, the top
+    contributors); ``escalation`` 1 once a member escalated. ``feedback`` (the feedback store): an incident
+    with a planned member (or marked planned by its id) is left out, one acknowledged (a member or the
+    incident id) unless it escalated after the mark."""
+    if rows.is_empty():
+        return []
     marks = {r["anomaly_id"]: r for r in feedback.iter_rows(named=True)}
+    members = rows.group_by("incident_id").agg(
+        pl.col("anomaly_id").unique().sort().alias("_all"), (pl.col("status") == "escalated").any().alias("_esc")
+    )
+    newest = rows.filter(pl.col("usage_date") == pl.col("usage_date").max().over("scored_date")).filter(
+        pl.col("scored_date") == pl.col("scored_date").max().over("incident_id")
+    )
     alerts = []
-    for (anomaly_id,), episode in rows.sort("usage_date", "scored_date").group_by("anomaly_id", maintain_order=True):
-        if not episode["alertable"].any():
+    for inc in anomaly_incidents.summarize(newest).join(members, on="incident_id").iter_rows(named=True):
+        escalation = int(inc["_esc"])
+        if _suppressed(inc["_all"], inc["incident_id"], marks, escalation):
             continue
-        row = episode.row(-1, named=True)
-        escalation = int(row["status"] == "escalated")
-        mark = marks.get(anomaly_id)
-        if mark and (mark["feedback"] == "planned" or mark["escalation"] >= escalation):
-            continue
-        contributors = [
-            (f"{c['dimension']} {c['value']}", c["delta_usd"])
-            for c in json.loads(next((t for t in reversed(episode["top_contributors"].to_list()) if t), None) or "[]")
+        series = inc["members"]
+        details = [
+            ("Cause (shared top contributor)", inc["cause"]),
+            ("Impact counted at", f"{inc['layer']} ({len(series)} series out of band, the totals not added up)"),
+            *[(m["scope"], m["impact_usd"]) for m in series[:MAX_MEMBER_LINES]],
+            *([("More series", str(len(series) - MAX_MEMBER_LINES))] if len(series) > MAX_MEMBER_LINES else []),
+            *[(f"top {c['dimension']} {c['value']}", c["delta_usd"]) for c in json.loads(inc["top_contributors"])],
+            ("Anomaly ids", ", ".join(inc["anomaly_ids"])),
         ]
         alerts.append(
             Alert(
-                identity=f"anomaly:{anomaly_id}",
+                identity=f"incident:{inc['incident_id']}",
                 kind="anomaly",
-                title=f"Cost anomaly {'escalated' if escalation else 'opened'} on {row['scored_date']}"
-                f" (open since {row['opened_on']})",
-                scope=row["scope"],
-                actual_usd=row["actual_usd"],
-                expected_usd=row["expected_usd"],
-                impact_usd=row["impact_usd"],
-                details=contributors,
+                title=f"Cost incident {inc['incident_id']} {'escalated' if escalation else 'opened'} on "
+                f"{inc['scored_date']} (since {inc['opened_on']}): {inc['cause']}",
+                scope=", ".join(m["scope"] for m in series if m["monitor"] == inc["layer"]),
+                actual_usd=inc["actual_usd"],
+                expected_usd=inc["expected_usd"],
+                impact_usd=inc["impact_usd"],
+                details=details,
                 url=url,
                 severity="critical" if escalation else "warning",
                 escalation=escalation,
@@ -216,7 +240,7 @@ def build_cost_anomaly_sensor(database: str, alert_store: str) -> dg.SensorDefin
         name="cost_anomaly_sensor",
         minimum_interval_seconds=300,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Alerts once per cost anomaly (again when it escalates), for the last 3 closed days only.",
+        description="Alerts once per cost incident (again when it escalates), for the last 3 closed days only.",
     )
     def cost_anomaly_sensor(context: dg.SensorEvaluationContext):
         after = int(context.cursor) if context.cursor else None
@@ -238,6 +262,6 @@ def build_cost_anomaly_sensor(database: str, alert_store: str) -> dg.SensorDefin
         report = deliver(alerts, sink_from_environ(os.environ, logger=context.log), alert_store, logger=context.log)
         context.log.info(report.summary())
         context.update_cursor(cursor)
-        return dg.SkipReason(f"{len(alerts)} anomaly alert(s) considered for {', '.join(days)}: {report.summary()}")
+        return dg.SkipReason(f"{len(alerts)} incident alert(s) considered for {', '.join(days)}: {report.summary()}")
 
     return cost_anomaly_sensor

@@ -118,30 +118,62 @@ class FeedbackStore:
         ).cast(STORED_SCHEMA)
 
 
+# The anomalies (episodes) of an incident: every series that alerted in it on one of its days.
+INCIDENT_MEMBERS = """
+select distinct anomaly_id from mart.cost_anomalies where incident_id = ? and anomaly_id is not null order by 1
+"""
+
+
 def mark(database: str, store: FeedbackStore, anomaly_id: str, feedback: str, reason: str) -> dict | None:
     """Record ``feedback`` on the episode ``anomaly_id`` of ``mart/cost_anomalies`` (read-only from
     ``database``); returns the episode, or None when a run holds the ledger (the mark is stored with the id
-    alone). An id the mart does not hold is a :class:`FeedbackError`; no ledger at all is
-    :mod:`cost_assets.read`'s error, which says so."""
+    alone). ``anomaly_id`` may also be an incident id (``incident_id``): every member episode is marked
+    (so a planned incident's series all leave their baselines) and the incident id too (what the sensor
+    checks first); the returned "episode" then spans its members. An id the mart does not hold is a
+    :class:`FeedbackError`; no ledger at all is :mod:`cost_assets.read`'s error, which says so."""
     try:
         episode = read.fetch(database, EPISODE, [anomaly_id])
+        members = [] if not episode.is_empty() else read.fetch(database, INCIDENT_MEMBERS, [anomaly_id])["anomaly_id"]
+        episodes = [read.fetch(database, EPISODE, [m]) for m in members]
     except read.WarehouseLockedError:
         empty = {"monitor": None, "value": None, "first_day": None, "last_day": None, "escalation": 0}
         store.record(anomaly_id, feedback, reason, **empty)
         return None
-    if episode.is_empty():
+    if episode.is_empty() and not episodes:
         raise FeedbackError(
-            f"anomaly {anomaly_id!r} is not in mart.cost_anomalies (`cost-assets anomaly list` shows the open ones)"
+            f"anomaly {anomaly_id!r} is not in mart.cost_anomalies, neither as an anomaly id nor as an incident id"
+            " (`cost-assets anomaly list` shows the open ones)"
         )
-    row = episode.row(0, named=True)
+    for member_id, rows in [(anomaly_id, episode), *zip(members, episodes, strict=True)]:
+        if rows.is_empty():
+            continue
+        row = rows.row(0, named=True)
+        store.record(
+            member_id,
+            feedback,
+            reason,
+            monitor=row["monitor"],
+            value=row["value"],
+            first_day=row["first_day"],
+            last_day=row["last_day"],
+            escalation=int(row["escalation"]),
+        )
+    if not episode.is_empty():
+        return episode.row(0, named=True)
+    spans = pl.concat(episodes)
     store.record(
         anomaly_id,
         feedback,
         reason,
-        monitor=row["monitor"],
-        value=row["value"],
-        first_day=row["first_day"],
-        last_day=row["last_day"],
-        escalation=int(row["escalation"]),
+        monitor=None,
+        value=None,
+        first_day=spans["first_day"].min(),
+        last_day=spans["last_day"].max(),
+        escalation=int(spans["escalation"].max()),
     )
-    return row
+    return {
+        "scope": "incident of " + ", ".join(spans["scope"].to_list()),
+        "first_day": spans["first_day"].min(),
+        "last_day": spans["last_day"].max(),
+        "escalation": int(spans["escalation"].max()),
+    }

@@ -483,6 +483,9 @@ class CostAnomalies(_Daily):
     # JSON list (rank order) of {"dimension", "value", "actual_usd", "expected_usd", "delta_usd"}, on
     # alertable days only.
     top_contributors: str | None = pa.Field(nullable=True)
+    # The incident of an alertable row: its series and the others out of band the same scored day whose top
+    # resource contributor is the same (costing/anomaly_incidents.py); null on the other rows.
+    incident_id: str | None = pa.Field(nullable=True)
 
     class Config:
         strict = True
@@ -690,8 +693,10 @@ class ServingCosts(_Daily):
     tenant: str
     agent: str
     user: str
+    session: str
     endpoint_name: str
     model: str
+    provider: str
     calls: pl.Int64 = pa.Field(ge=0)
     input_tokens: pl.Int64 = pa.Field(ge=0)
     output_tokens: pl.Int64 = pa.Field(ge=0)
@@ -704,7 +709,17 @@ class ServingCosts(_Daily):
 
     class Config:
         strict = True
-        unique = ["usage_date", "workspace_id", "tenant", "agent", "user", "endpoint_name", "model"]
+        unique = [
+            "usage_date",
+            "workspace_id",
+            "tenant",
+            "agent",
+            "user",
+            "session",
+            "endpoint_name",
+            "model",
+            "provider",
+        ]
 
 
 class CloudCosts(_Daily):

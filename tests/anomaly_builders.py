@@ -27,6 +27,7 @@ def mart_row(
     state: str = "normal",
     contributors: list[tuple[str, str, float]] = (),
     feedback: str | None = None,
+    incident_id: str | None = None,
 ) -> dict:
     """One row; ``contributors`` as (dimension, value, delta $)."""
     return {
@@ -56,6 +57,7 @@ def mart_row(
         "top_contributors": json.dumps([{"dimension": d, "value": v, "delta_usd": x} for d, v, x in contributors])
         if contributors
         else None,
+        "incident_id": incident_id,
     }
 
 

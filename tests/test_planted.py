@@ -109,7 +109,7 @@ def test_ground_truth_names_each_planted_anomaly_by_its_keys():
     assert {p.kind for p in ground_truth_anomalies(tiny, days)} == {"runaway_job", "weekend_cluster"}
 
 
-def _alert(day, monitor, value, anomaly_id, contributors=(), *, account_baseline=True):
+def _alert(day, monitor, value, anomaly_id, contributors=(), *, incident=None, account_baseline=True):
     return {
         "usage_date": day + dt.timedelta(days=1),
         "scored_date": day,
@@ -119,6 +119,7 @@ def _alert(day, monitor, value, anomaly_id, contributors=(), *, account_baseline
         "anomaly_id": anomaly_id,
         "baseline": "weekday" if account_baseline else None,
         "top_contributors": json.dumps([{"dimension": d, "value": v} for d, v in contributors]),
+        "incident_id": incident,
     }
 
 
@@ -127,25 +128,30 @@ def _account(day):
     return {**_alert(day, "account", "all", None), "alertable": False}
 
 
-def test_detection_matches_alerts_by_series_or_contributor_on_the_planted_days():
+def test_detection_counts_incidents_matched_by_series_or_contributor_on_the_planted_days():
     truth = planted.planted_frame(planted.planted([*RUNAWAY, SPIKE], 107926, lambda f: "c"))
     anomalies = pl.DataFrame(
         [
             _account(RUNAWAY[0]),
             _account(SPIKE),
-            _alert(RUNAWAY[0], "job", "107926", "a"),  # the runaway job's own series
-            _alert(RUNAWAY[1], "team", "t", "b", [("resource", "cluster:x"), ("job", "107926")]),  # by contributor
-            _alert(RUNAWAY[1], "team", "u", "c", [("resource", "cluster:y")]),  # same day, unrelated
-            _alert(SPIKE, "job", "107926", "d"),  # the runaway job, but not on a runaway day
+            _alert(RUNAWAY[0], "job", "107926", "a", incident="i1"),  # the runaway job's own series
+            # By contributor (the job), and e in the same incident (its cluster) though it names no job.
+            _alert(RUNAWAY[1], "team", "t", "b", [("resource", "cluster:x"), ("job", "107926")], incident="i2"),
+            _alert(RUNAWAY[1], "project", "q", "e", [("resource", "cluster:x")], incident="i2"),
+            _alert(RUNAWAY[1], "team", "u", "c", [("resource", "cluster:y")], incident="i3"),  # same day, unrelated
+            _alert(SPIKE, "job", "107926", "d", incident="i4"),  # the runaway job, but not on a runaway day
         ]
     )
     result = planted.detection(anomalies, truth, [RUNAWAY[0], SPIKE])
     # Counted: the runaway (its first day has an account baseline) and the spike (its day too). Found: the
-    # runaway (a, b). Other alerts: c and d → precision 2 / 4 = 0.5, recall 1 / 2 = 0.5.
+    # runaway (incidents i1, i2). Incidents i3 and i4 are explained by none → precision 2 / 4 incidents =
+    # 0.5, recall 1 / 2 = 0.5.
     assert result["planted"] == [f"runaway_job:{RUNAWAY[0]}", f"serving_spike:{SPIKE}"]
     assert result["found"] == [f"runaway_job:{RUNAWAY[0]}"]
     assert (result["precision"], result["recall"]) == (0.5, 0.5)
+    assert result["incidents"] == ["i1", "i2", "i3", "i4"]
+    assert result["other_incidents"] == ["i3", "i4"]
+    # Per alert: e is explained by its incident's match (b's job contributor).
+    runaway = f"runaway_job:{RUNAWAY[0]}"
     found = dict(result["alerts"].select("anomaly_id", "planted_id").rows())
-    assert found == {"a": f"runaway_job:{RUNAWAY[0]}", "b": f"runaway_job:{RUNAWAY[0]}", "c": None, "d": None}
-    # Incidents: c's day and top resource; d has no resource contributor, so its own series.
-    assert result["other_incidents"] == [f"{RUNAWAY[1]} cluster:y", f"{SPIKE} job=107926"]
+    assert found == {"a": runaway, "b": runaway, "e": runaway, "c": None, "d": None}

@@ -1,6 +1,7 @@
 """Simulation only: ``sim/anomaly_detection``, the alerts of ``mart/cost_anomalies`` against the anomalies
-the simulated world planted (``simulation/planted.py``): which planted anomaly each alert found, which
-were missed, the other alerts, and the detector's precision and recall.
+the simulated world planted (``simulation/planted.py``): which planted anomaly each alert (and its
+incident) found, which were missed, the incidents none explains, and the detector's precision (by
+incident: what the channel gets) and recall.
 
 ``build_defs()`` registers it only for the simulated workspace (like ``sim/run_cost_accuracy``): the
 production assets never import the simulator.
@@ -20,7 +21,8 @@ from cost_assets.simulation import planted
 ANOMALY_DETECTION = dg.AssetKey(["sim", "anomaly_detection"])
 # Partition D judges the alerts of the 35 partitions up to D: what `make run DAYS=35` materializes.
 WINDOW_DAYS = 35
-# Alerts no planted anomaly explains, counted as incidents (one spend change alerts in several series).
+# Incidents (what the channel gets: one per spend change, however many series it moved) no planted
+# anomaly explains.
 MAX_OTHER = 2
 WINDOW = dg.TimeWindowPartitionMapping(start_offset=-(WINDOW_DAYS - 1), end_offset=0)
 SCHEMA = {
@@ -52,9 +54,10 @@ def day_rows(day, anomalies: pl.DataFrame, truth: pl.DataFrame) -> tuple[pl.Data
     meta = {
         "truth/planted": len(result["planted"]),
         "truth/found": len(result["found"]),
+        "truth/incidents": len(result["incidents"]),
+        "truth/other_incidents": len(result["other_incidents"]),
         "truth/alerts": alerts.height,
         "truth/other_alerts": other,
-        "truth/other_incidents": len(result["other_incidents"]),
         "truth/precision": result["precision"],
         "truth/recall": result["recall"],
         "truth/missed": ", ".join(missed["planted_id"].to_list()) or "none",
@@ -82,7 +85,7 @@ def day_rows(day, anomalies: pl.DataFrame, truth: pl.DataFrame) -> tuple[pl.Data
 def anomaly_detection(context: dg.AssetExecutionContext, workspace: SimulatedWorkspace, anomalies: pl.DataFrame):
     """For each day D: the alerts (episodes) of ``mart/cost_anomalies`` over the 35 days up to D matched
     against the planted anomalies — found (with the alert that found it), missed, other alerts — and the
-    detector's precision and recall (``truth/*`` metadata)."""
+    detector's precision (by incident) and recall (``truth/*`` metadata)."""
     days = window_days(context.partition_time_window)
     scored = anomalies["scored_date"].unique().sort().to_list()
     truth = workspace.planted_anomalies(scored) if scored else planted.planted_frame([])
@@ -99,6 +102,7 @@ def anomaly_detection(context: dg.AssetExecutionContext, workspace: SimulatedWor
         passed=passed,
         severity=dg.AssetCheckSeverity.WARN,
         description=f"{meta['truth/found']} of {meta['truth/planted']} planted anomalies found, "
-        f"{meta['truth/other_alerts']} other alert(s) in {meta['truth/other_incidents']} incident(s)",
+        f"{meta['truth/incidents']} incident(s), {meta['truth/other_incidents']} explained by none "
+        f"({meta['truth/other_alerts']} of {meta['truth/alerts']} series alerts)",
         metadata=meta,
     )

@@ -4,8 +4,9 @@ Pure polars (the asset in ``assets/anomalies.py`` wraps it); the scoring itself 
 :mod:`cost_assets.costing.anomalies`. Partition D holds, for each of the **last 3 closed days ≤ D**
 (``scored_date``; closed per :mod:`cost_assets.costing.closure`, judged on the bill's rows up to D), one row
 per monitored series: the score, its episode, the feedback given on the episode and, on alertable days,
-the top contributors. Why three: a correction can still land on a day that has just closed, so the newest
-closed days are scored again by each day's run; the newest partition holding a ``scored_date`` has its
+the top contributors and the incident (:mod:`cost_assets.costing.anomaly_incidents`). Why three: a
+correction can still land on a day that has just closed, so the newest closed days are scored again by
+each day's run; the newest partition holding a ``scored_date`` has its
 current figures. Re-materializing D replaces D's rows only: the rows depend on the bill up to D, the
 attributed costs of the 56 + days before, the feedback store and the episodes still open the closed day
 before the first scored day (carried from the partition before, so an episode keeps its id and opening
@@ -16,7 +17,7 @@ import datetime as dt
 
 import polars as pl
 
-from cost_assets.costing import anomalies
+from cost_assets.costing import anomalies, anomaly_incidents
 from cost_assets.costing.anomalies import RESCORE_LAST_N, TOP_N
 from cost_assets.vocabulary import TAG_DIMENSIONS
 
@@ -30,6 +31,7 @@ MART_SCHEMA = {
     **{c: t for c, t in anomalies.LIFECYCLE_SCHEMA.items() if c not in ("usage_date", "monitor", "value")},
     "feedback": pl.String,
     "top_contributors": pl.String,
+    "incident_id": pl.String,
 }
 del MART_SCHEMA["baseline_days"]
 # The feedback store's rows as the scoring reads them (``cost_assets.anomaly_feedback``).
@@ -193,6 +195,7 @@ def as_of(
         )
         .rename({"usage_date": "scored_date"})
         .rename({"_day": "usage_date"})
+        .pipe(anomaly_incidents.assign)
         .select(list(MART_SCHEMA))
         .cast(MART_SCHEMA)
         .sort("scored_date", "monitor", "value")

@@ -147,18 +147,19 @@ DETECTION_SCHEMA = {
 
 
 def detection(anomalies: pl.DataFrame, truth: pl.DataFrame, scored_days: list[dt.date]) -> dict:
-    """How ``mart/cost_anomalies`` rows (``anomalies``, any partitions) find the planted ``truth``.
+    """How ``mart/cost_anomalies`` rows (``anomalies``, any partitions) find the planted ``truth``, counted
+    per incident (the alert the channel gets).
 
-    Alerts are the episodes (``anomaly_id``) with an alertable day. An alert *matches* a planted anomaly
-    when one of its alertable days is one of the planted days and its series, or one of its top
-    contributors, is one of the planted keys. One spend change shows in several series (a job's runaway
-    in its job, team, tenant, user … and the account), so alerts are also grouped into *incidents*: the
-    first alerting day and the top ``resource`` contributor (the cluster or endpoint whose spend moved most;
-    the series itself when no resource moved). Only planted anomalies with a day among ``scored_days`` that
-    the account series scored with a baseline count (before that the detector cannot see them).
-    Returns ``alerts`` (DETECTION_SCHEMA rows, ``planted_id`` null for the other alerts), ``planted``
-    (the counted planted ids), ``found``, ``other_incidents`` (the incidents of the other alerts),
-    ``precision`` (of the alerts) and ``recall`` (null when nothing to divide by).
+    Alerts are the episodes (``anomaly_id``) with an alertable day; each belongs to the incident
+    (``incident_id``) of its first alertable day. An alertable day *matches* a planted anomaly when it is
+    one of the planted days and its series, or one of its top contributors, is one of the planted keys; an
+    incident matching a planted anomaly on any of its days is a true positive, and every alert of it is
+    explained by that anomaly (a runaway job's team alert names the cluster, not the job). Only planted
+    anomalies with a day among ``scored_days`` that the account series scored with a baseline count
+    (before that the detector cannot see them). Returns ``alerts`` (DETECTION_SCHEMA rows, ``planted_id``
+    null for the alerts of other incidents), ``incidents`` (every incident id), ``planted`` (the counted
+    planted ids), ``found``, ``other_incidents`` (the incidents no planted anomaly explains),
+    ``precision`` (of the incidents) and ``recall`` (null when nothing to divide by).
     """
     alert_days = anomalies.filter(pl.col("alertable"))
     account = anomalies.filter(pl.col("monitor") == "account", pl.col("baseline").is_not_null())
@@ -166,13 +167,11 @@ def detection(anomalies: pl.DataFrame, truth: pl.DataFrame, scored_days: list[dt
     counted = [
         r for r in truth.iter_rows(named=True) if any(r["first_day"] <= d <= r["last_day"] for d in baseline_days)
     ]
-    matches: dict[str, tuple[str | None, str | None, str, str, dt.date, str]] = {}
-    for row in alert_days.sort("scored_date").iter_rows(named=True):
+    episodes: dict[str, tuple[str, str, dt.date, str]] = {}  # anomaly id → its series, first alert, incident
+    hits: dict[str, dict] = {}  # incident → the planted anomaly it matched first
+    for row in alert_days.sort("scored_date", "usage_date").iter_rows(named=True):
         names = {f"{row['monitor']}={row['value']}"}
-        contributors = json.loads(row["top_contributors"] or "[]")
-        names |= {f"{c['dimension']}={c['value']}" for c in contributors}
-        moved = next((c["value"] for c in contributors if c["dimension"] == "resource"), None)
-        incident = f"{row['scored_date']} {moved or row['monitor'] + '=' + row['value']}"
+        names |= {f"{c['dimension']}={c['value']}" for c in json.loads(row["top_contributors"] or "[]")}
         hit = next(
             (
                 t
@@ -181,28 +180,24 @@ def detection(anomalies: pl.DataFrame, truth: pl.DataFrame, scored_days: list[dt
             ),
             None,
         )
-        known = matches.get(row["anomaly_id"])
-        if known is None or (known[0] is None and hit is not None):
-            matches[row["anomaly_id"]] = (
-                hit and hit["planted_id"],
-                hit and hit["kind"],
-                row["monitor"],
-                row["value"],
-                row["scored_date"],
-                incident,
-            )
-    alerts = pl.DataFrame(
-        [dict(zip(DETECTION_SCHEMA, (aid, *m), strict=True)) for aid, m in sorted(matches.items())],
-        schema=DETECTION_SCHEMA,
-    )
+        episodes.setdefault(row["anomaly_id"], (row["monitor"], row["value"], row["scored_date"], row["incident_id"]))
+        if hit is not None:
+            hits.setdefault(row["incident_id"], hit)
+    rows = []
+    for aid, (monitor, value, first, incident) in sorted(episodes.items()):
+        hit = hits.get(incident)
+        values = (aid, hit and hit["planted_id"], hit and hit["kind"], monitor, value, first, incident)
+        rows.append(dict(zip(DETECTION_SCHEMA, values, strict=True)))
+    alerts = pl.DataFrame(rows, schema=DETECTION_SCHEMA)
+    incidents = sorted({e[3] for e in episodes.values()})
     counted_ids = sorted(r["planted_id"] for r in counted)
-    found = sorted(set(alerts["planted_id"].drop_nulls()) & set(counted_ids))
-    matched = alerts.filter(pl.col("planted_id").is_not_null()).height
+    found = sorted({h["planted_id"] for h in hits.values()} & set(counted_ids))
     return {
         "alerts": alerts,
+        "incidents": incidents,
         "planted": counted_ids,
         "found": found,
-        "other_incidents": sorted(set(alerts.filter(pl.col("planted_id").is_null())["incident"])),
-        "precision": matched / alerts.height if alerts.height else None,
+        "other_incidents": [i for i in incidents if i not in hits],
+        "precision": len(hits) / len(incidents) if incidents else None,
         "recall": len(found) / len(counted_ids) if counted_ids else None,
     }
