@@ -44,14 +44,7 @@ from cost_assets.costing.frames import ENGINE, Frame, group_starts, lazy
 from cost_assets.costing.price import MONEY_COLUMNS, price_segments_lazy
 from cost_assets.costing.scope import resolve_tags
 from cost_assets.costing.spec import with_spec_events
-from cost_assets.costing.timeline import (
-    CORE_COLUMNS,
-    SEGMENT_KIND,
-    STATE,
-    cluster_attributes,
-    segment_core,
-)
-from cost_assets.costing.timeline import stored_segments as stored_form
+from cost_assets.costing.timeline import cluster_attributes, segment_core, stored_form
 from cost_assets.timeutil import day_bounds
 
 # The engine's output columns are the contracts' (the pandera models are the one source of truth).
@@ -120,18 +113,6 @@ class Timeline(NamedTuple):
 
     core: pl.DataFrame
     seen: pl.DataFrame
-
-
-def _timeline_of(segments: Frame, day: dt.date) -> Timeline:
-    """:class:`Timeline` of stored segments (any days, any order; the day's rows are used)."""
-    seg = _grouped_in_time(lazy(segments).filter(pl.col("usage_date") == day).collect(engine=ENGINE))
-    seen = (
-        seg.filter(pl.col("segment_kind") == "cluster")
-        .group_by("cluster_id", maintain_order=True)
-        .agg(pl.col("workspace_id").first())
-    )
-    core = seg.select(CORE_COLUMNS).with_columns(pl.col("segment_kind").cast(SEGMENT_KIND), pl.col("state").cast(STATE))
-    return Timeline(core, seen)
 
 
 def _estimate(
@@ -283,19 +264,6 @@ def _estimate_batch(
     return out.select(HOURLY_COLUMNS).collect(engine=ENGINE)
 
 
-def _grouped_in_time(segments: pl.DataFrame) -> pl.DataFrame:
-    """The segments grouped by cluster and in time order within each cluster, as pricing and the sweep
-    expect; sorted only when they are not already (the timeline leaves them so; a table read back from
-    storage may not be)."""
-    cluster, start = pl.col("cluster_id"), pl.col("segment_start")
-    new_group = cluster.ne_missing(cluster.shift()).fill_null(True)
-    grouped = segments.select(
-        (new_group.sum() == cluster.n_unique()).alias("grouped"),
-        (new_group | (start >= start.shift())).all().alias("in_time"),
-    ).row(0)
-    return segments if all(grouped) else segments.sort("cluster_id", "segment_start")
-
-
 def _in_batch(column: str, k: int, batches: int) -> pl.Expr:
     """Stable batch of an id (same id → same batch in every frame of the process)."""
     return (pl.col(column).hash(seed=7) % batches) == k
@@ -415,7 +383,7 @@ def segments_for_day(
 
 
 def estimate(
-    segments: Frame | Timeline,
+    timeline: Timeline,
     job_runs: Frame,
     clusters: Frame,
     instance_types: Frame,
@@ -427,13 +395,13 @@ def estimate(
     """``mart/estimated_costs`` for one day: cluster × hour × SKU × consumer (columns :data:`HOURLY_COLUMNS`),
     estimated DBUs and $ and each consumer's share of the cluster-hour.
 
-    ``segments``: the day's :class:`Timeline`, or :func:`segments_for_day` rows (other days are ignored).
+    ``timeline``: the day's :func:`timeline_for_day` (the stored ``mart/cluster_segments`` rows are its wider
+    form, written beside the estimate, never read back).
     ``dbu_share`` / ``cost_share`` are the consumer's part of the cluster-hour's DBUs / total $ (null when the
     hour has none); reconciliation multiplies the billed amount of that cluster-hour by them. Money columns
     are null on unpriced rows; shares use the priced part only. A job cluster's run-free hours go to its runs
     (``task_run_id`` set), or, on a day without its runs, to the run its name gives it to (``task_run_id``
     null)."""
-    timeline = segments if isinstance(segments, Timeline) else _timeline_of(segments, day)
     return _estimate(timeline, job_runs, clusters, instance_types, dbu_prices, day, tier, pools)
 
 

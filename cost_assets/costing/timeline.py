@@ -460,10 +460,10 @@ def cluster_segments_lazy(
 ) -> pl.LazyFrame:
     """:func:`cluster_segments` as a LazyFrame (the timeline itself is computed eagerly)."""
     core, workspaces = segment_core(clusters, events, day_start, day_end, pools)
-    return stored_segments(core, workspaces, clusters, pools)
+    return stored_form(core, workspaces, clusters, pools)
 
 
-def stored_segments(core: Frame, workspaces: Frame, clusters: Frame, pools: Frame | None = None) -> pl.LazyFrame:
+def stored_form(core: Frame, workspaces: Frame, clusters: Frame, pools: Frame | None = None) -> pl.LazyFrame:
     """The stored form of :func:`segment_core` rows (:data:`SEGMENT_COLUMNS`): cluster-level columns joined
     per cluster, the workspace from the cluster's config else from its events (``workspaces``), and the
     state and kind codes as strings."""
