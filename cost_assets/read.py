@@ -113,11 +113,11 @@ def connect(database: str) -> Iterator[duckdb.DuckDBPyConnection]:
         if not any(word in str(e).lower() for word in _LOCKED):
             raise
         holder = _HOLDER.search(str(e))
-        who = f"a writer, process {holder['pid']} ({holder['exe']})," if holder else "a writer"
+        who = f" Process {holder['pid']} ({holder['exe']}) holds it." if holder else ""
         raise WarehouseLockedError(
-            f"DuckDB database {database!r} is held by {who} (another process running the pipeline, e.g. "
+            f"DuckDB database {database!r} is held by a writer (another process running the pipeline, e.g. "
             "`make run` or a Dagster run, or a read-write connection of this process): DuckDB lets no one else "
-            f"open the file meanwhile. Try again when it has finished. ({_first_line(e)})"
+            f"open the file meanwhile.{who} Try again when it has finished. ({_first_line(e)})"
         ) from e
     try:
         yield connection
