@@ -1,7 +1,7 @@
 """The one read-only way into the DuckDB warehouse, returning polars frames.
 
-The ``cost-assets run`` summary (:mod:`cost_assets.report`), ``query_attribution``
-(:mod:`cost_assets.query`) and the IO manager's helpers (``read_table``, ``Ledger.stored_days`` in
+``cost-assets report`` (:mod:`cost_assets.reports`), the ``cost-assets run`` summary (:mod:`cost_assets.report`),
+``query_attribution`` (:mod:`cost_assets.query`) and the IO manager's helpers (``read_table``, ``Ledger.stored_days`` in
 :mod:`cost_assets.resources.warehouse`, whose loads also convert with :func:`to_polars`) all read through
 it. Plain duckdb + polars, no Dagster import, so the CLI and notebooks can use it without the graph.
 
