@@ -84,6 +84,7 @@ E2E_MODULES = frozenset(
         "test_mock_faults",
         "test_mock_server",
         "test_partition_metadata",
+        "test_pushdown",
         "test_postgres_instance",
         "test_report_cli",
         "test_raw_assets",

@@ -35,8 +35,19 @@ def dbu_prices_from_list_prices(sheet: pl.DataFrame, list_prices: list[dict]) ->
     account = pl.DataFrame(rows).with_columns(
         pl.col("price_start_time", "price_end_time").cast(sheet["price_start_time"].dtype)
     )
-    attributes = sheet.sort("price_start_time").unique(["cloud", "sku_name"], keep="last").select(_ATTRIBUTES)
-    priced = account.join(attributes, on=["cloud", "sku_name"], how="inner")
+    # The sheet row in force when the account's window starts (else the sheet's first one for the SKU):
+    # a SKU's Photon factor can change over time.
+    attributes = sheet.select(*_ATTRIBUTES, "price_start_time").sort("price_start_time")
+    account = account.sort("price_start_time")
+    in_force = account.join_asof(
+        attributes, on="price_start_time", by=["cloud", "sku_name"], strategy="backward", check_sortedness=False
+    )
+    first = account.join_asof(
+        attributes, on="price_start_time", by=["cloud", "sku_name"], strategy="forward", check_sortedness=False
+    )
+    priced = in_force.with_columns(
+        pl.coalesce(in_force[c], first[c]).alias(c) for c in _ATTRIBUTES if c not in ("cloud", "sku_name")
+    ).filter(pl.col("workload").is_not_null())
     unknown = sorted(set(account["sku_name"]) - set(priced["sku_name"]))
     from_account = priced.with_columns(
         pl.lit("DBU").alias("usage_unit"),

@@ -1,0 +1,179 @@
+"""The system-tables push-down: EXTERNAL_LINKS + ARROW_STREAM paging through the mock warehouse on
+127.0.0.1, links downloaded without the Authorization header, expired links refreshed, the INLINE limit,
+the reduced bill equal to the raw-row fetch, and ref/dbu_prices from system.billing.list_prices."""
+
+import datetime as dt
+import logging
+
+import httpx
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from cost_assets.ingest.list_prices import SOURCE, dbu_prices_from_list_prices
+from cost_assets.ingest.pushdown import priced_totals
+from cost_assets.ingest.sql import Param, SqlStatementError, StatementClient
+from cost_assets.mock_server import MockOptions, MockServer
+from cost_assets.prices import load_price_sheet
+from cost_assets.resources.billing import SystemTablesBillingSource
+from cost_assets.resources.databricks import DatabricksConnection
+from cost_assets.resources.prices import BundledPriceCatalog, SystemTablesPriceCatalog
+from cost_assets.simulation.world import WorldConfig
+
+CFG = WorldConfig(seed=5, scale="tiny", start=dt.date(2026, 1, 30), days=3)
+DAYS = [dt.date(2026, 1, 30), dt.date(2026, 1, 31), dt.date(2026, 2, 1)]
+TOKEN = "dapi-mock-token"
+
+
+def connection(server: MockServer) -> DatabricksConnection:
+    return DatabricksConnection(host=server.url, token=TOKEN, max_requests_per_second=0)
+
+
+def statements(server: MockServer, **kwargs) -> StatementClient:
+    return StatementClient(connection(server).client(), "wh", wait_timeout_s=0, poll_interval_s=0.05, **kwargs)
+
+
+def test_external_links_page_over_chunks_without_the_authorization_header():
+    with MockServer(MockOptions(world=CFG, sql_chunk_rows=3)) as server:
+        sql = statements(server)
+        frame = sql.query_arrow("SELECT range AS i, :tag AS tag FROM range(7)", [Param("tag", "x")])
+        downloads = server.mock.sql.links.downloads
+    # 7 rows in chunks of 3: chunk 0 = rows 0-2, chunk 1 = rows 3-5, chunk 2 = row 6.
+    assert frame["i"].to_list() == [0, 1, 2, 3, 4, 5, 6]
+    assert frame.schema == pl.Schema({"i": pl.Int64, "tag": pl.String})  # typed Arrow, not JSON strings
+    assert [d["path"].rsplit("/", 1)[1] for d in downloads] == ["0", "1", "2"]
+    assert [d["authorization"] for d in downloads] == [False, False, False]
+    # chunk 0's link came with the statement, chunks 1 and 2 from result/chunks/{n} (authenticated calls)
+    assert sum(v for k, v in server.mock.calls.items() if "/result/chunks/" in k) == 2
+    assert sql.link_stats["calls/external_link"] == 3
+
+
+def test_storage_refuses_a_link_sent_with_an_authorization_header():
+    with MockServer(MockOptions(world=CFG)) as server:
+        client = connection(server).client()
+        response = client.post_json(
+            "/api/2.0/sql/statements",
+            {
+                "warehouse_id": "wh",
+                "statement": "SELECT 1 AS one",
+                "format": "ARROW_STREAM",
+                "disposition": "EXTERNAL_LINKS",
+            },
+        )
+        url = response["result"]["external_links"][0]["external_link"]
+        with_token = httpx.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
+        plain = httpx.get(url)
+    assert with_token.status_code == 400  # S3's "only one auth mechanism allowed"
+    assert plain.status_code == 200 and pl.read_ipc_stream(plain.content)["one"].to_list() == [1]
+
+
+def test_an_expired_link_is_asked_for_again_once():
+    # The client's clock is past the first link's expiration on its first look only: it asks result/chunks/0
+    # for a fresh link and downloads that one.
+    seen = []
+
+    def now() -> dt.datetime:
+        seen.append(1)
+        return dt.datetime(2999, 1, 1) if len(seen) == 1 else dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+    with MockServer(MockOptions(world=CFG)) as server:
+        sql = statements(server, now=now)
+        frame = sql.query_arrow("SELECT 41 + 1 AS answer")
+        refetched = sum(v for k, v in server.mock.calls.items() if k.endswith("/result/chunks/0"))
+    assert refetched == 1
+    assert frame["answer"].to_list() == [42]
+    assert sql.link_stats["links_refreshed"] == 1 and sql.link_stats["calls/external_link"] == 1
+
+
+def test_links_that_expire_at_once_fail_clearly():
+    with (
+        MockServer(MockOptions(world=CFG, sql_link_ttl_s=0)) as server,
+        pytest.raises(SqlStatementError, match="expired"),
+    ):
+        statements(server).query_arrow("SELECT 1 AS one")
+
+
+def test_inline_results_over_the_limit_fail_and_external_links_carry_them():
+    # 7 rows of one integer as JSON_ARRAY: [["0"],["1"],...,["6"]] = 2 + 7 × 5 + 6 commas = 43 bytes > 40.
+    with MockServer(MockOptions(world=CFG, sql_inline_limit_bytes=40)) as server:
+        with pytest.raises(SqlStatementError, match="Inline byte limit exceeded"):
+            statements(server).query("SELECT range AS i FROM range(7)")
+        assert statements(server).query_arrow("SELECT range AS i FROM range(7)")["i"].sum() == 21  # 0+1+…+6
+
+
+def test_pushdown_gives_the_same_bill_as_raw_rows():
+    with MockServer(MockOptions(world=CFG, sql_chunk_rows=20)) as server:
+        stats: dict = {}
+        pushed = SystemTablesBillingSource(connection=connection(server), warehouse_id="wh").usage(DAYS, stats)
+        raw = SystemTablesBillingSource(connection=connection(server), warehouse_id="wh", pushdown=False).usage(DAYS)
+        downloads = server.mock.sql.links.downloads
+        pushed_sql = server.mock.sql.executed[0]
+    assert pushed.height > 20  # more than one chunk, so the paging is part of this comparison
+    assert_frame_equal(pushed, raw)
+    assert pushed_sql["format"] == "ARROW_STREAM" and pushed_sql["disposition"] == "EXTERNAL_LINKS"
+    assert {p["name"]: p["value"] for p in pushed_sql["parameters"]} == {
+        "first_day": "2026-01-30",
+        "last_day": "2026-02-01",
+    }
+    assert len(downloads) == -(-pushed.height // 20) and not any(d["authorization"] for d in downloads)
+    assert stats["pushdown/rows"] == pushed.height and stats["pushdown/unpriced_rows"] == 0
+
+
+def test_priced_totals_by_hand():
+    frame = pl.DataFrame({"list_cost_usd": [1.5, None, 2.25]})
+    # 1.5 + 2.25 = 3.75 priced; one row without a price is counted, not added as $0
+    assert priced_totals(frame) == {"pushdown/rows": 3.0, "pushdown/list_cost_usd": 3.75, "pushdown/unpriced_rows": 1.0}
+
+
+def test_list_prices_replace_the_sheets_by_hand():
+    sheet = load_price_sheet().dbu_prices_frame()
+    rows = [
+        {
+            "sku_name": "PREMIUM_JOBS_COMPUTE",
+            "cloud": "AZURE",
+            "usage_unit": "DBU",
+            "currency_code": "USD",
+            "price_start_time": "2025-06-01T00:00:00.000Z",
+            "price_end_time": None,
+            "list_price": 0.5,
+        },
+        {
+            "sku_name": "BRAND_NEW_SKU",
+            "cloud": "AZURE",
+            "usage_unit": "DBU",
+            "currency_code": "USD",
+            "price_start_time": "2025-06-01T00:00:00.000Z",
+            "price_end_time": None,
+            "list_price": 1.0,
+        },
+    ]
+    frame, unknown = dbu_prices_from_list_prices(sheet, rows)
+    jobs = frame.filter(cloud="AZURE", sku_name="PREMIUM_JOBS_COMPUTE")
+    # the account's one window replaces the sheet's (0.30 from 2020-01-01); no contract discount in the
+    # bundled sheet, so contract = effective = 0.5 × (1 − 0) = 0.5; workload from the sheet
+    assert jobs.select("price_start_time", "list_price", "contract_price", "workload", "source").rows() == [
+        (dt.datetime(2025, 6, 1), 0.5, 0.5, "jobs", SOURCE)
+    ]
+    assert unknown == ["BRAND_NEW_SKU"]
+    # every other SKU keeps its sheet rows: one fewer row (the jobs SKU had a single sheet row, replaced by one)
+    assert frame.height == sheet.height
+    assert frame.filter(pl.col("source") == SOURCE).height == 1
+
+
+def test_price_catalog_takes_list_prices_and_warns_without_them(caplog):
+    base = BundledPriceCatalog()
+    with MockServer(MockOptions(world=CFG)) as server:
+        catalog = SystemTablesPriceCatalog(base=base, connection=connection(server), warehouse_id="wh")
+        frame = catalog.dbu_prices()
+    # the mock's list_prices are the sheet's list prices of the world's cloud (AZURE): same numbers, new source
+    azure = frame.filter(cloud="AZURE")
+    assert set(azure["source"]) == {SOURCE}
+    assert_frame_equal(
+        azure.drop("source"), base.dbu_prices().filter(cloud="AZURE").drop("source"), check_row_order=False
+    )
+    with MockServer(MockOptions(world=CFG, denied_system_schemas=("system.billing",))) as server:
+        catalog = SystemTablesPriceCatalog(base=base, connection=connection(server), warehouse_id="wh")
+        with caplog.at_level(logging.WARNING):
+            fallback = catalog.dbu_prices()
+    assert_frame_equal(fallback, base.dbu_prices())
+    assert "system.billing.list_prices unavailable" in caplog.text and "INSUFFICIENT_PERMISSIONS" in caplog.text
