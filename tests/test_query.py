@@ -29,14 +29,17 @@ def database(tmp_path: Path) -> str:
         con.execute("CREATE SCHEMA mart")
         con.execute(
             "CREATE TABLE mart.serving_costs (usage_date DATE, workspace_id VARCHAR, tenant VARCHAR, agent VARCHAR, "
-            '"user" VARCHAR, endpoint_name VARCHAR, model VARCHAR, calls BIGINT, estimated_usd DOUBLE, '
-            "actual_usd DOUBLE, actual_dbus DOUBLE, delta_usd DOUBLE, currency_code VARCHAR)"
+            '"user" VARCHAR, session VARCHAR, endpoint_name VARCHAR, model VARCHAR, provider VARCHAR, '
+            "calls BIGINT, estimated_usd DOUBLE, actual_usd DOUBLE, actual_dbus DOUBLE, delta_usd DOUBLE, "
+            "currency_code VARCHAR)"
         )
         for day, tenant, agent, user, est, act, dbus, calls in ROWS:
             delta = None if est is None else act - est
+            session = f"s-{user}"  # one session per user: ana's rows are session s-ana
             con.execute(
-                "INSERT INTO mart.serving_costs VALUES (?, 'ws', ?, ?, ?, 'chat', 'llama', ?, ?, ?, ?, ?, 'USD')",
-                [day, tenant, agent, user, calls, est, act, dbus, delta],
+                "INSERT INTO mart.serving_costs VALUES "
+                "(?, 'ws', ?, ?, ?, ?, 'chat', 'llama', 'databricks', ?, ?, ?, ?, ?, 'USD')",
+                [day, tenant, agent, user, session, calls, est, act, dbus, delta],
             )
     return path
 
@@ -127,3 +130,33 @@ def test_a_missing_database_or_table_says_to_run_the_pipeline_first(database, tm
     duckdb.connect(empty).close()
     with pytest.raises(TableMissingError, match=r"serving_costs.* run `make run` first"):
         query_attribution(database=empty, start_date=D1, end_date=D1)
+
+
+def test_every_dimension_is_a_filter_and_a_group(database):
+    # agent=triage and user=ana over D1..D3: o'reilly D1 (1.5, 3 calls), D2 (3.0, 5), D3 (17.0, 7); acme D1
+    # (9.0, 6); untagged D2 (0.5, 1) — grouped by tenant.
+    out = query_attribution(
+        start_date=D1,
+        end_date=D3,
+        group_by=["tenant", "session", "provider", "workspace"],
+        database=database,
+        agent="triage",
+        user="ana",
+        model="llama",
+        provider="databricks",
+        session="s-ana",
+        endpoint="chat",
+        workspace="ws",
+    )
+    got = {r["tenant"]: (r["actual_usd"], r["calls"]) for r in out.to_dicts()}
+    assert got == {"(untagged)": (0.5, 1), "acme": (9.0, 6), "o'reilly": (pytest.approx(1.5 + 3.0 + 17.0), 3 + 5 + 7)}
+    assert set(out["session"]) == {"s-ana"} and set(out["provider"]) == {"databricks"}
+    assert out.columns[4:] == ["estimated_usd", "actual_usd", "actual_dbus", "delta_usd", "calls"]
+
+
+def test_a_filter_value_is_bound_and_unknown_filters_are_refused(database):
+    assert query_attribution(start_date=D1, end_date=D3, database=database, user="ana' OR '1'='1").height == 0
+    with pytest.raises(TypeError, match="cannot filter on"):
+        query_attribution(start_date=D1, end_date=D3, database=database, colour="red")
+    with pytest.raises(ValueError, match="disagree"):
+        query_attribution("acme", D1, D3, database=database, tenant="globex")

@@ -123,3 +123,82 @@ def test_unpriced_endpoint_sku_gives_unknown_actual_dollars():
     bill = usage(chat_hour(2.0, sku_name="PREMIUM_SERVERLESS_REAL_TIME_INFERENCE_US_EAST_2"))
     row = costs(bill, requests({"input_token_count": 5})).to_dicts()[0]
     assert row["actual_usd"] is None and row["actual_dbus"] == pytest.approx(2.0)
+
+
+# --- session, provider and the user's identity fallback ----------------------------------------------------
+
+ENTITIES = pl.DataFrame(
+    {
+        "served_entity_id": ["se", "se"],
+        "entity_name": ["old-llama", LLAMA],
+        "provider": ["openai", "databricks"],
+        "change_time": [H10 - dt.timedelta(days=2), H10 - dt.timedelta(days=1)],
+    }
+)
+
+
+def bill_identity(**identity: str | None) -> pl.DataFrame:
+    """raw.billing_usage-like rows of endpoint ``chat`` in the 10:00 hour with the given identity fields."""
+    return pl.DataFrame(
+        [{"workspace_id": WS, "endpoint_name": "chat", "usage_start_time": H10, **identity}],
+        schema={
+            "workspace_id": pl.String,
+            "endpoint_name": pl.String,
+            "usage_start_time": pl.Datetime("us"),
+            **{k: pl.String for k in identity},
+        },
+    )
+
+
+def test_session_comes_from_the_usage_context_and_provider_from_the_latest_served_entity():
+    reqs = requests(
+        {"input_token_count": 10, "usage_context": '{"session":"s-1","tenant":"acme"}'},
+        {"input_token_count": 30, "usage_context": '{"tenant":"acme"}'},
+    )
+    bill = reconciliation(usage(chat_hour(4.0)), no_estimate(), prices(), "AWS")
+    out = serving_costs(bill, reqs, TOKEN_PRICES, served_entities=ENTITIES)
+    s1 = out.filter(session="s-1").to_dicts()[0]
+    none = out.filter(session=UNTAGGED).to_dicts()[0]
+    # The latest version of entity "se" names LLAMA served by databricks (the older row said openai).
+    assert (s1["model"], s1["provider"]) == (LLAMA, "databricks")
+    # 10 and 30 tokens of 40 split 4 DBUs: 1 and 3.
+    assert s1["actual_dbus"] == pytest.approx(1.0) and none["actual_dbus"] == pytest.approx(3.0)
+
+
+def test_without_served_entities_the_provider_is_untagged():
+    row = costs(usage(chat_hour(1.0)), requests({"input_token_count": 5})).to_dicts()[0]
+    assert (row["provider"], row["session"], row["model"]) == (UNTAGGED, UNTAGGED, LLAMA)
+
+
+@pytest.mark.parametrize(
+    ("identity", "expected"),
+    [
+        ({"run_as": "ra", "run_by": "rb", "created_by": "cb", "owned_by": "ob"}, "ra"),
+        ({"run_as": None, "run_by": "rb", "created_by": "cb", "owned_by": "ob"}, "rb"),
+        ({"run_as": "", "run_by": None, "created_by": "cb", "owned_by": "ob"}, "cb"),
+        ({"run_as": None, "run_by": None, "created_by": None, "owned_by": "ob"}, "ob"),
+        ({"run_as": None}, UNTAGGED),
+    ],
+)
+def test_the_bill_identity_falls_back_run_as_run_by_created_by_owned_by(identity, expected):
+    reqs = requests({"input_token_count": 10, "user": None, "requester": None})
+    bill = reconciliation(usage(chat_hour(2.0)), no_estimate(), prices(), "AWS")
+    row = serving_costs(bill, reqs, TOKEN_PRICES, billing=bill_identity(**identity)).to_dicts()[0]
+    assert row["user"] == expected
+
+
+def test_the_request_s_own_user_then_its_requester_win_over_the_bill_identity():
+    reqs = requests(
+        {"input_token_count": 10, "user": "ana", "requester": "sp-1"},
+        {"input_token_count": 10, "user": None, "requester": "sp-1", "tenant": "globex"},
+    )
+    bill = reconciliation(usage(chat_hour(2.0)), no_estimate(), prices(), "AWS")
+    out = serving_costs(bill, reqs, TOKEN_PRICES, billing=bill_identity(run_as="owner@x"))
+    assert out.filter(tenant="acme")["user"].to_list() == ["ana"]
+    assert out.filter(tenant="globex")["user"].to_list() == ["sp-1"]
+
+
+def test_a_billed_hour_without_requests_takes_the_bill_identity():
+    bill = reconciliation(usage(chat_hour(5.0)), no_estimate(), prices(), "AWS")
+    row = serving_costs(bill, requests().clear(), TOKEN_PRICES, billing=bill_identity(run_as="owner@x")).to_dicts()[0]
+    assert (row["user"], row["calls"], row["actual_dbus"]) == ("owner@x", 0, pytest.approx(5.0))

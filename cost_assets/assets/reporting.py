@@ -25,19 +25,29 @@ SERVING_COSTS = dg.AssetKey(["mart", "serving_costs"])
     group_name="mart",
     kinds={"polars", "duckdb"},
     metadata=PARTITIONED,
-    ins={"reconciliation": dg.AssetIn(RECONCILIATION), "serving_usage": dg.AssetIn(SERVING_USAGE)},
+    ins={
+        "reconciliation": dg.AssetIn(RECONCILIATION),
+        "serving_usage": dg.AssetIn(SERVING_USAGE),
+        "billing": dg.AssetIn(BILLING_USAGE),
+    },
     check_specs=[dg.AssetCheckSpec("contract", asset=SERVING_COSTS, blocking=True, description=CONTRACT_DESCRIPTION)],
     pool="duckdb_writer",
     **MART_ASSET,
 )
 def serving_costs(
-    context: dg.AssetExecutionContext, prices: PriceCatalog, reconciliation: pl.DataFrame, serving_usage: pl.DataFrame
+    context: dg.AssetExecutionContext,
+    prices: PriceCatalog,
+    reconciliation: pl.DataFrame,
+    serving_usage: pl.DataFrame,
+    billing: pl.DataFrame,
 ):
     """Model-serving (AI) spend: each endpoint's billed DBUs per hour split over its requests by tokens,
-    grouped by day, tenant, agent, user, endpoint and model, next to the token-price estimate."""
+    grouped by day, tenant, agent, user, session, endpoint, model and provider, next to the token-price
+    estimate. A request without a user in its usage context falls back to its requester, then to the
+    identity the bill names (run_as → run_by → created_by → owned_by)."""
     days = window_days(context.partition_time_window)
     frame = serving.serving_costs(
-        reconciliation.filter(pl.col("usage_date").is_in(days)), serving_usage, prices.token_prices()
+        reconciliation.filter(pl.col("usage_date").is_in(days)), serving_usage, prices.token_prices(), billing=billing
     )
     add_daily_metadata(
         context,

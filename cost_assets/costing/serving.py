@@ -19,8 +19,15 @@ Why the edge cases go where they go:
   one row with tenant/agent/user/model ``vocabulary.UNTAGGED`` and 0 calls, so Σ ``actual_usd`` of the table
   equals the endpoints' billed $ — nothing is dropped;
 * requests in an hour nothing was billed for (yet) get ``actual_* = 0``;
-* a request without a tenant (or agent) is ``vocabulary.UNTAGGED``; a request without a ``user`` in its
-  usage context falls back to its ``requester`` (the identity that called), then ``vocabulary.UNTAGGED``.
+* a request without a tenant (or agent, or session) is ``vocabulary.UNTAGGED``;
+* the user, first found wins: the request's own ``usage_context.user``; its ``requester`` (the identity
+  that called, per request); the identity the bill names for the endpoint-hour (``billing_identity``:
+  ``identity_metadata.run_as`` → ``run_by`` → ``created_by`` → ``owned_by``, whichever the bill carries);
+  ``vocabulary.UNTAGGED``. A billed hour without requests takes the bill's identity the same way;
+* model and provider come from ``served_entities`` (``system.serving.served_entities``: the entity's name
+  and, for an external model, its provider; a Databricks-hosted foundation model's provider is
+  ``databricks``) when given, the model else from the request's ``entity_name``; unknown is
+  ``vocabulary.UNTAGGED``. ``session`` is the ``usage_context`` key of that name.
 
 ``delta_usd = actual_usd − estimated_usd`` (positive: the bill is higher than the token-price estimate).
 """
@@ -35,6 +42,7 @@ from cost_assets.vocabulary import CURRENCY, UNTAGGED
 GROUP = schemas.ServingCosts.to_schema().unique
 ENDPOINT_HOUR = ["workspace_id", "endpoint_name", "hour_start"]
 SERVING_COSTS_COLUMNS = list(schemas.ServingCosts.to_schema().columns)
+IDENTITY_ORDER = ("run_as", "run_by", "created_by", "owned_by")  # the bill's identity fields, first wins
 
 
 def _present(column: str) -> pl.Expr:
@@ -57,17 +65,57 @@ def _endpoint_bill(reconciliation: Frame) -> pl.LazyFrame:
     )
 
 
-def _requests(serving_usage: Frame, token_prices: Frame) -> pl.LazyFrame:
+def billing_identity(billing: Frame) -> pl.DataFrame:
+    """The identity the bill names per endpoint-hour: ``run_as`` → ``run_by`` → ``created_by`` →
+    ``owned_by`` (those of the columns ``billing`` has; ``raw/billing_usage`` carries ``run_as``). Several
+    identities in one hour: the first in sort order, so the answer does not depend on row order."""
+    frame = lazy(billing)
+    present = [c for c in IDENTITY_ORDER if c in frame.collect_schema().names()]
+    identity = pl.coalesce(*(_present(c) for c in present)) if present else pl.lit(None, pl.String)
+    return (
+        frame.filter(pl.col("endpoint_name").is_not_null())
+        .select(
+            "workspace_id",
+            "endpoint_name",
+            pl.col("usage_start_time").dt.truncate("1h").alias("hour_start"),
+            identity.alias("_identity"),
+        )
+        .group_by(ENDPOINT_HOUR)
+        .agg(pl.col("_identity").drop_nulls().min())
+        .collect()
+    )
+
+
+def _entities(served_entities: Frame | None) -> pl.LazyFrame:
+    """served_entity_id → entity name and provider (the latest version of each entity)."""
+    if served_entities is None:
+        return pl.LazyFrame(schema={"served_entity_id": pl.String, "_entity": pl.String, "_provider": pl.String})
+    return (
+        lazy(served_entities)
+        .sort("change_time")
+        .group_by("served_entity_id")
+        .agg(pl.col("entity_name").last().alias("_entity"), pl.col("provider").last().alias("_provider"))
+    )
+
+
+def _requests(
+    serving_usage: Frame, token_prices: Frame, served_entities: Frame | None, identity: pl.LazyFrame
+) -> pl.LazyFrame:
     """Requests with their hour, group keys, tokens, token share weight and estimated $."""
     prices = lazy(token_prices).select(pl.col("model").alias("_model"), "input_per_million", "output_per_million")
     tagged = [pl.coalesce(_present(c), pl.lit(UNTAGGED)).alias(c) for c in ("tenant", "agent")]
+    session = pl.col("usage_context").str.json_path_match("$.session")
     return (
         lazy(serving_usage)
+        .with_columns(pl.col("request_time").dt.truncate("1h").alias("hour_start"))
+        .join(_entities(served_entities), on="served_entity_id", how="left")
+        .join(identity, on=ENDPOINT_HOUR, how="left", nulls_equal=True)
         .with_columns(
-            pl.col("request_time").dt.truncate("1h").alias("hour_start"),
             *tagged,
-            pl.coalesce(_present("user"), _present("requester"), pl.lit(UNTAGGED)).alias("user"),
-            pl.col("entity_name").alias("_model"),
+            pl.coalesce(_present("user"), _present("requester"), "_identity", pl.lit(UNTAGGED)).alias("user"),
+            pl.coalesce(session.str.strip_chars().replace("", None), pl.lit(UNTAGGED)).alias("session"),
+            pl.coalesce("_entity", "entity_name").alias("_model"),
+            pl.coalesce("_provider", pl.lit(UNTAGGED)).alias("provider"),
             pl.col("input_token_count").alias("input_tokens"),
             pl.col("output_token_count").alias("output_tokens"),
         )
@@ -86,15 +134,32 @@ def _requests(serving_usage: Frame, token_prices: Frame) -> pl.LazyFrame:
     )
 
 
-def serving_costs(reconciliation: Frame, serving_usage: Frame, token_prices: Frame) -> pl.DataFrame:
-    """``mart/serving_costs`` per day × workspace × tenant × agent × user × endpoint × model.
+def serving_costs(
+    reconciliation: Frame,
+    serving_usage: Frame,
+    token_prices: Frame,
+    served_entities: Frame | None = None,
+    billing: Frame | None = None,
+) -> pl.DataFrame:
+    """``mart/serving_costs`` per day × workspace × tenant × agent × user × session × endpoint × model ×
+    provider.
 
     ``reconciliation``: ``mart/reconciliation`` (its endpoint rows are the bill); ``serving_usage``:
     ``raw/serving_usage`` (``schemas.ServingUsage``); ``token_prices``: model, input_per_million,
-    output_per_million. Columns :data:`SERVING_COSTS_COLUMNS`; see the module doc for the rules.
+    output_per_million; ``served_entities`` (optional): served_entity_id, entity_name, provider,
+    change_time; ``billing`` (optional): ``raw/billing_usage`` or any frame with workspace_id,
+    endpoint_name, usage_start_time and identity columns, for the bill's identity. Columns
+    :data:`SERVING_COSTS_COLUMNS`; see the module doc for the rules.
     """
     bill = _endpoint_bill(reconciliation)
-    req = _requests(serving_usage, token_prices)
+    identity = (
+        billing_identity(billing).lazy()
+        if billing is not None
+        else pl.LazyFrame(schema={**{c: pl.String for c in ENDPOINT_HOUR}, "_identity": pl.String}).with_columns(
+            pl.col("hour_start").cast(pl.Datetime("us"))
+        )
+    )
+    req = _requests(serving_usage, token_prices, served_entities, identity)
     tokens_in_hour = pl.col("_tokens").sum().over(ENDPOINT_HOUR)
     share = (
         pl.when(tokens_in_hour > 0)
@@ -115,9 +180,10 @@ def serving_costs(reconciliation: Frame, serving_usage: Frame, token_prices: Fra
         )
     )
     orphan_hours = bill.join(req.select(ENDPOINT_HOUR).unique(), on=ENDPOINT_HOUR, how="anti", nulls_equal=True)
-    orphans = orphan_hours.select(
+    orphans = orphan_hours.join(identity, on=ENDPOINT_HOUR, how="left", nulls_equal=True).select(
         *ENDPOINT_HOUR,
-        *[pl.lit(UNTAGGED).alias(c) for c in ("tenant", "agent", "user", "model")],
+        *[pl.lit(UNTAGGED).alias(c) for c in ("tenant", "agent", "session", "model", "provider")],
+        pl.coalesce("_identity", pl.lit(UNTAGGED)).alias("user"),
         pl.col("_hour_dbus").alias("_actual_dbus"),
         pl.col("_hour_usd").alias("_actual_usd"),
         pl.lit(0, pl.Int64).alias("_call"),
