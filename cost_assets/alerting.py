@@ -172,7 +172,7 @@ from mart.cost_anomalies
 where usage_date in ({days}) and scored_date >= ? and incident_id is not null
 order by incident_id, usage_date, scored_date
 """
-MAX_MEMBER_LINES = 8  # the members an alert lists (largest first); the rest are counted
+MAX_MEMBER_LINES = 8  # the member series an alert names (most specific first); the rest are counted
 
 
 def _suppressed(anomaly_ids: list[str], incident_id: str, marks: dict[str, dict], escalation: int) -> bool:
@@ -206,11 +206,11 @@ def anomaly_alerts(rows: pl.DataFrame, feedback: pl.DataFrame, url: str | None) 
         if _suppressed(inc["_all"], inc["incident_id"], marks, escalation):
             continue
         series = inc["members"]
+        listed = ", ".join(f"{m['scope']} ${m['impact_usd']:+,.2f}" for m in series[:MAX_MEMBER_LINES])
+        more = f" and {len(series) - MAX_MEMBER_LINES} more" if len(series) > MAX_MEMBER_LINES else ""
         details = [
             ("Cause (shared top contributor)", inc["cause"]),
-            ("Impact counted at", f"{inc['layer']} ({len(series)} series out of band, the totals not added up)"),
-            *[(m["scope"], m["impact_usd"]) for m in series[:MAX_MEMBER_LINES]],
-            *([("More series", str(len(series) - MAX_MEMBER_LINES))] if len(series) > MAX_MEMBER_LINES else []),
+            (f"Series out of band ({len(series)}; impact counted at the {inc['layer']} layer)", listed + more),
             *[(f"top {c['dimension']} {c['value']}", c["delta_usd"]) for c in json.loads(inc["top_contributors"])],
             ("Anomaly ids", ", ".join(inc["anomaly_ids"])),
         ]

@@ -59,7 +59,7 @@ def test_a_later_mark_replaces_the_earlier_one(env):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["ack", "nope", "--reason", "x"], "anomaly 'nope' is not in mart.cost_anomalies"),
+        (["ack", "nope", "--reason", "x"], "anomaly 'nope' is not in mart.cost_anomalies, neither as an anomaly id"),
         (["planned", "a1", "--reason", "  "], "--reason must not be empty"),
     ],
 )
@@ -67,6 +67,43 @@ def test_a_mark_that_cannot_be_kept_exits_2_and_stores_nothing(env, args, messag
     result = CliRunner().invoke(app, ["anomaly", *args])
     assert result.exit_code == 2 and message in result.output
     assert FeedbackStore(env["store"]).frame().is_empty()
+
+
+def test_an_incident_id_marks_every_member_and_the_incident(env):
+    # Incident i1 on 12-01: job 42's episode a1 (opened 11-30, escalated 12-01) and project p's p1
+    # (opened 12-01), both alertable that day.
+    p1 = {"anomaly_id": "p1", "opened_on": D2, "incident_id": "i1"}
+    rows = [
+        mart_row(
+            P, D1, "job", "42", actual=300, expected=100, status="open", alertable=True, anomaly_id="a1", opened_on=D1
+        ),
+        mart_row(
+            P,
+            D2,
+            "job",
+            "42",
+            actual=500,
+            expected=100,
+            status="escalated",
+            alertable=True,
+            anomaly_id="a1",
+            opened_on=D1,
+            incident_id="i1",
+        ),
+        mart_row(P, D2, "project", "p", actual=420, expected=200, status="open", alertable=True, **p1),
+    ]
+    write_mart(env["database"], rows)
+    result = CliRunner().invoke(app, ["anomaly", "planned", "i1", "--reason", "the migration of job 42"])
+    assert result.exit_code == 0, result.output
+    # The members' spans: job 42 11-30 … 12-01, project p 12-01 … 12-01 → the incident 11-30 … 12-01.
+    assert "i1 (incident of job = 42, project = p, 2026-11-30 … 2026-12-01): planned" in result.output
+    marks = {r["anomaly_id"]: r for r in FeedbackStore(env["store"]).frame().iter_rows(named=True)}
+    assert set(marks) == {"a1", "p1", "i1"} and {m["feedback"] for m in marks.values()} == {"planned"}
+    # Each member with its own series and days (so its days leave its baseline); the incident with its span
+    # and the highest escalation of its members (a1 escalated).
+    assert (marks["a1"]["monitor"], marks["a1"]["first_day"], marks["a1"]["last_day"]) == ("job", D1, D2)
+    assert (marks["p1"]["monitor"], marks["p1"]["first_day"], marks["p1"]["last_day"]) == ("project", D2, D2)
+    assert (marks["i1"]["monitor"], marks["i1"]["first_day"], marks["i1"]["escalation"]) == (None, D1, 1)
 
 
 def test_no_ledger_yet_is_said_in_words(tmp_path, monkeypatch):

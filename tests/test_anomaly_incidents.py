@@ -126,3 +126,16 @@ def test_the_incident_id_is_stable_across_re_scores_and_days():
         ]
     ).drop("incident_id")
     assert anomaly_incidents.assign(later)["incident_id"].to_list() == [incident_hash("job-42", D)] * 2
+
+
+def test_an_untagged_value_is_the_least_specific_layer():
+    # A serving spike on endpoint e: the job series "(untagged)" (everything that is not a job) rises +177,
+    # tenant globex +174, both naming endpoint e. "(untagged)" names nothing, so the incident is counted at
+    # the tenant layer (+174), though job ranks before tenant, and the tenant's episode is its anchor.
+    e = [("resource", "endpoint:e", 179.0)]
+    rows = pl.DataFrame([alert("job", "(untagged)", 226.0, 49.0, e), alert("tenant", "globex", 186.0, 12.0, e)]).drop(
+        "incident_id"
+    )
+    (incident,) = anomaly_incidents.summarize(anomaly_incidents.assign(rows)).iter_rows(named=True)
+    assert (incident["layer"], incident["impact_usd"]) == ("tenant", 174.0)
+    assert incident["incident_id"] == incident_hash("tenant-globex", D)

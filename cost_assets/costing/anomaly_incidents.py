@@ -13,8 +13,8 @@ resource contributor is an incident of its own, keyed by its series.
 
 **Figures without double counting.** The layers nest (a job's dollars are also its user's, project's and
 the account's), so an incident's actual, expected and impact are those of its **most specific layer**
-present (:data:`SPECIFICITY`): the sums over its members of that one monitor — the values of one monitor
-split the money, so they add.
+present (:data:`SPECIFICITY`; an ``(untagged)`` value after all tagged ones): the sums over its members
+of that one monitor — the values of one monitor split the money, so they add.
 
 **Identity** follows the incident's *anchor*: the member episode of its most specific layer that opened
 first (ties: the smaller anomaly id) — the root cause's own series, e.g. the job's episode. Id =
@@ -28,6 +28,7 @@ each day, while its own episode (and with it the incident) goes on. Pure polars.
 import polars as pl
 
 from cost_assets.costing.anomalies import anomaly_id
+from cost_assets.vocabulary import UNTAGGED
 
 # Most specific first: a job's (or an endpoint user's) dollars are all its user's; a user's usually lie in
 # one project, a project in a team; workspace × SKU family and the account hold everyone's.
@@ -52,7 +53,10 @@ def key() -> pl.Expr:
 
 
 def _layer() -> pl.Expr:
-    return pl.col("monitor").replace_strict({m: i for i, m in enumerate(SPECIFICITY)}, return_dtype=pl.Int32)
+    """The row's place in :data:`SPECIFICITY`; an ``(untagged)`` value comes after every tagged one: it is
+    the rest of its dimension's money (``job = (untagged)`` is everything but jobs), which names nothing."""
+    rank = pl.col("monitor").replace_strict({m: i for i, m in enumerate(SPECIFICITY)}, return_dtype=pl.Int32)
+    return rank + pl.when(pl.col("value") == UNTAGGED).then(len(SPECIFICITY)).otherwise(0)
 
 
 def _members(rows: pl.DataFrame) -> pl.DataFrame:
