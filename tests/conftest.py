@@ -77,6 +77,7 @@ E2E_MODULES = frozenset(
         "test_export_observability",
         "test_fetch",
         "test_instrument",
+        "test_serving_sources",
         "test_late_billing",
         "test_live_contract",
         "test_live_faults",
