@@ -17,6 +17,9 @@ A budgets file is YAML with one list, ``budgets``; each budget has
     ``actual`` (default ``[50, 80, 100]``) and ``forecast`` (default ``[100]``), percentages of ``amount``.
 ``owner`` and ``channel``
     who is told, and where (free text; the alert sinks read ``channel``).
+``per_call_usd`` and ``per_session_usd`` (optional)
+    caps a serving application enforces before each request with :class:`cost_assets.spend_guard.SpendGuard`:
+    one call's estimate, and the estimates of one ``usage_context`` session (docs/ai-spend.md).
 
 Every problem is reported at once, one line each, naming the file, the budget and the key; nothing is
 read from the ledger or written to it before the file is valid.
@@ -86,6 +89,8 @@ class Budget(BaseModel):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     owner: str | None = None
     channel: str | None = None
+    per_call_usd: float | None = Field(None, gt=0)
+    per_session_usd: float | None = Field(None, gt=0)
 
     @field_validator("scope", mode="before")
     @classmethod
