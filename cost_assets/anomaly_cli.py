@@ -46,13 +46,14 @@ def _mark(anomaly_id: str, feedback: str, reason: str) -> None:
 
 @app.command()
 def ack(anomaly_id: Annotated[str, typer.Argument(metavar="ID")], reason: Reason) -> None:
-    """Acknowledge an anomaly: no further alert unless it escalates."""
+    """Acknowledge an anomaly or an incident (ID: either id): no further alert on its incident unless it
+    escalates."""
     _mark(anomaly_id, "acknowledged", reason)
 
 
 @app.command()
 def planned(anomaly_id: Annotated[str, typer.Argument(metavar="ID")], reason: Reason) -> None:
-    """Mark an anomaly as planned spend: its days leave the baselines."""
+    """Mark an anomaly or an incident (every member) as planned spend: its days leave the baselines."""
     _mark(anomaly_id, "planned", reason)
 
 

@@ -146,7 +146,7 @@ def test_a_bad_url_is_reported_redacted():
 # ------------------------------------------------------------------------------------------ migrations
 def test_migrations_create_the_schema_once(pg_url):
     with postgres.connect(pg_url) as connection:
-        assert postgres.migrate(connection) == [1, 2]
+        assert postgres.migrate(connection) == [1, 2, 3]
         assert postgres.migrate(connection) == []  # re-run: nothing to do, nothing fails
     tables = {
         r[0] for r in _query(pg_url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'finops'")
@@ -163,6 +163,7 @@ def test_migrations_create_the_schema_once(pg_url):
     assert _query(pg_url, "SELECT version, name FROM finops.schema_migrations ORDER BY 1") == [
         (1, "001_finops"),
         (2, "002_serving_session_provider"),
+        (3, "003_cost_anomaly_incident"),
     ]
 
 

@@ -64,6 +64,7 @@ def open_table(rows: pl.DataFrame, limit: int = 20) -> str:
         pl.col("expected_usd").round(2).alias("expected $"),
         pl.col("impact_usd").round(2).alias("impact $"),
         "feedback",
+        "incident_id",
         pl.col("top_contributors")
         .map_elements(
             lambda text: ", ".join(f"{c['dimension']} {c['value']} {c['delta_usd']:+,.2f}" for c in json.loads(text)),
@@ -75,12 +76,14 @@ def open_table(rows: pl.DataFrame, limit: int = 20) -> str:
 
 
 def day_metadata(frame: pl.DataFrame, _: dt.date) -> dict:
-    """Per partition: the days scored, counts by state on the newest of them, alertable and open anomalies."""
+    """Per partition: the days scored, counts by state on the newest of them, alertable series, the
+    incidents they form (costing/anomaly_incidents.py) and the open anomalies."""
     newest = frame.filter(pl.col("scored_date") == pl.col("scored_date").max())
     return {
         "scored_days": ", ".join(str(d) for d in frame["scored_date"].unique().sort()) or "none (no closed day)",
         "states": dg.MetadataValue.json(dict(newest.group_by("state").len().sort("state").iter_rows())),
         "alertable": int(newest["alertable"].sum()),
+        "incidents": newest["incident_id"].drop_nulls().n_unique(),
         "open_anomalies": newest.filter(pl.col("status").is_in(["open", "escalated"])).height,
         "open_anomalies_table": dg.MetadataValue.md(open_table(frame)),
     }
