@@ -398,7 +398,7 @@ def test_results_come_in_chunks(http):
 
 
 def test_request_errors_are_4xx(http):
-    for extra in ({"wait_timeout": "3s"}, {"disposition": "EXTERNAL_LINKS"}, {"format": "CSV"}):
+    for extra in ({"wait_timeout": "3s"}, {"format": "ARROW_STREAM"}, {"format": "CSV"}):
         r = http.post("/api/2.0/sql/statements", json={"warehouse_id": "wh", "statement": "SELECT 1", **extra})
         assert r.status_code == 400, extra
     assert http.get("/api/2.0/sql/statements/not-a-statement").status_code == 404

@@ -7,11 +7,11 @@ are capped at 25 MiB (beyond it the statement fails), so :meth:`StatementClient.
 ARROW_STREAM through EXTERNAL_LINKS: typed Arrow chunks downloaded from short-lived presigned URLs.
 
 **The Authorization header never goes to a link.** A link is signed by its own URL and lives on cloud
-storage, not on the workspace: the downloads use a separate HTTP client that has no credentials at all
-(sending the token there would hand it to a third party, and storage refuses a second auth mechanism
-anyway). Links must be https (plain http only on loopback, as for the workspace). A link whose
-``expiration`` has passed (or that storage refuses with 403) is asked for again once through its chunk's
-``result/chunks/{n}`` call, which hands out a fresh one.
+storage, not on the workspace: the downloads use a separate :class:`ApiClient` without credentials (the
+workspace client's retries for 503s and dropped connections, no token: sending it there would hand it to
+a third party, and storage refuses a second auth mechanism anyway). Links must be https (plain http only
+on loopback, as for the workspace). A link whose ``expiration`` has passed (or that storage refuses with
+403) is asked for again once through its chunk's ``result/chunks/{n}`` call, which hands out a fresh one.
 
 An execution failure is an HTTP 200 with ``status.state = FAILED`` and is raised as
 :class:`SqlStatementError` with the warehouse's error code, SQLSTATE and message. A statement still
@@ -22,16 +22,15 @@ silently short bill.
 import datetime as dt
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from urllib.parse import urlsplit
 
-import httpx
 import polars as pl
 
-from cost_assets.ingest.http import USER_AGENT, ApiClient, normalize_host
+from cost_assets.ingest.http import ApiClient, AuthError, normalize_host
 from cost_assets.timeutil import naive_utc
 
 STATEMENTS = "/api/2.0/sql/statements"
@@ -105,41 +104,58 @@ class StatementClient:
     def query_arrow(self, statement: str, params: Sequence[Param] = ()) -> pl.DataFrame:
         """Execute with ARROW_STREAM + EXTERNAL_LINKS and download every chunk; one typed frame.
 
-        ``self.link_stats`` counts the downloads (``calls/external_link``, ``bytes/external_link``,
-        ``links_refreshed``); the caller adds them to the statistics it reports."""
+        ``self.link_stats`` counts the downloads (``calls/external_link``, ``retries/external_link``,
+        ``http_<status>/external_link``, ``bytes/external_link``, ``links_refreshed``); see
+        :func:`add_link_stats`."""
         response = self._execute(statement, params, "ARROW_STREAM", "EXTERNAL_LINKS")
         statement_id = response["statement_id"]
         frames: list[pl.DataFrame] = []
-        links = (response.get("result") or {}).get("external_links") or []
-        with httpx.Client(timeout=self.client.http.timeout, headers={"User-Agent": USER_AGENT}) as storage:
+        storage: dict[str, ApiClient] = {}  # one credential-free client per storage origin
+        try:
+            links = (response.get("result") or {}).get("external_links") or []
             while links:
                 for link in links:
                     frames.append(pl.read_ipc_stream(self._download(storage, statement_id, link)))
                 path = _next_chunk(statement_id, links[-1])
                 links = (self.client.get_json(path).get("external_links") or []) if path else []
+        finally:
+            for client in storage.values():
+                self._count_storage(client)
+                client.close()
         if not frames:  # an empty result has no chunk: the manifest's column names, no rows
             return pl.DataFrame(schema={name: pl.String for name in _columns(response)})
         return pl.concat(frames, how="vertical_relaxed")
 
-    def _download(self, storage: httpx.Client, statement_id: str, link: dict) -> bytes:
-        """The bytes behind one external link, without credentials; a fresh link once if it expired."""
+    def _download(self, storage: dict[str, ApiClient], statement_id: str, link: dict) -> bytes:
+        """The bytes behind one external link, without credentials; a fresh link once if it had expired."""
         refreshed = False
         while True:
             url = link.get("external_link") or ""
             parts = urlsplit(url)
-            normalize_host(f"{parts.scheme}://{parts.netloc}")  # https, or http on loopback only
+            origin = normalize_host(f"{parts.scheme}://{parts.netloc}")  # https, or http on loopback only
+            if origin not in storage:
+                # Same retries as the workspace (503s, dropped connections), but no credentials at all.
+                storage[origin] = ApiClient(
+                    origin,
+                    None,
+                    timeout_s=self.client.http.timeout.read or 30.0,
+                    max_requests_per_second=None,
+                    retry=self.client.retry,
+                    sleep=self.client.sleep,
+                    clock=self.client.clock,
+                    rng=self.client.rng,
+                    name="SQL result storage",
+                )
             if not (link.get("expiration") and naive_utc(link["expiration"]) <= self.now()):
-                self.link_stats["calls/external_link"] += 1
-                # Only the headers the warehouse listed for the link: never the workspace's Authorization.
-                response = storage.get(url, headers=link.get("http_headers") or {})
-                if response.status_code == 200:
-                    self.link_stats["bytes/external_link"] += len(response.content)
-                    return response.content
-                if response.status_code != 403 or refreshed:
-                    raise SqlStatementError(
-                        f"statement {statement_id}: downloading chunk {link.get('chunk_index')} from its external "
-                        f"link answered HTTP {response.status_code}"
-                    )
+                try:
+                    # Only the headers the warehouse listed for the link (none carry the workspace's token).
+                    body = storage[origin].send("GET", url, headers=link.get("http_headers") or {}).content
+                except AuthError:  # 403: expired or revoked meanwhile; asked for again below, once
+                    if refreshed:
+                        raise
+                else:
+                    self.link_stats["bytes/external_link"] += len(body)
+                    return body
             elif refreshed:
                 raise SqlStatementError(
                     f"statement {statement_id}: the external link of chunk {link.get('chunk_index')} had "
@@ -149,6 +165,12 @@ class StatementClient:
             self.link_stats["links_refreshed"] += 1
             fresh = self.client.get_json(f"{STATEMENTS}/{statement_id}/result/chunks/{link['chunk_index']}")
             link = (fresh.get("external_links") or [{}])[0]
+
+    def _count_storage(self, client: ApiClient) -> None:
+        """The storage client's totals as ``<key>/external_link`` (its per-path keys would be one per chunk)."""
+        for key, value in client.stats().items():
+            if key in ("calls", "retries", "throttled_s", "connection_errors") or key.startswith("http_"):
+                self.link_stats[f"{key}/external_link"] += value
 
     def _execute(self, statement: str, params: Sequence[Param], result_format: str, disposition: str) -> dict:
         """POST the statement, wait for SUCCEEDED; a truncated result is an error."""
@@ -212,3 +234,14 @@ def _next_chunk(statement_id: str, chunk: dict) -> str | None:
     if chunk.get("next_chunk_index") is not None:
         return f"{STATEMENTS}/{statement_id}/result/chunks/{chunk['next_chunk_index']}"
     return None
+
+
+def add_link_stats(stats: dict, link_stats: Mapping[str, float]) -> None:
+    """Adds the result-link downloads to a workspace client's statistics: every ``<key>/external_link`` as
+    it is, and its calls, retries, HTTP errors and waits into the totals too, so ``calls`` and
+    ``retries`` still count every request the result took."""
+    for key, value in link_stats.items():
+        stats[key] = stats.get(key, 0) + value
+        total = key.removesuffix("/external_link")
+        if total != key and total != "bytes":
+            stats[total] = stats.get(total, 0) + value

@@ -16,7 +16,7 @@ import polars as pl
 
 from cost_assets.ingest import parse, pushdown
 from cost_assets.ingest.http import ApiClient
-from cost_assets.ingest.sql import Param, StatementClient, statement
+from cost_assets.ingest.sql import Param, StatementClient, add_link_stats, statement
 from cost_assets.resources.databricks import DatabricksConnection
 
 
@@ -115,19 +115,20 @@ class SystemTablesBillingSource(BillingSource):
 
     def usage(self, days: list[dt.date], stats: dict | None = None) -> pl.DataFrame:
         params = [Param("first_day", min(days).isoformat(), "DATE"), Param("last_day", max(days).isoformat(), "DATE")]
-        with self.connection.client() as client, _reporting(client, stats):
-            sql = StatementClient(
-                client, self.warehouse_id, wait_timeout_s=self.wait_timeout_s, timeout_s=self.timeout_s
-            )
-            if self.pushdown:
-                try:
+        sql: StatementClient | None = None
+        try:
+            with self.connection.client() as client, _reporting(client, stats):
+                sql = StatementClient(
+                    client, self.warehouse_id, wait_timeout_s=self.wait_timeout_s, timeout_s=self.timeout_s
+                )
+                if self.pushdown:
                     reduced = sql.query_arrow(statement("billing_usage_pushdown"), params)
-                finally:
                     if stats is not None:
-                        stats.update(sql.link_stats)
-                if stats is not None:
-                    stats.update(pushdown.priced_totals(reduced))
-                rows = pushdown.usage_rows(reduced)
-            else:
-                rows = sql.query(statement("billing_usage"), params)
+                        stats.update(pushdown.priced_totals(reduced))
+                    rows = pushdown.usage_rows(reduced)
+                else:
+                    rows = sql.query(statement("billing_usage"), params)
+        finally:
+            if stats is not None and sql is not None:  # also when the fetch failed, like _reporting
+                add_link_stats(stats, sql.link_stats)
         return parse.system_usage_frame(rows, "system_tables").filter(pl.col("usage_date").is_in(days))
