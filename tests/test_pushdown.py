@@ -3,7 +3,11 @@
 the reduced bill equal to the raw-row fetch, and ref/dbu_prices from system.billing.list_prices."""
 
 import datetime as dt
+import json
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import polars as pl
@@ -177,3 +181,15 @@ def test_price_catalog_takes_list_prices_and_warns_without_them(caplog):
             fallback = catalog.dbu_prices()
     assert_frame_equal(fallback, base.dbu_prices())
     assert "system.billing.list_prices unavailable" in caplog.text and "INSUFFICIENT_PERMISSIONS" in caplog.text
+
+
+def test_benchmark_at_the_smallest_size(tmp_path):
+    """bench_pushdown.py on a tiny world: it runs, both fetches agree (it compares them), it writes its report."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pushdown.py"
+    args = ["--scale", "tiny", "--days", "2", "--repeat", "1", "--chunk-rows", "20", "--out-dir", str(tmp_path)]
+    subprocess.run([sys.executable, str(script), *args], check=True, timeout=300, capture_output=True)
+    result = json.loads((tmp_path / "pushdown.json").read_text())
+    raw, pushed = result["modes"].values()
+    assert result["rows"] > 20 and pushed["requests"] > 2  # more than one chunk: links were paged
+    assert raw["bytes"] > pushed["bytes"] > 0  # the structs as JSON text cost more than the flat Arrow columns
+    assert "Push-down benchmark" in (tmp_path / "PUSHDOWN.md").read_text()
