@@ -3,12 +3,14 @@
 the reduced bill equal to the raw-row fetch, and ref/dbu_prices from system.billing.list_prices."""
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import httpx
 import polars as pl
 import pytest
@@ -16,8 +18,9 @@ from polars.testing import assert_frame_equal
 
 from cost_assets.ingest.list_prices import SOURCE, dbu_prices_from_list_prices
 from cost_assets.ingest.pushdown import priced_totals
-from cost_assets.ingest.sql import Param, SqlStatementError, StatementClient
+from cost_assets.ingest.sql import Param, SqlStatementError, StatementClient, statement
 from cost_assets.mock_server import MockOptions, MockServer
+from cost_assets.mock_server.warehouse import _DATABRICKS_FUNCTIONS, _TABLES, SYSTEM_CATALOG, _translate
 from cost_assets.prices import load_price_sheet
 from cost_assets.resources.billing import SystemTablesBillingSource
 from cost_assets.resources.databricks import DatabricksConnection
@@ -193,3 +196,55 @@ def test_benchmark_at_the_smallest_size(tmp_path):
     assert result["rows"] > 20 and pushed["requests"] > 2  # more than one chunk: links were paged
     assert raw["bytes"] > pushed["bytes"] > 0  # the structs as JSON text cost more than the flat Arrow columns
     assert "Push-down benchmark" in (tmp_path / "PUSHDOWN.md").read_text()
+
+
+def test_the_pushdown_statement_reduces_and_prices_by_hand():
+    """The statement on hand-made system tables (the mock warehouse's DuckDB, same translation): records
+    that differ only in a column the project never reads are summed, corrections stay rows of their own,
+    and each row is priced by the canonical list_prices join."""
+    con = duckdb.connect()
+    con.execute(f"ATTACH ':memory:' AS {SYSTEM_CATALOG}")
+    for table in ("billing.usage", "billing.list_prices"):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {SYSTEM_CATALOG}.{table.split('.')[0]}")
+        columns = ", ".join(f'"{c}" {t}' for c, t in _TABLES[table].items())
+        con.execute(f"CREATE TABLE {SYSTEM_CATALOG}.{table} ({columns})")
+    for signature, body in _DATABRICKS_FUNCTIONS.items():
+        con.execute(f"CREATE MACRO {signature} AS {body}")
+
+    def usage(record_id, quantity, sku="PREMIUM_JOBS_COMPUTE", record_type="ORIGINAL", notebook=None):
+        meta = {"cluster_id": "c1", "notebook_id": notebook}
+        con.execute(
+            f"INSERT INTO {SYSTEM_CATALOG}.billing.usage (record_id, workspace_id, sku_name, cloud, usage_start_time, "
+            "usage_end_time, usage_date, custom_tags, usage_unit, usage_quantity, usage_metadata, record_type, "
+            "ingestion_date) VALUES (?, 'w', ?, 'AZURE', TIMESTAMP '2026-01-05 09:00', TIMESTAMP '2026-01-05 10:00', "
+            "DATE '2026-01-05', MAP {'team': 'ml'}, 'DBU', ?, ?, ?, DATE '2026-01-06')",
+            [record_id, sku, quantity, meta, record_type],
+        )
+
+    usage("b", 2.0, notebook="n2")  # b and a differ only in usage_metadata.notebook_id: one row of 3 + 2 = 5 DBU
+    usage("a", 3.0, notebook="n1")
+    usage("r", -3.0, record_type="RETRACTION")  # a correction stays its own row
+    usage("x", 1.0, sku="UNLISTED_SKU")  # no price row: priced null, never $0
+    con.execute(
+        f"INSERT INTO {SYSTEM_CATALOG}.billing.list_prices (sku_name, cloud, currency_code, usage_unit, "
+        "price_start_time, price_end_time, pricing) VALUES "
+        "('PREMIUM_JOBS_COMPUTE', 'AZURE', 'USD', 'DBU', TIMESTAMP '2025-01-01', TIMESTAMP '2026-01-05 10:00', "
+        "{'default': 0.30, 'promotional': NULL, 'effective_list': {'default': 0.30}}), "
+        # starts at the hour's end: not in force for usage ending 10:00 (price_start_time < usage_end_time)
+        "('PREMIUM_JOBS_COMPUTE', 'AZURE', 'USD', 'DBU', TIMESTAMP '2026-01-05 10:00', NULL, "
+        "{'default': 0.50, 'promotional': NULL, 'effective_list': {'default': 0.40}})"
+    )
+    sql, binds = _translate(
+        statement("billing_usage_pushdown"), {"first_day": ("2026-01-05", "DATE"), "last_day": ("2026-01-05", "DATE")}
+    )
+    cursor = con.execute(sql + " ORDER BY record_type, usage_quantity", binds)
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    got = [(r["record_id"], r["record_type"], float(r["usage_quantity"]), r["list_cost_usd"]) for r in rows]
+    assert got == [
+        ("x", "ORIGINAL", 1.0, None),
+        # 'agg-' + SHA-256 of the sorted ids "a|b"; 5 DBU × $0.30 (the window ending at 10:00 holds usage ending 10:00)
+        ("agg-" + hashlib.sha256(b"a|b").hexdigest(), "ORIGINAL", 5.0, pytest.approx(1.5)),
+        ("r", "RETRACTION", -3.0, pytest.approx(-0.9)),  # −3 × 0.30
+    ]
+    assert rows[1]["cluster_id"] == "c1" and json.loads(rows[1]["custom_tags"]) == {"team": "ml"}

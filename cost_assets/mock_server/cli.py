@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drop-rate", type=float, default=0.0, help="share of responses cut off mid-body")
     p.add_argument("--fault-seed", type=int, default=0)
     p.add_argument("--statement-delay", type=float, default=0.0, help="seconds a SQL statement stays PENDING")
+    p.add_argument(
+        "--sql-inline-limit-bytes", type=int, default=25 * 1024 * 1024, help="INLINE SQL results above this fail"
+    )
+    p.add_argument("--sql-link-ttl", type=float, default=900.0, help="seconds an EXTERNAL_LINKS URL stays valid")
     live = p.add_argument_group("what live workspaces do (repeat the flags that take one id or day)")
     live.add_argument(
         "--deleted-job",
@@ -127,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             ),
             tokens=(args.token,),
             statement_delay_s=args.statement_delay,
+            sql_inline_limit_bytes=args.sql_inline_limit_bytes,
+            sql_link_ttl_s=args.sql_link_ttl,
             deleted_jobs=tuple(args.deleted_job),
             forbidden_jobs=tuple(args.forbidden_job),
             forbidden_pools=args.forbidden_pools,
