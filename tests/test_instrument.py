@@ -13,7 +13,7 @@ import pytest
 from test_reconcile import PRICE, SERVING, no_estimate, prices, usage
 
 from cost_assets.costing.reconcile import reconciliation
-from cost_assets.costing.serving import serving_costs
+from cost_assets.costing.serving import compare_calls, request_costs, serving_costs
 from cost_assets.instrument import CallLog, UsageContext, instrument, normalize_workspace_host
 from cost_assets.mock_server import DEFAULT_TOKEN, MockOptions, MockServer
 from cost_assets.resources.databricks import DatabricksConnection, LiveWorkspace
@@ -201,12 +201,13 @@ def test_async_clients_are_instrumented_too(server, tmp_path):
 # --- end to end: the calls attributed in mart/serving_costs ----------------------------------------------
 
 
-def test_instrumented_calls_are_attributed_to_tenant_agent_and_user_with_hand_computed_dollars():
+def test_instrumented_calls_are_attributed_to_tenant_agent_and_user_with_hand_computed_dollars(tmp_path):
+    log = CallLog(tmp_path / "calls.sqlite")
     with MockServer(MockOptions(world=CFG, now=NOW)) as server:
         base = f"{server.url}/serving-endpoints"
-        acme = instrument(httpx.Client(base_url=base, headers=AUTH), server.url, UsageContext("acme", "triage", "ana"))
-        globex_context = UsageContext("globex", "writer", "bo")
-        globex = instrument(httpx.Client(base_url=base, headers=AUTH), server.url, globex_context)
+        acme_context, globex_context = UsageContext("acme", "triage", "ana"), UsageContext("globex", "writer", "bo")
+        acme = instrument(httpx.Client(base_url=base, headers=AUTH), server.url, acme_context, log, PRICES)
+        globex = instrument(httpx.Client(base_url=base, headers=AUTH), server.url, globex_context, log, PRICES)
         with acme, globex:
             chat(acme, "x" * 400, max_tokens=200)  # 100 input + 200 output = 300 tokens
             chat(globex, "y" * 200, max_tokens=50)  # 50 input + 50 output = 100 tokens
@@ -237,6 +238,16 @@ def test_instrumented_calls_are_attributed_to_tenant_agent_and_user_with_hand_co
     # Estimates: acme (100 × 0.5 + 200 × 1.5) / 1e6 = $0.00035; globex (50 × 0.5 + 50 × 1.5) / 1e6 = $0.0001.
     assert a["estimated_usd"] == pytest.approx(350e-6) and g["estimated_usd"] == pytest.approx(100e-6)
     assert a["delta_usd"] == pytest.approx(3.0 - 350e-6)
+    # Per call: the client's estimate (the call log) next to the bill's share, joined by client_request_id.
+    per_call = compare_calls(
+        pl.DataFrame(log.rows()),
+        request_costs(reconciliation(bill, no_estimate(), prices(), "AWS"), requests, token_prices),
+    )
+    got = {r["tenant"]: (r["client_estimated_usd"], r["actual_usd"], r["delta_usd"]) for r in per_call.to_dicts()}
+    assert got == {
+        "acme": (pytest.approx(350e-6), pytest.approx(3.0), pytest.approx(3.0 - 350e-6)),
+        "globex": (pytest.approx(100e-6), pytest.approx(1.0), pytest.approx(1.0 - 100e-6)),
+    }
 
 
 def test_the_generated_world_is_unchanged_by_calls():

@@ -134,6 +134,94 @@ def _requests(
     )
 
 
+def _identity_frame(billing: Frame | None) -> pl.LazyFrame:
+    if billing is not None:
+        return billing_identity(billing).lazy()
+    empty = pl.LazyFrame(schema={**{c: pl.String for c in ENDPOINT_HOUR}, "_identity": pl.String})
+    return empty.with_columns(pl.col("hour_start").cast(pl.Datetime("us")))
+
+
+def _split(bill: pl.LazyFrame, req: pl.LazyFrame) -> pl.LazyFrame:
+    """Each request with its share of its endpoint-hour's bill (``_actual_dbus``, ``_actual_usd``)."""
+    tokens_in_hour = pl.col("_tokens").sum().over(ENDPOINT_HOUR)
+    share = (
+        pl.when(tokens_in_hour > 0)
+        .then(pl.col("_tokens") / tokens_in_hour)
+        .otherwise(1.0 / pl.len().over(ENDPOINT_HOUR))
+    )
+    return (
+        req.join(bill, on=ENDPOINT_HOUR, how="left", nulls_equal=True)
+        .with_columns(share.alias("_share"))
+        .with_columns(
+            (pl.col("_hour_dbus").fill_null(0.0) * pl.col("_share")).alias("_actual_dbus"),
+            # No bill for the hour (yet): $0; a bill whose price is unknown: null.
+            pl.when(pl.col("_hour_dbus").is_null())
+            .then(0.0)
+            .otherwise(pl.col("_hour_usd") * pl.col("_share"))
+            .alias("_actual_usd"),
+            pl.lit(1, pl.Int64).alias("_call"),
+        )
+    )
+
+
+def request_costs(
+    reconciliation: Frame,
+    serving_usage: Frame,
+    token_prices: Frame,
+    served_entities: Frame | None = None,
+    billing: Frame | None = None,
+) -> pl.DataFrame:
+    """Per request: its group keys, ids (``databricks_request_id``, ``client_request_id``), tokens, token
+    estimate and share of the bill — the rows :func:`serving_costs` groups, for comparing one call's
+    estimate with what the bill charged for it (:func:`compare_calls`). Arguments as :func:`serving_costs`."""
+    identity = _identity_frame(billing)
+    req = _requests(serving_usage, token_prices, served_entities, identity)
+    return (
+        _split(_endpoint_bill(reconciliation), req)
+        .select(
+            pl.col("hour_start").dt.date().alias("usage_date"),
+            "workspace_id",
+            "databricks_request_id",
+            "client_request_id",
+            "request_time",
+            "endpoint_name",
+            "model",
+            "provider",
+            "tenant",
+            "agent",
+            "user",
+            "session",
+            "input_tokens",
+            "output_tokens",
+            pl.col("_estimated").alias("estimated_usd"),
+            pl.col("_actual_usd").alias("actual_usd"),
+            pl.col("_actual_dbus").alias("actual_dbus"),
+        )
+        .sort("request_time", "databricks_request_id")
+        .collect()
+    )
+
+
+def compare_calls(calls: Frame, requests: Frame) -> pl.DataFrame:
+    """The client's per-call estimates (the instrumentation's call log: client_request_id, estimated_usd,
+    input_tokens, output_tokens, token_source) next to the bill's per-request share (:func:`request_costs`),
+    joined by ``client_request_id``. A call the bill has no request for (yet) keeps null actuals."""
+    client = lazy(calls).select(
+        "client_request_id",
+        "token_source",
+        pl.col("input_tokens").alias("client_input_tokens"),
+        pl.col("output_tokens").alias("client_output_tokens"),
+        pl.col("estimated_usd").alias("client_estimated_usd"),
+    )
+    billed = lazy(requests).filter(pl.col("client_request_id").is_not_null())
+    return (
+        client.join(billed, on="client_request_id", how="left")
+        .with_columns((pl.col("actual_usd") - pl.col("client_estimated_usd")).alias("delta_usd"))
+        .sort("client_request_id")
+        .collect()
+    )
+
+
 def serving_costs(
     reconciliation: Frame,
     serving_usage: Frame,
@@ -152,33 +240,9 @@ def serving_costs(
     :data:`SERVING_COSTS_COLUMNS`; see the module doc for the rules.
     """
     bill = _endpoint_bill(reconciliation)
-    identity = (
-        billing_identity(billing).lazy()
-        if billing is not None
-        else pl.LazyFrame(schema={**{c: pl.String for c in ENDPOINT_HOUR}, "_identity": pl.String}).with_columns(
-            pl.col("hour_start").cast(pl.Datetime("us"))
-        )
-    )
+    identity = _identity_frame(billing)
     req = _requests(serving_usage, token_prices, served_entities, identity)
-    tokens_in_hour = pl.col("_tokens").sum().over(ENDPOINT_HOUR)
-    share = (
-        pl.when(tokens_in_hour > 0)
-        .then(pl.col("_tokens") / tokens_in_hour)
-        .otherwise(1.0 / pl.len().over(ENDPOINT_HOUR))
-    )
-    split = (
-        req.join(bill, on=ENDPOINT_HOUR, how="left", nulls_equal=True)
-        .with_columns(share.alias("_share"))
-        .with_columns(
-            (pl.col("_hour_dbus").fill_null(0.0) * pl.col("_share")).alias("_actual_dbus"),
-            # No bill for the hour (yet): $0; a bill whose price is unknown: null.
-            pl.when(pl.col("_hour_dbus").is_null())
-            .then(0.0)
-            .otherwise(pl.col("_hour_usd") * pl.col("_share"))
-            .alias("_actual_usd"),
-            pl.lit(1, pl.Int64).alias("_call"),
-        )
-    )
+    split = _split(bill, req)
     orphan_hours = bill.join(req.select(ENDPOINT_HOUR).unique(), on=ENDPOINT_HOUR, how="anti", nulls_equal=True)
     orphans = orphan_hours.join(identity, on=ENDPOINT_HOUR, how="left", nulls_equal=True).select(
         *ENDPOINT_HOUR,
