@@ -47,7 +47,8 @@ def snapshot(frame: pl.DataFrame, day: dt.date) -> pl.DataFrame:
 def dbu_prices(context: dg.AssetExecutionContext, prices: PriceCatalog):
     """$/DBU per SKU (cloud × tier × workload × Photon) over effective windows: list, contract (after
     discounts) and effective price, and the SKU's Photon DBU factor as data. Bundled sheet plus the
-    COST_ASSETS_PRICES overrides; one snapshot per day."""
+    COST_ASSETS_PRICES overrides; with the system-tables bill, the account's system.billing.list_prices
+    (docs/account-scale.md; a WARN in the run log and the sheet when not granted). One snapshot per day."""
     days = window_days(context.partition_time_window)
     frame = per_day(prices.dbu_prices(), days)
     yield from contract_gate(context, [contract_result(schemas.DailyDbuPrices, frame, DBU_PRICES)])
@@ -55,7 +56,11 @@ def dbu_prices(context: dg.AssetExecutionContext, prices: PriceCatalog):
         context,
         frame,
         days,
-        lambda f, _: {"skus": f["sku_name"].n_unique(), "clouds": ", ".join(sorted(f["cloud"].unique()))},
+        lambda f, _: {
+            "skus": f["sku_name"].n_unique(),
+            "clouds": ", ".join(sorted(f["cloud"].unique())),
+            "sources": ", ".join(sorted(f["source"].unique())),  # e.g. system.billing.list_prices
+        },
     )
     yield dg.Output(frame)
 
