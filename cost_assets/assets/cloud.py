@@ -18,17 +18,18 @@ import polars as pl
 
 from cost_assets import guard, schemas
 from cost_assets.assets.costs import ESTIMATED_COSTS
-from cost_assets.assets.policies import DAILY_ASSET, MART_FRESHNESS, PARTITIONED, SOURCE_RETRY
-from cost_assets.assets.raw import (
-    CLUSTERS,
-    _final_errors,
-    _Guarded,
-    _sources_check,
-    _sources_spec,
-    _stored,
-    _table,
+from cost_assets.assets.guarded import (
+    Guarded,
     contract_gate,
+    days_present_check,
+    final_errors,
+    sources_check,
+    sources_spec,
+    stored_rows,
+    table_name,
 )
+from cost_assets.assets.policies import DAILY_ASSET, MART_FRESHNESS, PARTITIONED, SOURCE_RETRY
+from cost_assets.assets.raw import CLUSTERS
 from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS
 from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result, contract_spec, markdown_table
 from cost_assets.costing import cloud_attribute, vm_reconcile
@@ -64,17 +65,15 @@ def _guard_view(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _present(days: list[dt.date], frame: pl.DataFrame, source: str) -> dg.AssetCheckResult:
     """WARN for each day without a single charge: the exports lag a day or more, a $0 day is not a fact."""
-    seen = set(frame["usage_date"].to_list())
-    missing = [d for d in days if d not in seen]
-    return dg.AssetCheckResult(
-        check_name=CLOUD_BILL_PRESENT,
-        asset_key=CLOUD_COSTS,
-        passed=not missing,
-        severity=dg.AssetCheckSeverity.WARN,
-        description="; ".join(f"no cloud charges for {d} in {source}" for d in missing) + "; cost exports lag 1–2 days"
-        if missing
-        else f"every day has charges in {source}",
-        metadata={"days_without_charges": dg.MetadataValue.text(", ".join(map(str, missing)) or "none")},
+    return days_present_check(
+        CLOUD_BILL_PRESENT,
+        CLOUD_COSTS,
+        days,
+        frame,
+        absent=lambda d: f"no cloud charges for {d} in {source}",
+        lag="cost exports lag 1–2 days",
+        complete=f"every day has charges in {source}",
+        metadata_key="days_without_charges",
     )
 
 
@@ -85,7 +84,7 @@ def _present(days: list[dt.date], frame: pl.DataFrame, source: str) -> dg.AssetC
     metadata=PARTITIONED,
     check_specs=[
         contract_spec(CLOUD_COSTS, schemas.CloudCosts),
-        _sources_spec(CLOUD_COSTS, "the cloud cost export files (none found)"),
+        sources_spec(CLOUD_COSTS, "the cloud cost export files (none found)"),
         dg.AssetCheckSpec(CLOUD_BILL_PRESENT, asset=CLOUD_COSTS, description="WARN for a day without any charge"),
     ],
     pool="duckdb_writer",
@@ -102,18 +101,18 @@ def cloud_costs(context: dg.AssetExecutionContext, cloud_bill: CloudBill, ledger
     empty = costs_frame([])
     files, problems = 0, []
     try:
-        with _final_errors(source):
+        with final_errors(source):
             frame, files = cloud_bill.costs(days)
     except SourceUnavailable as e:
         frame, problems = empty, [str(e)]
         context.log.warning(f"cloud bill not read, stored rows kept: {e}")
-    stored = _stored(ledger, CLOUD_COSTS, days, empty)
+    stored = stored_rows(ledger, CLOUD_COSTS, days, empty)
     if problems:  # nothing was read: every stored day stays as it is
         verdict = None
         frame = guard.keep_stored(frame, stored, sorted(set(stored["usage_date"].to_list())))
     else:
         checks = guard.check_days(
-            _table(CLOUD_COSTS),
+            table_name(CLOUD_COSTS),
             _guard_view(stored),
             _guard_view(frame),
             days,
@@ -121,11 +120,11 @@ def cloud_costs(context: dg.AssetExecutionContext, cloud_bill: CloudBill, ledger
             ledger.shrink_threshold,
             unit="(effective cost)",
         )
-        verdict = _Guarded(context, f"the cloud bill ({source})", days, checks)
+        verdict = Guarded(context, f"the cloud bill ({source})", days, checks)
         verdict.fail_if_nothing_written()
         frame = guard.keep_stored(frame, stored, verdict.kept)
     yield from contract_gate(context, [contract_result(schemas.CloudCosts, frame, CLOUD_COSTS)])
-    yield _sources_check(CLOUD_COSTS, problems)
+    yield sources_check(CLOUD_COSTS, problems)
     yield _present(days, frame, source)
     add_daily_metadata(
         context,

@@ -11,18 +11,26 @@ principal may not read) degrade to a WARN check and keep what is stored.
 """
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import dagster as dg
 import polars as pl
 
 from cost_assets import guard, schemas, watermarks
+from cost_assets.assets.guarded import (
+    Guarded,
+    accepts_smaller,
+    contract_gate,
+    days_present_check,
+    final_errors,
+    sources_check,
+    sources_spec,
+    stored_rows,
+    table_name,
+)
 from cost_assets.assets.policies import DAILY_ASSET, PARTITIONED, SOURCE_RETRY
-from cost_assets.checks import ContractBroken, add_daily_metadata, contract_result, contract_spec
+from cost_assets.checks import add_daily_metadata, contract_result, contract_spec
 from cost_assets.ingest import parse
-from cost_assets.ingest.fetch import NotFound, NotPermitted, SourceUnavailable
-from cost_assets.ingest.http import AuthError
+from cost_assets.ingest.fetch import SourceUnavailable
 from cost_assets.partitions import window_days
 from cost_assets.resources.billing import BillingSource
 from cost_assets.resources.databricks import DatabricksWorkspace
@@ -35,8 +43,7 @@ CLUSTER_EVENTS = dg.AssetKey(["raw", "cluster_events"])
 BILLING_USAGE = dg.AssetKey(["raw", "billing_usage"])
 SERVING_USAGE = dg.AssetKey(["raw", "serving_usage"])
 
-# WARN checks: a source answered only in part (SOURCES) or not at all for a day (BILL_PRESENT).
-SOURCES = "sources_complete"
+# WARN check: the bill has nothing for a day (a source answered only in part: guarded.SOURCES).
 BILL_PRESENT = "bill_present"
 BILL_LAG = "bill lag is 12–48 h"
 
@@ -68,103 +75,6 @@ _WORKSPACE_TABLES = {
 _RETAINED = (JOB_RUNS, CLUSTER_EVENTS)
 
 
-@contextmanager
-def _final_errors(source: str) -> Iterator[None]:
-    """Around a call to a source: errors that another try cannot fix fail the step at once (no retry)."""
-    try:
-        yield
-    except (ValueError, AuthError, NotPermitted, NotFound) as e:
-        raise dg.Failure(description=f"{source}: {e}", allow_retries=False) from e
-
-
-def _table(key: dg.AssetKey) -> str:
-    return ".".join(key.path)
-
-
-def contract_gate(context: dg.AssetExecutionContext, checks: list[dg.AssetCheckResult]):
-    """Yield the check results; if any failed, stop before any output is written."""
-    yield from checks
-    broken = [c.asset_key.to_user_string() for c in checks if not c.passed]
-    if broken:
-        raise ContractBroken(
-            description=f"contract broken for {', '.join(broken)}; nothing was written "
-            "(see the failed contract checks for the rows)"
-        )
-
-
-def _sources_check(key: dg.AssetKey, warnings: list[str]) -> dg.AssetCheckResult:
-    """WARN when part of a source could not be read (named, with the error); passed otherwise."""
-    return dg.AssetCheckResult(
-        check_name=SOURCES,
-        asset_key=key,
-        passed=not warnings,
-        severity=dg.AssetCheckSeverity.WARN,
-        description="; ".join(warnings[:5]) + (f" (+{len(warnings) - 5} more)" if len(warnings) > 5 else "")
-        if warnings
-        else "every source answered",
-        metadata={"problems": len(warnings), "details": dg.MetadataValue.text("\n".join(warnings) or "none")},
-    )
-
-
-def _sources_spec(key: dg.AssetKey, what: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        SOURCES,
-        asset=key,
-        description=f"WARN when {what} could not be read (the "
-        "source and the error are named; what could be read is written)",
-    )
-
-
-def _accepts_smaller(context: dg.AssetExecutionContext) -> bool:
-    return context.run.tags.get(guard.ACCEPT_TAG, "").lower() in ("1", "true", "yes")
-
-
-class _Guarded:
-    """The guard's verdict for one asset's window: which days keep their stored rows, and the message.
-    A refusal is deliberate, so its failure is never retried."""
-
-    def __init__(
-        self, context: dg.AssetExecutionContext, source: str, days: list[dt.date], checks: list[guard.DayCheck]
-    ):
-        self.refused = guard.refused(checks)
-        self.kept = sorted({c.day for c in self.refused})
-        self.written = [d for d in days if d not in self.kept]
-        self.message = guard.refusal_message(source, self.refused, self.written) if self.refused else ""
-        if self.refused and _accepts_smaller(context):
-            context.log.warning(f"accepted by the run tag {guard.ACCEPT_TAG}:\n{self.message}")
-            self.refused, self.kept, self.written, self.message = [], [], days, ""
-        if self.refused:
-            context.log.error(self.message)
-
-    def metadata(self) -> dict[str, str]:
-        """``kept_stored_days`` when some days kept their stored rows (empty otherwise)."""
-        return {"kept_stored_days": ", ".join(map(str, self.kept))} if self.kept else {}
-
-    def fail_if_nothing_written(self) -> None:
-        if self.refused and not self.written:
-            raise dg.Failure(
-                description=self.message, metadata={"kept_days": ", ".join(map(str, self.kept))}, allow_retries=False
-            )
-
-    def fail_if_refused(self) -> None:
-        """After the other days were written: the run fails, so nothing downstream sees the refused days."""
-        if self.refused:
-            raise dg.Failure(
-                description=self.message,
-                allow_retries=False,
-                metadata={
-                    "kept_days": ", ".join(map(str, self.kept)),
-                    "written_days": ", ".join(map(str, self.written)),
-                },
-            )
-
-
-def _stored(ledger: Ledger, key: dg.AssetKey, days: list[dt.date], like: pl.DataFrame) -> pl.DataFrame:
-    """The stored rows of the window (an empty frame shaped like ``like`` when nothing is stored)."""
-    stored = ledger.stored_days(_table(key), days)
-    return like.head(0) if stored is None else stored
-
-
 @dg.multi_asset(
     outs={
         key.path[-1]: dg.AssetOut(
@@ -174,8 +84,8 @@ def _stored(ledger: Ledger, key: dg.AssetKey, days: list[dt.date], like: pl.Data
     },
     check_specs=[contract_spec(key, model) for key, (model, _) in _WORKSPACE_TABLES.items()]
     + [
-        _sources_spec(JOBS, "a job (jobs/get: no permission)"),
-        _sources_spec(CLUSTERS, "a cluster (purged) or an instance pool (no permission)"),
+        sources_spec(JOBS, "a job (jobs/get: no permission)"),
+        sources_spec(CLUSTERS, "a cluster (purged) or an instance pool (no permission)"),
     ],
     pool="duckdb_writer",
     retry_policy=SOURCE_RETRY,
@@ -187,33 +97,33 @@ def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWor
     fewer than stored (past the API's retention) keeps its stored rows in all four tables."""
     days = window_days(context.partition_time_window)
     context.log.info(f"fetching workspace data for {len(days)} day(s): {days[0]} .. {days[-1]}")
-    with _final_errors("workspace"):
+    with final_errors("workspace"):
         got = workspace.fetch(days)
     context.log.info(f"fetched {got.stats}")
     frames = {JOB_RUNS: got.job_runs, JOBS: got.jobs, CLUSTERS: got.clusters, CLUSTER_EVENTS: got.cluster_events}
-    stored = {key: _stored(ledger, key, days, frames[key]) for key in _RETAINED}
-    verdict = _Guarded(
+    stored = {key: stored_rows(ledger, key, days, frames[key]) for key in _RETAINED}
+    verdict = Guarded(
         context,
         "the Jobs and Clusters APIs",
         days,
         [
             check
             for key in _RETAINED
-            for check in guard.check_days(_table(key), stored[key], frames[key], days, guard.RETAINED)
+            for check in guard.check_days(table_name(key), stored[key], frames[key], days, guard.RETAINED)
         ],
     )
     verdict.fail_if_nothing_written()
     if verdict.kept:
         frames = {
             key: guard.keep_stored(
-                frame, stored.get(key) if key in stored else _stored(ledger, key, days, frame), verdict.kept
+                frame, stored.get(key) if key in stored else stored_rows(ledger, key, days, frame), verdict.kept
             )
             for key, frame in frames.items()
         }
     yield from contract_gate(context, [contract_result(_WORKSPACE_TABLES[k][0], f, k) for k, f in frames.items()])
     jobs_warnings = [w for w in got.warnings if "jobs/get" in w]
-    yield _sources_check(JOBS, jobs_warnings)
-    yield _sources_check(CLUSTERS, [w for w in got.warnings if w not in jobs_warnings])
+    yield sources_check(JOBS, jobs_warnings)
+    yield sources_check(CLUSTERS, [w for w in got.warnings if w not in jobs_warnings])
     per_day = {
         JOB_RUNS: lambda f, _: {"runs": f["run_id"].n_unique()},
         JOBS: lambda f, _: {"untagged_jobs": f.filter(pl.col("tags") == "{}").height},
@@ -238,17 +148,15 @@ def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWor
 
 def _bill_present(days: list[dt.date], frame: pl.DataFrame, source: str) -> dg.AssetCheckResult:
     """WARN for each day without a single bill record: a $0 day is not a fact until the bill is in."""
-    billed = set(frame["usage_date"].unique().to_list()) if frame.height else set()
-    missing = [d for d in days if d not in billed]
-    return dg.AssetCheckResult(
-        check_name=BILL_PRESENT,
-        asset_key=BILLING_USAGE,
-        passed=not missing,
-        severity=dg.AssetCheckSeverity.WARN,
-        description="; ".join(f"no bill for {d} from {source}" for d in missing) + f"; {BILL_LAG}"
-        if missing
-        else f"every day has bill records from {source}",
-        metadata={"days_without_bill": dg.MetadataValue.text(", ".join(map(str, missing)) or "none")},
+    return days_present_check(
+        BILL_PRESENT,
+        BILLING_USAGE,
+        days,
+        frame,
+        absent=lambda d: f"no bill for {d} from {source}",
+        lag=BILL_LAG,
+        complete=f"every day has bill records from {source}",
+        metadata_key="days_without_bill",
     )
 
 
@@ -277,14 +185,14 @@ def billing_usage(context: dg.AssetExecutionContext, billing: BillingSource, led
     days = window_days(context.partition_time_window)
     stats: dict[str, float] = {}
     source = billing.describe()
-    with _final_errors(source):
+    with final_errors(source):
         frame = billing.usage(days, stats=stats)
-    stored = _stored(ledger, BILLING_USAGE, days, frame)
-    verdict = _Guarded(
+    stored = stored_rows(ledger, BILLING_USAGE, days, frame)
+    verdict = Guarded(
         context,
         f"the bill ({source})",
         days,
-        guard.check_days(_table(BILLING_USAGE), stored, frame, days, guard.BILL, ledger.shrink_threshold),
+        guard.check_days(table_name(BILLING_USAGE), stored, frame, days, guard.BILL, ledger.shrink_threshold),
     )
     verdict.fail_if_nothing_written()
     frame = guard.keep_stored(frame, stored, verdict.kept)
@@ -313,7 +221,7 @@ def billing_usage(context: dg.AssetExecutionContext, billing: BillingSource, led
     metadata=PARTITIONED,
     check_specs=[
         contract_spec(SERVING_USAGE, schemas.ServingUsage),
-        _sources_spec(SERVING_USAGE, "system.serving (no SQL warehouse, schema not enabled, no grant)"),
+        sources_spec(SERVING_USAGE, "system.serving (no SQL warehouse, schema not enabled, no grant)"),
     ],
     pool="duckdb_writer",
     retry_policy=SOURCE_RETRY,
@@ -330,17 +238,17 @@ def serving_usage(context: dg.AssetExecutionContext, workspace: DatabricksWorksp
     stats: dict[str, float] = {}
     empty = parse.serving_usage_frame([], days[0], "")
     try:
-        with _final_errors("serving usage"):
+        with final_errors("serving usage"):
             frame, problems = workspace.serving_usage(days, stats=stats), []
     except SourceUnavailable as e:
         frame, problems = empty, [str(e)]
         context.log.warning(f"serving usage not read, stored rows kept: {e}")
-    stored = _stored(ledger, SERVING_USAGE, days, empty)
-    checks = guard.check_days(_table(SERVING_USAGE), stored, frame, days, guard.RETAINED)
+    stored = stored_rows(ledger, SERVING_USAGE, days, empty)
+    checks = guard.check_days(table_name(SERVING_USAGE), stored, frame, days, guard.RETAINED)
     smaller = guard.refused(checks)
     if problems:  # nothing was read: every stored day stays as it is, whatever the run's tags
         kept = sorted(set(stored["usage_date"].to_list()))
-    elif smaller and _accepts_smaller(context):
+    elif smaller and accepts_smaller(context):
         kept = []
         context.log.warning(
             "accepted by the run tag " + guard.ACCEPT_TAG + ":\n" + "\n".join(c.describe() for c in smaller)
@@ -350,7 +258,7 @@ def serving_usage(context: dg.AssetExecutionContext, workspace: DatabricksWorksp
         problems = [c.describe() + "; stored rows kept" for c in smaller]
     frame = guard.keep_stored(frame, stored, kept)
     yield from contract_gate(context, [contract_result(schemas.ServingUsage, frame, SERVING_USAGE)])
-    yield _sources_check(SERVING_USAGE, problems)
+    yield sources_check(SERVING_USAGE, problems)
     add_daily_metadata(
         context,
         frame,

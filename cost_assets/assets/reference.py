@@ -15,8 +15,8 @@ import dagster as dg
 import polars as pl
 
 from cost_assets import schemas
+from cost_assets.assets.guarded import contract_gate
 from cost_assets.assets.policies import DAILY_ASSET, PARTITIONED
-from cost_assets.assets.raw import contract_gate
 from cost_assets.checks import add_daily_metadata, contract_result, contract_spec
 from cost_assets.partitions import window_days
 from cost_assets.resources.prices import PriceCatalog
