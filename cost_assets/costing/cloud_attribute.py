@@ -23,7 +23,7 @@ Pure polars, no Dagster.
 
 import polars as pl
 
-from cost_assets.costing.cloud_match import keyed_cloud, keyed_estimate
+from cost_assets.costing.cloud_match import KEYED_COLUMNS, keyed_cloud, keyed_estimate
 from cost_assets.costing.frames import Frame, lazy
 from cost_assets.vocabulary import CURRENCY
 
@@ -32,12 +32,7 @@ KIND_KEY = ["usage_date", "resource_kind", "resource_key"]
 CHARGE = [*KIND_KEY, "period_start", "grain", "service_category", "currency_code"]
 CONSUMER = ["workspace_id", "cluster_id", "consumer", "run_id", "task_run_id", "job_id"]
 COLUMNS = [
-    "usage_date",
-    "period_start",
-    "grain",
-    "resource_kind",
-    "resource_key",
-    "service_category",
+    *KEYED_COLUMNS,
     *CONSUMER,
     "share",
     "billed_cost",

@@ -20,6 +20,15 @@ import polars as pl
 from cost_assets.costing.frames import Frame, lazy
 
 NO_RESOURCE = "(no resource id)"
+# Where a keyed charge stands: its day, period, grain, resource key and service category. Both cloud marts
+# (``vm_reconcile.py``, ``cloud_attribute.py``) lead with these columns, so their rows line up.
+KEYED_COLUMNS = ["usage_date", "period_start", "grain", "resource_kind", "resource_key", "service_category"]
+
+
+def period_start(grain: pl.Expr, column: str) -> pl.Expr:
+    """The period a timestamp falls in: its hour where ``grain`` is ``hour``, else its day. One rule, so the
+    bill's periods (:func:`keyed_cloud`) and the reconciliation's (``vm_reconcile.py``) are the same."""
+    return pl.when(grain == "hour").then(pl.col(column).dt.truncate("1h")).otherwise(pl.col(column).dt.truncate("1d"))
 
 
 def pool_of_cluster(clusters: Frame) -> pl.DataFrame:
@@ -73,10 +82,7 @@ def keyed_cloud(cloud: Frame, clusters: Frame) -> pl.DataFrame:
                 "resource_id",
                 pl.lit(NO_RESOURCE),
             ).alias("resource_key"),
-            pl.when(pl.col("grain") == "hour")
-            .then(pl.col("charge_period_start").dt.truncate("1h"))
-            .otherwise(pl.col("charge_period_start").dt.truncate("1d"))
-            .alias("period_start"),
+            period_start(pl.col("grain"), "charge_period_start").alias("period_start"),
         )
         .drop("_cluster", "_pool")
         .collect()

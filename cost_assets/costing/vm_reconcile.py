@@ -25,19 +25,14 @@ Pure polars, no Dagster.
 
 import polars as pl
 
-from cost_assets.costing.cloud_match import keyed_cloud, keyed_estimate
+from cost_assets.costing.cloud_match import KEYED_COLUMNS, keyed_cloud, keyed_estimate, period_start
 from cost_assets.costing.frames import Frame
 from cost_assets.vocabulary import CURRENCY
 
 TOLERANCE = 0.05
 KEY = ["usage_date", "period_start", "resource_kind", "resource_key", "service_category"]
 COLUMNS = [
-    "usage_date",
-    "period_start",
-    "grain",
-    "resource_kind",
-    "resource_key",
-    "service_category",
+    *KEYED_COLUMNS,
     "workspace_id",
     "cloud_rows",
     "pricing_models",
@@ -59,10 +54,6 @@ def day_grains(keyed: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _period(grain: pl.Expr, t: str) -> pl.Expr:
-    return pl.when(grain == "hour").then(pl.col(t).dt.truncate("1h")).otherwise(pl.col(t).dt.truncate("1d"))
-
-
 def vm_reconciliation(cloud: Frame, estimated: Frame, clusters: Frame, tolerance: float = TOLERANCE) -> pl.DataFrame:
     """``mart.vm_reconciliation`` for the days in ``cloud`` and ``estimated`` (rows of :data:`COLUMNS`)."""
     bill = keyed_cloud(cloud, clusters)
@@ -71,7 +62,7 @@ def vm_reconciliation(cloud: Frame, estimated: Frame, clusters: Frame, tolerance
     bill = (
         bill.drop("grain", "period_start")
         .join(grains, on="usage_date", how="left")
-        .with_columns(_period(pl.col("grain"), "charge_period_start").alias("period_start"))
+        .with_columns(period_start(pl.col("grain"), "charge_period_start").alias("period_start"))
         .group_by(*KEY, "grain", "currency_code")
         .agg(
             pl.len().cast(pl.Int64).alias("cloud_rows"),
@@ -85,7 +76,8 @@ def vm_reconciliation(cloud: Frame, estimated: Frame, clusters: Frame, tolerance
         est.join(grains, on="usage_date", how="left")
         .with_columns(pl.col("grain").fill_null("hour"))
         .with_columns(
-            _period(pl.col("grain"), "hour_start").alias("period_start"), pl.lit("vm_compute").alias("service_category")
+            period_start(pl.col("grain"), "hour_start").alias("period_start"),
+            pl.lit("vm_compute").alias("service_category"),
         )
         .group_by(*KEY, "grain")
         .agg(

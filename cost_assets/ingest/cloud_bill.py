@@ -457,15 +457,11 @@ def _focus_rows(path: Path, frame: pl.DataFrame, days: Collection[dt.date] | Non
         rows.append(
             _row(
                 c.number_of(i),
+                t,
                 provider=_provider(providers[i], lambda p, i=i: c.fail(i, "provider", p)),
                 start=start[i],
                 end=end[i],
                 charge_category=_charge_category(t["charge_category"], lambda p, i=i: c.fail(i, "charge_category", p)),
-                resource_id=t["resource_id"],
-                billing_account=t["billing_account"],
-                sub_account=t["sub_account"],
-                service_name=t["service_name"],
-                sku=t["sku"],
                 category=service_category(
                     t["resource_type"],
                     t["usage_type"],
@@ -524,15 +520,11 @@ def _azure_rows(path: Path, frame: pl.DataFrame, days: Collection[dt.date] | Non
         rows.append(
             _row(
                 c.number_of(i),
+                t,
                 provider="AZURE",
                 start=start,
                 end=start + dt.timedelta(days=1),
                 charge_category=_charge_category(t["charge_type"], lambda p, i=i: c.fail(i, "charge_type", p)),
-                resource_id=t["resource_id"],
-                billing_account=t["billing_account"],
-                sub_account=t["sub_account"],
-                service_name=t["service_name"],
-                sku=t["sku"],
                 category=service_category(
                     t["service_name"], t["usage_detail"], t["sku"], t["resource_id"], t["resource_type"]
                 ),
@@ -548,8 +540,11 @@ def _azure_rows(path: Path, frame: pl.DataFrame, days: Collection[dt.date] | Non
     return rows
 
 
-def _row(number: int, *, start, end, tags, resource_id, pricing, charge_category, **f) -> dict:
-    """One ``raw.cloud_costs`` row (``number``: the data row in the file)."""
+def _row(number: int, text: Mapping[str, str | None], *, start, end, tags, pricing, charge_category, **f) -> dict:
+    """One ``raw.cloud_costs`` row (``number``: the data row in the file). ``text`` is the row's text cells
+    by logical field: both formats name the resource, the accounts, the service and the SKU by the same
+    fields (``resource_id``, ``billing_account``, ``sub_account``, ``service_name``, ``sku``), read here."""
+    resource_id = text["resource_id"]
     found = databricks_tags(tags)
     job_id = found["job_id"]
     is_databricks = (
@@ -561,15 +556,15 @@ def _row(number: int, *, start, end, tags, resource_id, pricing, charge_category
         "usage_date": start.date(),
         "provider": f["provider"],
         "source_row": number,
-        "billing_account_id": f["billing_account"],
-        "sub_account_id": f["sub_account"],
+        "billing_account_id": text["billing_account"],
+        "sub_account_id": text["sub_account"],
         "charge_period_start": start,
         "charge_period_end": end,
         "grain": _grain(start, end),
         "charge_category": charge_category,
         "resource_id": resource_id,
-        "service_name": f["service_name"],
-        "sku_description": f["sku"],
+        "service_name": text["service_name"],
+        "sku_description": text["sku"],
         "service_category": f["category"],
         "pricing_model": pricing if charge_category == "Usage" else "other",
         "consumed_quantity": f["quantity"],
