@@ -248,3 +248,11 @@ def test_the_pushdown_statement_reduces_and_prices_by_hand():
         ("r", "RETRACTION", -3.0, pytest.approx(-0.9)),  # −3 × 0.30
     ]
     assert rows[1]["cluster_id"] == "c1" and json.loads(rows[1]["custom_tags"]) == {"team": "ml"}
+
+
+def test_an_empty_result_has_no_link_and_gives_an_empty_bill():
+    with MockServer(MockOptions(world=CFG, empty_bill_days=("2026-01-31",))) as server:
+        source = SystemTablesBillingSource(connection=connection(server), warehouse_id="wh")
+        frame = source.usage([dt.date(2026, 1, 31)])
+        assert frame.height == 0 and "record_id" in frame.columns  # the contract's columns, no rows
+        assert server.mock.sql.links.downloads == []  # an empty EXTERNAL_LINKS result has no chunk to fetch
