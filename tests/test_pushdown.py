@@ -18,7 +18,7 @@ from polars.testing import assert_frame_equal
 
 from cost_assets.ingest.list_prices import SOURCE, dbu_prices_from_list_prices
 from cost_assets.ingest.pushdown import priced_totals
-from cost_assets.ingest.sql import Param, SqlStatementError, StatementClient, statement
+from cost_assets.ingest.sql import Param, SqlStatementError, StatementClient, _next_chunk, statement
 from cost_assets.mock_server import MockOptions, MockServer
 from cost_assets.mock_server.warehouse import _DATABRICKS_FUNCTIONS, _TABLES, SYSTEM_CATALOG, _translate
 from cost_assets.prices import load_price_sheet
@@ -256,3 +256,13 @@ def test_an_empty_result_has_no_link_and_gives_an_empty_bill():
         frame = source.usage([dt.date(2026, 1, 31)])
         assert frame.height == 0 and "record_id" in frame.columns  # the contract's columns, no rows
         assert server.mock.sql.links.downloads == []  # an empty EXTERNAL_LINKS result has no chunk to fetch
+
+
+def test_the_next_chunk_comes_from_the_internal_link_else_the_index():
+    with_link = {
+        "next_chunk_index": 2,
+        "next_chunk_internal_link": "/api/2.0/sql/statements/s/result/chunks/2?row_offset=6",
+    }
+    assert _next_chunk("s", with_link) == "/api/2.0/sql/statements/s/result/chunks/2?row_offset=6"
+    assert _next_chunk("s", {"next_chunk_index": 2}) == "/api/2.0/sql/statements/s/result/chunks/2"
+    assert _next_chunk("s", {"chunk_index": 2}) is None  # the last chunk has neither
