@@ -157,7 +157,11 @@ def _billing_source_problem(given: Mapping[str, str]) -> list[str]:
     return [f"COST_ASSETS_BILLING_SOURCE={source!r}: allowed: {BILLING_SOURCES}"]
 
 
-CLOUD_BILL_FORMS = "<path or glob>, focus:<path or glob> or azure:<path or glob> (CSV or Parquet files)"
+CLOUD_BILL_FORMS = (
+    "<path or glob>, focus:<path or glob> or azure:<path or glob> (CSV or Parquet files), "
+    "or simulated, simulated:focus, simulated:azure (the simulated workspace's bill)"
+)
+SIMULATED_CLOUD_BILLS = {"simulated": "focus", "simulated:focus": "focus", "simulated:azure": "azure"}
 
 
 def _cloud_bill_problem(given: Mapping[str, str]) -> list[str]:
@@ -165,6 +169,12 @@ def _cloud_bill_problem(given: Mapping[str, str]) -> list[str]:
     (``s3://``…) is not read: sync the exports to a local or mounted folder."""
     value = given.get("COST_ASSETS_CLOUD_BILL")
     if value is None:
+        return []
+    if value in SIMULATED_CLOUD_BILLS:  # the simulated world's bill: only beside the simulated workspace
+        if "DATABRICKS_HOST" in given:
+            return [f"COST_ASSETS_CLOUD_BILL={value!r}: the simulated cloud bill needs the simulated workspace"]
+        if value == "simulated:azure" and given.get("COST_ASSETS_CLOUD", "AZURE") != "AZURE":
+            return [f"COST_ASSETS_CLOUD_BILL={value!r}: the Azure cost details export needs COST_ASSETS_CLOUD=AZURE"]
         return []
     prefix = re.match(r"^([A-Za-z_]{2,}):(?!//)", value)
     path = value.split(":", 1)[1] if prefix else value

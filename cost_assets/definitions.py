@@ -11,7 +11,17 @@ import dagster as dg
 
 from cost_assets import catalog, partitions
 from cost_assets.alerting import build_budget_sensor, build_cost_anomaly_sensor, build_run_failure_sensor
-from cost_assets.assets import accuracy, budgets, cloud, costs, raw, reconciliation, reference, reporting
+from cost_assets.assets import (
+    accuracy,
+    budgets,
+    cloud,
+    cloud_accuracy,
+    costs,
+    raw,
+    reconciliation,
+    reference,
+    reporting,
+)
 from cost_assets.assets.anomalies import AnomalyDetector, cost_anomalies
 from cost_assets.assets.anomaly_accuracy import anomaly_detection
 from cost_assets.assets.export_postgres import PostgresTarget, build_postgres_export
@@ -20,7 +30,7 @@ from cost_assets.assets.report_html import ReportFiles, build_report_html
 from cost_assets.budgets import BudgetError
 from cost_assets.budgets import load as load_budgets
 from cost_assets.cloud_sensor import cloud_bill_sensor
-from cost_assets.config import BILLING_SOURCES, ConfigurationError, Settings
+from cost_assets.config import BILLING_SOURCES, SIMULATED_CLOUD_BILLS, ConfigurationError, Settings
 from cost_assets.ingest.cloud_bill import parse_setting
 from cost_assets.resources.billing import (
     AccountApiBillingSource,
@@ -31,7 +41,12 @@ from cost_assets.resources.billing import (
 from cost_assets.resources.cloud_bill import CloudBill
 from cost_assets.resources.databricks import DatabricksConnection, LiveWorkspace
 from cost_assets.resources.prices import AzureRetailPriceCatalog, BundledPriceCatalog, SystemTablesPriceCatalog
-from cost_assets.resources.simulated import SimulatedBillingSource, SimulatedWorkspace, SimulatedWorld
+from cost_assets.resources.simulated import (
+    SimulatedBillingSource,
+    SimulatedCloudBill,
+    SimulatedWorkspace,
+    SimulatedWorld,
+)
 from cost_assets.resources.warehouse import storage_resources
 from cost_assets.schedules import daily_schedule
 from cost_assets.sensors import late_billing_sensor
@@ -40,6 +55,7 @@ ASSETS = [
     raw.workspace_tables,
     raw.billing_usage,
     raw.serving_usage,
+    raw.serving_entities,
     reference.dbu_prices,
     reference.instance_types,
     costs.estimate,
@@ -211,8 +227,13 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
         optional = [*optional, budgets.budget_status_asset]
         sensors.append(build_budget_sensor(settings.duckdb_path, settings.alert_store_path, settings.budgets_path))
     if settings.cloud_bill:  # the cloud provider's bill: registered only when its exports are named
-        fmt, path = parse_setting(settings.cloud_bill)
-        resources["cloud_bill"] = CloudBill(path=path, format=fmt)
+        if settings.cloud_bill in SIMULATED_CLOUD_BILLS:
+            shape = SIMULATED_CLOUD_BILLS[settings.cloud_bill]
+            resources["cloud_bill"] = SimulatedCloudBill(shape=shape, world=resources["workspace"].world)
+            optional = [*optional, cloud_accuracy.vm_cost_accuracy]
+        else:
+            fmt, path = parse_setting(settings.cloud_bill)
+            resources["cloud_bill"] = CloudBill(path=path, format=fmt)
         optional = [*optional, cloud.cloud_costs, cloud.reconcile_and_attribute_cloud]
         sensors.append(cloud_bill_sensor)
     optional = [*optional, *_exports(settings, resources)]

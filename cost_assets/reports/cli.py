@@ -171,10 +171,18 @@ def idle(
 
 @app.command()
 def reconcile(
-    start: Day = None, end: EndDay = None, days: Days = None, workspace: Workspace = None, fmt: Format = "table"
+    cloud: Annotated[
+        bool, typer.Option("--cloud", help="The cloud bill: estimated vs billed VM $ per day and reason.")
+    ] = False,
+    start: Day = None,
+    end: EndDay = None,
+    days: Days = None,
+    workspace: Workspace = None,
+    fmt: Format = "table",
 ) -> None:
-    """Estimate vs bill: the reason codes with their $, and the accuracy per day."""
-    _emit(ledger.reconcile, start, end, days, workspace, fmt)
+    """Estimate vs bill: the reason codes with their $, and the accuracy per day (--cloud: the cloud bill's
+    VMs, from mart.vm_reconciliation; needs COST_ASSETS_CLOUD_BILL)."""
+    _emit(ledger.reconcile_cloud if cloud else ledger.reconcile, start, end, days, workspace, fmt)
 
 
 @app.command()

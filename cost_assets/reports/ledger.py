@@ -46,6 +46,10 @@ NOT_BUILT_BUDGETS = (
     "not built: mart.budget_status (budgets are optional: set COST_ASSETS_BUDGETS to a budgets file, e.g. "
     "examples/budgets.yaml, and run `make run`)"
 )
+NOT_BUILT_CLOUD = (
+    "not built: mart.vm_reconciliation (the cloud bill is optional: set COST_ASSETS_CLOUD_BILL to the cloud "
+    "cost exports, or to simulated, and run `make run`)"
+)
 NOT_BUILT_ANOMALIES = "not built: mart.cost_anomalies (materialize it: run `make run`)"
 
 
@@ -145,6 +149,19 @@ def reconcile(database: str, window: Window) -> Report:
     days = _fetch(database, "reconcile_days", window.params())
     reasons = _fetch(database, "reconcile_reasons", window.params())
     return Report("reconcile", window, {"reasons": reasons, "days": days})
+
+
+def reconcile_cloud(database: str, window: Window) -> Report:
+    """The cloud bill against the estimate's VM $ (``mart.vm_reconciliation``): per day the VMs' estimated,
+    billed and effective $, and per day and reason every charge; a note when the cloud bill is not set up.
+    With ``--workspace``, charges the estimate has no row for (no workspace) are left out."""
+    try:
+        days = _fetch(database, "reconcile_cloud_days", window.params())
+        reasons = _fetch(database, "reconcile_cloud_reasons", window.params())
+    except read.TableMissingError:
+        empty = {"days": pl.DataFrame(), "reasons": pl.DataFrame()}
+        return Report("reconcile_cloud", window, empty, notes=(NOT_BUILT_CLOUD,))
+    return Report("reconcile_cloud", window, {"days": days, "reasons": reasons})
 
 
 def budget(database: str, window: Window, name: str | None = None) -> Report:

@@ -30,6 +30,8 @@ HEADERS = {
     "unpriced_dbus": "unpriced DBUs",
     "estimated_dbu_usd": "est. DBU $",
     "estimated_vm_usd": "est. VM $",
+    "billed_vm_usd": "billed VM $",
+    "effective_vm_usd": "effective VM $",
     "estimated_total_usd": "est. DBU+VM $",
     "estimated_token_usd": "est. token $",
     "runs_usd": "billed to runs",

@@ -6,14 +6,20 @@ call generates the world of a window around its days, and any window holding a d
 """
 
 import datetime as dt
+import os
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from cost_assets.ingest import fetch, parse
+from cost_assets.ingest import cloud_bill, fetch, parse
+from cost_assets.ingest.serving_sources import entities_by_day, served_entities_frame
 from cost_assets.resources.billing import BillingSource
+from cost_assets.resources.cloud_bill import CloudBill
 from cost_assets.resources.databricks import DatabricksWorkspace
+from cost_assets.simulation import cloud_bill as sim_cloud_bill
 from cost_assets.simulation import planted, truth, views
 from cost_assets.simulation.api import SimulatedApi
 from cost_assets.simulation.world import WorldConfig, ground_truth_anomalies
@@ -66,6 +72,11 @@ class SimulatedWorkspace(DatabricksWorkspace):
     def serving_usage(self, days: list[dt.date], stats: dict[str, float] | None = None) -> pl.DataFrame:
         return self._serving_with(self.api_for(days), days)
 
+    def served_entities(self, days: list[dt.date], stats: dict[str, float] | None = None) -> pl.DataFrame:
+        config = self.world.config_for(days)
+        rows = views.served_entity_rows(views.world_for(config))
+        return entities_by_day(served_entities_frame(rows), days, config.workspace_id)
+
     def ground_truth_run_costs(self, days: list[dt.date]) -> pl.DataFrame:
         """What every run really cost on ``days`` (simulated worlds only): the yardstick of the estimate."""
         return truth.run_costs_for(self.world.config_for(days)).filter(pl.col("usage_date").is_in(days))
@@ -90,3 +101,38 @@ class SimulatedBillingSource(BillingSource):
         rows = views.billing_usage_rows(self.world.config_for(days), as_of)
         wanted = {d.isoformat() for d in days}
         return parse.system_usage_frame([r for r in rows if r["usage_date"] in wanted], "simulated")
+
+
+class SimulatedCloudBill(CloudBill):
+    """The world's cloud bill (``simulation/cloud_bill.py``) as the provider would export it, read by the real
+    parser: ``COST_ASSETS_CLOUD_BILL=simulated`` (FOCUS), ``simulated:focus`` or ``simulated:azure`` (the
+    Azure amortized cost details export). One file per day, written to a scratch folder with the time the
+    export of that day would be written (two days later, 06:00 UTC), so a day's fingerprint is the same
+    whichever window asks for it and the late cloud bill sensor sees no change."""
+
+    path: str = "simulated"
+    shape: str = "focus"  # focus | azure
+    world: SimulatedWorld = SimulatedWorld()
+
+    def describe(self) -> str:
+        return f"the simulated cloud bill ({self.shape})"
+
+    def costs(self, days: list[dt.date]) -> tuple[pl.DataFrame, int]:
+        config = self.world.config_for(days)
+        fmt = cloud_bill.FOCUS if self.shape == "focus" else cloud_bill.AZURE
+        with tempfile.TemporaryDirectory(prefix="cost-assets-cloud-bill-") as scratch:
+            files = []
+            for day in sorted(days):
+                path = Path(scratch) / f"{self.shape}-{day.isoformat()}.csv"
+                sim_cloud_bill.export_frame(config, self.shape, [day]).write_csv(path)
+                written = dt.datetime.combine(day + dt.timedelta(days=2), dt.time(6), dt.UTC).timestamp()
+                os.utime(path, (written, written))
+                files.append(path)
+            frame = cloud_bill.read_exports(files, days, fmt)
+            frame = frame.with_columns(pl.col("source_file").str.replace(scratch, "simulated", literal=True))
+        return frame, len(files)
+
+    def ground_truth_vm_costs(self, days: list[dt.date]) -> pl.DataFrame:
+        """What every cluster's and pool's VMs really cost per hour on ``days`` (simulated worlds only)."""
+        truth = sim_cloud_bill.true_vm_costs(self.world.config_for(days))
+        return truth.filter(pl.col("hour_start").dt.date().is_in(days))

@@ -1,0 +1,156 @@
+"""The simulated cloud bill: hand-computed spot and reservation rows of one known VM-hour read back through
+the real parser, the reservation's cover and unused hours, the Azure shape summing to the FOCUS one, the
+setting's forms, and the VM accuracy against the ground truth by hand."""
+
+import datetime as dt
+import hashlib
+
+import polars as pl
+import pytest
+
+from cost_assets.config import ConfigurationError, Settings
+from cost_assets.resources.simulated import SimulatedCloudBill, SimulatedWorld
+from cost_assets.simulation import cloud_bill as sim
+from cost_assets.simulation import vm_accuracy
+from cost_assets.simulation.world import HOUR, WorldConfig
+
+DAY = dt.date(2026, 1, 6)
+# The bundled sheet's Azure prices (PREMIUM, 2026): Standard_DS3_v2 $0.23/h on demand, $0.046/h spot;
+# Standard_DS4_v2 $0.46 / $0.092.
+PRICES = {"Standard_DS3_v2": (0.23, 0.046), "Standard_DS4_v2": (0.46, 0.092)}
+
+
+def charge(rid: str, q: float, node: str = "Standard_DS3_v2", pricing: str = "on_demand") -> sim.Charge:
+    od = PRICES[node][0] * q
+    return sim.Charge(0, rid, "vm", node, pricing, q, od, od, od, (("ClusterId", "c1"),), ("cluster", "c1"))
+
+
+def test_the_reservation_covers_whole_charges_in_resource_order_and_bills_the_unused_hours():
+    config = WorldConfig()
+    # Two reserved DS3_v2 instances for the hour. In id order: a (1 h) fits, 1 left; b (0.5 h) fits, 0.5
+    # left; c (0.75 h) does not fit and stays on demand; the DS4_v2 and the spot VM are not the reserved type
+    # or not on demand.
+    charges = [
+        charge("c", 0.75),
+        charge("a", 1.0),
+        charge("b", 0.5),
+        charge("d", 1.0, "Standard_DS4_v2"),
+        charge("e", 1.0, pricing="spot"),
+    ]
+    out = {ch.resource_id: ch for ch in sim.apply_reservation(config, charges)}
+    # a: billed 0, effective 0.23 × 1.0 × (1 − 0.4) = 0.138; b: 0.23 × 0.5 × 0.6 = 0.069
+    assert (out["a"].pricing, out["a"].billed, out["a"].effective) == ("reservation", 0.0, pytest.approx(0.138))
+    assert (out["b"].pricing, out["b"].billed, out["b"].effective) == ("reservation", 0.0, pytest.approx(0.069))
+    assert (out["c"].pricing, out["c"].billed) == ("on_demand", pytest.approx(0.23 * 0.75))
+    assert out["d"].pricing == "on_demand" and out["e"].pricing == "spot"
+    # unused: 2 − 1 − 0.5 = 0.5 instance-hours × 0.23 × 0.6 = 0.069, billed 0, not tagged
+    unused = [ch for ch in out.values() if ch.kind == "unused_reservation"]
+    assert len(unused) == 1 and unused[0].tags == ()
+    assert (unused[0].quantity, unused[0].billed, unused[0].effective) == (0.5, 0.0, pytest.approx(0.069))
+
+
+@pytest.fixture(scope="module")
+def focus() -> pl.DataFrame:
+    return SimulatedCloudBill(shape="focus", world=SimulatedWorld(scale="tiny")).costs([DAY])[0]
+
+
+def spot_factor_by_hand(node: str, hour: dt.datetime) -> float:
+    """0.7 + 0.7 × (the first 8 hex digits of sha256("seed|spot|cloud|node|hour ms") ÷ 16⁸)."""
+    ms = int(hour.replace(tzinfo=dt.UTC).timestamp() * 1000)
+    digest = hashlib.sha256(f"7|spot|AZURE|{node}|{ms}".encode()).hexdigest()
+    return 0.7 + 0.7 * int(digest[:8], 16) / 16**8
+
+
+def test_a_spot_vm_hour_is_billed_at_the_hours_market_price(focus: pl.DataFrame):
+    spot = focus.filter((pl.col("pricing_model") == "spot") & (pl.col("consumed_quantity") == 1.0)).row(0, named=True)
+    node = next(n for n in PRICES if n in spot["sku_description"])
+    od, sheet_spot = PRICES[node]
+    factor = spot_factor_by_hand(node, spot["charge_period_start"])
+    assert 0.7 <= factor <= 1.4
+    # one full hour: billed = effective = sheet spot × the hour's factor; list = on demand
+    assert spot["billed_cost"] == pytest.approx(sheet_spot * factor, abs=1e-9)
+    assert spot["effective_cost"] == spot["billed_cost"]
+    assert spot["list_cost"] == pytest.approx(od)
+    assert (spot["service_category"], spot["grain"], spot["is_databricks"]) == ("vm_compute", "hour", True)
+
+
+def test_a_reserved_vm_hour_is_billed_zero_and_amortized(focus: pl.DataFrame):
+    reserved = focus.filter(
+        (pl.col("pricing_model") == "reservation") & pl.col("is_databricks") & (pl.col("consumed_quantity") == 1.0)
+    ).row(0, named=True)
+    # a full DS3_v2 hour: billed 0, effective 0.23 × 0.6 = 0.138, list 0.23
+    assert (reserved["billed_cost"], reserved["effective_cost"], reserved["list_cost"]) == pytest.approx(
+        (0.0, 0.138, 0.23)
+    )
+    assert "Standard_DS3_v2" in reserved["sku_description"]
+
+
+def test_disks_network_and_untagged_resources_are_in_the_bill(focus: pl.DataFrame):
+    categories = set(focus["service_category"])
+    assert {"vm_compute", "managed_disk", "network", "public_ip", "storage"} <= categories
+    disk = focus.filter((pl.col("service_category") == "managed_disk") & (pl.col("consumed_quantity") == 1.0))
+    assert disk["billed_cost"][0] == pytest.approx(19.71 / 730)  # a P10 disk's hour of a 730-hour month
+    ip = focus.filter(pl.col("service_category") == "public_ip")
+    # the workspace IP: Databricks (managed resource group), no cluster tag, 24 hours × $0.005
+    assert ip["is_databricks"].all() and ip["cluster_id"].is_null().all() and ip["instance_pool_id"].is_null().all()
+    assert ip["billed_cost"].sum() == pytest.approx(24 * 0.005)
+    other = focus.filter(pl.col("service_category") == "storage")
+    assert other.height == 1 and not other["is_databricks"][0]
+
+
+def test_the_azure_export_is_the_focus_bill_per_day(focus: pl.DataFrame):
+    azure = SimulatedCloudBill(shape="azure", world=SimulatedWorld(scale="tiny")).costs([DAY])[0]
+    assert set(azure["grain"]) == {"day"} and set(azure["export_format"]) == {"azure_cost"}
+    # amortized: the cost column is FOCUS's effective cost, the pay-as-you-go column its list cost
+    assert azure["effective_cost"].sum() == pytest.approx(focus["effective_cost"].sum())
+    assert azure["list_cost"].sum() == pytest.approx(focus["list_cost"].sum())
+    assert set(azure["pricing_model"]) == set(focus["pricing_model"])
+
+
+def test_the_bill_is_anchored_to_the_calendar():
+    one = SimulatedCloudBill(world=SimulatedWorld(scale="tiny")).costs([DAY])[0]
+    week = SimulatedCloudBill(world=SimulatedWorld(scale="tiny")).costs([DAY + dt.timedelta(days=k) for k in range(3)])
+    assert week[0].filter(pl.col("usage_date") == DAY).equals(one)
+    assert set(one["source_file"]) == {"simulated/focus-2026-01-06.csv"}
+
+
+def test_the_settings_forms():
+    assert Settings.from_environ({"COST_ASSETS_CLOUD_BILL": "simulated:azure"}).cloud_bill == "simulated:azure"
+    with pytest.raises(ConfigurationError, match="needs COST_ASSETS_CLOUD=AZURE"):
+        Settings.from_environ({"COST_ASSETS_CLOUD_BILL": "simulated:azure", "COST_ASSETS_CLOUD": "AWS"})
+    with pytest.raises(ConfigurationError, match="allowed"):
+        Settings.from_environ({"COST_ASSETS_CLOUD_BILL": "simulated:gcp"})
+
+
+def test_vm_accuracy_by_hand():
+    h0 = dt.datetime(2026, 1, 6, 10)
+    recon = pl.DataFrame(
+        {
+            "usage_date": [DAY] * 3,
+            "period_start": [h0, h0, h0],
+            "grain": ["hour"] * 3,
+            "resource_kind": ["cluster", "pool", "untagged"],
+            "resource_key": ["c1", "p1", "vm-x"],
+            "service_category": ["vm_compute"] * 3,
+            "estimated_vm_cost_usd": [1.00, 0.50, None],
+            "effective_cost": [0.90, 0.50, 0.20],
+        }
+    )
+    # the truth knows the untagged VM belongs to c1: c1 = 0.90 + 0.20 = 1.10; p1 0.40; c2 missed (0.30)
+    truth = pl.DataFrame(
+        {
+            "resource_kind": ["cluster", "pool", "cluster"],
+            "resource_key": ["c1", "p1", "c2"],
+            "hour_start": [h0, h0, h0 + dt.timedelta(milliseconds=HOUR)],
+            "true_vm_cost_usd": [1.10, 0.40, 0.30],
+        }
+    )
+    out = vm_accuracy.vm_cost_accuracy(recon, truth)
+    errors = dict(zip(out["resource_key"], out["abs_rel_error"], strict=True))
+    # c1 |1.00 − 1.10| / 1.10; p1 |0.50 − 0.40| / 0.40 = 0.25; c2 missed: 1.0
+    assert errors == pytest.approx({"c1": 0.1 / 1.1, "p1": 0.25, "c2": 1.0})
+    summary = vm_accuracy.day_summary(out)
+    # true 1.10 + 0.40 + 0.30 = 1.80, estimated 1.50: off by 0.30 / 1.80; within 10 %: c1 only (1 of 3)
+    assert summary["truth/true_vm_usd"] == pytest.approx(1.80)
+    assert summary["truth/day_abs_rel_error"] == pytest.approx(0.30 / 1.80)
+    assert summary["truth/within_10pct_share"] == pytest.approx(1 / 3)
