@@ -18,6 +18,7 @@ RAW_TABLES = [
     "raw.cluster_events",
     "raw.billing_usage",
     "raw.serving_usage",
+    "raw.serving_entities",
 ]
 MART_TABLES = [
     "mart.cluster_segments",
@@ -36,6 +37,7 @@ TABLE_KEYS = {
     "raw.cluster_events": ["usage_date", "cluster_id", "timestamp", "event_type"],
     "raw.billing_usage": ["usage_date", "record_id"],
     "raw.serving_usage": ["usage_date", "databricks_request_id"],
+    "raw.serving_entities": ["usage_date", "served_entity_id"],
 }
 
 
@@ -72,6 +74,7 @@ E2E_MODULES = frozenset(
         "test_budgets",
         "test_cli",
         "test_cloud_assets",
+        "test_cloud_sim_pipeline",
         "test_cost_assets",
         "test_export_focus",
         "test_export_observability",
