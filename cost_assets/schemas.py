@@ -241,6 +241,23 @@ class ServingUsage(_Daily):
         unique = ["usage_date", "databricks_request_id"]
 
 
+class ServingEntities(_Daily):
+    """raw.serving_entities: each served entity as of the day's end (its latest version changed before it),
+    from system.serving.served_entities: endpoint, model and provider."""
+
+    workspace_id: str
+    served_entity_id: str
+    endpoint_name: str | None = pa.Field(nullable=True)
+    entity_name: str | None = pa.Field(nullable=True)
+    entity_type: str | None = pa.Field(nullable=True)
+    provider: str | None = pa.Field(nullable=True)
+    change_time: UTC_TS = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "served_entity_id"]
+
+
 class DbuPrices(pa.DataFrameModel):
     """ref.dbu_prices: $/DBU per SKU over half-open effective windows [price_start_time, price_end_time).
 

@@ -81,6 +81,7 @@ E2E_MODULES = frozenset(
         "test_fetch",
         "test_instrument",
         "test_serving_sources",
+        "test_serving_entities_pipeline",
         "test_late_billing",
         "test_live_contract",
         "test_live_faults",

@@ -37,6 +37,7 @@ DAILY_KEYS = [
     ["raw", "cluster_events"],
     ["raw", "billing_usage"],
     ["raw", "serving_usage"],
+    ["raw", "serving_entities"],
     ["mart", "cluster_segments"],
     ["mart", "estimated_costs"],
     ["mart", "run_costs"],

@@ -13,6 +13,7 @@ EXPECTED_KEYS = {
     "raw/cluster_events",
     "raw/billing_usage",
     "raw/serving_usage",
+    "raw/serving_entities",
     "ref/dbu_prices",
     "ref/instance_types",
     "mart/cluster_segments",

@@ -22,10 +22,9 @@ from cost_assets.assets.guarded import (
     Guarded,
     contract_gate,
     days_present_check,
-    final_errors,
+    read_optional,
     sources_check,
     sources_spec,
-    stored_rows,
     table_name,
 )
 from cost_assets.assets.policies import DAILY_ASSET, MART_FRESHNESS, PARTITIONED, SOURCE_RETRY
@@ -34,7 +33,6 @@ from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS
 from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result, contract_spec, markdown_table
 from cost_assets.costing import cloud_attribute, vm_reconcile
 from cost_assets.ingest.cloud_bill import costs_frame, day_fingerprints
-from cost_assets.ingest.fetch import SourceUnavailable
 from cost_assets.partitions import window_days
 from cost_assets.resources.cloud_bill import CloudBill
 from cost_assets.resources.warehouse import Ledger
@@ -98,18 +96,17 @@ def cloud_costs(context: dg.AssetExecutionContext, cloud_bill: CloudBill, ledger
     wins. A bad file fails naming file, row and column, and nothing is written."""
     days = window_days(context.partition_time_window)
     source = cloud_bill.describe()
-    empty = costs_frame([])
-    files, problems = 0, []
-    try:
-        with final_errors(source):
-            frame, files = cloud_bill.costs(days)
-    except SourceUnavailable as e:
-        frame, problems = empty, [str(e)]
-        context.log.warning(f"cloud bill not read, stored rows kept: {e}")
-    stored = stored_rows(ledger, CLOUD_COSTS, days, empty)
+    files = 0
+
+    def read() -> pl.DataFrame:
+        nonlocal files
+        frame, files = cloud_bill.costs(days)
+        return frame
+
+    got = read_optional(context, ledger, CLOUD_COSTS, days, costs_frame([]), read, source=source, what="cloud bill")
+    frame, stored, problems = got.frame, got.stored, got.problems
     if problems:  # nothing was read: every stored day stays as it is
         verdict = None
-        frame = guard.keep_stored(frame, stored, sorted(set(stored["usage_date"].to_list())))
     else:
         checks = guard.check_days(
             table_name(CLOUD_COSTS),

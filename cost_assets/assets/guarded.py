@@ -6,6 +6,9 @@ assets): one behaviour for failing, warning and keeping stored days, whatever th
 * :class:`Guarded` — the guard's verdict (``cost_assets/guard.py``) on a window: which days keep their stored
   rows, the run tag that accepts a smaller answer (:func:`accepts_smaller`), and the failures after writing;
 * :func:`stored_rows` — the stored rows the guard compares a new answer with;
+* :func:`read_optional` — an optional source (serving usage and entities, the cloud bill) read over a window:
+  absent or not granted, it warns and every stored day of the window stays; :func:`guard_retained` then keeps
+  the stored rows of a day the source now answers with fewer rows for (the serving sources);
 * :func:`contract_gate` — the contract checks, and a stop before any output when one failed;
 * :func:`sources_check` / :func:`sources_spec` — the WARN ``sources_complete`` check of a source read only in
   part (or, for an optional source, not at all);
@@ -16,13 +19,14 @@ assets): one behaviour for failing, warning and keeping stored days, whatever th
 import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import dagster as dg
 import polars as pl
 
 from cost_assets import guard
 from cost_assets.checks import ContractBroken
-from cost_assets.ingest.fetch import NotFound, NotPermitted
+from cost_assets.ingest.fetch import NotFound, NotPermitted, SourceUnavailable
 from cost_assets.ingest.http import AuthError
 from cost_assets.resources.warehouse import Ledger
 
@@ -153,3 +157,60 @@ def stored_rows(ledger: Ledger, key: dg.AssetKey, days: list[dt.date], like: pl.
     """The stored rows of the window (an empty frame shaped like ``like`` when nothing is stored)."""
     rows = ledger.stored_days(table_name(key), days)
     return like.head(0) if rows is None else rows
+
+
+@dataclass
+class OptionalRead:
+    """What :func:`read_optional` got: the frame to write (the source's answer, or — when it could not be
+    read — the stored rows of every stored day), the stored rows, and the problems (empty: it answered)."""
+
+    frame: pl.DataFrame
+    stored: pl.DataFrame
+    problems: list[str]
+    kept: list[dt.date]
+
+
+def read_optional(
+    context: dg.AssetExecutionContext,
+    ledger: Ledger,
+    key: dg.AssetKey,
+    days: list[dt.date],
+    empty: pl.DataFrame,
+    read: Callable[[], pl.DataFrame],
+    *,
+    source: str,
+    what: str,
+) -> OptionalRead:
+    """``read()`` an optional source for ``days``. An error another try cannot fix fails the step at once
+    (:func:`final_errors`, naming ``source``); a source absent or not granted (``SourceUnavailable``) is a
+    warning (``what`` not read), its problem is returned for the WARN :func:`sources_check`, and every stored
+    day of the window stays as it is, whatever the run's tags: nothing was read that could replace it."""
+    try:
+        with final_errors(source):
+            frame, problems = read(), []
+    except SourceUnavailable as e:
+        frame, problems = empty, [str(e)]
+        context.log.warning(f"{what} not read, stored rows kept: {e}")
+    stored = stored_rows(ledger, key, days, empty)
+    if not problems:
+        return OptionalRead(frame, stored, [], [])
+    kept = sorted(set(stored["usage_date"].to_list()))
+    return OptionalRead(guard.keep_stored(frame, stored, kept), stored, problems, kept)
+
+
+def guard_retained(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, got: OptionalRead, days: list[dt.date]
+) -> tuple[pl.DataFrame, list[str], list[dt.date]]:
+    """An optional source that forgets (``guard.RETAINED``, by row count): a day it now answers with fewer rows
+    than stored keeps its stored rows and is a problem (WARN, the day does not fail), unless the run carries
+    the tag that accepts a smaller answer. Returns the frame to write, the problems and the days kept."""
+    if got.problems:
+        return got.frame, got.problems, got.kept
+    smaller = guard.refused(guard.check_days(table_name(key), got.stored, got.frame, days, guard.RETAINED))
+    if smaller and accepts_smaller(context):
+        context.log.warning(
+            "accepted by the run tag " + guard.ACCEPT_TAG + ":\n" + "\n".join(c.describe() for c in smaller)
+        )
+        return got.frame, [], []
+    kept = sorted({c.day for c in smaller})
+    return guard.keep_stored(got.frame, got.stored, kept), [c.describe() + "; stored rows kept" for c in smaller], kept

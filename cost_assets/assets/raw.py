@@ -7,21 +7,24 @@ Nothing stored is lost to a source that forgets (``cost_assets/guard.py``): a da
 empty or much smaller than what is stored keeps its stored rows. For the sources the estimate cannot do
 without (runs, clusters and events, the bill) the run then fails naming the days kept, unless it carries
 the ``cost_assets/accept_smaller_source`` tag. Optional sources (serving usage; pools and jobs the
-principal may not read) degrade to a WARN check and keep what is stored.
+principal may not read; served entities) degrade to a WARN check and keep what is stored.
 """
 
 import datetime as dt
+from collections.abc import Callable
 
 import dagster as dg
+import pandera.polars as pa
 import polars as pl
 
 from cost_assets import guard, schemas, watermarks
 from cost_assets.assets.guarded import (
     Guarded,
-    accepts_smaller,
     contract_gate,
     days_present_check,
     final_errors,
+    guard_retained,
+    read_optional,
     sources_check,
     sources_spec,
     stored_rows,
@@ -30,7 +33,7 @@ from cost_assets.assets.guarded import (
 from cost_assets.assets.policies import DAILY_ASSET, PARTITIONED, SOURCE_RETRY
 from cost_assets.checks import add_daily_metadata, contract_result, contract_spec
 from cost_assets.ingest import parse
-from cost_assets.ingest.fetch import SourceUnavailable
+from cost_assets.ingest.serving_sources import entities_by_day, served_entities_frame
 from cost_assets.partitions import window_days
 from cost_assets.resources.billing import BillingSource
 from cost_assets.resources.databricks import DatabricksWorkspace
@@ -42,6 +45,7 @@ CLUSTERS = dg.AssetKey(["raw", "clusters"])
 CLUSTER_EVENTS = dg.AssetKey(["raw", "cluster_events"])
 BILLING_USAGE = dg.AssetKey(["raw", "billing_usage"])
 SERVING_USAGE = dg.AssetKey(["raw", "serving_usage"])
+SERVING_ENTITIES = dg.AssetKey(["raw", "serving_entities"])
 
 # WARN check: the bill has nothing for a day (a source answered only in part: guarded.SOURCES).
 BILL_PRESENT = "bill_present"
@@ -236,35 +240,80 @@ def serving_usage(context: dg.AssetExecutionContext, workspace: DatabricksWorksp
     (with a WARN), unless the run carries the ``cost_assets/accept_smaller_source`` tag."""
     days = window_days(context.partition_time_window)
     stats: dict[str, float] = {}
-    empty = parse.serving_usage_frame([], days[0], "")
-    try:
-        with final_errors("serving usage"):
-            frame, problems = workspace.serving_usage(days, stats=stats), []
-    except SourceUnavailable as e:
-        frame, problems = empty, [str(e)]
-        context.log.warning(f"serving usage not read, stored rows kept: {e}")
-    stored = stored_rows(ledger, SERVING_USAGE, days, empty)
-    checks = guard.check_days(table_name(SERVING_USAGE), stored, frame, days, guard.RETAINED)
-    smaller = guard.refused(checks)
-    if problems:  # nothing was read: every stored day stays as it is, whatever the run's tags
-        kept = sorted(set(stored["usage_date"].to_list()))
-    elif smaller and accepts_smaller(context):
-        kept = []
-        context.log.warning(
-            "accepted by the run tag " + guard.ACCEPT_TAG + ":\n" + "\n".join(c.describe() for c in smaller)
-        )
-    else:
-        kept = sorted({c.day for c in smaller})
-        problems = [c.describe() + "; stored rows kept" for c in smaller]
-    frame = guard.keep_stored(frame, stored, kept)
-    yield from contract_gate(context, [contract_result(schemas.ServingUsage, frame, SERVING_USAGE)])
-    yield sources_check(SERVING_USAGE, problems)
-    add_daily_metadata(
+    yield from _optional_source(
         context,
-        frame,
+        ledger,
+        SERVING_USAGE,
+        schemas.ServingUsage,
         days,
+        parse.serving_usage_frame([], days[0], ""),
+        lambda: workspace.serving_usage(days, stats=stats),
+        "serving usage",
+        stats,
         lambda f, _: {"requests": f.height, "tokens": int((f["input_token_count"] + f["output_token_count"]).sum())},
     )
+
+
+@dg.asset(
+    key=SERVING_ENTITIES,
+    group_name="raw",
+    kinds={"databricks", "duckdb"},
+    metadata=PARTITIONED,
+    check_specs=[
+        contract_spec(SERVING_ENTITIES, schemas.ServingEntities),
+        sources_spec(
+            SERVING_ENTITIES, "system.serving.served_entities (no SQL warehouse, schema not enabled, no grant)"
+        ),
+    ],
+    pool="duckdb_writer",
+    retry_policy=SOURCE_RETRY,
+    **DAILY_ASSET,
+)
+def serving_entities(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace, ledger: Ledger):
+    """Each served entity as of the day's end (system.serving.served_entities, its latest version changed
+    before the next midnight): endpoint, model (entity name), entity type and provider (an external model's
+    ``external_model_config.provider``, ``databricks`` for a foundation model). ``mart/serving_costs`` takes
+    model and provider from it.
+
+    Optional, like ``raw/serving_usage``: a workspace without the source keeps what is stored (an empty
+    partition when nothing is) and the ``sources_complete`` check warns; a day now answered with fewer
+    entities than stored keeps its stored rows (WARN) unless the run carries the
+    ``cost_assets/accept_smaller_source`` tag."""
+    days = window_days(context.partition_time_window)
+    stats: dict[str, float] = {}
+    yield from _optional_source(
+        context,
+        ledger,
+        SERVING_ENTITIES,
+        schemas.ServingEntities,
+        days,
+        entities_by_day(served_entities_frame([]), days, ""),
+        lambda: workspace.served_entities(days, stats=stats),
+        "served entities",
+        stats,
+        lambda f, _: {"entities": f.height, "providers": ", ".join(sorted(set(f["provider"].drop_nulls()))) or "none"},
+    )
+
+
+def _optional_source(
+    context: dg.AssetExecutionContext,
+    ledger: Ledger,
+    key: dg.AssetKey,
+    contract: type[pa.DataFrameModel],
+    days: list[dt.date],
+    empty: pl.DataFrame,
+    read: Callable[[], pl.DataFrame],
+    what: str,
+    stats: dict[str, float],
+    per_day: Callable[[pl.DataFrame, dt.date], dict],
+):
+    """The body of an optional serving source's asset: read (absent → WARN, stored days kept), keep a day
+    answered with fewer rows than stored (``guard.RETAINED``), check the contract, warn, write."""
+    got = read_optional(context, ledger, key, days, empty, read, source=what, what=what)
+    frame, problems, kept = guard_retained(context, key, got, days)
+    yield from contract_gate(context, [contract_result(contract, frame, key)])
+    yield sources_check(key, problems)
+    add_daily_metadata(context, frame, days, per_day)
     yield dg.Output(
         frame,
         metadata={

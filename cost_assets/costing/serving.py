@@ -86,16 +86,21 @@ def billing_identity(billing: Frame) -> pl.DataFrame:
     )
 
 
-def _entities(served_entities: Frame | None) -> pl.LazyFrame:
-    """served_entity_id → entity name and provider (the latest version of each entity)."""
+def _entities(served_entities: Frame | None) -> tuple[pl.LazyFrame, list[str]]:
+    """served_entity_id → entity name and provider (the latest version of each entity), and the join keys.
+    A frame with ``usage_date`` (``raw/serving_entities``: each entity as of each day) is joined per day, so
+    a request takes the model and provider its entity had on the request's day (its ``usage_date``)."""
     if served_entities is None:
-        return pl.LazyFrame(schema={"served_entity_id": pl.String, "_entity": pl.String, "_provider": pl.String})
-    return (
-        lazy(served_entities)
-        .sort("change_time")
-        .group_by("served_entity_id")
+        schema = {"served_entity_id": pl.String, "_entity": pl.String, "_provider": pl.String}
+        return pl.LazyFrame(schema=schema), ["served_entity_id"]
+    frame = lazy(served_entities)
+    keys = [c for c in ("usage_date", "served_entity_id") if c in frame.collect_schema().names()]
+    latest = (
+        frame.sort("change_time", nulls_last=False)
+        .group_by(keys)
         .agg(pl.col("entity_name").last().alias("_entity"), pl.col("provider").last().alias("_provider"))
     )
+    return latest, keys
 
 
 def _requests(
@@ -105,10 +110,11 @@ def _requests(
     prices = lazy(token_prices).select(pl.col("model").alias("_model"), "input_per_million", "output_per_million")
     tagged = [pl.coalesce(_present(c), pl.lit(UNTAGGED)).alias(c) for c in ("tenant", "agent")]
     session = pl.col("usage_context").str.json_path_match("$.session")
+    entities, keys = _entities(served_entities)
     return (
         lazy(serving_usage)
         .with_columns(pl.col("request_time").dt.truncate("1h").alias("hour_start"))
-        .join(_entities(served_entities), on="served_entity_id", how="left")
+        .join(entities, on=keys, how="left")
         .join(identity, on=ENDPOINT_HOUR, how="left", nulls_equal=True)
         .with_columns(
             *tagged,

@@ -9,6 +9,9 @@ reason — a missing optional source is a WARN, never a failed run. Statements a
 Provider: an ``EXTERNAL_MODEL`` entity names its provider in ``external_model_config.provider`` (openai,
 anthropic, ...); a ``FOUNDATION_MODEL`` is served by Databricks (``databricks``); anything else (a custom
 model, a feature spec) has no provider (null, ``(untagged)`` in the mart).
+
+The pipeline keeps served entities per day (:func:`entities_by_day`, ``raw/serving_entities``): each entity as
+its latest version changed before the day's end, so a past day keeps the model and provider it had then.
 """
 
 import datetime as dt
@@ -76,6 +79,24 @@ def served_entities_frame(rows: Iterable[Mapping]) -> pl.DataFrame:
         for r in rows
     ]
     return pl.DataFrame(out, schema=SERVED_ENTITIES_SCHEMA, orient="row")
+
+
+def entities_by_day(entities: pl.DataFrame, days: list[dt.date], workspace_id: str) -> pl.DataFrame:
+    """Per day of ``days``, each served entity as of the day's end: its latest version with ``change_time``
+    before the next midnight (a version without a change time counts from the start). An entity changed
+    only after a day is not in that day. Columns as ``schemas.ServingEntities``."""
+    versions = entities.lazy().with_columns(pl.lit(workspace_id).alias("workspace_id"))
+    calendar = pl.LazyFrame({"usage_date": days}, schema={"usage_date": pl.Date})
+    return (
+        calendar.join(versions, how="cross")
+        .filter(pl.col("change_time").is_null() | (pl.col("change_time") < pl.col("usage_date").dt.offset_by("1d")))
+        .sort("change_time", nulls_last=False)
+        .group_by("usage_date", "served_entity_id", maintain_order=True)
+        .last()
+        .select("usage_date", "workspace_id", *SERVED_ENTITIES_SCHEMA)
+        .sort("usage_date", "served_entity_id")
+        .collect()
+    )
 
 
 def _first(row: Mapping, *names: str) -> object:

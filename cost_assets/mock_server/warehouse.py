@@ -33,9 +33,7 @@ from cost_assets.mock_server.result_links import ResultLinks, arrow_stream
 from cost_assets.mock_server.serving import EndpointUsageOverlay
 from cost_assets.prices import load_price_sheet
 from cost_assets.simulation import views
-from cost_assets.simulation.world import DAY
 
-EPOCH = dt.datetime(1970, 1, 1)
 SYSTEM_CATALOG = "dbx_system"  # DuckDB reserves the name "system"; statements are rewritten to this
 
 _STRUCTS = {
@@ -124,6 +122,7 @@ _TABLES: dict[str, dict[str, str]] = {
         "entity_name": "VARCHAR",
         "entity_version": "VARCHAR",
         "task": "VARCHAR",
+        "external_model_config": "STRUCT(provider VARCHAR, name VARCHAR, task VARCHAR)",
         "change_time": "TIMESTAMP",
         "endpoint_delete_time": "TIMESTAMP",
     },
@@ -344,24 +343,7 @@ class _SqlWarehouse:
                 {k: v for k, v in r.items() if k not in ("endpoint_name", "entity_name")}
                 for r in views.serving_rows(world)
             ],
-            "serving.served_entities": [
-                {
-                    "served_entity_id": e.served_entity_id,
-                    "account_id": config.account_id,
-                    "workspace_id": config.workspace_id,
-                    "created_by": "owner@example.com",
-                    "endpoint_name": e.name,
-                    "endpoint_id": e.endpoint_id,
-                    "served_entity_name": e.entity_name,
-                    "entity_type": "FOUNDATION_MODEL",
-                    "entity_name": e.entity_name,
-                    "entity_version": "1",
-                    "task": "llm/v1/chat",
-                    "change_time": _ts_text(EPOCH + dt.timedelta(milliseconds=config.start_ms - 30 * DAY)),
-                    "endpoint_delete_time": None,
-                }
-                for e in world.endpoints
-            ],
+            "serving.served_entities": views.served_entity_rows(world),
         }
         con = duckdb.connect()
         con.execute(f"ATTACH ':memory:' AS {SYSTEM_CATALOG}")

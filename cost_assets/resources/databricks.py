@@ -1,4 +1,5 @@
-"""The workspace resource: jobs, runs, clusters, events and serving usage of one Databricks workspace.
+"""The workspace resource: jobs, runs, clusters, events, serving usage and served entities of one Databricks
+workspace.
 
 Assets annotate the abstract ``DatabricksWorkspace``; the simulated subclass answers in-process from a
 generated world (``resources/simulated.py``), and :class:`LiveWorkspace` talks HTTP (to a real workspace
@@ -13,7 +14,7 @@ import dagster as dg
 import polars as pl
 
 from cost_assets.ingest import parse
-from cost_assets.ingest.fetch import WorkspaceApi, WorkspaceDay, fetch_days
+from cost_assets.ingest.fetch import SourceUnavailable, WorkspaceApi, WorkspaceDay, fetch_days
 from cost_assets.ingest.http import (
     ApiClient,
     Credentials,
@@ -23,6 +24,8 @@ from cost_assets.ingest.http import (
     normalize_host,
 )
 from cost_assets.ingest.rest import RestWorkspaceApi
+from cost_assets.ingest.serving_sources import entities_by_day, read_served_entities
+from cost_assets.ingest.sql import StatementClient
 
 SECRET_FIELDS = frozenset({"token", "client_secret"})
 
@@ -103,6 +106,11 @@ class DatabricksWorkspace(dg.ConfigurableResource):
         API call statistics."""
         return self._serving_with(self.api(), days)
 
+    def served_entities(self, days: list[dt.date], stats: dict[str, float] | None = None) -> pl.DataFrame:
+        """``system.serving.served_entities`` as of each of ``days`` (``serving_sources.entities_by_day``);
+        :class:`SourceUnavailable` when the workspace has no such source or it may not be read."""
+        raise SourceUnavailable(f"{type(self).__name__} does not read system.serving.served_entities")
+
     def _fetch_with(self, api: WorkspaceApi, days: list[dt.date]) -> WorkspaceDay:
         return fetch_days(
             api, days, run_lookback_days=self.run_lookback_days, event_lookback_days=self.event_lookback_days
@@ -151,6 +159,21 @@ class LiveWorkspace(DatabricksWorkspace):
         with self.api() as api:
             try:
                 return self._serving_with(api, days)
+            finally:
+                if stats is not None:
+                    stats.update(api.stats())
+
+    def served_entities(self, days: list[dt.date], stats: dict[str, float] | None = None) -> pl.DataFrame:
+        if not self.warehouse_id:
+            raise SourceUnavailable(
+                "system.serving.served_entities is read through a SQL warehouse and DATABRICKS_WAREHOUSE_ID is not set"
+            )
+        with self.api() as api:
+            try:
+                frame, problems = read_served_entities(StatementClient(api.client, self.warehouse_id), api.workspace_id)
+                if problems:
+                    raise SourceUnavailable("; ".join(problems))
+                return entities_by_day(frame, days, api.workspace_id)
             finally:
                 if stats is not None:
                     stats.update(api.stats())

@@ -2,8 +2,9 @@
 
 Jobs API run and job objects, clusters/get details, cluster events, list-node-types, the bill as
 ``system.billing.usage`` rows (with RETRACTION/RESTATEMENT corrections) and as the legacy 12-column
-billable-usage CSV, list prices, and ``system.serving.endpoint_usage`` rows. The mock HTTP server and the
-in-process simulated resources both serve these, so parsers never know which one answered.
+billable-usage CSV, list prices, and ``system.serving.endpoint_usage`` and ``served_entities`` rows. The
+mock HTTP server and the in-process simulated resources both serve these, so parsers never know which one
+answered.
 """
 
 import csv
@@ -17,6 +18,7 @@ import polars as pl
 from cost_assets.ingest.parse import LEGACY_CSV_COLUMNS
 from cost_assets.prices import PriceSheet, load_price_sheet
 from cost_assets.simulation import truth
+from cost_assets.simulation.epoch import ANCHOR
 from cost_assets.simulation.world import (
     AVAILABILITY,
     DAY,
@@ -29,7 +31,7 @@ from cost_assets.simulation.world import (
     world_for,
 )
 from cost_assets.simulation.world import stable_id as _sid
-from cost_assets.timeutil import from_ms, naive_utc, to_ms
+from cost_assets.timeutil import day_start_ms, from_ms, naive_utc, to_ms
 
 
 def _ts(ms: int) -> str:
@@ -548,3 +550,37 @@ def serving_rows(world: World, start_ms: int = 0, end_ms: int = 2**62) -> list[d
     return [
         {**r, "request_time": _ts(r["request_time"])} for r in world.requests if start_ms <= r["request_time"] < end_ms
     ]
+
+
+# Endpoints that serve an external model (system.serving.served_entities ``EXTERNAL_MODEL``) and its
+# provider; every other simulated endpoint serves a Databricks-hosted foundation model.
+EXTERNAL_PROVIDERS = {"support-bot": "anthropic"}
+
+
+def served_entity_rows(world: World) -> list[dict]:
+    """``system.serving.served_entities`` rows, one version per endpoint, created with the workspace at
+    ``ANCHOR`` (so every window of the world shows the same rows), with SQL-API value types."""
+    rows = []
+    for e in world.endpoints:
+        provider = EXTERNAL_PROVIDERS.get(e.name)
+        rows.append(
+            {
+                "served_entity_id": e.served_entity_id,
+                "account_id": world.config.account_id,
+                "workspace_id": world.config.workspace_id,
+                "created_by": "owner@example.com",
+                "endpoint_name": e.name,
+                "endpoint_id": e.endpoint_id,
+                "served_entity_name": e.entity_name,
+                "entity_type": "EXTERNAL_MODEL" if provider else "FOUNDATION_MODEL",
+                "entity_name": e.entity_name,
+                "entity_version": "1",
+                "task": "llm/v1/chat",
+                "external_model_config": {"provider": provider, "name": e.entity_name, "task": "llm/v1/chat"}
+                if provider
+                else None,
+                "change_time": _ts(day_start_ms(ANCHOR)),
+                "endpoint_delete_time": None,
+            }
+        )
+    return rows
