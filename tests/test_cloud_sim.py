@@ -4,6 +4,7 @@ setting's forms, and the VM accuracy against the ground truth by hand."""
 
 import datetime as dt
 import hashlib
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -154,3 +155,48 @@ def test_vm_accuracy_by_hand():
     assert summary["truth/true_vm_usd"] == pytest.approx(1.80)
     assert summary["truth/day_abs_rel_error"] == pytest.approx(0.30 / 1.80)
     assert summary["truth/within_10pct_share"] == pytest.approx(1 / 3)
+
+
+def test_report_reconcile_cloud_by_hand(tmp_path):
+    import json
+
+    import duckdb
+    import jsonschema
+
+    from cost_assets.reports import ledger, render
+
+    database = str(tmp_path / "ledger.duckdb")
+    with duckdb.connect(database) as con:
+        con.execute("create schema mart")
+        con.execute(
+            "create table mart.vm_reconciliation (usage_date date, workspace_id varchar, service_category varchar,"
+            " currency_code varchar, reason varchar, estimated_vm_cost_usd double, billed_cost double,"
+            " effective_cost double)"
+        )
+        con.execute(
+            "insert into mart.vm_reconciliation values "
+            "('2026-01-06', 'w1', 'vm_compute', 'USD', 'ok', 1.00, 1.02, 1.02),"
+            "('2026-01-06', 'w1', 'vm_compute', 'USD', 'commitment_discount', 0.50, 0.00, 0.30),"
+            "('2026-01-06', null, 'vm_compute', 'USD', 'untagged', null, 0.20, 0.20),"
+            "('2026-01-06', null, 'managed_disk', 'USD', 'not_estimated_component', null, 0.05, 0.05),"
+            "('2026-01-07', 'w1', 'vm_compute', 'USD', 'spot_price', 2.00, 1.60, 1.60)"
+        )
+    report = ledger.reconcile_cloud(database, ledger.Window(DAY, DAY + dt.timedelta(days=1)))
+    days = report.tables["days"]
+    # 01-06 VMs: estimated 1.00 + 0.50 = 1.50; billed 1.02 + 0 + 0.20 = 1.22; effective 1.02 + 0.30 + 0.20
+    # = 1.52; delta 1.52 − 1.50 = 0.02; ratio 1.50 / 1.52. 01-07: 2.00 vs 1.60, delta −0.40, ratio 1.25.
+    assert days.select("estimated_vm_usd", "billed_vm_usd", "effective_vm_usd", "delta_usd", "ratio").rows() == [
+        pytest.approx((1.50, 1.22, 1.52, 0.02, 1.50 / 1.52)),
+        pytest.approx((2.00, 1.60, 1.60, -0.40, 1.25)),
+    ]
+    reasons = report.tables["reasons"].filter(pl.col("usage_date") == DAY)
+    # ordered by effective cost: ok 1.02, commitment 0.30, untagged 0.20, the disk 0.05
+    assert reasons["reason"].to_list() == ["ok", "commitment_discount", "untagged", "not_estimated_component"]
+    schema = json.loads(Path("docs/schemas/report.json").read_text(encoding="utf-8"))
+    jsonschema.validate(json.loads(render.as_json(report)), schema, format_checker=jsonschema.FormatChecker())
+    # without the cloud bill: a note, not an error
+    with duckdb.connect(database) as con:
+        con.execute("drop table mart.vm_reconciliation")
+    empty = ledger.reconcile_cloud(database, ledger.Window(DAY, DAY))
+    assert empty.notes == (ledger.NOT_BUILT_CLOUD,) and "COST_ASSETS_CLOUD_BILL" in empty.notes[0]
+    jsonschema.validate(json.loads(render.as_json(empty)), schema)
