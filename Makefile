@@ -45,8 +45,9 @@ $(DAGSTER_HOME_DIR)/dagster.yaml: deploy/local-dagster.yaml
 	mkdir -p $(DAGSTER_HOME_DIR)
 	cp deploy/local-dagster.yaml $@
 
-run: install $(DAGSTER_HOME_DIR)/dagster.yaml ## set up, then materialize the last 7 complete UTC days of the simulated workspace (with examples/budgets.yaml) and print a summary
+run: install $(DAGSTER_HOME_DIR)/dagster.yaml ## set up, then materialize the last 7 complete UTC days of the simulated workspace (with examples/budgets.yaml and the simulated cloud bill) and print a summary
 	DAGSTER_HOME=$(DAGSTER_HOME_DIR) COST_ASSETS_BUDGETS=$${COST_ASSETS_BUDGETS-examples/budgets.yaml} \
+	  COST_ASSETS_CLOUD_BILL=$${COST_ASSETS_CLOUD_BILL-simulated} \
 	  $(BIN)/cost-assets run $(if $(DAYS),--days $(DAYS))
 
 mock: install ## the simulated workspace over the Databricks APIs on 127.0.0.1:8765 (prints the variables to export)
