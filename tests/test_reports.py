@@ -220,6 +220,25 @@ def test_serving_by_tenant_and_workspace(db: str):
         ledger.serving(db, BOTH, ["cluster"])
 
 
+def test_serving_by_provider_and_by_session(db: str):
+    by_provider = ledger.serving(db, BOTH, ["provider"])
+    # databricks: acme D1 0.40 + globex 0.70 = 1.10, estimate null (globex's is unknown), 3 + 1 = 4 calls;
+    # anthropic: acme D2 0.20, estimate 0.25, 2 calls.
+    assert by_provider.tables["groups"].select("provider", "billed_usd", "estimated_token_usd", "calls").rows() == [
+        ("databricks", pytest.approx(1.10), None, 4),
+        ("anthropic", pytest.approx(0.20), pytest.approx(0.25), 2),
+    ]
+    by_session = ledger.serving(db, BOTH, ["session", "provider"])
+    # globex (untagged) databricks 0.70; s1 databricks 0.40 (D1); s1 anthropic 0.20 (D2).
+    assert by_session.tables["groups"].select("session", "provider", "billed_usd").rows() == [
+        ("(untagged)", "databricks", pytest.approx(0.70)),
+        ("s1", "databricks", pytest.approx(0.40)),
+        ("s1", "anthropic", pytest.approx(0.20)),
+    ]
+    valid_json(by_provider)
+    valid_json(by_session)
+
+
 def test_optional_tables_not_built_are_a_note(tmp_path: Path):
     database = fx.write_ledger(tmp_path / "no-optional.duckdb", optional=False)
     budget = ledger.budget(database, BOTH)

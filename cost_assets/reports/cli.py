@@ -209,7 +209,8 @@ def anomalies(
 @app.command()
 def serving(
     group_by: Annotated[
-        list[str] | None, typer.Option(help="tenant, agent, user, endpoint, model (repeatable) [default: tenant].")
+        list[str] | None,
+        typer.Option(help="tenant, agent, user, session, endpoint, model, provider (repeatable) [default: tenant]."),
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant ('(untagged)' included).")] = None,
     start: Day = None,
@@ -218,7 +219,8 @@ def serving(
     workspace: Workspace = None,
     fmt: Format = "table",
 ) -> None:
-    """Model-serving spend by tenant, agent, user, endpoint or model: billed $ vs the token-price estimate."""
+    """Model-serving spend by tenant, agent, user, session, endpoint, model or provider: billed $ vs the
+    token-price estimate."""
     _emit(lambda db, w: ledger.serving(db, w, group_by or ["tenant"], tenant), start, end, days, workspace, fmt)
 
 

@@ -33,7 +33,7 @@ from cost_assets.vocabulary import SCOPE_DIMENSIONS
 RESOURCE_DIMENSIONS = ("cluster", "sku")
 TOP_DIMENSIONS = (*SCOPE_DIMENSIONS, *RESOURCE_DIMENSIONS)
 # `serving --group-by`: the words of query_attribution (mart.serving_costs' key, without day and workspace).
-SERVING_DIMENSIONS = ("tenant", "agent", "user", "endpoint", "model")
+SERVING_DIMENSIONS = ("tenant", "agent", "user", "session", "endpoint", "model", "provider")
 # query_attribution's measures under the names every report uses (billed = the bill's DBU $).
 SERVING_NAMES = {
     "actual_usd": "billed_usd",
