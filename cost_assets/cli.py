@@ -14,6 +14,7 @@ from cost_assets.anomaly_cli import app as anomaly_app
 from cost_assets.config import ConfigurationError, Settings
 from cost_assets.export.metrics_cli import app as metrics_app
 from cost_assets.read import WarehouseError
+from cost_assets.reports import ledger as reports_ledger
 from cost_assets.reports.cli import app as report_app
 
 # Step-level progress is printed here; Dagster's own debug stream stays in the run's event log.
@@ -67,6 +68,13 @@ def _print_summary(database: str, first: dt.date, last: dt.date) -> None:
     for row in report.ledger_by_day(database, first, last).iter_rows(named=True):
         cells = [row[k] or 0.0 for k in ("runs_usd", "idle_usd", "unattributed_usd", "estimated_usd")]
         typer.echo(f"  {row['usage_date']}  " + "  ".join(f"${v:>11,.2f}" for v in cells))
+    cloud = reports_ledger.reconcile_cloud(database, reports_ledger.Window(first, last))
+    if not cloud.notes:  # with COST_ASSETS_CLOUD_BILL only
+        typer.echo("\nThe cloud bill's VMs against their estimate (more: `cost-assets report reconcile --cloud`)")
+        typer.echo(f"  {'day':<10}  {'estimated':>12}  {'billed':>12}  {'effective':>12}")
+        for row in cloud.tables["days"].iter_rows(named=True):
+            cells = [row[k] or 0.0 for k in ("estimated_vm_usd", "billed_vm_usd", "effective_vm_usd")]
+            typer.echo(f"  {row['usage_date']}  " + "  ".join(f"${v:>11,.2f}" for v in cells))
     anomalies = anomaly_summary.open_anomalies(database)
     if anomalies is not None:
         typer.echo(f"\nOpen cost anomalies ({anomalies.height}; `cost-assets anomaly ack|planned ID --reason ...`)")

@@ -14,7 +14,7 @@ release, DBUs only while it is ready), pool idle instances, and the charges arou
   amortized price (on-demand × (1 − :data:`RESERVATION_DISCOUNT`)); what the hour leaves unused is an
   unused-reservation charge of the reservation itself (not a Databricks resource);
 * **a managed disk** per VM for as long as the VM exists (:data:`DISK_PER_HOUR`), tagged like its VM;
-* **a little network**: data transfer out of each cluster life's driver, once per day it runs;
+* **a little network**: data transfer out of each cluster's (or pool's) first VM, once per day it runs;
 * **untagged resources**: the workspace's public IP (a Databricks resource without a cluster tag), a VM
   now and then whose cluster tags did not reach the bill (:data:`UNTAGGED_SHARE`), and another team's
   storage account (not Databricks at all).
@@ -53,7 +53,7 @@ RESERVATION_DISCOUNT = 0.4
 # A managed disk per VM: Azure Premium SSD P10 (128 GiB, $19.71 a month) / AWS gp3 128 GB ($0.08 per
 # GB-month), per hour of a 730-hour month.
 DISK_PER_HOUR = {"AZURE": 19.71 / 730, "AWS": 128 * 0.08 / 730}
-# Data transfer out: $ per GB, and 1–20 GB per cluster life and day.
+# Data transfer out: $ per GB, and 0.1–2 GB per cluster (or pool) and day.
 EGRESS_PER_GB = {"AZURE": 0.087, "AWS": 0.09}
 PUBLIC_IP_PER_HOUR = 0.005
 OTHER_TEAM_STORAGE_PER_DAY = 1.25
@@ -177,7 +177,7 @@ def _raw_charges(world: World, sheet: PriceSheet) -> list[Charge]:
         # a cluster life's driver (its first VM) sends data out once per day it runs
         network.setdefault((key, a // DAY), (vm_id, vm_tags))
     for (_, day), (vm_id, vm_tags) in sorted(network.items()):
-        gb = 1 + int(_draw(cfg, "egress", vm_id, day) * 20)
+        gb = (1 + int(_draw(cfg, "egress", vm_id, day) * 20)) / 10
         cost = gb * EGRESS_PER_GB[cfg.cloud]
         out.append(
             Charge(day * DAY + 12 * HOUR, vm_id, "network", None, "on_demand", gb, cost, cost, cost, vm_tags, None)
@@ -268,6 +268,7 @@ AWS_USAGE = {
     "storage": "TimedStorage-ByteHrs",
     "unused_reservation": "UnusedBox:{node}",
 }
+AWS_SERVICES = {"storage": "Amazon Simple Storage Service"}
 FOCUS_CATEGORY = {"vm": "Compute", "disk": "Storage", "network": "Networking", "public_ip": "Networking"}
 
 
@@ -303,7 +304,9 @@ def focus_frame(config: WorldConfig, days: list[dt.date]) -> pl.DataFrame:
                 "ChargePeriodEnd": _iso(ch.hour + (DAY if daily else HOUR)),
                 "ChargeCategory": "Usage",
                 "ResourceId": ch.resource_id,
-                "ServiceName": "Amazon Elastic Compute Cloud" if aws else AZURE_METERS[ch.kind][0],
+                "ServiceName": AWS_SERVICES.get(ch.kind, "Amazon Elastic Compute Cloud")
+                if aws
+                else AZURE_METERS[ch.kind][0],
                 "ServiceCategory": FOCUS_CATEGORY.get(ch.kind, "Storage"),
                 "ResourceType": None if aws else AZURE_METERS[ch.kind][1],
                 "x_UsageType": _sku(ch, "AWS") if aws else None,
