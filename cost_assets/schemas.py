@@ -258,6 +258,24 @@ class ServingEntities(_Daily):
         unique = ["usage_date", "served_entity_id"]
 
 
+class AiGatewayUsage(_Daily):
+    """raw.ai_gateway_usage: requests through the AI Gateway (system.ai_gateway.usage) with usage_context;
+    ``mart/serving_costs`` adds those the endpoint usage does not have."""
+
+    workspace_id: str
+    request_id: str
+    request_time: UTC_TS
+    endpoint_name: str | None = pa.Field(nullable=True)
+    requester: str | None = pa.Field(nullable=True)
+    usage_context: str  # canonical JSON object
+    input_tokens: pl.Int64 = pa.Field(ge=0)
+    output_tokens: pl.Int64 = pa.Field(ge=0)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "request_id"]
+
+
 class DbuPrices(pa.DataFrameModel):
     """ref.dbu_prices: $/DBU per SKU over half-open effective windows [price_start_time, price_end_time).
 
@@ -549,6 +567,24 @@ class RunCostAccuracy(_Daily):
     class Config:
         strict = True
         unique = ["usage_date", "run_id"]
+
+
+class VmCostAccuracy(_Daily):
+    """sim.vm_cost_accuracy (simulated cloud bill only): the estimate's VM $ per cluster or pool and period
+    against the VMs' true cost (``simulation/vm_accuracy.py``)."""
+
+    period_start: UTC_TS
+    resource_kind: str = pa.Field(isin=["cluster", "pool"])
+    resource_key: str
+    grain: str = pa.Field(isin=CLOUD_GRAINS)
+    estimated_vm_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    billed_vm_cost_usd: pl.Float64
+    true_vm_cost_usd: pl.Float64 = pa.Field(ge=0)
+    abs_rel_error: pl.Float64 = pa.Field(nullable=True, ge=0)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "period_start", "resource_kind", "resource_key"]
 
 
 class RunCosts(_Daily):

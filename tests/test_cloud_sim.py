@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from cost_assets.config import ConfigurationError, Settings
+from cost_assets.ingest.cloud_bill import day_fingerprints
 from cost_assets.resources.simulated import SimulatedCloudBill, SimulatedWorld
 from cost_assets.simulation import cloud_bill as sim
 from cost_assets.simulation import vm_accuracy
@@ -113,6 +114,10 @@ def test_the_bill_is_anchored_to_the_calendar():
     week = SimulatedCloudBill(world=SimulatedWorld(scale="tiny")).costs([DAY + dt.timedelta(days=k) for k in range(3)])
     assert week[0].filter(pl.col("usage_date") == DAY).equals(one)
     assert set(one["source_file"]) == {"simulated/focus-2026-01-06.csv"}
+    # written "two days later at 06:00": the day's fingerprint is the same whichever window read it, so the
+    # late cloud bill sensor sees no change
+    assert set(one["export_time"]) == {dt.datetime(2026, 1, 8, 6)}
+    assert day_fingerprints(one, [DAY]) == day_fingerprints(week[0], [DAY])
 
 
 def test_the_settings_forms():

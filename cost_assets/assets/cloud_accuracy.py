@@ -7,9 +7,10 @@ the simulated workspace), so the production cloud assets (``assets/cloud.py``) n
 import dagster as dg
 import polars as pl
 
+from cost_assets import schemas
 from cost_assets.assets.cloud import VM_RECONCILIATION
 from cost_assets.assets.policies import DAILY_ASSET, PARTITIONED
-from cost_assets.checks import add_daily_metadata
+from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result
 from cost_assets.partitions import window_days
 from cost_assets.resources.simulated import SimulatedCloudBill
 from cost_assets.simulation import vm_accuracy
@@ -23,6 +24,9 @@ VM_COST_ACCURACY = dg.AssetKey(["sim", "vm_cost_accuracy"])
     kinds={"polars", "duckdb"},
     metadata=PARTITIONED,
     ins={"recon": dg.AssetIn(VM_RECONCILIATION)},
+    check_specs=[
+        dg.AssetCheckSpec("contract", asset=VM_COST_ACCURACY, blocking=True, description=CONTRACT_DESCRIPTION)
+    ],
     pool="duckdb_writer",
     **DAILY_ASSET,
 )
@@ -36,4 +40,5 @@ def vm_cost_accuracy(context: dg.AssetExecutionContext, cloud_bill: SimulatedClo
     )
     add_daily_metadata(context, frame, days, lambda f, _: vm_accuracy.day_summary(f))
     summary = vm_accuracy.day_summary(frame)
-    yield dg.Output(frame, metadata={k: v for k, v in summary.items() if isinstance(v, int | float)})
+    yield dg.Output(frame, metadata=summary)
+    yield contract_result(schemas.VmCostAccuracy, frame, VM_COST_ACCURACY)

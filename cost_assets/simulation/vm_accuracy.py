@@ -18,13 +18,18 @@ COLUMNS = [*KEY, "grain", "estimated_vm_cost_usd", "billed_vm_cost_usd", "true_v
 def vm_cost_accuracy(recon: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
     """``recon``: ``mart/vm_reconciliation`` rows; ``truth``: ``true_vm_costs`` rows of the same days.
     One row per cluster or pool and period either side knows; a missing side is $0 (the truth knows every
-    VM, so a key-period the estimate lacks was really missed)."""
+    VM, so a key-period the estimate lacks was really missed); an unpriced estimate is null, its error too."""
     vms = recon.filter(
         (pl.col("service_category") == "vm_compute") & pl.col("resource_kind").is_in(["cluster", "pool"])
     )
     grains = vms.group_by("usage_date").agg(pl.col("grain").first())
     estimated = vms.group_by(*KEY, "grain").agg(
-        pl.col("estimated_vm_cost_usd").sum(), pl.col("effective_cost").sum().alias("billed_vm_cost_usd")
+        # null when any part is unpriced: an unknown price is never $0
+        pl.when(pl.col("estimated_vm_cost_usd").is_not_null().all())
+        .then(pl.col("estimated_vm_cost_usd").sum())
+        .alias("estimated_vm_cost_usd"),
+        pl.col("effective_cost").sum().alias("billed_vm_cost_usd"),
+        pl.lit(True).alias("_reconciled"),
     )
     true = (
         truth.with_columns(pl.col("hour_start").dt.date().alias("usage_date"))
@@ -41,7 +46,12 @@ def vm_cost_accuracy(recon: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
     )
     joined = estimated.join(true, on=KEY, how="full", coalesce=True, suffix="_truth").with_columns(
         pl.coalesce("grain", "grain_truth").alias("grain"),
-        pl.col("estimated_vm_cost_usd", "billed_vm_cost_usd", "true_vm_cost_usd").fill_null(0.0),
+        # a side without the key-period has $0 there; an unpriced estimate stays unknown
+        pl.when(pl.col("_reconciled").is_null())
+        .then(0.0)
+        .otherwise("estimated_vm_cost_usd")
+        .alias("estimated_vm_cost_usd"),
+        pl.col("billed_vm_cost_usd", "true_vm_cost_usd").fill_null(0.0),
     )
     error = (pl.col("estimated_vm_cost_usd") - pl.col("true_vm_cost_usd")).abs() / pl.col("true_vm_cost_usd")
     return (
@@ -55,7 +65,7 @@ def day_summary(day: pl.DataFrame) -> dict[str, float | int]:
     """One day's headline numbers (``truth/*`` metadata): the totals and how close the estimate came."""
     if day.height == 0:
         return {"truth/key_periods": 0}
-    true, est = float(day["true_vm_cost_usd"].sum()), float(day["estimated_vm_cost_usd"].sum())
+    true, est = float(day["true_vm_cost_usd"].sum()), float(day["estimated_vm_cost_usd"].sum() or 0.0)
     judged = day.filter(pl.col("abs_rel_error").is_not_null())
     return {
         "truth/key_periods": day.height,
