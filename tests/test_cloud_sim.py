@@ -205,3 +205,18 @@ def test_report_reconcile_cloud_by_hand(tmp_path):
     empty = ledger.reconcile_cloud(database, ledger.Window(DAY, DAY))
     assert empty.notes == (ledger.NOT_BUILT_CLOUD,) and "COST_ASSETS_CLOUD_BILL" in empty.notes[0]
     jsonschema.validate(json.loads(render.as_json(empty)), schema)
+
+
+def test_the_simulated_bill_registers_the_accuracy_asset_only_beside_the_simulated_workspace(tmp_path):
+    from cost_assets.definitions import build_defs
+
+    def keys(**environ: str) -> set[str]:
+        defs = build_defs({"COST_ASSETS_DUCKDB": str(tmp_path / "d.duckdb"), **environ})
+        return {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+
+    simulated = keys(COST_ASSETS_CLOUD_BILL="simulated:azure")
+    assert {"raw/cloud_costs", "mart/vm_reconciliation", "sim/vm_cost_accuracy"} <= simulated
+    files = keys(COST_ASSETS_CLOUD_BILL=str(tmp_path / "exports"))
+    assert "raw/cloud_costs" in files and "sim/vm_cost_accuracy" not in files
+    with pytest.raises(ConfigurationError, match="needs the simulated workspace"):
+        Settings.from_environ({"COST_ASSETS_CLOUD_BILL": "simulated", "DATABRICKS_HOST": "https://x.example.com"})
