@@ -56,6 +56,7 @@ ASSETS = [
     raw.billing_usage,
     raw.serving_usage,
     raw.serving_entities,
+    raw.ai_gateway_usage,
     reference.dbu_prices,
     reference.instance_types,
     costs.estimate,

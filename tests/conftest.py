@@ -19,6 +19,7 @@ RAW_TABLES = [
     "raw.billing_usage",
     "raw.serving_usage",
     "raw.serving_entities",
+    "raw.ai_gateway_usage",
 ]
 MART_TABLES = [
     "mart.cluster_segments",
@@ -38,6 +39,7 @@ TABLE_KEYS = {
     "raw.billing_usage": ["usage_date", "record_id"],
     "raw.serving_usage": ["usage_date", "databricks_request_id"],
     "raw.serving_entities": ["usage_date", "served_entity_id"],
+    "raw.ai_gateway_usage": ["usage_date", "request_id"],
 }
 
 

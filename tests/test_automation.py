@@ -38,6 +38,7 @@ DAILY_KEYS = [
     ["raw", "billing_usage"],
     ["raw", "serving_usage"],
     ["raw", "serving_entities"],
+    ["raw", "ai_gateway_usage"],
     ["mart", "cluster_segments"],
     ["mart", "estimated_costs"],
     ["mart", "run_costs"],

@@ -14,6 +14,7 @@ EXPECTED_KEYS = {
     "raw/billing_usage",
     "raw/serving_usage",
     "raw/serving_entities",
+    "raw/ai_gateway_usage",
     "ref/dbu_prices",
     "ref/instance_types",
     "mart/cluster_segments",

@@ -1,6 +1,7 @@
-"""raw/serving_entities through real runs of the daily job: mart/serving_costs takes model and provider from
-the served entities as of the request's day, with hand-computed dollars; an absent source warns and keeps
-what is stored; the simulated workspace names a provider per endpoint."""
+"""raw/serving_entities and raw/ai_gateway_usage through real runs of the daily job: mart/serving_costs takes
+model and provider from the served entities as of the request's day and adds the gateway requests the
+endpoint usage lacks, with hand-computed dollars; an absent source warns and keeps what is stored; the
+simulated workspace names a provider per endpoint and has no AI Gateway usage (a WARN)."""
 
 import datetime as dt
 
@@ -12,7 +13,12 @@ from polars.testing import assert_frame_equal
 from cost_assets.definitions import build_defs
 from cost_assets.ingest import parse
 from cost_assets.ingest.fetch import SourceUnavailable
-from cost_assets.ingest.serving_sources import entities_by_day, served_entities_frame
+from cost_assets.ingest.serving_sources import (
+    entities_by_day,
+    gateway_by_day,
+    gateway_usage_frame,
+    served_entities_frame,
+)
 from cost_assets.resources.billing import BillingSource
 from cost_assets.resources.simulated import SimulatedWorkspace
 from cost_assets.simulation.world import WorldConfig
@@ -123,6 +129,35 @@ class HandWorkspace(SimulatedWorkspace):
         return entities_by_day(served_entities_frame(ENTITIES), days, WS)
 
 
+GATEWAY = [
+    # r1 again (the endpoint usage has it: not counted twice) and r4, which only the gateway saw.
+    {
+        "request_id": "r1",
+        "request_time": f"{DAY}T10:05:00.000Z",
+        "endpoint_name": "support-bot",
+        "usage_context": '{"tenant": "acme", "agent": "triage"}',
+        "input_tokens": 300,
+        "output_tokens": 100,
+    },
+    {
+        "request_id": "r4",
+        "request_time": f"{DAY}T10:50:00.000Z",
+        "endpoint_name": "support-bot",
+        "requester": "gw@example.com",
+        "usage_context": '{"tenant": "gamma", "agent": "triage"}',
+        "input_token_count": 200,  # the other spelling of the token columns
+        "output_token_count": 300,
+    },
+]
+
+
+class WithGateway(HandWorkspace):
+    """The hand-written workspace whose AI Gateway usage is readable."""
+
+    def gateway_usage(self, days: list[dt.date], stats: dict[str, float] | None = None) -> pl.DataFrame:
+        return gateway_by_day(gateway_usage_frame(GATEWAY), days, WS)
+
+
 class NoEntities(HandWorkspace):
     """A workspace whose served entities are not granted."""
 
@@ -188,6 +223,25 @@ def test_mart_serving_costs_takes_model_and_provider_from_the_entities_as_of_the
         }
     )
     assert_frame_equal(costs(database), expected, check_dtypes=False, abs_tol=1e-9)
+    # The simulated workspace (and so this one) has no AI Gateway usage: a WARN, and the day succeeds.
+    gateway = check(result, "raw/ai_gateway_usage", "sources_complete")
+    assert not gateway.passed and "system.ai_gateway.usage" in gateway.description
+
+
+def test_gateway_requests_the_endpoint_usage_lacks_take_their_share(database):
+    defs = build_defs(sim_environ(database))
+    result = run_daily(with_resources(defs, WithGateway(world=defs.resources["workspace"].world)), str(DAY))
+    assert result.success and check(result, "raw/ai_gateway_usage", "sources_complete").passed
+    assert table(database, "raw.ai_gateway_usage")["request_id"].to_list() == ["r1", "r4"]
+    # support-bot 10:00–11:00: r1 400 + r2 100 + r4 (gateway only) 200 + 300 = 1000 tokens; the hour's
+    # 2.5 DBU × 0.112 $/DBU = $0.28 splits acme 0.4 → 1.0 DBU $0.112, beta 0.1 → 0.25 DBU $0.028,
+    # gamma 0.5 → 1.25 DBU $0.14. r4 takes support-bot's only entity of the day: claude-sonnet-4, anthropic.
+    out = costs(database).filter(pl.col("endpoint_name") == "support-bot")
+    assert out.rows() == [
+        ("support-bot", "acme", "claude-sonnet-4", "anthropic", 1, pytest.approx(1.0), pytest.approx(0.112)),
+        ("support-bot", "beta", "claude-sonnet-4", "anthropic", 1, pytest.approx(0.25), pytest.approx(0.028)),
+        ("support-bot", "gamma", "claude-sonnet-4", "anthropic", 1, pytest.approx(1.25), pytest.approx(0.14)),
+    ]
 
 
 def test_served_entities_not_granted_warn_keep_what_is_stored_and_the_day_succeeds(database):

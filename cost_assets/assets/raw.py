@@ -7,7 +7,7 @@ Nothing stored is lost to a source that forgets (``cost_assets/guard.py``): a da
 empty or much smaller than what is stored keeps its stored rows. For the sources the estimate cannot do
 without (runs, clusters and events, the bill) the run then fails naming the days kept, unless it carries
 the ``cost_assets/accept_smaller_source`` tag. Optional sources (serving usage; pools and jobs the
-principal may not read; served entities) degrade to a WARN check and keep what is stored.
+principal may not read; served entities, AI Gateway usage) degrade to a WARN check and keep what is stored.
 """
 
 import datetime as dt
@@ -33,7 +33,12 @@ from cost_assets.assets.guarded import (
 from cost_assets.assets.policies import DAILY_ASSET, PARTITIONED, SOURCE_RETRY
 from cost_assets.checks import add_daily_metadata, contract_result, contract_spec
 from cost_assets.ingest import parse
-from cost_assets.ingest.serving_sources import entities_by_day, served_entities_frame
+from cost_assets.ingest.serving_sources import (
+    entities_by_day,
+    gateway_by_day,
+    gateway_usage_frame,
+    served_entities_frame,
+)
 from cost_assets.partitions import window_days
 from cost_assets.resources.billing import BillingSource
 from cost_assets.resources.databricks import DatabricksWorkspace
@@ -46,6 +51,7 @@ CLUSTER_EVENTS = dg.AssetKey(["raw", "cluster_events"])
 BILLING_USAGE = dg.AssetKey(["raw", "billing_usage"])
 SERVING_USAGE = dg.AssetKey(["raw", "serving_usage"])
 SERVING_ENTITIES = dg.AssetKey(["raw", "serving_entities"])
+AI_GATEWAY_USAGE = dg.AssetKey(["raw", "ai_gateway_usage"])
 
 # WARN check: the bill has nothing for a day (a source answered only in part: guarded.SOURCES).
 BILL_PRESENT = "bill_present"
@@ -292,6 +298,42 @@ def serving_entities(context: dg.AssetExecutionContext, workspace: DatabricksWor
         "served entities",
         stats,
         lambda f, _: {"entities": f.height, "providers": ", ".join(sorted(set(f["provider"].drop_nulls()))) or "none"},
+    )
+
+
+@dg.asset(
+    key=AI_GATEWAY_USAGE,
+    group_name="raw",
+    kinds={"databricks", "duckdb"},
+    metadata=PARTITIONED,
+    check_specs=[
+        contract_spec(AI_GATEWAY_USAGE, schemas.AiGatewayUsage),
+        sources_spec(AI_GATEWAY_USAGE, "system.ai_gateway.usage (no SQL warehouse, schema not enabled, no grant)"),
+    ],
+    pool="duckdb_writer",
+    retry_policy=SOURCE_RETRY,
+    **DAILY_ASSET,
+)
+def ai_gateway_usage(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace, ledger: Ledger):
+    """Requests through the AI Gateway (system.ai_gateway.usage, where the workspace has it): request id,
+    time, endpoint, requester, usage_context and tokens. ``mart/serving_costs`` adds the requests
+    ``raw/serving_usage`` does not have (by request id), so a gateway-only request still takes its share.
+
+    Optional, like ``raw/serving_usage`` (a preview table many workspaces lack: the ``sources_complete``
+    check warns and what is stored stays)."""
+    days = window_days(context.partition_time_window)
+    stats: dict[str, float] = {}
+    yield from _optional_source(
+        context,
+        ledger,
+        AI_GATEWAY_USAGE,
+        schemas.AiGatewayUsage,
+        days,
+        gateway_by_day(gateway_usage_frame([]), days, ""),
+        lambda: workspace.gateway_usage(days, stats=stats),
+        "AI Gateway usage",
+        stats,
+        lambda f, _: {"requests": f.height, "tokens": int((f["input_tokens"] + f["output_tokens"]).sum())},
     )
 
 

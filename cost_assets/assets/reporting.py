@@ -8,7 +8,7 @@ import polars as pl
 
 from cost_assets import schemas
 from cost_assets.assets.policies import MART_ASSET, PARTITIONED
-from cost_assets.assets.raw import BILLING_USAGE, CLUSTERS, JOBS, SERVING_ENTITIES, SERVING_USAGE
+from cost_assets.assets.raw import AI_GATEWAY_USAGE, BILLING_USAGE, CLUSTERS, JOBS, SERVING_ENTITIES, SERVING_USAGE
 from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS, RECONCILIATION
 from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result
 from cost_assets.costing import scope, serving
@@ -29,6 +29,7 @@ SERVING_COSTS = dg.AssetKey(["mart", "serving_costs"])
         "reconciliation": dg.AssetIn(RECONCILIATION),
         "serving_usage": dg.AssetIn(SERVING_USAGE),
         "serving_entities": dg.AssetIn(SERVING_ENTITIES),
+        "gateway_usage": dg.AssetIn(AI_GATEWAY_USAGE),
         "billing": dg.AssetIn(BILLING_USAGE),
     },
     check_specs=[dg.AssetCheckSpec("contract", asset=SERVING_COSTS, blocking=True, description=CONTRACT_DESCRIPTION)],
@@ -41,14 +42,15 @@ def serving_costs(
     reconciliation: pl.DataFrame,
     serving_usage: pl.DataFrame,
     serving_entities: pl.DataFrame,
+    gateway_usage: pl.DataFrame,
     billing: pl.DataFrame,
 ):
     """Model-serving (AI) spend: each endpoint's billed DBUs per hour split over its requests by tokens,
     grouped by day, tenant, agent, user, session, endpoint, model and provider, next to the token-price
     estimate. Model and provider come from ``raw/serving_entities`` as of the request's day (the model else
-    from the request's own entity name; no served entities: provider ``(untagged)``). A request without a
-    user in its usage context falls back to its requester, then to the identity the bill names (run_as →
-    run_by → created_by → owned_by)."""
+    from the request's own entity name; no served entities: provider ``(untagged)``). AI Gateway requests
+    the endpoint usage lacks are requests too. A request without a user in its usage context falls back to
+    its requester, then to the identity the bill names (run_as → run_by → created_by → owned_by)."""
     days = window_days(context.partition_time_window)
     frame = serving.serving_costs(
         reconciliation.filter(pl.col("usage_date").is_in(days)),
@@ -56,6 +58,7 @@ def serving_costs(
         prices.token_prices(),
         served_entities=serving_entities,
         billing=billing,
+        gateway_usage=gateway_usage,
     )
     add_daily_metadata(
         context,

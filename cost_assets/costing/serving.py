@@ -27,7 +27,12 @@ Why the edge cases go where they go:
 * model and provider come from ``served_entities`` (``system.serving.served_entities``: the entity's name
   and, for an external model, its provider; a Databricks-hosted foundation model's provider is
   ``databricks``) when given, the model else from the request's ``entity_name``; unknown is
-  ``vocabulary.UNTAGGED``. ``session`` is the ``usage_context`` key of that name.
+  ``vocabulary.UNTAGGED``. ``session`` is the ``usage_context`` key of that name. Entities with a
+  ``usage_date`` (``raw/serving_entities``) are joined per day: a request takes the model and provider its
+  entity had on the request's day, never those of a later version;
+* AI Gateway requests (``raw/ai_gateway_usage``) the endpoint usage does not have (same day and request id)
+  are requests too; one names no served entity, so it takes its endpoint's only entity of the day (an
+  endpoint serving several: model and provider unknown, ``vocabulary.UNTAGGED``).
 
 ``delta_usd = actual_usd − estimated_usd`` (positive: the bill is higher than the token-price estimate).
 """
@@ -103,16 +108,50 @@ def _entities(served_entities: Frame | None) -> tuple[pl.LazyFrame, list[str]]:
     return latest, keys
 
 
+def _with_gateway(serving_usage: Frame, gateway_usage: Frame | None, served_entities: Frame | None) -> pl.LazyFrame:
+    """The endpoint usage plus the AI Gateway requests it does not have (same day and request id), in its
+    shape. A gateway row names no served entity: it takes its endpoint's when the endpoint served exactly
+    one entity that day (else none: the model is unknown, never guessed among several)."""
+    usage = lazy(serving_usage)
+    if gateway_usage is None:
+        return usage
+    context = pl.col("usage_context")
+    request = ["usage_date", "databricks_request_id"]
+    gateway = (
+        lazy(gateway_usage)
+        .rename({"request_id": "databricks_request_id", "input_tokens": "input_token_count"})
+        .rename({"output_tokens": "output_token_count"})
+        .join(usage.select(request), on=request, how="anti")
+        .with_columns(*(context.str.json_path_match(f"$.{k}").alias(k) for k in ("tenant", "agent", "user")))
+    )
+    if served_entities is not None:
+        entities = lazy(served_entities)
+        keys = [c for c in ("usage_date", "endpoint_name") if c in entities.collect_schema().names()]
+        single = (
+            entities.group_by(keys)
+            .agg(pl.col("served_entity_id").unique().alias("_ids"))
+            .filter(pl.col("_ids").list.len() == 1)
+            .select(*keys, pl.col("_ids").list.first().alias("served_entity_id"))
+        )
+        gateway = gateway.join(single, on=keys, how="left")
+    return pl.concat([usage, gateway], how="diagonal_relaxed")
+
+
 def _requests(
-    serving_usage: Frame, token_prices: Frame, served_entities: Frame | None, identity: pl.LazyFrame
+    serving_usage: Frame,
+    token_prices: Frame,
+    served_entities: Frame | None,
+    identity: pl.LazyFrame,
+    gateway_usage: Frame | None = None,
 ) -> pl.LazyFrame:
-    """Requests with their hour, group keys, tokens, token share weight and estimated $."""
+    """Requests (the endpoint usage, plus the gateway requests it lacks) with their hour, group keys, tokens,
+    token share weight and estimated $."""
     prices = lazy(token_prices).select(pl.col("model").alias("_model"), "input_per_million", "output_per_million")
     tagged = [pl.coalesce(_present(c), pl.lit(UNTAGGED)).alias(c) for c in ("tenant", "agent")]
     session = pl.col("usage_context").str.json_path_match("$.session")
     entities, keys = _entities(served_entities)
     return (
-        lazy(serving_usage)
+        _with_gateway(serving_usage, gateway_usage, served_entities)
         .with_columns(pl.col("request_time").dt.truncate("1h").alias("hour_start"))
         .join(entities, on=keys, how="left")
         .join(identity, on=ENDPOINT_HOUR, how="left", nulls_equal=True)
@@ -176,12 +215,13 @@ def request_costs(
     token_prices: Frame,
     served_entities: Frame | None = None,
     billing: Frame | None = None,
+    gateway_usage: Frame | None = None,
 ) -> pl.DataFrame:
     """Per request: its group keys, ids (``databricks_request_id``, ``client_request_id``), tokens, token
     estimate and share of the bill — the rows :func:`serving_costs` groups, for comparing one call's
     estimate with what the bill charged for it (:func:`compare_calls`). Arguments as :func:`serving_costs`."""
     identity = _identity_frame(billing)
-    req = _requests(serving_usage, token_prices, served_entities, identity)
+    req = _requests(serving_usage, token_prices, served_entities, identity, gateway_usage)
     return (
         _split(_endpoint_bill(reconciliation), req)
         .select(
@@ -234,6 +274,7 @@ def serving_costs(
     token_prices: Frame,
     served_entities: Frame | None = None,
     billing: Frame | None = None,
+    gateway_usage: Frame | None = None,
 ) -> pl.DataFrame:
     """``mart/serving_costs`` per day × workspace × tenant × agent × user × session × endpoint × model ×
     provider.
@@ -241,13 +282,15 @@ def serving_costs(
     ``reconciliation``: ``mart/reconciliation`` (its endpoint rows are the bill); ``serving_usage``:
     ``raw/serving_usage`` (``schemas.ServingUsage``); ``token_prices``: model, input_per_million,
     output_per_million; ``served_entities`` (optional): served_entity_id, entity_name, provider,
-    change_time; ``billing`` (optional): ``raw/billing_usage`` or any frame with workspace_id,
-    endpoint_name, usage_start_time and identity columns, for the bill's identity. Columns
+    change_time (``raw/serving_entities``, with usage_date: joined per day); ``billing`` (optional):
+    ``raw/billing_usage`` or any frame with workspace_id, endpoint_name, usage_start_time and identity
+    columns, for the bill's identity; ``gateway_usage`` (optional): ``raw/ai_gateway_usage``, whose requests
+    the endpoint usage lacks are added. Columns
     :data:`SERVING_COSTS_COLUMNS`; see the module doc for the rules.
     """
     bill = _endpoint_bill(reconciliation)
     identity = _identity_frame(billing)
-    req = _requests(serving_usage, token_prices, served_entities, identity)
+    req = _requests(serving_usage, token_prices, served_entities, identity, gateway_usage)
     split = _split(bill, req)
     orphan_hours = bill.join(req.select(ENDPOINT_HOUR).unique(), on=ENDPOINT_HOUR, how="anti", nulls_equal=True)
     orphans = orphan_hours.join(identity, on=ENDPOINT_HOUR, how="left", nulls_equal=True).select(

@@ -99,6 +99,19 @@ def entities_by_day(entities: pl.DataFrame, days: list[dt.date], workspace_id: s
     )
 
 
+def gateway_by_day(usage: pl.DataFrame, days: list[dt.date], workspace_id: str) -> pl.DataFrame:
+    """AI Gateway usage rows of ``days`` with their day (UTC) and workspace; columns as
+    ``schemas.AiGatewayUsage``."""
+    return (
+        usage.with_columns(
+            pl.col("request_time").dt.date().alias("usage_date"), pl.lit(workspace_id).alias("workspace_id")
+        )
+        .filter(pl.col("usage_date").is_in(days))
+        .select("usage_date", "workspace_id", *GATEWAY_USAGE_SCHEMA)
+        .sort("request_time", "request_id")
+    )
+
+
 def _first(row: Mapping, *names: str) -> object:
     return next((row[n] for n in names if row.get(n) is not None), None)
 

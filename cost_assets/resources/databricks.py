@@ -8,6 +8,7 @@ through the REST APIs. Both hand their payloads to the same parsers through ``co
 """
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any, Literal
 
 import dagster as dg
@@ -24,7 +25,7 @@ from cost_assets.ingest.http import (
     normalize_host,
 )
 from cost_assets.ingest.rest import RestWorkspaceApi
-from cost_assets.ingest.serving_sources import entities_by_day, read_served_entities
+from cost_assets.ingest.serving_sources import entities_by_day, gateway_by_day, read_gateway_usage, read_served_entities
 from cost_assets.ingest.sql import StatementClient
 
 SECRET_FIELDS = frozenset({"token", "client_secret"})
@@ -111,6 +112,11 @@ class DatabricksWorkspace(dg.ConfigurableResource):
         :class:`SourceUnavailable` when the workspace has no such source or it may not be read."""
         raise SourceUnavailable(f"{type(self).__name__} does not read system.serving.served_entities")
 
+    def gateway_usage(self, days: list[dt.date], stats: dict[str, float] | None = None) -> pl.DataFrame:
+        """``system.ai_gateway.usage`` requests of ``days`` (``serving_sources.gateway_by_day``);
+        :class:`SourceUnavailable` when the workspace has no such source or it may not be read."""
+        raise SourceUnavailable(f"{type(self).__name__} does not read system.ai_gateway.usage")
+
     def _fetch_with(self, api: WorkspaceApi, days: list[dt.date]) -> WorkspaceDay:
         return fetch_days(
             api, days, run_lookback_days=self.run_lookback_days, event_lookback_days=self.event_lookback_days
@@ -164,16 +170,40 @@ class LiveWorkspace(DatabricksWorkspace):
                     stats.update(api.stats())
 
     def served_entities(self, days: list[dt.date], stats: dict[str, float] | None = None) -> pl.DataFrame:
+        return self._system_table(
+            "system.serving.served_entities",
+            lambda sql, ws: entities_by_day(_or_unavailable(read_served_entities(sql, ws)), days, ws),
+            stats,
+        )
+
+    def gateway_usage(self, days: list[dt.date], stats: dict[str, float] | None = None) -> pl.DataFrame:
+        start, end = parse.day_bounds(days[0])[0], parse.day_bounds(days[-1])[1]
+        return self._system_table(
+            "system.ai_gateway.usage",
+            lambda sql, ws: gateway_by_day(_or_unavailable(read_gateway_usage(sql, ws, start, end)), days, ws),
+            stats,
+        )
+
+    def _system_table(
+        self,
+        table: str,
+        read: Callable[[StatementClient, str], pl.DataFrame],
+        stats: dict[str, float] | None,
+    ) -> pl.DataFrame:
+        """``read(statements, workspace_id)`` of an optional system table through the SQL warehouse."""
         if not self.warehouse_id:
-            raise SourceUnavailable(
-                "system.serving.served_entities is read through a SQL warehouse and DATABRICKS_WAREHOUSE_ID is not set"
-            )
+            raise SourceUnavailable(f"{table} is read through a SQL warehouse and DATABRICKS_WAREHOUSE_ID is not set")
         with self.api() as api:
             try:
-                frame, problems = read_served_entities(StatementClient(api.client, self.warehouse_id), api.workspace_id)
-                if problems:
-                    raise SourceUnavailable("; ".join(problems))
-                return entities_by_day(frame, days, api.workspace_id)
+                return read(StatementClient(api.client, self.warehouse_id), api.workspace_id)
             finally:
                 if stats is not None:
                     stats.update(api.stats())
+
+
+def _or_unavailable(read: tuple[pl.DataFrame, list[str]]) -> pl.DataFrame:
+    """An optional reader's frame, or :class:`SourceUnavailable` with its warning when it could not read."""
+    frame, problems = read
+    if problems:
+        raise SourceUnavailable("; ".join(problems))
+    return frame
