@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from cost_assets.ingest.fetch import SourceUnavailable
 from cost_assets.ingest.serving_sources import (
     gateway_usage_frame,
     provider_of,
@@ -15,7 +16,7 @@ from cost_assets.ingest.serving_sources import (
 )
 from cost_assets.ingest.sql import StatementClient
 from cost_assets.mock_server import DEFAULT_TOKEN, MockOptions, MockServer
-from cost_assets.resources.databricks import DatabricksConnection
+from cost_assets.resources.databricks import DatabricksConnection, LiveWorkspace
 from cost_assets.simulation import views
 from cost_assets.simulation.world import WorldConfig
 
@@ -80,3 +81,26 @@ def test_frames_read_either_token_spelling_and_keep_the_usage_context():
         [{"served_entity_id": "se", "entity_type": "FOUNDATION_MODEL", "change_time": "2026-01-01T00:00:00.000Z"}]
     )
     assert entities["change_time"].to_list() == [DAY]
+
+
+def test_the_live_workspace_reads_served_entities_per_day_and_warns_without_ai_gateway():
+    # scale small: agent-chat serves a foundation model, support-bot an external (anthropic) model, both
+    # created with the workspace (before 2026-01-01), so each day lists both.
+    small = WorldConfig(seed=5, scale="small", start=dt.date(2026, 1, 1), days=2)
+    days = [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]
+    with MockServer(MockOptions(world=small)) as server:
+        conn = DatabricksConnection(host=server.url, token=DEFAULT_TOKEN, max_requests_per_second=0)
+        live = LiveWorkspace(connection=conn, warehouse_id="wh")
+        entities = live.served_entities(days)
+        with pytest.raises(SourceUnavailable, match=r"system\.ai_gateway\.usage"):
+            live.gateway_usage(days)
+    assert entities.select("usage_date", "endpoint_name", "entity_type", "provider").rows() == [
+        (day, name, kind, provider)
+        for day in days
+        for name, kind, provider in sorted(
+            [("agent-chat", "FOUNDATION_MODEL", "databricks"), ("support-bot", "EXTERNAL_MODEL", "anthropic")],
+            key=lambda r: {e.name: e.served_entity_id for e in views.world_for(small).endpoints}[r[0]],
+        )
+    ]
+    with pytest.raises(SourceUnavailable, match="DATABRICKS_WAREHOUSE_ID"):
+        LiveWorkspace(connection=conn).served_entities(days)
