@@ -64,3 +64,33 @@ def test_the_accuracy_asset_measures_the_estimate_against_the_truth(ledger: str)
     pool = accuracy.filter(pl.col("resource_kind") == "pool")
     assert (pool["estimated_vm_cost_usd"] == 0).all() and (pool["abs_rel_error"] == 1.0).all()
     assert pool["true_vm_cost_usd"].sum() > 0
+
+
+def test_the_late_cloud_bill_sensor_sees_no_change_in_the_simulated_bill(tmp_path):
+    import datetime as dt
+
+    import dagster as dg
+
+    from cost_assets.assets.cloud import CLOUD_COSTS
+    from cost_assets.cloud_sensor import cloud_bill_sensor
+    from tests.conftest import QUIET
+
+    defs = build_defs(sim_environ(tmp_path / "w.duckdb", COST_ASSETS_CLOUD_BILL="simulated"))
+    instance = dg.DagsterInstance.ephemeral()
+    today = dt.datetime.now(dt.UTC).date()
+    for d in (today - dt.timedelta(days=4), today - dt.timedelta(days=3)):  # inside the sensor's look-back
+        result = dg.materialize(
+            defs.assets,
+            selection=dg.AssetSelection.assets(CLOUD_COSTS),
+            partition_key=d.isoformat(),
+            instance=instance,
+            resources=defs.resources,
+            run_config=QUIET,
+        )
+        assert result.success
+    context = dg.build_sensor_context(
+        instance=instance, resources={"cloud_bill": defs.resources["cloud_bill"]}, definitions=defs
+    )
+    # both days read again (one window of two days, not the day-by-day runs): the same fingerprints
+    tick = cloud_bill_sensor.evaluate_tick(context)
+    assert not tick.run_requests and "cloud bill unchanged for 2 materialized day(s)" in tick.skip_message
