@@ -39,16 +39,19 @@ def test_the_reservation_covers_whole_charges_in_resource_order_and_bills_the_un
         charge("d", 1.0, "Standard_DS4_v2"),
         charge("e", 1.0, pricing="spot"),
     ]
-    out = {ch.resource_id: ch for ch in sim.apply_reservation(config, charges)}
+    # hour 0 has the charges; hour 1 has none, so both reserved instances go unused
+    every = sim.apply_reservation(config, charges, [0, HOUR], lambda hour: 0.23)
+    out = {ch.resource_id: ch for ch in every if ch.kind == "vm"}
     # a: billed 0, effective 0.23 × 1.0 × (1 − 0.4) = 0.138; b: 0.23 × 0.5 × 0.6 = 0.069
     assert (out["a"].pricing, out["a"].billed, out["a"].effective) == ("reservation", 0.0, pytest.approx(0.138))
     assert (out["b"].pricing, out["b"].billed, out["b"].effective) == ("reservation", 0.0, pytest.approx(0.069))
     assert (out["c"].pricing, out["c"].billed) == ("on_demand", pytest.approx(0.23 * 0.75))
     assert out["d"].pricing == "on_demand" and out["e"].pricing == "spot"
     # unused: 2 − 1 − 0.5 = 0.5 instance-hours × 0.23 × 0.6 = 0.069, billed 0, not tagged
-    unused = [ch for ch in out.values() if ch.kind == "unused_reservation"]
-    assert len(unused) == 1 and unused[0].tags == ()
-    assert (unused[0].quantity, unused[0].billed, unused[0].effective) == (0.5, 0.0, pytest.approx(0.069))
+    # hour 1: 2 instance-hours × 0.23 × 0.6 = 0.276
+    unused = sorted((ch for ch in every if ch.kind == "unused_reservation"), key=lambda ch: ch.hour)
+    assert [(ch.hour, ch.quantity, ch.billed, ch.tags) for ch in unused] == [(0, 0.5, 0.0, ()), (HOUR, 2.0, 0.0, ())]
+    assert [ch.effective for ch in unused] == pytest.approx([0.069, 0.276])
 
 
 @pytest.fixture(scope="module")

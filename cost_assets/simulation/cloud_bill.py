@@ -32,9 +32,11 @@ Deterministic and anchored to the calendar like the world: every draw is a stabl
 the resource or hour, never of which window was generated.
 """
 
+import dataclasses
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -174,7 +176,7 @@ def _raw_charges(world: World, sheet: PriceSheet) -> list[Charge]:
             out.append(Charge(hour, vm_id, "vm", node_type, pricing, q, price, price, od, vm_tags, key))
             disk = DISK_PER_HOUR[cfg.cloud] * q
             out.append(Charge(hour, disk_id, "disk", None, "on_demand", q, disk, disk, disk, vm_tags, None))
-        # a cluster life's driver (its first VM) sends data out once per day it runs
+        # a cluster's (or pool's) first VM of a day sends data out, once per day
         network.setdefault((key, a // DAY), (vm_id, vm_tags))
     for (_, day), (vm_id, vm_tags) in sorted(network.items()):
         gb = (1 + int(_draw(cfg, "egress", vm_id, day) * 20)) / 10
@@ -203,40 +205,56 @@ def reserved_node_type(config: WorldConfig) -> str:
     return NODE_TYPES[config.cloud][0]
 
 
-def apply_reservation(config: WorldConfig, charges: list[Charge]) -> list[Charge]:
-    """Each hour, the reserved node type's on-demand VM charges in resource id order are covered while the
-    whole charge fits in the instance-hours left (billed $0, effective = list × (1 − discount)); the
-    unused instance-hours are a charge of the reservation (billed $0, effective at the amortized price)."""
+def apply_reservation(
+    config: WorldConfig, charges: list[Charge], hours: Iterable[int], on_demand: Callable[[int], float]
+) -> list[Charge]:
+    """Each of ``hours``, the reserved node type's on-demand VM charges in resource id order are covered
+    while the whole charge fits in the instance-hours left (billed $0, effective = list × (1 − discount));
+    the unused instance-hours are a charge of the reservation (billed $0, effective at the amortized price
+    of ``on_demand(hour)``, the reserved type's on-demand $/h): a reservation is paid whether used or not."""
     reserved = reserved_node_type(config)
     by_hour: dict[int, list[int]] = defaultdict(list)
     for i, ch in enumerate(charges):
         if ch.kind == "vm" and ch.pricing == "on_demand" and ch.node_type == reserved:
             by_hour[ch.hour].append(i)
     out = list(charges)
-    for hour in sorted(by_hour):
+    rid = reservation_id(config)
+    for hour in hours:
         left = float(RESERVED_INSTANCES)
-        for i in sorted(by_hour[hour], key=lambda i: charges[i].resource_id):
+        for i in sorted(by_hour.get(hour, []), key=lambda i: charges[i].resource_id):
             ch = charges[i]
             if ch.quantity <= left + 1e-12:
                 left -= ch.quantity
                 amortized = ch.listed * (1 - RESERVATION_DISCOUNT)
-                out[i] = Charge(**{**ch.__dict__, "pricing": "reservation", "billed": 0.0, "effective": amortized})
-        first = charges[by_hour[hour][0]]
-        rate = first.listed / first.quantity  # the hour's on-demand price of the reserved type
+                out[i] = dataclasses.replace(ch, pricing="reservation", billed=0.0, effective=amortized)
         if left > 1e-12:
-            unused = left * rate * (1 - RESERVATION_DISCOUNT)
-            rid = f"reservation-{stable_id(config.seed, 'reservation', length=8)}"
+            unused = left * on_demand(hour) * (1 - RESERVATION_DISCOUNT)
             out.append(
                 Charge(hour, rid, "unused_reservation", reserved, "reservation", left, 0.0, unused, 0.0, (), None)
             )
     return out
 
 
+def reservation_id(config: WorldConfig) -> str:
+    """The reservation's resource id (Azure's reservation order, AWS's reserved instances)."""
+    name = stable_id(config.seed, "reservation", length=8)
+    if config.cloud == "AZURE":
+        return f"/providers/Microsoft.Capacity/reservationOrders/{name}"
+    return f"arn:aws:ec2:us-east-1:{AWS_ACCOUNT}:reserved-instances/{name}"
+
+
 @lru_cache(maxsize=8)
 def charges_for(config: WorldConfig) -> tuple[Charge, ...]:
     """Every charge of the world of ``config`` (cached: the resource asks per set of days)."""
-    world = world_for(config)
-    return tuple(apply_reservation(config, _raw_charges(world, load_price_sheet())))
+    world, sheet = world_for(config), load_price_sheet()
+    lo, hi = config.span_ms
+    node = reserved_node_type(config)
+    hours = range(max(lo, day_start_ms(ANCHOR)), hi, HOUR)
+
+    def on_demand(hour: int) -> float:
+        return sheet.node(config.cloud, node, from_ms(hour)).vm_on_demand_per_hour
+
+    return tuple(apply_reservation(config, _raw_charges(world, sheet), hours, on_demand))
 
 
 def true_vm_costs(config: WorldConfig) -> pl.DataFrame:
