@@ -53,8 +53,9 @@ run: install $(DAGSTER_HOME_DIR)/dagster.yaml ## set up, then materialize the la
 mock: install ## the simulated workspace over the Databricks APIs on 127.0.0.1:8765 (prints the variables to export)
 	$(BIN)/cost-assets mock-server --days $(or $(DAYS),7)
 
-ui: install $(DAGSTER_HOME_DIR)/dagster.yaml ## Dagster UI + daemon on http://127.0.0.1:3000 (instance in .dagster_home, shared with make run; same budgets)
+ui: install $(DAGSTER_HOME_DIR)/dagster.yaml ## Dagster UI + daemon on http://127.0.0.1:3000 (instance in .dagster_home, shared with make run; same budgets and cloud bill)
 	DAGSTER_HOME=$(DAGSTER_HOME_DIR) COST_ASSETS_BUDGETS=$${COST_ASSETS_BUDGETS-examples/budgets.yaml} \
+	  COST_ASSETS_CLOUD_BILL=$${COST_ASSETS_CLOUD_BILL-simulated} \
 	  $(BIN)/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
 
 # Every test runs against a throwaway PostgreSQL server (scripts/pg.sh: started on a free port of
