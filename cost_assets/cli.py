@@ -75,6 +75,11 @@ def _print_summary(database: str, first: dt.date, last: dt.date) -> None:
         for row in cloud.tables["days"].iter_rows(named=True):
             cells = [row[k] or 0.0 for k in ("estimated_vm_usd", "billed_vm_usd", "effective_vm_usd")]
             typer.echo(f"  {row['usage_date']}  " + "  ".join(f"${v:>11,.2f}" for v in cells))
+    serving = reports_ledger.serving(database, reports_ledger.Window(first, last), ["provider", "model"])
+    typer.echo("\nModel serving by provider and model (billed DBU $; more: `cost-assets report serving --help`)")
+    for row in serving.tables["groups"].iter_rows(named=True):
+        billed = "unknown" if row["billed_usd"] is None else f"${row['billed_usd']:,.2f}"
+        typer.echo(f"  {row['provider']:<12} {row['model']:<44} {billed:>12}  {row['calls']:>9,} calls")
     anomalies = anomaly_summary.open_anomalies(database)
     if anomalies is not None:
         typer.echo(f"\nOpen cost anomalies ({anomalies.height}; `cost-assets anomaly ack|planned ID --reason ...`)")

@@ -19,8 +19,7 @@ RAW_TABLES = [
     "raw.billing_usage",
     "raw.serving_usage",
     "raw.serving_entities",
-    "raw.ai_gateway_usage",
-]
+]  # not raw.ai_gateway_usage: the simulated workspace has no AI Gateway usage (always empty)
 MART_TABLES = [
     "mart.cluster_segments",
     "mart.estimated_costs",
