@@ -11,6 +11,12 @@ from test_reconcile import H10, PRICE, SERVING, WS, no_estimate, prices, usage
 from cost_assets import schemas
 from cost_assets.costing.reconcile import reconciliation
 from cost_assets.costing.serving import SERVING_COSTS_COLUMNS, serving_costs
+from cost_assets.ingest.serving_sources import (
+    entities_by_day,
+    gateway_by_day,
+    gateway_usage_frame,
+    served_entities_frame,
+)
 from cost_assets.vocabulary import UNTAGGED
 
 LLAMA = "llama"
@@ -202,3 +208,65 @@ def test_a_billed_hour_without_requests_takes_the_bill_identity():
     bill = reconciliation(usage(chat_hour(5.0)), no_estimate(), prices(), "AWS")
     row = serving_costs(bill, requests().clear(), TOKEN_PRICES, billing=bill_identity(run_as="owner@x")).to_dicts()[0]
     assert (row["user"], row["calls"], row["actual_dbus"]) == ("owner@x", 0, pytest.approx(5.0))
+
+
+def test_a_gateway_request_on_an_endpoint_serving_two_entities_has_no_model_and_is_counted_once():
+    day = H10.date()
+    reqs = requests({"databricks_request_id": "seen", "input_token_count": 100, "tenant": "acme"})
+    stamp = (H10 + dt.timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    gateway = gateway_by_day(
+        gateway_usage_frame(
+            [
+                # "seen" again (counted once) and "new", which only the gateway has.
+                {"request_id": "seen", "request_time": stamp, "endpoint_name": "chat", "input_tokens": 100},
+                {
+                    "request_id": "new",
+                    "request_time": stamp,
+                    "endpoint_name": "chat",
+                    "usage_context": '{"tenant": "globex", "session": "s9"}',
+                    "input_tokens": 300,
+                },
+            ]
+        ),
+        [day],
+        WS,
+    )
+    # chat serves two entities that day (a traffic split): which one "new" reached is unknown.
+    split = entities_by_day(
+        served_entities_frame(
+            [
+                {
+                    "served_entity_id": "se",
+                    "endpoint_name": "chat",
+                    "entity_name": LLAMA,
+                    "entity_type": "FOUNDATION_MODEL",
+                },
+                {
+                    "served_entity_id": "se2",
+                    "endpoint_name": "chat",
+                    "entity_name": "b",
+                    "entity_type": "FOUNDATION_MODEL",
+                },
+            ]
+        ),
+        [day],
+        WS,
+    )
+    out = serving_costs(
+        reconciliation(usage(chat_hour(8.0)), no_estimate(), prices(), "AWS"),
+        reqs,
+        TOKEN_PRICES,
+        served_entities=split,
+        gateway_usage=gateway,
+    )
+    rows = {r["tenant"]: r for r in out.to_dicts()}
+    assert set(rows) == {"acme", "globex"} and out["calls"].sum() == 2  # "seen" once, "new" once
+    # 8 DBU over 100 + 300 tokens: acme 2, globex 6.
+    assert rows["acme"]["actual_dbus"] == pytest.approx(8.0 * 100 / 400)
+    assert rows["globex"]["actual_dbus"] == pytest.approx(8.0 * 300 / 400)
+    assert (rows["globex"]["model"], rows["globex"]["provider"], rows["globex"]["session"]) == (
+        UNTAGGED,
+        UNTAGGED,
+        "s9",
+    )
+    assert (rows["acme"]["model"], rows["acme"]["provider"]) == (LLAMA, "databricks")  # its own entity "se"
