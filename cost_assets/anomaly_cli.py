@@ -6,30 +6,21 @@ baselines from the next materialization of ``mart/cost_anomalies`` on. Marks go 
 (:mod:`cost_assets.anomaly_feedback`, in ``COST_ASSETS_ALERT_STORE``); the ledger is only read.
 """
 
-import os
 from typing import Annotated
 
 import typer
 
 from cost_assets import anomaly_summary
 from cost_assets.anomaly_feedback import FeedbackError, FeedbackStore, mark
-from cost_assets.config import ConfigurationError, Settings
+from cost_assets.cli_common import settings_or_exit
 from cost_assets.read import WarehouseError
 
 app = typer.Typer(help="Cost anomalies: list the open ones, acknowledge one or mark it planned.", no_args_is_help=True)
 Reason = Annotated[str, typer.Option("--reason", help="Why (stored with the mark).")]
 
 
-def _settings() -> Settings:
-    try:
-        return Settings.from_environ(os.environ)
-    except ConfigurationError as e:
-        typer.echo(str(e), err=True)
-        raise typer.Exit(2) from None
-
-
 def _mark(anomaly_id: str, feedback: str, reason: str) -> None:
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         episode = mark(settings.duckdb_path, FeedbackStore(settings.alert_store_path), anomaly_id, feedback, reason)
     except (FeedbackError, WarehouseError) as e:
@@ -60,7 +51,7 @@ def planned(anomaly_id: Annotated[str, typer.Argument(metavar="ID")], reason: Re
 @app.command("list")
 def list_open() -> None:
     """The anomalies open on the newest scored day, largest impact first, with any feedback."""
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         rows = anomaly_summary.open_anomalies(settings.duckdb_path)
     except WarehouseError as e:

@@ -146,3 +146,12 @@ def test_the_summary_of_a_missing_warehouse_says_to_run_first(tmp_path: Path):
         report.billed_by_day(missing, D1, D2)
     with pytest.raises(WarehouseMissingError, match="run `make run` first"):
         report.ledger_by_day(missing, D1, D2)
+
+
+@pytest.mark.parametrize("command", [["anomaly", "list"], ["metrics", "textfile", "--out", "x.prom"]])
+def test_a_bad_setting_stops_a_sub_command_with_status_2_and_names_the_variable(command: list[str], monkeypatch):
+    # 1.5 is outside the threshold's open interval (0, 1): the settings refuse it before anything is read.
+    monkeypatch.setenv("COST_ASSETS_SHRINK_THRESHOLD", "1.5")
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2
+    assert "COST_ASSETS_SHRINK_THRESHOLD" in result.output

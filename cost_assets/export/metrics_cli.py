@@ -1,26 +1,17 @@
 """``cost-assets metrics``: the ledger's Prometheus metrics, served over HTTP or written for node_exporter."""
 
-import os
 import signal
 import threading
 from typing import Annotated
 
 import typer
 
-from cost_assets.config import ConfigurationError, Settings
+from cost_assets.cli_common import settings_or_exit
 from cost_assets.export import metrics
 
 app = typer.Typer(
     help="Prometheus metrics of the stored ledger (docs/exports.md).", no_args_is_help=True, add_completion=False
 )
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_environ(os.environ)
-    except ConfigurationError as e:
-        typer.echo(str(e), err=True)
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -29,7 +20,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
 ) -> None:
     """Serve /metrics, reading COST_ASSETS_DUCKDB at most once per COST_ASSETS_METRICS_CACHE_SECONDS."""
-    settings = _settings()
+    settings = settings_or_exit()
     # A background job of a shell ignores SIGINT and a service manager stops with SIGTERM: both end the server.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -47,7 +38,7 @@ def textfile(
 ) -> None:
     """Write the metrics once to OUT (atomically: a temp file renamed over it); exit 1 when the ledger could
     not be read (OUT then holds databricks_cost_exporter_up 0)."""
-    settings = _settings()
+    settings = settings_or_exit()
     if not metrics.write_textfile(settings.duckdb_path, out):
         typer.echo(f"{settings.duckdb_path}: the ledger could not be read; {out} says up 0", err=True)
         raise typer.Exit(1)

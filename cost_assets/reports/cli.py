@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from cost_assets.config import ConfigurationError, Settings
+from cost_assets.cli_common import settings_or_exit
 from cost_assets.read import WarehouseError
 from cost_assets.reports import ledger, render
 from cost_assets.reports.ledger import Report, Window
@@ -49,11 +49,7 @@ def _leave(code: int) -> None:
 
 
 def _database() -> str:
-    try:
-        return Settings.from_environ(os.environ).duckdb_path
-    except ConfigurationError as e:
-        typer.echo(str(e), err=True)
-        raise typer.Exit(2) from None
+    return settings_or_exit().duckdb_path
 
 
 def window(

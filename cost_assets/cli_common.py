@@ -1,0 +1,20 @@
+"""What every ``cost-assets`` sub-command shares: the settings, or exit 2 with the problems.
+
+A bad setting is the user's to fix, not a crash: the message names each variable (``ConfigurationError``)
+and the command exits with status 2 (typer's usage-error status) before reading or writing anything.
+"""
+
+import os
+
+import typer
+
+from cost_assets.config import ConfigurationError, Settings
+
+
+def settings_or_exit() -> Settings:
+    """The settings from the environment; on a bad setting, its message on stderr and exit status 2."""
+    try:
+        return Settings.from_environ(os.environ)
+    except ConfigurationError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
