@@ -46,6 +46,7 @@ SCOPE_KEYS = {
     "tenant": "tenant",
     "project": "project",
     "cost_center": "cost_center",
+    "user": "user",
     "job": "job_id",
     "sku_family": "sku_family",
     "endpoint": "endpoint",

@@ -117,6 +117,90 @@ def test_ok_when_no_threshold_is_reached(spend):
     assert row["state"] == "ok" and row["threshold_crossed_pct"] is None and row["first_crossed_on"] is None
 
 
+def test_a_user_budget_counts_the_users_jobs_and_the_clusters_they_created():
+    # Who is who: job 7 was created by dave but runs as alice (the bill's run_as wins); job 8 was created by
+    # bob and the bill names no run_as (so bob). Cluster c1 (carol's) runs both jobs; cluster c9 is alice's
+    # all-purpose cluster, whose money has no job (idle). Endpoint e1's money has no job and no cluster.
+    jobs = pl.DataFrame(
+        {"workspace_id": ["w1", "w1"], "job_id": [7, 8], "usage_date": [D[0]] * 2, "creator_user_name": ["dave", "bob"]}
+    )
+    billing = pl.DataFrame({"workspace_id": ["w1", "w1"], "job_id": [7, 8], "run_as": ["alice", None]})
+    clusters = pl.DataFrame(
+        {"cluster_id": ["c1", "c9"], "usage_date": [D[0]] * 2, "creator_user_name": ["carol", "alice"]}
+    )
+    tags = {"workspace_id": "w1", "team": None, "tenant": None, "project": None, "cost_center": None}
+    sku = "PREMIUM_JOBS_COMPUTE"
+    billed = pl.DataFrame(
+        [
+            {
+                **tags,
+                "usage_date": d,
+                "job_id": job,
+                "resource_type": kind,
+                "resource_id": rid,
+                "sku_name": sku,
+                "billed_cost_usd": usd,
+            }
+            for d, job, kind, rid, usd in [
+                (D[0], 7, "cluster", "c1", 10.0),  # alice (run_as)
+                (D[0], None, "cluster", "c9", 4.0),  # alice (c9's creator)
+                (D[0], 8, "cluster", "c1", 100.0),  # bob (job 8's creator)
+                (D[0], None, "endpoint", "e1", 50.0),  # nobody
+                (D[1], 7, "cluster", "c1", 10.0),  # alice
+                (D[1], None, "cluster", "c9", 6.0),  # alice
+                (D[2], 7, "cluster", "c1", 3.0),  # alice, but 01-03 is open: its partial bill is not used
+            ]
+        ],
+        schema_overrides={"job_id": pl.Int64},
+    )
+    estimate = pl.DataFrame(
+        [
+            {
+                **tags,
+                "usage_date": d,
+                "job_id": job,
+                "cluster_id": cid,
+                "sku_name": sku,
+                "dbu_cost_usd": dbu,
+                "vm_cost_usd": vm,
+            }
+            for d, job, cid, dbu, vm in [
+                (D[0], 7, "c1", 9.0, 1.0),  # closed day: the bill counts instead
+                (D[2], 7, "c1", 8.0, 1.0),  # alice
+                (D[2], None, "c9", 2.0, 0.5),  # alice (idle on her cluster)
+                (D[2], 8, "c1", 70.0, 5.0),  # bob
+            ]
+        ],
+        schema_overrides={"job_id": pl.Int64},
+    )
+    spend = spend_rows(billed, estimate, jobs, clusters, billing)
+    users = [budget(name=u, scope={"user": u}) for u in ("alice", "bob", "carol")]
+    out = budget_status(spend, {D[0], D[1]}, users, [D[2]])
+    schemas.BudgetStatus.validate(out)
+    rows = {r["budget"]: r for r in out.iter_rows(named=True)}
+    # alice, month to 01-03: billed 01-01 $10 (job 7) + $4 (c9) = $14, 01-02 $10 + $6 = $16 → $30 billed;
+    # 01-03 is open: estimated DBU $8 (job 7) + $2 (c9) = $10 → $40 of $100.
+    alice = rows["alice"]
+    assert (alice["billed_to_date_usd"], alice["estimated_to_date_usd"]) == pytest.approx((30.0, 10.0))
+    assert alice["spend_to_date_usd"] == pytest.approx(40.0) and alice["estimated_days"] == 1
+    # bob: 01-01 billed $100 (job 8) + 01-03 estimated $70 = $170 ≥ $100.
+    assert rows["bob"]["spend_to_date_usd"] == pytest.approx(170.0) and rows["bob"]["state"] == "exceeded"
+    # carol created c1, but all its money is the jobs': her budget sees $0.
+    assert rows["carol"]["spend_to_date_usd"] == 0.0
+    # The endpoint's $50 has no user (budgets do not read the serving split): no user row carries it.
+    assert spend.filter(pl.col("endpoint") == "e1")["user"].to_list() == [None]
+
+
+def test_a_scope_on_an_unknown_dimension_lists_the_allowed_ones_user_included():
+    with pytest.raises(BudgetError) as failure:
+        parse("budgets:\n  - {name: p, scope: {person: alice}, period: day, amount: 1}\n", "b.yaml")
+    allowed = "(allowed: workspace, team, tenant, project, cost_center, user, job, sku_family, endpoint)"
+    assert "b.yaml: budget 'p': scope:" in str(failure.value) and allowed in str(failure.value)
+    assert parse("budgets:\n  - {name: a, scope: {user: alice}, period: day, amount: 1}\n", "b.yaml")[0].scope == {
+        "user": "alice"
+    }
+
+
 def test_sku_family_drops_tier_and_photon():
     names = pl.Series(["PREMIUM_JOBS_COMPUTE_(PHOTON)", "STANDARD_ALL_PURPOSE_COMPUTE", "ENTERPRISE_SQL_PRO"])
     assert pl.select(sku_family(pl.lit(names))).to_series().to_list() == [

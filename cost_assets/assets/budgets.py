@@ -8,7 +8,7 @@ import polars as pl
 from cost_assets import schemas
 from cost_assets.assets.costs import RUN_COSTS
 from cost_assets.assets.policies import MART_ASSET, PARTITIONED
-from cost_assets.assets.raw import BILLING_USAGE
+from cost_assets.assets.raw import BILLING_USAGE, CLUSTERS, JOBS
 from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS
 from cost_assets.budgets import Budget, load
 from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result
@@ -38,6 +38,8 @@ class BudgetBook(dg.ConfigurableResource):
     ins={
         "attributed": dg.AssetIn(ATTRIBUTED_COSTS, partition_mapping=LOOKBACK),
         "run_costs": dg.AssetIn(RUN_COSTS, partition_mapping=LOOKBACK),
+        "jobs": dg.AssetIn(JOBS, partition_mapping=LOOKBACK),
+        "clusters": dg.AssetIn(CLUSTERS, partition_mapping=LOOKBACK),
         "billing": dg.AssetIn(BILLING_USAGE, partition_mapping=LOOKBACK),
     },
     check_specs=[
@@ -54,6 +56,8 @@ def budget_status_asset(
     budgets: BudgetBook,
     attributed: pl.DataFrame,
     run_costs: pl.DataFrame,
+    jobs: pl.DataFrame,
+    clusters: pl.DataFrame,
     billing: pl.DataFrame,
 ):
     """Per budget and day: period-to-date spend (the bill's attributed $ for closed days, the estimate of the
@@ -62,7 +66,7 @@ def budget_status_asset(
     date the highest crossed threshold was first crossed."""
     days = window_days(context.partition_time_window)
     closed = set(closed_days(billing).filter("closed")["usage_date"].to_list())
-    frame = budget_status(spend_rows(attributed, run_costs), closed, budgets.budgets(), days)
+    frame = budget_status(spend_rows(attributed, run_costs, jobs, clusters, billing), closed, budgets.budgets(), days)
     add_daily_metadata(
         context,
         frame,

@@ -218,8 +218,8 @@ def spend_rows(
 
     The tag, job and user values are those of ``mart/cost_by_scope`` (same inputs, same rules), so the
     anomaly series of a team is the team's cost_by_scope total: tags as resolved on the attributed rows;
-    ``user`` = the job's user (:func:`cost_assets.costing.scope.job_users`: the bill's ``run_as``, else the
-    job's creator; needs ``jobs``), else for cluster money the cluster's creator (needs ``clusters``),
+    ``user`` = :func:`cost_assets.costing.scope.with_user` (the job's user: the bill's ``run_as``, else the
+    job's creator; needs ``jobs``; else for cluster money the cluster's creator; needs ``clusters``),
     else ``UNTAGGED``. With ``serving_costs`` (``mart/serving_costs``), endpoint money is taken from its
     request split instead, as cost_by_scope does: tenant and user from the requests, no job, no other tag.
     A serving row is spread over its endpoint-day's SKUs by their share of the attributed endpoint $, so
@@ -238,25 +238,8 @@ def spend_rows(
         *TAG_DIMENSIONS,
         pl.col("billed_cost_usd").alias("cost_usd"),
     )
-    if jobs is not None:
-        rows = rows.join(scope.job_users(jobs, billing), on=["workspace_id", "job_id"], how="left")
-    else:
-        rows = rows.with_columns(pl.lit(None, pl.String).alias("job_user"))
-    if clusters is not None:
-        creators = (
-            lazy(clusters)
-            .sort("usage_date")
-            .group_by("cluster_id")
-            .agg(pl.col("creator_user_name").drop_nulls().last().alias("_cluster_user"))
-        )
-        rows = rows.with_columns(
-            pl.when(pl.col("resource_type") == "cluster").then(pl.col("resource_id")).alias("_cluster_id")
-        ).join(creators, left_on="_cluster_id", right_on="cluster_id", how="left")
-    else:
-        rows = rows.with_columns(pl.lit(None, pl.String).alias("_cluster_user"))
-    rows = rows.with_columns(
-        pl.col("job_id").cast(pl.String).alias("job"), pl.coalesce("job_user", "_cluster_user").alias("user")
-    )
+    rows = scope.with_user(rows, scope.cluster_money_id(), jobs, clusters, billing)
+    rows = rows.with_columns(pl.col("job_id").cast(pl.String).alias("job"))
     endpoint_user = pl.when(pl.col("resource_type") == "endpoint").then(
         pl.concat_str(pl.col("resource_id"), pl.lit("|"), _untagged(pl.col("user")))
     )

@@ -17,6 +17,7 @@ import polars as pl
 
 from cost_assets import schemas
 from cost_assets.budgets import SCOPE_KEYS, Budget
+from cost_assets.costing import scope
 from cost_assets.costing.frames import Frame, lazy
 
 # The contract's columns and types (the pandera model is the one source of truth).
@@ -33,19 +34,35 @@ def sku_family(sku_name: pl.Expr) -> pl.Expr:
     return sku_name.str.replace(_SKU_TIER, "").str.replace(r"_\(PHOTON\)$", "")
 
 
-def spend_rows(attributed: Frame, run_costs: Frame) -> pl.DataFrame:
+def spend_rows(
+    attributed: Frame,
+    run_costs: Frame,
+    jobs: Frame | None = None,
+    clusters: Frame | None = None,
+    billing: Frame | None = None,
+) -> pl.DataFrame:
     """One frame of daily money with every scope dimension: the bill handed out (``mart/attributed_costs``:
-    billed DBU $) and the estimate (``mart/run_costs``: estimated DBU $ and VM $), side by side."""
+    billed DBU $) and the estimate (``mart/run_costs``: estimated DBU $ and VM $), side by side.
 
-    def dims(frame: Frame, endpoint: pl.Expr) -> pl.LazyFrame:
-        return lazy(frame).with_columns(
+    ``user`` is :func:`cost_assets.costing.scope.with_user`, the rule of ``mart/cost_by_scope`` and the
+    anomaly monitors: the job's user (the bill's ``run_as`` in ``billing``, else the creator in ``jobs``),
+    else the creator of the row's cluster (``clusters``). Endpoint money has neither, so it has no user
+    here: budgets do not read the per-request split of ``mart/serving_costs`` (which cost_by_scope and the
+    anomalies use to give model-serving money a user)."""
+
+    def dims(frame: Frame, endpoint: pl.Expr, cluster_id: pl.Expr) -> pl.LazyFrame:
+        return scope.with_user(lazy(frame), cluster_id, jobs, clusters, billing).with_columns(
             pl.col("job_id").cast(pl.String),
             sku_family(pl.col("sku_name")).alias("sku_family"),
             endpoint.alias("endpoint"),
         )
 
-    billed = dims(attributed, pl.when(pl.col("resource_type") == "endpoint").then(pl.col("resource_id")))
-    estimated = dims(run_costs, pl.lit(None, pl.String))
+    billed = dims(
+        attributed,
+        pl.when(pl.col("resource_type") == "endpoint").then(pl.col("resource_id")),
+        scope.cluster_money_id(),
+    )
+    estimated = dims(run_costs, pl.lit(None, pl.String), pl.col("cluster_id"))
     billed = billed.with_columns(pl.col("billed_cost_usd").fill_null(0.0).alias("billed_dbu_usd"))
     estimated = estimated.with_columns(
         pl.col("dbu_cost_usd").fill_null(0.0).alias("est_dbu_usd"),

@@ -142,6 +142,45 @@ def job_users(jobs: Frame, billing: Frame | None = None) -> pl.LazyFrame:
     )
 
 
+def cluster_money_id() -> pl.Expr:
+    """The cluster of a ``mart/attributed_costs`` row (its resource, when that is a cluster), else null."""
+    return pl.when(pl.col("resource_type") == "cluster").then(pl.col("resource_id"))
+
+
+def with_user(
+    rows: pl.LazyFrame,
+    cluster_id: pl.Expr,
+    jobs: Frame | None = None,
+    clusters: Frame | None = None,
+    billing: Frame | None = None,
+) -> pl.LazyFrame:
+    """Add ``user``, the one rule every consumer of the ``user`` dimension shares (cost_by_scope, the
+    anomaly monitors, budgets), so a user's money is the same sum wherever it is counted.
+
+    ``user`` = the job's user (:func:`job_users`: the bill's ``run_as``, else the job's creator; needs
+    ``jobs``), else the creator of the row's cluster (``cluster_id``, an expression giving the row's
+    cluster or null; needs ``clusters``: the latest non-null creator of its snapshots), else null. ``rows``
+    needs ``workspace_id`` and ``job_id``; a missing source contributes nothing.
+    """
+    if jobs is not None:
+        rows = rows.join(job_users(jobs, billing), on=["workspace_id", "job_id"], how="left")
+    else:
+        rows = rows.with_columns(pl.lit(None, pl.String).alias("job_user"))
+    if clusters is not None:
+        creators = (
+            lazy(clusters)
+            .sort("usage_date")
+            .group_by(pl.col("cluster_id").alias("_cluster_id"))
+            .agg(pl.col("creator_user_name").drop_nulls().last().alias("_cluster_user"))
+        )
+        rows = rows.with_columns(cluster_id.alias("_cluster_id")).join(creators, on="_cluster_id", how="left")
+    else:
+        rows = rows.with_columns(pl.lit(None, pl.String).alias("_cluster_user"))
+    return rows.with_columns(pl.coalesce("job_user", "_cluster_user").alias("user")).drop(
+        "job_user", "_cluster_user", "_cluster_id", strict=False
+    )
+
+
 def cost_by_scope(
     attributed: Frame,
     jobs: Frame,
@@ -162,30 +201,14 @@ def cost_by_scope(
     sums to the attributed total of the day (serving_costs conserves each endpoint-hour's bill).
     """
     att = lazy(attributed)
-    users = job_users(jobs, billing)
-    creators = (
-        lazy(clusters)
-        .sort("usage_date")
-        .group_by("cluster_id")
-        .agg(pl.col("creator_user_name").drop_nulls().last().alias("_cluster_user"))
-        if clusters is not None
-        else None
-    )
     if serving_costs is not None:
         att = att.filter(pl.col("resource_type") != "endpoint")
-    rows = att.join(users, on=["workspace_id", "job_id"], how="left").with_columns(
-        pl.when(pl.col("resource_type") == "cluster").then(pl.col("resource_id")).alias("_cluster_id")
-    )
-    if creators is not None:
-        rows = rows.join(creators, left_on="_cluster_id", right_on="cluster_id", how="left")
-    else:
-        rows = rows.with_columns(pl.lit(None, pl.String).alias("_cluster_user"))
-    rows = rows.select(
+    rows = with_user(att, cluster_money_id(), jobs, clusters, billing).select(
         "usage_date",
         "workspace_id",
         *TAG_DIMENSIONS,
         pl.col("job_id").cast(pl.String).alias("job"),
-        pl.coalesce("job_user", "_cluster_user").alias("user"),
+        "user",
         "billed_dbus",
         "billed_cost_usd",
         "estimated_cost_usd",
