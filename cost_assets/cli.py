@@ -64,6 +64,8 @@ def _print_summary(database: str, first: dt.date, last: dt.date) -> None:
             f"  {row['usage_date']}  {row['billed_dbus']:>12,.2f} DBU  ${row['billed_usd'] or 0:>12,.2f}{unpriced}"
         )
     typer.echo("\nThe bill handed out (billed DBU $), and the estimate of runs + idle (DBU + VM $)")
+    typer.echo("  (model serving is in 'unattributed' here, as the bill names no run; its split per request:")
+    typer.echo("  mart/serving_costs, `cost-assets report serving`)")
     typer.echo(f"  {'day':<10}  {'to runs':>12}  {'to idle':>12}  {'unattributed':>12}  {'estimated':>12}")
     for row in report.ledger_by_day(database, first, last).iter_rows(named=True):
         cells = [row[k] or 0.0 for k in ("runs_usd", "idle_usd", "unattributed_usd", "estimated_usd")]
