@@ -110,11 +110,14 @@ def refused(checks: Iterable[DayCheck]) -> list[DayCheck]:
 
 def keep_stored(new: pl.DataFrame, stored: pl.DataFrame, days: Iterable[dt.date]) -> pl.DataFrame:
     """``new`` with the rows of ``days`` replaced by the stored rows of those days (cast to ``new``'s schema,
-    so the partition write puts back exactly what was there)."""
+    so the partition write puts back exactly what was there; a column stored before it existed is NULL)."""
     keep = list(days)
     if not keep:
         return new
-    old = stored.filter(pl.col("usage_date").is_in(keep)).select([pl.col(c).cast(t) for c, t in new.schema.items()])
+    have = set(stored.columns)
+    old = stored.filter(pl.col("usage_date").is_in(keep)).select(
+        [(pl.col(c) if c in have else pl.lit(None)).cast(t).alias(c) for c, t in new.schema.items()]
+    )
     return pl.concat([new.filter(~pl.col("usage_date").is_in(keep)), old]).sort("usage_date", maintain_order=True)
 
 

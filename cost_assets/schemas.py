@@ -201,6 +201,9 @@ class BillingUsage(_Daily):
     is_serverless: bool | None = pa.Field(nullable=True)
     custom_tags: str  # canonical JSON object
     run_as: str | None = pa.Field(nullable=True)
+    run_by: str | None = pa.Field(nullable=True)
+    created_by: str | None = pa.Field(nullable=True)
+    owned_by: str | None = pa.Field(nullable=True)
     machine_hours: pl.Float64 = pa.Field(nullable=True, ge=0)
     billing_source: str = pa.Field(isin=BILLING_SOURCES)
 

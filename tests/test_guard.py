@@ -76,6 +76,18 @@ def test_keep_stored_puts_back_exactly_the_refused_days():
     assert out.schema == new.schema
 
 
+def test_keep_stored_gives_a_column_the_stored_rows_predate_null():
+    # The answer has created_by (a column added to the contract); the stored D1 rows were written without it.
+    new = bill((D1, "ORIGINAL", 1.0), (D2, "ORIGINAL", 2.0)).with_columns(created_by=pl.lit("ana"))
+    out = guard.keep_stored(new, STORED, [D1])
+    assert out.select("usage_date", "usage_quantity", "created_by").rows() == [
+        (D1, 60.0, None),
+        (D1, 40.0, None),
+        (D2, 2.0, "ana"),
+    ]
+    assert out.schema == new.schema
+
+
 def test_the_message_names_source_days_counts_and_the_override():
     checks = guard.check_days("raw.billing_usage", STORED, bill((D2, "ORIGINAL", 10.0)), [D1, D2], guard.BILL)
     text = guard.refusal_message("the bill (csv)", guard.refused(checks), [D2])

@@ -175,3 +175,22 @@ def test_a_shrunken_serving_answer_keeps_the_stored_day_unless_the_run_accepts_i
     accepted = run_daily(forgetful, "2026-01-02", tags={"cost_assets/accept_smaller_source": "true"})
     assert accepted.success
     assert table(database, "raw.serving_usage").height == stored.height // 4
+
+
+def test_a_bill_stored_before_the_identity_columns_gains_them_on_the_next_write(defs, database):
+    """A ledger whose raw.billing_usage predates run_by/created_by/owned_by: the next days' writes add the
+    columns (NULL on the rows stored before) instead of failing as schema drift, and re-writing an old day
+    works too."""
+    assert run_daily(defs, "2026-01-02").success
+    with duckdb.connect(str(database)) as con:
+        for col in ("run_by", "created_by", "owned_by"):
+            con.execute(f"ALTER TABLE raw.billing_usage DROP COLUMN {col}")
+    old = table(database, "raw.billing_usage")
+    assert "created_by" not in old.columns
+    assert run_daily(defs, "2026-01-03").success
+    bill = table(database, "raw.billing_usage")
+    assert {"run_by", "created_by", "owned_by"} <= set(bill.columns)
+    day2 = bill.filter(pl.col("usage_date") == dt.date(2026, 1, 2))
+    assert day2.height == old.height  # the stored day is untouched, its new columns NULL
+    assert day2.select("run_by", "created_by", "owned_by").null_count().row(0) == (old.height,) * 3
+    assert run_daily(defs, "2026-01-02").success

@@ -11,6 +11,7 @@ from test_reconcile import H10, PRICE, SERVING, WS, no_estimate, prices, usage
 from cost_assets import schemas
 from cost_assets.costing.reconcile import reconciliation
 from cost_assets.costing.serving import SERVING_COSTS_COLUMNS, serving_costs
+from cost_assets.ingest import parse
 from cost_assets.ingest.serving_sources import (
     entities_by_day,
     gateway_by_day,
@@ -270,3 +271,35 @@ def test_a_gateway_request_on_an_endpoint_serving_two_entities_has_no_model_and_
         "s9",
     )
     assert (rows["acme"]["model"], rows["acme"]["provider"]) == (LLAMA, "databricks")  # its own entity "se"
+
+
+def test_a_parsed_bill_row_without_run_as_names_its_creator_as_the_user():
+    """Through the real parser: a system.billing.usage row of endpoint ``chat`` whose identity_metadata has
+    run_as null and created_by set; a request without user or requester takes created_by."""
+    row = {
+        "record_id": "srv-1",
+        "account_id": "acc",
+        "workspace_id": WS,
+        "record_type": "ORIGINAL",
+        "ingestion_date": "2024-06-20",
+        "cloud": "AWS",
+        "sku_name": SERVING,
+        "usage_start_time": "2024-06-19T10:00:00.000+00:00",  # H10
+        "usage_end_time": "2024-06-19T11:00:00.000+00:00",
+        "usage_unit": "DBU",
+        "usage_quantity": "4.000000000000000000",
+        "billing_origin_product": "MODEL_SERVING",
+        "usage_metadata": {"endpoint_name": "chat"},
+        "identity_metadata": '{"run_as":null,"created_by":"maker@x","owned_by":"owner@x"}',  # JSON text
+        "product_features": {"is_serverless": True},
+        "custom_tags": {},
+    }
+    billing = parse.system_usage_frame([row], "system_tables")
+    assert billing.select("run_as", "run_by", "created_by", "owned_by").row(0) == (None, None, "maker@x", "owner@x")
+    bill = reconciliation(billing, no_estimate(), prices(), "AWS")
+    reqs = requests({"input_token_count": 10, "user": None, "requester": None})
+    out = serving_costs(bill, reqs, TOKEN_PRICES, billing=billing).to_dicts()
+    # run_as null, run_by absent → created_by; the one request takes the hour's 4 DBUs × $0.5 = $2.
+    assert [(r["user"], r["actual_dbus"], r["actual_usd"]) for r in out] == [
+        ("maker@x", pytest.approx(4.0), pytest.approx(2.0))
+    ]

@@ -19,7 +19,13 @@ from dagster._core.storage.db_io_manager import DbIOManager
 from dagster_duckdb.io_manager import DuckDbClient
 
 from cost_assets.read import TableMissingError, WarehouseError, WarehouseLockedError, WarehouseMissingError
-from cost_assets.resources.warehouse import CostDuckDbClient, CostDuckDBIOManager, Ledger, read_table
+from cost_assets.resources.warehouse import (
+    ADDED_COLUMNS,
+    CostDuckDbClient,
+    CostDuckDBIOManager,
+    Ledger,
+    read_table,
+)
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2026-01-01")
 # How every daily table of the project is declared (the IO manager's partition column is usage_date).
@@ -457,3 +463,25 @@ def test_reads_say_when_a_writer_holds_the_file(tmp_path: Path) -> None:
         writer.execute("SELECT 1")
         with pytest.raises(WarehouseLockedError, match="held by a writer"):
             read_table(str(db), "raw.usage")
+
+
+def test_a_declared_added_column_is_added_to_a_table_stored_without_it(tmp_path: Path) -> None:
+    """A table stored before the asset's contract gained a nullable column: the next write adds the column
+    (NULL on the stored rows of other days) instead of failing as schema drift."""
+    db = tmp_path / "t.duckdb"
+    res = io_manager(db)
+    assert dg.materialize([daily_usage()], resources=res, partition_key="2026-01-01").success
+
+    @dg.asset(
+        name="usage",
+        key_prefix=["raw"],
+        **{**DAILY_TABLE, "metadata": {**DAILY_TABLE["metadata"], ADDED_COLUMNS: ["owner"]}},
+    )
+    def usage_with_owner(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        window = context.partition_time_window
+        return usage_rows(window.start.date(), window.end.date()).with_columns(owner=pl.lit("ana"))
+
+    assert dg.materialize([usage_with_owner], resources=res, partition_key="2026-01-02").success
+    assert read_table(str(db), "raw.usage").columns == [*COLUMNS, "owner"]
+    # Day 1 was stored without an owner (NULL); day 2 has "ana" on both rows.
+    assert rows(db) == [(*r, None) for r in DAY1] + [(*r, "ana") for r in DAY2]

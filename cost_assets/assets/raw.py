@@ -42,7 +42,7 @@ from cost_assets.ingest.serving_sources import (
 from cost_assets.partitions import window_days
 from cost_assets.resources.billing import BillingSource
 from cost_assets.resources.databricks import DatabricksWorkspace
-from cost_assets.resources.warehouse import Ledger
+from cost_assets.resources.warehouse import ADDED_COLUMNS, Ledger
 
 JOB_RUNS = dg.AssetKey(["raw", "job_runs"])
 JOBS = dg.AssetKey(["raw", "jobs"])
@@ -174,7 +174,8 @@ def _bill_present(days: list[dt.date], frame: pl.DataFrame, source: str) -> dg.A
     key=BILLING_USAGE,
     group_name="raw",
     kinds={"databricks", "duckdb"},
-    metadata=PARTITIONED,
+    # A bill stored before these identity columns existed gains them on its next write (NULL on stored rows).
+    metadata={**PARTITIONED, ADDED_COLUMNS: ["run_by", "created_by", "owned_by"]},
     check_specs=[
         contract_spec(BILLING_USAGE, schemas.BillingUsage),
         dg.AssetCheckSpec(

@@ -72,7 +72,7 @@ def _endpoint_bill(reconciliation: Frame) -> pl.LazyFrame:
 
 def billing_identity(billing: Frame) -> pl.DataFrame:
     """The identity the bill names per endpoint-hour: ``run_as`` → ``run_by`` → ``created_by`` →
-    ``owned_by`` (those of the columns ``billing`` has; ``raw/billing_usage`` carries ``run_as``). Several
+    ``owned_by`` (those of the columns ``billing`` has; ``raw/billing_usage`` carries all four). Several
     identities in one hour: the first in sort order, so the answer does not depend on row order."""
     frame = lazy(billing)
     present = [c for c in IDENTITY_ORDER if c in frame.collect_schema().names()]

@@ -21,6 +21,8 @@ from cost_assets import schemas
 from cost_assets.timeutil import day_bounds, ms_to_dt, naive_utc, to_ms  # noqa: F401
 from cost_assets.vocabulary import CLUSTER_NOT_FOUND, TAG_DIMENSIONS
 
+# The identity_metadata fields raw/billing_usage keeps (the serving core's user fallback, in this order).
+IDENTITY_FIELDS = ("run_as", "run_by", "created_by", "owned_by")
 LIFECYCLE_EVENTS = ("CREATING", "STARTING", "RESTARTING", "TERMINATING")
 # The documented column order of the legacy billable-usage CSV.
 LEGACY_CSV_COLUMNS = [
@@ -305,7 +307,7 @@ def _usage_row(r: Mapping, source: str) -> dict:
         "is_photon": _bool_or_none(features.get("is_photon")),
         "is_serverless": _bool_or_none(features.get("is_serverless")),
         "custom_tags": canonical_json(_tags(r.get("custom_tags"))),
-        "run_as": identity.get("run_as"),
+        **{field: identity.get(field) for field in IDENTITY_FIELDS},
         "machine_hours": None,
         "billing_source": source,
     }
@@ -424,7 +426,7 @@ def legacy_csv_frame(text: str, file_name: str, source: str = "csv") -> pl.DataF
                 "is_photon": "(PHOTON)" in sku,
                 "is_serverless": "SERVERLESS" in sku,
                 "custom_tags": canonical_json(_tags(cell("clusterCustomTags"))),
-                "run_as": None,
+                **dict.fromkeys(IDENTITY_FIELDS),  # the legacy CSV names no identity
                 "machine_hours": machine,
                 "billing_source": source,
             }

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 
 import polars as pl
 
+from cost_assets.ingest.parse import IDENTITY_FIELDS
+
 # The flattened usage_metadata / product_features / identity_metadata fields the statement returns.
 USAGE_METADATA = (
     "cluster_id",
@@ -31,7 +33,7 @@ USAGE_METADATA = (
     "job_run_id",
 )
 PRODUCT_FEATURES = ("is_photon", "is_serverless")
-IDENTITY_METADATA = ("run_as",)
+IDENTITY_METADATA = IDENTITY_FIELDS
 
 
 def usage_rows(frame: pl.DataFrame) -> Iterator[dict]:

@@ -69,6 +69,7 @@ from cost_assets.read import (
 )
 
 __all__ = [
+    "ADDED_COLUMNS",
     "CostDuckDBIOManager",
     "CostDuckDbClient",
     "PartitionWindowError",
@@ -77,6 +78,11 @@ __all__ = [
     "WarehouseError",
     "read_table",
 ]
+
+# Definition metadata key: the columns an asset added to its contract after tables were stored (nullable,
+# NULL on the stored rows). A stored partitioned table lacking one of them gains it (ALTER TABLE ... ADD
+# COLUMN, in the write's transaction) instead of failing as schema drift; any other new column still fails.
+ADDED_COLUMNS = "cost_assets/added_columns"
 
 # The name under which the outgoing frame is visible to SQL while it is written. It is registered on the
 # write connection only and is unregistered afterwards.
@@ -259,6 +265,17 @@ class PolarsByNameTypeHandler(DbTypeHandler[pl.DataFrame]):
             connection.execute(f"CREATE TABLE {fq} AS SELECT * FROM {_INCOMING} LIMIT 0")
         else:
             new_columns = [col for col in frame.columns if col.lower() not in existing_lower]
+            declared = (context.definition_metadata or {}).get(ADDED_COLUMNS) or []
+            addable = {col.lower() for col in getattr(declared, "value", declared)}  # raw or a MetadataValue
+            added = [col for col in new_columns if col.lower() in addable]
+            if added:
+                incoming = _frame_types(connection, frame)
+                for col in added:
+                    connection.execute(f"ALTER TABLE {fq} ADD COLUMN {quote(col)} {incoming[col]}")
+                _log_warning(context, f"{name}: added column(s) {added} to the stored table (NULL on its rows).")
+                existing = _table_columns(connection, table_slice.schema, table_slice.table)
+                existing_lower = {col.lower(): col for col in existing}
+                new_columns = [col for col in new_columns if col not in added]
             if new_columns:
                 raise SchemaDriftError(
                     f"Schema drift in {name}: the frame has column(s) {new_columns} that the table lacks "

@@ -1,7 +1,7 @@
 -- system.billing.usage reduced in the warehouse to the raw/billing_usage contract and priced there.
 -- One row per usage date × hour × resource × SKU × record type × tags × identity: the columns
--- downstream reads (the resource's ids from usage_metadata, is_photon/is_serverless, run_as, the
--- tag map as JSON text), so only those travel, never the full structs. Records that agree on all of
+-- downstream reads (the resource's ids from usage_metadata, is_photon/is_serverless, the identity
+-- run_as/run_by/created_by/owned_by, the tag map as JSON text), so only those travel, never the full structs. Records that agree on all of
 -- them are summed; the row keeps the record's id when it is alone, else a digest of its records' ids
 -- (stable while the bill is, new when a record joins). list_cost_usd: quantity × the USD effective list
 -- price (pricing.effective_list) of the canonical list_prices join (price_start_time < usage_end_time <= price_end_time), null when
@@ -24,6 +24,9 @@ SELECT
   u.product_features.is_serverless AS is_serverless,
   to_json(u.custom_tags) AS custom_tags,
   u.identity_metadata.run_as AS run_as,
+  u.identity_metadata.run_by AS run_by,
+  u.identity_metadata.created_by AS created_by,
+  u.identity_metadata.owned_by AS owned_by,
   CASE WHEN COUNT(p.sku_name) = COUNT(*)
        THEN SUM(CAST(u.usage_quantity AS DOUBLE) * CAST(p.pricing.effective_list.`default` AS DOUBLE)) END AS list_cost_usd
 FROM system.billing.usage AS u
