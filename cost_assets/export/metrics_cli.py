@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cost_assets.cli_common import settings_or_exit
+from cost_assets.cli_common import leave, settings_or_exit
 from cost_assets.export import metrics
 
 app = typer.Typer(
@@ -41,5 +41,6 @@ def textfile(
     settings = settings_or_exit()
     if not metrics.write_textfile(settings.duckdb_path, out):
         typer.echo(f"{settings.duckdb_path}: the ledger could not be read; {out} says up 0", err=True)
-        raise typer.Exit(1)
+        leave(1)
     typer.echo(f"wrote {out}")
+    leave(0)

@@ -4,20 +4,18 @@ Every subcommand reads the DuckDB file of ``COST_ASSETS_DUCKDB`` read-only (noth
 ``--start/--end``, or ``--days N`` ending at ``--end``; without ``--end`` the window ends on the newest day the
 ledger holds (not "yesterday": a ledger built with ``cost-assets run --start … --end …`` is reported as it is).
 Exit codes: 0 done, 1 the warehouse cannot be read (the message says why and what to do), 2 bad options.
-Each command leaves through ``os._exit`` once its output is flushed (see :func:`_leave`), so it is tested
-as a program (a subprocess), not through typer's CliRunner.
+Each command leaves through ``os._exit`` once its output is flushed (:func:`cost_assets.cli_common.leave`), so
+it is tested as a program (a subprocess), not through typer's CliRunner.
 """
 
 import datetime as dt
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cost_assets.cli_common import settings_or_exit
+from cost_assets.cli_common import leave, settings_or_exit
 from cost_assets.read import WarehouseError
 from cost_assets.reports import ledger, render
 from cost_assets.reports.ledger import Report, Window
@@ -38,14 +36,6 @@ EndDay = Annotated[
 Days = Annotated[int | None, typer.Option(min=1, help=f"How many days ending at --end [default: {DEFAULT_DAYS}].")]
 Workspace = Annotated[str | None, typer.Option(help="Only this workspace id [default: all].")]
 Format = Annotated[str, typer.Option("--format", "-f", help="table, json or csv (csv: the main table).")]
-
-
-def _leave(code: int) -> None:
-    """Exit now, after flushing: duckdb 2.0's bindings print ~40 "nanobind: leaked ..." lines at interpreter
-    shutdown, which would bury the report and its messages (as in ``cost-assets run``)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def _database() -> str:
@@ -83,15 +73,15 @@ def _emit(
         report = build(database, window(database, start, end, days, workspace))
     except WarehouseError as e:
         typer.echo(f"error: {e}", err=True)
-        _leave(1)
+        leave(1)
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
-        _leave(2)
+        leave(2)
     typer.echo(render.render(report, fmt), nl=fmt != "csv")
     if fmt == "csv":
         for note in report.notes:
             typer.echo(note, err=True)
-    _leave(0)
+    leave(0)
 
 
 @app.command()
@@ -237,10 +227,10 @@ def html(
         written = page.write(database, window(database, start, end, days, workspace), out)
     except WarehouseError as e:
         typer.echo(f"error: {e}", err=True)
-        _leave(1)
+        leave(1)
     typer.echo(f"wrote {written.path} ({written.size_bytes:,} bytes)")
     for title in written.charts:
         typer.echo(f"  chart: {title}")
     for note in written.notes:
         typer.echo(f"  left out: {note}")
-    _leave(0)
+    leave(0)
