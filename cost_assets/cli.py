@@ -2,7 +2,6 @@
 
 import datetime as dt
 import os
-import sys
 import warnings
 from typing import Annotated
 
@@ -11,6 +10,7 @@ import typer
 
 from cost_assets import anomaly_summary, report
 from cost_assets.anomaly_cli import app as anomaly_app
+from cost_assets.cli_common import leave
 from cost_assets.config import ConfigurationError, Settings
 from cost_assets.export.metrics_cli import app as metrics_app
 from cost_assets.read import WarehouseError
@@ -153,11 +153,7 @@ def run(
     html = ReportFiles(database=settings.duckdb_path, directory=settings.report_dir).path_for(last)
     if html.exists():
         typer.echo(f"\nHTML report (open it in a browser; more: `cost-assets report --help`): {html}")
-    # duckdb 2.0's bindings print ~100 "nanobind: leaked ..." lines at interpreter shutdown, burying this
-    # summary; everything is written and closed by now, so leave without the shutdown pass.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    leave(0)  # without duckdb's shutdown noise burying the summary
 
 
 @app.command(
