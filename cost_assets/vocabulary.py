@@ -180,3 +180,6 @@ VM_RECONCILIATION_REASONS = [
 ]
 # ``mart.attributed_cloud_costs.reason``: by what the charge was handed out (``costing/cloud_attribute.py``).
 CLOUD_ATTRIBUTION_REASONS = ["hour_share", "day_share", "no_estimate", "untagged", "warehouse"]
+# The bill's ``identity_metadata`` fields raw/billing_usage keeps, in the serving core's user fallback order
+# (the first one set wins; a request's own ``usage_context.user`` wins over all of them).
+IDENTITY_FIELDS = ("run_as", "run_by", "created_by", "owned_by")

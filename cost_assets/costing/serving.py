@@ -41,13 +41,12 @@ import polars as pl
 
 from cost_assets import schemas
 from cost_assets.costing.frames import Frame, lazy
-from cost_assets.vocabulary import CURRENCY, UNTAGGED
+from cost_assets.vocabulary import CURRENCY, IDENTITY_FIELDS, UNTAGGED
 
 # One row per group: the contract's key is the grouping.
 GROUP = schemas.ServingCosts.to_schema().unique
 ENDPOINT_HOUR = ["workspace_id", "endpoint_name", "hour_start"]
 SERVING_COSTS_COLUMNS = list(schemas.ServingCosts.to_schema().columns)
-IDENTITY_ORDER = ("run_as", "run_by", "created_by", "owned_by")  # the bill's identity fields, first wins
 
 
 def _present(column: str) -> pl.Expr:
@@ -75,7 +74,7 @@ def billing_identity(billing: Frame) -> pl.DataFrame:
     ``owned_by`` (those of the columns ``billing`` has; ``raw/billing_usage`` carries all four). Several
     identities in one hour: the first in sort order, so the answer does not depend on row order."""
     frame = lazy(billing)
-    present = [c for c in IDENTITY_ORDER if c in frame.collect_schema().names()]
+    present = [c for c in IDENTITY_FIELDS if c in frame.collect_schema().names()]
     identity = pl.coalesce(*(_present(c) for c in present)) if present else pl.lit(None, pl.String)
     return (
         frame.filter(pl.col("endpoint_name").is_not_null())

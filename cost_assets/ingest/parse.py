@@ -19,10 +19,8 @@ from cost_assets import schemas
 
 # to_ms stays importable from here: resources/databricks.py and tests call parse.to_ms / parse.day_bounds.
 from cost_assets.timeutil import day_bounds, ms_to_dt, naive_utc, to_ms  # noqa: F401
-from cost_assets.vocabulary import CLUSTER_NOT_FOUND, TAG_DIMENSIONS
+from cost_assets.vocabulary import CLUSTER_NOT_FOUND, IDENTITY_FIELDS, TAG_DIMENSIONS
 
-# The identity_metadata fields raw/billing_usage keeps (the serving core's user fallback, in this order).
-IDENTITY_FIELDS = ("run_as", "run_by", "created_by", "owned_by")
 LIFECYCLE_EVENTS = ("CREATING", "STARTING", "RESTARTING", "TERMINATING")
 # The documented column order of the legacy billable-usage CSV.
 LEGACY_CSV_COLUMNS = [

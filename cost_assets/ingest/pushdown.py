@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import polars as pl
 
-from cost_assets.ingest.parse import IDENTITY_FIELDS
+from cost_assets.vocabulary import IDENTITY_FIELDS
 
 # The flattened usage_metadata / product_features / identity_metadata fields the statement returns.
 USAGE_METADATA = (
@@ -33,19 +33,18 @@ USAGE_METADATA = (
     "job_run_id",
 )
 PRODUCT_FEATURES = ("is_photon", "is_serverless")
-IDENTITY_METADATA = IDENTITY_FIELDS
 
 
 def usage_rows(frame: pl.DataFrame) -> Iterator[dict]:
     """The reduced rows in the shape of ``system.billing.usage`` rows (structs as dicts), for
     :func:`cost_assets.ingest.parse.system_usage_frame`, so both fetches share one parser."""
-    nested = {*USAGE_METADATA, *PRODUCT_FEATURES, *IDENTITY_METADATA, "list_cost_usd"}
+    nested = {*USAGE_METADATA, *PRODUCT_FEATURES, *IDENTITY_FIELDS, "list_cost_usd"}
     for row in frame.iter_rows(named=True):
         yield {
             **{k: v for k, v in row.items() if k not in nested},
             "usage_metadata": {k: row[k] for k in USAGE_METADATA},
             "product_features": {k: row[k] for k in PRODUCT_FEATURES},
-            "identity_metadata": {k: row[k] for k in IDENTITY_METADATA},
+            "identity_metadata": {k: row[k] for k in IDENTITY_FIELDS},
         }
 
 
