@@ -70,6 +70,7 @@ from cost_assets.read import (
 
 __all__ = [
     "ADDED_COLUMNS",
+    "REPLACE_BY",
     "CostDuckDBIOManager",
     "CostDuckDbClient",
     "PartitionWindowError",
@@ -83,6 +84,12 @@ __all__ = [
 # NULL on the stored rows). A stored partitioned table lacking one of them gains it (ALTER TABLE ... ADD
 # COLUMN, in the write's transaction) instead of failing as schema drift; any other new column still fails.
 ADDED_COLUMNS = "cost_assets/added_columns"
+
+# Definition metadata key: the columns (e.g. ``["workspace_id"]``) that narrow a partitioned write. The write
+# then replaces, inside the partition window, only the rows whose values of these columns occur in the
+# outgoing frame; stored rows of other values (a workspace whose fetch failed this run) are kept. Without
+# the key a write replaces the whole partition window. Every storage backend honours the same contract.
+REPLACE_BY = "cost_assets/replace_by"
 
 # The name under which the outgoing frame is visible to SQL while it is written. It is registered on the
 # write connection only and is unregistered afterwards.
