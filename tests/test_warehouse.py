@@ -21,6 +21,7 @@ from dagster_duckdb.io_manager import DuckDbClient
 from cost_assets.read import TableMissingError, WarehouseError, WarehouseLockedError, WarehouseMissingError
 from cost_assets.resources.warehouse import (
     ADDED_COLUMNS,
+    REPLACE_BY,
     CostDuckDbClient,
     CostDuckDBIOManager,
     Ledger,
@@ -485,3 +486,86 @@ def test_a_declared_added_column_is_added_to_a_table_stored_without_it(tmp_path:
     assert read_table(str(db), "raw.usage").columns == [*COLUMNS, "owner"]
     # Day 1 was stored without an owner (NULL); day 2 has "ana" on both rows.
     assert rows(db) == [(*r, None) for r in DAY1] + [(*r, "ana") for r in DAY2]
+
+
+def by_workspace(frame_fn: FrameFn) -> dg.AssetsDefinition:
+    """raw/usage declared like the per-workspace raw tables: a write replaces only its frame's workspaces."""
+
+    @dg.asset(
+        name="usage",
+        key_prefix=["raw"],
+        **{**DAILY_TABLE, "metadata": {**DAILY_TABLE["metadata"], REPLACE_BY: ["workspace_id"]}},
+    )
+    def usage(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        window = context.partition_time_window
+        return frame_fn(window.start.date(), window.end.date())
+
+    return usage
+
+
+def test_replace_by_workspace_keeps_the_other_workspaces_rows(tmp_path: Path) -> None:
+    """A workspace whose fetch failed is not in the frame: its stored rows of the window stay; the frame's
+    workspaces are replaced in the window only (other days untouched)."""
+    db = tmp_path / "t.duckdb"
+    res = io_manager(db)
+    for key in ("2026-01-01", "2026-01-02"):
+        assert dg.materialize([daily_usage()], resources=res, partition_key=key).success
+    assert rows(db) == DAY1 + DAY2
+
+    # Day 1 again, only ws-a answered (1.0 instead of 10.0), plus a new workspace ws-c.
+    def ws_a_only(start: dt.date, end: dt.date) -> pl.DataFrame:
+        return pl.DataFrame([(D1, "ws-a", "DBU", 1.0), (D1, "ws-c", "DBU", 3.0)], schema=SCHEMA, orient="row")
+
+    result = dg.materialize([by_workspace(ws_a_only)], resources=res, partition_key="2026-01-01")
+    assert result.success
+    # ws-a replaced (10.0 → 1.0), ws-b kept (10.5), ws-c added; day 2 as it was.
+    assert rows(db) == [(D1, "ws-a", "DBU", 1.0), (D1, "ws-b", "VM", 10.5), (D1, "ws-c", "DBU", 3.0), *DAY2]
+    [mat] = result.asset_materializations_for_node("raw__usage")
+    assert mat.metadata["dagster/row_count"].value == 2  # the frame's rows, not the window's three
+
+    # Same day, same workspaces, other numbers: idempotent per workspace (no duplicates).
+    def ws_a_again(start: dt.date, end: dt.date) -> pl.DataFrame:
+        return pl.DataFrame([(D1, "ws-a", "DBU", 2.0), (D1, "ws-c", "DBU", 3.0)], schema=SCHEMA, orient="row")
+
+    assert dg.materialize([by_workspace(ws_a_again)], resources=res, partition_key="2026-01-01").success
+    assert rows(db) == [(D1, "ws-a", "DBU", 2.0), (D1, "ws-b", "VM", 10.5), (D1, "ws-c", "DBU", 3.0), *DAY2]
+
+    # An empty frame names no workspace: nothing of the window is replaced.
+    empty = by_workspace(lambda start, end: pl.DataFrame(schema=SCHEMA))
+    assert dg.materialize([empty], resources=res, partition_key="2026-01-01").success
+    assert len(rows(db, where="usage_date = ?", params=[D1])) == 3
+
+
+def test_replace_by_workspace_is_atomic_and_still_refuses_rows_outside_the_window(tmp_path: Path) -> None:
+    db = tmp_path / "t.duckdb"
+    res = io_manager(db)
+    assert dg.materialize([daily_usage()], resources=res, partition_key="2026-01-01").success
+
+    def bad_cost(start: dt.date, end: dt.date) -> pl.DataFrame:  # fails in the INSERT, after the narrowed DELETE
+        return pl.DataFrame([(D1, "ws-a", "DBU", 1.0)], schema=SCHEMA, orient="row").with_columns(
+            cost_usd=pl.lit("not-a-number")
+        )
+
+    result = dg.materialize([by_workspace(bad_cost)], resources=res, partition_key="2026-01-01", raise_on_error=False)
+    assert not result.success
+    assert rows(db) == DAY1
+
+    def leaky(start: dt.date, end: dt.date) -> pl.DataFrame:  # ws-a's day-2 row in day 1's write
+        return pl.DataFrame([(D1, "ws-a", "DBU", 1.0), (D2, "ws-a", "DBU", 2.0)], schema=SCHEMA, orient="row")
+
+    result = dg.materialize([by_workspace(leaky)], resources=res, partition_key="2026-01-01", raise_on_error=False)
+    assert not result.success
+    assert "1 of 2 rows written to raw.usage lie outside the partition" in failure_text(result)
+    assert rows(db) == DAY1
+
+    def no_workspace(start: dt.date, end: dt.date) -> pl.DataFrame:
+        return usage_rows(start, end).drop("workspace_id")
+
+    result = dg.materialize(
+        [by_workspace(no_workspace)], resources=res, partition_key="2026-01-01", raise_on_error=False
+    )
+    assert not result.success
+    assert "raw.usage: its cost_assets/replace_by column(s) ['workspace_id'] are not in the frame" in failure_text(
+        result
+    )
+    assert rows(db) == DAY1

@@ -55,7 +55,7 @@ from dagster._core.storage.db_io_manager import (  # the same (internal) base cl
     TableSlice,
 )
 from dagster_duckdb import DuckDBIOManager
-from dagster_duckdb.io_manager import DuckDbClient
+from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 
 from cost_assets.catalog import descriptions_by_name
 from cost_assets.read import (
@@ -174,6 +174,24 @@ def _window_description(table_slice: TableSlice) -> str:
         else:
             parts.append(f"{dim.partition_expr} in {list(dim.partitions)}")
     return " and ".join(parts)
+
+
+def _replace_by(context: dg.OutputContext, name: str, frame: pl.DataFrame) -> str:
+    """The SQL condition narrowing a partition write to the frame's values of the asset's ``REPLACE_BY``
+    columns (e.g. ``workspace_id IN (SELECT DISTINCT workspace_id FROM <frame>)``); "" without the key."""
+    declared = (context.definition_metadata or {}).get(REPLACE_BY) or []
+    columns = list(getattr(declared, "value", declared))  # raw or a MetadataValue
+    if not columns:
+        return ""
+    missing = [col for col in columns if col not in frame.columns]
+    if missing:
+        raise WarehouseError(
+            f"Cannot write to {name}: its {REPLACE_BY} column(s) {missing} are not in the frame "
+            f"(frame columns: {frame.columns}). Nothing was written."
+        )
+    keys = ", ".join(quote(col) for col in columns)
+    tuple_of = keys if len(columns) == 1 else f"({keys})"
+    return f"{tuple_of} IN (SELECT DISTINCT {keys} FROM {_INCOMING})"
 
 
 class PolarsByNameTypeHandler(DbTypeHandler[pl.DataFrame]):
@@ -307,14 +325,22 @@ class PolarsByNameTypeHandler(DbTypeHandler[pl.DataFrame]):
                     f"(table type, frame type): {retyped}.",
                 )
 
-        # The library's own DELETE for this window (its WHERE clause is the one loads select with).
-        DuckDbClient.delete_table_slice(context, table_slice, connection)
+        narrowed = _replace_by(context, name, frame)
+        if narrowed:  # only the window's rows whose REPLACE_BY values the frame brings; the others stay
+            if frame.height:
+                _register(connection, frame)
+                connection.execute(f"{_get_cleanup_statement(table_slice)} AND {narrowed}")
+        else:  # the library's own DELETE for this window (its WHERE clause is the one loads select with)
+            DuckDbClient.delete_table_slice(context, table_slice, connection)
         if frame.height:
             _register(connection, frame)
             connection.execute(f"INSERT INTO {fq} BY NAME SELECT * FROM {_INCOMING}")
-            # After the delete the window held no rows, so it must now hold exactly the frame's rows;
-            # fewer means some rows lie outside it (or have a NULL partition value).
+            # After the delete the window held no rows (of the frame's REPLACE_BY values), so it must now
+            # hold exactly the frame's rows; fewer means some lie outside it (or have a NULL partition value).
             window_select = DuckDbClient.get_select_statement(table_slice._replace(columns=None))
+            if narrowed:
+                window_select += f" AND {narrowed}"
+            _register(connection, frame)
             row = connection.execute(f"SELECT count(*) FROM ({window_select})").fetchone()
             in_window = int(row[0]) if row else 0
             if in_window != frame.height:
