@@ -22,7 +22,7 @@ Reason = Annotated[str, typer.Option("--reason", help="Why (stored with the mark
 def _mark(anomaly_id: str, feedback: str, reason: str) -> None:
     settings = settings_or_exit()
     try:
-        episode = mark(settings.duckdb_path, FeedbackStore(settings.alert_store_path), anomaly_id, feedback, reason)
+        episode = mark(settings.ledger, FeedbackStore(settings.alert_store_path), anomaly_id, feedback, reason)
     except (FeedbackError, WarehouseError) as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from None
@@ -53,7 +53,7 @@ def list_open() -> None:
     """The anomalies open on the newest scored day, largest impact first, with any feedback."""
     settings = settings_or_exit()
     try:
-        rows = anomaly_summary.open_anomalies(settings.duckdb_path)
+        rows = anomaly_summary.open_anomalies(settings.ledger)
     except WarehouseError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from None

@@ -37,6 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cost_assets import read
+from cost_assets.config import Settings
 from cost_assets.prices import StrictYamlLoader
 
 # What a budget can filter on, and the column of the spend rows each one reads.
@@ -205,7 +206,7 @@ def check(
 
     For services that cap a tenant's spend before a call: the budget whose scope is exactly ``scope`` (from
     ``budgets_path``, default ``COST_ASSETS_BUDGETS``), its latest period-to-date spend in
-    ``mart/budget_status`` (``database``, default ``COST_ASSETS_DUCKDB``), and ``allowed`` = the estimate
+    ``mart/budget_status`` (``database``, default the configured ledger), and ``allowed`` = the estimate
     fits in what remains. The budget and its stored status are cached for ``ttl_s`` seconds per (file,
     database, scope), so a busy service neither parses the file nor opens the ledger on every call. A scope without a
     budget is a ``LookupError``."""
@@ -213,7 +214,7 @@ def check(
     path = budgets_path or os.environ.get("COST_ASSETS_BUDGETS")
     if not path:
         raise LookupError("no budgets file: set COST_ASSETS_BUDGETS or pass budgets_path")
-    database = database or os.environ.get("COST_ASSETS_DUCKDB", "data/cost_assets.duckdb")
+    database = database or Settings.from_environ(os.environ).ledger
     key = (path, database, tuple(sorted(wanted.items())))
     cached = _CACHE.get(key)
     if cached is None or clock() - cached[0] > ttl_s:  # the file and the ledger are read once per TTL

@@ -52,10 +52,10 @@ def _days(days: int | None, start: dt.datetime | None, end: dt.datetime | None) 
     return first, last
 
 
-def _print_summary(database: str, first: dt.date, last: dt.date) -> None:
+def _print_summary(database: str, first: dt.date, last: dt.date, tables: list[str]) -> None:
     """Rows per table, the bill per day and where it went (read-only, through cost_assets.report)."""
     typer.echo("\nRows per table")
-    for row in report.table_counts(database).iter_rows(named=True):
+    for row in report.table_counts(database, tables).iter_rows(named=True):
         typer.echo(f"  {row['table']:<28}{row['rows']:>10,}")
     typer.echo("\nBilled per day (all record types, effective $/DBU)")
     for row in report.billed_by_day(database, first, last).iter_rows(named=True):
@@ -132,7 +132,7 @@ def run(
         raise typer.Exit(2) from None
     first, last = _days(settings.sim_days if days is None and start is None else days, start, end)
     with _instance() as instance:
-        typer.echo(f"daily pipeline {first} .. {last} (one run) → {settings.duckdb_path}")
+        typer.echo(f"daily pipeline {first} .. {last} (one run) → {settings.ledger}")
         result = defs.resolve_job_def("daily_pipeline").execute_in_process(
             instance=instance,
             run_config=QUIET,
@@ -144,13 +144,14 @@ def run(
         if not result.success:
             raise typer.Exit(1)
     try:
-        _print_summary(settings.duckdb_path, first, last)
+        tables = sorted(".".join(key.path) for key in defs.resolve_all_asset_keys() if len(key.path) == 2)
+        _print_summary(settings.ledger, first, last, tables)
     except WarehouseError as e:  # e.g. another process took the file for writing meanwhile: say so, briefly
         typer.echo(f"\nno summary: {e}", err=True)
         raise typer.Exit(1) from None
     from cost_assets.assets.report_html import ReportFiles
 
-    html = ReportFiles(database=settings.duckdb_path, directory=settings.report_dir).path_for(last)
+    html = ReportFiles(database=settings.ledger, directory=settings.report_dir).path_for(last)
     if html.exists():
         typer.echo(f"\nHTML report (open it in a browser; more: `cost-assets report --help`): {html}")
     leave(0)  # without duckdb's shutdown noise burying the summary

@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
+from cost_assets.delta import location_problem
 from cost_assets.export.postgres import url_problem
 from cost_assets.ingest.http import normalize_host
 
@@ -66,6 +67,8 @@ class Settings(BaseModel):
     azure_region: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_REGION")
     azure_prices_url: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_PRICES_URL")
     duckdb_path: str = Field("data/cost_assets.duckdb", validation_alias="COST_ASSETS_DUCKDB")
+    # Where the ledger's tables live: the DuckDB file above, or Delta Lake tables (docs/account-scale.md).
+    storage: str = Field("duckdb", validation_alias="COST_ASSETS_STORAGE")
     # The first day of the daily partitions (cost_assets/partitions.py): the oldest day a backfill can ask for.
     partition_start: dt.date = Field(dt.date(2025, 1, 1), validation_alias="COST_ASSETS_PARTITION_START")
     # Where the report/html asset writes its file (docs/reports.md); None: `reports/` beside the DuckDB file.
@@ -85,6 +88,11 @@ class Settings(BaseModel):
     sim_scale: Literal["tiny", "small", "medium", "large"] = Field("small", validation_alias="COST_ASSETS_SIM_SCALE")
     # Only which days `cost-assets run` (`make run`) materializes without --days: the world answers for any day.
     sim_days: int = Field(7, ge=1, validation_alias="COST_ASSETS_SIM_DAYS")
+    # Many workspaces (docs/account-scale.md): a workspaces file (cost_assets/workspaces.py), or a simulated
+    # account of N workspaces; at most this many are fetched at once, each with its own rate limit.
+    workspaces_path: str | None = Field(None, validation_alias="COST_ASSETS_WORKSPACES")
+    sim_workspaces: int = Field(1, ge=1, validation_alias="COST_ASSETS_SIM_WORKSPACES")
+    workspace_concurrency: int = Field(8, ge=1, validation_alias="COST_ASSETS_WORKSPACE_CONCURRENCY")
     # Exports (docs/exports.md): each present only when configured. The Observability Service's bearer token
     # is a secret (dg.EnvVar); only whether it is set is recorded here.
     observability_url: str | None = Field(None, validation_alias="COST_ASSETS_OBSERVABILITY_URL")
@@ -110,6 +118,13 @@ class Settings(BaseModel):
         given["observability_token_set"] = "COST_ASSETS_OBSERVABILITY_TOKEN" in given
         given["postgres_url_set"] = "COST_ASSETS_POSTGRES_URL" in given
         problems = _url_problems(given) + _billing_source_problem(given) + _cloud_bill_problem(given)
+        if "COST_ASSETS_STORAGE" in given and (problem := location_problem(given["COST_ASSETS_STORAGE"])):
+            problems.append(f"COST_ASSETS_STORAGE={given['COST_ASSETS_STORAGE']!r}: {problem}")
+        if "COST_ASSETS_WORKSPACES" in given and given.get("COST_ASSETS_SIM_WORKSPACES", "1") != "1":
+            problems.append(
+                "COST_ASSETS_SIM_WORKSPACES is for the simulated account; COST_ASSETS_WORKSPACES lists live "
+                "workspaces: set one of them"
+            )
         if "COST_ASSETS_OBSERVABILITY_URL" in given and not given["observability_token_set"]:
             problems.append("COST_ASSETS_OBSERVABILITY_URL is set, COST_ASSETS_OBSERVABILITY_TOKEN is not")
         if given["postgres_url_set"] and (problem := url_problem(given["COST_ASSETS_POSTGRES_URL"])):
@@ -124,6 +139,11 @@ class Settings(BaseModel):
         if problems:
             raise ConfigurationError(sorted(set(problems)))
         return settings
+
+    @property
+    def ledger(self) -> str:
+        """Where readers find the ledger: the DuckDB file, or ``delta:<uri>`` (:mod:`cost_assets.read`)."""
+        return self.duckdb_path if self.storage == "duckdb" else self.storage
 
 
 def _line(error: Mapping, environ: Mapping[str, str]) -> str:

@@ -39,7 +39,7 @@ from cost_assets.resources.billing import (
     SystemTablesBillingSource,
 )
 from cost_assets.resources.cloud_bill import CloudBill
-from cost_assets.resources.databricks import DatabricksConnection, LiveWorkspace
+from cost_assets.resources.databricks import AccountWorkspace, DatabricksConnection, LiveAccount, LiveWorkspace
 from cost_assets.resources.prices import AzureRetailPriceCatalog, BundledPriceCatalog, SystemTablesPriceCatalog
 from cost_assets.resources.simulated import (
     SimulatedBillingSource,
@@ -47,9 +47,11 @@ from cost_assets.resources.simulated import (
     SimulatedWorkspace,
     SimulatedWorld,
 )
-from cost_assets.resources.warehouse import storage_resources
+from cost_assets.resources.storage import storage_assets, storage_resources
 from cost_assets.schedules import daily_schedule
 from cost_assets.sensors import late_billing_sensor
+from cost_assets.workspaces import WorkspaceEntry, WorkspacesError
+from cost_assets.workspaces import load as load_workspaces
 
 ASSETS = [
     raw.workspace_tables,
@@ -101,20 +103,29 @@ def _connection(settings: Settings, host: str, where: str) -> DatabricksConnecti
     return DatabricksConnection(host=host, max_requests_per_second=settings.databricks_rate_limit, **secrets)
 
 
-def _billing(settings: Settings, world: SimulatedWorld, workspace: DatabricksConnection | None) -> BillingSource:
+def _billing(
+    settings: Settings, world: SimulatedWorld, workspace: DatabricksConnection | None, live: bool
+) -> BillingSource:
+    """The account's bill, fetched once per run whatever the number of workspaces. ``live``: the workspaces
+    are live (DATABRICKS_HOST or a workspaces file), so a simulated bill is never the default."""
     source = settings.billing_source or (
-        "simulated" if workspace is None else "system_tables" if settings.databricks_warehouse_id else None
+        "simulated"
+        if not live
+        else "system_tables"
+        if workspace is not None and settings.databricks_warehouse_id
+        else None
     )
     if source is None:
         raise ConfigurationError(
             [
-                "DATABRICKS_HOST is set, so the bill must come from the same account: set DATABRICKS_WAREHOUSE_ID "
-                "(system.billing.usage), or COST_ASSETS_BILLING_SOURCE=account_api (with DATABRICKS_ACCOUNT_ID) "
-                "or csv:<path or glob>"
+                f"{'DATABRICKS_HOST' if workspace is not None else 'COST_ASSETS_WORKSPACES'} is set, so the bill "
+                "must come from the same account: set DATABRICKS_HOST and DATABRICKS_WAREHOUSE_ID (a SQL "
+                "warehouse that reads system.billing.usage), or COST_ASSETS_BILLING_SOURCE=account_api (with "
+                "DATABRICKS_ACCOUNT_ID) or csv:<path or glob>"
             ]
         )
     if source == "simulated":
-        return SimulatedBillingSource(world=world)
+        return SimulatedBillingSource(world=world, workspaces=settings.sim_workspaces)
     if source.startswith("csv:"):
         return CsvBillingSource(path=source.removeprefix("csv:"))
     if source == "system_tables":
@@ -153,8 +164,50 @@ def _prices(settings: Settings) -> BundledPriceCatalog:
     return BundledPriceCatalog(**common)
 
 
-def build_resources(settings: Settings) -> dict:
-    """Resources for the settings: the live workspace when DATABRICKS_HOST is set, else the simulated one."""
+def _account(settings: Settings, entries: list[WorkspaceEntry]) -> LiveAccount:
+    """The workspaces file's workspaces: each its own connection (host and rate limit as plain config, the
+    secrets as dg.EnvVar of the variables the entry names, read when a run starts)."""
+    members = []
+    for entry in entries:
+        if entry.token_env:
+            secrets = {"token": dg.EnvVar(entry.token_env)}
+        else:
+            secrets = {"client_id": dg.EnvVar(entry.client_id_env), "client_secret": dg.EnvVar(entry.client_secret_env)}
+        rate = settings.databricks_rate_limit if entry.rate_limit is None else entry.rate_limit
+        connection = DatabricksConnection(
+            host=entry.host,
+            max_requests_per_second=rate,
+            credential_variables=f"{' and '.join(entry.credential_variables)} (workspace {entry.name!r} of "
+            "COST_ASSETS_WORKSPACES)",
+            **secrets,
+        )
+        members.append(
+            AccountWorkspace(
+                name=entry.name,
+                connection=connection,
+                workspace_id=entry.workspace_id,
+                cloud=entry.cloud,
+                region=entry.region,
+                warehouse_id=entry.warehouse_id,
+            )
+        )
+    return LiveAccount(workspaces=members, max_concurrent=settings.workspace_concurrency)
+
+
+def workspaces_of(settings: Settings, environ: Mapping[str, str]) -> list[WorkspaceEntry]:
+    """The workspaces file's entries (none without COST_ASSETS_WORKSPACES); a bad file stops the definitions
+    from loading with one line per problem, before anything is read or written."""
+    if not settings.workspaces_path:
+        return []
+    try:
+        return load_workspaces(settings.workspaces_path, environ)
+    except WorkspacesError as e:
+        raise ConfigurationError(e.problems) from None
+
+
+def build_resources(settings: Settings, workspaces: list[WorkspaceEntry] | None = None) -> dict:
+    """Resources for the settings: the workspaces file's workspaces, or the live workspace when DATABRICKS_HOST
+    is set, else the simulated one (an account of COST_ASSETS_SIM_WORKSPACES workspaces)."""
     # The simulated world answers for any day from its creation (2025-07-01) on; the run chooses the days.
     world = SimulatedWorld(seed=settings.sim_seed, scale=settings.sim_scale, cloud=settings.cloud, tier=settings.tier)
     if settings.databricks_host:
@@ -166,8 +219,14 @@ def build_resources(settings: Settings) -> dict:
             warehouse_id=settings.databricks_warehouse_id,
         )
     else:
-        connection, workspace = None, SimulatedWorkspace(world=world)
-    billing, prices = _billing(settings, world, connection), _prices(settings)
+        connection = None
+        workspace = SimulatedWorkspace(
+            world=world, workspaces=settings.sim_workspaces, max_concurrent=settings.workspace_concurrency
+        )
+    if workspaces:  # DATABRICKS_HOST, if set too, is then only the workspace whose warehouse reads the bill
+        workspace = _account(settings, workspaces)
+    live = connection is not None or bool(workspaces)
+    billing, prices = _billing(settings, world, connection, live), _prices(settings)
     if isinstance(billing, SystemTablesBillingSource):  # the estimate priced like the bill: the account's list
         prices = SystemTablesPriceCatalog(
             base=prices,
@@ -180,7 +239,7 @@ def build_resources(settings: Settings) -> dict:
         "workspace": workspace,
         "billing": billing,
         "prices": prices,
-        **storage_resources(settings.duckdb_path, settings.shrink_threshold),
+        **storage_resources(settings.ledger, settings.shrink_threshold),
     }
 
 
@@ -204,14 +263,15 @@ def _exports(settings: Settings, resources: dict) -> list[dg.AssetsDefinition]:
 
 def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     """The project's Definitions for an environment (``os.environ`` when not given)."""
-    settings = Settings.from_environ(os.environ if environ is None else environ)
-    resources = build_resources(settings)
+    environ = os.environ if environ is None else environ
+    settings = Settings.from_environ(environ)
+    resources = build_resources(settings, workspaces_of(settings, environ))
     simulated = isinstance(resources["workspace"], SimulatedWorkspace)
     optional = SIMULATION_ASSETS if simulated else []
     sensors = [
         late_billing_sensor,
         build_run_failure_sensor(settings.alert_store_path),
-        build_cost_anomaly_sensor(settings.duckdb_path, settings.alert_store_path),
+        build_cost_anomaly_sensor(settings.ledger, settings.alert_store_path),
     ]
     resources["anomaly_detector"] = AnomalyDetector(
         k=settings.anomaly_k,
@@ -226,7 +286,7 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
             raise ConfigurationError(e.problems) from None
         resources["budgets"] = budgets.BudgetBook(path=settings.budgets_path)
         optional = [*optional, budgets.budget_status_asset]
-        sensors.append(build_budget_sensor(settings.duckdb_path, settings.alert_store_path, settings.budgets_path))
+        sensors.append(build_budget_sensor(settings.ledger, settings.alert_store_path, settings.budgets_path))
     if settings.cloud_bill:  # the cloud provider's bill: registered only when its exports are named
         if settings.cloud_bill in SIMULATED_CLOUD_BILLS:
             shape = SIMULATED_CLOUD_BILLS[settings.cloud_bill]
@@ -242,10 +302,12 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
         resources["postgres_target"] = PostgresTarget(url=dg.EnvVar("COST_ASSETS_POSTGRES_URL"))
         optional = [*optional, build_postgres_export({key for asset in ASSETS + optional for key in asset.keys})]
     # Last: the HTML report reads whichever optional marts (budgets, anomalies) are present.
-    resources["report_files"] = ReportFiles(directory=settings.report_dir, database=settings.duckdb_path)
+    resources["report_files"] = ReportFiles(directory=settings.report_dir, database=settings.ledger)
     optional = [*optional, build_report_html({key for asset in ASSETS + optional for key in asset.keys})]
     return dg.Definitions(
-        assets=catalog.describe(partitions.starting(ASSETS + optional, settings.partition_start)),
+        assets=storage_assets(
+            catalog.describe(partitions.starting(ASSETS + optional, settings.partition_start)), settings.ledger
+        ),
         jobs=[DAILY_JOB],
         schedules=[daily_schedule(DAILY_JOB)],
         sensors=sensors,

@@ -60,7 +60,7 @@ def query_attribution(
     ``tenant_id`` is the tenant filter under the name the first version of this function gave it.
 
     ``start_date``/``end_date`` are required (dates or ISO strings); ``database`` defaults to the
-    ``COST_ASSETS_DUCKDB`` file the pipeline writes.
+    ledger the pipeline writes (``COST_ASSETS_DUCKDB``, or ``COST_ASSETS_STORAGE=delta:<uri>``).
 
     Returns the ``group_by`` columns plus ``estimated_usd, actual_usd, actual_dbus, delta_usd, calls``
     (summed; a money column is null for a group holding any unknown amount). ``tenant_id`` matches the
@@ -78,7 +78,7 @@ def query_attribution(
         raise TypeError("query_attribution needs start_date and end_date")
     start_date, end_date = (d if isinstance(d, dt.date) else dt.date.fromisoformat(d) for d in (start_date, end_date))
     if database is None:
-        database = Settings.from_environ(os.environ).duckdb_path
+        database = Settings.from_environ(os.environ).ledger
     # A lone string is one column, not its characters: group_by="tenant" means ("tenant",).
     columns = [ALIASES.get(c, c) for c in ((group_by,) if isinstance(group_by, str) else group_by)]
     unknown = [c for c in columns if c not in GROUP_COLUMNS]

@@ -15,6 +15,11 @@ it. Plain duckdb + polars, no Dagster import, so the CLI and notebooks can use i
   (:class:`TableMissingError`, also a ``duckdb.CatalogException``), or the file held by a writer
   (:class:`WarehouseLockedError`, also a ``duckdb.IOException``): DuckDB has a single writer, and while
   another process writes the file it cannot be opened at all, not even read-only.
+* The ledger may also be Delta Lake tables (``COST_ASSETS_STORAGE=delta:<uri>``; ``database`` is then that
+  ``delta:<uri>``): the tables a statement names (``layer.table``) are read with delta-rs
+  (:mod:`cost_assets.delta`) into an in-memory DuckDB connection under the same names, so every reader's
+  SQL runs unchanged (DuckDB's own delta and httpfs extensions would have to be downloaded). Delta has no
+  single-writer lock: a reader sees the last committed version of each table while runs write.
 """
 
 import re
@@ -24,6 +29,8 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+
+from cost_assets import delta
 
 __all__ = [
     "TableMissingError",
@@ -97,14 +104,47 @@ def _first_line(error: BaseException) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
+def _delta_connection(database: str, tables: Sequence[str] | None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection holding ``tables`` (``layer.table``; every stored one when None) of
+    the Delta ledger ``database``; a table not stored is left out (a statement naming it then fails as a
+    missing table)."""
+    root = delta.root_of(database)
+    if "://" not in root and not Path(root).exists():
+        raise WarehouseMissingError(f"Delta ledger {database!r} does not exist: {RUN_FIRST}.")
+    connection = duckdb.connect()
+    try:
+        for name in delta.table_names(root) if tables is None else tables:
+            table = delta.open_table(delta.table_uri(root, name))
+            if table is not None:
+                connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.split('.')[0])}")
+                connection.from_arrow(delta.scan(table)).create(table_name(name))
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
 @contextmanager
-def connect(database: str) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(database: str, tables: Sequence[str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection to the DuckDB file ``database``, closed on leaving the block.
 
     Raises :class:`WarehouseMissingError` when the file does not exist, :class:`WarehouseLockedError` when a
     writer holds it, and turns a missing table or schema met inside the block into
-    :class:`TableMissingError`; every other duckdb error passes through unchanged.
+    :class:`TableMissingError`; every other duckdb error passes through unchanged. For a Delta ledger
+    (``delta:<uri>``) the connection holds ``tables`` (every table of a local ledger when None; object
+    storage is not listed, so name them there), copied into memory: writes to it change nothing stored.
     """
+    if delta.is_delta(database):
+        connection = _delta_connection(database, tables)
+        try:
+            yield connection
+        except duckdb.CatalogException as e:
+            if isinstance(e, TableMissingError) or not _NO_TABLE.search(str(e)):
+                raise
+            raise TableMissingError(f"Delta ledger {database!r} lacks a table ({_first_line(e)}): {RUN_FIRST}.") from e
+        finally:
+            connection.close()
+        return
     if not Path(database).exists():
         raise WarehouseMissingError(f"DuckDB database {database!r} does not exist: {RUN_FIRST}.")
     try:
@@ -130,6 +170,8 @@ def connect(database: str) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def fetch(database: str, sql: str, params: Sequence[object] | None = None) -> pl.DataFrame:
-    """The result of one statement over ``database`` (read-only), with ``params`` bound to its ``?``."""
-    with connect(database) as connection:
+    """The result of one statement over ``database`` (read-only), with ``params`` bound to its ``?``; from a
+    Delta ledger only the tables the statement names are read."""
+    tables = delta.referenced_tables(sql) if delta.is_delta(database) else None
+    with connect(database, tables) as connection:
         return to_polars(connection.sql(sql, params=list(params) if params else None))

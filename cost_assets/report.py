@@ -4,6 +4,7 @@ that says so. The daily figures and the budgets are the `cost-assets report` que
 (:mod:`cost_assets.reports.ledger`), so a number means the same in both places."""
 
 import datetime as dt
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -33,9 +34,10 @@ LEDGER_SCHEMA = {
 }
 
 
-def table_counts(database: str) -> pl.DataFrame:
-    """Rows per table in every schema the pipeline writes."""
-    with read.connect(database) as con:
+def table_counts(database: str, tables: Sequence[str] | None = None) -> pl.DataFrame:
+    """Rows per table in every schema the pipeline writes (a Delta ledger on object storage cannot be listed:
+    ``tables`` names the ``layer.table`` to count there)."""
+    with read.connect(database, tables) as con:
         tables = con.execute(TABLES).fetchall()
         rows = []
         for s, t in tables:

@@ -77,6 +77,7 @@ E2E_MODULES = frozenset(
         "test_cloud_assets",
         "test_cloud_sim_pipeline",
         "test_cost_assets",
+        "test_delta",
         "test_export_focus",
         "test_export_observability",
         "test_fetch",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from cost_assets import delta
 from cost_assets.assets.anomalies import COST_ANOMALIES
 from cost_assets.assets.budgets import BUDGET_STATUS
 from cost_assets.assets.costs import RUN_COSTS
@@ -29,14 +30,17 @@ OPTIONAL_MARTS = (BUDGET_STATUS, COST_ANOMALIES)
 
 
 class ReportFiles(dg.ConfigurableResource):
-    """Which DuckDB file the HTML reports read and where they go: ``COST_ASSETS_REPORT_DIR``, else a
-    ``reports`` folder beside the DuckDB file (``data/reports`` by default; a test's own folder in tests)."""
+    """Which ledger the HTML reports read (the DuckDB file or ``delta:<uri>``) and where they go:
+    ``COST_ASSETS_REPORT_DIR``, else a ``reports`` folder beside the DuckDB file or the local Delta root
+    (``data/reports`` by default and for a ledger on object storage; a test's own folder in tests)."""
 
     database: str
     directory: str | None = None
 
     def path_for(self, day: dt.date) -> Path:
-        folder = Path(self.directory) if self.directory else Path(self.database).parent / "reports"
+        # A Delta ledger's "file" is its root folder; on object storage the reports stay local (data/reports).
+        beside = delta.root_of(self.database) if delta.is_delta(self.database) else self.database
+        folder = Path(self.directory or (Path(beside).parent / "reports" if "://" not in beside else "data/reports"))
         return folder.resolve() / f"cost-report-{day.isoformat()}.html"
 
 

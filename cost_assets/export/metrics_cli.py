@@ -24,8 +24,8 @@ def serve(
     # A background job of a shell ignores SIGINT and a service manager stops with SIGTERM: both end the server.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    server, _ = metrics.serve(settings.duckdb_path, host, port, settings.metrics_cache_seconds)
-    typer.echo(f"serving http://{host}:{server.server_port}/metrics from {settings.duckdb_path} (Ctrl-C stops)")
+    server, _ = metrics.serve(settings.ledger, host, port, settings.metrics_cache_seconds)
+    typer.echo(f"serving http://{host}:{server.server_port}/metrics from {settings.ledger} (Ctrl-C stops)")
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
@@ -39,8 +39,8 @@ def textfile(
     """Write the metrics once to OUT (atomically: a temp file renamed over it); exit 1 when the ledger could
     not be read (OUT then holds databricks_cost_exporter_up 0)."""
     settings = settings_or_exit()
-    if not metrics.write_textfile(settings.duckdb_path, out):
-        typer.echo(f"{settings.duckdb_path}: the ledger could not be read; {out} says up 0", err=True)
+    if not metrics.write_textfile(settings.ledger, out):
+        typer.echo(f"{settings.ledger}: the ledger could not be read; {out} says up 0", err=True)
         leave(1)
     typer.echo(f"wrote {out}")
     leave(0)

@@ -39,7 +39,7 @@ Format = Annotated[str, typer.Option("--format", "-f", help="table, json or csv 
 
 
 def _database() -> str:
-    return settings_or_exit().duckdb_path
+    return settings_or_exit().ledger
 
 
 def window(
