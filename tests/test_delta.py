@@ -194,8 +194,8 @@ def test_schema_drift_is_refused_and_a_declared_column_is_added(tmp_path: Path) 
     assert materialize(tmp_path, daily_usage(with_region, **{ADDED_COLUMNS: ["region"]}), "2026-01-02").success
     stored = read_table(location(tmp_path), "raw.usage")
     assert sorted(stored.select(*SCHEMA, "region").rows()) == [
-        *(r + (None,) for r in DAY1),
-        *(r + ("eu",) for r in DAY2),
+        *((*r, None) for r in DAY1),
+        *((*r, "eu") for r in DAY2),
     ]
 
 
@@ -265,7 +265,7 @@ def test_two_concurrent_writers_on_different_days_both_land(tmp_path: Path) -> N
 
 
 def test_reads_say_when_the_ledger_or_a_table_is_missing(tmp_path: Path) -> None:
-    with pytest.raises(WarehouseMissingError, match="Delta ledger .* does not exist"):
+    with pytest.raises(WarehouseMissingError, match=r"Delta ledger .* does not exist"):
         read_table(location(tmp_path / "nowhere"), "raw.usage")
     assert materialize(tmp_path, daily_usage(), "2026-01-01").success
     with pytest.raises(TableMissingError, match="lacks a table"):
@@ -300,9 +300,7 @@ def test_the_daily_pipeline_on_delta_reads_back_the_duckdb_ledgers_totals(tmp_pa
     duck = str(tmp_path / "w.duckdb")
     lake = location(tmp_path / "lake")
     assert run_daily(build_defs(sim_environ(Path(duck))), "2026-01-01", "2026-01-02").success
-    assert run_daily(
-        build_defs(sim_environ(Path(duck), COST_ASSETS_STORAGE=lake)), "2026-01-01", "2026-01-02"
-    ).success
+    assert run_daily(build_defs(sim_environ(Path(duck), COST_ASSETS_STORAGE=lake)), "2026-01-01", "2026-01-02").success
 
     window = ledger.Window(D1, D2)
     on_duckdb, on_delta = ledger.daily(duck, window), ledger.daily(lake, window)
@@ -310,8 +308,10 @@ def test_the_daily_pipeline_on_delta_reads_back_the_duckdb_ledgers_totals(tmp_pa
     assert on_delta["billed_usd"].sum() > 0
     assert on_delta.equals(on_duckdb)
     by_tenant = {"start_date": D1, "end_date": D2, "group_by": ["tenant"]}
-    assert query_attribution(database=lake, **by_tenant).sort("tenant").equals(
-        query_attribution(database=duck, **by_tenant).sort("tenant")
+    assert (
+        query_attribution(database=lake, **by_tenant)
+        .sort("tenant")
+        .equals(query_attribution(database=duck, **by_tenant).sort("tenant"))
     )
     for table in ("raw.billing_usage", "mart.attributed_costs", "mart.cost_by_scope"):
         assert read_table(lake, table).height == read_table(duck, table).height > 0
