@@ -58,14 +58,17 @@ MONEY = {
 
 
 BILL = "the Databricks bill: DBU $ only (the cloud provider bills the VMs)"
-ESTIMATE = "the estimate: DBU $ + cloud VM $ (what the compute cost; never compare it with the Databricks bill)"
+ESTIMATE = (
+    "the estimate: DBU $ + cloud VM $ + disk $ (what the compute cost; never compare it with the Databricks bill)"
+)
 # What the numbers in each asset's materialization metadata mean, shown on the asset's page.
 METADATA_LEGEND = {
     "mart/run_costs": {
         "total_cost_usd": ESTIMATE,
         "dbu_cost_usd": "the estimate's DBU $ (comparable with the Databricks bill)",
         "vm_cost_usd": "the estimate's cloud VM $ (not on the Databricks bill)",
-        "idle_cost_usd": "the estimate (DBU + VM $) of shared-cluster and warm-pool time no run used",
+        "disk_cost_usd": "the estimate's managed disks $ of the nodes (cloud bill; null parts: no disk price)",
+        "idle_cost_usd": "the estimate (DBU + VM + disk $) of shared-cluster and warm-pool time no run used",
     },
     "mart/reconciliation": {
         "billed_usd": BILL,

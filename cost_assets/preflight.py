@@ -11,7 +11,11 @@ lookups (:meth:`PriceSheet.node`, :meth:`PriceSheet.sku`), and follow the engine
 * ``vm_cost_usd = hours × (driver $/h + workers × worker $/h)``. On-demand prices, or with ``spot`` the
   workers at the spot price and the driver on-demand (Databricks' default ``first_on_demand = 1``). A node
   type with no spot price is charged on-demand (an over-estimate rather than $0), as the engine does.
-* ``total_cost_usd = dbu_cost_usd + vm_cost_usd``. ``workers = 0`` is a single-node cluster (driver only).
+* ``disk_cost_usd = hours × (driver disk $/h + workers × worker disk $/h)``: the managed disks each node
+  carries (the sheet's ``disk_type`` × ``disks_per_node``), billed while the VMs exist. A node type without
+  a disk price leaves it null (unknown, never $0), says so in a note, and the total leaves it out.
+* ``total_cost_usd = dbu_cost_usd + vm_cost_usd + disk_cost_usd``. ``workers = 0`` is a single-node cluster
+  (driver only).
 
 The SKU is the one the engine picks: (cloud, tier, workload, Photon) at the pricing instant, with the
 engine's workloads (``jobs`` for job clusters, ``all_purpose``, ``dlt`` → ``dlt_core`` for pipelines).
@@ -49,12 +53,13 @@ class PreflightInputError(ValueError):
 
 @dataclass(frozen=True)
 class NodeRates:
-    """One node role's rates as charged: DBU/h (non-Photon) and the VM $/h actually used."""
+    """One node role's rates as charged: DBU/h (non-Photon), the VM $/h actually used and its disks' $/h."""
 
     node_type_id: str
     dbu_per_hour: float
     vm_per_hour: float
     pricing: str  # "on_demand" or "spot"
+    disk_per_hour: float | None = None  # None: the sheet has no disk price for the node type
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class Point:
     dbus: float
     dbu_cost_usd: float
     vm_cost_usd: float
+    disk_cost_usd: float | None  # None: a node type without a disk price (not in the total)
     total_cost_usd: float
 
 
@@ -111,7 +117,13 @@ class Estimate:
         if self.photon_dbu_factor != 1.0:
             dbu += f" × {_num(self.photon_dbu_factor)} Photon"
         dbu += f" × {_num(self.hours)} h = {p.dbus:,.2f} DBU × {rate(self.dbu_price)}/DBU"
-        return f"{vm}) × {_num(self.hours)} h  +  {dbu}"
+        line = f"{vm}) × {_num(self.hours)} h  +  {dbu}"
+        if p.disk_cost_usd is not None and self.driver.disk_per_hour is not None:
+            disk = f"disk {money(p.disk_cost_usd)} = (1 × {rate(self.driver.disk_per_hour)}/h"
+            if p.workers and self.worker.disk_per_hour is not None:
+                disk += f" + {w} × {rate(self.worker.disk_per_hour)}/h"
+            line += f"  +  {disk}) × {_num(self.hours)} h"
+        return line
 
     def to_json(self, budget: float | None = None) -> dict[str, Any]:
         """A stable JSON object: every key always present (``budget`` is null without one)."""
@@ -144,7 +156,9 @@ def cost_at(workers: float, hours: float, driver: NodeRates, worker: NodeRates, 
     dbus = hours * sku.photon_dbu_factor * (driver.dbu_per_hour + workers * worker.dbu_per_hour)
     vm = hours * (driver.vm_per_hour + workers * worker.vm_per_hour)
     dbu_cost = dbus * sku.effective_price
-    return Point(float(workers), dbus, dbu_cost, vm, dbu_cost + vm)
+    known = driver.disk_per_hour is not None and (workers == 0 or worker.disk_per_hour is not None)
+    disk = hours * (driver.disk_per_hour + (workers * worker.disk_per_hour if workers else 0.0)) if known else None
+    return Point(float(workers), dbus, dbu_cost, vm, disk, dbu_cost + vm + (disk or 0.0))
 
 
 def estimate(
@@ -190,13 +204,18 @@ def estimate(
 
     notes = []
     d, w = driver_node, worker_node
-    driver = NodeRates(d.node_type_id, d.dbu_per_hour, d.vm_on_demand_per_hour, "on_demand")
+    driver = NodeRates(d.node_type_id, d.dbu_per_hour, d.vm_on_demand_per_hour, "on_demand", d.disk_per_hour)
     if spot and w.vm_spot_per_hour is not None:
-        worker = NodeRates(w.node_type_id, w.dbu_per_hour, w.vm_spot_per_hour, "spot")
+        worker = NodeRates(w.node_type_id, w.dbu_per_hour, w.vm_spot_per_hour, "spot", w.disk_per_hour)
     else:
-        worker = NodeRates(w.node_type_id, w.dbu_per_hour, w.vm_on_demand_per_hour, "on_demand")
+        worker = NodeRates(w.node_type_id, w.dbu_per_hour, w.vm_on_demand_per_hour, "on_demand", w.disk_per_hour)
         if spot:
             notes.append(f"{cloud} {node_type} has no spot price in the price sheet: workers are charged on-demand")
+    no_disk = sorted({n.node_type_id for n in (d, w) if n.disk_per_hour is None and (n is d or hi > 0)})
+    if no_disk:
+        notes.append(
+            f"{cloud} {', '.join(no_disk)} has no disk price in the price sheet: disk $ unknown, not in the total"
+        )
     return Estimate(
         cloud=cloud,
         tier=tier,
@@ -239,20 +258,21 @@ def table(est: Estimate) -> str:
         f"{est.cloud} {est.tier} {est.workload}: {est.sku_name} at {rate(est.dbu_price)}/DBU{discount}{photon}",
         f"{_num(est.hours)} h, prices in force at {est.priced_at.isoformat(timespec='minutes')} UTC",
         f"  driver   {est.driver.node_type_id:<22}{_num(est.driver.dbu_per_hour):>6} DBU/h  "
-        f"{rate(est.driver.vm_per_hour)}/h {est.driver.pricing.replace('_', '-')}",
+        f"{rate(est.driver.vm_per_hour)}/h {est.driver.pricing.replace('_', '-')}{_disk(est.driver)}",
     ]
     if est.max.workers:
         lines.append(
             f"  workers  {est.worker.node_type_id:<22}{_num(est.worker.dbu_per_hour):>6} DBU/h  "
-            f"{rate(est.worker.vm_per_hour)}/h {est.worker.pricing.replace('_', '-')}"
+            f"{rate(est.worker.vm_per_hour)}/h {est.worker.pricing.replace('_', '-')}{_disk(est.worker)}"
         )
     else:
         lines.append("  single node (driver only)")
-    header = ["", "workers", "DBUs", "DBU $", "VM $", "total"]
+    header = ["", "workers", "DBUs", "DBU $", "VM $", "disk $", "total"]
     rows = [("min", est.min), ("mid", est.mid), ("max", est.max)] if est.autoscaling else [("estimate", est.max)]
     lines += ["", "  " + f"{header[0]:<10}" + "".join(f"{h:>14}" for h in header[1:])]
     for name, p in rows:
         cells = [_count(p.workers), f"{p.dbus:,.2f}", money(p.dbu_cost_usd), money(p.vm_cost_usd)]
+        cells.append("unknown" if p.disk_cost_usd is None else money(p.disk_cost_usd))
         cells.append(money(p.total_cost_usd))
         lines.append("  " + f"{name:<10}" + "".join(f"{c:>14}" for c in cells))
     lines.append("")
@@ -279,6 +299,10 @@ def rate(usd: float) -> str:
     return f"${whole}.{frac:0<2}"
 
 
+def _disk(r: NodeRates) -> str:
+    return f", disks {rate(r.disk_per_hour)}/h" if r.disk_per_hour is not None else ", disks: no price"
+
+
 def _num(x: float) -> str:
     return f"{x:g}"
 
@@ -287,12 +311,13 @@ def _count(workers: float) -> str:
     return f"{workers:g}"
 
 
-def _point_json(p: Point) -> dict[str, float]:
+def _point_json(p: Point) -> dict[str, float | None]:
     return {
         "workers": p.workers,
         "dbus": round(p.dbus, JSON_DECIMALS),
         "dbu_cost_usd": round(p.dbu_cost_usd, JSON_DECIMALS),
         "vm_cost_usd": round(p.vm_cost_usd, JSON_DECIMALS),
+        "disk_cost_usd": None if p.disk_cost_usd is None else round(p.disk_cost_usd, JSON_DECIMALS),
         "total_cost_usd": round(p.total_cost_usd, JSON_DECIMALS),
     }
 
@@ -303,6 +328,7 @@ def _rates_json(r: NodeRates) -> dict[str, Any]:
         "dbu_per_hour": r.dbu_per_hour,
         "vm_per_hour": r.vm_per_hour,
         "pricing": r.pricing,
+        "disk_per_hour": r.disk_per_hour,
     }
 
 

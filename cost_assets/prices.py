@@ -1,4 +1,4 @@
-"""The price sheet: DBU prices, node types, contract discounts and token prices, loaded from YAML.
+"""The price sheet: DBU prices, node types and their managed disks, contract discounts and token prices, from YAML.
 
 A bundled sheet ships in ``cost_assets/data/prices.yaml``. A second YAML file (the one named by
 ``COST_ASSETS_PRICES``; the caller resolves the variable and passes the path) can override and extend it.
@@ -8,7 +8,7 @@ the caller stores nothing.
 
 YAML format
 -----------
-Four top-level sections, each a list of rows. Every section is optional; unknown sections and unknown
+Five top-level sections, each a list of rows. Every section is optional; unknown sections and unknown
 fields are errors (a typo must not silently drop a price). All money is USD list price.
 ``cloud`` is ``AZURE``, ``AWS`` or ``GCP`` in any case. Times are ``YYYY-MM-DD`` or ISO 8601 datetimes;
 a time without an offset is UTC, one with an offset is converted to UTC. Windows are half-open
@@ -23,8 +23,19 @@ a time without an offset is UTC, one with an offset is converted to UTC. Windows
       dbu_per_hour: 0.75              # > 0, non-Photon DBU/h (Photon multiplies by the SKU's factor)
       vm_on_demand_per_hour: 0.23     # >= 0, VM $/h
       vm_spot_per_hour: 0.046         # >= 0, optional (null: no spot price known)
+      disk_type: P10                  # optional: the managed disk attached to every node (a disk_prices
+                                      # row of the cloud); omitted: the node's disk $ is unknown (flagged)
+      disks_per_node: 1               # optional, default 1 (> 0)
       effective_from: 2020-01-01
       effective_to: 2026-01-01        # optional
+
+``disk_prices`` (key: cloud + disk_type)::
+
+    - {cloud: AZURE, disk_type: P10, size_gb: 128, per_disk_month: 19.71}
+
+    ``per_disk_month`` (>= 0) is the disk's price for a month; a node pays it per hour of a
+    :data:`HOURS_PER_MONTH`-hour month for as long as its VM exists (a disk bills from the VM's request to
+    its release, start-up and tear-down included). ``size_gb`` (> 0) is informational.
 
 ``dbu_prices`` (key: cloud + sku_name + price_start_time)::
 
@@ -102,6 +113,8 @@ WORKLOADS = (
     "model_serving",
 )
 USAGE_UNIT = "DBU"
+# Clouds bill a managed disk's monthly price per hour of a 730-hour month (365 × 24 / 12).
+HOURS_PER_MONTH = 730
 PHOTON_SUFFIX = "_(PHOTON)"
 BUNDLED_FILE = "cost_assets/data/prices.yaml"
 _DATE_HINT = "expected YYYY-MM-DD or an ISO 8601 datetime"
@@ -197,12 +210,31 @@ class InstanceTypeRow(_Row):
     dbu_per_hour: Positive
     vm_on_demand_per_hour: Price
     vm_spot_per_hour: Price | None = None
+    disk_type: Name | None = None
+    disks_per_node: Annotated[int, Field(gt=0)] = 1
     effective_from: Time
     effective_to: Time | None = None
 
     @property
     def key(self) -> tuple[str, str, dt.datetime]:
         return (self.cloud, self.node_type_id, self.effective_from)
+
+
+class DiskPriceRow(_Row):
+    """One managed disk type of a cloud and its monthly price (the cloud bills it per hour of a month)."""
+
+    cloud: Cloud
+    disk_type: Name
+    size_gb: Positive
+    per_disk_month: Price
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.cloud, self.disk_type)
+
+    @property
+    def per_hour(self) -> float:
+        return self.per_disk_month / HOURS_PER_MONTH
 
 
 class DbuPriceRow(_Row):
@@ -260,6 +292,7 @@ class TokenPriceRow(_Row):
 
 class _SheetFile(_Row):
     instance_types: list[InstanceTypeRow] = Field(default_factory=list)
+    disk_prices: list[DiskPriceRow] = Field(default_factory=list)
     dbu_prices: list[DbuPriceRow] = Field(default_factory=list)
     contract_discounts: list[ContractDiscountRow] = Field(default_factory=list)
     token_prices: list[TokenPriceRow] = Field(default_factory=list)
@@ -267,6 +300,7 @@ class _SheetFile(_Row):
 
 _SECTION_MODELS: dict[str, type[_Row]] = {
     "instance_types": InstanceTypeRow,
+    "disk_prices": DiskPriceRow,
     "dbu_prices": DbuPriceRow,
     "contract_discounts": ContractDiscountRow,
     "token_prices": TokenPriceRow,
@@ -297,6 +331,7 @@ class NodeType:
     dbu_per_hour: float  # non-Photon; multiply by SkuPrice.photon_dbu_factor
     vm_on_demand_per_hour: float
     vm_spot_per_hour: float | None
+    disk_per_hour: float | None = None  # the node's managed disks, $/h; None: no disk price (unknown)
 
 
 @dataclass(frozen=True)
@@ -323,6 +358,9 @@ _INSTANCE_SCHEMA = {
     "dbu_per_hour": pl.Float64,
     "vm_on_demand_per_hour": pl.Float64,
     "vm_spot_per_hour": pl.Float64,
+    "disk_type": pl.String,
+    "disks_per_node": pl.Int64,
+    "disk_per_hour": pl.Float64,
     "currency_code": pl.String,
     "effective_from": UTC_TS,
     "effective_to": UTC_TS,
@@ -368,6 +406,7 @@ class PriceSheet:
     """A validated, merged price sheet. Build it with :func:`load_price_sheet`; rows are sorted by key."""
 
     instance_types: tuple[Sourced[InstanceTypeRow], ...]
+    disk_prices: tuple[Sourced[DiskPriceRow], ...]
     dbu_prices: tuple[Sourced[DbuPriceRow], ...]
     contract_discounts: tuple[Sourced[ContractDiscountRow], ...]
     token_prices: tuple[Sourced[TokenPriceRow], ...]
@@ -376,6 +415,7 @@ class PriceSheet:
     _skus: dict[tuple[str, str, str, bool], str] = field(init=False, repr=False, compare=False)
     _sku_rows: dict[tuple[str, str], list[DbuPriceRow]] = field(init=False, repr=False, compare=False)
     _discounts: dict[tuple[str, str], float] = field(init=False, repr=False, compare=False)
+    _disks: dict[tuple[str, str], DiskPriceRow] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         nodes: dict[tuple[str, str], list[InstanceTypeRow]] = defaultdict(list)
@@ -391,6 +431,14 @@ class PriceSheet:
         object.__setattr__(self, "_skus", skus)
         object.__setattr__(self, "_sku_rows", dict(sku_rows))
         object.__setattr__(self, "_discounts", {s.row.key: s.row.discount for s in self.contract_discounts})
+        object.__setattr__(self, "_disks", {s.row.key: s.row for s in self.disk_prices})
+
+    def disk_per_hour(self, row: InstanceTypeRow) -> float | None:
+        """A node's managed disks in $/h (``disks_per_node`` × the disk type's hourly price); None when the
+        row names no disk type: unknown, never $0."""
+        if row.disk_type is None:
+            return None
+        return row.disks_per_node * self._disks[(row.cloud, row.disk_type)].per_hour
 
     def contract_discount(self, cloud: str, sku_name: str, workload: str) -> float:
         """The discount for a SKU: a sku_name row wins over a workload row; none means 0."""
@@ -409,6 +457,9 @@ class PriceSheet:
                 "dbu_per_hour": r.dbu_per_hour,
                 "vm_on_demand_per_hour": r.vm_on_demand_per_hour,
                 "vm_spot_per_hour": r.vm_spot_per_hour,
+                "disk_type": r.disk_type,
+                "disks_per_node": r.disks_per_node if r.disk_type is not None else None,
+                "disk_per_hour": self.disk_per_hour(r),
                 "currency_code": CURRENCY_CODE,
                 "effective_from": r.effective_from,
                 "effective_to": r.effective_to,
@@ -480,6 +531,7 @@ class PriceSheet:
                     r.dbu_per_hour,
                     r.vm_on_demand_per_hour,
                     r.vm_spot_per_hour,
+                    self.disk_per_hour(r),
                 )
         windows = ", ".join(f"[{_fmt(r.effective_from)}, {_fmt(r.effective_to)})" for r in rows)
         raise UnknownPriceError(
@@ -665,6 +717,11 @@ def _check_merged(merged: dict[str, list[Sourced]]) -> list[Problem]:
     problems += _check_windows(
         merged["dbu_prices"], lambda r: f"{r.cloud} {r.sku_name}", "price_start_time", "price_end_time"
     )
+    disk_types = {s.row.key for s in merged["disk_prices"]}
+    for s in merged["instance_types"]:
+        r = s.row
+        if r.disk_type is not None and (r.cloud, r.disk_type) not in disk_types:
+            problems.append(Problem(s.file, f"{s.path}.disk_type", f"no disk_prices row for {r.cloud} {r.disk_type}"))
     sku_of: dict[tuple[str, str, str, bool], Sourced] = {}
     workload_of: dict[tuple[str, str], Sourced] = {}
     for s in merged["dbu_prices"]:

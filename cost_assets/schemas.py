@@ -323,6 +323,9 @@ class InstanceTypes(pa.DataFrameModel):
     dbu_per_hour: pl.Float64 = pa.Field(gt=0)
     vm_on_demand_per_hour: pl.Float64 = pa.Field(ge=0)
     vm_spot_per_hour: pl.Float64 = pa.Field(nullable=True, ge=0)
+    disk_type: str | None = pa.Field(nullable=True)
+    disks_per_node: pl.Int64 = pa.Field(nullable=True, gt=0)
+    disk_per_hour: pl.Float64 = pa.Field(nullable=True, ge=0)
     currency_code: str
     effective_from: UTC_TS
     effective_to: UTC_TS = pa.Field(nullable=True)
@@ -431,6 +434,7 @@ class EstimatedCosts(_Daily):
     dbu_contract_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
     dbu_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
     vm_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    disk_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
     total_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
     currency_code: str = pa.Field(isin=[CURRENCY])
     unpriced: bool
@@ -584,6 +588,8 @@ class VmCostAccuracy(_Daily):
     billed_vm_cost_usd: pl.Float64
     true_vm_cost_usd: pl.Float64 = pa.Field(ge=0)
     abs_rel_error: pl.Float64 = pa.Field(nullable=True, ge=0)
+    estimated_disk_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    true_disk_cost_usd: pl.Float64 = pa.Field(ge=0)
 
     class Config:
         strict = True
@@ -606,6 +612,7 @@ class RunCosts(_Daily):
     dbus: pl.Float64 = pa.Field(nullable=True, ge=0)
     dbu_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
     vm_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    disk_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
     total_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
     currency_code: str = pa.Field(isin=[CURRENCY])
     unpriced: bool
@@ -630,9 +637,9 @@ class RunCosts(_Daily):
             .otherwise(pl.col("task_run_id").is_null() & pl.col("job_id").is_null())
         )
 
-    @pa.dataframe_check(error="unpriced rows have null money, priced rows have all of it (total = dbu + vm)")
+    @pa.dataframe_check(error="unpriced rows have null money, priced rows have all of it (total = dbu + vm + disk)")
     def unpriced_is_null(cls, data) -> pl.LazyFrame:
-        total = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")
+        total = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd") + pl.col("disk_cost_usd").fill_null(0.0)
         return data.lazyframe.select(
             pl.when(pl.col("unpriced"))
             .then(pl.col("total_cost_usd").is_null() & pl.col("dbus").is_null())
@@ -836,6 +843,7 @@ class VmReconciliation(_Daily):
     cloud_rows: pl.Int64 = pa.Field(ge=0)
     pricing_models: str | None = pa.Field(nullable=True)
     estimated_vm_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
+    estimated_disk_cost_usd: pl.Float64 = pa.Field(nullable=True, ge=0)
     billed_cost: pl.Float64 = pa.Field(nullable=True)
     effective_cost: pl.Float64 = pa.Field(nullable=True)
     list_cost: pl.Float64 = pa.Field(nullable=True)

@@ -95,20 +95,22 @@ def test_the_cloud_bill_through_the_daily_pipeline(tmp_path):
     # Σ attributed = the Databricks charges: vm + 0.05 + 0.19
     assert handed["effective_cost"].sum() == pytest.approx(vm + 0.05 + 0.19)
     assert handed.filter(consumer="unattributed")["effective_cost"].sum() == pytest.approx(0.19)
-    # the VM and its disk went to the cluster-hour's consumers in the estimate's VM-$ proportions
+    # the VM went to the cluster-hour's consumers in the estimate's VM-$ proportions, its disk in the
+    # estimate's disk-$ proportions
     shares = (
         est.filter(cluster_id=cluster, hour_start=hour)
         .group_by("consumer", "task_run_id")
-        .agg(pl.col("vm_cost_usd").sum())
+        .agg(pl.col("vm_cost_usd").sum(), pl.col("disk_cost_usd").sum())
     )
+    disk = shares["disk_cost_usd"].sum()
     got = (
         handed.filter(resource_key=cluster.lower())
         .group_by("consumer", "task_run_id")
         .agg(pl.col("effective_cost").sum())
     )
-    expected = shares.with_columns((pl.col("vm_cost_usd") / vm * (vm + 0.05)).alias("effective_cost")).drop(
-        "vm_cost_usd"
-    )
+    expected = shares.with_columns(
+        (pl.col("vm_cost_usd") / vm * vm + pl.col("disk_cost_usd") / disk * 0.05).alias("effective_cost")
+    ).drop("vm_cost_usd", "disk_cost_usd")
 
     def by_consumer(frame: pl.DataFrame, column: str) -> dict:
         return {(r["consumer"], r["task_run_id"]): r[column] for r in frame.iter_rows(named=True)}

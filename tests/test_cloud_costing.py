@@ -70,7 +70,8 @@ def bill(*rows: dict) -> pl.DataFrame:
 
 
 def estimate(*rows: tuple) -> pl.DataFrame:
-    """(cluster_id, hour_start, consumer, run_id, vm_cost_usd[, runtime_hours]) → estimated_costs columns."""
+    """(cluster_id, hour_start, consumer, run_id, vm_cost_usd[, runtime_hours[, disk_cost_usd]]) → estimated_costs
+    columns (no disk $ unless given)."""
     out = []
     for r in rows:
         cluster, hour, consumer, run, vm = r[:5]
@@ -86,6 +87,7 @@ def estimate(*rows: tuple) -> pl.DataFrame:
                 "job_id": 1 if run else None,
                 "runtime_hours": r[5] if len(r) > 5 else 1.0,
                 "vm_cost_usd": vm,
+                "disk_cost_usd": r[6] if len(r) > 6 else None,
             }
         )
     schema = {
@@ -99,6 +101,7 @@ def estimate(*rows: tuple) -> pl.DataFrame:
         "job_id": pl.Int64,
         "runtime_hours": pl.Float64,
         "vm_cost_usd": pl.Float64,
+        "disk_cost_usd": pl.Float64,
     }
     return pl.DataFrame(out, schema=schema, orient="row")
 
@@ -185,9 +188,9 @@ def test_a_reservation_bills_zero_and_is_compared_on_its_effective_cost():
     assert (got["billed_cost"], got["effective_cost"]) == (0.0, pytest.approx(3.60))
 
 
-def test_a_disk_is_not_estimated_but_goes_with_its_clusters_vm_shares():
-    # Cluster c1 at 10:00: run 1 $0.30 of VM, idle $0.10 (shares 0.75 / 0.25). Its VM bills $0.40 and
-    # its EBS volume $0.011.
+def test_a_disk_the_estimate_has_no_dollar_for_is_no_estimate_and_goes_with_its_clusters_vm_shares():
+    # Cluster c1 at 10:00: run 1 $0.30 of VM, idle $0.10 (shares 0.75 / 0.25), no disk $ (an estimate from
+    # before disks, or a node type without a disk price). Its VM bills $0.40 and its EBS volume $0.011.
     est = estimate(("c1", H10, "run", 1, 0.30), ("c1", H10, "idle", None, 0.10))
     cloud = bill(
         charge(1, cluster_id="c1", cost=0.40),
@@ -197,8 +200,8 @@ def test_a_disk_is_not_estimated_but_goes_with_its_clusters_vm_shares():
     vm = recon_row(recon, resource_key="c1", service_category="vm_compute")
     disk = recon_row(recon, resource_key="c1", service_category="managed_disk")
     assert (vm["reason"], vm["ratio"]) == ("ok", pytest.approx(1.0))  # $0.40 estimated, $0.40 billed
-    assert disk["reason"] == "not_estimated_component"
-    assert disk["estimated_vm_cost_usd"] is None and disk["effective_cost"] == pytest.approx(0.011)
+    assert disk["reason"] == "no_estimate"
+    assert disk["estimated_disk_cost_usd"] is None and disk["effective_cost"] == pytest.approx(0.011)
 
     handed = cloud_attribute.attributed_cloud_costs(cloud, est, NO_CLUSTERS)
     disk_rows = handed.filter(service_category="managed_disk")
@@ -354,3 +357,43 @@ def test_a_runs_total_cost_is_its_share_of_both_bills():
     assert idle["total_cost_usd"] == pytest.approx(0.50 + 0.10275)
     # the two bills, whole: $2.50 DBU + $0.603 cloud
     assert totals["total_cost_usd"].sum() == pytest.approx(3.103)
+
+
+def test_disks_reconcile_and_are_handed_out_by_the_estimates_disk_shares_conserving_the_bill():
+    # Cluster c1 at 10:00: run 1 holds a spot node, idle an on-demand one: VM $0.30 / $0.10 (shares 0.75 / 0.25),
+    # but both nodes carry the same disk: $0.02 each (shares 0.5 / 0.5). Estimated disk $ = 0.02 + 0.02 = $0.04.
+    est = estimate(("c1", H10, "run", 1, 0.30, 1.0, 0.02), ("c1", H10, "idle", None, 0.10, 1.0, 0.02))
+    # The bill: VMs $0.40, disks $0.0404, data transfer $0.01.
+    cloud = bill(
+        charge(1, cluster_id="c1", cost=0.40),
+        charge(2, cluster_id="c1", cost=0.0404, service_category="managed_disk"),
+        charge(3, cluster_id="c1", cost=0.01, service_category="network"),
+    )
+    recon = vm_reconcile.vm_reconciliation(cloud, est, NO_CLUSTERS)
+    schemas.VmReconciliation.validate(recon)
+    disk = recon_row(recon, resource_key="c1", service_category="managed_disk")
+    # ratio = 0.04 / 0.0404 = 0.990..., within 5 %: ok (no longer a component the estimate lacks)
+    assert disk["reason"] == "ok" and disk["ratio"] == pytest.approx(0.04 / 0.0404)
+    assert disk["estimated_disk_cost_usd"] == pytest.approx(0.04) and disk["estimated_vm_cost_usd"] is None
+    assert disk["delta"] == pytest.approx(0.0404 - 0.04)
+    assert recon_row(recon, resource_key="c1", service_category="network")["reason"] == "not_estimated_component"
+    vm = recon_row(recon, resource_key="c1", service_category="vm_compute")
+    assert (vm["reason"], vm["estimated_vm_cost_usd"], vm["estimated_disk_cost_usd"]) == ("ok", 0.40, None)
+
+    handed = cloud_attribute.attributed_cloud_costs(cloud, est, NO_CLUSTERS)
+    schemas.AttributedCloudCosts.validate(handed)
+    got = {(r["service_category"], r["consumer"]): r["effective_cost"] for r in handed.iter_rows(named=True)}
+    assert got == pytest.approx(
+        {
+            ("vm_compute", "run"): 0.40 * 0.75,  # $0.30
+            ("vm_compute", "idle"): 0.40 * 0.25,  # $0.10
+            ("managed_disk", "run"): 0.0404 * 0.5,  # $0.0202: disk shares, not VM shares
+            ("managed_disk", "idle"): 0.0404 * 0.5,
+            ("network", "run"): 0.01 * 0.75,  # network goes with the VMs
+            ("network", "idle"): 0.01 * 0.25,
+        }
+    )
+    gaps = cloud_attribute.conservation_gaps(cloud, handed)
+    # Σ attributed = 0.40 + 0.0404 + 0.01 = $0.4504 = Σ billed
+    assert gaps["effective_cost_attributed"].sum() == pytest.approx(0.4504)
+    assert gaps["ok"].all() and conservation_result(gaps).passed

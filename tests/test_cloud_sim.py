@@ -135,23 +135,26 @@ def test_vm_accuracy_by_hand():
     h0 = dt.datetime(2026, 1, 6, 10)
     recon = pl.DataFrame(
         {
-            "usage_date": [DAY] * 3,
-            "period_start": [h0, h0, h0],
-            "grain": ["hour"] * 3,
-            "resource_kind": ["cluster", "pool", "untagged"],
-            "resource_key": ["c1", "p1", "vm-x"],
-            "service_category": ["vm_compute"] * 3,
-            "estimated_vm_cost_usd": [1.00, 0.50, None],
-            "effective_cost": [0.90, 0.50, 0.20],
+            "usage_date": [DAY] * 4,
+            "period_start": [h0] * 4,
+            "grain": ["hour"] * 4,
+            "resource_kind": ["cluster", "pool", "untagged", "cluster"],
+            "resource_key": ["c1", "p1", "vm-x", "c1"],
+            "service_category": ["vm_compute"] * 3 + ["managed_disk"],
+            "estimated_vm_cost_usd": [1.00, 0.50, None, None],
+            "estimated_disk_cost_usd": [None, None, None, 0.05],
+            "effective_cost": [0.90, 0.50, 0.20, 0.05],
         }
     )
-    # the truth knows the untagged VM belongs to c1: c1 = 0.90 + 0.20 = 1.10; p1 0.40; c2 missed (0.30)
+    # the truth knows the untagged VM belongs to c1: c1 = 0.90 + 0.20 = 1.10; p1 0.40; c2 missed (0.30).
+    # Disks: c1 0.06 (the untagged VM's disk too), p1 0.02 (the estimate has no disk row for it)
     truth = pl.DataFrame(
         {
             "resource_kind": ["cluster", "pool", "cluster"],
             "resource_key": ["c1", "p1", "c2"],
             "hour_start": [h0, h0, h0 + dt.timedelta(milliseconds=HOUR)],
             "true_vm_cost_usd": [1.10, 0.40, 0.30],
+            "true_disk_cost_usd": [0.06, 0.02, 0.0],
         }
     )
     out = vm_accuracy.vm_cost_accuracy(recon, truth)
@@ -163,6 +166,11 @@ def test_vm_accuracy_by_hand():
     assert summary["truth/true_vm_usd"] == pytest.approx(1.80)
     assert summary["truth/day_abs_rel_error"] == pytest.approx(0.30 / 1.80)
     assert summary["truth/within_10pct_share"] == pytest.approx(1 / 3)
+    disks = dict(zip(out["resource_key"], out["estimated_disk_cost_usd"], strict=True))
+    assert disks == pytest.approx({"c1": 0.05, "p1": 0.0, "c2": 0.0})
+    # disks: true 0.06 + 0.02 = 0.08, estimated 0.05: off by 0.03 / 0.08
+    assert summary["truth/true_disk_usd"] == pytest.approx(0.08)
+    assert summary["truth/disk_day_abs_rel_error"] == pytest.approx(0.03 / 0.08)
 
 
 def test_report_reconcile_cloud_by_hand(tmp_path):

@@ -2,6 +2,8 @@
 
 Numbers used (cost_assets/data/prices.yaml):
 
+  Disks: one P10 per Azure node, $19.71 a month = 19.71 / 730 = $0.027 per node-hour;
+         one gp3_128 per AWS node, $10.24 a month = 10.24 / 730 per node-hour
   AZURE Standard_DS3_v2   0.75 DBU/h   VM $0.23/h on-demand, $0.046/h spot
   AZURE Standard_DS4_v2   1.5  DBU/h   VM $0.46/h
   AZURE Standard_D4ds_v5  1.0  DBU/h   VM $0.23/h
@@ -51,8 +53,11 @@ def run(**kw) -> preflight.Estimate:
     return preflight.estimate(at=kw.pop("at", NOW), sheet=SHEET, **kw)
 
 
-def totals(p: preflight.Point) -> tuple[float, float, float, float]:
-    return (p.dbus, p.dbu_cost_usd, p.vm_cost_usd, p.total_cost_usd)
+P10, GP3 = 19.71 / 730, 10.24 / 730  # disk $ per node-hour
+
+
+def totals(p: preflight.Point) -> tuple[float, float, float, float, float | None]:
+    return (p.dbus, p.dbu_cost_usd, p.vm_cost_usd, p.disk_cost_usd, p.total_cost_usd)
 
 
 # ------------------------------------------------------------------------------------------ by hand
@@ -60,8 +65,9 @@ def test_fixed_jobs_cluster():
     est = run(cloud="azure", node_type="Standard_DS3_v2", workers=4, hours=2)
     # DBUs  = 2 h × 1.0 × (0.75 + 4 × 0.75) DBU/h = 2 × 3.75 = 7.5
     # DBU $ = 7.5 × $0.30 = $2.25
-    # VM $  = 2 h × ($0.23 + 4 × $0.23) = 2 × 1.15 = $2.30;  total $4.55
-    assert totals(est.mid) == pytest.approx((7.5, 2.25, 2.30, 4.55))
+    # VM $  = 2 h × ($0.23 + 4 × $0.23) = 2 × 1.15 = $2.30
+    # disk $ = 2 h × 5 nodes × $0.027 = $0.27;  total $2.25 + $2.30 + $0.27 = $4.82
+    assert totals(est.mid) == pytest.approx((7.5, 2.25, 2.30, 0.27, 4.82))
     assert est.min == est.mid == est.max and not est.autoscaling
     assert (est.sku_name, est.workload, est.photon_dbu_factor) == ("PREMIUM_JOBS_COMPUTE", "jobs", 1.0)
 
@@ -69,8 +75,9 @@ def test_fixed_jobs_cluster():
 def test_photon_uses_the_sku_factor_in_force():
     est = run(cloud="AZURE", node_type="Standard_DS4_v2", workers=2, hours=4, photon=True)
     # DBUs  = 4 h × 2.5 × (1.5 + 2 × 1.5) = 4 × 2.5 × 4.5 = 45;  DBU $ = 45 × $0.30 = $13.50
-    # VM $  = 4 h × ($0.46 + 2 × $0.46) = 4 × 1.38 = $5.52 (Photon does not change VM $);  total $19.02
-    assert totals(est.mid) == pytest.approx((45.0, 13.50, 5.52, 19.02))
+    # VM $  = 4 h × ($0.46 + 2 × $0.46) = 4 × 1.38 = $5.52 (Photon does not change VM $)
+    # disk $ = 4 h × 3 nodes × $0.027 = $0.324;  total $13.50 + $5.52 + $0.324 = $19.344
+    assert totals(est.mid) == pytest.approx((45.0, 13.50, 5.52, 0.324, 19.344))
     assert est.sku_name == "PREMIUM_JOBS_COMPUTE_(PHOTON)"
     old = run(cloud="AZURE", node_type="Standard_DS4_v2", workers=2, hours=4, photon=True, at=dt.datetime(2024, 6, 1))
     # before 2025-01-01 the factor is 2.9: 4 × 2.9 × 4.5 = 52.2 DBU × $0.30 = $15.66
@@ -80,8 +87,10 @@ def test_photon_uses_the_sku_factor_in_force():
 def test_spot_workers_with_an_on_demand_driver_of_another_type():
     est = run(cloud="aws", node_type="m5.xlarge", driver_node_type="m5.2xlarge", workers=5, hours=10, spot=True)
     # DBUs  = 10 h × (1.37 + 5 × 0.69) = 10 × 4.82 = 48.2 (spot does not change DBUs);  DBU $ = 48.2 × $0.15 = $7.23
-    # VM $  = 10 h × ($0.384 driver on-demand + 5 × $0.0672 spot) = 10 × (0.384 + 0.336) = $7.20;  total $14.43
-    assert totals(est.mid) == pytest.approx((48.2, 7.23, 7.20, 14.43))
+    # VM $  = 10 h × ($0.384 driver on-demand + 5 × $0.0672 spot) = 10 × (0.384 + 0.336) = $7.20
+    # disk $ = 10 h × 6 nodes × 10.24 / 730 = 614.4 / 730 (spot or not, a node carries its disk)
+    disk = 10 * 6 * GP3
+    assert totals(est.mid) == pytest.approx((48.2, 7.23, 7.20, disk, 14.43 + disk))
     assert (est.driver.pricing, est.driver.vm_per_hour) == ("on_demand", 0.384)
     assert (est.worker.pricing, est.worker.vm_per_hour) == ("spot", 0.0672)
     on_demand = run(cloud="aws", node_type="m5.xlarge", driver_node_type="m5.2xlarge", workers=5, hours=10)
@@ -93,20 +102,23 @@ def test_autoscaling_reports_min_mid_and_max():
     est = run(
         cloud="AZURE", node_type="Standard_D4ds_v5", min_workers=2, max_workers=6, hours=8, workload="all_purpose"
     )
-    # min, 2 workers: DBUs = 8 × (1 + 2 × 1) = 24 → 24 × $0.55 = $13.20;  VM = 8 × 3 × $0.23 = $5.52;  $18.72
-    # max, 6 workers: DBUs = 8 × (1 + 6 × 1) = 56 → $30.80;              VM = 8 × 7 × $0.23 = $12.88; $43.68
-    # mid, (2 + 6) / 2 = 4 workers: DBUs = 8 × 5 = 40 → $22.00;          VM = 8 × 5 × $0.23 = $9.20;  $31.20
+    # min, 2 workers: DBUs = 8 × (1 + 2 × 1) = 24 → 24 × $0.55 = $13.20;  VM = 8 × 3 × $0.23 = $5.52;
+    #                 disk = 8 × 3 × $0.027 = $0.648;  $13.20 + $5.52 + $0.648 = $19.368
+    # max, 6 workers: DBUs = 8 × (1 + 6 × 1) = 56 → $30.80;  VM = 8 × 7 × $0.23 = $12.88;
+    #                 disk = 8 × 7 × $0.027 = $1.512;  $45.192
+    # mid, (2 + 6) / 2 = 4 workers: DBUs = 8 × 5 = 40 → $22.00;  VM = 8 × 5 × $0.23 = $9.20;
+    #                 disk = 8 × 5 × $0.027 = $1.08;  $32.28
     assert est.autoscaling and est.sku_name == "PREMIUM_ALL_PURPOSE_COMPUTE"
-    assert totals(est.min) == pytest.approx((24.0, 13.20, 5.52, 18.72))
-    assert totals(est.max) == pytest.approx((56.0, 30.80, 12.88, 43.68))
-    assert totals(est.mid) == pytest.approx((40.0, 22.00, 9.20, 31.20))
+    assert totals(est.min) == pytest.approx((24.0, 13.20, 5.52, 0.648, 19.368))
+    assert totals(est.max) == pytest.approx((56.0, 30.80, 12.88, 1.512, 45.192))
+    assert totals(est.mid) == pytest.approx((40.0, 22.00, 9.20, 1.08, 32.28))
     assert est.mid.total_cost_usd == pytest.approx((est.min.total_cost_usd + est.max.total_cost_usd) / 2)
 
 
 def test_single_node_is_the_driver_only():
     est = run(cloud="AZURE", node_type="Standard_DS3_v2", workers=0, hours=2)
-    # DBUs = 2 × 0.75 = 1.5 → $0.45;  VM = 2 × $0.23 = $0.46;  total $0.91
-    assert totals(est.mid) == pytest.approx((1.5, 0.45, 0.46, 0.91))
+    # DBUs = 2 × 0.75 = 1.5 → $0.45;  VM = 2 × $0.23 = $0.46;  disk = 2 × $0.027 = $0.054;  total $0.964
+    assert totals(est.mid) == pytest.approx((1.5, 0.45, 0.46, 0.054, 0.964))
 
 
 @pytest.mark.parametrize(
@@ -204,7 +216,9 @@ def test_the_estimate_equals_the_engine_on_the_same_cluster(cluster: dict, est: 
     segs = cluster_segments(clusters(row), ev, T0, T0 + dt.timedelta(days=1))
     priced = price_segments(segs, SHEET.instance_types_frame(), SHEET.dbu_prices_frame(), "PREMIUM")
     assert not priced["unpriced"].any()
-    engine = priced.select(pl.col("dbus", "dbu_cost_usd", "vm_cost_usd", "total_cost_usd").sum()).row(0)
+    engine = priced.select(pl.col("dbus", "dbu_cost_usd", "vm_cost_usd", "disk_cost_usd", "total_cost_usd").sum()).row(
+        0
+    )
     mine = preflight.estimate(
         cloud=row["cloud"],
         node_type=row["node_type_id"],
@@ -227,19 +241,19 @@ def test_cli_table(cli):
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "AZURE PREMIUM jobs: PREMIUM_JOBS_COMPUTE at $0.30/DBU" in out
-    assert "7.50" in out and "$2.25" in out and "$2.30" in out and "$4.55" in out  # the hand values above
+    assert "7.50" in out and "$2.25" in out and "$2.30" in out and "$0.27" in out and "$4.82" in out  # by hand above
     assert "4 workers × $0.23/h on-demand) × 2 h" in out
 
 
 def test_cli_money_has_thousands_separators(cli):
     # 49 × E16ds_v4 + driver for 10 h, all-purpose: DBUs = 10 × 4.0 × 50 = 2,000 → × $0.55 = $1,100.00;
-    # VM = 10 × $1.15 × 50 = $575.00;  total $1,675.00
+    # VM = 10 × $1.15 × 50 = $575.00;  disk = 10 × $0.027 × 50 = $13.50;  total $1,688.50
     result = cli(
         *["--cloud", "AZURE", "--node-type", "Standard_E16ds_v4", "--workers", "49", "--hours", "10"],
         *["--workload", "all_purpose"],
     )
     assert result.exit_code == 0, result.output
-    for text in ("2,000.00", "$1,100.00", "$575.00", "$1,675.00"):
+    for text in ("2,000.00", "$1,100.00", "$575.00", "$13.50", "$1,688.50"):
         assert text in result.stdout
 
 
@@ -251,28 +265,28 @@ def test_cli_autoscaling_rows(cli):
     assert result.exit_code == 0, result.output
     rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line.startswith("  m")}
     # the hand values of test_autoscaling_reports_min_mid_and_max
-    assert rows["min"] == ["2", "24.00", "$13.20", "$5.52", "$18.72"]
-    assert rows["mid"] == ["4", "40.00", "$22.00", "$9.20", "$31.20"]
-    assert rows["max"] == ["6", "56.00", "$30.80", "$12.88", "$43.68"]
+    assert rows["min"] == ["2", "24.00", "$13.20", "$5.52", "$0.65", "$19.37"]
+    assert rows["mid"] == ["4", "40.00", "$22.00", "$9.20", "$1.08", "$32.28"]
+    assert rows["max"] == ["6", "56.00", "$30.80", "$12.88", "$1.51", "$45.19"]
 
 
 def test_cli_over_budget_exits_2_and_says_why(cli):
     result = cli(*FIXED, "--budget", "4")
     assert result.exit_code == 2
-    assert "Estimated cost $4.55 exceeds budget $4.00" in result.stderr
+    assert "Estimated cost $4.82 exceeds budget $4.00" in result.stderr
     # what drives it: the VM and DBU arithmetic of the hand computation
     assert "4 workers × $0.23/h on-demand) × 2 h" in result.stderr
     assert "7.50 DBU × $0.30/DBU" in result.stderr
     assert cli(*FIXED, "--budget", "5").exit_code == 0
-    assert cli(*FIXED, "--budget", "4.55").exit_code == 0  # equal is within budget
+    assert cli(*FIXED, "--budget", "4.82").exit_code == 0  # equal is within budget
 
 
 def test_cli_autoscaling_budget_is_checked_against_the_upper_end(cli):
-    # mid $31.20 fits $40, max $43.68 does not
+    # mid $32.28 fits $40, max $45.19 does not
     args = ["--cloud", "AZURE", "--node-type", "Standard_D4ds_v5", "--min-workers", "2", "--max-workers", "6"]
     result = cli(*args, "--hours", "8", "--workload", "all_purpose", "--budget", "40")
     assert result.exit_code == 2
-    assert "Estimated cost $43.68 exceeds budget $40.00 (the upper end: 6 workers for 8 h" in result.stderr
+    assert "Estimated cost $45.19 exceeds budget $40.00 (the upper end: 6 workers for 8 h" in result.stderr
 
 
 def test_cli_json_shape(cli):
@@ -299,7 +313,14 @@ def test_cli_json_shape(cli):
         "budget",
         "notes",
     ]
-    point = {"workers": 4.0, "dbus": 7.5, "dbu_cost_usd": 2.25, "vm_cost_usd": 2.3, "total_cost_usd": 4.55}
+    point = {
+        "workers": 4.0,
+        "dbus": 7.5,
+        "dbu_cost_usd": 2.25,
+        "vm_cost_usd": 2.3,
+        "disk_cost_usd": 0.27,
+        "total_cost_usd": 4.82,
+    }
     assert data["estimate"] == point
     assert data["range"] == {"min": point, "mid": point, "max": point}
     assert data["driver"] == {
@@ -307,6 +328,7 @@ def test_cli_json_shape(cli):
         "dbu_per_hour": 0.75,
         "vm_per_hour": 0.23,
         "pricing": "on_demand",
+        "disk_per_hour": pytest.approx(P10),
     }
     assert data["budget"] == {"usd": 4.0, "compared_with": "max", "over": True}
     assert (data["cloud"], data["tier"], data["sku_name"], data["dbu_price"]) == (
@@ -355,17 +377,22 @@ def test_cli_reads_overrides_and_tier_from_the_settings(cli, tmp_path: Path):
     data = json.loads(result.stdout)
     # STANDARD_JOBS_COMPUTE is $0.15 list, the 50 % jobs discount makes it $0.075/DBU.
     # DBUs = 1 h × (2.0 + 1 × 2.0) = 4 → 4 × $0.075 = $0.30
-    # Custom_X has no spot price: the worker is charged on-demand, VM = 1 h × (1.0 + 1.0) = $2.00; total $2.30
+    # Custom_X has no spot price: the worker is charged on-demand, VM = 1 h × (1.0 + 1.0) = $2.00
+    # Custom_X has no disk price: disk $ unknown (null), left out of the total: $0.30 + $2.00 = $2.30
     assert (data["sku_name"], data["dbu_list_price"], data["dbu_price"]) == ("STANDARD_JOBS_COMPUTE", 0.15, 0.075)
     assert data["estimate"] == {
         "workers": 1.0,
         "dbus": 4.0,
         "dbu_cost_usd": 0.3,
         "vm_cost_usd": 2.0,
+        "disk_cost_usd": None,
         "total_cost_usd": 2.3,
     }
     assert data["worker"]["pricing"] == "on_demand"
-    assert data["notes"] == ["AZURE Custom_X has no spot price in the price sheet: workers are charged on-demand"]
+    assert data["notes"] == [
+        "AZURE Custom_X has no spot price in the price sheet: workers are charged on-demand",
+        "AZURE Custom_X has no disk price in the price sheet: disk $ unknown, not in the total",
+    ]
 
 
 def test_cli_a_bad_prices_file_exits_2(cli, tmp_path: Path):

@@ -5,7 +5,7 @@ Registered only when ``COST_ASSETS_CLOUD_BILL`` names the provider's cost export
 * ``raw/cloud_costs`` — the exports parsed (``ingest/cloud_bill.py``), the latest export of a day winning.
   A bad file fails the step naming file, row and column; a day whose charges shrink without credits to
   explain it keeps its stored rows (``guard.py``); no file at all is a WARN, and stored days stay;
-* ``mart/vm_reconciliation`` — the estimate's VM $ against the bill (``costing/vm_reconcile.py``);
+* ``mart/vm_reconciliation`` — the estimate's VM and disk $ against the bill (``costing/vm_reconcile.py``);
 * ``mart/attributed_cloud_costs`` — the Databricks resources' cloud $ handed to runs, idle and
   unattributed by the estimate's VM-$ shares; per day Σ attributed = Σ billed (a blocking ERROR check);
 * ``mart/run_total_costs`` — each run's share of both bills (``costing/cloud_attribute.py``).
@@ -35,7 +35,7 @@ from cost_assets.costing import cloud_attribute, vm_reconcile
 from cost_assets.ingest.cloud_bill import costs_frame, day_fingerprints
 from cost_assets.partitions import window_days
 from cost_assets.resources.cloud_bill import CloudBill
-from cost_assets.resources.warehouse import Ledger
+from cost_assets.resources.warehouse import ADDED_COLUMNS, Ledger
 
 CLOUD_COSTS = dg.AssetKey(["raw", "cloud_costs"])
 VM_RECONCILIATION = dg.AssetKey(["mart", "vm_reconciliation"])
@@ -145,9 +145,9 @@ def cloud_costs(context: dg.AssetExecutionContext, cloud_bill: CloudBill, ledger
             key=VM_RECONCILIATION,
             group_name="mart",
             kinds={"polars", "duckdb"},
-            metadata=PARTITIONED,
+            metadata={**PARTITIONED, ADDED_COLUMNS: ["estimated_disk_cost_usd"]},
             freshness_policy=MART_FRESHNESS,
-            description="Estimated VM $ vs the cloud bill's effective cost per cluster or pool × hour (× day "
+            description="Estimated VM and disk $ vs the cloud bill's effective cost per cluster or pool × hour (× day "
             "where the export is daily) × service category, ratio, delta and a reason: ok, no_estimate, "
             "no_cloud_bill, spot_price, commitment_discount, not_estimated_component, untagged, "
             "other_currency, mismatch.",
@@ -159,7 +159,8 @@ def cloud_costs(context: dg.AssetExecutionContext, cloud_bill: CloudBill, ledger
             metadata=PARTITIONED,
             freshness_policy=MART_FRESHNESS,
             description="The cloud bill of Databricks resources (VMs, disks, network) handed to runs, idle "
-            "and unattributed by the estimate's VM-$ shares; sums to the billed and effective cost per day.",
+            "and unattributed by the estimate's VM-$ shares (disks by its disk-$ shares); sums to the billed "
+            "and effective cost per day.",
         ),
         "run_total_costs": dg.AssetOut(
             key=RUN_TOTAL_COSTS,
@@ -225,6 +226,7 @@ def reconcile_and_attribute_cloud(
         days,
         lambda f, _: {
             "estimated_vm_cost_usd": float(f["estimated_vm_cost_usd"].sum() or 0.0),
+            "estimated_disk_cost_usd": float(f["estimated_disk_cost_usd"].sum() or 0.0),
             "effective_vm_cost_usd": float(
                 f.filter((pl.col("service_category") == "vm_compute") & (pl.col("currency_code") == "USD"))[
                     "effective_cost"

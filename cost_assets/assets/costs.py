@@ -21,6 +21,7 @@ from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contrac
 from cost_assets.costing import engine
 from cost_assets.partitions import window_days
 from cost_assets.resources.prices import PriceCatalog
+from cost_assets.resources.warehouse import ADDED_COLUMNS
 
 CLUSTER_SEGMENTS = dg.AssetKey(["mart", "cluster_segments"])
 ESTIMATED_COSTS = dg.AssetKey(["mart", "estimated_costs"])
@@ -33,12 +34,14 @@ def per_day(days: list[dt.date], build) -> pl.DataFrame:
 
 
 def _unpriced_check(frame: pl.DataFrame, clusters: pl.DataFrame) -> dg.AssetCheckResult:
-    """WARN when rows have no price: names the node types / SKUs and their hours (never a silent $0)."""
-    bad = frame.filter(pl.col("unpriced"))
+    """WARN when rows have no price: names the node types / SKUs and their hours (never a silent $0). A node
+    type without a disk price leaves only the row's disk $ unknown (``disk_cost_usd`` null): named too."""
+    no_disk = ~pl.col("unpriced") & pl.col("disk_cost_usd").is_null()
+    bad = frame.filter(pl.col("unpriced") | no_disk)
     node_types = clusters.unique("cluster_id", keep="last").select("cluster_id", "node_type_id", "driver_node_type_id")
     detail = (
         bad.join(node_types, on="cluster_id", how="left")
-        .group_by("node_type_id", "driver_node_type_id", "sku_name")
+        .group_by("node_type_id", "driver_node_type_id", "sku_name", no_disk.alias("disk_price_only"))
         .agg(
             pl.col("runtime_hours").sum().round(3).alias("run_hours"),
             pl.col("cluster_id").n_unique().alias("clusters"),
@@ -51,8 +54,14 @@ def _unpriced_check(frame: pl.DataFrame, clusters: pl.DataFrame) -> dg.AssetChec
         asset_key=RUN_COSTS,
         passed=bad.height == 0,
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"{bad.height} unpriced row(s)" if bad.height else "every row has a price",
-        metadata={"unpriced_rows": bad.height, "unpriced": dg.MetadataValue.md(markdown_table(detail, 20))},
+        description=f"{bad.height} unpriced row(s) (disk price only: {bad.filter(no_disk).height})"
+        if bad.height
+        else "every row has a price",
+        metadata={
+            "unpriced_rows": bad.height,
+            "disk_unpriced_rows": bad.filter(no_disk).height,
+            "unpriced": dg.MetadataValue.md(markdown_table(detail, 20)),
+        },
     )
 
 
@@ -128,6 +137,7 @@ def _cost_totals(frame: pl.DataFrame) -> dict:
         "total_cost_usd": float(frame["total_cost_usd"].sum() or 0.0),
         "dbu_cost_usd": float(frame["dbu_cost_usd"].sum() or 0.0),
         "vm_cost_usd": float(frame["vm_cost_usd"].sum() or 0.0),
+        "disk_cost_usd": float(frame["disk_cost_usd"].sum() or 0.0),
         "idle_cost_usd": float(frame.filter(pl.col("consumer") == "idle")["total_cost_usd"].sum() or 0.0),
         "unpriced_rows": int(frame["unpriced"].sum()),
     }
@@ -153,17 +163,18 @@ _MART = {
         ),
         "estimated_costs": dg.AssetOut(
             key=ESTIMATED_COSTS,
-            **_MART,
+            **{**_MART, "metadata": {**PARTITIONED, ADDED_COLUMNS: ["disk_cost_usd"]}},
             description="The estimate at the bill's grain: cluster (or pool) × hour × SKU × consumer with DBUs, "
-            "DBU $ (list, contract, effective) and VM $, and each consumer's share of the cluster-hour. Shared "
+            "DBU $ (list, contract, effective), VM $ and the nodes' disk $, and each consumer's share of the "
+            "cluster-hour. Shared "
             "clusters are split per elementary interval among the task runs active in it; run-free time is "
             "idle, except on a job cluster, whose start-up and tear-down belong to its run. Each day is priced "
             "with its own price snapshot.",
         ),
         "run_costs": dg.AssetOut(
             key=RUN_COSTS,
-            **_MART,
-            description="Estimated cost of every task run × cluster × day (DBUs, DBU $, VM $): the estimate "
+            **{**_MART, "metadata": {**PARTITIONED, ADDED_COLUMNS: ["disk_cost_usd"]}},
+            description="Estimated cost of every task run × cluster × day (DBUs, DBU $, VM $, disk $): the estimate "
             "summed per run, plus one idle row per shared cluster and warm pool × day, with team, tenant, "
             "project and cost_center resolved as on the attributed bill.",
         ),
@@ -187,7 +198,9 @@ _MART = {
         dg.AssetCheckSpec("contract", asset=ESTIMATED_COSTS, blocking=True, description=CONTRACT_DESCRIPTION),
         dg.AssetCheckSpec("contract", asset=RUN_COSTS, blocking=True, description=CONTRACT_DESCRIPTION),
         dg.AssetCheckSpec(
-            "priced", asset=RUN_COSTS, description="WARN: rows whose node type or SKU has no price ($ null, never $0)"
+            "priced",
+            asset=RUN_COSTS,
+            description="WARN: rows whose node type, SKU or node disks have no price ($ null, never $0)",
         ),
         dg.AssetCheckSpec(
             "nonzero_when_runs", asset=RUN_COSTS, description="WARN: a day with job runs on clusters but $0 estimated"

@@ -20,6 +20,7 @@ from cost_assets.assets.policies import DAILY_ASSET, PARTITIONED
 from cost_assets.checks import add_daily_metadata, contract_result, contract_spec
 from cost_assets.partitions import window_days
 from cost_assets.resources.prices import PriceCatalog
+from cost_assets.resources.warehouse import ADDED_COLUMNS
 
 DBU_PRICES = dg.AssetKey(["ref", "dbu_prices"])
 INSTANCE_TYPES = dg.AssetKey(["ref", "instance_types"])
@@ -69,14 +70,14 @@ def dbu_prices(context: dg.AssetExecutionContext, prices: PriceCatalog):
     key=INSTANCE_TYPES,
     group_name="ref",
     kinds={"yaml", "duckdb"},
-    metadata=PARTITIONED,
+    metadata={**PARTITIONED, ADDED_COLUMNS: ["disk_type", "disks_per_node", "disk_per_hour"]},
     check_specs=[contract_spec(INSTANCE_TYPES, schemas.DailyInstanceTypes)],
     pool="duckdb_writer",
     **DAILY_ASSET,
 )
 def instance_types(context: dg.AssetExecutionContext, prices: PriceCatalog):
     """Node types per cloud over effective windows: DBU/hour (non-Photon), vCPUs, memory, on-demand and
-    spot VM $/hour; one snapshot per day."""
+    spot VM $/hour, and the managed disks each node carries ($/hour); one snapshot per day."""
     days = window_days(context.partition_time_window)
     frame = per_day(prices.instance_types(), days)
     yield from contract_gate(context, [contract_result(schemas.DailyInstanceTypes, frame, INSTANCE_TYPES)])

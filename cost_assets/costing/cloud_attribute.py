@@ -2,8 +2,9 @@
 
 Every charge of a Databricks resource (VMs, disks, network, IPs, storage; ``cloud_match.py`` keys it to a
 cluster or pool) is split among the consumers of that key by the estimate's **VM-$ shares** — not DBU
-shares: VMs bill through start-up, tear-down and pool idle, when no DBUs accrue. A disk or a NIC goes with
-its VM, so the same shares hand it out.
+shares: VMs bill through start-up, tear-down and pool idle, when no DBUs accrue. A managed disk charge goes
+by the estimate's **disk-$ shares** (node-hours: a spot and an on-demand node carry the same disk), falling
+back to the VM-$ shares where the estimate has no disk $; a NIC or an IP goes with its VMs.
 
 * ``hour_share`` — an hourly charge, by the consumers' VM $ of that hour of the key;
 * ``day_share`` — a daily charge (Azure's exports), or an hourly one whose hour the estimate has nothing
@@ -11,8 +12,8 @@ its VM, so the same shares hand it out.
 * ``no_estimate`` / ``warehouse`` / ``untagged`` — nothing to split by: the whole charge is
   ``unattributed`` with that reason, never dropped.
 
-Shares are the VM $ of each consumer over the key's total; where the estimate has no VM $ (unpriced), by
-runtime. They sum to 1, so per day and currency Σ attributed = Σ billed, for billed and effective cost
+Shares are the VM $ (disk $) of each consumer over the key's total; where the estimate has none (unpriced),
+by runtime. They sum to 1, so per day and currency Σ attributed = Σ billed, for billed and effective cost
 alike (:func:`conservation_gaps`, a blocking check). The amounts stay in the bill's currency.
 
 A run's total cost is the sum of its shares of both bills (:func:`run_total_costs`): the DBU bill's
@@ -43,14 +44,22 @@ COLUMNS = [
 UNATTRIBUTED_REASON = {"untagged": "untagged", "warehouse": "warehouse"}
 
 
-def _shares(est: pl.DataFrame, by: list[str]) -> pl.DataFrame:
-    """Each consumer's share of the key's VM $ within ``by`` (runtime where the VM $ is unknown or 0)."""
+# The estimate's money each kind of charge is handed out by, in order of preference (then runtime).
+SHARE_MONEY = {"managed_disk": ["disk_cost_usd", "vm_cost_usd"], "other": ["vm_cost_usd"]}
+
+
+def _shares(est: pl.DataFrame, by: list[str], money: list[str]) -> pl.DataFrame:
+    """Each consumer's share of the key's ``money`` within ``by``: the first money column with a positive
+    total there, else runtime (the money is unknown or 0)."""
     grouped = est.group_by(*by, *CONSUMER).agg(
-        pl.col("vm_cost_usd").fill_null(0.0).sum().alias("_usd"), pl.col("runtime_hours").sum().alias("_hours")
+        *[pl.col(m).fill_null(0.0).sum().alias(f"_{m}") for m in money], pl.col("runtime_hours").sum().alias("_hours")
     )
-    usd, hours = pl.col("_usd").sum().over(by), pl.col("_hours").sum().over(by)
-    share = pl.when(usd > 0).then(pl.col("_usd") / usd).when(hours > 0).then(pl.col("_hours") / hours)
-    return grouped.with_columns(share.alias("share")).filter(pl.col("share") > 0).drop("_usd", "_hours")
+    weights = [*[f"_{m}" for m in money], "_hours"]
+    share = None
+    for col in weights:
+        total = pl.col(col).sum().over(by)
+        share = (pl.when(total > 0) if share is None else share.when(total > 0)).then(pl.col(col) / total)
+    return grouped.with_columns(share.alias("share")).filter(pl.col("share") > 0).drop(weights)
 
 
 def attributed_cloud_costs(cloud: Frame, estimated: Frame, clusters: Frame) -> pl.DataFrame:
@@ -61,21 +70,24 @@ def attributed_cloud_costs(cloud: Frame, estimated: Frame, clusters: Frame) -> p
         .agg(pl.col("billed_cost").sum(), pl.col("effective_cost").sum())
         .with_row_index("_charge")
     )
+    if "disk_cost_usd" not in lazy(estimated).collect_schema().names():  # an estimate from before disks
+        estimated = lazy(estimated).with_columns(pl.lit(None, pl.Float64).alias("disk_cost_usd"))
     est = keyed_estimate(estimated, clusters).with_columns(pl.col("hour_start").alias("period_start"))
-    hourly = charges.filter(pl.col("grain") == "hour").join(
-        _shares(est, [*KIND_KEY, "period_start"]), on=[*KIND_KEY, "period_start"], how="inner"
-    )
-    by_day = _shares(est, KIND_KEY)
-    daily = charges.join(hourly.select("_charge").unique(), on="_charge", how="anti").join(
-        by_day, on=KIND_KEY, how="inner"
-    )
-    handed = pl.concat(
-        [
+    kind = pl.when(pl.col("service_category") == "managed_disk").then(pl.lit("managed_disk")).otherwise(pl.lit("other"))
+    parts = []
+    for share_kind, money in SHARE_MONEY.items():
+        mine = charges.filter(kind == share_kind)
+        hourly = mine.filter(pl.col("grain") == "hour").join(
+            _shares(est, [*KIND_KEY, "period_start"], money), on=[*KIND_KEY, "period_start"], how="inner"
+        )
+        daily = mine.join(hourly.select("_charge").unique(), on="_charge", how="anti").join(
+            _shares(est, KIND_KEY, money), on=KIND_KEY, how="inner"
+        )
+        parts += [
             hourly.with_columns(pl.lit("hour_share").alias("reason")),
             daily.with_columns(pl.lit("day_share").alias("reason")),
-        ],
-        how="vertical_relaxed",
-    )
+        ]
+    handed = pl.concat(parts, how="vertical_relaxed")
     left = charges.join(handed.select("_charge").unique(), on="_charge", how="anti").with_columns(
         *[pl.lit(None).alias(c) for c in CONSUMER if c != "consumer"],
         pl.lit("unattributed").alias("consumer"),

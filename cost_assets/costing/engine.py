@@ -177,6 +177,8 @@ def _estimate_batch(
     # Segments arrive grouped by cluster and ordered in time: first rows are per-cluster facts
     # (the day's first SKU, "has cost"), found by a linear pass instead of a group-by.
     first, first_hour = _first_rows(priced)
+    # Clusters with nodes whose disks have no price: their disk $ is unknown (null), never $0.
+    disk_unknown = priced.filter(pl.col("disk_cost_usd").is_null() & ~pl.col("unpriced")).select("cluster_id").unique()
     flags = shared_cluster_flags(first, runs, clusters).collect(engine=ENGINE)
     # allocate treats task_run_id as an opaque key: given the run's row number, the run columns are
     # gathered by it afterwards instead of joined.
@@ -195,10 +197,12 @@ def _estimate_batch(
         )
         .join(flags.lazy(), on="cluster_id", how="left")
         .join(owners.lazy(), on="cluster_id", how="left")
+        .with_columns(pl.col("cluster_id").is_in(disk_unknown["cluster_id"].implode()).alias("_disk_unknown"))
         .select(
             "cluster_id",
             pl.coalesce("workspace_id", "_ev_ws").alias("_cluster_ws"),
             pl.col("_seen").fill_null(False),
+            "_disk_unknown",
             "is_shared_cluster",
             "_owner_job",
             "_owner_run",
@@ -215,7 +219,7 @@ def _estimate_batch(
     if rows.height and not (lo >= 0 and hi < 24):
         raise ValueError(f"estimate rows outside the day {day} (hour_start must fall on it)")
     rows = rows.with_columns((pl.col("ck").cast(pl.Int64) * 24 + pl.col("_ckh")).alias("_ckh"))
-    total = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")
+    total = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd") + pl.col("disk_cost_usd")
     slots = pl.LazyFrame({"_ckh": pl.int_range(keys.height * 24, eager=True)})
     per_hour = (
         slots.join(
@@ -250,6 +254,7 @@ def _estimate_batch(
         rows.lazy()
         .with_columns(
             pl.col("unpriced") | ((pl.col("consumer") == "run") & ~pl.col("_seen")),
+            pl.when(~pl.col("_disk_unknown")).then(pl.col("disk_cost_usd")).alias("disk_cost_usd"),
             pl.when(pl.col("cluster_dbus") > 0).then(pl.col("dbus") / pl.col("cluster_dbus")).alias("dbu_share"),
             pl.when(pl.col("cluster_total_cost_usd") > 0)
             .then(total / pl.col("cluster_total_cost_usd"))
@@ -339,11 +344,13 @@ def _hand_job_cluster_idle_to_its_run(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _finish_money(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Null every money column of an unpriced row (never $0) and add the total."""
+    """Null every money column of an unpriced row (never $0) and add the total: DBU + VM + disk $ (a disk
+    without a price is null in ``disk_cost_usd`` and flagged by the ``priced`` check, not counted as $0)."""
     priced = ~pl.col("unpriced")
+    total = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd") + pl.col("disk_cost_usd").fill_null(0.0)
     return frame.with_columns(
         *[pl.when(priced).then(pl.col(m)).alias(m) for m in MONEY_COLUMNS],
-        pl.when(priced).then(pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")).alias("total_cost_usd"),
+        pl.when(priced).then(total).alias("total_cost_usd"),
         pl.lit("USD").alias("currency_code"),
     )
 
@@ -411,7 +418,13 @@ def roll_up(estimated: Frame, jobs: Frame, clusters: Frame, pools: Frame | None 
     $0 when runs filled every hour — with the tags resolved as on the attributed bill (job > cluster > pool).
     A row touching an unpriced hour has null money (never a partial sum)."""
     est = lazy(estimated)
-    sums = [pl.col(c).sum() for c in ["runtime_hours", *MONEY_COLUMNS]]
+    # A disk $ with an unknown part is unknown (null), never a partial sum.
+    sums = [
+        pl.when(pl.col(c).is_null().any()).then(None).otherwise(pl.col(c).sum()).alias(c)
+        if c == "disk_cost_usd"
+        else pl.col(c).sum()
+        for c in ["runtime_hours", *MONEY_COLUMNS]
+    ]
     per_cluster = est.group_by("usage_date", "cluster_id").agg(
         pl.col("sku_name").sort_by("hour_start").first(),
         pl.col("is_shared_cluster").first().fill_null(True),

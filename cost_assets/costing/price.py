@@ -18,6 +18,10 @@ Rules:
 * ``vm_cost_usd = hours × (driver_provisioned × driver $/h + on_demand_workers × on-demand $/h +
   spot_workers × spot $/h)``; the driver uses the spot price unless ``driver_on_demand``. A node type
   with no spot price is charged on-demand (over-estimate rather than $0).
+* ``disk_cost_usd = hours × (driver_provisioned × driver disk $/h + provisioned_workers × worker disk $/h)``:
+  a node's managed disks bill exactly while its VM does (start-up, idle, tear-down). A node type without a
+  disk price (``disk_per_hour`` null or absent) leaves ``disk_cost_usd`` null on the segment: unknown, never
+  $0 (the segment is not ``unpriced``: its DBUs and VMs are known; the engine flags the disk separately).
 * ``dbu_list_cost_usd`` / ``dbu_contract_cost_usd`` / ``dbu_cost_usd`` use the list, contract and
   effective price; ``dbu_cost_usd`` (effective) is the one totals use.
 * Only USD price rows are used (every money column is USD); a price in another currency counts as missing.
@@ -36,7 +40,7 @@ from cost_assets.schemas import UTC_TS
 from cost_assets.timeutil import EPOCH
 
 US_PER_HOUR = 3_600_000_000.0
-MONEY_COLUMNS = ["dbus", "dbu_list_cost_usd", "dbu_contract_cost_usd", "dbu_cost_usd", "vm_cost_usd"]
+MONEY_COLUMNS = ["dbus", "dbu_list_cost_usd", "dbu_contract_cost_usd", "dbu_cost_usd", "vm_cost_usd", "disk_cost_usd"]
 PRICE_COLUMNS = [
     "sku_name",
     "photon_dbu_factor",
@@ -49,6 +53,8 @@ PRICE_COLUMNS = [
     "worker_dbu_per_hour",
     "worker_vm_on_demand_per_hour",
     "worker_vm_spot_per_hour",
+    "driver_disk_per_hour",
+    "worker_disk_per_hour",
 ]
 PRICED_COLUMNS = [*SEGMENT_COLUMNS, *PRICE_COLUMNS, "hours", *MONEY_COLUMNS, "total_cost_usd", "unpriced"]
 
@@ -115,9 +121,10 @@ def _asof(frame: pl.LazyFrame, prices: pl.LazyFrame, from_col: str, to_col: str,
 
 
 def _node_prices(instance_types: Frame, role: str) -> pl.LazyFrame:
+    frame = lazy(instance_types)
+    has_disk = "disk_per_hour" in frame.collect_schema().names()  # a sheet from before disks: unknown
     return (
-        lazy(instance_types)
-        .filter(pl.col("currency_code") == "USD")
+        frame.filter(pl.col("currency_code") == "USD")
         .select(
             "cloud",
             pl.col("node_type_id").alias(f"{role}_node_type_id"),
@@ -126,6 +133,7 @@ def _node_prices(instance_types: Frame, role: str) -> pl.LazyFrame:
             pl.col("dbu_per_hour").alias(f"{role}_dbu_per_hour"),
             pl.col("vm_on_demand_per_hour").alias(f"{role}_vm_on_demand_per_hour"),
             pl.coalesce("vm_spot_per_hour", "vm_on_demand_per_hour").alias(f"{role}_vm_spot_per_hour"),
+            (pl.col("disk_per_hour") if has_disk else pl.lit(None, pl.Float64)).alias(f"{role}_disk_per_hour"),
         )
         .sort(f"_{role}_from")
     )
@@ -167,7 +175,7 @@ def price_table(
     )
     grid = _asof(grid, skus, "_sku_from", "_sku_to", ["cloud", "workload", "is_photon"], PRICE_COLUMNS[:5])
     for role in ("driver", "worker"):
-        values = [f"{role}_dbu_per_hour", f"{role}_vm_on_demand_per_hour", f"{role}_vm_spot_per_hour"]
+        values = [f"{role}_{c}" for c in ("dbu_per_hour", "vm_on_demand_per_hour", "vm_spot_per_hour", "disk_per_hour")]
         grid = _asof(
             grid,
             _node_prices(instance_types, role),
@@ -209,8 +217,12 @@ def _costs() -> list[pl.Expr]:
         + nodes(pl.col("on_demand_workers"), pl.col("worker_vm_on_demand_per_hour"))
         + nodes(pl.col("spot_workers"), pl.col("worker_vm_spot_per_hour"))
     )
+    disk_rate = nodes(driver_up, pl.col("driver_disk_per_hour")) + nodes(
+        pl.col("provisioned_workers"), pl.col("worker_disk_per_hour")
+    )
     dbu_cost = (dbus * pl.col("effective_price")).fill_null(0.0)
     vm_cost = hours * vm_rate
+    disk_cost = hours * disk_rate
     return [
         hours.alias("hours"),
         unpriced.alias("unpriced"),
@@ -219,7 +231,8 @@ def _costs() -> list[pl.Expr]:
         (dbus * pl.col("contract_price")).fill_null(0.0).alias("dbu_contract_cost_usd"),
         dbu_cost.alias("dbu_cost_usd"),
         vm_cost.alias("vm_cost_usd"),
-        (dbu_cost + vm_cost).alias("total_cost_usd"),
+        disk_cost.alias("disk_cost_usd"),
+        (dbu_cost + vm_cost + disk_cost.fill_null(0.0)).alias("total_cost_usd"),
     ]
 
 

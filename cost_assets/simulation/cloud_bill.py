@@ -13,7 +13,8 @@ release, DBUs only while it is ready), pool idle instances, and the charges arou
   of the hour's reserved instance-hours. A covered charge is billed $0 and its effective cost is the
   amortized price (on-demand × (1 − :data:`RESERVATION_DISCOUNT`)); what the hour leaves unused is an
   unused-reservation charge of the reservation itself (not a Databricks resource);
-* **a managed disk** per VM for as long as the VM exists (:data:`DISK_PER_HOUR`), tagged like its VM;
+* **managed disks**: each VM's, for as long as the VM exists, at the price sheet's disk price of its node
+  type (``disk_type`` × ``disks_per_node``, e.g. one Premium SSD P10 per Azure VM), tagged like its VM;
 * **a little network**: data transfer out of each cluster's (or pool's) first VM, once per day it runs;
 * **untagged resources**: the workspace's public IP (a Databricks resource without a cluster tag), a VM
   now and then whose cluster tags did not reach the bill (:data:`UNTAGGED_SHARE`), and another team's
@@ -52,9 +53,6 @@ SPOT_LOW, SPOT_HIGH = 0.7, 1.4
 # One reservation (1 year, paid up front) of the cloud's first node type.
 RESERVED_INSTANCES = 2
 RESERVATION_DISCOUNT = 0.4
-# A managed disk per VM: Azure Premium SSD P10 (128 GiB, $19.71 a month) / AWS gp3 128 GB ($0.08 per
-# GB-month), per hour of a 730-hour month.
-DISK_PER_HOUR = {"AZURE": 19.71 / 730, "AWS": 128 * 0.08 / 730}
 # Data transfer out: $ per GB, and 0.1–2 GB per cluster (or pool) and day.
 EGRESS_PER_GB = {"AZURE": 0.087, "AWS": 0.09}
 PUBLIC_IP_PER_HOUR = 0.005
@@ -73,6 +71,7 @@ TRUTH_COLUMNS = {
     "resource_key": pl.Utf8,
     "hour_start": pl.Datetime("us"),
     "true_vm_cost_usd": pl.Float64,
+    "true_disk_cost_usd": pl.Float64,
 }
 
 
@@ -90,7 +89,7 @@ class Charge:
     effective: float
     listed: float
     tags: tuple[tuple[str, str], ...]
-    truth_key: tuple[str, str] | None  # (resource_kind, resource_key) of a Databricks VM, for the truth
+    truth_key: tuple[str, str] | None  # (resource_kind, resource_key) of a Databricks VM or its disk, for the truth
 
 
 def spot_factor(config: WorldConfig, node_type: str, hour_ms: int) -> float:
@@ -174,8 +173,12 @@ def _raw_charges(world: World, sheet: PriceSheet) -> list[Charge]:
             price = od if not spot else node.vm_spot_per_hour * spot_factor(cfg, node_type, hour) * q
             pricing = "spot" if spot else "on_demand"
             out.append(Charge(hour, vm_id, "vm", node_type, pricing, q, price, price, od, vm_tags, key))
-            disk = DISK_PER_HOUR[cfg.cloud] * q
-            out.append(Charge(hour, disk_id, "disk", None, "on_demand", q, disk, disk, disk, vm_tags, None))
+            if node.disk_per_hour is None:
+                raise ValueError(
+                    f"the price sheet has no disk price for {cfg.cloud} {node_type}: the simulated bill needs one"
+                )
+            disk = node.disk_per_hour * q
+            out.append(Charge(hour, disk_id, "disk", None, "on_demand", q, disk, disk, disk, vm_tags, key))
         # a cluster's (or pool's) first VM of a day sends data out, once per day
         network.setdefault((key, a // DAY), (vm_id, vm_tags))
     for (_, day), (vm_id, vm_tags) in sorted(network.items()):
@@ -259,12 +262,13 @@ def charges_for(config: WorldConfig) -> tuple[Charge, ...]:
 
 def true_vm_costs(config: WorldConfig) -> pl.DataFrame:
     """The ground truth: every VM's effective cost (spot at the hour's price, reserved at the amortized
-    price) per cluster or pool and hour, keyed like ``mart/vm_reconciliation`` — tags lost or not."""
-    acc: dict[tuple[str, str, int], float] = defaultdict(float)
+    price) and its disks' per cluster or pool and hour, keyed like ``mart/vm_reconciliation`` — tags lost
+    or not."""
+    acc: dict[tuple[str, str, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for ch in charges_for(config):
         if ch.truth_key is not None:
-            acc[(*ch.truth_key, ch.hour)] += ch.effective
-    rows = [(k, key, from_ms(h), v) for (k, key, h), v in sorted(acc.items())]
+            acc[(*ch.truth_key, ch.hour)][ch.kind == "disk"] += ch.effective
+    rows = [(k, key, from_ms(h), vm, disk) for (k, key, h), (vm, disk) in sorted(acc.items())]
     return pl.DataFrame(rows, schema=TRUTH_COLUMNS, orient="row")
 
 
