@@ -131,7 +131,15 @@ RESOURCE_TYPES = ["cluster", "warehouse", "endpoint", "serverless"]
 RECONCILIATION_REASONS = ["unpriced", "sku_mismatch", "no_estimate", "no_billing", "correction", "mismatch", "ok"]
 # ``mart.attributed_costs.reason``: the reconciliation reason, or what the attribution path says instead
 # (``costing/attribute.py``): an endpoint (serving), serverless compute, a warehouse, no usable share.
-ATTRIBUTION_REASONS = [*RECONCILIATION_REASONS, "serving", "serverless", "warehouse", "no_share"]
+# ``workspace_not_configured``: a bill row of a workspace the account's workspaces file does not list.
+ATTRIBUTION_REASONS = [
+    *RECONCILIATION_REASONS,
+    "serving",
+    "serverless",
+    "warehouse",
+    "no_share",
+    "workspace_not_configured",
+]
 
 # --- cost anomalies (costing/anomalies.py, docs/anomalies.md) ----------------------------------------------
 

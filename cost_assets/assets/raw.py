@@ -20,6 +20,7 @@ import polars as pl
 from cost_assets import guard, schemas, watermarks
 from cost_assets.assets.guarded import (
     Guarded,
+    OptionalRead,
     contract_gate,
     days_present_check,
     final_errors,
@@ -33,6 +34,9 @@ from cost_assets.assets.guarded import (
 from cost_assets.assets.policies import DAILY_ASSET, PARTITIONED, SOURCE_RETRY
 from cost_assets.checks import add_daily_metadata, contract_result, contract_spec
 from cost_assets.ingest import parse
+from cost_assets.ingest.account import Answer, read_all
+from cost_assets.ingest.fetch import NotFound, NotPermitted
+from cost_assets.ingest.http import AuthError
 from cost_assets.ingest.serving_sources import (
     entities_by_day,
     gateway_by_day,
@@ -42,7 +46,7 @@ from cost_assets.ingest.serving_sources import (
 from cost_assets.partitions import window_days
 from cost_assets.resources.billing import BillingSource
 from cost_assets.resources.databricks import DatabricksWorkspace
-from cost_assets.resources.warehouse import ADDED_COLUMNS, Ledger
+from cost_assets.resources.warehouse import ADDED_COLUMNS, REPLACE_BY, Ledger
 
 JOB_RUNS = dg.AssetKey(["raw", "job_runs"])
 JOBS = dg.AssetKey(["raw", "jobs"])
@@ -85,10 +89,15 @@ _WORKSPACE_TABLES = {
 _RETAINED = (JOB_RUNS, CLUSTER_EVENTS)
 
 
+# The per-workspace tables: a write replaces, in its days, only the workspaces its frame holds, so a workspace
+# whose fetch failed keeps its stored rows (warehouse.REPLACE_BY).
+BY_WORKSPACE = {**PARTITIONED, REPLACE_BY: ["workspace_id"]}
+
+
 @dg.multi_asset(
     outs={
         key.path[-1]: dg.AssetOut(
-            key=key, description=desc, group_name="raw", kinds={"databricks", "duckdb"}, metadata=PARTITIONED
+            key=key, description=desc, group_name="raw", kinds={"databricks", "duckdb"}, metadata=BY_WORKSPACE
         )
         for key, (_, desc) in _WORKSPACE_TABLES.items()
     },
@@ -104,36 +113,56 @@ _RETAINED = (JOB_RUNS, CLUSTER_EVENTS)
 def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace, ledger: Ledger):
     """Fetch the day's runs, jobs, clusters and events in one pass (one runs/list sweep, one call per
     distinct job and cluster) and write the four raw tables. A day for which runs or events come back
-    fewer than stored (past the API's retention) keeps its stored rows in all four tables."""
+    fewer than stored (past the API's retention) keeps its stored rows in all four tables.
+
+    An account of several workspaces is fetched concurrently, each workspace with its own client and rate
+    limit, and each judged by the guard against its own stored rows. A workspace that fails keeps its stored
+    rows (the tables replace by workspace); the others' days are written, then the step fails naming it."""
     days = window_days(context.partition_time_window)
-    context.log.info(f"fetching workspace data for {len(days)} day(s): {days[0]} .. {days[-1]}")
-    with final_errors("workspace"):
-        got = workspace.fetch(days)
-    context.log.info(f"fetched {got.stats}")
-    frames = {JOB_RUNS: got.job_runs, JOBS: got.jobs, CLUSTERS: got.clusters, CLUSTER_EVENTS: got.cluster_events}
-    stored = {key: stored_rows(ledger, key, days, frames[key]) for key in _RETAINED}
-    verdict = Guarded(
-        context,
-        "the Jobs and Clusters APIs",
-        days,
-        [
-            check
-            for key in _RETAINED
-            for check in guard.check_days(table_name(key), stored[key], frames[key], days, guard.RETAINED)
-        ],
+    members = workspace.members()
+    context.log.info(
+        f"fetching workspace data for {len(days)} day(s): {days[0]} .. {days[-1]}"
+        + (f", {len(members)} workspaces, at most {workspace.max_concurrent} at once" if len(members) > 1 else "")
     )
-    verdict.fail_if_nothing_written()
-    if verdict.kept:
-        frames = {
-            key: guard.keep_stored(
-                frame, stored.get(key) if key in stored else stored_rows(ledger, key, days, frame), verdict.kept
-            )
-            for key, frame in frames.items()
-        }
+    answers = read_all(members, lambda m: m.fetch(days), lambda m: m.name, workspace.max_concurrent, context.log.info)
+    if len(members) == 1 and answers[0].error is not None:  # one workspace: its error is the step's, as ever
+        with final_errors("workspace"):
+            raise answers[0].error
+    fetched = [a for a in answers if a.error is None]
+    failed = [a for a in answers if a.error is not None]
+    if not fetched:
+        raise _workspaces_failure(failed, [])
+    stored_all = {
+        key: stored_rows(ledger, key, days, getattr(fetched[0].value, _FIELDS[key])) for key in _WORKSPACE_TABLES
+    }
+    parts: dict[dg.AssetKey, list[pl.DataFrame]] = {key: [] for key in _WORKSPACE_TABLES}
+    verdicts: list[Guarded] = []
+    for answer in fetched:
+        got = answer.value
+        frames = {key: getattr(got, _FIELDS[key]) for key in _WORKSPACE_TABLES}
+        stored = {key: rows.filter(pl.col("workspace_id") == got.workspace_id) for key, rows in stored_all.items()}
+        source = "the Jobs and Clusters APIs" + (f" of workspace {answer.name}" if len(members) > 1 else "")
+        verdict = Guarded(
+            context,
+            source,
+            days,
+            [
+                check
+                for key in _RETAINED
+                for check in guard.check_days(table_name(key), stored[key], frames[key], days, guard.RETAINED)
+            ],
+        )
+        if len(members) == 1:
+            verdict.fail_if_nothing_written()
+        for key, frame in frames.items():
+            parts[key].append(guard.keep_stored(frame, stored[key], verdict.kept))
+        verdicts.append(verdict)
+    frames = {key: pl.concat(part, how="vertical_relaxed") for key, part in parts.items()}
     yield from contract_gate(context, [contract_result(_WORKSPACE_TABLES[k][0], f, k) for k, f in frames.items()])
-    jobs_warnings = [w for w in got.warnings if "jobs/get" in w]
+    warnings = [(w if len(members) == 1 else f"workspace {a.name}: {w}") for a in fetched for w in a.value.warnings]
+    jobs_warnings = [w for w in warnings if "jobs/get" in w]
     yield sources_check(JOBS, jobs_warnings)
-    yield sources_check(CLUSTERS, [w for w in got.warnings if w not in jobs_warnings])
+    yield sources_check(CLUSTERS, [w for w in warnings if w not in jobs_warnings])
     per_day = {
         JOB_RUNS: lambda f, _: {"runs": f["run_id"].n_unique()},
         JOBS: lambda f, _: {"untagged_jobs": f.filter(pl.col("tags") == "{}").height},
@@ -144,16 +173,71 @@ def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWor
         },
         CLUSTER_EVENTS: lambda f, _: {"lookback_events": int(f["is_lookback"].sum())},
     }
+    stats: dict[str, float] = {}
+    for answer in fetched:
+        for k, v in answer.value.stats.items():
+            stats[k] = stats.get(k, 0) + v
     # Run-wide facts (the same on every day's event): what was kept, and what the fetch cost in calls.
+    kept = sorted({d for v in verdicts for d in v.kept})
     run_wide = {
-        JOB_RUNS: {"api/" + k: v for k, v in got.stats.items()},
-        JOBS: {"jobs_not_permitted": int(got.stats.get("jobs_not_permitted", 0))},
-        CLUSTERS: {"pools_not_permitted": int(got.stats.get("pools_not_permitted", 0))},
+        JOB_RUNS: {"api/" + k: v for k, v in stats.items()}
+        | (_workspaces_metadata(answers) if len(members) > 1 else {}),
+        JOBS: {"jobs_not_permitted": int(stats.get("jobs_not_permitted", 0))},
+        CLUSTERS: {"pools_not_permitted": int(stats.get("pools_not_permitted", 0))},
     }
     for key, frame in frames.items():
         add_daily_metadata(context, frame, days, per_day[key], output_name=key.path[-1])
-        yield dg.Output(frame, output_name=key.path[-1], metadata={**verdict.metadata(), **run_wide.get(key, {})})
-    verdict.fail_if_refused()
+        yield dg.Output(
+            frame,
+            output_name=key.path[-1],
+            metadata={**({"kept_stored_days": ", ".join(map(str, kept))} if kept else {}), **run_wide.get(key, {})},
+        )
+    if failed:
+        raise _workspaces_failure(failed, [v for v in verdicts if v.refused])
+    for verdict in verdicts:
+        verdict.fail_if_refused()
+
+
+_FIELDS = {JOB_RUNS: "job_runs", JOBS: "jobs", CLUSTERS: "clusters", CLUSTER_EVENTS: "cluster_events"}
+# Errors another try cannot fix (as guarded.final_errors): a run failing only with these is not retried.
+_FINAL = (ValueError, AuthError, NotPermitted, NotFound)
+
+
+def _workspaces_failure(failed: list[Answer], refused: list[Guarded]) -> dg.Failure:
+    """The step's failure when workspaces of an account failed: each named with its error (and the guard's
+    refusals of the others). Retried (the step's retry policy) unless every error is one a retry cannot fix;
+    a retry fetches every workspace again and rewrites their days."""
+    lines = [f"{len(failed)} workspace(s) could not be fetched; their stored rows were kept:"]
+    lines += [f"  workspace {a.name}: {type(a.error).__name__}: {a.error}" for a in failed]
+    lines += [v.message for v in refused]
+    return dg.Failure(
+        description="\n".join(lines),
+        metadata={"failed_workspaces": ", ".join(a.name for a in failed)},
+        allow_retries=not refused and not all(isinstance(a.error, _FINAL) for a in failed),
+    )
+
+
+def _workspaces_metadata(answers: list[Answer]) -> dict[str, object]:
+    """Per workspace: rows, API calls, seconds, and the error of a failed one (a table, and a number each)."""
+    out: dict[str, object] = {
+        "workspaces": len(answers),
+        "workspaces_failed": sum(a.error is not None for a in answers),
+    }
+    lines = ["| workspace | id | region | status | runs | API calls | seconds |", "|---|---|---|---|---:|---:|---:|"]
+    for a in answers:
+        got = a.value
+        calls = got.stats.get("calls", 0) if got else 0  # the HTTP client's count (none in-process)
+        runs = got.job_runs["run_id"].n_unique() if got else 0
+        status = "ok" if got else f"failed: {type(a.error).__name__}"
+        lines.append(
+            f"| {a.name} | {got.workspace_id if got else ''} | {a.member.region or ''} | {status} | {runs} | "
+            f"{calls:g} | {a.seconds:.1f} |"
+        )
+        out[f"workspace/{a.name}/runs"] = runs
+        out[f"workspace/{a.name}/api_calls"] = float(calls)
+        out[f"workspace/{a.name}/failed"] = int(got is None)
+    out["workspace_status"] = dg.MetadataValue.md("\n".join(lines))
+    return out
 
 
 def _bill_present(days: list[dt.date], frame: pl.DataFrame, source: str) -> dg.AssetCheckResult:
@@ -254,7 +338,8 @@ def serving_usage(context: dg.AssetExecutionContext, workspace: DatabricksWorksp
         schemas.ServingUsage,
         days,
         parse.serving_usage_frame([], days[0], ""),
-        lambda: workspace.serving_usage(days, stats=stats),
+        workspace,
+        lambda member, stats: member.serving_usage(days, stats=stats),
         "serving usage",
         stats,
         lambda f, _: {"requests": f.height, "tokens": int((f["input_token_count"] + f["output_token_count"]).sum())},
@@ -295,7 +380,8 @@ def serving_entities(context: dg.AssetExecutionContext, workspace: DatabricksWor
         schemas.ServingEntities,
         days,
         entities_by_day(served_entities_frame([]), days, ""),
-        lambda: workspace.served_entities(days, stats=stats),
+        workspace,
+        lambda member, stats: member.served_entities(days, stats=stats),
         "served entities",
         stats,
         lambda f, _: {"entities": f.height, "providers": ", ".join(sorted(set(f["provider"].drop_nulls()))) or "none"},
@@ -331,7 +417,8 @@ def ai_gateway_usage(context: dg.AssetExecutionContext, workspace: DatabricksWor
         schemas.AiGatewayUsage,
         days,
         gateway_by_day(gateway_usage_frame([]), days, ""),
-        lambda: workspace.gateway_usage(days, stats=stats),
+        workspace,
+        lambda member, stats: member.gateway_usage(days, stats=stats),
         "AI Gateway usage",
         stats,
         lambda f, _: {"requests": f.height, "tokens": int((f["input_tokens"] + f["output_tokens"]).sum())},
@@ -345,15 +432,23 @@ def _optional_source(
     contract: type[pa.DataFrameModel],
     days: list[dt.date],
     empty: pl.DataFrame,
-    read: Callable[[], pl.DataFrame],
+    workspace: DatabricksWorkspace,
+    read: Callable[[DatabricksWorkspace, dict[str, float]], pl.DataFrame],
     what: str,
     stats: dict[str, float],
     per_day: Callable[[pl.DataFrame, dt.date], dict],
 ):
     """The body of an optional serving source's asset: read (absent → WARN, stored days kept), keep a day
-    answered with fewer rows than stored (``guard.RETAINED``), check the contract, warn, write."""
-    got = read_optional(context, ledger, key, days, empty, read, source=what, what=what)
-    frame, problems, kept = guard_retained(context, key, got, days)
+    answered with fewer rows than stored (``guard.RETAINED``), check the contract, warn, write. An account of
+    several workspaces is read concurrently, each workspace judged against its own stored rows."""
+    members = workspace.members()
+    if len(members) == 1:
+        got = read_optional(context, ledger, key, days, empty, lambda: read(members[0], stats), source=what, what=what)
+        frame, problems, kept = guard_retained(context, key, got, days)
+    else:
+        frame, problems, kept = _optional_by_workspace(
+            context, ledger, key, days, empty, members, read, what, stats, workspace.max_concurrent
+        )
     yield from contract_gate(context, [contract_result(contract, frame, key)])
     yield sources_check(key, problems)
     add_daily_metadata(context, frame, days, per_day)
@@ -364,3 +459,39 @@ def _optional_source(
             **{"api/" + k: v for k, v in stats.items()},
         },
     )
+
+
+def _optional_by_workspace(
+    context: dg.AssetExecutionContext,
+    ledger: Ledger,
+    key: dg.AssetKey,
+    days: list[dt.date],
+    empty: pl.DataFrame,
+    members: list[DatabricksWorkspace],
+    read: Callable[[DatabricksWorkspace, dict[str, float]], pl.DataFrame],
+    what: str,
+    stats: dict[str, float],
+    max_concurrent: int,
+) -> tuple[pl.DataFrame, list[str], list[dt.date]]:
+    """An optional source over the workspaces of an account: a workspace that cannot be read (any error) is a
+    problem (WARN) and brings no rows, so its stored rows stay (``REPLACE_BY``); each answer is guarded
+    against its own workspace's stored rows (``guard_retained``). Returns the frame, problems, days kept."""
+    per_member: dict[str, dict[str, float]] = {m.name: {} for m in members}
+    answers = read_all(
+        members, lambda m: read(m, per_member[m.name]), lambda m: m.name, max_concurrent, context.log.info
+    )
+    for counts in per_member.values():
+        for k, v in counts.items():
+            stats[k] = stats.get(k, 0) + v
+    stored = stored_rows(ledger, key, days, empty)
+    frames, problems, kept = [empty], [], set()
+    for answer in answers:
+        if answer.error is not None:
+            problems.append(f"workspace {answer.name}: {what} not read, stored rows kept: {answer.error}")
+            continue
+        mine = stored.filter(pl.col("workspace_id").is_in(answer.value["workspace_id"].unique().to_list()))
+        frame, found, days_kept = guard_retained(context, key, OptionalRead(answer.value, mine, [], []), days)
+        frames.append(frame)
+        problems += [f"workspace {answer.name}: {p}" for p in found]
+        kept.update(days_kept)
+    return pl.concat(frames, how="vertical_relaxed"), problems, sorted(kept)

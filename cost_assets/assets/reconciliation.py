@@ -16,6 +16,7 @@ from cost_assets.assets.reference import DBU_PRICES, snapshot
 from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result, markdown_table, rounded_frame
 from cost_assets.costing import attribute, reconcile
 from cost_assets.partitions import window_days
+from cost_assets.resources.databricks import DatabricksWorkspace
 from cost_assets.resources.prices import PriceCatalog
 
 RECONCILIATION = dg.AssetKey(["mart", "reconciliation"])
@@ -73,6 +74,7 @@ ATTRIBUTED_COSTS = dg.AssetKey(["mart", "attributed_costs"])
 def reconcile_and_attribute(
     context: dg.AssetExecutionContext,
     prices: PriceCatalog,
+    workspace: DatabricksWorkspace,
     estimated: pl.DataFrame,
     billing: pl.DataFrame,
     jobs: pl.DataFrame,
@@ -88,7 +90,11 @@ def reconcile_and_attribute(
             billing.filter(pl.col("usage_date") == day), estimate, snapshot(dbu_prices, day), prices.cloud
         )
         recon_days.append(recon)
-        attributed_days.append(attribute.attributed_costs(recon, estimate, jobs=jobs, clusters=clusters))
+        attributed_days.append(
+            attribute.attributed_costs(
+                recon, estimate, jobs=jobs, clusters=clusters, configured=workspace.configured_workspace_ids()
+            )
+        )
     recon = pl.concat(recon_days, how="vertical_relaxed")
     attributed = pl.concat(attributed_days, how="vertical_relaxed")
     quality = attribute.accuracy(recon, attributed)
@@ -106,7 +112,7 @@ def reconcile_and_attribute(
         },
         output_name="attributed_costs",
     )
-    yield dg.Output(attributed, output_name="attributed_costs")
+    yield dg.Output(attributed, output_name="attributed_costs", metadata=_not_configured_metadata(attributed))
     yield contract_result(schemas.Reconciliation, recon, RECONCILIATION)
     yield contract_result(schemas.AttributedCosts, attributed, ATTRIBUTED_COSTS)
     bad = gaps.filter(~pl.col("ok"))
@@ -167,4 +173,20 @@ def _accuracy_metadata(quality: pl.DataFrame) -> dict:
         "accuracy/unattributed_usd": float(quality["unattributed_cost_usd"].sum() or 0.0),
         "accuracy/unpriced_billed_dbus": float(quality["unpriced_billed_dbus"].sum() or 0.0),
         "accuracy": dg.MetadataValue.md(markdown_table(rounded_frame(quality.select(shown)), 31)),
+    }
+
+
+def _not_configured_metadata(attributed: pl.DataFrame) -> dict:
+    """The billed $ of workspaces the account's workspaces file does not list (empty when there are none)."""
+    foreign = (
+        attributed.filter(pl.col("reason") == "workspace_not_configured")
+        .group_by("workspace_id")
+        .agg(pl.col("billed_cost_usd").sum())
+        .sort("workspace_id")
+    )
+    if foreign.height == 0:
+        return {}
+    return {
+        "workspaces_not_configured": ", ".join(f"{w} (${usd:,.2f})" for w, usd in foreign.iter_rows()),
+        "workspace_not_configured_usd": float(foreign["billed_cost_usd"].sum()),
     }

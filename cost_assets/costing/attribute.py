@@ -34,9 +34,16 @@ reason, except where the attribution path says more: ``serving`` (endpoint), ``s
 resource; consumer says whether a job run was found), ``warehouse`` (no warehouse estimate yet),
 ``no_share`` (see above). ``unpriced`` always wins: that money is unknown.
 
+**Workspaces not configured.** For an account of several workspaces (``configured``: their ids), a bill row
+of any other workspace is ``unattributed`` with reason ``workspace_not_configured`` (nothing of that
+workspace is fetched, so no run can own it; unless unpriced). One workspace (``configured`` None) owns the
+whole bill.
+
 **Tags** (team, tenant, project, cost_center) by :func:`cost_assets.costing.scope.resolve_tags`:
 job tags > cluster custom tags > pool tags > the bill's custom tags.
 """
+
+from collections.abc import Collection
 
 import polars as pl
 
@@ -185,12 +192,27 @@ def _unestimated_rows(rows: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _not_configured(rows: pl.LazyFrame, configured: Collection[str]) -> pl.LazyFrame:
+    """Rows of a workspace outside ``configured``: unattributed, reason ``workspace_not_configured`` (an
+    unpriced row stays ``unpriced``)."""
+    foreign = ~pl.col("workspace_id").is_in(list(configured))
+    return rows.with_columns(
+        pl.when(foreign).then(pl.lit("unattributed")).otherwise(pl.col("consumer")).alias("consumer"),
+        *[pl.when(~foreign).then(pl.col(c)).alias(c) for c in ("run_id", "task_run_id", "job_id")],
+        pl.when(foreign & (pl.col("reason") != "unpriced"))
+        .then(pl.lit("workspace_not_configured"))
+        .otherwise(pl.col("reason"))
+        .alias("reason"),
+    )
+
+
 def attributed_costs(
     reconciliation: Frame,
     estimate_hourly: Frame,
     jobs: Frame | None = None,
     clusters: Frame | None = None,
     pools: Frame | None = None,
+    configured: Collection[str] | None = None,
 ) -> pl.DataFrame:
     """``mart/attributed_costs``: the bill handed out per resource × hour × SKU × consumer.
 
@@ -220,6 +242,8 @@ def attributed_costs(
         )
     )
     rows = pl.concat([_apply_shares(shared), _unestimated_rows(none), unbilled], how="diagonal_relaxed")
+    if configured is not None:
+        rows = _not_configured(rows, configured)
     tagged = resolve_tags(
         rows.with_columns(
             pl.when(pl.col("resource_type") == "cluster").then(pl.col("resource_id")).alias("cluster_id")

@@ -120,6 +120,8 @@ class WorkspaceDay:
     # What could not be read and was worked around (a purged cluster, a job or pool not granted), one line
     # each: the raw asset turns them into WARN checks.
     warnings: list[str] = field(default_factory=list)
+    # The workspace the rows are of (the guard compares them with that workspace's stored rows only).
+    workspace_id: str | None = None
 
 
 def _alive_all_purpose(cluster: dict, lo_ms: int, hi_ms: int) -> bool:
@@ -348,4 +350,5 @@ def fetch_days(api: WorkspaceApi, days: list[dt.date], **kwargs: int) -> Workspa
         cluster_events=pl.concat([p.cluster_events for p in parts]),
         stats=stats,
         warnings=[w for p in parts for w in p.warnings],
+        workspace_id=api.workspace_id,
     )

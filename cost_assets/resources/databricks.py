@@ -48,6 +48,9 @@ class DatabricksConnection(dg.Config):
     retry_timeout_s: float = 300.0
     backoff_s: float = 1.0
     jitter_s: float = 1.0
+    # The variables holding the credentials, named in an auth error (a workspaces file names its own);
+    # None: DATABRICKS_TOKEN or DATABRICKS_CLIENT_ID/SECRET.
+    credential_variables: str | None = None
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
@@ -70,15 +73,24 @@ class DatabricksConnection(dg.Config):
 
     def credentials(self, kind: Literal["workspace", "account"], account_id: str | None) -> Credentials:
         where = "DATABRICKS_HOST" if kind == "workspace" else "DATABRICKS_ACCOUNT_HOST and DATABRICKS_ACCOUNT_ID"
+        if self.credential_variables:
+            where = self.credential_variables
         if self.token:
-            return PatCredentials(self.token, hint=f"DATABRICKS_TOKEN (or DATABRICKS_ACCESS_TOKEN) and {where}")
+            return PatCredentials(
+                self.token,
+                hint=where
+                if self.credential_variables
+                else f"DATABRICKS_TOKEN (or DATABRICKS_ACCESS_TOKEN) and {where}",
+            )
         if self.client_id and self.client_secret:
             path = "/oidc/v1/token" if kind == "workspace" else f"/oidc/accounts/{account_id}/v1/token"
             return OAuthM2MCredentials(
                 token_url=normalize_host(self.host) + path,
                 client_id=self.client_id,
                 client_secret=self.client_secret,
-                hint=f"DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET and {where}",
+                hint=where
+                if self.credential_variables
+                else f"DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET and {where}",
             )
         raise ValueError(
             f"no Databricks credentials for {where}: set DATABRICKS_TOKEN, or "
@@ -87,15 +99,30 @@ class DatabricksConnection(dg.Config):
 
 
 class DatabricksWorkspace(dg.ConfigurableResource):
-    """Abstract: subclasses provide ``api()``."""
+    """Abstract: subclasses provide ``api()``. An account of several workspaces is a resource whose
+    :meth:`members` are one workspace resource each; the raw assets fetch them concurrently."""
 
     run_lookback_days: int = 2  # runs/list filters on start time: look back this far for long runs
     # Cluster events before 00:00 fetched with the day to know each cluster's state at 00:00; a cluster
     # without a lifecycle event in them is walked back further (newest first) to its last one.
     event_lookback_days: int = 2
+    name: str = "workspace"  # how logs and metadata name it (the workspaces file's ``name``)
+    region: str | None = None  # shown beside the name in the metadata (the workspaces file's ``region``)
+    # At most this many workspaces are fetched at once (COST_ASSETS_WORKSPACE_CONCURRENCY); each has its
+    # own client and rate limit.
+    max_concurrent: int = 8
 
     def api(self) -> WorkspaceApi:
         raise NotImplementedError(f"{type(self).__name__} does not provide a workspace API")
+
+    def members(self) -> list["DatabricksWorkspace"]:
+        """The workspaces a daily run fetches: this one, unless the resource is an account of several."""
+        return [self]
+
+    def configured_workspace_ids(self) -> list[str] | None:
+        """The workspace ids of an account of several (bill rows of any other workspace are
+        ``workspace_not_configured``); None for one workspace, which owns the whole bill as always."""
+        return None
 
     def fetch(self, days: list[dt.date]) -> WorkspaceDay:
         """The four workspace tables for ``days`` (runs overlapping each day, their jobs and clusters)."""
@@ -207,3 +234,41 @@ def _or_unavailable(read: tuple[pl.DataFrame, list[str]]) -> pl.DataFrame:
     if problems:
         raise SourceUnavailable("; ".join(problems))
     return frame
+
+
+class AccountWorkspace(dg.Config):
+    """One entry of the workspaces file (``cost_assets/workspaces.py``) as resource config: the secrets of
+    ``connection`` are ``dg.EnvVar`` of the variables the entry names."""
+
+    name: str
+    connection: DatabricksConnection
+    workspace_id: str
+    cloud: str = "AZURE"
+    region: str | None = None
+    warehouse_id: str | None = None
+
+
+class LiveAccount(DatabricksWorkspace):
+    """The workspaces of a workspaces file (``COST_ASSETS_WORKSPACES``): each a :class:`LiveWorkspace` with
+    its own connection, client and rate limit. The raw assets fetch its :meth:`members`; it has no API of
+    its own."""
+
+    workspaces: list[AccountWorkspace]
+
+    def members(self) -> list[DatabricksWorkspace]:
+        return [
+            LiveWorkspace(
+                name=w.name,
+                region=w.region,
+                connection=w.connection,
+                cloud=w.cloud,
+                workspace_id=w.workspace_id,
+                warehouse_id=w.warehouse_id,
+                run_lookback_days=self.run_lookback_days,
+                event_lookback_days=self.event_lookback_days,
+            )
+            for w in self.workspaces
+        ]
+
+    def configured_workspace_ids(self) -> list[str] | None:
+        return [w.workspace_id for w in self.workspaces]

@@ -22,11 +22,13 @@ from cost_assets.resources.databricks import DatabricksWorkspace
 from cost_assets.simulation import cloud_bill as sim_cloud_bill
 from cost_assets.simulation import planted, truth, views
 from cost_assets.simulation.api import SimulatedApi
-from cost_assets.simulation.world import WorldConfig, ground_truth_anomalies
+from cost_assets.simulation.world import WorldConfig, account_member, ground_truth_anomalies
 
 # Days generated before the first asked day: runs/list looks back two days by default (a run crosses at
 # most one midnight, so they change nothing in the day's tables, but the listing is then the real one).
 LOOKBACK_DAYS = 1
+# Any day: a simulated workspace's id does not depend on the days asked for.
+ANY_DAY = dt.date(2026, 1, 1)
 
 
 class SimulatedWorld(dg.Config):
@@ -42,11 +44,13 @@ class SimulatedWorld(dg.Config):
     # and the resources generate the window of the days they are asked for.
     start: str | None = None
     days: int | None = None
+    # Which workspace of a simulated account (``world.account_member``): 0 is the one-workspace world.
+    workspace_index: int = 0
 
     def config_for(self, days: Sequence[dt.date]) -> WorldConfig:
         """The world covering ``days`` (and LOOKBACK_DAYS before them; the generator adds the day before)."""
         first = min(days) - dt.timedelta(days=LOOKBACK_DAYS)
-        return WorldConfig(
+        config = WorldConfig(
             seed=self.seed,
             scale=self.scale,
             start=first,
@@ -55,12 +59,34 @@ class SimulatedWorld(dg.Config):
             tier=self.tier.upper(),
             anomalies=self.anomalies,
         )
+        return account_member(config, self.workspace_index)
+
+    def member(self, index: int) -> "SimulatedWorld":
+        """Workspace ``index`` of the simulated account this world is the first workspace of."""
+        return self.model_copy(update={"workspace_index": index})
 
 
 class SimulatedWorkspace(DatabricksWorkspace):
     """The workspace of a generated world, answered in-process for any days."""
 
     world: SimulatedWorld = SimulatedWorld()
+    # COST_ASSETS_SIM_WORKSPACES: how many workspaces the simulated account has (1: the one workspace, as
+    # always). With more, workspace k is ``world.member(k)`` and the bill also names one workspace that is
+    # not configured (``SimulatedBillingSource.workspaces``).
+    workspaces: int = 1
+
+    def members(self) -> list[DatabricksWorkspace]:
+        if self.workspaces == 1:
+            return [self]
+        return [
+            SimulatedWorkspace(world=self.world.member(k), name=f"simulated-{k}", max_concurrent=self.max_concurrent)
+            for k in range(self.workspaces)
+        ]
+
+    def configured_workspace_ids(self) -> list[str] | None:
+        if self.workspaces == 1:
+            return None
+        return [self.world.member(k).config_for([ANY_DAY]).workspace_id for k in range(self.workspaces)]
 
     def api_for(self, days: Sequence[dt.date]) -> fetch.WorkspaceApi:
         """The workspace API over the world of ``days``."""
@@ -78,8 +104,12 @@ class SimulatedWorkspace(DatabricksWorkspace):
         return entities_by_day(served_entities_frame(rows), days, config.workspace_id)
 
     def ground_truth_run_costs(self, days: list[dt.date]) -> pl.DataFrame:
-        """What every run really cost on ``days`` (simulated worlds only): the yardstick of the estimate."""
-        return truth.run_costs_for(self.world.config_for(days)).filter(pl.col("usage_date").is_in(days))
+        """What every run really cost on ``days`` (simulated worlds only, every workspace of the account):
+        the yardstick of the estimate."""
+        worlds = [m.world for m in self.members() if isinstance(m, SimulatedWorkspace)]
+        return pl.concat([truth.run_costs_for(w.config_for(days)) for w in worlds]).filter(
+            pl.col("usage_date").is_in(days)
+        )
 
     def planted_anomalies(self, days: list[dt.date]) -> pl.DataFrame:
         """The anomalies planted on ``days`` (simulated worlds only): the yardstick of the anomaly detector."""
@@ -92,15 +122,25 @@ class SimulatedBillingSource(BillingSource):
 
     world: SimulatedWorld = SimulatedWorld()
     as_of: str | None = None  # ISO date the clock is frozen at (tests); None: the real current UTC date
+    # The account's configured workspaces (COST_ASSETS_SIM_WORKSPACES). With more than one, the account bill
+    # covers them all plus one more workspace, ``world.member(workspaces)``, that is not configured (as a
+    # workspace nobody listed yet): its money goes to unattributed, reason workspace_not_configured.
+    workspaces: int = 1
 
     def describe(self) -> str:
-        return "the simulated bill"
+        return "the simulated bill" if self.workspaces == 1 else f"the simulated account bill ({self.workspaces} + 1)"
 
     def usage(self, days: list[dt.date], stats: dict | None = None) -> pl.DataFrame:
         as_of = dt.date.fromisoformat(self.as_of) if self.as_of else None
-        rows = views.billing_usage_rows(self.world.config_for(days), as_of)
+        billed = range(self.workspaces + 1) if self.workspaces > 1 else [0]
         wanted = {d.isoformat() for d in days}
-        return parse.system_usage_frame([r for r in rows if r["usage_date"] in wanted], "simulated")
+        rows = [
+            r
+            for k in billed
+            for r in views.billing_usage_rows(self.world.member(k).config_for(days), as_of)
+            if r["usage_date"] in wanted
+        ]
+        return parse.system_usage_frame(rows, "simulated")
 
 
 class SimulatedCloudBill(CloudBill):

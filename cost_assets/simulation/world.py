@@ -102,6 +102,9 @@ class WorldConfig:
     # The planted cost anomalies of ``simulation/planted.py`` (a runaway job, a cluster left running over a
     # weekend, a tenant's serving spike); the simulated workspace resource turns them on.
     anomalies: bool = False
+    # Added to every run id: the workspaces of a simulated account (:func:`account_member`) each have a
+    # block of their own, as their run ids never meet.
+    run_id_base: int = 0
 
     @property
     def scale_spec(self) -> Scale:
@@ -588,11 +591,13 @@ def generate_world(config: WorldConfig | None = None) -> World:
             for cid in sessions[day]
         }
         near |= {c.cluster_id: c.sessions for c in workspace.shared[ALWAYS_ON : ALWAYS_ON + 1]}
-        b = _Builder(cfg, _stream(cfg, "runs", day), first_run_id=day.toordinal() * RUN_IDS_PER_DAY)
+        b = _Builder(cfg, _stream(cfg, "runs", day), first_run_id=cfg.run_id_base + day.toordinal() * RUN_IDS_PER_DAY)
         runs.extend(_day_runs(b, workspace, day, near))
         clusters.update(b.clusters)
         if cfg.anomalies and planted.is_runaway_day(day):
-            b = _Builder(cfg, _stream(cfg, "planted-runaway", day), first_run_id=_planted_run_ids(day))
+            b = _Builder(
+                cfg, _stream(cfg, "planted-runaway", day), first_run_id=cfg.run_id_base + _planted_run_ids(day)
+            )
             runs.append(_runaway_run(b, runaway_job(workspace), day))
             clusters.update(b.clusters)
     if cfg.anomalies:
@@ -907,6 +912,28 @@ def ground_truth_anomalies(config: WorldConfig, days: list[dt.date]) -> list[pla
     if spike_endpoint(workspace.endpoints) is None:
         items = [p for p in items if p.kind != "serving_spike"]
     return items
+
+
+# A simulated account's workspace k (k ≥ 1): its seed, workspace id and run id block are the first one's
+# shifted by k steps. Job ids are 100_000 + i·7919 + seed (7919 is prime), so seeds 1000 apart never give
+# two workspaces the same job id below 7919 workspaces; run ids are date.toordinal()·RUN_IDS_PER_DAY
+# (< 10^13) within a block of 10^13; cluster, pool and endpoint ids hash the seed.
+MEMBER_SEED_STEP = 1000
+MEMBER_RUN_ID_BLOCK = 10**13
+
+
+def account_member(config: WorldConfig, index: int) -> WorldConfig:
+    """Workspace ``index`` of a simulated account of several: 0 is ``config`` itself (a one-workspace account
+    is today's world, byte for byte); every other one is a world of its own (seed), with its own workspace
+    id and run id block, so no workspace, job, run, cluster or pool id is shared with another workspace."""
+    if index == 0:
+        return config
+    return dataclasses.replace(
+        config,
+        seed=config.seed + MEMBER_SEED_STEP * index,
+        workspace_id=str(int(config.workspace_id) + index),
+        run_id_base=config.run_id_base + MEMBER_RUN_ID_BLOCK * index,
+    )
 
 
 def replace(config: WorldConfig, **changes) -> WorldConfig:
