@@ -53,6 +53,7 @@ MONEY = {
     "mart/vm_reconciliation": "bill_vs_estimate",
     "mart/attributed_cloud_costs": "cloud_bill",
     "mart/run_total_costs": "databricks_and_cloud_bill",
+    "mart/observed_vm_prices": "cloud_bill",
     "report/html": "bill_vs_estimate",
 }
 

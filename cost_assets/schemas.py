@@ -830,6 +830,27 @@ class CloudCosts(_Daily):
         return data.lazyframe.select(pl.col("charge_period_end") > pl.col("charge_period_start"))
 
 
+class ObservedVmPrices(_Daily):
+    """mart.observed_vm_prices: the cloud bill's effective $ per VM-hour by node type and pricing model
+    (spot market, reservations, savings plans) against the price sheet's (``costing/observed_prices.py``)."""
+
+    cloud: str = pa.Field(isin=CLOUDS)
+    node_type_id: str
+    pricing_model: str = pa.Field(isin=CLOUD_PRICING_MODELS)
+    currency_code: str
+    charges: pl.Int64 = pa.Field(ge=1)
+    node_hours: pl.Float64 = pa.Field(gt=0)
+    billed_cost: pl.Float64
+    effective_cost: pl.Float64
+    effective_per_hour: pl.Float64
+    sheet_per_hour: pl.Float64 = pa.Field(nullable=True, ge=0)
+    ratio_to_sheet: pl.Float64 = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "cloud", "node_type_id", "pricing_model", "currency_code"]
+
+
 class VmReconciliation(_Daily):
     """mart.vm_reconciliation: estimated VM $ vs the cloud bill per cluster or pool × period × service
     category (``costing/vm_reconcile.py``)."""

@@ -8,7 +8,9 @@ Registered only when ``COST_ASSETS_CLOUD_BILL`` names the provider's cost export
 * ``mart/vm_reconciliation`` — the estimate's VM and disk $ against the bill (``costing/vm_reconcile.py``);
 * ``mart/attributed_cloud_costs`` — the Databricks resources' cloud $ handed to runs, idle and
   unattributed by the estimate's VM-$ shares; per day Σ attributed = Σ billed (a blocking ERROR check);
-* ``mart/run_total_costs`` — each run's share of both bills (``costing/cloud_attribute.py``).
+* ``mart/run_total_costs`` — each run's share of both bills (``costing/cloud_attribute.py``);
+* ``mart/observed_vm_prices`` — the bill's effective $ per VM-hour by node type and pricing model against
+  the price sheet's (``costing/observed_prices.py``), for tuning the sheet and for the pre-launch estimate.
 """
 
 import datetime as dt
@@ -30,8 +32,9 @@ from cost_assets.assets.guarded import (
 from cost_assets.assets.policies import DAILY_ASSET, MART_FRESHNESS, PARTITIONED, SOURCE_RETRY
 from cost_assets.assets.raw import CLUSTERS
 from cost_assets.assets.reconciliation import ATTRIBUTED_COSTS
+from cost_assets.assets.reference import INSTANCE_TYPES, snapshot
 from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result, contract_spec, markdown_table
-from cost_assets.costing import cloud_attribute, vm_reconcile
+from cost_assets.costing import cloud_attribute, observed_prices, vm_reconcile
 from cost_assets.ingest.cloud_bill import costs_frame, day_fingerprints
 from cost_assets.partitions import window_days
 from cost_assets.resources.cloud_bill import CloudBill
@@ -41,6 +44,7 @@ CLOUD_COSTS = dg.AssetKey(["raw", "cloud_costs"])
 VM_RECONCILIATION = dg.AssetKey(["mart", "vm_reconciliation"])
 ATTRIBUTED_CLOUD_COSTS = dg.AssetKey(["mart", "attributed_cloud_costs"])
 RUN_TOTAL_COSTS = dg.AssetKey(["mart", "run_total_costs"])
+OBSERVED_VM_PRICES = dg.AssetKey(["mart", "observed_vm_prices"])
 CLOUD_BILL_PRESENT = "cloud_bill_present"
 # Per day, a fingerprint of the charges stored (the late cloud bill sensor compares it with the files).
 FINGERPRINTS = "cloud_bill_fingerprints"
@@ -171,22 +175,35 @@ def cloud_costs(context: dg.AssetExecutionContext, cloud_bill: CloudBill, ledger
             description="Each run's (and idle's, unattributed's) share of both bills per day: the DBU bill's "
             "attributed $ plus the cloud bill's attributed effective cost.",
         ),
+        "observed_vm_prices": dg.AssetOut(
+            key=OBSERVED_VM_PRICES,
+            group_name="mart",
+            kinds={"polars", "duckdb"},
+            metadata=PARTITIONED,
+            freshness_policy=MART_FRESHNESS,
+            description="The cloud bill's effective $ per VM-hour by node type × pricing model (on-demand, spot, "
+            "reservation, savings plan) per day, against the price sheet's price: what to tune the sheet to; "
+            "COST_ASSETS_VM_PRICES=observed prices the pre-launch estimate with it.",
+        ),
     },
     ins={
         "cloud": dg.AssetIn(CLOUD_COSTS),
         "estimated": dg.AssetIn(ESTIMATED_COSTS),
         "clusters": dg.AssetIn(CLUSTERS),
         "attributed": dg.AssetIn(ATTRIBUTED_COSTS),
+        "instance_types": dg.AssetIn(INSTANCE_TYPES),
     },
     internal_asset_deps={
         "vm_reconciliation": {CLOUD_COSTS, ESTIMATED_COSTS, CLUSTERS},
         "attributed_cloud_costs": {CLOUD_COSTS, ESTIMATED_COSTS, CLUSTERS},
         "run_total_costs": {ATTRIBUTED_COSTS, ATTRIBUTED_CLOUD_COSTS},
+        "observed_vm_prices": {CLOUD_COSTS, CLUSTERS, INSTANCE_TYPES},
     },
     check_specs=[
         dg.AssetCheckSpec("contract", asset=VM_RECONCILIATION, blocking=True, description=CONTRACT_DESCRIPTION),
         dg.AssetCheckSpec("contract", asset=ATTRIBUTED_CLOUD_COSTS, blocking=True, description=CONTRACT_DESCRIPTION),
         dg.AssetCheckSpec("contract", asset=RUN_TOTAL_COSTS, blocking=True, description=CONTRACT_DESCRIPTION),
+        dg.AssetCheckSpec("contract", asset=OBSERVED_VM_PRICES, blocking=True, description=CONTRACT_DESCRIPTION),
         dg.AssetCheckSpec(
             CONSERVES,
             asset=ATTRIBUTED_CLOUD_COSTS,
@@ -204,20 +221,23 @@ def reconcile_and_attribute_cloud(
     estimated: pl.DataFrame,
     clusters: pl.DataFrame,
     attributed: pl.DataFrame,
+    instance_types: pl.DataFrame,
 ):
     """Each day of the window: the estimate's VM $ against the cloud bill, the bill handed out, each run's
-    total of both bills; the conservation check judges the whole window."""
+    total of both bills, the observed VM prices; the conservation check judges the whole window."""
     days = window_days(context.partition_time_window)
-    recon, handed, totals = [], [], []
+    recon, handed, totals, observed = [], [], [], []
     for day in days:
         bill, estimate = cloud.filter(pl.col("usage_date") == day), estimated.filter(pl.col("usage_date") == day)
         day_clusters = clusters.filter(pl.col("usage_date") == day)
         recon.append(vm_reconcile.vm_reconciliation(bill, estimate, day_clusters))
         handed.append(cloud_attribute.attributed_cloud_costs(bill, estimate, day_clusters))
         totals.append(cloud_attribute.run_total_costs(attributed.filter(pl.col("usage_date") == day), handed[-1]))
+        observed.append(observed_prices.observed_vm_prices(bill, day_clusters, snapshot(instance_types, day), day))
     recon_frame = pl.concat(recon, how="vertical_relaxed").select(vm_reconcile.COLUMNS)
     handed_frame = pl.concat(handed, how="vertical_relaxed").select(cloud_attribute.COLUMNS)
     totals_frame = pl.concat(totals, how="vertical_relaxed")
+    observed_frame = pl.concat(observed, how="vertical_relaxed").select(observed_prices.COLUMNS)
     gaps = cloud_attribute.conservation_gaps(cloud, handed_frame)
 
     add_daily_metadata(
@@ -259,9 +279,21 @@ def reconcile_and_attribute_cloud(
         output_name="run_total_costs",
     )
     yield dg.Output(totals_frame, output_name="run_total_costs")
+    add_daily_metadata(
+        context,
+        observed_frame,
+        days,
+        lambda f, _: {
+            "node_types": f["node_type_id"].n_unique(),
+            "node_hours": float(f["node_hours"].sum() or 0.0),
+        },
+        output_name="observed_vm_prices",
+    )
+    yield dg.Output(observed_frame, output_name="observed_vm_prices")
     yield contract_result(schemas.VmReconciliation, recon_frame, VM_RECONCILIATION)
     yield contract_result(schemas.AttributedCloudCosts, handed_frame, ATTRIBUTED_CLOUD_COSTS)
     yield contract_result(schemas.RunTotalCosts, totals_frame, RUN_TOTAL_COSTS)
+    yield contract_result(schemas.ObservedVmPrices, observed_frame, OBSERVED_VM_PRICES)
     yield conservation_result(gaps)
 
 
