@@ -189,7 +189,8 @@ def estimate(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object instead of the table.")] = False,
 ) -> None:
-    """Estimate a cluster's DBUs, DBU $, VM $ and total before launching it, from the pipeline's price sheet."""
+    """Estimate a cluster's DBUs, DBU $, VM $, disk $ and total before launching it, from the pipeline's price
+    sheet (COST_ASSETS_VM_PRICES=observed: VM $/h the cloud bill showed, where it saw enough)."""
     import dataclasses
     import json
 
@@ -203,6 +204,9 @@ def estimate(
     try:
         settings = Settings.from_environ(os.environ)
         sheet = load_price_sheet(settings.prices_path)
+        observed, unavailable = (
+            preflight.observed_from_ledger(settings.ledger) if settings.vm_prices == "observed" else (None, None)
+        )
         result = preflight.estimate(
             cloud=cloud,
             node_type=node_type,
@@ -216,6 +220,7 @@ def estimate(
             workload=workload,
             tier=tier or settings.tier,
             sheet=sheet,
+            observed=observed,
         )
     except (ConfigurationError, PriceSheetError, UnknownPriceError, preflight.PreflightInputError) as e:
         typer.echo(f"error: {e}", err=True)
@@ -226,6 +231,8 @@ def estimate(
             "Prices API; this estimate uses the price sheet's"
         )
         result = dataclasses.replace(result, notes=(*result.notes, note))
+    if unavailable:
+        result = dataclasses.replace(result, notes=(*result.notes, unavailable))
     typer.echo(json.dumps(result.to_json(budget), indent=2) if as_json else preflight.table(result))
     message = preflight.budget_message(result, budget) if budget is not None else None
     if message:

@@ -66,6 +66,9 @@ class Settings(BaseModel):
     cloud_bill: str | None = Field(None, validation_alias="COST_ASSETS_CLOUD_BILL")
     azure_region: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_REGION")
     azure_prices_url: str | None = Field(None, validation_alias="COST_ASSETS_AZURE_PRICES_URL")
+    # The pre-launch estimate's VM $/h (`cost-assets estimate`, docs/cloud-bill.md): the price sheet's, or what
+    # the cloud bill showed (mart.observed_vm_prices) where it saw enough VM-hours.
+    vm_prices: Literal["sheet", "observed"] = Field("sheet", validation_alias="COST_ASSETS_VM_PRICES")
     duckdb_path: str = Field("data/cost_assets.duckdb", validation_alias="COST_ASSETS_DUCKDB")
     # Where the ledger's tables live: the DuckDB file above, or Delta Lake tables (docs/account-scale.md).
     storage: str = Field("duckdb", validation_alias="COST_ASSETS_STORAGE")

@@ -27,15 +27,24 @@ all ``hours``; ``mid`` is the cost at ``(min + max) / 2`` workers, which (cost b
 count) is exactly halfway between them. It is a planning figure, not a prediction of the autoscaler.
 A budget is compared with ``max``, the most the configuration can cost in ``hours``.
 
+VM prices (``COST_ASSETS_VM_PRICES``): ``sheet`` (the default) takes the price sheet's on-demand and spot
+$/h. ``observed`` takes what the cloud bill showed over the last :data:`OBSERVED_DAYS` days of
+``mart.observed_vm_prices`` (:class:`ObservedPrices`: Σ effective cost ÷ Σ VM-hours; an on-demand node at
+the blend of on-demand, reserved and savings-plan VMs of its type, a spot node at the spot market's) for a
+node type and pricing with at least :data:`MIN_OBSERVED_HOURS` VM-hours observed, the sheet's otherwise;
+each node role says which (``NodeRates.vm_price_source``) and a note gives the numbers.
+
 Not modelled (the estimate assumes ``hours`` of RUNNING time): start-up time (VMs are paid from the
 request, DBUs from RUNNING), spot evictions and fallback, instance pools, price changes during ``hours``
 (everything is priced at ``at``), and Azure VM prices from the Retail Prices API
 (``COST_ASSETS_AZURE_REGION``): the estimate uses the sheet's VM $/h.
 """
 
+import dataclasses
 import datetime as dt
 import difflib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +54,11 @@ from cost_assets.vocabulary import CLOUDS, TIERS
 # The workloads a classic cluster bills under, as the engine names them (timeline.workload_of).
 WORKLOADS = {"jobs": "jobs", "all_purpose": "all_purpose", "dlt": "dlt_core"}
 JSON_DECIMALS = 6  # DBUs and dollars in --json: enough for any price, without float noise
+# COST_ASSETS_VM_PRICES=observed: the window of mart.observed_vm_prices read, and the VM-hours a node type and
+# pricing need in it before the observed price replaces the sheet's (fewer: a few hours of a spot spike).
+OBSERVED_DAYS = 28
+MIN_OBSERVED_HOURS = 24.0
+VM_PRICE_MODES = ("sheet", "observed")
 
 
 class PreflightInputError(ValueError):
@@ -60,6 +74,38 @@ class NodeRates:
     vm_per_hour: float
     pricing: str  # "on_demand" or "spot"
     disk_per_hour: float | None = None  # None: the sheet has no disk price for the node type
+    vm_price_source: str = "sheet"  # "sheet" or "observed" (COST_ASSETS_VM_PRICES=observed)
+
+
+@dataclass(frozen=True)
+class ObservedPrices:
+    """The cloud bill's effective $ per VM-hour over a window, per (cloud, node type, ``on_demand``|``spot``):
+    ``on_demand`` blends the on-demand, reserved and savings-plan VMs of the type (what a node launched
+    on-demand really cost), ``spot`` is the spot market's. ``prices`` maps the key to (``$/h``, VM-hours)."""
+
+    prices: dict[tuple[str, str, str], tuple[float, float]]
+    first_day: dt.date | None
+    last_day: dt.date | None
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[dict[str, Any]]) -> "ObservedPrices":
+        """From ``mart.observed_vm_prices`` rows (any days; USD rows only count): Σ effective ÷ Σ hours."""
+        sums: dict[tuple[str, str, str], list[float]] = {}
+        days: list[dt.date] = []
+        for r in rows:
+            if r["currency_code"] != "USD" or not r["node_hours"]:
+                continue
+            pricing = "spot" if r["pricing_model"] == "spot" else "on_demand"
+            acc = sums.setdefault((r["cloud"].upper(), r["node_type_id"], pricing), [0.0, 0.0])
+            acc[0] += r["effective_cost"]
+            acc[1] += r["node_hours"]
+            days.append(r["usage_date"])
+        prices = {k: (cost / hours, hours) for k, (cost, hours) in sums.items() if hours > 0}
+        return cls(prices, min(days, default=None), max(days, default=None))
+
+    def rate(self, cloud: str, node_type_id: str, pricing: str) -> tuple[float, float] | None:
+        """($/h, VM-hours) observed for the node type and pricing, or None."""
+        return self.prices.get((cloud, node_type_id, pricing))
 
 
 @dataclass(frozen=True)
@@ -176,10 +222,12 @@ def estimate(
     tier: str = "PREMIUM",
     at: dt.datetime | None = None,
     sheet: PriceSheet | None = None,
+    observed: ObservedPrices | None = None,
 ) -> Estimate:
     """Cost of running one cluster for ``hours``: give ``workers`` (fixed size; 0 = single node) or
     ``min_workers`` and ``max_workers`` (autoscaling). ``driver_node_type`` defaults to ``node_type``;
-    ``at`` (default now, naive = UTC) picks the prices in force; ``sheet`` defaults to the bundled sheet.
+    ``at`` (default now, naive = UTC) picks the prices in force; ``sheet`` defaults to the bundled sheet;
+    ``observed`` (``COST_ASSETS_VM_PRICES=observed``) replaces a sheet VM price where it has enough VM-hours.
 
     Raises :class:`PreflightInputError` for unusable arguments and
     :class:`~cost_assets.prices.UnknownPriceError` for a node type or SKU the price sheet does not have.
@@ -211,6 +259,12 @@ def estimate(
         worker = NodeRates(w.node_type_id, w.dbu_per_hour, w.vm_on_demand_per_hour, "on_demand", w.disk_per_hour)
         if spot:
             notes.append(f"{cloud} {node_type} has no spot price in the price sheet: workers are charged on-demand")
+    if observed is not None:
+        roles = [("driver", driver), ("workers", worker)] if hi > 0 else [("driver", driver)]
+        chosen = {role: _observed_rate(observed, cloud, rates, role) for role, rates in roles}
+        driver = chosen["driver"][0]
+        worker = chosen["workers"][0] if hi > 0 else worker
+        notes += [note for _, note in chosen.values()]
     no_disk = sorted({n.node_type_id for n in (d, w) if n.disk_per_hour is None and (n is d or hi > 0)})
     if no_disk:
         notes.append(
@@ -235,6 +289,45 @@ def estimate(
         max=cost_at(hi, hours, driver, worker, sku),
         notes=tuple(notes),
     )
+
+
+OBSERVED_SQL = """
+select usage_date, cloud, node_type_id, pricing_model, currency_code, node_hours, effective_cost
+from mart.observed_vm_prices
+where usage_date > (select max(usage_date) from mart.observed_vm_prices) - ?::integer
+"""
+
+
+def observed_from_ledger(database: str) -> tuple[ObservedPrices | None, str | None]:
+    """The last :data:`OBSERVED_DAYS` stored days of ``mart.observed_vm_prices``; (None, why) when the ledger
+    cannot give them (no file, no cloud bill, a writer holds it): the estimate then uses the sheet."""
+    from cost_assets import read
+
+    try:
+        rows = read.fetch(database, OBSERVED_SQL, [OBSERVED_DAYS])
+    except read.WarehouseError as e:
+        return None, f"COST_ASSETS_VM_PRICES=observed: no observed prices ({e}); the sheet's VM prices are used"
+    return ObservedPrices.from_rows(rows.iter_rows(named=True)), None
+
+
+def _observed_rate(observed: ObservedPrices, cloud: str, rates: NodeRates, role: str) -> tuple[NodeRates, str]:
+    """The role's rates with the observed VM $/h when it has :data:`MIN_OBSERVED_HOURS`, and a note saying
+    which price is used and why."""
+    what = f"{role} {rates.node_type_id} {rates.pricing.replace('_', '-')}"
+    found = observed.rate(cloud, rates.node_type_id, rates.pricing)
+    window = f"{observed.first_day}..{observed.last_day}" if observed.first_day else "no observed days"
+    if found is None or found[1] < MIN_OBSERVED_HOURS:
+        hours = 0.0 if found is None else found[1]
+        return rates, (
+            f"{what}: the sheet's {rate(rates.vm_per_hour)}/h (observed {_num(round(hours, 2))} VM-hours in "
+            f"{window}, fewer than {_num(MIN_OBSERVED_HOURS)})"
+        )
+    per_hour, hours = found
+    note = (
+        f"{what}: observed {rate(per_hour)}/h ({_num(round(hours, 2))} VM-hours in {window}) "
+        f"instead of the sheet's {rate(rates.vm_per_hour)}/h"
+    )
+    return dataclasses.replace(rates, vm_per_hour=per_hour, vm_price_source="observed"), note
 
 
 def budget_message(est: Estimate, budget: float) -> str | None:
@@ -300,7 +393,10 @@ def rate(usd: float) -> str:
 
 
 def _disk(r: NodeRates) -> str:
-    return f", disks {rate(r.disk_per_hour)}/h" if r.disk_per_hour is not None else ", disks: no price"
+    """The role's line tail: observed VM price (when it is), and its disks' $/h."""
+    observed = " (observed)" if r.vm_price_source == "observed" else ""
+    disks = f", disks {rate(r.disk_per_hour)}/h" if r.disk_per_hour is not None else ", disks: no price"
+    return observed + disks
 
 
 def _num(x: float) -> str:
@@ -329,6 +425,7 @@ def _rates_json(r: NodeRates) -> dict[str, Any]:
         "vm_per_hour": r.vm_per_hour,
         "pricing": r.pricing,
         "disk_per_hour": r.disk_per_hour,
+        "vm_price_source": r.vm_price_source,
     }
 
 

@@ -112,3 +112,94 @@ def test_a_trailing_window_adds_days_up_not_their_prices():
     # 0.07296 and 0.06)
     assert (spot["days"], spot["node_hours"]) == (2, pytest.approx(10.0))
     assert spot["effective_per_hour"] == pytest.approx(0.06324)
+
+
+# ------------------------------------------------------------------ COST_ASSETS_VM_PRICES=observed
+def observed_rows() -> list[dict]:
+    day = dt.date(2026, 11, 30)
+    row = {"usage_date": day, "cloud": "AWS", "currency_code": "USD"}
+    return [
+        # m5.xlarge spot: 30 VM-hours for $2.40 → $0.08/h (≥ 24 VM-hours: used)
+        {**row, "node_type_id": "m5.xlarge", "pricing_model": "spot", "node_hours": 30.0, "effective_cost": 2.40},
+        # m5.2xlarge: 10 h on-demand at $0.384 ($3.84) + 20 h reserved, amortized $0.2304 ($4.608)
+        {**row, "node_type_id": "m5.2xlarge", "pricing_model": "on_demand", "node_hours": 10.0, "effective_cost": 3.84},
+        {
+            **row,
+            "node_type_id": "m5.2xlarge",
+            "pricing_model": "reservation",
+            "node_hours": 20.0,
+            "effective_cost": 4.608,
+        },
+        # m5.4xlarge on-demand: only 5 VM-hours (fewer than 24: the sheet's price stays)
+        {**row, "node_type_id": "m5.4xlarge", "pricing_model": "on_demand", "node_hours": 5.0, "effective_cost": 0.5},
+    ]
+
+
+def test_observed_mode_uses_the_observed_price_and_falls_back_to_the_sheet():
+    from cost_assets import preflight
+
+    observed = preflight.ObservedPrices.from_rows(observed_rows())
+    sheet = load_price_sheet()
+    kw = {"cloud": "aws", "node_type": "m5.xlarge", "driver_node_type": "m5.2xlarge", "workers": 5, "hours": 10}
+    est = preflight.estimate(**kw, spot=True, at=dt.datetime(2026, 12, 1), sheet=sheet, observed=observed)
+    # driver m5.2xlarge on-demand: the blend of on-demand and reserved VMs, (3.84 + 4.608) / (10 + 20) = $0.2816/h
+    # workers m5.xlarge spot: $2.40 / 30 h = $0.08/h
+    # VM $ = 10 h × (0.2816 + 5 × 0.08) = 10 × 0.6816 = $6.816 (the sheet would say 10 × (0.384 + 5 × 0.0672) = $7.20)
+    assert (est.driver.vm_price_source, est.worker.vm_price_source) == ("observed", "observed")
+    assert est.driver.vm_per_hour == pytest.approx(0.2816) and est.worker.vm_per_hour == pytest.approx(0.08)
+    assert est.mid.vm_cost_usd == pytest.approx(6.816)
+    assert any("workers m5.xlarge spot: observed $0.08/h (30 VM-hours" in n for n in est.notes)
+    # on-demand workers: no on-demand m5.xlarge observed → the sheet's $0.192/h; the driver stays observed
+    # VM $ = 10 × (0.2816 + 5 × 0.192) = 10 × 1.2416 = $12.416
+    on_demand = preflight.estimate(**kw, at=dt.datetime(2026, 12, 1), sheet=sheet, observed=observed)
+    assert (on_demand.driver.vm_price_source, on_demand.worker.vm_price_source) == ("observed", "sheet")
+    assert on_demand.mid.vm_cost_usd == pytest.approx(12.416)
+    assert any("workers m5.xlarge on-demand: the sheet's $0.192/h (observed 0 VM-hours" in n for n in on_demand.notes)
+    # 5 VM-hours of m5.4xlarge are fewer than 24: the sheet's $0.768/h
+    few = preflight.estimate(cloud="aws", node_type="m5.4xlarge", workers=0, hours=1, sheet=sheet, observed=observed)
+    assert (few.driver.vm_price_source, few.driver.vm_per_hour) == ("sheet", 0.768)
+    assert any("(observed 5 VM-hours in 2026-11-30..2026-11-30, fewer than 24)" in n for n in few.notes)
+
+
+def test_cli_observed_mode_reads_the_ledger_and_says_which_price_it_used(tmp_path, monkeypatch):
+    import json
+    import os
+
+    import duckdb
+    from typer.testing import CliRunner
+
+    from cost_assets.cli import app
+
+    for key in list(os.environ):
+        if key.startswith(("COST_ASSETS_", "DATABRICKS_")):
+            monkeypatch.delenv(key)
+    database = tmp_path / "ledger.duckdb"
+    with duckdb.connect(str(database)) as con:
+        con.execute("create schema mart")
+        con.execute(
+            "create table mart.observed_vm_prices (usage_date date, cloud varchar, node_type_id varchar, "
+            "pricing_model varchar, currency_code varchar, node_hours double, effective_cost double)"
+        )
+        columns = ["usage_date", "cloud", "node_type_id", "pricing_model", "currency_code", "node_hours"]
+        for r in observed_rows():
+            con.execute(
+                "insert into mart.observed_vm_prices values (?, ?, ?, ?, ?, ?, ?)",
+                [*[r[c] for c in columns], r["effective_cost"]],
+            )
+    args = ["estimate", "--cloud", "aws", "--node-type", "m5.xlarge", "--workers", "5", "--hours", "10", "--spot"]
+    env = {"COST_ASSETS_VM_PRICES": "observed", "COST_ASSETS_DUCKDB": str(database)}
+    data = json.loads(CliRunner().invoke(app, [*args, "--json"], env=env).stdout)
+    # workers observed at $0.08/h; the driver m5.xlarge on-demand was not observed: the sheet's $0.192/h
+    # VM $ = 10 × (0.192 + 5 × 0.08) = 10 × 0.592 = $5.92
+    assert (data["worker"]["vm_price_source"], data["driver"]["vm_price_source"]) == ("observed", "sheet")
+    assert data["estimate"]["vm_cost_usd"] == pytest.approx(5.92)
+    # without a ledger: the sheet's prices, and a note saying why
+    env["COST_ASSETS_DUCKDB"] = str(tmp_path / "missing.duckdb")
+    data = json.loads(CliRunner().invoke(app, [*args, "--json"], env=env).stdout)
+    assert data["worker"]["vm_price_source"] == "sheet" and data["estimate"]["vm_cost_usd"] == pytest.approx(
+        10 * (0.192 + 5 * 0.0672)
+    )
+    assert any(n.startswith("COST_ASSETS_VM_PRICES=observed: no observed prices") for n in data["notes"])
+    # a bad value is refused naming the variable
+    bad = CliRunner().invoke(app, args, env={"COST_ASSETS_VM_PRICES": "cheapest"})
+    assert bad.exit_code == 2 and "COST_ASSETS_VM_PRICES" in bad.stderr

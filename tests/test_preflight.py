@@ -329,6 +329,7 @@ def test_cli_json_shape(cli):
         "vm_per_hour": 0.23,
         "pricing": "on_demand",
         "disk_per_hour": pytest.approx(P10),
+        "vm_price_source": "sheet",
     }
     assert data["budget"] == {"usd": 4.0, "compared_with": "max", "over": True}
     assert (data["cloud"], data["tier"], data["sku_name"], data["dbu_price"]) == (
