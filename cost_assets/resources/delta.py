@@ -148,10 +148,13 @@ class DeltaClient(DbClient[str]):
 
     @staticmethod
     def get_select_statement(table_slice: TableSlice) -> str:
-        """The slice as Databricks SQL reads the table in place (``delta.`<uri>```)."""
-        columns = ", ".join(table_slice.columns) if table_slice.columns else "*"
+        """The slice as Databricks SQL reads the table in place (``delta.`<uri>```; backquoted identifiers)."""
+        columns = ", ".join(f"`{col}`" for col in table_slice.columns) if table_slice.columns else "*"
         window = _window(table_slice)
-        where = f" WHERE {window.predicate()}" if window else ""
+        where = ""
+        if window:
+            day = f"`{window.column}`"
+            where = f" WHERE {day} >= '{window.start.isoformat()}' AND {day} < '{window.end.isoformat()}'"
         return f"SELECT {columns} FROM delta.`{_uri(table_slice)}`{where}"
 
     @staticmethod
