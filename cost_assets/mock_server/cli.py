@@ -5,7 +5,9 @@ import argparse
 import datetime as dt
 import signal
 import sys
+import threading
 
+from cost_assets.mock_server.account import MockAccount
 from cost_assets.mock_server.faults import Faults, fault_summary
 from cost_assets.mock_server.options import DEFAULT_TOKEN, MockOptions
 from cost_assets.mock_server.server import MockServer
@@ -26,6 +28,14 @@ def main(argv: list[str] | None = None) -> int:
         type=dt.date.fromisoformat,
         default=None,
         help="first simulated UTC day (default: the last --days complete days)",
+    )
+    p.add_argument(
+        "--workspaces",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve a mock account of N workspaces, one per port from --port on, and print its workspaces file "
+        "(COST_ASSETS_WORKSPACES); the account bill names one more workspace that is not served",
     )
     p.add_argument("--cloud", default="AZURE", type=str.upper)
     p.add_argument("--tier", default="PREMIUM", type=str.upper)
@@ -156,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as e:
         p.error(str(e))
+    if args.workspaces > 1:
+        return _serve_account(options, args.workspaces, args.port, args.token)
     server = MockServer(options, args.port)
     config = options.world
     # A shell that starts a background job ignores SIGINT in it, and Python then installs no
@@ -180,4 +192,35 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
         print(fault_summary(server.mock.faults.injected), file=sys.stderr, flush=True)
+    return 0
+
+
+def _serve_account(options: MockOptions, workspaces: int, port: int, token: str) -> int:
+    """``--workspaces N``: N servers until interrupted; prints the workspaces file to use."""
+    account = MockAccount(options, workspaces, port)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        account.start()
+        config = options.world
+        print(
+            f"mock Databricks account {config.account_id}: {workspaces} workspaces at "
+            f"{', '.join(s.url for s in account.servers)} (the bill names one more, not served)",
+            flush=True,
+        )
+        print("# save as workspaces.yaml, then:", flush=True)
+        print(
+            f"# export COST_ASSETS_WORKSPACES=workspaces.yaml DATABRICKS_TOKEN={token} "
+            f"COST_ASSETS_BILLING_SOURCE=system_tables DATABRICKS_HOST={account.servers[0].url} "
+            "DATABRICKS_WAREHOUSE_ID=mock",
+            flush=True,
+        )
+        print(account.workspaces_file(), flush=True)
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        account.stop()
+        for server in account.servers:
+            print(f"{server.url}: {fault_summary(server.mock.faults.injected)}", file=sys.stderr, flush=True)
     return 0

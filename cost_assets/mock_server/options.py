@@ -73,7 +73,15 @@ class MockOptions:
     # Account API download has none of them (header only when every requested day is empty).
     empty_bill_days: tuple[str, ...] = ()
     request_log: str | None = None  # a file: one JSON line per request (method, path, status, fault)
+    # The bill is the account's: system.billing.usage and the Account API download serve the usage of these
+    # worlds (a mock account's workspaces, ``mock_server/account.py``); empty: this workspace's world only.
+    account_bill: tuple[WorldConfig, ...] = ()
     faults: Faults = field(default_factory=Faults)
+
+    @property
+    def billed_worlds(self) -> tuple[WorldConfig, ...]:
+        """The worlds whose usage the account's bill holds."""
+        return self.account_bill or (self.world,)
 
     def __post_init__(self) -> None:
         """Typos fail here, not as a silently healthy workspace in the test that meant to break it."""

@@ -429,7 +429,9 @@ class MockWorkspace:
         if start > end:
             raise _bad("start_month must not be after end_month")
         last = (end.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
-        text = _without_days(views.legacy_csv(self.config, start, last), set(self.options.empty_bill_days))
+        parts = [views.legacy_csv(billed, start, last) for billed in self.options.billed_worlds]
+        text = parts[0] + "".join(part.split("\n", 1)[1] for part in parts[1:])  # one header
+        text = _without_days(text, set(self.options.empty_bill_days))
         if self.options.unknown_fields:
             lines = text.splitlines()
             text = "\n".join([lines[0] + ",x_unknown_column", *(line + ",later" for line in lines[1:])]) + "\n"

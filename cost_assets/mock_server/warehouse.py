@@ -337,7 +337,12 @@ class _SqlWarehouse:
         world = views.world_for(config)
         empty = set(self.options.empty_bill_days)
         rows = {
-            "billing.usage": [r for r in views.billing_usage_rows(config) if r["usage_date"] not in empty],
+            "billing.usage": [
+                r
+                for billed in self.options.billed_worlds
+                for r in views.billing_usage_rows(billed)
+                if r["usage_date"] not in empty
+            ],
             "billing.list_prices": views.list_prices_rows(load_price_sheet(), config),
             "serving.endpoint_usage": [
                 {k: v for k, v in r.items() if k not in ("endpoint_name", "entity_name")}
