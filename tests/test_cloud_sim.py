@@ -186,16 +186,27 @@ def test_report_reconcile_cloud_by_hand(tmp_path):
         con.execute("create schema mart")
         con.execute(
             "create table mart.vm_reconciliation (usage_date date, workspace_id varchar, service_category varchar,"
-            " currency_code varchar, reason varchar, estimated_vm_cost_usd double, billed_cost double,"
-            " effective_cost double)"
+            " currency_code varchar, reason varchar, estimated_vm_cost_usd double, estimated_disk_cost_usd double,"
+            " billed_cost double, effective_cost double)"
         )
         con.execute(
             "insert into mart.vm_reconciliation values "
-            "('2026-01-06', 'w1', 'vm_compute', 'USD', 'ok', 1.00, 1.02, 1.02),"
-            "('2026-01-06', 'w1', 'vm_compute', 'USD', 'commitment_discount', 0.50, 0.00, 0.30),"
-            "('2026-01-06', null, 'vm_compute', 'USD', 'untagged', null, 0.20, 0.20),"
-            "('2026-01-06', null, 'managed_disk', 'USD', 'not_estimated_component', null, 0.05, 0.05),"
-            "('2026-01-07', 'w1', 'vm_compute', 'USD', 'spot_price', 2.00, 1.60, 1.60)"
+            "('2026-01-06', 'w1', 'vm_compute', 'USD', 'ok', 1.00, null, 1.02, 1.02),"
+            "('2026-01-06', 'w1', 'vm_compute', 'USD', 'commitment_discount', 0.50, null, 0.00, 0.30),"
+            "('2026-01-06', null, 'vm_compute', 'USD', 'untagged', null, null, 0.20, 0.20),"
+            "('2026-01-06', 'w1', 'managed_disk', 'USD', 'ok', null, 0.049, 0.05, 0.05),"
+            "('2026-01-06', 'w1', 'network', 'USD', 'not_estimated_component', null, null, 0.01, 0.01),"
+            "('2026-01-07', 'w1', 'vm_compute', 'USD', 'spot_price', 2.00, null, 1.60, 1.60)"
+        )
+        con.execute(
+            "create table mart.observed_vm_prices (usage_date date, cloud varchar, node_type_id varchar,"
+            " pricing_model varchar, currency_code varchar, charges bigint, node_hours double, billed_cost double,"
+            " effective_cost double, effective_per_hour double, sheet_per_hour double, ratio_to_sheet double)"
+        )
+        con.execute(
+            "insert into mart.observed_vm_prices values "
+            "('2026-01-06', 'AWS', 'm5.xlarge', 'spot', 'USD', 3, 2.5, 0.1824, 0.1824, 0.07296, 0.0672, 1.0857),"
+            "('2026-01-07', 'AWS', 'm5.xlarge', 'spot', 'USD', 1, 7.5, 0.45, 0.45, 0.06, 0.0672, 0.8929)"
         )
     report = ledger.reconcile_cloud(database, ledger.Window(DAY, DAY + dt.timedelta(days=1)))
     days = report.tables["days"]
@@ -205,9 +216,20 @@ def test_report_reconcile_cloud_by_hand(tmp_path):
         pytest.approx((1.50, 1.22, 1.52, 0.02, 1.50 / 1.52)),
         pytest.approx((2.00, 1.60, 1.60, -0.40, 1.25)),
     ]
+    # disks: 01-06 estimated $0.049 against $0.05; 01-07 none
+    assert days.select("estimated_disk_usd", "effective_disk_usd").rows() == [
+        pytest.approx((0.049, 0.05)),
+        (None, None),
+    ]
+    prices = report.tables["prices"].row(0, named=True)
+    # (0.1824 + 0.45) / (2.5 + 7.5) = $0.06324 per VM-hour, not the mean of the days' prices; ÷ $0.0672
+    assert (prices["days"], prices["vm_hours"]) == (2, pytest.approx(10.0))
+    assert prices["effective_per_hour"] == pytest.approx(0.06324)
+    assert prices["ratio_to_sheet"] == pytest.approx(0.06324 / 0.0672)
     reasons = report.tables["reasons"].filter(pl.col("usage_date") == DAY)
-    # ordered by effective cost: ok 1.02, commitment 0.30, untagged 0.20, the disk 0.05
+    # ordered by effective cost: ok 1.02 + the disk 0.05, commitment 0.30, untagged 0.20, the network 0.01
     assert reasons["reason"].to_list() == ["ok", "commitment_discount", "untagged", "not_estimated_component"]
+    assert reasons.row(0, named=True)["estimated_disk_usd"] == pytest.approx(0.049)
     schema = json.loads(Path("docs/schemas/report.json").read_text(encoding="utf-8"))
     jsonschema.validate(json.loads(render.as_json(report)), schema, format_checker=jsonschema.FormatChecker())
     # without the cloud bill: a note, not an error

@@ -46,6 +46,10 @@ NOT_BUILT_BUDGETS = (
     "not built: mart.budget_status (budgets are optional: set COST_ASSETS_BUDGETS to a budgets file, e.g. "
     "examples/budgets.yaml, and run `make run`)"
 )
+NOT_BUILT_PRICES = (
+    "not built: mart.observed_vm_prices (a ledger from before it: re-materialize the cloud bill's marts, e.g. "
+    "`make run`)"
+)
 NOT_BUILT_CLOUD = (
     "not built: mart.vm_reconciliation (the cloud bill is optional: set COST_ASSETS_CLOUD_BILL to the cloud "
     "cost exports, or to simulated, and run `make run`)"
@@ -152,16 +156,25 @@ def reconcile(database: str, window: Window) -> Report:
 
 
 def reconcile_cloud(database: str, window: Window) -> Report:
-    """The cloud bill against the estimate's VM $ (``mart.vm_reconciliation``): per day the VMs' estimated,
-    billed and effective $, and per day and reason every charge; a note when the cloud bill is not set up.
-    With ``--workspace``, charges the estimate has no row for (no workspace) are left out."""
+    """The cloud bill against the estimate's VM and disk $ (``mart.vm_reconciliation``): per day the VMs'
+    estimated, billed and effective $ and the disks' estimated and effective $, per day and reason every
+    charge, and the VMs' observed $ per VM-hour by node type and pricing model against the sheet's
+    (``mart.observed_vm_prices``); a note when the cloud bill is not set up. With ``--workspace``, charges the
+    estimate has no row for (no workspace) are left out; the prices are the account's."""
     try:
         days = _fetch(database, "reconcile_cloud_days", window.params())
         reasons = _fetch(database, "reconcile_cloud_reasons", window.params())
     except read.TableMissingError:
-        empty = {"days": pl.DataFrame(), "reasons": pl.DataFrame()}
+        empty = {"days": pl.DataFrame(), "reasons": pl.DataFrame(), "prices": pl.DataFrame()}
         return Report("reconcile_cloud", window, empty, notes=(NOT_BUILT_CLOUD,))
-    return Report("reconcile_cloud", window, {"days": days, "reasons": reasons})
+    notes: tuple[str, ...] = ()
+    try:
+        prices = _fetch(database, "reconcile_cloud_prices", window.params()[:2])
+    except read.TableMissingError:
+        prices, notes = pl.DataFrame(), (NOT_BUILT_PRICES,)
+    if window.workspace is not None:
+        notes = (*notes, "mart.observed_vm_prices has no workspace column: --workspace does not narrow prices")
+    return Report("reconcile_cloud", window, {"days": days, "reasons": reasons, "prices": prices}, notes=notes)
 
 
 def budget(database: str, window: Window, name: str | None = None) -> Report:

@@ -68,10 +68,18 @@ HEADERS = {
     "actual_usd": "actual $",
     "expected_usd": "expected $",
     "impact_usd": "impact $",
+    "estimated_disk_usd": "est. disk $",
+    "effective_disk_usd": "effective disk $",
+    "node_type_id": "node type",
+    "pricing_model": "pricing",
+    "vm_hours": "VM-hours",
+    "effective_per_hour": "effective $/h",
+    "sheet_per_hour": "sheet $/h",
+    "ratio_to_sheet": "÷ sheet",
 }
 LEGEND = (
     "billed $ = the Databricks bill (DBU $ only) · est. DBU $ = the estimate of that bill · "
-    "est. VM $ / est. DBU+VM $ = cloud VMs, not on the Databricks bill"
+    "est. VM $ / est. disk $ / est. DBU+VM $ = cloud VMs and their disks, not on the Databricks bill"
 )
 
 
@@ -91,6 +99,8 @@ def cell(name: str, value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
+        if name.endswith("_per_hour"):  # a unit price: its digits matter ($0.0672/h)
+            return f"${value:,.4f}"
         if name.endswith("_share"):
             return f"{100 * value:.1f} %"
         if name.endswith("_pct") or name == "pct_used":
