@@ -422,3 +422,18 @@ def test_two_concurrent_writers_on_s3_both_land(s3_root: str) -> None:
     """delta-rs commits to S3 with conditional writes (If-None-Match), which moto honours like S3 does: a
     commit that lost the race is retried on the new version instead of overwriting it."""
     concurrent_writers_both_land(s3_root)
+
+
+def test_the_kubernetes_definitions_use_the_delta_ledger_on_s3(tmp_path: Path) -> None:
+    """What the k8s image serves with the ConfigMap's COST_ASSETS_STORAGE: loadable without touching the bucket
+    (the IO manager opens tables only when a run writes), the Delta IO manager at that root, the ledger
+    resource and the sensors' readers on the same location; and deploy/k8s says so where storage is set."""
+    defs = build_defs({"COST_ASSETS_STORAGE": "delta:s3://cost-bucket/ledger/", "COST_ASSETS_SIM_SCALE": "tiny"})
+    dg.Definitions.validate_loadable(defs)
+    resources = defs.resources
+    assert isinstance(resources["io_manager"], CostDeltaIOManager)
+    assert resources["io_manager"].root == "s3://cost-bucket/ledger"
+    assert resources["ledger"].database == "delta:s3://cost-bucket/ledger/"
+    k8s = Path(__file__).resolve().parents[1] / "deploy" / "k8s"
+    for name in ("README.md", "values.yaml", "dagster.yaml"):
+        assert "COST_ASSETS_STORAGE=delta:s3://" in (k8s / name).read_text(), name

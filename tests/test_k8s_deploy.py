@@ -36,7 +36,7 @@ def test_instance_yaml_is_a_valid_instance_with_a_valid_k8s_run_launcher():
     assert (launcher["module"], launcher["class"]) == ("dagster_k8s", "K8sRunLauncher")
     result = process_config(K8sRunLauncher.config_type(), launcher["config"])
     assert result.success, result.errors
-    assert result.value["env_secrets"] == ["cost-assets-databricks", "cost-assets-alerts"]
+    assert result.value["env_secrets"] == ["cost-assets-databricks", "cost-assets-alerts", "cost-assets-storage"]
     # the check catches a misspelt key (the Helm spelling is not the instance spelling)
     misspelt = {**launcher["config"], "envSecrets": ["cost-assets-databricks"]}
     assert not process_config(K8sRunLauncher.config_type(), misspelt).success
