@@ -22,6 +22,7 @@ it. Plain duckdb + polars, no Dagster import, so the CLI and notebooks can use i
   single-writer lock: a reader sees the last committed version of each table while runs write.
 """
 
+import datetime as dt
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -104,10 +105,12 @@ def _first_line(error: BaseException) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-def _delta_connection(database: str, tables: Sequence[str] | None) -> duckdb.DuckDBPyConnection:
+def _delta_connection(
+    database: str, tables: Sequence[str] | None, days: tuple[dt.date, dt.date] | None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection holding ``tables`` (``layer.table``; every stored one when None) of
-    the Delta ledger ``database``; a table not stored is left out (a statement naming it then fails as a
-    missing table)."""
+    the Delta ledger ``database`` — only the ``days`` (first, last) of those with a ``usage_date``, when
+    given; a table not stored is left out (a statement naming it then fails as a missing table)."""
     root = delta.root_of(database)
     if "://" not in root and not Path(root).exists():
         raise WarehouseMissingError(f"Delta ledger {database!r} does not exist: {RUN_FIRST}.")
@@ -116,8 +119,10 @@ def _delta_connection(database: str, tables: Sequence[str] | None) -> duckdb.Duc
         for name in delta.table_names(root) if tables is None else tables:
             table = delta.open_table(delta.table_uri(root, name))
             if table is not None:
+                dated = days is not None and "usage_date" in {field.name for field in table.schema().fields}
+                window = delta.Window("usage_date", days[0], days[1] + dt.timedelta(days=1)) if dated else None
                 connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.split('.')[0])}")
-                connection.from_arrow(delta.scan(table)).create(table_name(name))
+                connection.from_arrow(delta.scan(table, window=window)).create(table_name(name))
     except BaseException:
         connection.close()
         raise
@@ -125,17 +130,21 @@ def _delta_connection(database: str, tables: Sequence[str] | None) -> duckdb.Duc
 
 
 @contextmanager
-def connect(database: str, tables: Sequence[str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    database: str, tables: Sequence[str] | None = None, days: tuple[dt.date, dt.date] | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection to the DuckDB file ``database``, closed on leaving the block.
 
     Raises :class:`WarehouseMissingError` when the file does not exist, :class:`WarehouseLockedError` when a
     writer holds it, and turns a missing table or schema met inside the block into
     :class:`TableMissingError`; every other duckdb error passes through unchanged. For a Delta ledger
     (``delta:<uri>``) the connection holds ``tables`` (every table of a local ledger when None; object
-    storage is not listed, so name them there), copied into memory: writes to it change nothing stored.
+    storage is not listed, so name them there), copied into memory: writes to it change nothing stored;
+    ``days`` (first, last) copies only those days of them (partition pruning: a window of a long history
+    opens only its days' files), for statements that read no other day. A DuckDB file ignores both.
     """
     if delta.is_delta(database):
-        connection = _delta_connection(database, tables)
+        connection = _delta_connection(database, tables, days)
         try:
             yield connection
         except duckdb.CatalogException as e:
@@ -169,9 +178,12 @@ def connect(database: str, tables: Sequence[str] | None = None) -> Iterator[duck
         connection.close()
 
 
-def fetch(database: str, sql: str, params: Sequence[object] | None = None) -> pl.DataFrame:
+def fetch(
+    database: str, sql: str, params: Sequence[object] | None = None, days: tuple[dt.date, dt.date] | None = None
+) -> pl.DataFrame:
     """The result of one statement over ``database`` (read-only), with ``params`` bound to its ``?``; from a
-    Delta ledger only the tables the statement names are read."""
+    Delta ledger only the tables the statement names are read (only ``days`` of them when given: see
+    :func:`connect`)."""
     tables = delta.referenced_tables(sql) if delta.is_delta(database) else None
-    with connect(database, tables) as connection:
+    with connect(database, tables, days) as connection:
         return to_polars(connection.sql(sql, params=list(params) if params else None))

@@ -437,3 +437,15 @@ def test_the_kubernetes_definitions_use_the_delta_ledger_on_s3(tmp_path: Path) -
     k8s = Path(__file__).resolve().parents[1] / "deploy" / "k8s"
     for name in ("README.md", "values.yaml", "dagster.yaml"):
         assert "COST_ASSETS_STORAGE=delta:s3://" in (k8s / name).read_text(), name
+
+
+def test_the_ledger_resource_opens_only_the_days_it_asks_for(tmp_path: Path) -> None:
+    """Ledger.stored_days reads a window of a long history: on Delta only that window's files are opened.
+    Proof: with day 2's data file gone, day 1 still reads (a whole-table read fails on the missing file)."""
+    for day in ("2026-01-01", "2026-01-02"):
+        assert materialize(tmp_path, daily_usage(), day).success
+    [day2_file] = (tmp_path / "raw" / "usage" / "usage_date=2026-01-02").glob("*.parquet")
+    day2_file.unlink()
+    assert sorted(Ledger(database=location(tmp_path)).stored_days("raw.usage", [D1]).rows()) == DAY1
+    with pytest.raises(Exception, match=r"(?i)not found|no such file"):
+        read_table(location(tmp_path), "raw.usage")

@@ -437,19 +437,22 @@ class CostDuckDBIOManager(DuckDBIOManager):
         )
 
 
-def read_table(database: str, table: str, where: str = "", params: list | None = None) -> pl.DataFrame:
+def read_table(
+    database: str, table: str, where: str = "", params: list | None = None, days: tuple[Any, Any] | None = None
+) -> pl.DataFrame:
     """Read ``table`` (``"layer.table"``) from the DuckDB file ``database``, opened read-only.
 
     ``where`` is a SQL condition appended after ``WHERE`` (it may end with ``ORDER BY ...``); pass values
     as ``?`` placeholders with ``params`` rather than formatting them into the string. For tests and the
     CLI. Errors are :mod:`cost_assets.read`'s: ``WarehouseMissingError`` (a ``FileNotFoundError``),
     ``TableMissingError``, and ``WarehouseLockedError`` while another process writes the file (DuckDB's
-    single writer); a name that is not ``layer.table`` is a ``ValueError``.
+    single writer); a name that is not ``layer.table`` is a ``ValueError``. ``days`` (first, last): a Delta
+    ledger reads only those days (``where`` must not need others; see :func:`cost_assets.read.connect`).
     """
     query = f"SELECT * FROM {table_name(table)}"
     if where:
         query += f" WHERE {where}"
-    return fetch(database, query, params)
+    return fetch(database, query, params, days)
 
 
 class Ledger(dg.ConfigurableResource):
@@ -467,7 +470,8 @@ class Ledger(dg.ConfigurableResource):
         if not days:
             return None
         try:
-            return read_table(self.database, table, "usage_date BETWEEN ? AND ?", [min(days), max(days)])
+            window = (min(days), max(days))
+            return read_table(self.database, table, "usage_date BETWEEN ? AND ?", list(window), days=window)
         except (WarehouseMissingError, TableMissingError):
             return None
 
