@@ -198,7 +198,7 @@ def _stored_schema(table: DeltaTable) -> dict[str, pl.DataType]:
 
 def _literal(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, dt.date)):
-        raise DeltaWriteError(f"cannot narrow a write by a value of type {type(value).__name__}")
+        raise ValueError(f"cannot narrow a write by a value of type {type(value).__name__} ({value!r})")
     if isinstance(value, int):
         return str(value)
     text = value.isoformat() if isinstance(value, dt.date) else value
@@ -206,13 +206,16 @@ def _literal(value: object) -> str:
 
 
 def _narrowing(frame: pl.DataFrame, replace_by: Sequence[str]) -> str:
-    """``col IN (...)`` for each REPLACE_BY column, with the frame's (non-null) values: a stored row is
-    replaced only when it has values the frame brings (NULL never matches, as in SQL's ``IN``)."""
-    parts = []
-    for col in replace_by:
-        values = frame.get_column(col).drop_nulls().unique().sort().to_list()
-        parts.append(f"{_ident(col)} IN ({', '.join(_literal(v) for v in values)})")
-    return " AND ".join(parts)
+    """The condition matching the stored rows whose ``replace_by`` values (as a combination) occur in the
+    frame: ``col IN (...)`` for one column, ``(a = … AND b = …) OR …`` for several (the DuckDB backend's
+    ``(a, b) IN (SELECT DISTINCT a, b FROM frame)``). The frame has no NULL there (checked before)."""
+    combos = frame.select(replace_by).unique().sort(replace_by).rows()
+    if len(replace_by) == 1:
+        return f"{_ident(replace_by[0])} IN ({', '.join(_literal(combo[0]) for combo in combos)})"
+    return " OR ".join(
+        "(" + " AND ".join(f"{_ident(col)} = {_literal(v)}" for col, v in zip(replace_by, combo, strict=True)) + ")"
+        for combo in combos
+    )
 
 
 def _commit(write: Callable[[], None], name: str) -> None:
@@ -300,6 +303,12 @@ def replace(
             f"Cannot write to {name}: its replace-by column(s) {missing_keys} are not in the frame "
             f"(frame columns: {frame.columns}). Nothing was written."
         )
+    unkeyed = frame.filter(pl.any_horizontal(pl.col(col).is_null() for col in replace_by)).height if replace_by else 0
+    if unkeyed:
+        raise kinds.window(
+            f"{unkeyed} of {frame.height} rows written to {name} have a NULL replace-by value ({list(replace_by)}): "
+            "no later write could replace them. Nothing was written."
+        )
     frame = frame.drop(untyped)
     if window.column not in frame.columns:
         raise kinds.window(f"Cannot write to {name}: the frame has no partition column {window.column!r}.")
@@ -356,7 +365,10 @@ def replace(
     if replace_by:
         if frame.is_empty():
             return Written(frame, _stored_schema(DeltaTable(uri)))  # no values brought: nothing to replace
-        predicate += " AND " + _narrowing(frame, replace_by)
+        try:
+            predicate += f" AND ({_narrowing(frame, replace_by)})"
+        except ValueError as e:
+            raise kinds.generic(f"Cannot write to {name}: {e}. Nothing was written.") from e
     try:
         _commit(
             lambda: write_deltalake(uri, frame, mode="overwrite", predicate=predicate, schema_mode=schema_mode),

@@ -449,3 +449,27 @@ def test_the_ledger_resource_opens_only_the_days_it_asks_for(tmp_path: Path) -> 
     assert sorted(Ledger(database=location(tmp_path)).stored_days("raw.usage", [D1]).rows()) == DAY1
     with pytest.raises(Exception, match=r"(?i)not found|no such file"):
         read_table(location(tmp_path), "raw.usage")
+
+
+def test_replace_by_two_columns_replaces_combinations_and_refuses_null_keys(tmp_path: Path) -> None:
+    """Narrowed by (workspace_id, sku): a stored row is replaced only when its pair occurs in the frame."""
+    uri = delta.table_uri(str(tmp_path), "raw.usage")
+    window = delta.Window("usage_date", D1, D2)
+    stored = [(D1, "ws-a", "DBU", 1.0), (D1, "ws-a", "VM", 2.0), (D1, "ws-b", "DBU", 3.0), (D1, "ws-b", "VM", 4.0)]
+    delta.replace(uri, pl.DataFrame(stored, schema=SCHEMA, orient="row"), name="raw.usage", window=window)
+    # The frame brings (ws-a, DBU) and (ws-b, VM): (ws-a, VM) and (ws-b, DBU) stay, though each of their
+    # values alone occurs in the frame.
+    frame = pl.DataFrame([(D1, "ws-a", "DBU", 10.0), (D1, "ws-b", "VM", 40.0)], schema=SCHEMA, orient="row")
+    pair = ["workspace_id", "sku"]
+    delta.replace(uri, frame, name="raw.usage", window=window, replace_by=pair)
+    assert sorted(delta.load(uri).rows()) == [
+        (D1, "ws-a", "DBU", 10.0),
+        (D1, "ws-a", "VM", 2.0),
+        (D1, "ws-b", "DBU", 3.0),
+        (D1, "ws-b", "VM", 40.0),
+    ]
+    # A row without a workspace could never be replaced by a later narrowed write: refused, nothing written.
+    nameless = pl.DataFrame([(D1, None, "DBU", 99.0)], schema=SCHEMA, orient="row")
+    with pytest.raises(delta.DeltaWriteError, match=r"1 of 1 rows written to raw\.usage have a NULL replace-by value"):
+        delta.replace(uri, nameless, name="raw.usage", window=window, replace_by=pair)
+    assert sorted(delta.load(uri)["cost_usd"].to_list()) == [2.0, 3.0, 10.0, 40.0]
