@@ -473,3 +473,21 @@ def test_replace_by_two_columns_replaces_combinations_and_refuses_null_keys(tmp_
     with pytest.raises(delta.DeltaWriteError, match=r"1 of 1 rows written to raw\.usage have a NULL replace-by value"):
         delta.replace(uri, nameless, name="raw.usage", window=window, replace_by=pair)
     assert sorted(delta.load(uri)["cost_usd"].to_list()) == [2.0, 3.0, 10.0, 40.0]
+
+
+def test_an_unpartitioned_table_is_replaced_whole(tmp_path: Path) -> None:
+    frames = iter(
+        [
+            pl.DataFrame({"sku": ["DBU", "VM"], "price": [0.15, 0.5]}),
+            pl.DataFrame({"sku": ["DBU"], "price": [0.2], "tier": ["premium"]}),  # rows and columns change
+        ]
+    )
+
+    @dg.asset(key_prefix=["ref"])
+    def sheet() -> pl.DataFrame:
+        return next(frames)
+
+    assert dg.materialize([sheet], resources=io_manager(tmp_path)).success
+    assert sorted(read_table(location(tmp_path), "ref.sheet").rows()) == [("DBU", 0.15), ("VM", 0.5)]
+    assert dg.materialize([sheet], resources=io_manager(tmp_path)).success
+    assert read_table(location(tmp_path), "ref.sheet").rows() == [("DBU", 0.2, "premium")]
