@@ -63,7 +63,7 @@ def _print_summary(database: str, first: dt.date, last: dt.date, tables: list[st
         typer.echo(
             f"  {row['usage_date']}  {row['billed_dbus']:>12,.2f} DBU  ${row['billed_usd'] or 0:>12,.2f}{unpriced}"
         )
-    typer.echo("\nThe bill handed out (billed DBU $), and the estimate of runs + idle (DBU + VM $)")
+    typer.echo("\nThe bill handed out (billed DBU $), and the estimate of runs + idle (DBU + VM + disk $)")
     typer.echo("  (model serving is in 'unattributed' here, as the bill names no run; its split per request:")
     typer.echo("  mart/serving_costs, `cost-assets report serving`)")
     typer.echo(f"  {'day':<10}  {'to runs':>12}  {'to idle':>12}  {'unattributed':>12}  {'estimated':>12}")
@@ -71,11 +71,15 @@ def _print_summary(database: str, first: dt.date, last: dt.date, tables: list[st
         cells = [row[k] or 0.0 for k in ("runs_usd", "idle_usd", "unattributed_usd", "estimated_usd")]
         typer.echo(f"  {row['usage_date']}  " + "  ".join(f"${v:>11,.2f}" for v in cells))
     cloud = reports_ledger.reconcile_cloud(database, reports_ledger.Window(first, last))
-    if not cloud.notes:  # with COST_ASSETS_CLOUD_BILL only
-        typer.echo("\nThe cloud bill's VMs against their estimate (more: `cost-assets report reconcile --cloud`)")
-        typer.echo(f"  {'day':<10}  {'estimated':>12}  {'billed':>12}  {'effective':>12}")
+    if reports_ledger.NOT_BUILT_CLOUD not in cloud.notes:  # with COST_ASSETS_CLOUD_BILL only
+        typer.echo(
+            "\nThe cloud bill's VMs and disks against their estimate (more: `cost-assets report reconcile --cloud`)"
+        )
+        head = ["estimated", "billed", "effective", "disks est.", "disks eff."]
+        typer.echo(f"  {'day':<10}  " + "  ".join(f"{h:>12}" for h in head))
+        columns = ("estimated_vm_usd", "billed_vm_usd", "effective_vm_usd", "estimated_disk_usd", "effective_disk_usd")
         for row in cloud.tables["days"].iter_rows(named=True):
-            cells = [row[k] or 0.0 for k in ("estimated_vm_usd", "billed_vm_usd", "effective_vm_usd")]
+            cells = [row[k] or 0.0 for k in columns]
             typer.echo(f"  {row['usage_date']}  " + "  ".join(f"${v:>11,.2f}" for v in cells))
     serving = reports_ledger.serving(database, reports_ledger.Window(first, last), ["provider", "model"])
     typer.echo("\nModel serving by provider and model (billed DBU $; more: `cost-assets report serving --help`)")

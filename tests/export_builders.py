@@ -36,6 +36,7 @@ def run_costs(*rows: dict[str, Any]) -> pl.DataFrame:
         "dbus": 0.0,
         "dbu_cost_usd": 0.0,
         "vm_cost_usd": 0.0,
+        "disk_cost_usd": 0.0,
         "total_cost_usd": 0.0,
         "currency_code": "USD",
         "unpriced": False,

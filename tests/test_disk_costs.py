@@ -100,3 +100,24 @@ def test_the_sheet_prices_a_nodes_disks_per_hour_and_refuses_an_unknown_disk_typ
     # two disks of $36.50 a month: 2 × 36.5 / 730 = $0.10 per node-hour
     node = load_price_sheet(overrides).node("AZURE", "Custom_X", dt.datetime(2026, 1, 1))
     assert node.disk_per_hour == pytest.approx(0.10)
+
+
+def test_the_run_ledger_counts_a_runs_disks_in_its_vm_total():
+    from export_builders import attributed
+    from export_builders import run_costs as run_cost_rows
+
+    from cost_assets.export.run_ledger import run_ledger
+
+    costs = run_cost_rows(
+        {"run_id": 1, "task_run_id": 11, "job_id": 7, "dbus": 1.0, "dbu_cost_usd": 0.30, "vm_cost_usd": 0.20}
+        | {"disk_cost_usd": 0.05, "total_cost_usd": 0.55},
+        # a node type without a disk price: its disk $ is unknown and left out (the estimate's check names it)
+        {"run_id": 2, "task_run_id": 21, "job_id": 7, "dbus": 1.0, "dbu_cost_usd": 0.30, "vm_cost_usd": 0.20}
+        | {"disk_cost_usd": None, "total_cost_usd": 0.50},
+    )
+    ledger = run_ledger(costs, attributed().clear())
+    rows = {r["run_id"]: r for r in ledger.iter_rows(named=True)}
+    # estimated basis: VM total = VM $0.20 + disks $0.05 = $0.25; total = $0.30 + $0.25 = $0.55
+    assert (rows[1]["vm_total_cost_usd"], rows[1]["total_cost_usd"]) == pytest.approx((0.25, 0.55))
+    # no disk price: VM total = $0.20, total $0.50, still priced
+    assert (rows[2]["vm_total_cost_usd"], rows[2]["total_cost_usd"], rows[2]["unpriced"]) == (0.20, 0.50, False)

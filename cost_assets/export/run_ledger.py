@@ -15,9 +15,11 @@ it); so do bill rows naming only a job and no run (``run_id`` null).
 
 **Figures.** ``cost_basis`` is ``billed`` once any of the run's attributed rows is on the bill (a reason
 other than ``no_billing``), else ``estimated``. Billed: ``dbu_cost_usd`` is the run's attributed DBU $
-(the Databricks bill, its share by estimated DBUs), ``vm_total_cost_usd`` the estimated VM $ (VMs are on
-the cloud bill, not the Databricks one). Estimated: both from the estimate. ``total_cost_usd`` =
-``dbu_cost_usd + vm_total_cost_usd``; a serverless run's VM $ is 0 (its VMs are in the DBU price).
+(the Databricks bill, its share by estimated DBUs), ``vm_total_cost_usd`` the estimated VM $ plus the
+estimated $ of the nodes' managed disks (both on the cloud bill, not the Databricks one; a disk whose node
+type has no disk price is left out, as in ``mart/run_costs``' total, and flagged by its ``priced`` check).
+Estimated: both from the estimate. ``total_cost_usd`` = ``dbu_cost_usd + vm_total_cost_usd``; a serverless
+run's VM $ is 0 (its VMs are in the DBU price).
 Unknown money stays null and ``unpriced`` is true — never $0: an unpriced estimate, a billed row the
 bill could not price, or the VMs of a run only the bill knows.
 
@@ -99,6 +101,7 @@ def _estimated(run_costs: Frame) -> pl.LazyFrame:
                     ("total_cost_usd", "estimated_total_cost_usd"),
                 )
             ],
+            pl.col("disk_cost_usd").sum().alias("_disk"),  # known disk $ (null: no disk price, left out)
             *[pl.col(t).first() for t in TAG_DIMENSIONS],
         )
     )
@@ -129,7 +132,11 @@ def run_ledger(run_costs: Frame, attributed: Frame) -> pl.DataFrame:
     dbu = pl.when(billed).then(pl.col("billed_dbu_cost_usd")).otherwise(pl.col("estimated_dbu_cost_usd"))
     # Serverless compute's VMs are in its DBU price (no cloud bill): VM $0. Any other run only the bill
     # knows (a job cluster without an estimate) has an unknown VM $: null, never $0.
-    vm = pl.when(pl.col("serverless").fill_null(False)).then(0.0).otherwise(pl.col("estimated_vm_cost_usd"))
+    vm = (
+        pl.when(pl.col("serverless").fill_null(False))
+        .then(0.0)
+        .otherwise(pl.col("estimated_vm_cost_usd") + pl.col("_disk").fill_null(0.0))
+    )
     tags = sorted(TAG_DIMENSIONS)
     return (
         joined.with_columns(

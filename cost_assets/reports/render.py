@@ -79,7 +79,8 @@ HEADERS = {
 }
 LEGEND = (
     "billed $ = the Databricks bill (DBU $ only) · est. DBU $ = the estimate of that bill · "
-    "est. VM $ / est. disk $ / est. DBU+VM $ = cloud VMs and their disks, not on the Databricks bill"
+    "est. VM $ / est. disk $ / est. DBU+VM $ (DBU + VMs + their disks) = with the cloud VMs and their disks, "
+    "not on the Databricks bill"
 )
 
 
