@@ -37,6 +37,7 @@ __all__ = [
     "PREFIX",
     "Window",
     "is_delta",
+    "is_local",
     "load",
     "location_problem",
     "open_table",
@@ -66,6 +67,15 @@ COMMIT_ATTEMPTS = 4
 class DeltaWriteError(ValueError):
     """A write :func:`replace` refuses, when no ``errors`` are given (the IO manager passes its warehouse
     errors, so a Delta write fails with the same types as a DuckDB one)."""
+
+
+@dataclass(frozen=True)
+class ErrorTypes:
+    """The exception types :func:`replace` raises for its three kinds of refusal."""
+
+    generic: type[Exception] = DeltaWriteError
+    window: type[Exception] = DeltaWriteError
+    drift: type[Exception] = DeltaWriteError
 
 
 @dataclass(frozen=True)
@@ -121,7 +131,8 @@ def table_uri(root: str, table: str) -> str:
     return f"{root}/{layer}/{name}"
 
 
-def _is_local(root: str) -> bool:
+def is_local(root: str) -> bool:
+    """Whether a Delta root (:func:`root_of`) is a local folder rather than object storage."""
     return "://" not in root
 
 
@@ -130,7 +141,7 @@ def table_names(root: str) -> list[str]:
 
     Object storage is not listed (that would need pyarrow's file systems): there, name the tables.
     """
-    if not _is_local(root):
+    if not is_local(root):
         raise ValueError(f"{root}: only a local Delta root can be listed; name the tables to read")
     found = []
     for layer in LAYERS:
@@ -264,7 +275,7 @@ def replace(
     replace_by: Sequence[str] = (),
     added_columns: Collection[str] = (),
     warn: Callable[[str], None] = lambda _message: None,
-    errors: "ErrorTypes | None" = None,
+    errors: ErrorTypes | None = None,
 ) -> Written:
     """Write ``frame`` to the Delta table at ``uri`` in one commit (see the module docstring).
 
@@ -377,12 +388,3 @@ def replace(
     except SchemaMismatchError as e:
         raise kinds.drift(f"Cannot write to {name}: {e}. Nothing was written.") from e
     return Written(frame, _stored_schema(DeltaTable(uri)))
-
-
-@dataclass(frozen=True)
-class ErrorTypes:
-    """The exception types :func:`replace` raises for its three kinds of refusal."""
-
-    generic: type[Exception] = DeltaWriteError
-    window: type[Exception] = DeltaWriteError
-    drift: type[Exception] = DeltaWriteError

@@ -112,7 +112,7 @@ def _delta_connection(
     the Delta ledger ``database`` — only the ``days`` (first, last) of those with a ``usage_date``, when
     given; a table not stored is left out (a statement naming it then fails as a missing table)."""
     root = delta.root_of(database)
-    if "://" not in root and not Path(root).exists():
+    if delta.is_local(root) and not Path(root).exists():
         raise WarehouseMissingError(f"Delta ledger {database!r} does not exist: {RUN_FIRST}.")
     connection = duckdb.connect()
     try:

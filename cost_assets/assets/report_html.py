@@ -40,7 +40,7 @@ class ReportFiles(dg.ConfigurableResource):
     def path_for(self, day: dt.date) -> Path:
         # A Delta ledger's "file" is its root folder; on object storage the reports stay local (data/reports).
         beside = delta.root_of(self.database) if delta.is_delta(self.database) else self.database
-        folder = Path(self.directory or (Path(beside).parent / "reports" if "://" not in beside else "data/reports"))
+        folder = Path(self.directory or (Path(beside).parent / "reports" if delta.is_local(beside) else "data/reports"))
         return folder.resolve() / f"cost-report-{day.isoformat()}.html"
 
 
