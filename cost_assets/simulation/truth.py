@@ -11,6 +11,7 @@ days outside the window are partial anyway.
 Deliberately written as plain Python loops over a small world (it is the reference, not the fast path).
 """
 
+import bisect
 import itertools
 from collections import defaultdict
 from functools import lru_cache
@@ -39,13 +40,25 @@ class _Rates:
 
     def __init__(self, world: World, sheet: PriceSheet, cuts: list[int]):
         self.world, self.sheet, self.cuts = world, sheet, cuts
+        self._skus: dict = {}
+        self._nodes: dict = {}
+
+    def _epoch(self, t: int) -> int:
+        """Index of the price epoch holding ``t``: every price window starts and ends on a cut."""
+        return bisect.bisect_right(self.cuts, t)
 
     def sku(self, c: Cluster, t: int):
-        cfg = self.world.config
-        return self.sheet.sku(cfg.cloud, cfg.tier, c.workload, c.photon, from_ms(t))
+        key = (c.workload, c.photon, self._epoch(t))
+        if key not in self._skus:
+            cfg = self.world.config
+            self._skus[key] = self.sheet.sku(cfg.cloud, cfg.tier, c.workload, c.photon, from_ms(t))
+        return self._skus[key]
 
     def node(self, node_type: str, t: int):
-        return self.sheet.node(self.world.config.cloud, node_type, from_ms(t))
+        key = (node_type, self._epoch(t))
+        if key not in self._nodes:
+            self._nodes[key] = self.sheet.node(self.world.config.cloud, node_type, from_ms(t))
+        return self._nodes[key]
 
 
 def _pieces(start: int, end: int, cuts: list[int]):
@@ -132,7 +145,9 @@ def run_costs(world: World, sheet: PriceSheet) -> pl.DataFrame:
             points = {start, end}
             for n in s.nodes:
                 points.update((n.provisioned, n.ready, n.released))
-            for t0, t1, _, _ in tasks:
+            # Only the tasks overlapping the session can be active in it.
+            here = [t for t in tasks if t[0] <= end and t[1] >= start]
+            for t0, t1, _, _ in here:
                 points.update((t0, t1))
             h = (start // HOUR + 1) * HOUR
             while h < end:
@@ -140,6 +155,11 @@ def run_costs(world: World, sheet: PriceSheet) -> pl.DataFrame:
                 h += HOUR
             points.update(x for x in rates.cuts if start < x < end)
             ordered = sorted(p for p in points if start <= p <= end)
+            # The active tasks are swept along the intervals rather than found by a scan of every task per
+            # interval (quadratic on a long-lived cluster over 90 days); kept in task order, so the shares
+            # add up in the same order as the scan's.
+            by_start = sorted(range(len(here)), key=lambda k: here[k][0])
+            added, live = 0, set()
             for a, b in itertools.pairwise(ordered):
                 sku = rates.sku(c, a)
                 dbus = vm = 0.0
@@ -153,7 +173,11 @@ def run_costs(world: World, sheet: PriceSheet) -> pl.DataFrame:
                 if owner is not None:
                     shares = {owner: 1.0}
                 else:  # equal split per active task run, summed to its job run; nobody → idle
-                    active = [(r, j) for t0, t1, r, j in tasks if t0 <= a and b <= t1]
+                    while added < len(by_start) and here[by_start[added]][0] <= a:
+                        live.add(by_start[added])
+                        added += 1
+                    live = {k for k in live if b <= here[k][1]}  # t0 <= a and b <= t1
+                    active = [here[k][2:] for k in sorted(live)]
                     shares = defaultdict(float)
                     for x in active:
                         shares[x] += 1 / len(active)

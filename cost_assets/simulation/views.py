@@ -547,9 +547,12 @@ def list_prices_rows(sheet: PriceSheet, config: WorldConfig) -> list[dict]:
 def serving_rows(world: World, start_ms: int = 0, end_ms: int = 2**62) -> list[dict]:
     """``system.serving.endpoint_usage`` rows in [start, end), joined to served_entities (endpoint and
     model names), with SQL-API value types."""
-    return [
-        {**r, "request_time": _ts(r["request_time"])} for r in world.requests if start_ms <= r["request_time"] < end_ms
-    ]
+    return [serving_row(r) for r in world.requests if start_ms <= r["request_time"] < end_ms]
+
+
+def serving_row(request: dict) -> dict:
+    """One simulated request as a ``system.serving.endpoint_usage`` row (SQL-API value types)."""
+    return {**request, "request_time": _ts(request["request_time"])}
 
 
 # Endpoints that serve an external model (system.serving.served_entities ``EXTERNAL_MODEL``) and its
