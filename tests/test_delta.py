@@ -19,9 +19,10 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from cost_assets import delta, read
+from cost_assets import delta, read, report
 from cost_assets.config import ConfigurationError, Settings
 from cost_assets.definitions import build_defs
+from cost_assets.export import metrics
 from cost_assets.query import query_attribution
 from cost_assets.read import TableMissingError, WarehouseError, WarehouseMissingError
 from cost_assets.reports import ledger
@@ -359,6 +360,15 @@ def test_the_daily_pipeline_on_delta_reads_back_the_duckdb_ledgers_totals(tmp_pa
         assert read_table(lake, table).height == read_table(duck, table).height > 0
     counts = read.fetch(lake, "select count(*) as n from mart.run_costs")["n"][0]
     assert counts == read.fetch(duck, "select count(*) as n from mart.run_costs")["n"][0]
+    # The run summary's rows per table and billed $ per day, and the Prometheus samples, read the same.
+    tables = ["mart.attributed_costs", "mart.run_costs", "raw.billing_usage", "raw.job_runs"]
+    assert report.table_counts(lake, tables).equals(report.table_counts(duck).filter(pl.col("table").is_in(tables)))
+    assert_frame_equal(report.billed_by_day(lake, D1, D2), report.billed_by_day(duck, D1, D2), rel_tol=1e-9)
+    samples = {s.name + repr(s.labels): s.value for s in metrics.read_samples(lake)}
+    assert any(name.startswith("databricks_cost_total_usd") and value > 0 for name, value in samples.items())
+    assert samples.keys() == {s.name + repr(s.labels): s.value for s in metrics.read_samples(duck)}.keys()
+    for sample in metrics.read_samples(duck):
+        assert samples[sample.name + repr(sample.labels)] == pytest.approx(sample.value, rel=1e-9)
 
 
 # --- S3: moto's server on a free loopback port, dummy credentials from the environment --------------------
