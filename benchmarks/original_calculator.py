@@ -173,18 +173,16 @@ def original_run_costs(
 # ---------------------------------------------------------------- accuracy against ground truth
 def compare_with_truth(estimate: pl.DataFrame, real: pl.DataFrame, shared_clusters: set[str]) -> dict:
     """Per (usage_date, job run): |estimate − truth| / truth over the truth's runs (a run the estimate
-    misses counts as 100 % error), plus totals. Also split by runs that touched a shared cluster."""
+    misses counts as 100 % error), plus totals. Also split by runs that touched a shared cluster. Money is
+    DBU + VM $ on both sides: the truth has no disks (the engine's ``total_cost_usd`` includes them)."""
     key = ["usage_date", "run_id"]
+    money = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")
     shared = pl.col("cluster_id").is_in(list(shared_clusters))
-    est = (
-        estimate.filter(pl.col("consumer") == "run")
-        .group_by(key)
-        .agg(pl.col("total_cost_usd").sum().alias("estimated"))
-    )
+    est = estimate.filter(pl.col("consumer") == "run").group_by(key).agg(money.sum().alias("estimated"))
     true_runs = (
         real.filter(pl.col("consumer") == "run")
         .group_by(key)
-        .agg(pl.col("total_cost_usd").sum().alias("truth"), shared.any().alias("on_shared"))
+        .agg(money.sum().alias("truth"), shared.any().alias("on_shared"))
     )
     both = true_runs.join(est, on=key, how="left").with_columns(
         pl.when(pl.col("estimated").is_null())
@@ -206,8 +204,8 @@ def compare_with_truth(estimate: pl.DataFrame, real: pl.DataFrame, shared_cluste
             "true_usd": round(float(frame["truth"].sum()), 2),
         }
 
-    idle_est = estimate.filter(pl.col("consumer") == "idle")["total_cost_usd"].sum() or 0.0
-    idle_true = real.filter(pl.col("consumer") == "idle")["total_cost_usd"].sum() or 0.0
+    idle_est = estimate.filter(pl.col("consumer") == "idle").select(money.sum()).item() or 0.0
+    idle_true = real.filter(pl.col("consumer") == "idle").select(money.sum()).item() or 0.0
     out = stats(both)
     out.update(
         {
