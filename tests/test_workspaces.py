@@ -16,7 +16,7 @@ from cost_assets.assets import raw
 from cost_assets.config import ConfigurationError
 from cost_assets.definitions import build_defs
 from cost_assets.ingest.account import Answer
-from cost_assets.ingest.fetch import WorkspaceDay, fetch_day
+from cost_assets.ingest.fetch import SourceUnavailable, WorkspaceDay, fetch_day
 from cost_assets.ingest.http import AuthError
 from cost_assets.mock_server import DEFAULT_TOKEN, MockOptions
 from cost_assets.mock_server.account import MockAccount
@@ -60,6 +60,22 @@ def test_a_good_file_gives_each_workspace_with_its_credential_variables():
     )
     assert etl.credential_variables == ["TOKEN_ETL"]
     assert (ml.cloud, ml.rate_limit, ml.credential_variables) == ("AWS", 5.0, ["ML_CLIENT_ID", "ML_CLIENT_SECRET"])
+
+
+def test_the_example_file_is_valid():
+    names = [
+        "DATABRICKS_TOKEN_ETL_PROD",
+        "ML_RESEARCH_CLIENT_ID",
+        "ML_RESEARCH_CLIENT_SECRET",
+        "DATABRICKS_TOKEN_ANALYTICS",
+    ]
+    example = Path(__file__).parent.parent / "examples" / "workspaces.yaml"
+    entries = load(example, dict.fromkeys(names, "set"))
+    assert [(e.name, e.cloud, e.credential_variables) for e in entries] == [
+        ("etl-prod", "AZURE", names[:1]),
+        ("ml-research", "AZURE", names[1:3]),
+        ("analytics-aws", "AWS", names[3:]),
+    ]
 
 
 def test_every_problem_names_the_file_the_entry_and_the_field():
@@ -378,3 +394,40 @@ def test_the_mock_account_serves_three_workspaces_that_the_live_client_fetches_c
     [runs] = [m for m in result.asset_materializations_for_node("workspace_tables") if m.asset_key == raw.JOB_RUNS]
     for k in range(3):  # each workspace's own client counted its calls
         assert runs.metadata[f"workspace/mock-{k}/api_calls"].value > 0
+
+
+@pytest.mark.e2e
+def test_an_optional_source_missing_in_one_workspace_warns_and_keeps_that_workspaces_rows(tmp_path: Path):
+    """raw/serving_usage of a 3-workspace account: workspace 1 loses its system.serving grant. The day does
+    not fail; the WARN check names the workspace; its stored requests stay, the others are rewritten."""
+    db = tmp_path / "x.duckdb"
+    world = SimulatedWorld(scale="tiny")
+
+    def serve(workspace: DatabricksWorkspace) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [raw.serving_usage],
+            resources={"workspace": workspace, **storage_resources(str(db))},
+            partition_key=DAY.isoformat(),
+        )
+
+    assert serve(SimulatedWorkspace(world=world, workspaces=3)).success
+    before = _by_workspace(db, "raw.serving_usage")
+    assert len(before) == 3 and all(before.values())
+
+    class NotGranted(SimulatedWorkspace):
+        def serving_usage(self, days: list[dt.date], stats: dict[str, float] | None = None) -> pl.DataFrame:
+            raise SourceUnavailable("[INSUFFICIENT_PERMISSIONS] no USE SCHEMA on system.serving")
+
+    class Account(SimulatedWorkspace):
+        def members(self) -> list[DatabricksWorkspace]:
+            return [NotGranted(world=m.world, name=m.name) if m.name == "simulated-1" else m for m in super().members()]
+
+    result = serve(Account(world=world, workspaces=3))
+    assert result.success
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "sources_complete"]
+    assert not check.passed
+    assert check.description == (
+        "workspace simulated-1: serving usage not read, stored rows kept: "
+        "[INSUFFICIENT_PERMISSIONS] no USE SCHEMA on system.serving"
+    )
+    assert _by_workspace(db, "raw.serving_usage") == before

@@ -313,7 +313,7 @@ def billing_usage(context: dg.AssetExecutionContext, billing: BillingSource, led
     key=SERVING_USAGE,
     group_name="raw",
     kinds={"databricks", "duckdb"},
-    metadata=PARTITIONED,
+    metadata=BY_WORKSPACE,
     check_specs=[
         contract_spec(SERVING_USAGE, schemas.ServingUsage),
         sources_spec(SERVING_USAGE, "system.serving (no SQL warehouse, schema not enabled, no grant)"),
@@ -350,7 +350,7 @@ def serving_usage(context: dg.AssetExecutionContext, workspace: DatabricksWorksp
     key=SERVING_ENTITIES,
     group_name="raw",
     kinds={"databricks", "duckdb"},
-    metadata=PARTITIONED,
+    metadata=BY_WORKSPACE,
     check_specs=[
         contract_spec(SERVING_ENTITIES, schemas.ServingEntities),
         sources_spec(
@@ -392,7 +392,7 @@ def serving_entities(context: dg.AssetExecutionContext, workspace: DatabricksWor
     key=AI_GATEWAY_USAGE,
     group_name="raw",
     kinds={"databricks", "duckdb"},
-    metadata=PARTITIONED,
+    metadata=BY_WORKSPACE,
     check_specs=[
         contract_spec(AI_GATEWAY_USAGE, schemas.AiGatewayUsage),
         sources_spec(AI_GATEWAY_USAGE, "system.ai_gateway.usage (no SQL warehouse, schema not enabled, no grant)"),
