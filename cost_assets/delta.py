@@ -31,10 +31,17 @@ import polars as pl
 from arro3.core import RecordBatchReader
 from arro3.core import Table as ArrowTable
 from deltalake import DeltaTable, QueryBuilder, write_deltalake
-from deltalake.exceptions import CommitFailedError, SchemaMismatchError, TableNotFoundError
+from deltalake.exceptions import (
+    CommitFailedError,
+    DeltaError,
+    DeltaProtocolError,
+    SchemaMismatchError,
+    TableNotFoundError,
+)
 
 __all__ = [
     "PREFIX",
+    "READ_ERRORS",
     "Window",
     "is_delta",
     "is_local",
@@ -59,6 +66,9 @@ _TABLE_REF = re.compile(
     r'(?<![\w."])"?(?P<layer>' + "|".join(LAYERS) + r')"?\s*\.\s*"?(?P<table>[A-Za-z_][A-Za-z0-9_]*)"?',
     re.IGNORECASE,
 )
+# What delta-rs raises when a table cannot be read (storage unreachable, refused credentials, a missing
+# data file, a protocol it does not support); readers turn these into warehouse errors.
+READ_ERRORS = (DeltaError, DeltaProtocolError, OSError)
 # A commit that still conflicts after delta-rs's own retries (e.g. two runs of the same day at once) is
 # tried again this many times, a little later each time, before the write fails.
 COMMIT_ATTEMPTS = 4

@@ -115,6 +115,7 @@ def _delta_connection(
     if delta.is_local(root) and not Path(root).exists():
         raise WarehouseMissingError(f"Delta ledger {database!r} does not exist: {RUN_FIRST}.")
     connection = duckdb.connect()
+    name = ""
     try:
         for name in delta.table_names(root) if tables is None else tables:
             table = delta.open_table(delta.table_uri(root, name))
@@ -123,6 +124,11 @@ def _delta_connection(
                 window = delta.Window("usage_date", days[0], days[1] + dt.timedelta(days=1)) if dated else None
                 connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.split('.')[0])}")
                 connection.from_arrow(delta.scan(table, window=window)).create(table_name(name))
+    except (*delta.READ_ERRORS, duckdb.Error) as e:  # duckdb's: the Arrow stream failed while it was copied
+        connection.close()
+        raise WarehouseError(
+            f"Delta ledger {database!r}: {name or 'its tables'} could not be read ({_first_line(e)})"
+        ) from e
     except BaseException:
         connection.close()
         raise

@@ -457,7 +457,7 @@ def test_the_ledger_resource_opens_only_the_days_it_asks_for(tmp_path: Path) -> 
     [day2_file] = (tmp_path / "raw" / "usage" / "usage_date=2026-01-02").glob("*.parquet")
     day2_file.unlink()
     assert sorted(Ledger(database=location(tmp_path)).stored_days("raw.usage", [D1]).rows()) == DAY1
-    with pytest.raises(Exception, match=r"(?i)not found|no such file"):
+    with pytest.raises(WarehouseError, match=r"raw\.usage could not be read \(.*(?i:not found|no such file)"):
         read_table(location(tmp_path), "raw.usage")
 
 
