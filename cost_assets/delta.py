@@ -254,7 +254,7 @@ def _commit(write: Callable[[], None], name: str) -> None:
             time.sleep(0.2 * attempt)
 
 
-def _create(uri: str, frame: pl.DataFrame, partition_by: str | None, name: str) -> DeltaTable:
+def _create(uri: str, frame: pl.DataFrame, partition_by: str | None) -> DeltaTable:
     """Create the table from the frame's schema (also when the frame has no rows); a table another writer
     created meanwhile is kept."""
     schema = ArrowTable.from_arrow(frame.head(0)).schema
@@ -380,7 +380,7 @@ def replace(
             *added,
         )
     else:
-        table = _create(uri, frame, window.column, name)
+        _create(uri, frame, window.column)
 
     predicate = window.predicate()
     if replace_by:
