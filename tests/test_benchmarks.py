@@ -195,3 +195,32 @@ def test_anomaly_benchmark_at_a_small_size(tmp_path: Path):
     assert check["rows"] > 0 and check["state_mismatches"] == 0 and check["alertable_mismatches"] == 0
     assert result["vectorised"]["scored_rows"] > 0
     assert "# Anomaly scoring benchmark" in (tmp_path / "ANOMALIES.md").read_text()
+
+
+def test_account_benchmark_at_two_workspaces_and_two_days(tmp_path: Path):
+    """``bench_account.py`` at its smallest: 2 tiny workspaces × 2 days, one backfill, and the fetch both ways."""
+    shipped = _sha(BENCH / "ACCOUNT.md")
+    env_home = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "bench_account.py"), "--workspaces", "2", "--days", "2", "--scale", "tiny"]
+        + ["--out-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**env_home, "POLARS_MAX_THREADS": "2"},
+        timeout=240,
+        cwd=BENCH.parent,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = json.loads((tmp_path / "account.json").read_text())
+    b = out["backfill"]
+    assert b["workspace_days_fetched"] == 2 * 2  # each workspace fetched once over the 2-day window
+    assert b["formula_violations"] == 0 and b["calls_per_workspace_day"]["min"] >= 2  # runs/list, clusters/list
+    assert b["workspaces_in_bill"] == 2 + 1  # the 2 configured + the one the simulated bill adds
+    assert 0 < b["workspace_not_configured_usd"] < b["billed_usd"]
+    assert all(rows > 0 for rows in b["rows"].values()) and 0 < b["peak_rss_mb"] < 4096
+    concurrent, sequential = out["fetch"]["concurrent"], out["fetch"]["sequential"]
+    assert (concurrent["max_concurrent"], sequential["max_concurrent"]) == (8, 1)
+    assert concurrent["calls"] == sequential["calls"] > 0 and concurrent["runs"] == sequential["runs"] > 0
+    md = (tmp_path / "ACCOUNT.md").read_text()
+    assert "## Targets" in md and "None" not in md and not re.search(r"\bnan\b", md)
+    assert _sha(BENCH / "ACCOUNT.md") == shipped  # the shipped results are never written by the test
