@@ -27,7 +27,7 @@ HEIGHT = 220
 SERIES = {
     "billed_usd": "Databricks bill (DBU $)",
     "estimated_dbu_usd": "estimate of the bill (DBU $)",
-    "estimated_total_usd": "estimate incl. cloud VMs (DBU + VM $)",
+    "estimated_total_usd": "estimate incl. cloud VMs and disks (DBU + VM + disk $)",
 }
 MONEY = ",.2f"
 
@@ -197,7 +197,7 @@ def write(database: str, window: Window, out: Path, generated: dt.datetime | Non
     scope = f", workspace {window.workspace}" if window.workspace else ""
     subtitle = [
         f"{window.start} .. {window.end}{scope} · generated {when} from the stored ledger",
-        "Databricks bill = DBU $ only; the estimate adds the cloud VMs (DBU + VM $)",
+        "Databricks bill = DBU $ only; the estimate adds the cloud VMs and their disks (DBU + VM + disk $)",
         *notes,
     ]
     if not drawn:  # an empty page still says so in a chart
