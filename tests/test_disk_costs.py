@@ -7,6 +7,7 @@ node-hour (one disk of $21.90 a month: 21.90 / 730 = 0.03).
 
 import datetime as dt
 
+import dagster as dg
 import polars as pl
 import pytest
 from costing_builders import DAY, at, clusters, events, instance_types, job_runs, jobs, standard_prices
@@ -121,3 +122,28 @@ def test_the_run_ledger_counts_a_runs_disks_in_its_vm_total():
     assert (rows[1]["vm_total_cost_usd"], rows[1]["total_cost_usd"]) == pytest.approx((0.25, 0.55))
     # no disk price: VM total = $0.20, total $0.50, still priced
     assert (rows[2]["vm_total_cost_usd"], rows[2]["total_cost_usd"], rows[2]["unpriced"]) == (0.20, 0.50, False)
+
+
+@pytest.mark.parametrize(
+    ("asset", "columns"),
+    [
+        ("ref/instance_types", ["disk_type", "disks_per_node", "disk_per_hour"]),
+        ("mart/estimated_costs", ["disk_cost_usd"]),
+        ("mart/run_costs", ["disk_cost_usd"]),
+        ("mart/vm_reconciliation", ["estimated_disk_cost_usd"]),
+        ("sim/vm_cost_accuracy", ["estimated_disk_cost_usd", "true_disk_cost_usd"]),
+    ],
+)
+def test_a_ledger_from_before_disks_gains_the_new_columns(tmp_path, asset, columns):
+    """The new contract columns are declared added (warehouse.ADDED_COLUMNS): a stored table without them gets
+    them (NULL on its old rows) instead of a schema-drift failure."""
+    from conftest import sim_environ
+
+    from cost_assets.definitions import build_defs
+    from cost_assets.resources.warehouse import ADDED_COLUMNS
+
+    defs = build_defs(sim_environ(tmp_path / "d.duckdb", COST_ASSETS_CLOUD_BILL="simulated"))
+    key = dg.AssetKey(asset.split("/"))
+    spec = defs.resolve_assets_def(key).specs_by_key[key]
+    declared = spec.metadata.get(ADDED_COLUMNS)
+    assert set(columns) <= set(getattr(declared, "value", declared) or [])
