@@ -147,3 +147,17 @@ def test_a_ledger_from_before_disks_gains_the_new_columns(tmp_path, asset, colum
     spec = defs.resolve_assets_def(key).specs_by_key[key]
     declared = spec.metadata.get(ADDED_COLUMNS)
     assert set(columns) <= set(getattr(declared, "value", declared) or [])
+
+
+def test_the_priced_check_names_a_node_type_without_a_disk_price():
+    from cost_assets.assets.costs import _unpriced_check
+
+    cl, ev, jr = _job_cluster()
+    out = run_costs(jr, jobs({"job_id": 1}), cl, ev, IT_NO_DISK, DP, DAY)
+    result = _unpriced_check(out, cl)
+    # one run row, priced, whose disk $ is unknown: a WARN naming m5.xlarge, not a pass
+    assert result.passed is False and result.severity == dg.AssetCheckSeverity.WARN
+    assert result.metadata["disk_unpriced_rows"].value == 1 and result.metadata["unpriced_rows"].value == 1
+    assert "m5.xlarge" in result.metadata["unpriced"].value
+    priced = run_costs(jr, jobs({"job_id": 1}), cl, ev, IT_DISK, DP, DAY)
+    assert _unpriced_check(priced, cl).passed is True
