@@ -569,3 +569,31 @@ def test_replace_by_workspace_is_atomic_and_still_refuses_rows_outside_the_windo
         result
     )
     assert rows(db) == DAY1
+
+
+def test_replace_by_workspace_on_a_frame_larger_than_a_row_group(tmp_path: Path) -> None:
+    """130,000 rows (over DuckDB's 122,880-row group) into a table the write creates, then one workspace
+    replaced: the window check counts right (duckdb 2.0 misfilters strings in that first transaction)."""
+    db = tmp_path / "t.duckdb"
+    res = io_manager(db)
+    per_workspace = 65_000
+
+    def big(start: dt.date, end: dt.date) -> pl.DataFrame:
+        return pl.concat(
+            pl.DataFrame(
+                {"usage_date": [start] * per_workspace, "workspace_id": ws, "sku": "DBU", "cost_usd": 1.0},
+                schema=SCHEMA,
+            )
+            for ws in ("ws-a", "ws-b")
+        )
+
+    assert dg.materialize([by_workspace(big)], resources=res, partition_key="2026-01-01").success
+    counts = dict(read_table(str(db), "raw.usage").group_by("workspace_id").len().rows())
+    assert counts == {"ws-a": 65_000, "ws-b": 65_000}
+
+    def ws_b_only(start: dt.date, end: dt.date) -> pl.DataFrame:
+        return pl.DataFrame([(D1, "ws-b", "VM", 2.0)], schema=SCHEMA, orient="row")
+
+    assert dg.materialize([by_workspace(ws_b_only)], resources=res, partition_key="2026-01-01").success
+    counts = dict(read_table(str(db), "raw.usage").group_by("workspace_id").len().rows())
+    assert counts == {"ws-a": 65_000, "ws-b": 1}  # ws-b's 65,000 rows replaced by 1, ws-a's kept
