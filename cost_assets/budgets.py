@@ -12,7 +12,8 @@ A budgets file is YAML with one list, ``budgets``; each budget has
 ``amount`` and ``currency``
     the budget per period; only ``USD`` (the ledger's currency).
 ``cost``
-    ``dbu`` (the Databricks bill; default) or ``total`` (DBU + VM: the billed DBU $ plus the estimated VM $).
+    ``dbu`` (the Databricks bill; default) or ``total`` (DBU + VM: the billed DBU $ plus the estimated VM $
+    and the VMs' disks $).
 ``thresholds``
     ``actual`` (default ``[50, 80, 100]``) and ``forecast`` (default ``[100]``), percentages of ``amount``.
 ``owner`` and ``channel``

@@ -161,3 +161,20 @@ def test_the_priced_check_names_a_node_type_without_a_disk_price():
     assert "m5.xlarge" in result.metadata["unpriced"].value
     priced = run_costs(jr, jobs({"job_id": 1}), cl, ev, IT_DISK, DP, DAY)
     assert _unpriced_check(priced, cl).passed is True
+
+
+def test_a_total_budget_counts_the_estimated_disks_with_the_vms():
+    from export_builders import attributed
+    from export_builders import run_costs as run_cost_rows
+
+    from cost_assets.costing.budget_status import spend_rows
+
+    costs = run_cost_rows(
+        {"run_id": 1, "task_run_id": 11, "job_id": 7, "dbu_cost_usd": 1.0, "vm_cost_usd": 2.0}
+        | {"disk_cost_usd": 0.5, "total_cost_usd": 3.5},
+        {"run_id": 2, "task_run_id": 21, "job_id": 7, "dbu_cost_usd": 1.0, "vm_cost_usd": 2.0}
+        | {"disk_cost_usd": None, "total_cost_usd": 3.0},  # no disk price: adds nothing
+    )
+    spend = spend_rows(attributed().clear(), costs)
+    # the cloud side of the estimate: VMs 2.0 + 2.0 and disks 0.5 = $4.50
+    assert spend["est_vm_usd"].sum() == pytest.approx(4.5)

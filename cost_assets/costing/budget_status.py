@@ -64,9 +64,13 @@ def spend_rows(
     )
     estimated = dims(run_costs, pl.lit(None, pl.String), pl.col("cluster_id"))
     billed = billed.with_columns(pl.col("billed_cost_usd").fill_null(0.0).alias("billed_dbu_usd"))
+    # the cloud side of the estimate: VMs and their disks (a disk without a price adds nothing; a ledger from
+    # before disks has none)
+    has_disk = "disk_cost_usd" in estimated.collect_schema().names()
+    disk = pl.col("disk_cost_usd").fill_null(0.0) if has_disk else pl.lit(0.0)
     estimated = estimated.with_columns(
         pl.col("dbu_cost_usd").fill_null(0.0).alias("est_dbu_usd"),
-        pl.col("vm_cost_usd").fill_null(0.0).alias("est_vm_usd"),
+        (pl.col("vm_cost_usd").fill_null(0.0) + disk).alias("est_vm_usd"),
     )
     keep = [c for c in SPEND_COLUMNS if not c.endswith("_usd")]
     billed, estimated = billed.select(*keep, "billed_dbu_usd"), estimated.select(*keep, "est_dbu_usd", "est_vm_usd")
