@@ -224,3 +224,15 @@ def test_account_benchmark_at_two_workspaces_and_two_days(tmp_path: Path):
     md = (tmp_path / "ACCOUNT.md").read_text()
     assert "## Targets" in md and "None" not in md and not re.search(r"\bnan\b", md)
     assert _sha(BENCH / "ACCOUNT.md") == shipped  # the shipped results are never written by the test
+
+
+def test_run_days_benchmark_at_two_tiny_days(tmp_path: Path):
+    """``bench_run_days.py`` at its smallest: ``cost-assets run --days 2`` on a tiny world, timed in a fresh process."""
+    shipped = _sha(BENCH / "RUN_DAYS.md")
+    _run(str(BENCH / "bench_run_days.py"), "--days", "2", "--scale", "tiny", "--out-dir", str(tmp_path))
+    out = json.loads((tmp_path / "run_days.json").read_text())
+    assert (out["days"], out["scale"]) == (2, "tiny")
+    assert out["wall_seconds"] > 0 and 0 < out["peak_rss_mb"] < 4096 and out["summary_lines"] > 0
+    md = (tmp_path / "RUN_DAYS.md").read_text()
+    assert "2 days at `tiny`" in md and "n/a (not the target's run)" in md  # the target is for 90 medium days
+    assert _sha(BENCH / "RUN_DAYS.md") == shipped  # the shipped results are never written by the test
