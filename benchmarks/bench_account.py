@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-account-") as tmp:
         result = backfill(Path(tmp), args)
     out = {
-        "config": {k: str(v) if isinstance(v, (dt.date, Path)) else v for k, v in vars(args).items()},
+        "config": {k: str(v) if isinstance(v, dt.date) else v for k, v in vars(args).items() if k != "out_dir"},
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "date": dt.date.today().isoformat(),
         "backfill": result,
