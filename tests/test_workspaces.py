@@ -323,6 +323,19 @@ def test_a_workspace_answering_fewer_runs_keeps_its_day_while_the_others_are_rep
     assert "simulated-0" not in message and "simulated-2" not in message
     assert _by_workspace(db, "raw.job_runs") == before
 
+    # Two workspaces forget: one failure names both (the guard's messages, one after the other).
+    class TwoForget(SimulatedWorkspace):
+        def members(self) -> list[DatabricksWorkspace]:
+            return [Forgetful(world=m.world, name=m.name) if m.name != "simulated-1" else m for m in super().members()]
+
+    result = _materialize(db, TwoForget(world=world, workspaces=3))
+    assert not result.success
+    message = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
+    assert "could not be fetched" not in message
+    for name in ("simulated-0", "simulated-2"):
+        assert f"the Jobs and Clusters APIs of workspace {name} answered with less than is stored" in message
+    assert _by_workspace(db, "raw.job_runs") == before
+
 
 def test_a_failure_outlasting_the_client_retries_is_retried_a_refusal_is_not():
     """The step's retry policy fetches every workspace again (writes are idempotent per workspace)."""

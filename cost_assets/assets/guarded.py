@@ -34,12 +34,16 @@ from cost_assets.resources.warehouse import Ledger
 SOURCES = "sources_complete"
 
 
+# Errors another try cannot fix: bad input, refused credentials, a missing object, no permission.
+FINAL_ERRORS = (ValueError, AuthError, NotPermitted, NotFound)
+
+
 @contextmanager
 def final_errors(source: str) -> Iterator[None]:
     """Around a call to a source: errors that another try cannot fix fail the step at once (no retry)."""
     try:
         yield
-    except (ValueError, AuthError, NotPermitted, NotFound) as e:
+    except FINAL_ERRORS as e:
         raise dg.Failure(description=f"{source}: {e}", allow_retries=False) from e
 
 

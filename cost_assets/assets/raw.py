@@ -19,6 +19,7 @@ import polars as pl
 
 from cost_assets import guard, schemas, watermarks
 from cost_assets.assets.guarded import (
+    FINAL_ERRORS,
     Guarded,
     OptionalRead,
     contract_gate,
@@ -35,8 +36,6 @@ from cost_assets.assets.policies import DAILY_ASSET, PARTITIONED, SOURCE_RETRY
 from cost_assets.checks import add_daily_metadata, contract_result, contract_spec
 from cost_assets.ingest import parse
 from cost_assets.ingest.account import Answer, read_all
-from cost_assets.ingest.fetch import NotFound, NotPermitted
-from cost_assets.ingest.http import AuthError
 from cost_assets.ingest.serving_sources import (
     entities_by_day,
     gateway_by_day,
@@ -192,28 +191,28 @@ def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWor
             output_name=key.path[-1],
             metadata={**({"kept_stored_days": ", ".join(map(str, kept))} if kept else {}), **run_wide.get(key, {})},
         )
-    if failed:
-        raise _workspaces_failure(failed, [v for v in verdicts if v.refused])
-    for verdict in verdicts:
+    refused = [v for v in verdicts if v.refused]
+    if failed or len(refused) > 1:
+        raise _workspaces_failure(failed, refused)
+    for verdict in refused:
         verdict.fail_if_refused()
 
 
 _FIELDS = {JOB_RUNS: "job_runs", JOBS: "jobs", CLUSTERS: "clusters", CLUSTER_EVENTS: "cluster_events"}
-# Errors another try cannot fix (as guarded.final_errors): a run failing only with these is not retried.
-_FINAL = (ValueError, AuthError, NotPermitted, NotFound)
 
 
 def _workspaces_failure(failed: list[Answer], refused: list[Guarded]) -> dg.Failure:
-    """The step's failure when workspaces of an account failed: each named with its error (and the guard's
-    refusals of the others). Retried (the step's retry policy) unless every error is one a retry cannot fix;
-    a retry fetches every workspace again and rewrites their days."""
-    lines = [f"{len(failed)} workspace(s) could not be fetched; their stored rows were kept:"]
+    """The step's failure when workspaces of an account failed (each named with its error) or the guard
+    refused the answers of several: all in one message. Retried (the step's retry policy) unless a refusal
+    is in it or every error is one a retry cannot fix; a retry fetches every workspace again and rewrites
+    their days."""
+    lines = [f"{len(failed)} workspace(s) could not be fetched; their stored rows were kept:"] if failed else []
     lines += [f"  workspace {a.name}: {type(a.error).__name__}: {a.error}" for a in failed]
     lines += [v.message for v in refused]
     return dg.Failure(
         description="\n".join(lines),
-        metadata={"failed_workspaces": ", ".join(a.name for a in failed)},
-        allow_retries=not refused and not all(isinstance(a.error, _FINAL) for a in failed),
+        metadata={"failed_workspaces": ", ".join(a.name for a in failed) or "none"},
+        allow_retries=not refused and not all(isinstance(a.error, FINAL_ERRORS) for a in failed),
     )
 
 
