@@ -201,9 +201,9 @@ def test_account_benchmark_at_two_workspaces_and_two_days(tmp_path: Path):
     """``bench_account.py`` at its smallest: 2 tiny workspaces × 2 days, one backfill, and the fetch both ways."""
     shipped = _sha(BENCH / "ACCOUNT.md")
     env_home = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    smallest = ["--workspaces", "2", "--days", "2", "--scale", "tiny", "--out-dir", str(tmp_path)]
     done = subprocess.run(
-        [sys.executable, str(BENCH / "bench_account.py"), "--workspaces", "2", "--days", "2", "--scale", "tiny"]
-        + ["--out-dir", str(tmp_path)],
+        [sys.executable, str(BENCH / "bench_account.py"), *smallest],
         capture_output=True,
         text=True,
         env={**env_home, "POLARS_MAX_THREADS": "2"},
