@@ -246,7 +246,7 @@ def reservation_id(config: WorldConfig) -> str:
     return f"arn:aws:ec2:us-east-1:{AWS_ACCOUNT}:reserved-instances/{name}"
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def charges_for(config: WorldConfig) -> tuple[Charge, ...]:
     """Every charge of the world of ``config`` (cached: the resource asks per set of days)."""
     world, sheet = world_for(config), load_price_sheet()

@@ -228,7 +228,7 @@ def run_costs(world: World, sheet: PriceSheet) -> pl.DataFrame:
     )
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=4)
 def run_costs_for(config: WorldConfig) -> pl.DataFrame:
     """Truth run costs of the world generated from ``config`` (the recent configs cached)."""
     return run_costs(world_for(config), load_price_sheet())

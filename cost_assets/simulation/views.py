@@ -315,7 +315,7 @@ def _cluster_context(world: World) -> dict[str, dict]:
     return out
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=4)
 def _every_record(config: WorldConfig) -> tuple[dict, ...]:
     return bill(world_for(config), load_price_sheet())
 

@@ -627,10 +627,12 @@ def generate_world(config: WorldConfig | None = None) -> World:
     )
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=4)
 def world_for(config: WorldConfig) -> World:
     """Generate once per config (generation is deterministic, so caching is safe); the recent worlds only,
-    since the simulated resources ask for a new window for every set of partitions."""
+    since the simulated resources ask for a new window for every set of partitions. Four: a simulated
+    account cycles through its members' worlds every day, so a bigger cache only keeps more worlds in memory
+    (20 workspaces × 30 days peaked at 2,067 MB with 16, 1,891 MB with 4; benchmarks/ACCOUNT.md)."""
     return generate_world(config)
 
 
