@@ -18,13 +18,14 @@ D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 
 RUN_COSTS = pl.DataFrame(
     [
-        # usage_date, workspace, consumer, run, task run, job, cluster, shared, hours, DBUs, DBU $, VM $, total $
-        (D1, "w1", "run", 100, 1001, 10, "c-shared", True, 2.0, 4.0, 2.00, 1.00, 3.00),
-        (D1, "w1", "run", 100, 1002, 10, "c-job", False, 1.0, 2.0, 1.00, 0.50, 1.50),
-        (D1, "w1", "run", 200, 2001, 20, "c-shared", True, 1.0, 2.0, 1.00, 0.50, 1.50),
-        (D1, "w1", "idle", None, None, None, "c-shared", True, 0.5, 1.0, 0.50, 0.25, 0.75),
-        (D2, "w1", "run", 101, 1011, 10, "c-job", False, 3.0, 6.0, 3.00, 1.50, 4.50),
-        (D2, "w2", "run", 300, 3001, 30, "c-w2", False, 1.0, 2.0, 1.00, 0.40, 1.40),
+        # usage_date, workspace, consumer, run, task run, job, cluster, shared, hours, DBUs, DBU $, VM $, disk $,
+        # total $ (= DBU $ + VM $ + disk $; disks only on 1002 and the idle row)
+        (D1, "w1", "run", 100, 1001, 10, "c-shared", True, 2.0, 4.0, 2.00, 1.00, 0.00, 3.00),
+        (D1, "w1", "run", 100, 1002, 10, "c-job", False, 1.0, 2.0, 1.00, 0.50, 0.10, 1.60),
+        (D1, "w1", "run", 200, 2001, 20, "c-shared", True, 1.0, 2.0, 1.00, 0.50, 0.00, 1.50),
+        (D1, "w1", "idle", None, None, None, "c-shared", True, 0.5, 1.0, 0.50, 0.25, 0.05, 0.80),
+        (D2, "w1", "run", 101, 1011, 10, "c-job", False, 3.0, 6.0, 3.00, 1.50, 0.00, 4.50),
+        (D2, "w2", "run", 300, 3001, 30, "c-w2", False, 1.0, 2.0, 1.00, 0.40, 0.00, 1.40),
     ],
     schema={
         "usage_date": pl.Date,
@@ -39,6 +40,7 @@ RUN_COSTS = pl.DataFrame(
         "dbus": pl.Float64,
         "dbu_cost_usd": pl.Float64,
         "vm_cost_usd": pl.Float64,
+        "disk_cost_usd": pl.Float64,
         "total_cost_usd": pl.Float64,
     },
     orient="row",

@@ -57,10 +57,14 @@ def test_summary_per_day_and_total(db: str):
     # unpriced GPU row has no $; its 0.5 DBUs are the unpriced DBUs).
     assert d1["billed_dbus"] == pytest.approx(10.8) and d1["billed_usd"] == pytest.approx(5.35)
     assert d1["unpriced_dbus"] == pytest.approx(0.5)
-    # D1 estimate (run_costs): DBU $ 2 + 1 + 1 + 0.5 = 4.50; VM $ 1 + 0.5 + 0.5 + 0.25 = 2.25; total 6.75.
-    assert (d1["estimated_dbu_usd"], d1["estimated_vm_usd"], d1["estimated_total_usd"]) == pytest.approx(
-        (4.50, 2.25, 6.75)
-    )
+    # D1 estimate (run_costs): DBU $ 2 + 1 + 1 + 0.5 = 4.50; VM $ 1 + 0.5 + 0.5 + 0.25 = 2.25; disk $ 0.10 + 0.05
+    # = 0.15; total 4.50 + 2.25 + 0.15 = 6.90.
+    assert (
+        d1["estimated_dbu_usd"],
+        d1["estimated_vm_usd"],
+        d1["estimated_disk_usd"],
+        d1["estimated_total_usd"],
+    ) == pytest.approx((4.50, 2.25, 0.15, 6.90))
     # D1 where the bill went: runs 2.10 + 1.05 + 1.00 = 4.15; idle 0.50; unattributed (warehouse) 0.70.
     assert (d1["runs_usd"], d1["idle_usd"], d1["unattributed_usd"]) == pytest.approx((4.15, 0.50, 0.70))
     # D2: bill 3.30 + 1.00 = 4.30 over 6 + 2 = 8 DBUs; estimate DBU 3 + 1 = 4, VM 1.5 + 0.4 = 1.9, total 5.9.
@@ -68,15 +72,15 @@ def test_summary_per_day_and_total(db: str):
     assert (d2["billed_usd"], d2["estimated_total_usd"], d2["runs_usd"]) == pytest.approx((4.30, 5.90, 4.30))
     # Totals: bill 5.35 + 4.30 = 9.65; runs 4.15 + 4.30 = 8.45, i.e. 8.45 / 9.65 of the bill.
     assert total["billed_usd"] == pytest.approx(9.65)
-    assert total["estimated_total_usd"] == pytest.approx(6.75 + 5.90)
+    assert total["estimated_total_usd"] == pytest.approx(6.90 + 5.90)
     assert total["runs_share"] == pytest.approx(8.45 / 9.65)
     valid_json(report)
 
 
 def test_the_workspace_option_narrows_every_table(db: str):
     days = ledger.summary(db, Window(D1, D2, "w2")).tables["days"]
-    # w2 has one day: c-w2 billed $1.00 (2 DBUs), estimated 1.00 + 0.40 = 1.40.
-    assert cents(days.rows()) == [(D2, 2.0, 1.0, 0.0, 1.0, 0.4, 1.4, 1.0, 0.0, 0.0)]
+    # w2 has one day: c-w2 billed $1.00 (2 DBUs), estimated 1.00 + 0.40 (no disk $) = 1.40.
+    assert cents(days.rows()) == [(D2, 2.0, 1.0, 0.0, 1.0, 0.4, 0.0, 1.4, 1.0, 0.0, 0.0)]
     top = ledger.top(db, Window(D1, D2, "w1"), "team", 10).tables["top"]
     # w1: data-eng 3.10 + 3.30 = 6.40, (untagged) 1.20, ml 1.05; bill 5.35 + 3.30 = 8.65.
     assert top["value"].to_list() == ["data-eng", "(untagged)", "ml"]
@@ -132,14 +136,19 @@ def test_job_and_run_per_day(db: str):
     job = ledger.consumer(db, BOTH, job_id=10)
     d1 = row(job.tables["days"], usage_date=D1)
     # Job 10 on D1: run 100's task runs 1001 (c-shared, shared) and 1002 (c-job): 2 + 1 = 3 h, 4 + 2 = 6 DBUs,
-    # DBU $ 2 + 1 = 3, VM $ 1 + 0.5 = 1.5, total 4.5, of it 3.00 on the shared cluster (3 / 4.5).
+    # DBU $ 2 + 1 = 3, VM $ 1 + 0.5 = 1.5, disk $ 0 + 0.10 = 0.10, total 4.6, of it 3.00 on the shared cluster.
     assert (d1["runs"], d1["task_runs"]) == (1, 2)
-    assert (d1["runtime_hours"], d1["dbus"], d1["estimated_dbu_usd"], d1["estimated_vm_usd"]) == pytest.approx(
-        (3.0, 6.0, 3.0, 1.5)
-    )
-    assert (d1["shared_cluster_usd"], d1["shared_cluster_share"]) == pytest.approx((3.0, 3.0 / 4.5))
-    # Billed: 2.10 + 1.00 = 3.10 of the day's 5.35; idle around it: c-shared's idle estimate 0.75 (c-job has none).
-    assert (d1["billed_usd"], d1["bill_share"], d1["idle_nearby_usd"]) == pytest.approx((3.10, 3.10 / 5.35, 0.75))
+    assert (
+        d1["runtime_hours"],
+        d1["dbus"],
+        d1["estimated_dbu_usd"],
+        d1["estimated_vm_usd"],
+        d1["estimated_disk_usd"],
+        d1["estimated_total_usd"],
+    ) == pytest.approx((3.0, 6.0, 3.0, 1.5, 0.10, 4.6))
+    assert (d1["shared_cluster_usd"], d1["shared_cluster_share"]) == pytest.approx((3.0, 3.0 / 4.6))
+    # Billed: 2.10 + 1.00 = 3.10 of the day's 5.35; idle around it: c-shared's idle estimate 0.80 (c-job has none).
+    assert (d1["billed_usd"], d1["bill_share"], d1["idle_nearby_usd"]) == pytest.approx((3.10, 3.10 / 5.35, 0.80))
     d2 = row(job.tables["days"], usage_date=D2)
     # D2: run 101 on c-job only: billed 3.30 of 4.30, nothing shared, no idle.
     assert (d2["billed_usd"], d2["bill_share"], d2["shared_cluster_usd"], d2["idle_nearby_usd"]) == pytest.approx(
@@ -156,12 +165,17 @@ def test_job_and_run_per_day(db: str):
 def test_idle_by_cluster(db: str):
     report = ledger.idle(db, BOTH)
     (only,) = report.tables["clusters"].iter_rows(named=True)
-    # c-shared: idle billed 0.50 of the whole bill 9.65 and of its own 3.65; idle estimate 0.75 (VM 0.25).
+    # c-shared: idle billed 0.50 of the whole bill 9.65 and of its own 3.65; idle estimate 0.50 + 0.25 + 0.05 =
+    # 0.80 (VM 0.25, disk 0.05).
     assert only["cluster_id"] == "c-shared"
     assert (only["idle_billed_usd"], only["bill_share"], only["cluster_idle_share"]) == pytest.approx(
         (0.50, 0.50 / 9.65, 0.50 / 3.65)
     )
-    assert (only["idle_estimated_total_usd"], only["idle_estimated_vm_usd"]) == pytest.approx((0.75, 0.25))
+    assert (
+        only["idle_estimated_total_usd"],
+        only["idle_estimated_vm_usd"],
+        only["idle_estimated_disk_usd"],
+    ) == pytest.approx((0.80, 0.25, 0.05))
     valid_json(report)
 
 
@@ -288,7 +302,7 @@ def test_the_run_summary_reads_the_same_query(db: str):
 
     billed = report.billed_by_day(db, D1, D2)
     assert billed["billed_usd"].to_list() == pytest.approx([5.35, 4.30])
-    assert report.ledger_by_day(db, D1, D2)["estimated_usd"].to_list() == pytest.approx([6.75, 5.90])
+    assert report.ledger_by_day(db, D1, D2)["estimated_usd"].to_list() == pytest.approx([6.90, 5.90])
     assert report.budgets_on(db, D2)["budget"].to_list() == ["eng"]
 
 

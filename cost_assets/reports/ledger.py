@@ -10,8 +10,9 @@ Two kinds of dollars are kept apart by name, because they answer different quest
 
 * ``billed_*``: the **Databricks bill** (DBU $ only; the cloud provider bills the VMs separately);
 * ``estimated_dbu_usd``: the estimate **of that bill** (comparable with ``billed_usd``), and
-  ``estimated_vm_usd`` / ``estimated_total_usd``: the estimate's cloud VM $ and DBU $ + VM $ (what a run
-  really costs; never compared with the Databricks bill).
+  ``estimated_vm_usd`` / ``estimated_disk_usd`` / ``estimated_total_usd``: the estimate's cloud VM $, the
+  nodes' managed disks $ and DBU $ + VM $ + disk $ (what a run really costs; never compared with the
+  Databricks bill).
 
 Optional tables (``mart.budget_status`` exists only with budgets, ``mart.cost_anomalies`` only once the
 anomaly asset ran) give an empty report with a "not built: …" note instead of an error.
@@ -117,7 +118,12 @@ def trends(database: str, window: Window, split_by: str | None = None) -> Report
     """Daily billed vs estimated DBU $ (and the estimate's DBU + VM $), or per value of ``split_by``."""
     if split_by is None:
         days = daily(database, window).select(
-            "usage_date", "billed_usd", "estimated_dbu_usd", "estimated_vm_usd", "estimated_total_usd"
+            "usage_date",
+            "billed_usd",
+            "estimated_dbu_usd",
+            "estimated_vm_usd",
+            "estimated_disk_usd",
+            "estimated_total_usd",
         )
         return Report("trends", window, {"days": days}, {"split_by": None})
     _allowed(split_by, SCOPE_DIMENSIONS, "--split-by")

@@ -54,6 +54,7 @@ HEADERS = {
     "cluster_idle_share": "of cluster",
     "idle_estimated_total_usd": "idle est. DBU+VM $",
     "idle_estimated_vm_usd": "idle est. VM $",
+    "idle_estimated_disk_usd": "idle est. disk $",
     "within_tolerance_share": "within 5 %",
     "grain_rows": "rows",
     "delta_usd": "delta $",

@@ -1,4 +1,4 @@
--- Per day: one job's ($4) or one run's ($5) task runs from mart.run_costs (the estimate: DBU $ + VM $), the
+-- Per day: one job's ($4) or one run's ($5) task runs from mart.run_costs (the estimate: DBU $ + VM $ + disk $), the
 -- billed DBU $ handed to it in mart.attributed_costs and its share of that day's bill, the part of its
 -- estimate on shared (all-purpose) clusters, and the idle estimate of the clusters it ran on that day.
 with mine as (
@@ -13,6 +13,7 @@ est as (
          sum(dbus) as dbus,
          sum(dbu_cost_usd) as estimated_dbu_usd,
          sum(vm_cost_usd) as estimated_vm_usd,
+         sum(disk_cost_usd) as estimated_disk_usd,
          sum(total_cost_usd) as estimated_total_usd,
          sum(case when is_shared_cluster then total_cost_usd else 0 end) as shared_cluster_usd
   from mine group by usage_date),
@@ -34,8 +35,8 @@ idle as (
     on r.usage_date = c.usage_date and r.cluster_id = c.cluster_id
   where r.consumer = 'idle'
   group by r.usage_date)
-select usage_date, runs, task_runs, runtime_hours, dbus, estimated_dbu_usd, estimated_vm_usd, estimated_total_usd,
-       billed_dbus, billed_usd, billed_usd / nullif(day_billed_usd, 0) as bill_share,
+select usage_date, runs, task_runs, runtime_hours, dbus, estimated_dbu_usd, estimated_vm_usd, estimated_disk_usd,
+       estimated_total_usd,        billed_dbus, billed_usd, billed_usd / nullif(day_billed_usd, 0) as bill_share,
        shared_cluster_usd, shared_cluster_usd / nullif(estimated_total_usd, 0) as shared_cluster_share,
        coalesce(idle_nearby_usd, 0) as idle_nearby_usd
 from est full join bill using (usage_date) left join day_bill using (usage_date) left join idle using (usage_date)

@@ -1,6 +1,6 @@
 -- Per day ($1..$2, workspace $3 or all): the Databricks bill (DBU $ only, from mart.reconciliation: the plain
 -- sum over every record type, priced at the effective $/DBU of the hour), where it went (mart.attributed_costs),
--- and the estimate (mart.run_costs: DBU $ + VM $). The estimate's DBU $ is what compares with the bill.
+-- and the estimate (mart.run_costs: DBU $ + VM $ + the nodes' disk $). The estimate's DBU $ is what compares with the bill.
 with bill as (
   select usage_date,
          sum(billed_dbus) as billed_dbus,
@@ -13,6 +13,7 @@ est as (
   select usage_date,
          sum(dbu_cost_usd) as estimated_dbu_usd,
          sum(vm_cost_usd) as estimated_vm_usd,
+         sum(disk_cost_usd) as estimated_disk_usd,
          sum(total_cost_usd) as estimated_total_usd
   from mart.run_costs
   where usage_date between $1 and $2 and ($3::varchar is null or workspace_id = $3)
@@ -25,7 +26,7 @@ led as (
   from mart.attributed_costs
   where usage_date between $1 and $2 and ($3::varchar is null or workspace_id = $3)
   group by usage_date)
-select usage_date, billed_dbus, billed_usd, unpriced_dbus, estimated_dbu_usd, estimated_vm_usd, estimated_total_usd,
-       runs_usd, idle_usd, unattributed_usd
+select usage_date, billed_dbus, billed_usd, unpriced_dbus, estimated_dbu_usd, estimated_vm_usd, estimated_disk_usd,
+       estimated_total_usd, runs_usd, idle_usd, unattributed_usd
 from bill full join est using (usage_date) full join led using (usage_date)
 order by usage_date
