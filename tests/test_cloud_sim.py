@@ -196,7 +196,12 @@ def test_report_reconcile_cloud_by_hand(tmp_path):
             "('2026-01-06', null, 'vm_compute', 'USD', 'untagged', null, null, 0.20, 0.20),"
             "('2026-01-06', 'w1', 'managed_disk', 'USD', 'ok', null, 0.049, 0.05, 0.05),"
             "('2026-01-06', 'w1', 'network', 'USD', 'not_estimated_component', null, null, 0.01, 0.01),"
-            "('2026-01-07', 'w1', 'vm_compute', 'USD', 'spot_price', 2.00, null, 1.60, 1.60)"
+            "('2026-01-07', 'w1', 'vm_compute', 'USD', 'spot_price', 2.00, null, 1.60, 1.60),"
+            # w2 has no charge on the bill on 01-06 (its subscription is not exported): set apart
+            "('2026-01-06', 'w2', 'vm_compute', 'USD', 'no_cloud_bill', 0.70, null, null, null),"
+            "('2026-01-06', 'w2', 'managed_disk', 'USD', 'no_cloud_bill', null, 0.03, null, null),"
+            # w1's cluster with no bill on 01-07 while w1 has charges: a gap of w1's bill, compared
+            "('2026-01-07', 'w1', 'vm_compute', 'USD', 'no_cloud_bill', 0.25, null, null, null)"
         )
         con.execute(
             "create table mart.observed_vm_prices (usage_date date, cloud varchar, node_type_id varchar,"
@@ -210,11 +215,17 @@ def test_report_reconcile_cloud_by_hand(tmp_path):
         )
     report = ledger.reconcile_cloud(database, ledger.Window(DAY, DAY + dt.timedelta(days=1)))
     days = report.tables["days"]
-    # 01-06 VMs: estimated 1.00 + 0.50 = 1.50; billed 1.02 + 0 + 0.20 = 1.22; effective 1.02 + 0.30 + 0.20
-    # = 1.52; delta 1.52 − 1.50 = 0.02; ratio 1.50 / 1.52. 01-07: 2.00 vs 1.60, delta −0.40, ratio 1.25.
+    # 01-06 VMs: estimated 1.00 + 0.50 = 1.50 (w2's 0.70 has no bill: apart); billed 1.02 + 0 + 0.20 = 1.22;
+    # effective 1.02 + 0.30 + 0.20 = 1.52; delta 1.52 − 1.50 = 0.02; ratio 1.50 / 1.52. 01-07: w1 is on the
+    # bill, so its unbilled cluster counts: 2.00 + 0.25 = 2.25 vs 1.60, delta −0.65, ratio 2.25 / 1.60.
     assert days.select("estimated_vm_usd", "billed_vm_usd", "effective_vm_usd", "delta_usd", "ratio").rows() == [
         pytest.approx((1.50, 1.22, 1.52, 0.02, 1.50 / 1.52)),
-        pytest.approx((2.00, 1.60, 1.60, -0.40, 1.25)),
+        pytest.approx((2.25, 1.60, 1.60, -0.65, 2.25 / 1.60)),
+    ]
+    # set apart: 01-06 w2's VMs $0.70 and disk $0.03; 01-07 nothing
+    assert days.select("no_bill_estimated_vm_usd", "no_bill_estimated_disk_usd").rows() == [
+        pytest.approx((0.70, 0.03)),
+        (None, None),
     ]
     # disks: 01-06 estimated $0.049 against $0.05; 01-07 none
     assert days.select("estimated_disk_usd", "effective_disk_usd").rows() == [
@@ -227,8 +238,15 @@ def test_report_reconcile_cloud_by_hand(tmp_path):
     assert prices["effective_per_hour"] == pytest.approx(0.06324)
     assert prices["ratio_to_sheet"] == pytest.approx(0.06324 / 0.0672)
     reasons = report.tables["reasons"].filter(pl.col("usage_date") == DAY)
-    # ordered by effective cost: ok 1.02 + the disk 0.05, commitment 0.30, untagged 0.20, the network 0.01
-    assert reasons["reason"].to_list() == ["ok", "commitment_discount", "untagged", "not_estimated_component"]
+    # ordered by effective cost: ok 1.02 + the disk 0.05, commitment 0.30, untagged 0.20, the network 0.01,
+    # w2's no_cloud_bill (nothing billed)
+    assert reasons["reason"].to_list() == [
+        "ok",
+        "commitment_discount",
+        "untagged",
+        "not_estimated_component",
+        "no_cloud_bill",
+    ]
     assert reasons.row(0, named=True)["estimated_disk_usd"] == pytest.approx(0.049)
     schema = json.loads(Path("docs/schemas/report.json").read_text(encoding="utf-8"))
     jsonschema.validate(json.loads(render.as_json(report)), schema, format_checker=jsonschema.FormatChecker())

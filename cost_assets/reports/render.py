@@ -71,6 +71,8 @@ HEADERS = {
     "impact_usd": "impact $",
     "estimated_disk_usd": "est. disk $",
     "effective_disk_usd": "effective disk $",
+    "no_bill_estimated_vm_usd": "est. VM $, no bill",
+    "no_bill_estimated_disk_usd": "est. disk $, no bill",
     "node_type_id": "node type",
     "pricing_model": "pricing",
     "vm_hours": "VM-hours",
