@@ -12,10 +12,10 @@ import typer
 
 from cost_assets import anomaly_summary
 from cost_assets.anomaly_feedback import FeedbackError, FeedbackStore, mark
-from cost_assets.cli_common import settings_or_exit
+from cost_assets.cli_common import settings_or_exit, typer_app
 from cost_assets.read import WarehouseError
 
-app = typer.Typer(help="Cost anomalies: list the open ones, acknowledge one or mark it planned.", no_args_is_help=True)
+app = typer_app("Cost anomalies: list the open ones, acknowledge one or mark it planned.")
 Reason = Annotated[str, typer.Option("--reason", help="Why (stored with the mark).")]
 
 

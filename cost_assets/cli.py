@@ -10,7 +10,7 @@ import typer
 
 from cost_assets import anomaly_summary, report
 from cost_assets.anomaly_cli import app as anomaly_app
-from cost_assets.cli_common import leave
+from cost_assets.cli_common import leave, typer_app
 from cost_assets.config import ConfigurationError, Settings
 from cost_assets.export.metrics_cli import app as metrics_app
 from cost_assets.read import WarehouseError
@@ -19,7 +19,7 @@ from cost_assets.reports.cli import app as report_app
 
 # Step-level progress is printed here; Dagster's own debug stream stays in the run's event log.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-app = typer.Typer(help="Databricks cost attribution on Dagster.", no_args_is_help=True, add_completion=False)
+app = typer_app("Databricks cost attribution on Dagster.")
 app.add_typer(anomaly_app, name="anomaly")
 app.add_typer(report_app, name="report")
 app.add_typer(metrics_app, name="metrics")
@@ -115,11 +115,14 @@ def run(
         typer.Option(min=1, help="How many complete UTC days, ending yesterday [default: COST_ASSETS_SIM_DAYS, 7]."),
     ] = None,
     start: Annotated[
-        dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day (YYYY-MM-DD) instead of --days.")
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], metavar="DAY", help="First day (YYYY-MM-DD) instead of --days."),
     ] = None,
     end: Annotated[
         dt.datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="Last day (YYYY-MM-DD) with --start; default yesterday."),
+        typer.Option(
+            formats=["%Y-%m-%d"], metavar="DAY", help="Last day (YYYY-MM-DD) with --start; default yesterday."
+        ),
     ] = None,
 ) -> None:
     """Materialize the whole asset graph for a range of complete UTC days (one run) and print a summary."""

@@ -12,6 +12,13 @@ import typer
 from cost_assets.config import ConfigurationError, Settings
 
 
+def typer_app(help: str) -> typer.Typer:
+    """A ``cost-assets`` command group: help without rich markup, which would eat every ``[default: …]`` in the
+    option texts (square brackets are rich's markup) and keep a docstring's line breaks mid-sentence; click's
+    plain help shows the texts as written and re-wraps each paragraph to the terminal."""
+    return typer.Typer(help=help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+
+
 def settings_or_exit() -> Settings:
     """The settings from the environment; on a bad setting, its message on stderr and exit status 2."""
     try:

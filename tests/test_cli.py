@@ -155,3 +155,27 @@ def test_a_bad_setting_stops_a_sub_command_with_status_2_and_names_the_variable(
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 2
     assert "COST_ASSETS_SHRINK_THRESHOLD" in result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        (["run"], ["How many complete UTC days, ending yesterday [default: COST_ASSETS_SIM_DAYS, 7]."]),
+        (
+            ["report", "summary"],
+            [
+                "Last day (YYYY-MM-DD) [default: the newest day stored].",
+                "How many days ending at --end [default: 7].",
+                "Only this workspace id [default: all].",
+            ],
+        ),
+    ],
+)
+def test_help_shows_the_defaults_written_in_the_option_texts(command: list[str], shown: list[str]):
+    # Rich markup would take each "[default: …]" for a tag and drop it ("ending yesterday .").
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    words = " ".join(result.output.split())  # click wraps at 80 columns at most: compare word by word
+    for text in shown:
+        assert text in words
+    assert " ." not in words

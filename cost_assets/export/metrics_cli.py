@@ -6,12 +6,10 @@ from typing import Annotated
 
 import typer
 
-from cost_assets.cli_common import leave, settings_or_exit
+from cost_assets.cli_common import leave, settings_or_exit, typer_app
 from cost_assets.export import metrics
 
-app = typer.Typer(
-    help="Prometheus metrics of the stored ledger (docs/exports.md).", no_args_is_help=True, add_completion=False
-)
+app = typer_app("Prometheus metrics of the stored ledger (docs/exports.md).")
 
 
 @app.command()

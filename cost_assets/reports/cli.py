@@ -15,23 +15,21 @@ from typing import Annotated
 
 import typer
 
-from cost_assets.cli_common import leave, settings_or_exit
+from cost_assets.cli_common import leave, settings_or_exit, typer_app
 from cost_assets.read import WarehouseError
 from cost_assets.reports import ledger, render
 from cost_assets.reports.ledger import Report, Window
 
 DEFAULT_DAYS = 7
-app = typer.Typer(
-    help="Read the stored ledger: summary, trends, top spenders, a job or run, idle, reconciliation, budgets, "
-    "anomalies, serving; or an offline HTML report.",
-    no_args_is_help=True,
-    add_completion=False,
+app = typer_app(
+    "Read the stored ledger: summary, trends, top spenders, a job or run, idle, reconciliation, budgets, "
+    "anomalies, serving; or an offline HTML report."
 )
 
-Day = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day (YYYY-MM-DD).")]
+Day = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], metavar="DAY", help="First day (YYYY-MM-DD).")]
 EndDay = Annotated[
     dt.datetime | None,
-    typer.Option(formats=["%Y-%m-%d"], help="Last day (YYYY-MM-DD) [default: the newest day stored]."),
+    typer.Option(formats=["%Y-%m-%d"], metavar="DAY", help="Last day (YYYY-MM-DD) [default: the newest day stored]."),
 ]
 Days = Annotated[int | None, typer.Option(min=1, help=f"How many days ending at --end [default: {DEFAULT_DAYS}].")]
 Workspace = Annotated[str | None, typer.Option(help="Only this workspace id [default: all].")]
