@@ -75,7 +75,8 @@ METADATA_LEGEND = {
         "billed_usd": BILL,
         "billed_dbus": "DBUs on the Databricks bill (all record types summed)",
         "estimated_usd": "the estimate of the Databricks bill: DBU $ only, same rows",
-        "reasons": "rows per reason code (ok, no_estimate, no_billing, unpriced, sku_mismatch, correction, mismatch)",
+        "reasons": "rows per reason code (ok, no_estimate, no_billing, unpriced, sku_mismatch, "
+        "workspace_not_configured, correction, mismatch)",
     },
     "mart/attributed_costs": {
         "attributed_usd": "the Databricks bill handed out (DBU $); equals the day's bill",

@@ -128,18 +128,20 @@ CONSUMERS = [*ESTIMATE_CONSUMERS, "unattributed"]
 RESOURCE_TYPES = ["cluster", "warehouse", "endpoint", "serverless"]
 # ``mart.reconciliation.reason``, in precedence order (the first that applies wins; the meaning of each
 # is in ``costing/reconcile.py``).
-RECONCILIATION_REASONS = ["unpriced", "sku_mismatch", "no_estimate", "no_billing", "correction", "mismatch", "ok"]
+# ``workspace_not_configured``: a bill row of a workspace the account's workspaces file does not list.
+RECONCILIATION_REASONS = [
+    "unpriced",
+    "sku_mismatch",
+    "workspace_not_configured",
+    "no_estimate",
+    "no_billing",
+    "correction",
+    "mismatch",
+    "ok",
+]
 # ``mart.attributed_costs.reason``: the reconciliation reason, or what the attribution path says instead
 # (``costing/attribute.py``): an endpoint (serving), serverless compute, a warehouse, no usable share.
-# ``workspace_not_configured``: a bill row of a workspace the account's workspaces file does not list.
-ATTRIBUTION_REASONS = [
-    *RECONCILIATION_REASONS,
-    "serving",
-    "serverless",
-    "warehouse",
-    "no_share",
-    "workspace_not_configured",
-]
+ATTRIBUTION_REASONS = [*RECONCILIATION_REASONS, "serving", "serverless", "warehouse", "no_share"]
 
 # --- cost anomalies (costing/anomalies.py, docs/anomalies.md) ----------------------------------------------
 

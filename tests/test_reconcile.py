@@ -402,3 +402,31 @@ def test_only_dbu_quantities_count_as_billed_dbus():
     assert row["billed_dbus"] == 4.0  # the 2 GPU hours are not DBUs
     # No price per GPU hour in the table: the hour's dollars are unknown, never $0.
     assert row["unpriced"] and row["billed_cost_usd"] is None
+
+
+# --- workspaces an account does not list ----------------------------------------------------------------
+
+
+def test_a_workspace_the_account_does_not_list_is_workspace_not_configured_not_no_estimate():
+    """Configured: A. A's cluster billed 4 DBU without an estimate → no_estimate (a gap in a fetched
+    workspace). B (not listed): cluster 3 DBU and endpoint 2 DBU → workspace_not_configured; B's
+    unpriced SKU (GPU hours, no price) stays unpriced: money unknown wins. One workspace (configured
+    None): B's rows are no_estimate as always."""
+    bill = usage(
+        {"workspace_id": "A", "cluster_id": "a1", "usage_quantity": 4.0},
+        {"workspace_id": "B", "cluster_id": "b1", "usage_quantity": 3.0},
+        {"workspace_id": "B", "endpoint_name": "chat", "sku_name": SERVING, "usage_quantity": 2.0},
+        {"workspace_id": "B", "cluster_id": "b2", "usage_quantity": 1.0, "usage_unit": "GPU_HOUR"},
+    )
+    out = reconciliation(bill, no_estimate(), prices(), "AWS", configured=["A"])
+    assert one(out, resource_id="a1")["reason"] == "no_estimate"
+    cluster, endpoint = one(out, resource_id="b1"), one(out, resource_id="chat")
+    assert (cluster["reason"], endpoint["reason"]) == ("workspace_not_configured", "workspace_not_configured")
+    assert cluster["billed_cost_usd"] == pytest.approx(3.0 * PRICE)  # 1.50 $: billed as ever
+    assert endpoint["billed_cost_usd"] == pytest.approx(2.0 * PRICE)  # 1.00 $
+    assert cluster["estimated_cost_usd"] is None and cluster["delta_usd"] is None  # unknown, not $0
+    assert one(out, resource_id="b2")["reason"] == "unpriced"
+    assert set(reconcile(bill, no_estimate()).filter(pl.col("workspace_id") == "B")["reason"]) == {
+        "no_estimate",
+        "unpriced",
+    }

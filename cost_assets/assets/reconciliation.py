@@ -33,7 +33,7 @@ ATTRIBUTED_COSTS = dg.AssetKey(["mart", "attributed_costs"])
             freshness_policy=MART_FRESHNESS,
             description="Estimated vs billed DBUs and $ per resource × hour × SKU (billed = plain sum over "
             "ORIGINAL, RETRACTION and RESTATEMENT), ratio, delta and a reason code: ok, no_estimate, "
-            "no_billing, unpriced, sku_mismatch, correction, mismatch.",
+            "no_billing, unpriced, sku_mismatch, workspace_not_configured, correction, mismatch.",
         ),
         "attributed_costs": dg.AssetOut(
             key=ATTRIBUTED_COSTS,
@@ -83,17 +83,20 @@ def reconcile_and_attribute(
 ):
     """Reconcile each day of the window, then attribute; checks judge the whole window, metadata is per day."""
     days = window_days(context.partition_time_window)
+    configured = workspace.configured_workspace_ids()
     recon_days, attributed_days = [], []
     for day in days:
         estimate = estimated.filter(pl.col("usage_date") == day)
         recon = reconcile.reconciliation(
-            billing.filter(pl.col("usage_date") == day), estimate, snapshot(dbu_prices, day), prices.cloud
+            billing.filter(pl.col("usage_date") == day),
+            estimate,
+            snapshot(dbu_prices, day),
+            prices.cloud,
+            configured=configured,
         )
         recon_days.append(recon)
         attributed_days.append(
-            attribute.attributed_costs(
-                recon, estimate, jobs=jobs, clusters=clusters, configured=workspace.configured_workspace_ids()
-            )
+            attribute.attributed_costs(recon, estimate, jobs=jobs, clusters=clusters, configured=configured)
         )
     recon = pl.concat(recon_days, how="vertical_relaxed")
     attributed = pl.concat(attributed_days, how="vertical_relaxed")

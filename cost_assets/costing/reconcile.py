@@ -52,14 +52,20 @@ shown):
    unknown, so nothing else can be judged;
 2. ``sku_mismatch`` — the resource-hour is billed under a SKU the estimate does not have *and*
    estimated under a SKU the bill does not have (e.g. Photon/tier inferred wrong): both rows get it;
-3. ``no_estimate``  — billed, but no estimate for this SKU of the resource-hour (serverless, warehouses,
+3. ``workspace_not_configured`` — billed in a workspace an account of several does not list
+   (``configured``: the listed ids; None for one workspace, which owns the whole bill): nothing of that
+   workspace is fetched, so it has no estimate and never could (kept apart from ``no_estimate``, which
+   is a gap in a workspace that is fetched);
+4. ``no_estimate``  — billed, but no estimate for this SKU of the resource-hour (serverless, warehouses,
    endpoints, missing events, a cluster the REST side never showed);
-4. ``no_billing``   — estimated DBUs > 0 but nothing billed (late billing, or a phantom estimate);
-5. ``correction``   — the bill of the grain row has RETRACTION/RESTATEMENT records (the day must be
+5. ``no_billing``   — estimated DBUs > 0 but nothing billed (late billing, or a phantom estimate);
+6. ``correction``   — the bill of the grain row has RETRACTION/RESTATEMENT records (the day must be
    re-materialized when they land; ``within_tolerance`` still tells whether the corrected bill matches);
-6. ``mismatch``     — ``|ratio − 1|`` above the tolerance;
-7. ``ok``.
+7. ``mismatch``     — ``|ratio − 1|`` above the tolerance;
+8. ``ok``.
 """
+
+from collections.abc import Collection
 
 import polars as pl
 
@@ -180,8 +186,9 @@ def estimated_grain(estimate_hourly: Frame) -> pl.LazyFrame:
     )
 
 
-def _reason(tolerance: float) -> list[pl.Expr]:
+def _reason(tolerance: float, configured: Collection[str] | None) -> list[pl.Expr]:
     billed, estimated = pl.col("_billed"), pl.col("_estimated")
+    foreign = pl.lit(False) if configured is None else ~pl.col("workspace_id").is_in(list(configured))
     ratio = pl.when(pl.col("billed_dbus") != 0).then(pl.col("estimated_dbus") / pl.col("billed_dbus"))
     both_zero = (pl.col("billed_dbus") == 0) & (pl.col("estimated_dbus") == 0)
     within = both_zero | ((ratio - 1).abs() <= tolerance)
@@ -191,6 +198,8 @@ def _reason(tolerance: float) -> list[pl.Expr]:
         .then(pl.lit("unpriced"))
         .when(crossed & (billed ^ estimated))
         .then(pl.lit("sku_mismatch"))
+        .when(foreign)
+        .then(pl.lit("workspace_not_configured"))
         .when(~estimated)
         .then(pl.lit("no_estimate"))
         .when(~billed)
@@ -210,12 +219,14 @@ def reconciliation(
     dbu_prices: Frame,
     default_cloud: str,
     tolerance: float = TOLERANCE,
+    configured: Collection[str] | None = None,
 ) -> pl.DataFrame:
     """``mart/reconciliation``: estimated vs billed DBUs and $ per resource × hour × SKU (see module doc).
 
     ``billing``: ``raw/billing_usage`` rows (``schemas.BillingUsage``); ``estimate_hourly``:
     ``engine.cost_by_cluster_hour`` rows (``engine.HOURLY_COLUMNS``), any number of days;
-    ``dbu_prices``: ``ref/dbu_prices``; ``default_cloud``: the cloud of usage rows that carry none.
+    ``dbu_prices``: ``ref/dbu_prices``; ``default_cloud``: the cloud of usage rows that carry none;
+    ``configured``: the workspace ids of an account of several (None: one workspace).
     Columns: :data:`RECONCILIATION_COLUMNS`.
     """
     billed = billed_grain(billing, dbu_prices, default_cloud)
@@ -246,7 +257,7 @@ def reconciliation(
             pl.col("billed_dbus").fill_null(0.0),
             pl.when(pl.col("_billed")).then(pl.col("billed_cost_usd")).otherwise(0.0).alias("billed_cost_usd"),
         )
-        .with_columns(_reason(tolerance))
+        .with_columns(_reason(tolerance, configured))
         .with_columns(
             (pl.col("billed_dbus").fill_null(0.0) - pl.col("estimated_dbus").fill_null(0.0)).alias("delta_dbus"),
             (pl.col("billed_cost_usd").fill_null(0.0) - pl.col("estimated_cost_usd").fill_null(0.0)).alias("delta_usd"),
