@@ -128,11 +128,12 @@ CONSUMERS = [*ESTIMATE_CONSUMERS, "unattributed"]
 RESOURCE_TYPES = ["cluster", "warehouse", "endpoint", "serverless"]
 # ``mart.reconciliation.reason``, in precedence order (the first that applies wins; the meaning of each
 # is in ``costing/reconcile.py``).
-# ``workspace_not_configured``: a bill row of a workspace the account's workspaces file does not list.
+# ``NOT_CONFIGURED``: a bill row of a workspace the account's workspaces file does not list.
+NOT_CONFIGURED = "workspace_not_configured"
 RECONCILIATION_REASONS = [
     "unpriced",
     "sku_mismatch",
-    "workspace_not_configured",
+    NOT_CONFIGURED,
     "no_estimate",
     "no_billing",
     "correction",

@@ -6,10 +6,13 @@ from typing import Any
 
 import polars as pl
 import pytest
+from costing_builders import jobs
 from test_reconcile import H10, PRICE, SERVING, WS, no_estimate, prices, usage
 
 from cost_assets import schemas
+from cost_assets.costing.attribute import attributed_costs
 from cost_assets.costing.reconcile import reconciliation
+from cost_assets.costing.scope import cost_by_scope
 from cost_assets.costing.serving import SERVING_COSTS_COLUMNS, serving_costs
 from cost_assets.ingest import parse
 from cost_assets.ingest.serving_sources import (
@@ -303,3 +306,24 @@ def test_a_parsed_bill_row_without_run_as_names_its_creator_as_the_user():
     assert [(r["user"], r["actual_dbus"], r["actual_usd"]) for r in out] == [
         ("maker@x", pytest.approx(4.0), pytest.approx(2.0))
     ]
+
+
+def test_an_unlisted_workspaces_endpoint_is_left_out_of_the_split_and_counted_once():
+    """Configured: WS. WS's chat hour billed 8 DBU, one request → tenant acme, 8 × 0.5 = $4.00. Workspace
+    "other" (not listed) billed 6 DBU on its endpoint, no request fetched (nothing of it is): it is not an
+    "(untagged)" row here — its $3.00 is the workspace_not_configured bucket of attribution alone — and
+    cost_by_scope still sums to the whole bill, 8 + 6 = 14 DBU = $7.00."""
+    bill = usage(chat_hour(8.0), chat_hour(6.0, workspace_id="other"))
+    recon = reconciliation(bill, no_estimate(), prices(), "AWS", configured=[WS])
+    out = serving_costs(recon, requests({"input_token_count": 10, "tenant": "acme"}), TOKEN_PRICES)
+    assert out["workspace_id"].to_list() == [WS] and out["tenant"].to_list() == ["acme"]
+    assert out["actual_usd"].sum() == pytest.approx(8.0 * PRICE)  # $4.00, not $4.00 + $3.00 untagged
+    attributed = attributed_costs(recon, no_estimate(), configured=[WS])
+    bucket = attributed.filter(pl.col("reason") == "workspace_not_configured")
+    assert bucket["workspace_id"].to_list() == ["other"]
+    assert bucket["billed_cost_usd"].sum() == pytest.approx(6.0 * PRICE)  # $3.00, only here
+    scope = cost_by_scope(attributed, jobs(), serving_costs=out).filter(pl.col("dimension") == "tenant")
+    assert dict(scope.select("workspace_id", "billed_cost_usd").iter_rows()) == pytest.approx(
+        {WS: 8.0 * PRICE, "other": 6.0 * PRICE}
+    )
+    assert scope["billed_cost_usd"].sum() == pytest.approx((8.0 + 6.0) * PRICE)  # $7.00 = the bill

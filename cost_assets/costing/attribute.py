@@ -51,7 +51,7 @@ from cost_assets import schemas
 from cost_assets.costing.frames import Frame, lazy
 from cost_assets.costing.reconcile import GRAIN, RESOURCE_HOUR, TOLERANCE
 from cost_assets.costing.scope import resolve_tags
-from cost_assets.vocabulary import CONSUMERS, CURRENCY
+from cost_assets.vocabulary import CONSUMERS, CURRENCY, NOT_CONFIGURED
 
 CONSUMER_KEY = ["consumer", "run_id", "task_run_id", "job_id"]
 ATTRIBUTED_COLUMNS = list(schemas.AttributedCosts.to_schema().columns)
@@ -200,7 +200,7 @@ def _not_configured(rows: pl.LazyFrame, configured: Collection[str]) -> pl.LazyF
         pl.when(foreign).then(pl.lit("unattributed")).otherwise(pl.col("consumer")).alias("consumer"),
         *[pl.when(~foreign).then(pl.col(c)).alias(c) for c in ("run_id", "task_run_id", "job_id")],
         pl.when(foreign & (pl.col("reason") != "unpriced"))
-        .then(pl.lit("workspace_not_configured"))
+        .then(pl.lit(NOT_CONFIGURED))
         .otherwise(pl.col("reason"))
         .alias("reason"),
     )

@@ -72,7 +72,7 @@ import polars as pl
 from cost_assets import schemas
 from cost_assets.costing.frames import Frame, lazy
 from cost_assets.costing.timeline import ONE_US
-from cost_assets.vocabulary import CURRENCY
+from cost_assets.vocabulary import CURRENCY, NOT_CONFIGURED
 
 TOLERANCE = 0.05
 GRAIN = ["workspace_id", "resource_type", "resource_id", "hour_start", "sku_name"]
@@ -199,7 +199,7 @@ def _reason(tolerance: float, configured: Collection[str] | None) -> list[pl.Exp
         .when(crossed & (billed ^ estimated))
         .then(pl.lit("sku_mismatch"))
         .when(foreign)
-        .then(pl.lit("workspace_not_configured"))
+        .then(pl.lit(NOT_CONFIGURED))
         .when(~estimated)
         .then(pl.lit("no_estimate"))
         .when(~billed)

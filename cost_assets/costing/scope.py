@@ -24,7 +24,7 @@ import polars as pl
 
 from cost_assets import schemas
 from cost_assets.costing.frames import Frame, lazy
-from cost_assets.vocabulary import CURRENCY, SCOPE_DIMENSIONS, TAG_DIMENSIONS, UNTAGGED
+from cost_assets.vocabulary import CURRENCY, NOT_CONFIGURED, SCOPE_DIMENSIONS, TAG_DIMENSIONS, UNTAGGED
 
 COST_BY_SCOPE_COLUMNS = list(schemas.CostByScope.to_schema().columns)
 
@@ -196,13 +196,14 @@ def cost_by_scope(
     are ``vocabulary.UNTAGGED``.
 
     With ``serving_costs`` (``mart/serving_costs``), endpoint money is taken from there instead of the
-    ``attributed`` endpoint rows (which it replaces, never adds to): it is split by the requests'
+    ``attributed`` endpoint rows (which it replaces, never adds to; not those of a workspace the account
+    does not list, which serving_costs leaves out): it is split by the requests'
     ``tenant`` / ``user``, so tenant and user totals include model serving. Every dimension then still
     sums to the attributed total of the day (serving_costs conserves each endpoint-hour's bill).
     """
     att = lazy(attributed)
-    if serving_costs is not None:
-        att = att.filter(pl.col("resource_type") != "endpoint")
+    if serving_costs is not None:  # it has no endpoint of an unlisted workspace: those rows stay
+        att = att.filter((pl.col("resource_type") != "endpoint") | (pl.col("reason") == NOT_CONFIGURED))
     rows = with_user(att, cluster_money_id(), jobs, clusters, billing).select(
         "usage_date",
         "workspace_id",

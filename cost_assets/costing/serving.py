@@ -17,7 +17,7 @@ Why the edge cases go where they go:
   somewhere and nothing says otherwise);
 * a billed endpoint-hour with no request (traffic logs missing, warm-up, provisioned throughput) becomes
   one row with tenant/agent/user/model ``vocabulary.UNTAGGED`` and 0 calls, so Σ ``actual_usd`` of the table
-  equals the endpoints' billed $ — nothing is dropped;
+  equals the endpoints' billed $ (of the configured workspaces) — nothing is dropped;
 * requests in an hour nothing was billed for (yet) get ``actual_* = 0``;
 * a request without a tenant (or agent, or session) is ``vocabulary.UNTAGGED``;
 * the user, first found wins: the request's own ``usage_context.user``; its ``requester`` (the identity
@@ -32,7 +32,9 @@ Why the edge cases go where they go:
   entity had on the request's day, never those of a later version;
 * AI Gateway requests (``raw/ai_gateway_usage``) the endpoint usage does not have (same day and request id)
   are requests too; one names no served entity, so it takes its endpoint's only entity of the day (an
-  endpoint serving several: model and provider unknown, ``vocabulary.UNTAGGED``).
+  endpoint serving several: model and provider unknown, ``vocabulary.UNTAGGED``);
+* endpoints of a workspace the account does not list (reconciliation reason ``workspace_not_configured``)
+  are left out: their money is that bucket of ``mart/attributed_costs``, not an ``(untagged)`` request.
 
 ``delta_usd = actual_usd − estimated_usd`` (positive: the bill is higher than the token-price estimate).
 """
@@ -41,7 +43,7 @@ import polars as pl
 
 from cost_assets import schemas
 from cost_assets.costing.frames import Frame, lazy
-from cost_assets.vocabulary import CURRENCY, IDENTITY_FIELDS, UNTAGGED
+from cost_assets.vocabulary import CURRENCY, IDENTITY_FIELDS, NOT_CONFIGURED, UNTAGGED
 
 # One row per group: the contract's key is the grouping.
 GROUP = schemas.ServingCosts.to_schema().unique
@@ -55,10 +57,16 @@ def _present(column: str) -> pl.Expr:
 
 
 def _endpoint_bill(reconciliation: Frame) -> pl.LazyFrame:
-    """Billed DBUs and $ per endpoint-hour (all SKUs; $ null if any SKU is unpriced)."""
+    """Billed DBUs and $ per endpoint-hour (all SKUs; $ null if any SKU is unpriced), except the endpoints
+    of workspaces the account does not list: nothing of them is fetched, no request to split over, and their
+    money is already the ``workspace_not_configured`` bucket (shown twice it would be counted twice)."""
     return (
         lazy(reconciliation)
-        .filter((pl.col("resource_type") == "endpoint") & (pl.col("billing_records") > 0))
+        .filter(
+            (pl.col("resource_type") == "endpoint")
+            & (pl.col("billing_records") > 0)
+            & (pl.col("reason") != NOT_CONFIGURED)
+        )
         .group_by(pl.col("workspace_id"), pl.col("resource_id").alias("endpoint_name"), "hour_start")
         .agg(
             pl.col("billed_dbus").sum().alias("_hour_dbus"),
