@@ -251,6 +251,35 @@ def test_pool_vms_carry_the_pools_tag_and_go_to_the_clusters_drawing_from_it_and
     assert by_consumer["idle"] == pytest.approx(0.60 * 0.25)  # $0.15
 
 
+def test_a_warm_pool_no_cluster_used_is_matched_by_the_bills_pool_tag_and_its_cost_goes_to_idle():
+    # Pool p9 kept 2 idle VMs from 10:00 to 11:00 and no cluster of the day drew from it, so no raw.clusters
+    # row names it: the estimate has its idle row (2 × $0.25 = $0.50, cluster_id = the pool id) and the bill
+    # two VM charges tagged only with the pool ($0.25 each) plus its disks ($0.02 each).
+    est = estimate(("p9", H10, "idle", None, 2 * 0.25, 1.0, 2 * 0.02))
+    cloud = bill(
+        charge(1, instance_pool_id="p9", cost=0.25),
+        charge(2, instance_pool_id="p9", cost=0.25),
+        charge(3, instance_pool_id="p9", cost=0.02, service_category="managed_disk"),
+        charge(4, instance_pool_id="p9", cost=0.02, service_category="managed_disk"),
+    )
+    recon = vm_reconcile.vm_reconciliation(cloud, est, NO_CLUSTERS)
+    vms = recon_row(recon, service_category="vm_compute")
+    # one pool row, not a "cluster" p9 with no bill beside a "pool" p9 with no estimate: 0.50 vs 0.25 + 0.25
+    assert (vms["resource_kind"], vms["resource_key"], vms["reason"]) == ("pool", "p9", "ok")
+    assert (vms["estimated_vm_cost_usd"], vms["effective_cost"]) == pytest.approx((0.50, 0.50))
+    disks = recon_row(recon, service_category="managed_disk")
+    # 2 × 0.02 = 0.04 on both sides
+    assert (disks["estimated_disk_cost_usd"], disks["effective_cost"], disks["reason"]) == (
+        pytest.approx(0.04),
+        pytest.approx(0.04),
+        "ok",
+    )
+    handed = cloud_attribute.attributed_cloud_costs(cloud, est, NO_CLUSTERS)
+    # all of it to idle: 0.25 + 0.25 + 0.02 + 0.02 = 0.54, nothing unattributed
+    assert set(handed["consumer"]) == {"idle"}
+    assert handed["effective_cost"].sum() == pytest.approx(0.25 + 0.25 + 0.02 + 0.02)
+
+
 def test_an_hour_the_estimate_misses_takes_the_days_shares_and_a_cluster_it_never_saw_is_unattributed():
     # c1's estimate: 10:00 run 1 $0.30, 11:00 run 2 $0.10; so its day shares are 0.75 / 0.25.
     est = estimate(("c1", H10, "run", 1, 0.30), ("c1", H11, "run", 2, 0.10))

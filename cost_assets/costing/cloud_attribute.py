@@ -64,15 +64,15 @@ def _shares(est: pl.DataFrame, by: list[str], money: list[str]) -> pl.DataFrame:
 
 def attributed_cloud_costs(cloud: Frame, estimated: Frame, clusters: Frame) -> pl.DataFrame:
     """``mart.attributed_cloud_costs`` (rows of :data:`COLUMNS`) for the days in ``cloud``."""
+    keyed = keyed_cloud(cloud, clusters)
     charges = (
-        keyed_cloud(cloud, clusters)
-        .group_by(CHARGE)
+        keyed.group_by(CHARGE)
         .agg(pl.col("billed_cost").sum(), pl.col("effective_cost").sum())
         .with_row_index("_charge")
     )
     if "disk_cost_usd" not in lazy(estimated).collect_schema().names():  # an estimate from before disks
         estimated = lazy(estimated).with_columns(pl.lit(None, pl.Float64).alias("disk_cost_usd"))
-    est = keyed_estimate(estimated, clusters).with_columns(pl.col("hour_start").alias("period_start"))
+    est = keyed_estimate(estimated, clusters, keyed).with_columns(pl.col("hour_start").alias("period_start"))
     kind = pl.when(pl.col("service_category") == "managed_disk").then(pl.lit("managed_disk")).otherwise(pl.lit("other"))
     parts = []
     for share_kind, money in SHARE_MONEY.items():

@@ -89,16 +89,22 @@ def keyed_cloud(cloud: Frame, clusters: Frame) -> pl.DataFrame:
     )
 
 
-def keyed_estimate(estimated: Frame, clusters: Frame) -> pl.DataFrame:
-    """``mart.estimated_costs`` rows with ``resource_kind`` / ``resource_key`` (:func:`keyed_cloud`'s keys)."""
+def keyed_estimate(estimated: Frame, clusters: Frame, bill: pl.DataFrame | None = None) -> pl.DataFrame:
+    """``mart.estimated_costs`` rows with ``resource_kind`` / ``resource_key`` (:func:`keyed_cloud`'s keys).
+
+    A row whose ``cluster_id`` is a pool's id is that pool's idle VMs: a pool the clusters draw from, or one
+    the keyed ``bill`` has charges of — a warm pool no cluster used that day has no cluster to name it."""
     pools = pool_of_cluster(clusters).lazy()
     cluster = pl.col("cluster_id").str.to_lowercase()
+    known = pool_ids(clusters)
+    if bill is not None:
+        known += bill.filter(pl.col("resource_kind") == "pool")["resource_key"].unique().to_list()
     return (
         lazy(estimated)
         .with_columns(cluster.alias("_cluster"))
         .join(pools, on="_cluster", how="left")
         .with_columns(
-            pl.when(pl.col("_pool").is_not_null() | pl.col("_cluster").is_in(pool_ids(clusters)))
+            pl.when(pl.col("_pool").is_not_null() | pl.col("_cluster").is_in(known))
             .then(pl.lit("pool"))
             .otherwise(pl.lit("cluster"))
             .alias("resource_kind"),

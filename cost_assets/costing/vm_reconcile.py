@@ -64,7 +64,7 @@ def vm_reconciliation(cloud: Frame, estimated: Frame, clusters: Frame, tolerance
     bill = keyed_cloud(cloud, clusters)
     if "disk_cost_usd" not in lazy(estimated).collect_schema().names():  # an estimate from before disks
         estimated = lazy(estimated).with_columns(pl.lit(None, pl.Float64).alias("disk_cost_usd"))
-    est = keyed_estimate(estimated, clusters)
+    est = keyed_estimate(estimated, clusters, bill)
     grains = day_grains(bill)
     bill = (
         bill.drop("grain", "period_start")
