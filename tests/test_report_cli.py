@@ -62,7 +62,17 @@ def test_a_missing_optional_table_is_a_note_not_a_failure(tmp_path: Path):
 def test_bad_options_exit_2(db: Path):
     done = report(db, "top", "--by", "pool")
     assert done.returncode == 2
-    assert "--by 'pool': allowed: team, tenant, project, cost_center, job, user, cluster, sku" in done.stderr
+    assert "--by 'pool': allowed: team, tenant, project, cost_center, job, user, workspace, cluster, sku" in done.stderr
+
+
+def test_spend_by_workspace_and_a_workspace_the_ledger_does_not_have(db: Path):
+    top = report(db, "top", "--by", "workspace", "--start", "2026-01-01", "--end", "2026-01-02", "--format", "csv")
+    assert top.returncode == 0, top.stderr
+    # w1 5.35 + 3.30 = 8.65, w2 1.00 (the first two columns: value, billed DBUs; then billed $).
+    assert [line.split(",")[0::2][:2] for line in top.stdout.splitlines()[1:]] == [["w1", "8.65"], ["w2", "1.0"]]
+    unknown = report(db, "summary", "--workspace", "w9", "--days", "2")
+    assert unknown.returncode == 0, unknown.stderr
+    assert "the ledger has no workspace 'w9' (mart.attributed_costs holds w1, w2): check the id" in unknown.stdout
 
 
 def test_a_missing_database_says_run_make_run_first(tmp_path: Path):

@@ -132,6 +132,41 @@ def test_top_by_team_job_cluster_and_sku(db: str):
         ledger.top(db, BOTH, "pool", 10)
 
 
+def test_top_and_trends_by_workspace(db: str):
+    top = ledger.top(db, BOTH, "workspace", 10)
+    doc = valid_json(top)
+    # w1: D1 2.10 + 1.05 + 0.50 + 1.00 + 0.70 = 5.35, D2 3.30 → 8.65; w2: 1.00. Share of 9.65.
+    # w1's runs 2.10 + 1.05 + 1.00 + 3.30 = 7.45, idle 0.50, unattributed 0.70 (the warehouse);
+    # est. DBU $ 2.00 + 1.00 + 0.50 + 1.00 + 3.00 = 7.50 (the warehouse has none).
+    rows = top.tables["top"]
+    assert cents(rows.select("value", "billed_usd", "runs_usd", "idle_usd", "unattributed_usd").rows()) == [
+        ("w1", 8.65, 7.45, 0.50, 0.70),
+        ("w2", 1.00, 1.00, 0.0, 0.0),
+    ]
+    assert rows["bill_share"].to_list() == pytest.approx([8.65 / 9.65, 1.00 / 9.65])
+    assert row(rows, value="w1")["estimated_dbu_usd"] == pytest.approx(7.50)
+    assert doc["parameters"] == {"by": "workspace", "limit": 10} and doc["notes"] == []
+    split = ledger.trends(db, BOTH, "workspace")
+    valid_json(split)
+    # D1: w1 5.35 billed, est. 2.00 + 1.00 + 0.50 + 1.00 = 4.50; D2: w1 3.30 / 3.00, w2 1.00 / 1.00.
+    assert cents(split.tables["days"].rows()) == [
+        (D1, "w1", 5.35, 4.50),
+        (D2, "w1", 3.30, 3.00),
+        (D2, "w2", 1.00, 1.00),
+    ]
+
+
+def test_a_workspace_the_ledger_does_not_have_is_a_note_naming_the_ones_it_has(db: str):
+    report = ledger.summary(db, Window(D1, D2, "w9"))
+    assert report.tables["days"].is_empty()
+    assert report.notes == ("the ledger has no workspace 'w9' (mart.attributed_costs holds w1, w2): check the id",)
+    assert "the ledger has no workspace 'w9'" in render.render(report, "table")
+    assert valid_json(report)["notes"] == list(report.notes)
+    assert ledger.top(db, Window(D1, D2, "w9"), "team", 10).notes == report.notes
+    # A workspace the ledger has, on a day it has nothing of, is no unknown workspace: empty, no note.
+    assert ledger.summary(db, Window(D1, D1, "w2")).notes == ()
+
+
 def test_job_and_run_per_day(db: str):
     job = ledger.consumer(db, BOTH, job_id=10)
     d1 = row(job.tables["days"], usage_date=D1)

@@ -93,7 +93,7 @@ def summary(
 @app.command()
 def trends(
     split_by: Annotated[
-        str | None, typer.Option(help="team, tenant, project, cost_center, job or user: one line per value.")
+        str | None, typer.Option(help="team, tenant, project, cost_center, job, user or workspace: one line per value.")
     ] = None,
     start: Day = None,
     end: EndDay = None,
@@ -107,7 +107,9 @@ def trends(
 
 @app.command()
 def top(
-    by: Annotated[str, typer.Option(help="team, tenant, project, cost_center, user, job, cluster or sku.")] = "team",
+    by: Annotated[
+        str, typer.Option(help="team, tenant, project, cost_center, user, job, workspace, cluster or sku.")
+    ] = "team",
     limit: Annotated[int, typer.Option(min=1, help="How many.")] = 10,
     start: Day = None,
     end: EndDay = None,

@@ -30,9 +30,14 @@ from cost_assets import read
 from cost_assets.query import query_attribution
 from cost_assets.vocabulary import SCOPE_DIMENSIONS
 
-# `top --by`: the roll-up dimensions of mart.cost_by_scope, plus the bill's own resource keys.
-RESOURCE_DIMENSIONS = ("cluster", "sku")
+# `top --by`: the roll-up dimensions of mart.cost_by_scope, plus the bill's own keys (mart.attributed_costs).
+WORKSPACE = "workspace"
+RESOURCE_DIMENSIONS = (WORKSPACE, "cluster", "sku")
 TOP_DIMENSIONS = (*SCOPE_DIMENSIONS, *RESOURCE_DIMENSIONS)
+# `trends --split-by`: the roll-up dimensions, or the workspace (mart.attributed_costs: one line per workspace).
+TREND_DIMENSIONS = (*SCOPE_DIMENSIONS, WORKSPACE)
+# The workspaces the ledger holds (to say so when --workspace names none of them).
+WORKSPACES = "select distinct workspace_id from mart.attributed_costs where workspace_id is not null order by 1"
 # `serving --group-by`: the words of query_attribution (mart.serving_costs' key, without day and workspace).
 SERVING_DIMENSIONS = ("tenant", "agent", "user", "session", "endpoint", "model", "provider")
 # query_attribution's measures under the names every report uses (billed = the bill's DBU $).
@@ -102,6 +107,25 @@ def daily(database: str, window: Window) -> pl.DataFrame:
     return _fetch(database, "daily", window.params())
 
 
+def workspace_ids(database: str) -> list[str]:
+    """Every workspace id ``mart.attributed_costs`` holds, on any day."""
+    return read.fetch(database, WORKSPACES)["workspace_id"].to_list()
+
+
+def unknown_workspace(database: str, window: Window) -> tuple[str, ...]:
+    """A note when ``--workspace`` names a workspace the ledger has no row of (so empty tables are not
+    read as "it spent nothing"), listing the ids it has; none otherwise."""
+    if window.workspace is None:
+        return ()
+    known = workspace_ids(database)
+    if window.workspace in known:
+        return ()
+    return (
+        f"the ledger has no workspace {window.workspace!r} (mart.attributed_costs holds "
+        f"{', '.join(known) or 'no workspace'}): check the id",
+    )
+
+
 def summary(database: str, window: Window) -> Report:
     """The window's bill and estimate per day, and their totals (with the share of the bill on runs)."""
     days = daily(database, window)
@@ -111,7 +135,7 @@ def summary(database: str, window: Window) -> Report:
     )
     if days.is_empty():
         total = total.clear()
-    return Report("summary", window, {"days": days, "total": total})
+    return Report("summary", window, {"days": days, "total": total}, notes=unknown_workspace(database, window))
 
 
 def trends(database: str, window: Window, split_by: str | None = None) -> Report:
@@ -125,10 +149,13 @@ def trends(database: str, window: Window, split_by: str | None = None) -> Report
             "estimated_disk_usd",
             "estimated_total_usd",
         )
-        return Report("trends", window, {"days": days}, {"split_by": None})
-    _allowed(split_by, SCOPE_DIMENSIONS, "--split-by")
-    days = _fetch(database, "trends_by", [*window.params(), split_by])
-    return Report("trends", window, {"days": days}, {"split_by": split_by})
+        return Report("trends", window, {"days": days}, {"split_by": None}, unknown_workspace(database, window))
+    _allowed(split_by, TREND_DIMENSIONS, "--split-by")
+    if split_by == WORKSPACE:
+        days = _fetch(database, "trends_workspace", window.params())
+    else:
+        days = _fetch(database, "trends_by", [*window.params(), split_by])
+    return Report("trends", window, {"days": days}, {"split_by": split_by}, unknown_workspace(database, window))
 
 
 def top(database: str, window: Window, by: str, limit: int = 10) -> Report:
@@ -136,7 +163,7 @@ def top(database: str, window: Window, by: str, limit: int = 10) -> Report:
     _allowed(by, TOP_DIMENSIONS, "--by")
     query = "top_resource" if by in RESOURCE_DIMENSIONS else "top_scope"
     rows = _fetch(database, query, [*window.params(), by, limit])
-    return Report("top", window, {"top": rows}, {"by": by, "limit": limit})
+    return Report("top", window, {"top": rows}, {"by": by, "limit": limit}, unknown_workspace(database, window))
 
 
 def consumer(database: str, window: Window, *, job_id: int | None = None, run_id: int | None = None) -> Report:
@@ -146,19 +173,20 @@ def consumer(database: str, window: Window, *, job_id: int | None = None, run_id
         raise ValueError("give a job_id or a run_id")
     rows = _fetch(database, "consumer_days", [*window.params(), job_id, run_id])
     name, key = ("job", job_id) if job_id is not None else ("run", run_id)
-    return Report(name, window, {"days": rows}, {f"{name}_id": key})
+    return Report(name, window, {"days": rows}, {f"{name}_id": key}, unknown_workspace(database, window))
 
 
 def idle(database: str, window: Window) -> Report:
     """Idle per cluster (and warm pool): billed idle $, its share of the bill and of the cluster's bill."""
-    return Report("idle", window, {"clusters": _fetch(database, "idle", window.params())})
+    clusters = _fetch(database, "idle", window.params())
+    return Report("idle", window, {"clusters": clusters}, notes=unknown_workspace(database, window))
 
 
 def reconcile(database: str, window: Window) -> Report:
     """Accuracy per day, and the reason codes with their rows and dollars."""
     days = _fetch(database, "reconcile_days", window.params())
     reasons = _fetch(database, "reconcile_reasons", window.params())
-    return Report("reconcile", window, {"reasons": reasons, "days": days})
+    return Report("reconcile", window, {"reasons": reasons, "days": days}, notes=unknown_workspace(database, window))
 
 
 def reconcile_cloud(database: str, window: Window) -> Report:
@@ -225,7 +253,8 @@ def serving(database: str, window: Window, group_by: Sequence[str] = ("tenant",)
     rows = rows.select(*groups, *SERVING_NAMES.values()).sort(
         ["billed_usd", *groups], descending=[True] + [False] * len(groups), nulls_last=True
     )
-    return Report("serving", window, {"groups": rows}, {"group_by": groups, "tenant": tenant})
+    parameters = {"group_by": groups, "tenant": tenant}
+    return Report("serving", window, {"groups": rows}, parameters, unknown_workspace(database, window))
 
 
 def _allowed(value: str, allowed: Sequence[str], option: str) -> None:

@@ -1,8 +1,9 @@
--- The $5 clusters or SKUs ($4: 'cluster' or 'sku') with the most billed $, from mart.attributed_costs. The
--- share is of the whole bill (warehouses, endpoints and serverless included), so for clusters it is
--- computed before the other resources are left out.
+-- The $5 workspaces, clusters or SKUs ($4: 'workspace', 'cluster' or 'sku') with the most billed $, from
+-- mart.attributed_costs. The share is of the whole bill (warehouses, endpoints and serverless included),
+-- so for clusters it is computed before the other resources are left out.
 with g as (
   select case when $4 = 'sku' then coalesce(sku_name, '(none)')
+              when $4 = 'workspace' then coalesce(workspace_id, '(none)')
               when resource_type = 'cluster' then resource_id end as value,
          sum(billed_dbus) as billed_dbus,
          sum(billed_cost_usd) as billed_usd,
