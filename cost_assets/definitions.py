@@ -290,7 +290,9 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     if settings.cloud_bill:  # the cloud provider's bill: registered only when its exports are named
         if settings.cloud_bill in SIMULATED_CLOUD_BILLS:
             shape = SIMULATED_CLOUD_BILLS[settings.cloud_bill]
-            resources["cloud_bill"] = SimulatedCloudBill(shape=shape, world=resources["workspace"].world)
+            resources["cloud_bill"] = SimulatedCloudBill(
+                shape=shape, world=resources["workspace"].world, workspaces=settings.sim_workspaces
+            )
             optional = [*optional, cloud_accuracy.vm_cost_accuracy]
         else:
             fmt, path = parse_setting(settings.cloud_bill)

@@ -271,3 +271,26 @@ def test_the_simulated_bill_registers_the_accuracy_asset_only_beside_the_simulat
     assert "raw/cloud_costs" in files and "sim/vm_cost_accuracy" not in files
     with pytest.raises(ConfigurationError, match="needs the simulated workspace"):
         Settings.from_environ({"COST_ASSETS_CLOUD_BILL": "simulated", "DATABRICKS_HOST": "https://x.example.com"})
+
+
+def test_the_simulated_account_bill_covers_every_workspace_and_the_other_teams_storage_once():
+    world = SimulatedWorld(scale="tiny")
+    one = SimulatedCloudBill(shape="focus", world=world).costs([DAY])[0]
+    second = SimulatedCloudBill(shape="focus", world=world.member(1)).costs([DAY])[0]
+    both = SimulatedCloudBill(shape="focus", world=world, workspaces=2).costs([DAY])[0]
+    storage = sim.OTHER_TEAM_STORAGE["AZURE"]
+    # workspace 0's rows plus workspace 1's, less workspace 1's copy of the other team's one storage charge
+    assert both.height == one.height + second.height - 1
+    assert both.filter(pl.col("resource_id") == storage)["effective_cost"].to_list() == pytest.approx(
+        [sim.OTHER_TEAM_STORAGE_PER_DAY]
+    )
+    total = lambda f: f["effective_cost"].sum()  # noqa: E731
+    assert total(both) == pytest.approx(total(one) + total(second) - sim.OTHER_TEAM_STORAGE_PER_DAY)
+    # each workspace's clusters are on the bill: no cluster id of workspace 1's is workspace 0's
+    ids = lambda f: set(f["cluster_id"].drop_nulls())  # noqa: E731
+    assert ids(second) and not ids(second) & ids(one) and ids(both) == ids(one) | ids(second)
+    # one workspace: the bill is workspace 0's, as before
+    assert SimulatedCloudBill(shape="focus", world=world, workspaces=1).costs([DAY])[0].equals(one)
+    truth = SimulatedCloudBill(shape="focus", world=world, workspaces=2).ground_truth_vm_costs([DAY])
+    alone = [SimulatedCloudBill(shape="focus", world=w).ground_truth_vm_costs([DAY]) for w in (world, world.member(1))]
+    assert truth["true_vm_cost_usd"].sum() == pytest.approx(sum(t["true_vm_cost_usd"].sum() for t in alone))

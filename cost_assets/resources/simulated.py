@@ -153,18 +153,34 @@ class SimulatedCloudBill(CloudBill):
     path: str = "simulated"
     shape: str = "focus"  # focus | azure
     world: SimulatedWorld = SimulatedWorld()
+    # The simulated account's configured workspaces (COST_ASSETS_SIM_WORKSPACES): the export covers them all,
+    # each its own subscription's charges in the one billing account's file (the other team's storage
+    # account is the account's, billed once).
+    workspaces: int = 1
 
     def describe(self) -> str:
         return f"the simulated cloud bill ({self.shape})"
 
+    def _configs(self, days: list[dt.date]) -> list[WorldConfig]:
+        """The worlds billed: ``world`` and the account's next ``workspaces - 1`` workspaces."""
+        first = self.world.workspace_index
+        return [self.world.member(first + k).config_for(days) for k in range(self.workspaces)]
+
+    def _export(self, configs: list[WorldConfig], day: dt.date) -> pl.DataFrame:
+        """The day's export: every member's charges, the other team's storage once (the first member's)."""
+        other = sim_cloud_bill.OTHER_TEAM_STORAGE[configs[0].cloud]
+        frames = [sim_cloud_bill.export_frame(c, self.shape, [day]) for c in configs]
+        rest = [f.filter(pl.col("ResourceId") != other) for f in frames[1:]]
+        return pl.concat([frames[0], *rest], how="diagonal_relaxed")
+
     def costs(self, days: list[dt.date]) -> tuple[pl.DataFrame, int]:
-        config = self.world.config_for(days)
+        configs = self._configs(days)
         fmt = cloud_bill.FOCUS if self.shape == "focus" else cloud_bill.AZURE
         with tempfile.TemporaryDirectory(prefix="cost-assets-cloud-bill-") as scratch:
             files = []
             for day in sorted(days):
                 path = Path(scratch) / f"{self.shape}-{day.isoformat()}.csv"
-                sim_cloud_bill.export_frame(config, self.shape, [day]).write_csv(path)
+                self._export(configs, day).write_csv(path)
                 written = dt.datetime.combine(day + dt.timedelta(days=2), dt.time(6), dt.UTC).timestamp()
                 os.utime(path, (written, written))
                 files.append(path)
@@ -173,6 +189,7 @@ class SimulatedCloudBill(CloudBill):
         return frame, len(files)
 
     def ground_truth_vm_costs(self, days: list[dt.date]) -> pl.DataFrame:
-        """What every cluster's and pool's VMs really cost per hour on ``days`` (simulated worlds only)."""
-        truth = sim_cloud_bill.true_vm_costs(self.world.config_for(days))
+        """What every cluster's and pool's VMs really cost per hour on ``days`` (simulated worlds only, every
+        workspace of the account)."""
+        truth = pl.concat([sim_cloud_bill.true_vm_costs(c) for c in self._configs(days)])
         return truth.filter(pl.col("hour_start").dt.date().is_in(days))

@@ -190,7 +190,8 @@ def _raw_charges(world: World, sheet: PriceSheet) -> list[Charge]:
     lo, hi = cfg.span_ms
     # The workspace's public IP: Azure's managed resource group makes it Databricks; on AWS only the
     # Vendor tag does. Neither names a cluster: untagged.
-    ip = _resource(cfg, "public_ip", "workspace-nat-ip")
+    # (AWS ids are the account's, not a resource group's: the workspace id keeps an account's IPs apart.)
+    ip = _resource(cfg, "public_ip", "workspace-nat-ip" if cfg.cloud == "AZURE" else f"nat-ip-{cfg.workspace_id}")
     ip_tags = (("Vendor", "Databricks"),) if cfg.cloud == "AWS" else ()
     other = OTHER_TEAM_STORAGE[cfg.cloud]
     for hour in range(max(lo, day_start_ms(ANCHOR)), hi, HOUR):
