@@ -52,8 +52,9 @@ def _days(days: int | None, start: dt.datetime | None, end: dt.datetime | None) 
     return first, last
 
 
-def _print_summary(database: str, first: dt.date, last: dt.date, tables: list[str]) -> None:
-    """Rows per table, the bill per day and where it went (read-only, through cost_assets.report)."""
+def _print_summary(database: str, first: dt.date, last: dt.date, tables: list[str], names: dict[str, str]) -> None:
+    """Rows per table, the bill per day, per workspace (``names``: the account's, id → name) and where it went
+    (read-only, through cost_assets.report)."""
     typer.echo("\nRows per table")
     for row in report.table_counts(database, tables).iter_rows(named=True):
         typer.echo(f"  {row['table']:<28}{row['rows']:>10,}")
@@ -63,9 +64,11 @@ def _print_summary(database: str, first: dt.date, last: dt.date, tables: list[st
         typer.echo(
             f"  {row['usage_date']}  {row['billed_dbus']:>12,.2f} DBU  ${row['billed_usd'] or 0:>12,.2f}{unpriced}"
         )
+    for line in report.workspace_lines(database, first, last, names):
+        typer.echo(line)
     typer.echo("\nThe bill handed out (billed DBU $), and the estimate of runs + idle (DBU + VM + disk $)")
-    typer.echo("  (model serving is in 'unattributed' here, as the bill names no run; its split per request:")
-    typer.echo("  mart/serving_costs, `cost-assets report serving`)")
+    for line in report.unattributed_note(database, first, last):
+        typer.echo(line)
     typer.echo(f"  {'day':<10}  {'to runs':>12}  {'to idle':>12}  {'unattributed':>12}  {'estimated':>12}")
     for row in report.ledger_by_day(database, first, last).iter_rows(named=True):
         cells = [row[k] or 0.0 for k in ("runs_usd", "idle_usd", "unattributed_usd", "estimated_usd")]
@@ -152,7 +155,7 @@ def run(
             raise typer.Exit(1)
     try:
         tables = sorted(".".join(key.path) for key in defs.resolve_all_asset_keys() if len(key.path) == 2)
-        _print_summary(settings.ledger, first, last, tables)
+        _print_summary(settings.ledger, first, last, tables, defs.resources["workspace"].workspace_names())
     except WarehouseError as e:  # e.g. another process took the file for writing meanwhile: say so, briefly
         typer.echo(f"\nno summary: {e}", err=True)
         raise typer.Exit(1) from None

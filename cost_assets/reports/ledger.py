@@ -126,6 +126,17 @@ def unknown_workspace(database: str, window: Window) -> tuple[str, ...]:
     )
 
 
+def workspaces(database: str, window: Window) -> pl.DataFrame:
+    """Per workspace: job runs, billed DBUs and $, and ``not_configured_usd`` (the $ handed to unattributed
+    because the account does not list it; null for a workspace it lists); listed ones first, most billed first."""
+    return _fetch(database, "workspaces", window.params())
+
+
+def unattributed(database: str, window: Window) -> pl.DataFrame:
+    """The bill's $ handed to ``unattributed``, per ``mart.attributed_costs`` reason."""
+    return _fetch(database, "unattributed", window.params())
+
+
 def summary(database: str, window: Window) -> Report:
     """The window's bill and estimate per day, and their totals (with the share of the bill on runs)."""
     days = daily(database, window)

@@ -124,6 +124,12 @@ class DatabricksWorkspace(dg.ConfigurableResource):
         ``workspace_not_configured``); None for one workspace, which owns the whole bill as always."""
         return None
 
+    def workspace_names(self) -> dict[str, str]:
+        """The name of each workspace of an account of several, by id (how the run summary labels them);
+        empty for one workspace. :meth:`members` follow :meth:`configured_workspace_ids` in order."""
+        ids = self.configured_workspace_ids()
+        return {} if ids is None else dict(zip(ids, (m.name for m in self.members()), strict=True))
+
     def fetch(self, days: list[dt.date]) -> WorkspaceDay:
         """The four workspace tables for ``days`` (runs overlapping each day, their jobs and clusters)."""
         return self._fetch_with(self.api(), days)
