@@ -364,6 +364,8 @@ def test_the_daily_pipeline_on_delta_reads_back_the_duckdb_ledgers_totals(tmp_pa
     tables = ["mart.attributed_costs", "mart.run_costs", "raw.billing_usage", "raw.job_runs"]
     assert report.table_counts(lake, tables).equals(report.table_counts(duck).filter(pl.col("table").is_in(tables)))
     assert_frame_equal(report.billed_by_day(lake, D1, D2), report.billed_by_day(duck, D1, D2), rel_tol=1e-9)
+    assert_frame_equal(ledger.workspaces(lake, window), ledger.workspaces(duck, window), rel_tol=1e-9)
+    assert report.unattributed_note(lake, D1, D2) == report.unattributed_note(duck, D1, D2)
     samples = {s.name + repr(s.labels): s.value for s in metrics.read_samples(lake)}
     assert any(name.startswith("databricks_cost_total_usd") and value > 0 for name, value in samples.items())
     assert samples.keys() == {s.name + repr(s.labels): s.value for s in metrics.read_samples(duck)}.keys()
