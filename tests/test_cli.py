@@ -114,9 +114,10 @@ def test_the_summary_reads_a_hand_written_warehouse(tmp_path: Path):
         )
         con.execute(
             "CREATE TABLE mart.run_costs (usage_date DATE, total_cost_usd DOUBLE, dbu_cost_usd DOUBLE, "
-            "vm_cost_usd DOUBLE, workspace_id VARCHAR)"
+            "vm_cost_usd DOUBLE, workspace_id VARCHAR, disk_cost_usd DOUBLE)"
         )
-        con.execute("INSERT INTO mart.run_costs VALUES (?, 3.0, 1.0, 2.0, NULL)", [D2])
+        # total 3.0 = DBU 1.0 + VM 2.0 + disk 0.0
+        con.execute("INSERT INTO mart.run_costs VALUES (?, 3.0, 1.0, 2.0, NULL, 0.0)", [D2])
         con.execute(
             "CREATE TABLE mart.attributed_costs (usage_date DATE, consumer VARCHAR, billed_cost_usd DOUBLE, "
             "workspace_id VARCHAR)"
