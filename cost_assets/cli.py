@@ -52,6 +52,18 @@ def _days(days: int | None, start: dt.datetime | None, end: dt.datetime | None) 
     return first, last
 
 
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    """One line: the failed steps and the first one's error (its cause, the exception the asset raised)."""
+    failures = result.get_step_failure_events()
+    if not failures:  # the run failed outside any step (e.g. a resource could not start)
+        return next((e.message or "" for e in result.all_events if e.is_run_failure), "see the errors above")
+    steps = ", ".join(e.step_key or "?" for e in failures)
+    error = failures[0].step_failure_data.error
+    cause = error.cause if error is not None and error.cause is not None else error
+    reason = cause.message.strip().splitlines()[0] if cause is not None and cause.message.strip() else "see above"
+    return f"{len(failures)} step(s) failed: {steps}; {failures[0].step_key}: {reason}"
+
+
 def _print_summary(database: str, first: dt.date, last: dt.date, tables: list[str], names: dict[str, str]) -> None:
     """Rows per table, the bill per day, per workspace (``names``: the account's, id → name) and where it went
     (read-only, through cost_assets.report)."""
@@ -150,9 +162,12 @@ def run(
                 "dagster/asset_partition_range_start": first.isoformat(),
                 "dagster/asset_partition_range_end": last.isoformat(),
             },
+            raise_on_error=False,
         )
-        if not result.success:
-            raise typer.Exit(1)
+    if not result.success:
+        # Dagster has logged each failure with its stack trace above; the last line says what failed.
+        typer.echo(f"\nrun failed: {_failure(result)}", err=True)
+        leave(1)
     try:
         tables = sorted(".".join(key.path) for key in defs.resolve_all_asset_keys() if len(key.path) == 2)
         _print_summary(settings.ledger, first, last, tables, defs.resources["workspace"].workspace_names())
@@ -234,7 +249,7 @@ def estimate(
         )
     except (ConfigurationError, PriceSheetError, UnknownPriceError, preflight.PreflightInputError) as e:
         typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+        leave(2)
     if result.cloud == "AZURE" and settings.azure_region:
         note = (
             f"COST_ASSETS_AZURE_REGION={settings.azure_region}: the pipeline takes Azure VM $/h from the Retail "
@@ -247,7 +262,7 @@ def estimate(
     message = preflight.budget_message(result, budget) if budget is not None else None
     if message:
         typer.echo(message, err=True)
-        raise typer.Exit(2)
+    leave(2 if message else 0)  # COST_ASSETS_VM_PRICES=observed read the ledger: no duckdb shutdown noise
 
 
 if __name__ == "__main__":

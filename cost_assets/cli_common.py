@@ -6,6 +6,7 @@ and the command exits with status 2 (typer's usage-error status) before reading 
 
 import os
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -28,7 +29,7 @@ def settings_or_exit() -> Settings:
         raise typer.Exit(2) from None
 
 
-def leave(code: int) -> None:
+def leave(code: int) -> NoReturn:
     """Exit now, after flushing: duckdb 2.0's bindings print ~40 "nanobind: leaked ..." lines at interpreter
     shutdown, which would bury a command's output and messages. Everything is written and closed by then.
     A command that leaves this way is tested as a subprocess (it would end an in-process test runner too)."""

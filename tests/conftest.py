@@ -2,10 +2,12 @@
 
 import datetime as dt
 from pathlib import Path
+from typing import NoReturn
 
 import dagster as dg
 import polars as pl
 import pytest
+import typer
 
 from cost_assets.definitions import build_defs
 from cost_assets.resources.warehouse import read_table
@@ -55,6 +57,18 @@ def database(tmp_path: Path) -> Path:
 @pytest.fixture
 def defs(database: Path) -> dg.Definitions:
     return build_defs(sim_environ(database))
+
+
+@pytest.fixture
+def in_process_leave(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cost-assets estimate` leaves through ``os._exit`` (cli_common.leave), which would end pytest too: for
+    in-process CliRunner tests it raises typer.Exit with the same code. The real exit is tested as a subprocess
+    (tests/test_cli.py)."""
+
+    def leave(code: int) -> NoReturn:
+        raise typer.Exit(code)
+
+    monkeypatch.setattr("cost_assets.cli.leave", leave)
 
 
 # The end-to-end tier (marker ``e2e``): every test of these modules runs Dagster jobs, starts an HTTP server

@@ -180,3 +180,48 @@ def test_help_shows_the_defaults_written_in_the_option_texts(command: list[str],
     for text in shown:
         assert text in words
     assert " ." not in words
+
+
+def _program(*args: str, cwd: Path, **environ: str) -> subprocess.CompletedProcess:
+    """`cost-assets ARGS` as a user runs it, with none of the developer's settings but ENVIRON."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "COST_ASSETS_", "DAGSTER_"))}
+    env.update(environ)
+    return subprocess.run(
+        [sys.executable, "-m", "cost_assets.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_a_failed_run_ends_with_one_line_naming_the_failed_step(tmp_path: Path):
+    # A file where the HTML report's folder should be: the report/html step cannot create it, the others succeed.
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    done = _program(
+        "run", cwd=tmp_path, COST_ASSETS_SIM_SCALE="tiny", COST_ASSETS_SIM_DAYS="1", COST_ASSETS_REPORT_DIR=str(blocker)
+    )
+    assert done.returncode == 1
+    assert "nanobind" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"run failed: 1 step(s) failed: report__html; report__html: FileExistsError: [Errno 17] File exists: "
+        f"'{blocker}'"
+    )
+    assert "Rows per table" not in done.stdout  # no summary of a failed run
+
+
+def test_estimate_reading_the_ledger_leaves_without_duckdb_shutdown_noise(tmp_path: Path):
+    ledger = tmp_path / "ledger.duckdb"
+    with duckdb.connect(str(ledger)) as con:  # observed prices of another cloud: the estimate uses the sheet's
+        con.execute(
+            "create schema mart; create table mart.observed_vm_prices (usage_date date, cloud varchar, "
+            "node_type_id varchar, pricing_model varchar, currency_code varchar, node_hours double, "
+            "effective_cost double)"
+        )
+    args = ["estimate", "--cloud", "azure", "--node-type", "Standard_DS3_v2", "--workers", "4", "--hours", "2"]
+    environ = {"COST_ASSETS_VM_PRICES": "observed", "COST_ASSETS_DUCKDB": str(ledger)}
+    done = _program(*args, cwd=tmp_path, **environ)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    # 2 h x 5 nodes: DBU $ 7.5 x $0.30 = $2.25, VM $ 2 x 5 x $0.23 = $2.30, disk $ 2 x 5 x 19.71 / 730 = $0.27
+    assert "$4.82" in done.stdout  # 2.25 + 2.30 + 0.27
+    over = _program(*args, "--budget", "4", cwd=tmp_path, **environ)
+    assert over.returncode == 2  # over budget: the same exit status as before, the message alone on stderr
+    assert over.stderr.startswith("Estimated cost $4.82 exceeds budget $4.00") and "nanobind" not in over.stderr

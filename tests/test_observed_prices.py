@@ -161,7 +161,7 @@ def test_observed_mode_uses_the_observed_price_and_falls_back_to_the_sheet():
     assert any("(observed 5 VM-hours in 2026-11-30..2026-11-30, fewer than 24)" in n for n in few.notes)
 
 
-def test_cli_observed_mode_reads_the_ledger_and_says_which_price_it_used(tmp_path, monkeypatch):
+def test_cli_observed_mode_reads_the_ledger_and_says_which_price_it_used(tmp_path, monkeypatch, in_process_leave):
     import json
     import os
 

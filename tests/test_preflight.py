@@ -37,7 +37,7 @@ SHEET = load_price_sheet()
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch):
+def cli(monkeypatch: pytest.MonkeyPatch, in_process_leave: None):
     """Run `cost-assets estimate ...` in-process with none of the developer's settings."""
     for key in list(os.environ):
         if key.startswith(("COST_ASSETS_", "DATABRICKS_")):
