@@ -504,3 +504,36 @@ def test_cli_help_exits_cleanly(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0 and "--rate-limit" in capsys.readouterr().out
+
+
+def test_the_mock_account_prints_a_workspaces_file_naming_its_workspaces(tmp_path):
+    """`cost-assets mock-server --workspaces 2 > workspaces.yaml`: what it prints is the file (the lines that
+    are not workspaces are YAML comments), naming the two served workspaces at the URLs the comment gives."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from cost_assets.workspaces import load
+
+    command = [sys.executable, "-m", "cost_assets.cli", "mock-server", "--workspaces", "2", "--port", "0"]
+    command += ["--scale", "tiny", "--days", "1"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "COST_ASSETS_"))}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = []
+        while (line := server.stdout.readline()) not in ("\n", ""):  # the file ends with an empty line
+            lines.append(line)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    path = tmp_path / "workspaces.yaml"
+    path.write_text("".join(lines))
+    entries = load(path, {"DATABRICKS_TOKEN": TOKEN})
+    urls = re.findall(r"http://127\.0\.0\.1:\d+", lines[0])  # "# mock Databricks account …: 2 workspaces at …"
+    assert [(e.name, e.host, e.token_env, e.warehouse_id) for e in entries] == [
+        ("mock-0", urls[0], "DATABRICKS_TOKEN", "mock"),
+        ("mock-1", urls[1], "DATABRICKS_TOKEN", "mock"),
+    ]
+    assert len(urls) == 2 and urls[0] != urls[1]

@@ -195,27 +195,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _account_file(account: MockAccount, account_id: str, token: str) -> str:
+    """What ``--workspaces N`` prints: the workspaces file, headed by comments saying what is served and what to
+    export, so that stdout redirected to a file (``> workspaces.yaml``) is the file."""
+    urls = ", ".join(s.url for s in account.servers)
+    return (
+        f"# mock Databricks account {account_id}: {len(account.servers)} workspaces at {urls} "
+        "(the bill names one more, not served)\n"
+        "# this is the workspaces file: save it as workspaces.yaml, then:\n"
+        f"# export COST_ASSETS_WORKSPACES=workspaces.yaml DATABRICKS_TOKEN={token} "
+        f"COST_ASSETS_BILLING_SOURCE=system_tables DATABRICKS_HOST={account.servers[0].url} "
+        "DATABRICKS_WAREHOUSE_ID=mock\n" + account.workspaces_file()
+    )
+
+
 def _serve_account(options: MockOptions, workspaces: int, port: int, token: str) -> int:
-    """``--workspaces N``: N servers until interrupted; prints the workspaces file to use."""
+    """``--workspaces N``: N servers until interrupted; prints the workspaces file to use (stdout is the file)."""
     account = MockAccount(options, workspaces, port)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         account.start()
-        config = options.world
-        print(
-            f"mock Databricks account {config.account_id}: {workspaces} workspaces at "
-            f"{', '.join(s.url for s in account.servers)} (the bill names one more, not served)",
-            flush=True,
-        )
-        print("# save as workspaces.yaml, then:", flush=True)
-        print(
-            f"# export COST_ASSETS_WORKSPACES=workspaces.yaml DATABRICKS_TOKEN={token} "
-            f"COST_ASSETS_BILLING_SOURCE=system_tables DATABRICKS_HOST={account.servers[0].url} "
-            "DATABRICKS_WAREHOUSE_ID=mock",
-            flush=True,
-        )
-        print(account.workspaces_file(), flush=True)
+        print(_account_file(account, options.world.account_id, token), flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
