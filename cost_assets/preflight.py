@@ -305,6 +305,12 @@ def observed_from_ledger(database: str) -> tuple[ObservedPrices | None, str | No
 
     try:
         rows = read.fetch(database, OBSERVED_SQL, [OBSERVED_DAYS])
+    except read.TableMissingError:  # a ledger built without the cloud bill (or not built yet)
+        return None, (
+            f"COST_ASSETS_VM_PRICES=observed: the ledger {database!r} has no mart.observed_vm_prices, which is built "
+            "from the cloud bill: set COST_ASSETS_CLOUD_BILL (docs/cloud-bill.md) and run the pipeline (`make run`); "
+            "the sheet's VM prices are used"
+        )
     except read.WarehouseError as e:
         return None, f"COST_ASSETS_VM_PRICES=observed: no observed prices ({e}); the sheet's VM prices are used"
     return ObservedPrices.from_rows(rows.iter_rows(named=True)), None

@@ -45,8 +45,9 @@ __all__ = [
     "to_polars",
 ]
 
-# What to do when the warehouse, or a table in it, is not there yet.
+# What to do when the warehouse, or a table in it, is not there yet (a DuckDB file; a Delta ledger's folder).
 RUN_FIRST = "run `make run` first (it materializes the pipeline into this file)"
+RUN_FIRST_DELTA = "run `make run` first (it materializes the pipeline into this ledger's folder)"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 # How duckdb says that the file is held by a writer: another process holds its lock (IOException), or this
 # process has it open read-write (ConnectionException: "... with a different configuration ...").
@@ -113,7 +114,7 @@ def _delta_connection(
     given; a table not stored is left out (a statement naming it then fails as a missing table)."""
     root = delta.root_of(database)
     if delta.is_local(root) and not Path(root).exists():
-        raise WarehouseMissingError(f"Delta ledger {database!r} does not exist: {RUN_FIRST}.")
+        raise WarehouseMissingError(f"Delta ledger {database!r} does not exist: {RUN_FIRST_DELTA}.")
     connection = duckdb.connect()
     name = ""
     try:
@@ -156,7 +157,9 @@ def connect(
         except duckdb.CatalogException as e:
             if isinstance(e, TableMissingError) or not _NO_TABLE.search(str(e)):
                 raise
-            raise TableMissingError(f"Delta ledger {database!r} lacks a table ({_first_line(e)}): {RUN_FIRST}.") from e
+            raise TableMissingError(
+                f"Delta ledger {database!r} lacks a table ({_first_line(e)}): {RUN_FIRST_DELTA}."
+            ) from e
         finally:
             connection.close()
         return

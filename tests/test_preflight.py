@@ -402,3 +402,44 @@ def test_cli_a_bad_prices_file_exits_2(cli, tmp_path: Path):
     result = cli(*FIXED, env={"COST_ASSETS_PRICES": str(prices)})
     assert result.exit_code == 2
     assert "prices.yaml" in result.stderr and "instance_types[0]" in result.stderr
+
+
+# ------------------------------------------------------------------------------ observed prices: why not
+def test_observed_prices_from_a_ledger_without_the_cloud_bill_say_to_set_it(tmp_path: Path):
+    import duckdb
+
+    ledger = tmp_path / "ledger.duckdb"
+    with duckdb.connect(str(ledger)) as con:  # a ledger of a run without COST_ASSETS_CLOUD_BILL: no observed prices
+        con.execute("create schema mart; create table mart.run_costs (usage_date date)")
+    observed, note = preflight.observed_from_ledger(str(ledger))
+    assert observed is None
+    assert note == (
+        f"COST_ASSETS_VM_PRICES=observed: the ledger {str(ledger)!r} has no mart.observed_vm_prices, which is built "
+        "from the cloud bill: set COST_ASSETS_CLOUD_BILL (docs/cloud-bill.md) and run the pipeline (`make run`); "
+        "the sheet's VM prices are used"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "missing"),
+    [
+        (
+            "{tmp}/none.duckdb",
+            "DuckDB database '{tmp}/none.duckdb' does not exist: run `make run` first (it "
+            "materializes the pipeline into this file).",
+        ),
+        (
+            "delta:{tmp}/none",
+            "Delta ledger 'delta:{tmp}/none' does not exist: run `make run` first (it "
+            "materializes the pipeline into this ledger's folder).",
+        ),
+    ],
+    ids=["duckdb", "delta"],
+)
+def test_observed_prices_from_a_missing_ledger_say_to_run_first(tmp_path: Path, name: str, missing: str):
+    observed, note = preflight.observed_from_ledger(name.format(tmp=tmp_path))
+    assert observed is None
+    assert note == (
+        f"COST_ASSETS_VM_PRICES=observed: no observed prices ({missing.format(tmp=tmp_path)}); "
+        "the sheet's VM prices are used"
+    )
