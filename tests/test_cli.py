@@ -170,6 +170,10 @@ def test_a_bad_setting_stops_a_sub_command_with_status_2_and_names_the_variable(
                 "Only this workspace id [default: all].",
             ],
         ),
+        (
+            ["report", "reconcile"],
+            ["The cloud bill: estimated vs billed VM and disk $ per day and reason, and the prices table"],
+        ),
     ],
 )
 def test_help_shows_the_defaults_written_in_the_option_texts(command: list[str], shown: list[str]):

@@ -158,7 +158,12 @@ def idle(
 @app.command()
 def reconcile(
     cloud: Annotated[
-        bool, typer.Option("--cloud", help="The cloud bill: estimated vs billed VM $ per day and reason.")
+        bool,
+        typer.Option(
+            "--cloud",
+            help="The cloud bill: estimated vs billed VM and disk $ per day and reason, and the prices table (the "
+            "bill's $ per VM-hour per node type and pricing against the price sheet's).",
+        ),
     ] = False,
     start: Day = None,
     end: EndDay = None,
@@ -167,7 +172,8 @@ def reconcile(
     fmt: Format = "table",
 ) -> None:
     """Estimate vs bill: the reason codes with their $, and the accuracy per day (--cloud: the cloud bill's
-    VMs, from mart.vm_reconciliation; needs COST_ASSETS_CLOUD_BILL)."""
+    VMs and disks, from mart.vm_reconciliation, and its VM prices, from mart.observed_vm_prices; needs
+    COST_ASSETS_CLOUD_BILL)."""
     _emit(ledger.reconcile_cloud if cloud else ledger.reconcile, start, end, days, workspace, fmt)
 
 
