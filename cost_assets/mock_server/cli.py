@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         metavar="N",
         help="serve a mock account of N workspaces, one per port from --port on, and print its workspaces file "
-        "(COST_ASSETS_WORKSPACES); the account bill names one more workspace that is not served",
+        "(COST_ASSETS_WORKSPACES; the other lines are # comments, so `> workspaces.yaml` saves it); the account "
+        "bill names one more workspace that is not served",
     )
     p.add_argument("--cloud", default="AZURE", type=str.upper)
     p.add_argument("--tier", default="PREMIUM", type=str.upper)
