@@ -173,7 +173,7 @@ def run(
         _print_summary(settings.ledger, first, last, tables, defs.resources["workspace"].workspace_names())
     except WarehouseError as e:  # e.g. another process took the file for writing meanwhile: say so, briefly
         typer.echo(f"\nno summary: {e}", err=True)
-        raise typer.Exit(1) from None
+        leave(1)
     from cost_assets.assets.report_html import ReportFiles
 
     html = ReportFiles(database=settings.ledger, directory=settings.report_dir).path_for(last)
