@@ -12,11 +12,12 @@ goes through :class:`CountingApi`, which counts it per workspace-day by endpoint
 concurrency is measured on a fetch that waits like a real one. Wall time and the process's peak RSS.
 
 **The fetch formula** (README, "Account scale"): per workspace-day the fetch makes
-``2 + J + G + E + B + P`` calls: runs/list (one sweep; over HTTP ⌈runs listed / 25⌉ pages) and
-clusters/list, ``J`` jobs/get (one per distinct job of the listed runs), ``G`` clusters/get (the job
-clusters of the listed runs, and used clusters the list lacks), ``E`` clusters/events (one per cluster
-looked at; over HTTP one per 500 events), ``B`` walk-back pages (25 events each) and ``P`` instance-pools/get.
-Its bound from what the day shows — ``2 + J + 2 × (job clusters of the listed runs + listed clusters) +
+``3 + J + G + E + B + P`` calls: runs/list (one sweep; over HTTP ⌈runs listed / 25⌉ pages),
+clusters/list and instance-pools/list, ``J`` jobs/get (one per distinct job of the listed runs), ``G``
+clusters/get (the job clusters of the listed runs, and used clusters the list lacks), ``E`` clusters/events
+(one per cluster looked at; over HTTP one per 500 events), ``B`` walk-back pages (25 events each) and ``P``
+instance-pools/get.
+Its bound from what the day shows — ``3 + J + 2 × (job clusters of the listed runs + listed clusters) +
 B + P`` — is checked for every workspace-day (``formula_violations`` must be 0).
 
 **The naive baseline** (same run, fetch only): the same N workspaces × D days fetched one workspace after
@@ -96,6 +97,10 @@ class CountingApi:
         self._sink[-1]["listed_clusters"] = len(listed)
         return listed
 
+    def list_instance_pools(self) -> list[dict]:
+        self._call("instance-pools/list")
+        return self._api.list_instance_pools()
+
     def get_instance_pool(self, instance_pool_id: str) -> dict:
         self._call("instance-pools/get")
         return self._api.get_instance_pool(instance_pool_id)
@@ -153,7 +158,7 @@ def _formula(days: list[dict]) -> dict:
     for d in days:
         calls = d["calls"]
         bound = (
-            2
+            3
             + calls["jobs/get"]
             + 2 * (d["job_clusters"] + d["listed_clusters"])
             + calls["clusters/events (walk back)"]

@@ -151,6 +151,26 @@ class Clusters(_Daily):
         unique = ["usage_date", "cluster_id"]
 
 
+class InstancePools(_Daily):
+    """raw.instance_pools: every instance pool of the workspace on the day (instance-pools/list). A pool no
+    cluster of the day draws from still keeps ``min_idle_instances`` warm (VM $, no DBUs)."""
+
+    workspace_id: str
+    cloud: str = pa.Field(isin=CLOUDS)
+    instance_pool_id: str
+    instance_pool_name: str | None = pa.Field(nullable=True)
+    node_type_id: str | None = pa.Field(nullable=True)
+    min_idle_instances: pl.Int64 = pa.Field(ge=0)
+    max_capacity: pl.Int64 = pa.Field(nullable=True, ge=0)
+    idle_instance_autotermination_minutes: pl.Int64 = pa.Field(nullable=True, ge=0)
+    state: str | None = pa.Field(nullable=True)
+    custom_tags: str  # canonical JSON object
+
+    class Config:
+        strict = True
+        unique = ["usage_date", "workspace_id", "instance_pool_id"]
+
+
 class ClusterEvents(_Daily):
     """raw.cluster_events: events of the day plus the look-back that fixes the state at 00:00."""
 

@@ -59,11 +59,11 @@ def test_the_accuracy_asset_measures_the_estimate_against_the_truth(ledger: str)
     clusters = accuracy.filter(pl.col("resource_kind") == "cluster")
     true, estimated = clusters["true_vm_cost_usd"].sum(), clusters["estimated_vm_cost_usd"].sum()
     assert true > 0 and abs(estimated - true) / true < 0.15
-    # The tiny world's pool: no cluster draws from it, so the estimate does not know it exists and misses
-    # its warm idle VMs, which the truth (and the bill) have every hour: an error of 100 %.
+    # The tiny world's pool: no cluster draws from it, but raw/instance_pools lists it, so the estimate has
+    # its warm idle VMs (min_idle_instances all day) as the truth does, every hour.
     pool = accuracy.filter(pl.col("resource_kind") == "pool")
-    assert (pool["estimated_vm_cost_usd"] == 0).all() and (pool["abs_rel_error"] == 1.0).all()
-    assert pool["true_vm_cost_usd"].sum() > 0
+    assert pool.height == 7 * 24 and (pool["estimated_vm_cost_usd"] > 0).all()
+    assert pool["true_vm_cost_usd"].sum() > 0 and (pool["abs_rel_error"] < 0.01).all()
 
 
 def test_the_late_cloud_bill_sensor_sees_no_change_in_the_simulated_bill(tmp_path):

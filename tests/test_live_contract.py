@@ -30,7 +30,7 @@ CFG = WorldConfig(seed=5, scale="tiny", start=dt.date(2026, 1, 1), days=3)
 WORLD = SimulatedWorld(seed=5, scale="tiny", start="2026-01-01", days=3)
 DAYS = [dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)]
 TOKEN = "dapi-mock-token"
-TABLES = ("job_runs", "jobs", "clusters", "cluster_events")
+TABLES = ("job_runs", "jobs", "clusters", "cluster_events", "instance_pools")
 PAGED = {"runs_page_size": 4, "events_page_size": 3, "clusters_page_size": 2}
 
 
@@ -92,6 +92,8 @@ def test_workspace_tables_equal_with_every_paging_path(small_limits, day):
     assert set(job_clusters) <= job_clusters_of(runs)
     assert made["GET /api/2.1/clusters/get"] == len(job_clusters_of(runs))
     assert made["GET /api/2.1/clusters/list"] == 1  # one all-purpose cluster: one page of 2
+    assert made["GET /api/2.0/instance-pools/list"] == 1  # not paged: one call a day
+    assert expected.instance_pools["instance_pool_id"].to_list() == sorted(sim.world.pools) != []
     asked = sorted(set(expected.clusters["cluster_id"]) | {"0701-000000-0dbfa9c7"})
     assert made["POST /api/2.1/clusters/events"] == sum(
         pages(len(sim.cluster_events(c, lo - 2 * DAY, lo + DAY - 1)), 3) for c in asked
@@ -110,6 +112,7 @@ def test_a_day_costs_the_planned_calls_at_real_limits(real_limits):
     assert dict(made) == {
         "GET /api/2.2/jobs/runs/list": 1,  # ceil(runs / 25) with fewer than 25 runs
         "GET /api/2.1/clusters/list": 1,
+        "GET /api/2.0/instance-pools/list": 1,  # every pool, once a day (not paged)
         # One per job cluster of the listed runs (those of the day's tasks, and those of tasks that ended
         # before 00:00: up after midnight?); all-purpose ones come listed.
         "GET /api/2.1/clusters/get": len(job_clusters_of(listed_runs(day))),

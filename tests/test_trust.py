@@ -222,6 +222,12 @@ def test_pools_and_a_job_the_principal_may_not_read_warn_and_the_day_succeeds(tm
     stub = read_table(str(db), "raw.jobs").filter(job_id=job, usage_date=D1).row(0, named=True)
     assert stub["job_name"] is None and stub["tags"] == "{}"
     assert metadata(result, "raw/clusters")["pools_not_permitted"] >= 1
+    # instance-pools/list refused too (optional source): a WARN of its own, D1 has no pools, D2's stay stored
+    pools = check(result, "raw/instance_pools", "sources_complete")
+    assert not pools.passed and pools.severity == dg.AssetCheckSeverity.WARN
+    assert "instance-pools/list" in pools.description and "403" in pools.description
+    stored_pools = read_table(str(db), "raw.instance_pools")
+    assert stored_pools.filter(usage_date=D1).height == 0 and stored_pools.filter(usage_date=D2).height > 0
     assert check(result, "mart/attributed_costs", "conserves_the_bill").passed
 
 

@@ -14,14 +14,16 @@ import dagster as dg
 import polars as pl
 
 from cost_assets import schemas
+from cost_assets.assets.guarded import stored_rows
 from cost_assets.assets.policies import DAILY_ASSET, MART_FRESHNESS, PARTITIONED
-from cost_assets.assets.raw import CLUSTER_EVENTS, CLUSTERS, JOB_RUNS, JOBS
+from cost_assets.assets.raw import CLUSTER_EVENTS, CLUSTERS, INSTANCE_POOLS, JOB_RUNS, JOBS
 from cost_assets.assets.reference import DBU_PRICES, INSTANCE_TYPES, snapshot
 from cost_assets.checks import CONTRACT_DESCRIPTION, add_daily_metadata, contract_result, markdown_table
 from cost_assets.costing import engine
+from cost_assets.ingest import parse
 from cost_assets.partitions import window_days
 from cost_assets.resources.prices import PriceCatalog
-from cost_assets.resources.warehouse import ADDED_COLUMNS
+from cost_assets.resources.warehouse import ADDED_COLUMNS, Ledger
 
 CLUSTER_SEGMENTS = dg.AssetKey(["mart", "cluster_segments"])
 ESTIMATED_COSTS = dg.AssetKey(["mart", "estimated_costs"])
@@ -187,10 +189,12 @@ _MART = {
         "instance_types": dg.AssetIn(INSTANCE_TYPES),
         "dbu_prices": dg.AssetIn(DBU_PRICES),
     },
+    # Read from the ledger, not as an input: a ledger from before the table has none (no unused pools then).
+    deps=[INSTANCE_POOLS],
     # How a dollar flows (the UI's lineage): the timeline, then the estimate from it, then its roll-up.
     internal_asset_deps={
-        "cluster_segments": {CLUSTERS, CLUSTER_EVENTS, JOB_RUNS},
-        "estimated_costs": {CLUSTER_SEGMENTS, JOB_RUNS, CLUSTERS, INSTANCE_TYPES, DBU_PRICES},
+        "cluster_segments": {CLUSTERS, CLUSTER_EVENTS, JOB_RUNS, INSTANCE_POOLS},
+        "estimated_costs": {CLUSTER_SEGMENTS, JOB_RUNS, CLUSTERS, INSTANCE_POOLS, INSTANCE_TYPES, DBU_PRICES},
         "run_costs": {ESTIMATED_COSTS, JOB_RUNS, JOBS, CLUSTERS},
     },
     check_specs=[
@@ -220,6 +224,7 @@ _MART = {
 def estimate(
     context: dg.AssetExecutionContext,
     prices: PriceCatalog,
+    ledger: Ledger,
     job_runs: pl.DataFrame,
     jobs: pl.DataFrame,
     clusters: pl.DataFrame,
@@ -233,9 +238,12 @@ def estimate(
     context.log.info(
         f"estimating {job_runs.height:,} task-run rows and {events.height:,} events over {len(days)} day(s)"
     )
+    # Warm pools no cluster draws from are estimated too (idle VMs), from raw/instance_pools where stored.
+    listed = stored_rows(ledger, INSTANCE_POOLS, days, parse.instance_pools_frame([], days[0], "", ""))
+    pools = engine.pools_with_listed(clusters, listed)
     # The estimate works on each day's timeline as computed; the stored segments are its wider form.
-    timelines = {d: engine.timeline_for_day(clusters, events, d, job_runs=job_runs) for d in days}
-    segments = per_day(days, lambda d: engine.stored_segments(timelines[d], clusters, d))
+    timelines = {d: engine.timeline_for_day(clusters, events, d, pools, job_runs) for d in days}
+    segments = per_day(days, lambda d: engine.stored_segments(timelines[d], clusters, d, pools))
     add_daily_metadata(
         context,
         segments,
@@ -252,7 +260,14 @@ def estimate(
     estimated = per_day(
         days,
         lambda d: engine.estimate(
-            timelines.pop(d), job_runs, clusters, snapshot(instance_types, d), snapshot(dbu_prices, d), d, prices.tier
+            timelines.pop(d),
+            job_runs,
+            clusters,
+            snapshot(instance_types, d),
+            snapshot(dbu_prices, d),
+            d,
+            prices.tier,
+            pools,
         ),
     )
     add_daily_metadata(context, estimated, days, lambda f, _: _cost_totals(f), output_name="estimated_costs")

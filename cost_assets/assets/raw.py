@@ -7,7 +7,7 @@ Nothing stored is lost to a source that forgets (``cost_assets/guard.py``): a da
 empty or much smaller than what is stored keeps its stored rows. For the sources the estimate cannot do
 without (runs, clusters and events, the bill) the run then fails naming the days kept, unless it carries
 the ``cost_assets/accept_smaller_source`` tag. Optional sources (serving usage; pools and jobs the
-principal may not read; served entities, AI Gateway usage) degrade to a WARN check and keep what is stored.
+principal may not read or list; served entities, AI Gateway usage) degrade to a WARN check and keep what is stored.
 """
 
 import datetime as dt
@@ -51,6 +51,7 @@ JOB_RUNS = dg.AssetKey(["raw", "job_runs"])
 JOBS = dg.AssetKey(["raw", "jobs"])
 CLUSTERS = dg.AssetKey(["raw", "clusters"])
 CLUSTER_EVENTS = dg.AssetKey(["raw", "cluster_events"])
+INSTANCE_POOLS = dg.AssetKey(["raw", "instance_pools"])
 BILLING_USAGE = dg.AssetKey(["raw", "billing_usage"])
 SERVING_USAGE = dg.AssetKey(["raw", "serving_usage"])
 SERVING_ENTITIES = dg.AssetKey(["raw", "serving_entities"])
@@ -83,6 +84,13 @@ _WORKSPACE_TABLES = {
         "Cluster events of the day plus the look-back that fixes each "
         "cluster's state at 00:00 (is_lookback): lifecycle, resizes, lost nodes.",
     ),
+    INSTANCE_POOLS: (
+        schemas.InstancePools,
+        "Every instance pool of the workspace on the day (instance-pools/list): node type, min idle "
+        "instances, max capacity, custom tags. A warm pool no cluster draws from is estimated from it "
+        "(idle VM $ + disk $, no DBUs). Optional: not granted (403) or absent (404) warns and keeps the "
+        "stored rows.",
+    ),
 }
 # The workspace tables whose source forgets a past day (runs ~60 days, events ~30 days): guarded by count.
 _RETAINED = (JOB_RUNS, CLUSTER_EVENTS)
@@ -104,15 +112,17 @@ BY_WORKSPACE = {**PARTITIONED, REPLACE_BY: ["workspace_id"]}
     + [
         sources_spec(JOBS, "a job (jobs/get: no permission)"),
         sources_spec(CLUSTERS, "a cluster (purged) or an instance pool (no permission)"),
+        sources_spec(INSTANCE_POOLS, "instance-pools/list (no permission, or no such endpoint)"),
     ],
     pool="duckdb_writer",
     retry_policy=SOURCE_RETRY,
     **DAILY_ASSET,
 )
 def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWorkspace, ledger: Ledger):
-    """Fetch the day's runs, jobs, clusters and events in one pass (one runs/list sweep, one call per
-    distinct job and cluster) and write the four raw tables. A day for which runs or events come back
-    fewer than stored (past the API's retention) keeps its stored rows in all four tables.
+    """Fetch the day's runs, jobs, clusters, events and instance pools in one pass (one runs/list sweep, one
+    call per distinct job and cluster, one instance-pools/list) and write the five raw tables. A day for which
+    runs or events come back fewer than stored (past the API's retention) keeps its stored rows in all five
+    tables; a day whose pools could not be listed (optional) keeps its stored pools and warns.
 
     An account of several workspaces is fetched concurrently, each workspace with its own client and rate
     limit, and each judged by the guard against its own stored rows. A workspace that fails keeps its stored
@@ -154,14 +164,17 @@ def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWor
         if len(members) == 1:
             verdict.fail_if_nothing_written()
         for key, frame in frames.items():
-            parts[key].append(guard.keep_stored(frame, stored[key], verdict.kept))
+            kept_days = sorted(set(verdict.kept) | set(got.pools_unread)) if key == INSTANCE_POOLS else verdict.kept
+            parts[key].append(guard.keep_stored(frame, stored[key], kept_days))
         verdicts.append(verdict)
     frames = {key: pl.concat(part, how="vertical_relaxed") for key, part in parts.items()}
     yield from contract_gate(context, [contract_result(_WORKSPACE_TABLES[k][0], f, k) for k, f in frames.items()])
     warnings = [(w if len(members) == 1 else f"workspace {a.name}: {w}") for a in fetched for w in a.value.warnings]
     jobs_warnings = [w for w in warnings if "jobs/get" in w]
+    pools_warnings = [w for w in warnings if "instance-pools/list" in w]
     yield sources_check(JOBS, jobs_warnings)
-    yield sources_check(CLUSTERS, [w for w in warnings if w not in jobs_warnings])
+    yield sources_check(INSTANCE_POOLS, pools_warnings)
+    yield sources_check(CLUSTERS, [w for w in warnings if w not in jobs_warnings + pools_warnings])
     per_day = {
         JOB_RUNS: lambda f, _: {"runs": f["run_id"].n_unique()},
         JOBS: lambda f, _: {"untagged_jobs": f.filter(pl.col("tags") == "{}").height},
@@ -171,6 +184,7 @@ def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWor
             "clusters_not_found": f.filter(reason="cluster_not_found").height,
         },
         CLUSTER_EVENTS: lambda f, _: {"lookback_events": int(f["is_lookback"].sum())},
+        INSTANCE_POOLS: lambda f, _: {"pools": f.height, "min_idle_instances": int(f["min_idle_instances"].sum())},
     }
     stats: dict[str, float] = {}
     for answer in fetched:
@@ -198,7 +212,13 @@ def workspace_tables(context: dg.AssetExecutionContext, workspace: DatabricksWor
         verdict.fail_if_refused()
 
 
-_FIELDS = {JOB_RUNS: "job_runs", JOBS: "jobs", CLUSTERS: "clusters", CLUSTER_EVENTS: "cluster_events"}
+_FIELDS = {
+    JOB_RUNS: "job_runs",
+    JOBS: "jobs",
+    CLUSTERS: "clusters",
+    CLUSTER_EVENTS: "cluster_events",
+    INSTANCE_POOLS: "instance_pools",
+}
 
 
 def _workspaces_failure(failed: list[Answer], refused: list[Guarded]) -> dg.Failure:

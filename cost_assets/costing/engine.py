@@ -317,6 +317,40 @@ def pools_from_clusters(clusters: Frame) -> pl.DataFrame | None:
     return pools if pools.height else None
 
 
+def pools_with_listed(clusters: Frame, listed: Frame) -> pl.DataFrame | None:
+    """:func:`pools_from_clusters` plus the listed pools (``raw/instance_pools``) that no cluster of the day
+    names (worker or driver pool): a warm pool nobody drew from still pays for ``min_idle_instances`` VMs all
+    day. The pools clusters name keep the details from ``raw/clusters``, so their estimate is unchanged."""
+    named = (
+        lazy(clusters)
+        .select("usage_date", "workspace_id", pl.concat_list("instance_pool_id", "driver_instance_pool_id").alias("p"))
+        .explode("p")
+        .drop_nulls("p")
+        .rename({"p": "instance_pool_id"})
+        .unique()
+    )
+    unused = (
+        lazy(listed)
+        .filter(pl.col("node_type_id").is_not_null())
+        .join(named, on=["usage_date", "workspace_id", "instance_pool_id"], how="anti")
+        .select(
+            "usage_date",
+            "instance_pool_id",
+            pl.col("workspace_id").cast(pl.String),
+            "cloud",
+            "node_type_id",
+            pl.col("min_idle_instances").cast(pl.Int64).alias("idle_instances"),
+            "custom_tags",
+        )
+        .collect(engine=ENGINE)
+    )
+    used = pools_from_clusters(clusters)
+    if not unused.height:
+        return used
+    both = unused if used is None else pl.concat([used, unused.select(used.columns)], how="vertical_relaxed")
+    return both.sort("usage_date", "instance_pool_id")
+
+
 def _job_cluster_owners(clusters: pl.LazyFrame) -> pl.LazyFrame:
     """Per job cluster, the job and run its name gives it to (Databricks names them ``job-<job>-run-<run>``)."""
     ids = pl.col("cluster_name").str.extract_groups(r"^job-(\d+)-run-(\d+)$")

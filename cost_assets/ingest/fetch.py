@@ -12,6 +12,8 @@ The plan is the same for both:
   day by clusters/get (``start_time`` before 24:00, ``terminated_time`` absent or at/after 00:00): above
   all those of task runs that ended before 00:00 but whose tear-down crossed midnight (their VMs still
   cost), and those created before 24:00 for tasks that only started after it;
+* every instance pool of the workspace (instance-pools/list, one call): a warm pool no cluster of the day
+  draws from still keeps its idle VMs; optional — a 403/404 only warns (see :class:`SourceUnavailable`);
 * each cluster's events over the day with a look-back that fixes its state at 00:00: the fixed window of
   ``event_lookback_days`` first; when that window holds no lifecycle event before 00:00 (a cluster up
   longer than the window, e.g. a fixed-size shared cluster with no events for days) the state at
@@ -91,6 +93,11 @@ class WorkspaceApi(Protocol):
         one the principal may not read."""
         ...
 
+    def list_instance_pools(self) -> list[dict]:
+        """instance-pools/list: every pool of the workspace; :class:`SourceUnavailable` when the principal
+        may not list them (403) or the endpoint is absent (404)."""
+        ...
+
     def cluster_events(self, cluster_id: str, start_time: int, end_time: int) -> list[dict]:
         """clusters/events over [start, end] (inclusive, epoch ms), oldest first, every page."""
         ...
@@ -122,6 +129,10 @@ class WorkspaceDay:
     warnings: list[str] = field(default_factory=list)
     # The workspace the rows are of (the guard compares them with that workspace's stored rows only).
     workspace_id: str | None = None
+    # instance-pools/list per day (optional: empty when not read), and the days it could not be read (their
+    # stored rows are kept).
+    instance_pools: pl.DataFrame = field(default_factory=lambda: parse.instance_pools_frame([], dt.date.min, "", ""))
+    pools_unread: list[dt.date] = field(default_factory=list)
 
 
 def _alive_all_purpose(cluster: dict, lo_ms: int, hi_ms: int) -> bool:
@@ -256,6 +267,15 @@ def fetch_day(
         pools=_pools_of(api, kept_details, stats, warnings),
         not_found=not_found,
     )
+    # Every pool, also those no cluster of the day draws from (their warm VMs cost too); optional.
+    pool_list: list[dict] = []
+    pools_unread: list[dt.date] = []
+    try:
+        pool_list = api.list_instance_pools()
+    except SourceUnavailable as e:
+        pools_unread.append(day)
+        warnings.append(f"instance-pools/list: not read ({e}); stored pools kept, unused pools not estimated")
+    listed_pools = parse.instance_pools_frame(pool_list, day, api.workspace_id, api.cloud)
     jobs = parse.jobs_frame(
         [_job_or_stub(api, j, stats, warnings) for j in sorted(set(job_runs["job_id"].to_list()))],
         day,
@@ -266,11 +286,14 @@ def fetch_day(
         jobs=jobs,
         clusters=clusters,
         cluster_events=events_frame,
+        instance_pools=listed_pools,
+        pools_unread=pools_unread,
         stats={
             "runs_listed": len(runs),
             "clusters": clusters.height,
             "jobs": jobs.height,
             "events": events_frame.height,
+            "instance_pools": listed_pools.height,
             **stats,
         },
         warnings=[f"{day}: {w}" for w in warnings],
@@ -348,6 +371,8 @@ def fetch_days(api: WorkspaceApi, days: list[dt.date], **kwargs: int) -> Workspa
         jobs=pl.concat([p.jobs for p in parts]),
         clusters=pl.concat([p.clusters for p in parts]),
         cluster_events=pl.concat([p.cluster_events for p in parts]),
+        instance_pools=pl.concat([p.instance_pools for p in parts]),
+        pools_unread=[d for p in parts for d in p.pools_unread],
         stats=stats,
         warnings=[w for p in parts for w in p.warnings],
         workspace_id=api.workspace_id,

@@ -218,6 +218,28 @@ def clusters_frame(
     return _frame(rows, schemas.Clusters).sort("cluster_id")
 
 
+def instance_pools_frame(pools: Iterable[Mapping], day: dt.date, workspace_id: str, cloud: str) -> pl.DataFrame:
+    """instance-pools/list InstancePoolAndStats → one row per pool and day (what prices its idle VMs: node
+    type and the minimum of idle instances kept warm)."""
+    rows = [
+        {
+            "usage_date": day,
+            "workspace_id": workspace_id,
+            "cloud": cloud,
+            "instance_pool_id": p["instance_pool_id"],
+            "instance_pool_name": p.get("instance_pool_name"),
+            "node_type_id": p.get("node_type_id"),
+            "min_idle_instances": p.get("min_idle_instances") or 0,
+            "max_capacity": p.get("max_capacity"),
+            "idle_instance_autotermination_minutes": p.get("idle_instance_autotermination_minutes"),
+            "state": p.get("state"),
+            "custom_tags": canonical_json(p.get("custom_tags")),
+        }
+        for p in pools
+    ]
+    return _frame(rows, schemas.InstancePools).sort("instance_pool_id")
+
+
 def trim_lookback(events: list[Mapping], day_start_ms: int) -> list[Mapping]:
     """Keep the day's events plus the look-back from the last lifecycle event before 00:00.
 

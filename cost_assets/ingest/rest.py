@@ -209,6 +209,16 @@ class RestWorkspaceApi:
             forbidden_ok=True,
         )
 
+    def list_instance_pools(self) -> list[dict]:
+        """instance-pools/list (one call, not paged); :class:`SourceUnavailable` when the principal may not
+        list pools (403) or the endpoint is absent (404): the pools are optional, the day goes on."""
+        try:
+            return self.client.get_json("/api/2.0/instance-pools/list", {}).get("instance_pools") or []
+        except ApiError as e:
+            if e.status in (403, 404):
+                raise SourceUnavailable(f"instance-pools/list: HTTP {e.status} {e.error_code or ''}".rstrip()) from e
+            raise
+
     def list_clusters(self) -> list[dict]:
         """The non-job clusters (see NON_JOB_SOURCES), every page; listed once per instance."""
         if self._listed is None:

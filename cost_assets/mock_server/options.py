@@ -65,8 +65,8 @@ class MockOptions:
     # ServiceErrorCode has no PERMISSION_DENIED member).
     missing_system_schemas: tuple[str, ...] = ()
     denied_system_schemas: tuple[str, ...] = ()
-    # 403 PERMISSION_DENIED: instance-pools/get for every pool; jobs/get for these job ids (their runs stay
-    # listed).
+    # 403 PERMISSION_DENIED: instance-pools/get for every pool, and instance-pools/list; jobs/get for these job
+    # ids (their runs stay listed).
     forbidden_pools: bool = False
     forbidden_jobs: tuple[int, ...] = ()
     # ISO dates whose bill is still empty: system.billing.usage has no rows of these usage dates and the

@@ -82,6 +82,7 @@ class MockWorkspace:
             ("POST", re.compile(r"/api/2\.[01]/clusters/events"), self.clusters_events),
             ("GET", re.compile(r"/api/2\.[01]/clusters/list-node-types"), self.node_types),
             ("GET", re.compile(r"/api/2\.0/instance-pools/get"), self.instance_pools_get),
+            ("GET", re.compile(r"/api/2\.0/instance-pools/list"), self.instance_pools_list),
             ("GET", re.compile(r"/api/2\.0/accounts/([^/]+)/usage/download"), self.usage_download),
             ("POST", re.compile(r"/api/2\.0/sql/statements/?"), self.statements_post),
             ("GET", re.compile(r"/api/2\.0/sql/statements/([^/]+)"), self.statements_get),
@@ -337,6 +338,14 @@ class MockWorkspace:
         if pool_id not in self.world.pools:
             raise MockError(404, "RESOURCE_DOES_NOT_EXIST", f"Instance pool {pool_id} does not exist")
         return _json(200, self._mark(views.instance_pool_payload(self.world, pool_id)))
+
+    def instance_pools_list(self, **_: Any) -> Reply:
+        """Every pool of the world (not paged, like the real endpoint); 403 with ``forbidden_pools``."""
+        if self.options.forbidden_pools:
+            raise MockError(
+                403, "PERMISSION_DENIED", f"User {MOCK_USER} does not have permission to list instance pools."
+            )
+        return _json(200, {"instance_pools": [self._mark(p) for p in views.instance_pools_list(self.world)]})
 
     def clusters_list(self, *, query: _Query, **_: Any) -> Reply:
         size = min(100, query.int("page_size", 20) or 20)  # the server may constrain the page size

@@ -149,6 +149,14 @@ def instance_pool_payload(world: World, pool_id: str) -> dict:
     }
 
 
+def instance_pools_list(world: World) -> list[dict]:
+    """instance-pools/list as of the window's end: every pool, in id order, once the workspace exists
+    (``ANCHOR``; a window that ends before it lists none, as its bill has no pool charges)."""
+    if world.config.start + dt.timedelta(days=world.config.days) <= ANCHOR:
+        return []
+    return [instance_pool_payload(world, pool_id) for pool_id in sorted(world.pools)]
+
+
 def cluster_events(world: World, cluster_id: str) -> list[dict]:
     """All events of a cluster, oldest first."""
     return [e for s in world.clusters[cluster_id].sessions for e in s.events]
