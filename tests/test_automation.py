@@ -35,6 +35,7 @@ DAILY_KEYS = [
     ["raw", "jobs"],
     ["raw", "clusters"],
     ["raw", "cluster_events"],
+    ["raw", "instance_pools"],
     ["raw", "billing_usage"],
     ["raw", "serving_usage"],
     ["raw", "serving_entities"],

@@ -11,6 +11,7 @@ EXPECTED_KEYS = {
     "raw/jobs",
     "raw/clusters",
     "raw/cluster_events",
+    "raw/instance_pools",
     "raw/billing_usage",
     "raw/serving_usage",
     "raw/serving_entities",
