@@ -34,12 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cost_assets import read
 from cost_assets.config import Settings
-from cost_assets.prices import StrictYamlLoader
+from cost_assets.prices import load_strict_yaml
 
 # What a budget can filter on, and the column of the spend rows each one reads.
 SCOPE_KEYS = {
@@ -125,14 +124,7 @@ def _line(file: str, budget: str, err: dict) -> str:
 
 def parse(text: str, file: str) -> list[Budget]:
     """The budgets of ``text`` (the contents of ``file``); :class:`BudgetError` lists every problem."""
-    try:
-        data = yaml.load(text, Loader=StrictYamlLoader) or {}
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise BudgetError([f"{file}: invalid YAML{where}: {exc.problem}"]) from None
-    except yaml.YAMLError as exc:
-        raise BudgetError([f"{file}: invalid YAML: {exc}"]) from None
+    data = load_strict_yaml(text, file, BudgetError)
     try:
         raw = _File.model_validate(data if isinstance(data, dict) else {"budgets": data}).budgets
     except ValidationError as exc:

@@ -583,8 +583,21 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
-# The same strict loading for the project's other YAML files (budgets).
+# The same strict loading for the project's other YAML files (budgets, workspaces).
 StrictYamlLoader = _Loader
+
+
+def load_strict_yaml(text: str, file: str, error: Callable[[list[str]], Exception]) -> Any:
+    """``text`` (the contents of ``file``) parsed with :data:`StrictYamlLoader`, ``{}`` when empty; a YAML
+    error raises ``error([one line naming the file, line and column])``."""
+    try:
+        return yaml.load(text, Loader=StrictYamlLoader) or {}
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise error([f"{file}: invalid YAML{where}: {exc.problem}"]) from None
+    except yaml.YAMLError as exc:
+        raise error([f"{file}: invalid YAML: {exc}"]) from None
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:

@@ -30,11 +30,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cost_assets.ingest.http import normalize_host
-from cost_assets.prices import StrictYamlLoader
+from cost_assets.prices import load_strict_yaml
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -110,14 +109,7 @@ def _line(file: str, label: str, error: Mapping) -> str:
 def parse(text: str, file: str, environ: Mapping[str, str]) -> list[WorkspaceEntry]:
     """The workspaces of ``text`` (the contents of ``file``), with their credential variables checked against
     ``environ``; :class:`WorkspacesError` lists every problem."""
-    try:
-        data = yaml.load(text, Loader=StrictYamlLoader) or {}
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise WorkspacesError([f"{file}: invalid YAML{where}: {exc.problem}"]) from None
-    except yaml.YAMLError as exc:
-        raise WorkspacesError([f"{file}: invalid YAML: {exc}"]) from None
+    data = load_strict_yaml(text, file, WorkspacesError)
     try:
         raw = _File.model_validate(data if isinstance(data, dict) else {"workspaces": data}).workspaces
     except ValidationError as exc:
