@@ -84,34 +84,56 @@ def test_job_cluster_startup_and_teardown_belong_to_its_runs():
     # Job cluster: CREATING 0–5 (VM only), RUNNING 5–65. Tasks t1 10–40 and t2 10–60 share it.
     # Rates in $/min (3 nodes): RUNNING = (6 DBU/h × 0.15 + 3 × 0.192)/60 = 1.476/60 = 0.0246,
     # CREATING = 3 × 0.192 / 60 = 0.0096.
-    # Run-free time 0–5, 5–10, 60–65: 5 × 0.0096 + 10 × 0.0246 = 0.294, handed out by run time 30:50.
-    # t1 = 30 × 0.0246 / 2 + 0.294 × 30/80 = 0.369 + 0.11025 = 0.47925
-    # t2 = 30 × 0.0246 / 2 + 20 × 0.0246 + 0.294 × 50/80 = 0.369 + 0.492 + 0.18375 = 1.04475
+    # Run-free time: hour 0 has 0–5 and 5–10 (10 min, 5 × 0.0096 + 5 × 0.0246 = 0.171), hour 1 has 60–65
+    # (5 min, 5 × 0.0246 = 0.123): 15 min, 0.294 in all. Parts by run time 30:50: t1 15 × 30/80 = 5.625 min,
+    # t2 9.375 min. Laid end to end (both start at 10, so t1 first by id): t1 takes the first 5.625 of hour
+    # 0's 10 min, t2 the other 4.375 and all of hour 1.
+    # t1 = 30 × 0.0246 / 2 + 0.171 × 5.625/10 = 0.369 + 0.0961875 = 0.4651875
+    # t2 = 30 × 0.0246 / 2 + 20 × 0.0246 + 0.171 × 4.375/10 + 0.123 = 0.369 + 0.492 + 0.0748125 + 0.123
+    #    = 1.0588125
     cl = clusters({"cluster_id": "j", "cluster_source": "JOB"})
     ev = events(
         ("j", 0, "CREATING", None, 2),
         ("j", 5, "RUNNING", 2, 2),
         ("j", 65, "TERMINATING", None, None),
     )
-    segs = priced(cl, ev)
-    alloc = allocate(segs, runs(("j", 1, 10, 40, 1.0, "job_cluster"), ("j", 2, 10, 60, 1.0, "job_cluster")))
+    alloc = allocate(priced(cl, ev), runs(("j", 1, 10, 40, 1.0, "job_cluster"), ("j", 2, 10, 60, 1.0, "job_cluster")))
     assert set(alloc["consumer"]) == {"run"}
     total = alloc.with_columns((pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")).alias("usd"))
     per = dict(total.group_by("task_run_id").agg(pl.col("usd").sum()).iter_rows())
-    assert per[1] == pytest.approx(0.47925, rel=1e-12)
-    assert per[2] == pytest.approx(1.04475, rel=1e-12)
+    assert per[1] == pytest.approx(0.4651875, rel=1e-12)
+    assert per[2] == pytest.approx(1.0588125, rel=1e-12)
     assert per[1] + per[2] == pytest.approx(0.048 + 1.476, rel=1e-12)
-    # The daily hand-off (what run_costs uses) gives the same totals in fewer rows.
-    daily = allocate(
-        segs, runs(("j", 1, 10, 40, 1.0, "job_cluster"), ("j", 2, 10, 60, 1.0, "job_cluster")), None, False
-    )
-    usd = daily.with_columns((pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")).alias("usd"))
-    assert dict(usd.group_by("task_run_id").agg(pl.col("usd").sum()).iter_rows()) == pytest.approx(per, rel=1e-12)
-    # Hourly: one row per run × hour (the run-free 0–10 of hour 0 joins each run's own row of hour 0; the
-    # tear-down 60–65 of hour 1 gets a row per run): 2 + 2 = 4. Daily: 2 run rows + 2 hand-off rows = 4.
+    # One row per run × hour it has money in: t1 and t2 in hour 0 (their own run time and hand-off), t2 in
+    # hour 1 (the tear-down only): 3.
     assert alloc.select("consumer", "task_run_id", "cluster_id", "hour_start").is_unique().all()
-    assert alloc.height == 4
-    assert daily.height <= alloc.height
+    assert alloc.height == 3
+    by_hour = {
+        (r, h.minute + 60 * (h.hour - T0.hour)): u
+        for r, h, u in total.select("task_run_id", "hour_start", "usd").iter_rows()
+    }
+    assert by_hour[(2, 60)] == pytest.approx(0.123, rel=1e-12)
+
+
+def test_job_cluster_hand_off_follows_the_runs_order_of_start():
+    # Job cluster RUNNING 0–240 (3 nodes, $0.0246/min). t1 runs 60–90, t2 150–180 (equal parts of the 180
+    # run-free minutes: 90 each). Run-free per hour: h0 60 min, h1 30 (90–120), h2 30 (120–150), h3 60
+    # (180–240). End to end: t1 (started first) takes h0 and h1 (0–90), t2 takes h2 and h3 (90–180).
+    cl = clusters({"cluster_id": "j", "cluster_source": "JOB"})
+    ev = events(("j", 0, "RUNNING", 2, 2), ("j", 240, "TERMINATING", None, None))
+    alloc = allocate(priced(cl, ev), runs(("j", 2, 150, 180, 1.0, "job_cluster"), ("j", 1, 60, 90, 1.0, "job_cluster")))
+    usd = alloc.with_columns((pl.col("dbu_cost_usd") + pl.col("vm_cost_usd")).alias("usd"))
+    got = {(r, h.hour - T0.hour): u for r, h, u in usd.select("task_run_id", "hour_start", "usd").iter_rows()}
+    rate = 0.0246
+    assert got == pytest.approx(
+        {
+            (1, 0): 60 * rate,  # hand-off of hour 0
+            (1, 1): 30 * rate + 30 * rate,  # its run 60–90 + the run-free 90–120
+            (2, 2): 30 * rate + 30 * rate,  # the run-free 120–150 + its run 150–180
+            (2, 3): 60 * rate,  # tear-down 180–240
+        },
+        rel=1e-12,
+    )
 
 
 def test_job_cluster_without_runs_keeps_an_idle_row():
@@ -199,8 +221,8 @@ def test_conservation_property(w):
     clipped = runs(*[(c, t, max(s, 0), max(e, 0), wt, ct) for c, t, s, e, wt, ct in run_rows])
     flags = shared_cluster_flags(segs, clipped, cl)
     alloc = allocate(segs, clipped, flags)
-    daily = allocate(segs, clipped, flags, hourly_handoff=False)
-    for grain, frame in ((["cluster_id"], alloc), (["cluster_id", "hour_start"], alloc), (["cluster_id"], daily)):
+    assert alloc.select("consumer", "task_run_id", "cluster_id", "hour_start").is_unique().all()
+    for grain, frame in ((["cluster_id"], alloc), (["cluster_id", "hour_start"], alloc)):
         want = segs.group_by(grain).agg(pl.col(m).fill_null(0).sum() for m in MONEY_COLUMNS)
         got = frame.group_by(grain).agg(pl.col(m).sum().alias(f"got_{m}") for m in MONEY_COLUMNS)
         both = want.join(got, on=grain, how="full", coalesce=True).fill_null(0.0)

@@ -20,18 +20,18 @@ keyed by a dense integer taken from the segments' grouped order (no sort, no joi
 grouped and time-ordered is sorted first, and overlapping segments of one cluster are an error.
 
 Job clusters (not shared) belong to their runs: their run-free time (start-up, tear-down, gaps) is
-handed to the cluster's runs in proportion to each run's weighted run time on the cluster that day
-(equal split if all run times are zero). A job cluster with cost but no run that day (e.g. the
+handed to the cluster's runs, each taking a part in proportion to its weighted run time on the cluster
+that day (equal parts if all run times are zero); the runs, in order of start, take consecutive stretches
+of the day's run-free hours (:func:`_hand_in_order`). A job cluster with cost but no run that day (e.g. the
 tear-down after midnight of a run that ended the day before) keeps an ``idle`` row: money is never
 dropped. Invariant (tested): Σ run shares + idle = the cluster's cost, per cluster and hour.
 """
 
 import polars as pl
 
-from cost_assets.costing.frames import ENGINE, Frame, group_starts, lazy
+from cost_assets.costing.frames import ENGINE, Frame, group_starts, lazy, shift_within
 from cost_assets.costing.price import MONEY_COLUMNS, US_PER_HOUR
 from cost_assets.costing.timeline import split_at_hours
-from cost_assets.schemas import UTC_TS
 
 JOB_COMPUTE_TYPES = ["job_cluster", "new_cluster"]
 ALLOCATION_COLUMNS = [
@@ -269,7 +269,7 @@ def _run_shares(lookup: pl.DataFrame, table: pl.LazyFrame, pieces: pl.LazyFrame)
     )
 
 
-def allocate(segments: Frame, runs: Frame, flags: Frame | None = None, hourly_handoff: bool = True) -> pl.DataFrame:
+def allocate(segments: Frame, runs: Frame, flags: Frame | None = None) -> pl.DataFrame:
     """Hourly allocation rows: ``consumer ('run'|'idle'), task_run_id, cluster_id, hour_start, runtime_hours``,
     the money columns and ``unpriced``; one row per consumer × task run × cluster × hour.
 
@@ -279,18 +279,12 @@ def allocate(segments: Frame, runs: Frame, flags: Frame | None = None, hourly_ha
     ``compute_type``. ``flags``: ``cluster_id, is_shared_cluster`` (default :func:`shared_cluster_flags`).
     Money is filled with 0 where unpriced; ``unpriced`` says the row touched an unpriced segment (the
     engine nulls its money). Runs outside every segment get zero money (the cluster was down).
-
-    ``hourly_handoff=False`` hands a job cluster's run-free money to its runs once per day (rows with
-    ``hour_start`` null) instead of once per idle hour × run: same totals per run, fewer rows when
-    only the daily grain is needed.
     """
-    rows, keys = allocate_keyed(segments, runs, flags, hourly_handoff)
+    rows, keys = allocate_keyed(segments, runs, flags)
     return rows.with_columns(keys["cluster_id"].gather(rows["ck"])).select(ALLOCATION_COLUMNS)
 
 
-def allocate_keyed(
-    segments: Frame, runs: Frame, flags: Frame | None = None, hourly_handoff: bool = True
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+def allocate_keyed(segments: Frame, runs: Frame, flags: Frame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """:func:`allocate` with the cluster as a dense key: rows carry ``ck`` instead of ``cluster_id``, and
     ``keys`` (``cluster_id, ck``, row ``i`` has ``ck = i``) maps it back. The engine gathers per-cluster
     columns by ``ck`` (no hash join over the million allocation rows).
@@ -304,50 +298,28 @@ def allocate_keyed(
     pieces = split_at_hours(runs, "run_start", "run_end").collect(engine=ENGINE).lazy()
     table = _run_table(runs).collect(engine=ENGINE).lazy()
     base = _segment_base(seg, table)
-    shares = _run_shares(_lookup(base), table, pieces)
-    idle = _idle(base).collect(engine=ENGINE).lazy()
+    shares = _run_shares(_lookup(base), table, pieces).collect(engine=ENGINE)
+    idle = _idle(base).collect(engine=ENGINE)
     del base
-    # Job clusters: run-free time goes to the cluster's runs by weighted run time (equal if all zero).
     job_keys = keys.join(flags.filter(~pl.col("is_shared_cluster")), on="cluster_id", how="semi").select("ck")
-    run_time = (
-        pieces.join(job_keys, on="ck", how="semi")
-        .group_by("ck", "task_run_id")
-        .agg(((pl.col("run_end") - pl.col("run_start")).dt.total_microseconds() * pl.col("weight")).sum().alias("_rt"))
-        .with_columns(
-            pl.when(pl.col("_rt").sum().over("ck") > 0)
-            .then(pl.col("_rt") / pl.col("_rt").sum().over("ck"))
-            .otherwise(1.0 / pl.len().over("ck"))
-            .alias("_frac")
-        )
-        .select("ck", "task_run_id", "_frac")
-        .collect(engine=ENGINE)
-        .with_row_index("_ir")
+    job_runs = runs.join(job_keys, on="ck", how="semi").collect(engine=ENGINE)
+    handed = _hand_in_order(idle, job_runs)
+    # A run's hand-off in an hour it ran joins that hour's row; the others get a row of their own.
+    on = ["ck", "hour_start", "task_run_id"]
+    shares = shares.join(handed, on=on, how="left").with_columns(
+        *[(pl.col(m) + pl.col(f"_hand{m}").fill_null(0.0)).alias(m) for m in MONEY_COLUMNS],
+        pl.col("unpriced") | (pl.col(f"_hand{_UNP}").fill_null(0.0) > 0.5),
     )
-    to_hand = (
-        idle
-        if hourly_handoff
-        else idle.group_by("ck").agg(
-            pl.lit(None, UTC_TS).alias("hour_start"), pl.sum("up_us"), *[pl.sum(m) for m in _SUMMED]
-        )
+    own = handed.join(shares.select(on), on=on, how="anti").select(
+        pl.lit("run").alias("consumer"),
+        "task_run_id",
+        "ck",
+        "hour_start",
+        pl.lit(0.0).alias("runtime_hours"),
+        *[pl.col(f"_hand{m}").alias(m) for m in MONEY_COLUMNS],
+        (pl.col(f"_hand{_UNP}") > 0.5).alias("unpriced"),
     )
-    to_hand = to_hand.collect(engine=ENGINE).with_row_index("_ih")
-    shares, handed_into_shares = _with_handed(shares, to_hand, run_time)
-    # The other (hour to hand × run) pairs of a job cluster: a row of their own.
-    handed = (
-        to_hand.lazy()
-        .join(run_time.lazy(), on="ck", how="inner")
-        .filter(~_pair(run_time.height).is_in(handed_into_shares.implode()))
-        .select(
-            pl.lit("run").alias("consumer"),
-            "task_run_id",
-            "ck",
-            "hour_start",
-            pl.lit(0.0).alias("runtime_hours"),
-            *[(pl.col(m) * pl.col("_frac")).alias(m) for m in MONEY_COLUMNS],
-            (pl.col(_UNP) > 0.5).alias("unpriced"),
-        )
-    )
-    kept_idle = idle.join(run_time.lazy().select("ck").unique(), on="ck", how="anti").select(
+    kept_idle = idle.join(job_runs.select("ck").unique(), on="ck", how="anti").select(
         pl.lit("idle").alias("consumer"),
         pl.lit(None, pl.Int64).alias("task_run_id"),
         "ck",
@@ -356,33 +328,64 @@ def allocate_keyed(
         *MONEY_COLUMNS,
         (pl.col(_UNP) > 0.5).alias("unpriced"),
     )
-    rows = pl.concat([shares.lazy(), handed, kept_idle], how="vertical_relaxed").collect(engine=ENGINE)
+    rows = pl.concat([shares.select(ALLOCATION_COLUMNS_KEYED), own, kept_idle], how="vertical_relaxed")
     return rows, keys.collect(engine=ENGINE).sort("ck")
 
 
-def _with_handed(shares: pl.LazyFrame, to_hand: pl.DataFrame, run_time: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
-    """A job cluster's run share in an hour with run-free money to hand out takes its part of it in the
-    same row (one row per run × hour); also returns those (hour to hand × run) pairs, which get no row of
-    their own. Only job-cluster runs are in ``run_time``, so shared clusters' shares pass unchanged."""
-    hand = to_hand.lazy().select("ck", "hour_start", "_ih", *[pl.col(c).alias(f"_hand{c}") for c in _SUMMED])
-    met = pl.col("_ih").is_not_null() & pl.col("_ir").is_not_null()
-    joined = (
-        shares.join(hand, on=["ck", "hour_start"], how="left")
-        .join(run_time.lazy(), on=["ck", "task_run_id"], how="left")
-        .with_columns(
-            *[
-                pl.when(met).then(pl.col(m) + pl.col(f"_hand{m}") * pl.col("_frac")).otherwise(m).alias(m)
-                for m in MONEY_COLUMNS
-            ],
-            (pl.col("unpriced") | (met & (pl.col(f"_hand{_UNP}") > 0.5))).alias("unpriced"),
-            pl.when(met).then(_pair(run_time.height)).alias("_pair"),
+def _hand_in_order(idle: pl.DataFrame, job_runs: pl.DataFrame) -> pl.DataFrame:
+    """A job cluster's run-free money, handed to its runs: ``ck, hour_start, task_run_id`` and the handed
+    money as ``_hand<column>`` (unpriced µs included), at most one row per (hour, run).
+
+    Each run's part of the day's run-free *time* is its weighted run time on the cluster ÷ the runs' total
+    (equal parts if all are zero). The run-free hours are laid end to end in time order (each at its
+    average rate), and so are the runs' parts in order of start (then ``task_run_id``): a run takes the
+    stretch its part covers, so the first runs take the start-up and the last the tear-down. Handing every
+    hour to every run (a row per hour × run) would grow as idle hours × runs per cluster; this grows as
+    idle hours + runs. ``job_runs``: the job clusters' runs (``ck, task_run_id, run_start, run_end, weight``,
+    one row per run); only clusters with runs and run-free money hand anything out.
+    """
+    hours = (
+        idle.lazy()
+        .join(job_runs.lazy().select("ck").unique(), on="ck", how="semi")
+        .sort("ck", "hour_start")
+        .with_columns(pl.col("up_us").cum_sum().over("ck").alias("_pos"))
+        .collect(engine=ENGINE)
+    )
+    last_hour = hours.filter(pl.col("ck").ne_missing(pl.col("ck").shift(-1))).select(
+        "ck", pl.col("_pos").alias("_total")
+    )
+    weight = pl.when(pl.col("_rt").sum().over("ck") > 0).then(pl.col("_rt")).otherwise(1.0)
+    runs = (
+        job_runs.lazy()
+        .select(
+            "ck",
+            "task_run_id",
+            "run_start",
+            ((pl.col("run_end") - pl.col("run_start")).dt.total_microseconds() * pl.col("weight")).alias("_rt"),
+        )
+        .sort("ck", "run_start", "task_run_id")
+        .with_columns(weight.cum_sum().over("ck").alias("_cum"))
+        .join(last_hour.lazy(), on="ck")
+        # The last run ends exactly where the last hour does (cum ÷ its own last value is 1.0).
+        .select(
+            "ck", "task_run_id", (pl.col("_cum") / pl.col("_cum").last().over("ck") * pl.col("_total")).alias("_pos")
         )
         .collect(engine=ENGINE)
     )
-    pairs = joined["_pair"].drop_nulls()
-    return joined.select(ALLOCATION_COLUMNS_KEYED), pairs
-
-
-def _pair(runs: int) -> pl.Expr:
-    """One integer per (hour to hand ``_ih``, job-cluster run ``_ir``) pair."""
-    return pl.col("_ih").cast(pl.UInt64) * max(runs, 1) + pl.col("_ir")
+    # Pieces between consecutive ends (of an hour or of a run's stretch): each lies in one hour and one run
+    # (an end shared by both gives an empty piece, dropped).
+    ends = pl.concat([hours.select("ck", "_pos"), runs.select("ck", "_pos")]).sort("ck", "_pos")
+    pieces = ends.with_columns(
+        (pl.col("_pos") - shift_within(pl.col("_pos"), group_starts("ck")).fill_null(0.0)).alias("_len")
+    ).filter(pl.col("_len") > 0)
+    asof = {"on": "_pos", "by": "ck", "strategy": "forward", "check_sortedness": False}
+    return (
+        pieces.join_asof(hours.select("ck", "_pos", "hour_start", "up_us", *_SUMMED), **asof)
+        .join_asof(runs, **asof)
+        .select(
+            "ck",
+            "hour_start",
+            "task_run_id",
+            *[(pl.col(c) * pl.col("_len") / pl.col("up_us")).alias(f"_hand{c}") for c in _SUMMED],
+        )
+    )
