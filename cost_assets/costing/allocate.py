@@ -29,7 +29,7 @@ dropped. Invariant (tested): Σ run shares + idle = the cluster's cost, per clus
 
 import polars as pl
 
-from cost_assets.costing.frames import ENGINE, Frame, group_starts, lazy, shift_within
+from cost_assets.costing.frames import ENGINE, Frame, group_starts, lazy, shift_within, sum_within
 from cost_assets.costing.price import MONEY_COLUMNS, US_PER_HOUR
 from cost_assets.costing.timeline import split_at_hours
 
@@ -159,7 +159,7 @@ def _keyed_segments(segments: pl.LazyFrame, runs: pl.LazyFrame) -> tuple[pl.Lazy
     overlap = ~new & (pl.col("segment_start") < pl.col("segment_end").shift(1))
 
     def keyed(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        frame = frame.with_columns((new.cum_sum() - 1).cast(pl.UInt32).alias("ck"))
+        frame = frame.with_columns((new.cum_sum() - 1).cast(pl.UInt32).set_sorted().alias("ck"))
         return frame, frame.filter(new).select("cluster_id", "ck")
 
     seg, first = keyed(seg)
@@ -186,19 +186,23 @@ def _segment_base(seg: pl.LazyFrame, table: pl.LazyFrame) -> pl.DataFrame:
     return seg.with_columns(dur.alias("_dur")).drop("segment_end").collect(engine=ENGINE)
 
 
-def _idle(base: pl.DataFrame) -> pl.LazyFrame:
-    """Money and time of each segment's run-free part, per cluster key and hour."""
+def _idle(base: pl.DataFrame) -> pl.DataFrame:
+    """Money and time of each segment's run-free part, per cluster key and hour (segments are cut at hours
+    and in (ck, time) order, so each cluster-hour is a run of rows: summed in one pass)."""
     idle_t = (pl.col("_dur") - (pl.col("Ab") - pl.col("Aa"))).clip(lower_bound=0.0)
-    return (
+    part = (
         base.lazy()
-        .with_columns(idle_t.alias("_idle_us"))
-        .filter(pl.col("_idle_us") > 0)
-        .group_by("ck", pl.col("segment_start").dt.truncate("1h").alias("hour_start"))
-        .agg(
-            pl.col("_idle_us").sum().alias("up_us"),
-            *[(pl.col(m) * pl.col("_idle_us") / pl.col("_dur")).sum().alias(m) for m in _SUMMED],
+        .with_columns(idle_t.alias("up_us"))
+        .filter(pl.col("up_us") > 0)
+        .select(
+            "ck",
+            pl.col("segment_start").dt.truncate("1h").alias("hour_start"),
+            "up_us",
+            *[(pl.col(m) * (pl.col("up_us") / pl.col("_dur"))).alias(m) for m in _SUMMED],
         )
+        .collect(engine=ENGINE)
     )
+    return sum_within(part, ["ck", "hour_start"], ["up_us", *_SUMMED])
 
 
 def _lookup(base: pl.DataFrame) -> pl.DataFrame:
@@ -299,7 +303,7 @@ def allocate_keyed(segments: Frame, runs: Frame, flags: Frame | None = None) -> 
     table = _run_table(runs).collect(engine=ENGINE).lazy()
     base = _segment_base(seg, table)
     shares = _run_shares(_lookup(base), table, pieces).collect(engine=ENGINE)
-    idle = _idle(base).collect(engine=ENGINE)
+    idle = _idle(base)
     del base
     job_keys = keys.join(flags.filter(~pl.col("is_shared_cluster")), on="cluster_id", how="semi").select("ck")
     job_runs = runs.join(job_keys, on="ck", how="semi").collect(engine=ENGINE)

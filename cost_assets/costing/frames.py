@@ -1,6 +1,7 @@
 """Polars helpers the whole costing core shares (not about timelines): eager-or-lazy input, the engine
 every collect uses, and linear passes over rows sorted by group."""
 
+import numpy as np
 import polars as pl
 
 Frame = pl.DataFrame | pl.LazyFrame
@@ -43,3 +44,18 @@ def cumsum_within(x: pl.Expr, start: pl.Expr) -> pl.Expr:
 def shift_within(x: pl.Expr, start: pl.Expr) -> pl.Expr:
     """Previous row's value inside the group, null on its first row."""
     return pl.when(~start).then(x.shift(1))
+
+
+def sum_within(frame: pl.DataFrame, keys: list[str], columns: list[str]) -> pl.DataFrame:
+    """Per run of equal ``keys`` (rows sorted by them): its keys and the sum of each float column (no nulls).
+
+    A linear pass (numpy's ``add.reduceat`` over the runs' first rows): on the engine's million segments
+    a hash group-by of the same sums costs about four times as much CPU.
+    """
+    starts = frame.select(group_starts(*keys).arg_true()).to_series()
+    if not len(starts):
+        return frame.select(*keys, *columns).clear()
+    at = starts.to_numpy()
+    return frame.select(keys)[starts].with_columns(
+        pl.Series(c, np.add.reduceat(frame[c].to_numpy(), at)) for c in columns
+    )
