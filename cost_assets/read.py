@@ -34,6 +34,7 @@ import polars as pl
 from cost_assets import delta
 
 __all__ = [
+    "ColumnMissingError",
     "TableMissingError",
     "WarehouseError",
     "WarehouseLockedError",
@@ -56,6 +57,13 @@ _LOCKED = ("lock", "different configuration")
 _HOLDER = re.compile(r"held in (?P<exe>\S+) \(PID (?P<pid>\d+)\)")
 # How duckdb says that a table, or the schema it should be in, is not in the catalog.
 _NO_TABLE = re.compile(r"(Table|Schema) with name .* does not exist", re.IGNORECASE)
+# How duckdb says that a column the statement names is not in the table it reads.
+_NO_COLUMN = re.compile(r'Referenced column "(?P<c>[^"]+)" not found|does not have a column named "(?P<d>[^"]+)"')
+# Why a stored table lacks a column a reader expects: it was written by an older version.
+OLDER_LEDGER = (
+    "if the ledger was written by an older cost_assets, materialize one day again (e.g. `cost-assets run "
+    "--start DAY --end DAY`): the writer adds the new columns to the stored tables"
+)
 
 
 class WarehouseError(Exception):
@@ -68,6 +76,10 @@ class WarehouseMissingError(WarehouseError, FileNotFoundError):
 
 class TableMissingError(WarehouseError, duckdb.CatalogException):
     """A table (or its schema) the statement reads is not in the DuckDB file."""
+
+
+class ColumnMissingError(WarehouseError, duckdb.BinderException):
+    """A column the statement reads is not in a stored table (a ledger written before the column existed)."""
 
 
 class WarehouseLockedError(WarehouseError, duckdb.IOException):
@@ -137,6 +149,24 @@ def _delta_connection(
 
 
 @contextmanager
+def _translated(ledger: str, run_first: str) -> Iterator[None]:
+    """Turn duckdb's "no such table" into :class:`TableMissingError` and "no such column" into
+    :class:`ColumnMissingError`, each saying what to do; every other error passes through unchanged."""
+    try:
+        yield
+    except duckdb.CatalogException as e:
+        if isinstance(e, WarehouseError) or not _NO_TABLE.search(str(e)):
+            raise
+        raise TableMissingError(f"{ledger} lacks a table ({_first_line(e)}): {run_first}.") from e
+    except duckdb.BinderException as e:
+        missing = _NO_COLUMN.search(str(e))
+        if isinstance(e, WarehouseError) or not missing:
+            raise
+        column = missing["c"] or missing["d"]
+        raise ColumnMissingError(f"{ledger} has no column {column!r} where it is read: {OLDER_LEDGER}.") from e
+
+
+@contextmanager
 def connect(
     database: str, tables: Sequence[str] | None = None, days: tuple[dt.date, dt.date] | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -144,7 +174,8 @@ def connect(
 
     Raises :class:`WarehouseMissingError` when the file does not exist, :class:`WarehouseLockedError` when a
     writer holds it, and turns a missing table or schema met inside the block into
-    :class:`TableMissingError`; every other duckdb error passes through unchanged. For a Delta ledger
+    :class:`TableMissingError` and a missing column into :class:`ColumnMissingError`; every other duckdb error
+    passes through unchanged. For a Delta ledger
     (``delta:<uri>``) the connection holds ``tables`` (every table of a local ledger when None; object
     storage is not listed, so name them there), copied into memory: writes to it change nothing stored;
     ``days`` (first, last) copies only those days of them (partition pruning: a window of a long history
@@ -153,13 +184,8 @@ def connect(
     if delta.is_delta(database):
         connection = _delta_connection(database, tables, days)
         try:
-            yield connection
-        except duckdb.CatalogException as e:
-            if isinstance(e, TableMissingError) or not _NO_TABLE.search(str(e)):
-                raise
-            raise TableMissingError(
-                f"Delta ledger {database!r} lacks a table ({_first_line(e)}): {RUN_FIRST_DELTA}."
-            ) from e
+            with _translated(f"Delta ledger {database!r}", RUN_FIRST_DELTA):
+                yield connection
         finally:
             connection.close()
         return
@@ -178,11 +204,8 @@ def connect(
             f"open the file meanwhile.{who} Try again when it has finished. ({_first_line(e)})"
         ) from e
     try:
-        yield connection
-    except duckdb.CatalogException as e:
-        if isinstance(e, TableMissingError) or not _NO_TABLE.search(str(e)):
-            raise
-        raise TableMissingError(f"DuckDB database {database!r} lacks a table ({_first_line(e)}): {RUN_FIRST}.") from e
+        with _translated(f"DuckDB database {database!r}", RUN_FIRST):
+            yield connection
     finally:
         connection.close()
 

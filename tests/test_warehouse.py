@@ -18,7 +18,14 @@ import pytest
 from dagster._core.storage.db_io_manager import DbIOManager
 from dagster_duckdb.io_manager import DuckDbClient
 
-from cost_assets.read import TableMissingError, WarehouseError, WarehouseLockedError, WarehouseMissingError
+from cost_assets.read import (
+    ColumnMissingError,
+    TableMissingError,
+    WarehouseError,
+    WarehouseLockedError,
+    WarehouseMissingError,
+    fetch,
+)
 from cost_assets.resources.warehouse import (
     ADDED_COLUMNS,
     REPLACE_BY,
@@ -439,6 +446,22 @@ def test_reads_say_when_the_database_or_a_table_is_missing(tmp_path: Path) -> No
     assert Ledger(database=missing).stored_days("raw.usage", [D1]) is None
     assert Ledger(database=str(db)).stored_days("raw.nothing", [D1]) is None
     assert sorted(Ledger(database=str(db)).stored_days("raw.usage", [D1, D2]).rows()) == DAY1
+
+
+def test_a_column_a_reader_expects_but_an_older_ledger_lacks_says_how_to_add_it(tmp_path: Path) -> None:
+    # A report written for a newer table (here: a column the stored raw.usage never had) reads an older ledger.
+    db = tmp_path / "t.duckdb"
+    assert dg.materialize([daily_usage()], resources=io_manager(db), partition_key="2026-01-01").success
+    for sql in ("SELECT sum(disk_cost_usd) FROM raw.usage", "SELECT sum(u.disk_cost_usd) FROM raw.usage u"):
+        with pytest.raises(
+            ColumnMissingError, match=r"no column 'disk_cost_usd' .*`cost-assets run --start DAY"
+        ) as caught:
+            fetch(str(db), sql)
+        assert isinstance(caught.value, duckdb.BinderException)  # as before, for callers that caught that
+    # Other binder errors pass through unchanged.
+    with pytest.raises(duckdb.BinderException) as caught:
+        fetch(str(db), "SELECT sum(usage_date) FROM raw.usage")
+    assert not isinstance(caught.value, WarehouseError)
 
 
 def test_reads_say_when_a_writer_holds_the_file(tmp_path: Path) -> None:
