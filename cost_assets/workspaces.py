@@ -26,6 +26,7 @@ Every problem is reported at once, one line each, naming the file, the entry and
 into a message. Pure: no Dagster (``definitions.py`` turns entries into resources).
 """
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -36,6 +37,7 @@ from cost_assets.ingest.http import normalize_host
 from cost_assets.prices import load_strict_yaml
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+CREDENTIAL_FIELDS = ("token_env", "client_id_env", "client_secret_env")
 
 
 class WorkspacesError(ValueError):
@@ -106,6 +108,17 @@ def _line(file: str, label: str, error: Mapping) -> str:
     return f"{file}: {label}: {field}: {message}"
 
 
+def _unset_variables(item: Mapping, environ: Mapping[str, str], where: str) -> list[str]:
+    """One line per credential field of ``item`` naming a well-formed variable that ``environ`` does not set."""
+    return [
+        f"{where}: {field}: the environment variable {variable} is not set"
+        for field in CREDENTIAL_FIELDS
+        if isinstance(variable := item.get(field), str)
+        and re.fullmatch(ENV_NAME, variable)
+        and not environ.get(variable)
+    ]
+
+
 def parse(text: str, file: str, environ: Mapping[str, str]) -> list[WorkspaceEntry]:
     """The workspaces of ``text`` (the contents of ``file``), with their credential variables checked against
     ``environ``; :class:`WorkspacesError` lists every problem."""
@@ -124,10 +137,12 @@ def parse(text: str, file: str, environ: Mapping[str, str]) -> list[WorkspaceEnt
         if not isinstance(item, dict):
             problems.append(f"{file}: {label}: entry: must be a mapping (name, host, workspace_id, ...)")
             continue
+        # Unset variables are named even when the entry has other problems: one pass shows them all.
+        unset = _unset_variables(item, environ, f"{file}: {label}")
         try:
             entry = WorkspaceEntry.model_validate(item)
         except ValidationError as exc:
-            problems += [_line(file, label, e) for e in exc.errors()]
+            problems += [_line(file, label, e) for e in exc.errors()] + unset
             continue
         if entry.name in names:
             problems.append(f"{file}: {label}: name: another workspace has the same name")
@@ -135,10 +150,7 @@ def parse(text: str, file: str, environ: Mapping[str, str]) -> list[WorkspaceEnt
             problems.append(f"{file}: {label}: workspace_id: {ids[entry.workspace_id]!r} has the same id")
         names.add(entry.name)
         ids.setdefault(entry.workspace_id, entry.name)
-        for field in ("token_env", "client_id_env", "client_secret_env"):
-            variable = getattr(entry, field)
-            if variable and not environ.get(variable):
-                problems.append(f"{file}: {label}: {field}: the environment variable {variable} is not set")
+        problems += unset
         entries.append(entry)
     if problems:
         raise WorkspacesError(problems)

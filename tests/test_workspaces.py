@@ -110,9 +110,13 @@ workspaces:
         "ws.yaml: workspace 'etl' (#1): workspace_id: must be the numeric workspace id, got 'adb-1'",
         "ws.yaml: workspace 'etl' (#1): cloud: must be 'AZURE', 'AWS' or 'GCP'",
         "ws.yaml: workspace 'ml' (#2): entry: give token_env, or client_id_env and client_secret_env, not both",
+        # Unset variables are named in the same pass, even on entries with other problems (TOKEN_ML, T4 are
+        # not in ENV; TOKEN_ETL and ML_CLIENT_ID are).
+        "ws.yaml: workspace 'ml' (#2): token_env: the environment variable TOKEN_ML is not set",
         "ws.yaml: workspace 'etl' (#3): entry: credentials: give token_env, or client_id_env and client_secret_env",
         "ws.yaml: workspace #4: name: Field required",
         "ws.yaml: workspace #4: colour: Extra inputs are not permitted",
+        "ws.yaml: workspace #4: token_env: the environment variable T4 is not set",
     ]
 
 
