@@ -85,7 +85,7 @@ class JobRuns(_Daily):
 
     class Config:
         strict = True
-        unique = ["usage_date", "task_run_id"]
+        unique = ["usage_date", "workspace_id", "task_run_id"]
 
     @pa.dataframe_check(error="end_time must not be before start_time")
     def end_after_start(cls, data) -> pl.LazyFrame:
@@ -108,7 +108,7 @@ class Jobs(_Daily):
 
     class Config:
         strict = True
-        unique = ["usage_date", "job_id"]
+        unique = ["usage_date", "workspace_id", "job_id"]
 
 
 class Clusters(_Daily):
@@ -148,7 +148,7 @@ class Clusters(_Daily):
 
     class Config:
         strict = True
-        unique = ["usage_date", "cluster_id"]
+        unique = ["usage_date", "workspace_id", "cluster_id"]
 
 
 class InstancePools(_Daily):
@@ -189,7 +189,7 @@ class ClusterEvents(_Daily):
 
     class Config:
         strict = True
-        unique = ["usage_date", "cluster_id", "timestamp", "event_type"]
+        unique = ["usage_date", "workspace_id", "cluster_id", "timestamp", "event_type"]
 
 
 class BillingUsage(_Daily):
@@ -416,7 +416,7 @@ class ClusterSegments(_Daily):
 
     class Config:
         strict = True
-        unique = ["usage_date", "cluster_id", "segment_start"]
+        unique = ["usage_date", "workspace_id", "cluster_id", "segment_start"]
 
     @pa.dataframe_check(error="segment must be non-empty and inside its hour")
     def inside_hour(cls, data) -> pl.LazyFrame:
@@ -465,7 +465,7 @@ class EstimatedCosts(_Daily):
 
     class Config:
         strict = True
-        unique = ["usage_date", "cluster_id", "hour_start", "consumer", "task_run_id"]
+        unique = ["usage_date", "workspace_id", "cluster_id", "hour_start", "consumer", "task_run_id"]
 
     @pa.dataframe_check(error="run rows need a run_id; idle rows have no ids")
     def ids_match_consumer(cls, data) -> pl.LazyFrame:
@@ -643,7 +643,7 @@ class RunCosts(_Daily):
 
     class Config:
         strict = True
-        unique = ["usage_date", "consumer", "cluster_id", "task_run_id"]
+        unique = ["usage_date", "workspace_id", "consumer", "cluster_id", "task_run_id"]
 
     @pa.dataframe_check(
         error="run rows need a run_id (and a task_run_id unless it is a job cluster's run-free "

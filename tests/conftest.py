@@ -110,6 +110,7 @@ E2E_MODULES = frozenset(
         "test_report_cli",
         "test_raw_assets",
         "test_settings",
+        "test_shared_workspace_ids",
         "test_sim_calendar",
         "test_trust",
         "test_ui_browser",

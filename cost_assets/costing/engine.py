@@ -46,6 +46,7 @@ from cost_assets.costing.price import MONEY_COLUMNS, price_segments_lazy
 from cost_assets.costing.scope import resolve_tags
 from cost_assets.costing.spec import with_spec_events
 from cost_assets.costing.timeline import cluster_attributes, segment_core, stored_form
+from cost_assets.costing.workspace_ids import qualified, shared_across_workspaces, unqualified
 from cost_assets.timeutil import day_bounds
 
 # The engine's output columns are the contracts' (the pandera models are the one source of truth).
@@ -87,7 +88,7 @@ def _day_runs(job_runs: Frame, day: dt.date) -> pl.DataFrame:
             | ((pl.col("start_time") == run_end) & (pl.col("start_time") >= start) & (pl.col("start_time") < end))
         )
         .sort("usage_date")
-        .unique("task_run_id", keep="last", maintain_order=False)
+        .unique(["workspace_id", "task_run_id"], keep="last", maintain_order=False)
         .select(
             *RUN_ATTRS,
             "cluster_id",
@@ -97,7 +98,7 @@ def _day_runs(job_runs: Frame, day: dt.date) -> pl.DataFrame:
             (pl.col("weight").cast(pl.Float64) if has_weight else pl.lit(1.0)).alias("weight"),
         )
         # In id order: the row number stands in for the id in the sweep, which orders runs that start together.
-        .sort("task_run_id")
+        .sort("task_run_id", "workspace_id")
         .collect(engine=ENGINE)
     )
     bad = out.filter(~(pl.col("weight") > 0))
@@ -399,6 +400,8 @@ def timeline_for_day(
     ``pools`` defaults to the pools on ``clusters`` (:func:`pools_from_clusters`); with ``job_runs``,
     clusters rebuilt from their run's spec get the spec's timeline (``spec.py``)."""
     start, end = day_bounds(day)
+    if shared_across_workspaces(clusters):  # ids two workspaces share: qualified by workspace until the output
+        clusters, events, pools, job_runs = map(qualified, (clusters, events, pools, job_runs))
     snapshot = _nearest_snapshot(clusters, ["cluster_id"], day)
     if pools is None:
         pools = pools_from_clusters(clusters)
@@ -413,10 +416,14 @@ def timeline_for_day(
 def stored_segments(timeline: Timeline, clusters: Frame, day: dt.date, pools: Frame | None = None) -> pl.DataFrame:
     """``mart/cluster_segments`` rows of a :class:`Timeline` (``clusters`` and ``pools`` as given to
     :func:`timeline_for_day`): grouped by cluster and in time order within each."""
+    shared = shared_across_workspaces(clusters)
+    if shared:
+        clusters, pools = qualified(clusters), qualified(pools)
     if pools is None:
         pools = pools_from_clusters(clusters)
     snapshot = _nearest_snapshot(clusters, ["cluster_id"], day)
-    return stored_form(timeline.core, timeline.seen, snapshot, pools).collect(engine=ENGINE)
+    out = stored_form(timeline.core, timeline.seen, snapshot, pools).collect(engine=ENGINE)
+    return unqualified(out) if shared else out
 
 
 def segments_for_day(
@@ -445,7 +452,10 @@ def estimate(
     hour has none); reconciliation multiplies the billed amount of that cluster-hour by them. Money columns
     are null on unpriced rows; shares use the priced part only. A job cluster's run-free hours go to its runs
     (``task_run_id`` set), or, on a day without its runs, to the run its name gives it to (``task_run_id``
-    null)."""
+    null). Ids that two workspaces share are told apart by workspace (``workspace_ids.py``)."""
+    if shared_across_workspaces(clusters):
+        job_runs, clusters, pools = qualified(job_runs), qualified(clusters), qualified(pools)
+        return unqualified(_estimate(timeline, job_runs, clusters, instance_types, dbu_prices, day, tier, pools))
     return _estimate(timeline, job_runs, clusters, instance_types, dbu_prices, day, tier, pools)
 
 
@@ -462,29 +472,29 @@ def roll_up(estimated: Frame, jobs: Frame, clusters: Frame, pools: Frame | None 
         else pl.col(c).sum()
         for c in ["runtime_hours", *MONEY_COLUMNS]
     ]
-    per_cluster = est.group_by("usage_date", "cluster_id").agg(
+    # A cluster is (workspace, cluster id): two workspaces may share an id (``workspace_ids.py``).
+    cluster = ["usage_date", "workspace_id", "cluster_id"]
+    per_cluster = est.group_by(cluster).agg(
         pl.col("sku_name").sort_by("hour_start").first(),
         pl.col("is_shared_cluster").first().fill_null(True),
-        pl.col("workspace_id").drop_nulls().first().alias("_cluster_ws"),
     )
-    rows = est.group_by("usage_date", "cluster_id", "consumer", "task_run_id").agg(
+    rows = est.group_by(*cluster, "consumer", "task_run_id").agg(
         *sums,
         pl.col("unpriced").any(),
-        *[pl.col(c).drop_nulls().first() for c in ("run_id", "job_id", "task_key", "workspace_id")],
+        *[pl.col(c).drop_nulls().first() for c in ("run_id", "job_id", "task_key")],
     )
     # Shared clusters and pools always show their idle row (a job cluster's run-free money is its run's).
     idle = (
         per_cluster.filter(pl.col("is_shared_cluster"))
-        .select("usage_date", "cluster_id", pl.lit("idle").alias("consumer"))
-        .join(rows.filter(pl.col("consumer") == "idle"), on=["usage_date", "cluster_id", "consumer"], how="anti")
+        .select(*cluster, pl.lit("idle").alias("consumer"))
+        .join(rows.filter(pl.col("consumer") == "idle"), on=[*cluster, "consumer"], how="anti", nulls_equal=True)
         .with_columns(
             *[pl.lit(0.0).alias(c) for c in ["runtime_hours", *MONEY_COLUMNS]], pl.lit(False).alias("unpriced")
         )
     )
     out = (
         pl.concat([rows, idle], how="diagonal_relaxed")
-        .join(per_cluster, on=["usage_date", "cluster_id"], how="left")
-        .with_columns(pl.coalesce("workspace_id", "_cluster_ws").alias("workspace_id"))
+        .join(per_cluster, on=cluster, how="left", nulls_equal=True)
         .pipe(_finish_money)
     )
     pool_tags = pools if pools is not None and "custom_tags" in lazy(pools).collect_schema().names() else None

@@ -89,14 +89,20 @@ def resolve_tags(
         snaps = job_snapshots(jobs).drop("job_name")
         out = _nearest(out, snaps, ["workspace_id", "job_id"])
     if clusters is not None:
+        # A cluster is (workspace, id) where both sides say the workspace: two workspaces may share an id.
+        by_cluster = (
+            ["workspace_id", "cluster_id"]
+            if "workspace_id" in lazy(clusters).collect_schema().names()
+            else ["cluster_id"]
+        )
         snaps = lazy(clusters).select(
-            "cluster_id",
+            *by_cluster,
             "usage_date",
             *tags_from_json("custom_tags", "cluster_"),
             pl.col("instance_pool_id").alias("_pool_id"),
             pl.col("creator_user_name").alias("cluster_creator"),
         )
-        out = _nearest(out, snaps, ["cluster_id"])
+        out = _nearest(out, snaps, by_cluster)
     if pools is not None and clusters is not None:
         pool_cols = lazy(pools).collect_schema().names()
         snaps = lazy(pools).select(
