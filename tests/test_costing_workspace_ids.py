@@ -82,3 +82,36 @@ def test_ids_are_qualified_only_when_two_workspaces_share_one():
     q = qualified(a["job_runs"])
     assert q["cluster_id"].to_list() == ["1\x1fc", "2\x1fc"]
     assert unqualified(q)["cluster_id"].to_list() == ["c", "c"]
+
+
+def test_a_shared_id_that_only_the_events_and_runs_name_is_told_apart_too():
+    # Workspace 2's cluster 'c' is gone from raw/clusters (clusters/get no longer knows it): only its events
+    # (up 200–300 min) and its run (200–230) name it. Were the two 'c' merged, workspace 1's cluster would be
+    # up 0–100 and 200–300; told apart, workspace 1 is as alone: run 0–60 → 6 DBU, idle 60–100 → 4 DBU.
+    one = account()
+    cl = one["clusters"].filter(pl.col("workspace_id") == "1")
+    ev = pl.concat(
+        [
+            one["events"].filter(pl.col("workspace_id") == "1"),
+            in_workspace(events(("c", 200, "RUNNING", 2, 2), ("c", 300, "TERMINATING", None, None)), "2"),
+        ]
+    )
+    jr = pl.concat(
+        [
+            one["job_runs"].filter(pl.col("workspace_id") == "1"),
+            in_workspace(
+                job_runs({"task_run_id": 7, "cluster_id": "c", "start_time": at(200), "end_time": at(230)}), "2"
+            ),
+        ]
+    )
+    assert shared_across_workspaces(cl, ev, jr) and not shared_across_workspaces(cl)
+    out = run_costs(jr, one["jobs"], cl, ev, IT, DP, DAY)
+    ws1 = {r["consumer"]: r["dbus"] for r in out.filter(pl.col("workspace_id") == "1").to_dicts()}
+    assert ws1 == pytest.approx({"run": 6.0, "idle": 4.0})
+    # Workspace 2 has its own rows: the run and its cluster's idle (a cluster without config is shared unless
+    # its runs say job cluster); no config, so no node type to price them by: unknown, not $0.
+    ws2 = out.filter(pl.col("workspace_id") == "2").sort("consumer").to_dicts()
+    assert [(r["consumer"], r["task_run_id"], r["unpriced"], r["total_cost_usd"]) for r in ws2] == [
+        ("idle", None, True, None),
+        ("run", 7, True, None),
+    ]

@@ -117,6 +117,9 @@ class Timeline(NamedTuple):
 
     core: pl.DataFrame
     seen: pl.DataFrame
+    # Its cluster and pool ids are qualified by workspace (two workspaces share one: ``workspace_ids.py``);
+    # the estimate and the stored form then qualify their inputs alike and strip their outputs.
+    qualified: bool = False
 
 
 def _estimate(
@@ -400,7 +403,8 @@ def timeline_for_day(
     ``pools`` defaults to the pools on ``clusters`` (:func:`pools_from_clusters`); with ``job_runs``,
     clusters rebuilt from their run's spec get the spec's timeline (``spec.py``)."""
     start, end = day_bounds(day)
-    if shared_across_workspaces(clusters):  # ids two workspaces share: qualified by workspace until the output
+    shared = shared_across_workspaces(clusters, events, job_runs)
+    if shared:  # ids two workspaces share: qualified by workspace until the output
         clusters, events, pools, job_runs = map(qualified, (clusters, events, pools, job_runs))
     snapshot = _nearest_snapshot(clusters, ["cluster_id"], day)
     if pools is None:
@@ -410,20 +414,20 @@ def timeline_for_day(
     core, workspaces = segment_core(snapshot, events, start, end, pools)
     # Segments come grouped by cluster (pools last): one linear pass finds the clusters with a segment.
     with_segment = core.filter(group_starts("cluster_id") & (pl.col("segment_kind") == "cluster")).select("cluster_id")
-    return Timeline(core, with_segment.join(workspaces, on="cluster_id", how="left", maintain_order="left"))
+    seen = with_segment.join(workspaces, on="cluster_id", how="left", maintain_order="left")
+    return Timeline(core, seen, shared)
 
 
 def stored_segments(timeline: Timeline, clusters: Frame, day: dt.date, pools: Frame | None = None) -> pl.DataFrame:
     """``mart/cluster_segments`` rows of a :class:`Timeline` (``clusters`` and ``pools`` as given to
     :func:`timeline_for_day`): grouped by cluster and in time order within each."""
-    shared = shared_across_workspaces(clusters)
-    if shared:
+    if timeline.qualified:
         clusters, pools = qualified(clusters), qualified(pools)
     if pools is None:
         pools = pools_from_clusters(clusters)
     snapshot = _nearest_snapshot(clusters, ["cluster_id"], day)
     out = stored_form(timeline.core, timeline.seen, snapshot, pools).collect(engine=ENGINE)
-    return unqualified(out) if shared else out
+    return unqualified(out) if timeline.qualified else out
 
 
 def segments_for_day(
@@ -453,7 +457,7 @@ def estimate(
     are null on unpriced rows; shares use the priced part only. A job cluster's run-free hours go to its runs
     (``task_run_id`` set), or, on a day without its runs, to the run its name gives it to (``task_run_id``
     null). Ids that two workspaces share are told apart by workspace (``workspace_ids.py``)."""
-    if shared_across_workspaces(clusters):
+    if timeline.qualified:
         job_runs, clusters, pools = qualified(job_runs), qualified(clusters), qualified(pools)
         return unqualified(_estimate(timeline, job_runs, clusters, instance_types, dbu_prices, day, tier, pools))
     return _estimate(timeline, job_runs, clusters, instance_types, dbu_prices, day, tier, pools)

@@ -6,10 +6,8 @@ fixtures copied between them. Tables key such ids together with ``workspace_id``
 clusters by ``cluster_id`` alone (one string key over a million segments), so when the day's clusters share
 an id across workspaces it qualifies cluster and pool ids with their workspace on the way in
 (``<workspace_id>␟<id>``, the ASCII unit separator, which no Databricks id contains) and strips it on the
-way out. The common case, no shared id, pays one group-by over the clusters table and nothing else.
-
-Limit: the check reads ``raw/clusters``; a shared id that only the events or the runs name (a cluster that
-``clusters/get`` no longer knows) is not qualified.
+way out. An account of one workspace pays one count over its clusters and task runs; with more, the check
+also reads the events (a cluster ``clusters/get`` no longer knows is named only there and by its runs).
 """
 
 from typing import TypeVar
@@ -23,22 +21,26 @@ F = TypeVar("F", pl.DataFrame, pl.LazyFrame)
 ID_COLUMNS = ("cluster_id", "instance_pool_id", "driver_instance_pool_id")
 
 
-def shared_across_workspaces(clusters: Frame) -> bool:
-    """Whether a cluster or pool id of ``clusters`` (``raw/clusters`` rows) belongs to two workspaces."""
-    frame = lazy(clusters)
-    names = frame.collect_schema().names()
-    if "workspace_id" not in names:
+def shared_across_workspaces(clusters: Frame, events: Frame | None = None, job_runs: Frame | None = None) -> bool:
+    """Whether a cluster or pool id of ``clusters`` (``raw/clusters``), ``events`` or ``job_runs`` belongs to
+    two workspaces (a cluster ``clusters/get`` no longer knows is named by its events and runs only). When
+    the clusters and the runs name one workspace, the events are not read."""
+    frames = [lazy(f) for f in (clusters, job_runs, events) if f is not None]
+    frames = [f for f in frames if "workspace_id" in f.collect_schema().names()]
+    if not frames:
         return False
-    ids = [c for c in ID_COLUMNS if c in names]
-    pairs = pl.concat(
-        [frame.select("workspace_id", pl.col(c).alias("_id")) for c in ids], how="vertical_relaxed"
-    ).drop_nulls("_id")
+    small = pl.concat([f.select(pl.col("workspace_id").cast(pl.String)) for f in frames[:2]])
+    if small.select(pl.col("workspace_id").n_unique()).collect(engine=ENGINE).item() < 2:
+        return False
+    pairs = [
+        f.select(pl.col("workspace_id").cast(pl.String), pl.col(c).alias("_id"))
+        for f in frames
+        for c in ID_COLUMNS
+        if c in f.collect_schema().names()
+    ]
+    per_id = pl.concat(pairs).drop_nulls("_id").group_by("_id")
     return bool(
-        pairs.group_by("_id")
-        .agg(pl.col("workspace_id").n_unique() > 1)
-        .select(pl.any("workspace_id"))
-        .collect(engine=ENGINE)
-        .item()
+        per_id.agg(pl.col("workspace_id").n_unique() > 1).select(pl.any("workspace_id")).collect(engine=ENGINE).item()
     )
 
 
