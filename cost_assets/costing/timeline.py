@@ -287,6 +287,26 @@ def _with_nodes(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame
 
 
+def _with_config(ev: pl.LazyFrame, cfg: pl.LazyFrame) -> pl.LazyFrame:
+    """``ev`` (grouped by cluster) with ``_new_cluster`` and its cluster's ``cfg`` columns: ``cfg`` (one row per
+    cluster) is joined to each group's first event and gathered per event by the group's index, so the
+    million events are never hash-joined on the cluster id string."""
+    ev = (
+        ev.with_columns(group_starts("_ck").alias("_new_cluster"))
+        .with_columns((pl.col("_new_cluster").cum_sum() - 1).alias("_g"))
+        .collect(engine=ENGINE)
+    )
+    per_group = (
+        ev.lazy()
+        .filter("_new_cluster")
+        .select("cluster_id")
+        .join(cfg, on="cluster_id", how="left", maintain_order="left")
+        .drop("cluster_id")
+        .collect(engine=ENGINE)
+    )
+    return ev.with_columns(per_group[c].gather(ev["_g"]) for c in per_group.columns).drop("_g").lazy()
+
+
 def _event_states(ev: pl.LazyFrame, cfg: pl.LazyFrame) -> pl.LazyFrame:
     """Per sorted event: the state and node counts that hold from it to the next event."""
     code = pl.col("code")
@@ -297,8 +317,7 @@ def _event_states(ev: pl.LazyFrame, cfg: pl.LazyFrame) -> pl.LazyFrame:
     state_ff = ffill_within(pl.col("state_ev"), new_cluster)
     opened = pl.when(new_cluster).then(code).forward_fill().is_in(IMPLIES_UP)
     frame = (
-        ev.join(cfg, on="cluster_id", how="left", maintain_order="left")
-        .with_columns(group_starts("_ck").alias("_new_cluster"))
+        _with_config(ev, cfg)
         .with_columns(
             (new_cluster | code.is_in(LIFE_STARTS)).alias("_life_start"),
             pl.coalesce(state_ff, pl.when(opened).then(pl.lit(_S["RUNNING"], pl.Int8))).alias("state"),
