@@ -37,6 +37,7 @@ memory against the bare polars sweep floor at 100k task runs, 10k clusters and 1
 import datetime as dt
 from typing import NamedTuple
 
+import numpy as np
 import polars as pl
 
 from cost_assets import schemas
@@ -226,35 +227,27 @@ def _estimate_batch(
     if rows.height and not (lo >= 0 and hi < 24):
         raise ValueError(f"estimate rows outside the day {day} (hour_start must fall on it)")
     rows = rows.with_columns((pl.col("ck").cast(pl.Int64) * 24 + pl.col("_ckh")).alias("_ckh"))
-    total = pl.col("dbu_cost_usd") + pl.col("vm_cost_usd") + pl.col("disk_cost_usd")
-    slots = pl.LazyFrame({"_ckh": pl.int_range(keys.height * 24, eager=True)})
-    per_hour = (
-        slots.join(
-            first_hour.lazy()
-            .join(keys.lazy(), on="cluster_id")
-            .select(
-                (pl.col("ck").cast(pl.Int64) * 24 + hour_of_day).alias("_ckh"),
-                "sku_name",
-                pl.lit(True).alias("_has_segment"),
-            ),
-            on="_ckh",
-            how="left",
-            maintain_order="left",
-        )
-        .join(
-            rows.lazy()
-            .group_by("_ckh")
-            .agg(pl.col("dbus").sum().alias("cluster_dbus"), total.sum().alias("cluster_total_cost_usd")),
-            on="_ckh",
-            how="left",
-            maintain_order="left",
-        )
-        .collect(engine=ENGINE)
+    # Cluster-hours are a dense index: their sums and first rows are scattered into arrays, not joined.
+    slots = keys.height * 24
+    at = rows["_ckh"].to_numpy()
+    total = rows.select(pl.col("dbu_cost_usd") + pl.col("vm_cost_usd") + pl.col("disk_cost_usd")).to_series()
+    first = first_hour.join(keys, on="cluster_id").select(
+        (pl.col("ck").cast(pl.Int64) * 24 + hour_of_day).alias("_ckh"), "sku_name"
+    )
+    per_hour = pl.DataFrame(
+        [
+            pl.repeat(None, slots, dtype=pl.String, eager=True)
+            .scatter(first["_ckh"], first["sku_name"])
+            .alias("sku_name"),
+            pl.repeat(False, slots, eager=True).scatter(first["_ckh"], True).alias("_has_segment"),
+            pl.Series("cluster_dbus", np.bincount(at, weights=rows["dbus"].to_numpy(), minlength=slots)),
+            pl.Series("cluster_total_cost_usd", np.bincount(at, weights=total.to_numpy(), minlength=slots)),
+        ]
     )
     run_cols = runs.select("task_run_id", "run_id", "job_id", "task_key", pl.col("workspace_id").alias("_run_ws"))
     rows = rows.with_columns(
         *[per_ck[c].gather(rows["ck"]) for c in per_ck.columns],
-        *[per_hour[c].gather(rows["_ckh"]) for c in per_hour.columns if c != "_ckh"],
+        *[per_hour[c].gather(rows["_ckh"]) for c in per_hour.columns],
         *[run_cols[c].gather(rows["task_run_id"]) for c in run_cols.columns],
     )
     out = (
