@@ -395,3 +395,14 @@ def test_a_job_cluster_tearing_down_after_midnight_bills_its_run_not_idle():
     assert money(row) == pytest.approx((dbus, dbus * 0.15, 3 * 0.192 * 10 / 60, dbus * 0.15 + 3 * 0.192 * 10 / 60))
     hourly = cost_by_cluster_hour(job_runs(), cl, ev, IT, DP, DAY)
     assert hourly["consumer"].to_list() == ["run"] and hourly["run_id"].to_list() == [70]
+
+
+def test_a_day_with_nothing_gives_empty_tables_that_obey_the_contracts():
+    # No runs, clusters or events (a new workspace, or a quiet day): every output is empty, with its columns
+    # and dtypes, so the day's partitions are written and downstream reads an empty day, not a failure.
+    hourly = cost_by_cluster_hour(job_runs(), clusters(), events(), IT, DP, DAY)
+    schemas.EstimatedCosts.validate(hourly)
+    segments = segments_for_day(clusters(), events(), DAY)
+    schemas.ClusterSegments.validate(segments)
+    out = costs(job_runs(), clusters(), events())
+    assert (hourly.height, segments.height, out.height) == (0, 0, 0)

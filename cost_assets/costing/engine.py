@@ -227,7 +227,8 @@ def _estimate_batch(
     if rows.height and not (lo >= 0 and hi < 24):
         raise ValueError(f"estimate rows outside the day {day} (hour_start must fall on it)")
     rows = rows.with_columns((pl.col("ck").cast(pl.Int64) * 24 + pl.col("_ckh")).alias("_ckh"))
-    # Cluster-hours are a dense index: their sums and first rows are scattered into arrays, not joined.
+    # Cluster-hours are a dense index: their sums and first rows are scattered into arrays, not joined
+    # (Float64 stated: numpy's bincount of no rows is an integer array).
     slots = keys.height * 24
     at = rows["_ckh"].to_numpy()
     total = rows.select(pl.col("dbu_cost_usd") + pl.col("vm_cost_usd") + pl.col("disk_cost_usd")).to_series()
@@ -240,8 +241,8 @@ def _estimate_batch(
             .scatter(first["_ckh"], first["sku_name"])
             .alias("sku_name"),
             pl.repeat(False, slots, eager=True).scatter(first["_ckh"], True).alias("_has_segment"),
-            pl.Series("cluster_dbus", np.bincount(at, weights=rows["dbus"].to_numpy(), minlength=slots)),
-            pl.Series("cluster_total_cost_usd", np.bincount(at, weights=total.to_numpy(), minlength=slots)),
+            pl.Series("cluster_dbus", np.bincount(at, rows["dbus"].to_numpy(), slots), pl.Float64),
+            pl.Series("cluster_total_cost_usd", np.bincount(at, total.to_numpy(), slots), pl.Float64),
         ]
     )
     run_cols = runs.select("task_run_id", "run_id", "job_id", "task_key", pl.col("workspace_id").alias("_run_ws"))
