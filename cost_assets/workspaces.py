@@ -94,7 +94,7 @@ class WorkspaceEntry(BaseModel):
     @property
     def credential_variables(self) -> list[str]:
         """The names of the variables holding this workspace's credentials."""
-        return [self.token_env] if self.token_env else [v for v in (self.client_id_env, self.client_secret_env) if v]
+        return [v for v in (getattr(self, f) for f in CREDENTIAL_FIELDS) if v]
 
 
 class _File(BaseModel):

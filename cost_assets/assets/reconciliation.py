@@ -18,6 +18,7 @@ from cost_assets.costing import attribute, reconcile
 from cost_assets.partitions import window_days
 from cost_assets.resources.databricks import DatabricksWorkspace
 from cost_assets.resources.prices import PriceCatalog
+from cost_assets.vocabulary import NOT_CONFIGURED
 
 RECONCILIATION = dg.AssetKey(["mart", "reconciliation"])
 ATTRIBUTED_COSTS = dg.AssetKey(["mart", "attributed_costs"])
@@ -182,7 +183,7 @@ def _accuracy_metadata(quality: pl.DataFrame) -> dict:
 def _not_configured_metadata(attributed: pl.DataFrame) -> dict:
     """The billed $ of workspaces the account's workspaces file does not list (empty when there are none)."""
     foreign = (
-        attributed.filter(pl.col("reason") == "workspace_not_configured")
+        attributed.filter(pl.col("reason") == NOT_CONFIGURED)
         .group_by("workspace_id")
         .agg(pl.col("billed_cost_usd").sum())
         .sort("workspace_id")

@@ -89,16 +89,14 @@ def keyed_cloud(cloud: Frame, clusters: Frame) -> pl.DataFrame:
     )
 
 
-def keyed_estimate(estimated: Frame, clusters: Frame, bill: pl.DataFrame | None = None) -> pl.DataFrame:
+def keyed_estimate(estimated: Frame, clusters: Frame, bill: pl.DataFrame) -> pl.DataFrame:
     """``mart.estimated_costs`` rows with ``resource_kind`` / ``resource_key`` (:func:`keyed_cloud`'s keys).
 
     A row whose ``cluster_id`` is a pool's id is that pool's idle VMs: a pool the clusters draw from, or one
     the keyed ``bill`` has charges of — a warm pool no cluster used that day has no cluster to name it."""
     pools = pool_of_cluster(clusters).lazy()
     cluster = pl.col("cluster_id").str.to_lowercase()
-    known = pool_ids(clusters)
-    if bill is not None:
-        known += bill.filter(pl.col("resource_kind") == "pool")["resource_key"].unique().to_list()
+    known = pool_ids(clusters) + bill.filter(pl.col("resource_kind") == "pool")["resource_key"].unique().to_list()
     return (
         lazy(estimated)
         .with_columns(cluster.alias("_cluster"))

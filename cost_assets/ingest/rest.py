@@ -93,6 +93,7 @@ class RestWorkspaceApi:
         self._clusters_seen: dict[str, dict | LookupError] = {}
         self._pools_seen: dict[str, dict | LookupError] = {}
         self._listed: list[dict] | None = None
+        self._pools_listed: list[dict] | SourceUnavailable | None = None
 
     def __enter__(self) -> "RestWorkspaceApi":
         return self
@@ -210,14 +211,23 @@ class RestWorkspaceApi:
         )
 
     def list_instance_pools(self) -> list[dict]:
-        """instance-pools/list (one call, not paged); :class:`SourceUnavailable` when the principal may not
-        list pools (403) or the endpoint is absent (404): the pools are optional, the day goes on."""
-        try:
-            return self.client.get_json("/api/2.0/instance-pools/list", {}).get("instance_pools") or []
-        except ApiError as e:
-            if e.status in (403, 404):
-                raise SourceUnavailable(f"instance-pools/list: HTTP {e.status} {e.error_code or ''}".rstrip()) from e
-            raise
+        """instance-pools/list (one call, not paged), listed once per instance like the clusters: it knows only
+        today's pools, so every day of a backfill gets the same answer. :class:`SourceUnavailable` when the
+        principal may not list pools (403) or the endpoint is absent (404), kept and raised for each day:
+        the pools are optional, the day goes on."""
+        if self._pools_listed is None:
+            try:
+                self._pools_listed = (
+                    self.client.get_json("/api/2.0/instance-pools/list", {}).get("instance_pools") or []
+                )
+            except ApiError as e:
+                if e.status not in (403, 404):
+                    raise
+                detail = f"instance-pools/list: HTTP {e.status} {e.error_code or ''}".rstrip()
+                self._pools_listed = SourceUnavailable(detail)
+        if isinstance(self._pools_listed, SourceUnavailable):
+            raise self._pools_listed
+        return self._pools_listed
 
     def list_clusters(self) -> list[dict]:
         """The non-job clusters (see NON_JOB_SOURCES), every page; listed once per instance."""

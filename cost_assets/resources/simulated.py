@@ -166,21 +166,27 @@ class SimulatedCloudBill(CloudBill):
         first = self.world.workspace_index
         return [self.world.member(first + k).config_for(days) for k in range(self.workspaces)]
 
-    def _export(self, configs: list[WorldConfig], day: dt.date) -> pl.DataFrame:
-        """The day's export: every member's charges, the other team's storage once (the first member's)."""
+    def _export(self, configs: list[WorldConfig], frames: list[pl.DataFrame]) -> pl.DataFrame:
+        """A day's export from each member's ``frames``: every charge, the other team's storage once (the
+        first member's)."""
         other = sim_cloud_bill.OTHER_TEAM_STORAGE[configs[0].cloud]
-        frames = [sim_cloud_bill.export_frame(c, self.shape, [day]) for c in configs]
         rest = [f.filter(pl.col("ResourceId") != other) for f in frames[1:]]
         return pl.concat([frames[0], *rest], how="diagonal_relaxed")
 
     def costs(self, days: list[dt.date]) -> tuple[pl.DataFrame, int]:
         configs = self._configs(days)
         fmt = cloud_bill.FOCUS if self.shape == "focus" else cloud_bill.AZURE
+        # Member by member, all its days while its world is in the simulation's small caches: day by day over
+        # more members than the caches hold would rebuild every world for every day.
+        per_day = {day: [] for day in days}
+        for c in configs:
+            for day in days:
+                per_day[day].append(sim_cloud_bill.export_frame(c, self.shape, [day]))
         with tempfile.TemporaryDirectory(prefix="cost-assets-cloud-bill-") as scratch:
             files = []
             for day in sorted(days):
                 path = Path(scratch) / f"{self.shape}-{day.isoformat()}.csv"
-                self._export(configs, day).write_csv(path)
+                self._export(configs, per_day[day]).write_csv(path)
                 written = dt.datetime.combine(day + dt.timedelta(days=2), dt.time(6), dt.UTC).timestamp()
                 os.utime(path, (written, written))
                 files.append(path)

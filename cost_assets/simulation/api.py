@@ -60,9 +60,14 @@ class SimulatedApi:
             raise NotFound(f"instance-pools/get: pool {instance_pool_id} does not exist")
         return views.instance_pool_payload(self.world, instance_pool_id)
 
-    def list_instance_pools(self) -> list[dict]:
-        """The world's pools as of the window's end (the mock server's instance-pools/list)."""
+    @cached_property
+    def _pools_listed(self) -> list[dict]:
         return views.instance_pools_list(self.world)
+
+    def list_instance_pools(self) -> list[dict]:
+        """The world's pools as of the window's end (the mock server's instance-pools/list), built once per
+        instance as the REST client lists them once."""
+        return self._pools_listed
 
     def list_clusters(self) -> list[dict]:
         """Every cluster, built once per instance (the world does not change; the REST client also lists
